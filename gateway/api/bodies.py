@@ -1,0 +1,62 @@
+"""Reading request bodies within limits: size, media type, JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.api.problems import Problem
+from gateway.domain.jobs import FieldError
+
+
+def _is_json_media_type(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    if not _is_json_media_type(request.content_type):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            f"send the body as application/json (got {request.content_type or 'none'})",
+            headers={"Accept-Post": "application/json"},
+        )
+    charset = request.charset
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        raise Problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be UTF-8")
+    too_large = Problem(
+        413, "payload-too-large", "Payload Too Large", f"the body must be at most {limit} bytes for this endpoint"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise Problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "the request body is empty",
+            errors=[FieldError("/", "a JSON body is required")],
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            f"the body is not valid JSON: {exc}",
+            errors=[FieldError("/", "not valid JSON")],
+        ) from None

@@ -1,0 +1,34 @@
+"""What handlers share: the store, settings, metrics and the idempotency keys in flight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.api.auth import Authenticator
+from gateway.domain.jobs import JobLimits
+from gateway.metrics import Metrics
+from gateway.provider_registry import ProviderRegistry
+from gateway.settings import Settings
+from gateway.store.store import Store
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    auth: Authenticator
+    providers: ProviderRegistry
+    limits: JobLimits
+    # (tenant, idempotency key) of requests between accept and commit in this process: a second
+    # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
+    inflight_keys: set[tuple[str, str]] = field(default_factory=set)
+
+
+CONTEXT = web.AppKey("context", ApiContext)
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]

@@ -1,0 +1,315 @@
+"""Handlers for send jobs: accept one, accept a batch, read one, list the delivery log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from gateway.api import render
+from gateway.api.bodies import read_json
+from gateway.api.context import ApiContext, context
+from gateway.api.problems import Problem, validation_problem
+from gateway.domain.ids import message_id
+from gateway.domain.jobs import (
+    FieldError,
+    normalise_phone,
+    parse_timestamp,
+    valid_idempotency_key,
+    validate_job,
+)
+from gateway.domain.models import SendJob, Status
+from gateway.store.records import AcceptOutcome, MessageFilter
+
+log = structlog.get_logger("gateway.api")
+JSON = "application/json"
+LIST_PARAMS = frozenset({"campaign", "status", "to", "user_id", "since", "until", "limit", "cursor"})
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+
+
+def request_hash(body: Any) -> str:
+    """Same JSON value, same hash: key order and white space do not make a body different."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float) -> dict[str, Any]:
+    retention = ctx.settings.api.idempotency_retention_hours * 3600
+    return {
+        "id": message_id(now),
+        "tenant_id": tenant_id,
+        "idempotency_key": key,
+        "request_hash": body_hash if key else None,
+        "idempotency_expires_at": now + retention if key else None,
+        "channel": job.channel.value,
+        "to_addr": job.to,
+        "content": orjson.dumps(job.content).decode(),
+        "category": job.category.value,
+        "user_id": job.user_id,
+        "campaign": job.campaign,
+        "variant": job.variant,
+        "send_at": job.send_at,
+        "expires_at": job.expires_at,
+        "fallback": ",".join(c.value for c in job.fallback) or None,
+        "metadata": orjson.dumps(job.metadata).decode() if job.metadata else None,
+        "status": Status.QUEUED.value,
+        "reason": None,
+        "provider": None,
+        "provider_message_id": None,
+        "sender": None,
+        "attempt_count": 0,
+        "next_attempt_at": job.send_at if job.send_at else now,
+        "lease_owner": None,
+        "lease_until": None,
+        "error_code": None,
+        "error_message": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _idempotency_problem(outcome: AcceptOutcome) -> Problem:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "Idempotency key reused",
+        "this Idempotency-Key was already used with a different request body",
+        errors=[FieldError("Idempotency-Key", "already used with a different body")],
+        extra={"message_id": outcome.row["id"]},
+    )
+
+
+def _in_flight_problem() -> Problem:
+    return Problem(
+        409,
+        "idempotency-key-in-flight",
+        "Request in progress",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def create_message(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not valid_idempotency_key(key):
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            errors=[FieldError("Idempotency-Key", "must be 1-255 printable ASCII characters")],
+        )
+    if key is None and ctx.settings.api.require_idempotency_key:
+        raise Problem(
+            400,
+            "missing-idempotency-key",
+            "Idempotency-Key required",
+            "this gateway requires an Idempotency-Key header on every send",
+            errors=[FieldError("Idempotency-Key", "is required")],
+        )
+    body = await read_json(request, ctx.settings.api.max_body_bytes)
+    job, errors = validate_job(body, ctx.limits)
+    if job is None:
+        raise validation_problem(errors)
+    now = time.time()
+    row = _row(ctx, principal.tenant_id, job, key, request_hash(body), now)
+    flight = (principal.tenant_id, key) if key else None
+    if flight is not None:
+        if flight in ctx.inflight_keys:
+            raise _in_flight_problem()
+        ctx.inflight_keys.add(flight)
+    try:
+        outcome = (await ctx.store.accept([row]))[0]
+    finally:
+        if flight is not None:
+            ctx.inflight_keys.discard(flight)
+    if outcome.kind == "mismatch":
+        raise _idempotency_problem(outcome)
+    headers = {"Location": f"/v1/messages/{outcome.row['id']}"}
+    if outcome.kind == "replay":
+        ctx.metrics.replayed.inc()
+        headers["Idempotent-Replayed"] = "true"
+    else:
+        ctx.metrics.accepted.labels(job.channel.value).inc()
+        log.debug("message accepted", message_id=row["id"], tenant=principal.tenant_id, campaign=job.campaign)
+    return _json_response(render.accepted_message(outcome.row), 202, headers)
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    body = await read_json(request, ctx.settings.api.max_batch_body_bytes)
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise validation_problem([FieldError("/messages", "must be a list of send jobs")])
+    unknown = sorted(set(body) - {"messages"})
+    if unknown:
+        raise validation_problem([FieldError(f"/{name}", "is not a known field") for name in unknown])
+    items: list[Any] = body["messages"]
+    limit = ctx.settings.api.max_batch_items
+    if len(items) > limit:
+        raise Problem(
+            413,
+            "batch-too-large",
+            "Batch too large",
+            f"a batch holds at most {limit} messages (got {len(items)})",
+            errors=[FieldError("/messages", f"must hold at most {limit} items")],
+        )
+    if not items:
+        raise validation_problem([FieldError("/messages", "must hold at least one item")])
+
+    now = time.time()
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    rows: list[dict[str, Any]] = []
+    row_index: list[int] = []
+    first_of_key: dict[str, tuple[int, str]] = {}
+    same_as: dict[int, int] = {}
+    claimed: list[tuple[str, str]] = []
+    require_key = ctx.settings.api.require_idempotency_key
+    for index, item in enumerate(items):
+        prefix = f"/messages/{index}"
+        key = item.get("idempotency_key") if isinstance(item, dict) else None
+        job_body = {k: v for k, v in item.items() if k != "idempotency_key"} if isinstance(item, dict) else item
+        key_errors: list[FieldError] = []
+        if key is not None and (not isinstance(key, str) or not valid_idempotency_key(key)):
+            key_errors.append(FieldError(f"{prefix}/idempotency_key", "must be 1-255 printable ASCII characters"))
+        elif key is None and require_key and isinstance(item, dict):
+            key_errors.append(FieldError(f"{prefix}/idempotency_key", "is required"))
+        job, errors = validate_job(job_body, ctx.limits, prefix)
+        if job is None or key_errors:
+            results[index] = {"index": index, "status": 422, "problem": validation_problem(key_errors + errors).body()}
+            continue
+        body_hash = request_hash(job_body)
+        if key is not None:
+            if key in first_of_key:
+                first_index, first_hash = first_of_key[key]
+                if first_hash == body_hash:
+                    same_as[index] = first_index
+                else:
+                    results[index] = {
+                        "index": index,
+                        "status": 422,
+                        "problem": Problem(
+                            422,
+                            "idempotency-key-reused",
+                            "Idempotency key reused",
+                            f"item {first_index} of this batch uses this idempotency_key with a different body",
+                            errors=[FieldError(f"{prefix}/idempotency_key", "already used with a different body")],
+                        ).body(),
+                    }
+                continue
+            flight = (principal.tenant_id, key)
+            if flight in ctx.inflight_keys:
+                results[index] = {"index": index, "status": 409, "problem": _in_flight_problem().body()}
+                continue
+            first_of_key[key] = (index, body_hash)
+            ctx.inflight_keys.add(flight)
+            claimed.append(flight)
+        rows.append(_row(ctx, principal.tenant_id, job, key, body_hash, now))
+        row_index.append(index)
+    try:
+        outcomes = await ctx.store.accept(rows) if rows else []
+    finally:
+        for flight in claimed:
+            ctx.inflight_keys.discard(flight)
+    for index, outcome in zip(row_index, outcomes, strict=True):
+        if outcome.kind == "mismatch":
+            results[index] = {"index": index, "status": 422, "problem": _idempotency_problem(outcome).body()}
+            continue
+        result: dict[str, Any] = {"index": index, "status": 202, "id": outcome.row["id"]}
+        if outcome.kind == "replay":
+            result["replayed"] = True
+            ctx.metrics.replayed.inc()
+        else:
+            ctx.metrics.accepted.labels(outcome.row["channel"]).inc()
+        results[index] = result
+    for index, first_index in same_as.items():
+        first = results[first_index]
+        assert first is not None
+        results[index] = {**first, "index": index, "replayed": True} if first.get("id") else {**first, "index": index}
+    accepted = sum(1 for r in results if r is not None and r["status"] == 202 and not r.get("replayed"))
+    return _json_response({"accepted": accepted, "results": results})
+
+
+async def get_message(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "read")
+    row = await ctx.store.get_message(principal.tenant_id, request.match_info["id"])
+    if row is None:
+        raise Problem(404, "not-found", "Not Found", f"no message {request.match_info['id']!r}")
+    return _json_response(render.message_detail(row))
+
+
+def _cursor_encode(message_id: str) -> str:
+    return base64.urlsafe_b64encode(message_id.encode()).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str) -> str | None:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return decoded if decoded.startswith("msg_") and len(decoded) <= 40 else None
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "read")
+    query = request.query
+    errors: list[FieldError] = [
+        FieldError(name, "is not a known query parameter") for name in sorted(set(query) - LIST_PARAMS)
+    ]
+    statuses: tuple[str, ...] = ()
+    if "status" in query:
+        statuses = tuple(s for s in query["status"].split(",") if s)
+        bad = [s for s in statuses if s not in Status._value2member_map_]
+        if bad or not statuses:
+            errors.append(FieldError("status", f"must be one or more of {', '.join(s.value for s in Status)}"))
+    bounds: dict[str, float | None] = {"since": None, "until": None}
+    for name in bounds:
+        if name in query:
+            bounds[name] = parse_timestamp(query[name])
+            if bounds[name] is None:
+                errors.append(FieldError(name, "must be an RFC 3339 date-time with an offset"))
+    limit = 50
+    if "limit" in query:
+        raw = query["limit"]
+        if not raw.isdigit() or not 1 <= int(raw) <= 500:
+            errors.append(FieldError("limit", "must be an integer from 1 to 500"))
+        else:
+            limit = int(raw)
+    before: str | None = None
+    if "cursor" in query:
+        before = _cursor_decode(query["cursor"])
+        if before is None:
+            errors.append(FieldError("cursor", "is not a cursor this API gave out"))
+    to = query.get("to")
+    if to is not None and to.startswith("+"):
+        to = normalise_phone(to) or to
+    if errors:
+        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    rows = await ctx.store.list_messages(
+        MessageFilter(
+            tenant_id=principal.tenant_id,
+            campaign=query.get("campaign"),
+            status=statuses,
+            to=to,
+            user_id=query.get("user_id"),
+            since=bounds["since"],
+            until=bounds["until"],
+            before_id=before,
+            limit=limit + 1,
+        )
+    )
+    page = rows[:limit]
+    next_cursor = _cursor_encode(page[-1]["id"]) if len(rows) > limit else None
+    return _json_response({"data": [render.message(r) for r in page], "next_cursor": next_cursor})

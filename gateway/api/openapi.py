@@ -1,0 +1,376 @@
+"""The OpenAPI 3.1 document of the API. Schemas are JSON Schema 2020-12, so tests validate real
+requests and responses against them directly."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from gateway.domain.models import Category, Channel, Status
+
+CHANNELS = [c.value for c in Channel]
+STATUSES = [s.value for s in Status]
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+SEND_JOB: dict[str, Any] = {
+    "type": "object",
+    "required": ["channel", "to", "content"],
+    "additionalProperties": False,
+    "properties": {
+        "channel": {"enum": CHANNELS},
+        "to": {
+            "type": "string",
+            "minLength": 1,
+            "description": (
+                "E.164 for sms/voice, an address for email, a device token for push, an https URL for webhook"
+            ),
+        },
+        "content": {
+            "type": "object",
+            "description": "sms/voice: {text}; push: {title, body, data?}; "
+            "email: {subject, text, html?}; webhook: {payload}",
+        },
+        "category": {"enum": [c.value for c in Category], "default": "marketing"},
+        "user_id": {"type": "string", "maxLength": 128},
+        "campaign": {"type": "string", "maxLength": 128},
+        "variant": {"type": "string", "maxLength": 128},
+        "send_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "metadata": {"type": "object"},
+    },
+}
+
+MESSAGE_CORE = {
+    "id": {"type": "string", "pattern": "^msg_[0-9A-Z]{26}$"},
+    "status": {"enum": STATUSES},
+    "channel": {"enum": CHANNELS},
+    "to": {"type": "string"},
+    "category": {"enum": [c.value for c in Category]},
+    "user_id": NULLABLE_STR,
+    "campaign": NULLABLE_STR,
+    "variant": NULLABLE_STR,
+    "send_at": NULLABLE_TIME,
+    "expires_at": NULLABLE_TIME,
+    "idempotency_key": NULLABLE_STR,
+    "created_at": {"type": "string", "format": "date-time"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "SendJob": SEND_JOB,
+    "AcceptedMessage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(MESSAGE_CORE),
+        "properties": MESSAGE_CORE,
+    },
+    "Message": {
+        "type": "object",
+        "required": [*MESSAGE_CORE, "reason", "content", "provider", "attempt_count", "updated_at"],
+        "properties": {
+            **MESSAGE_CORE,
+            "reason": NULLABLE_STR,
+            "content": {"type": "object"},
+            "fallback": {"type": "array", "items": {"enum": CHANNELS}},
+            "metadata": {"type": "object"},
+            "provider": NULLABLE_STR,
+            "provider_message_id": NULLABLE_STR,
+            "sender": NULLABLE_STR,
+            "attempt_count": {"type": "integer", "minimum": 0},
+            "next_attempt_at": NULLABLE_TIME,
+            "error_code": NULLABLE_STR,
+            "error_message": NULLABLE_STR,
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "MessageDetail": {
+        "allOf": [
+            _ref("Message"),
+            {
+                "type": "object",
+                "required": ["attempts", "receipts", "clicks", "events"],
+                "properties": {
+                    "attempts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["number", "provider", "outcome"],
+                            "properties": {
+                                "number": {"type": "integer"},
+                                "provider": {"type": "string"},
+                                "outcome": {"type": "string"},
+                            },
+                        },
+                    },
+                    "receipts": {"type": "array", "items": {"type": "object", "required": ["provider", "status"]}},
+                    "clicks": {"type": "array"},
+                    "events": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["at", "type", "status", "reason"],
+                            "properties": {
+                                "at": {"type": "string", "format": "date-time"},
+                                "type": {"type": "string"},
+                                "status": NULLABLE_STR,
+                                "reason": NULLABLE_STR,
+                                "detail": {"type": "object"},
+                            },
+                        },
+                    },
+                },
+            },
+        ],
+    },
+    "MessageList": {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {"data": {"type": "array", "items": _ref("Message")}, "next_cursor": NULLABLE_STR},
+    },
+    "BatchRequest": {
+        "type": "object",
+        "required": ["messages"],
+        "additionalProperties": False,
+        "properties": {
+            "messages": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {
+                    "allOf": [
+                        {
+                            "type": "object",
+                            "properties": {"idempotency_key": {"type": "string", "minLength": 1, "maxLength": 255}},
+                        }
+                    ],
+                },
+            }
+        },
+    },
+    "BatchResponse": {
+        "type": "object",
+        "required": ["accepted", "results"],
+        "properties": {
+            "accepted": {"type": "integer", "minimum": 0},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "status"],
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "status": {"enum": [202, 409, 422]},
+                        "id": {"type": "string"},
+                        "replayed": {"type": "boolean"},
+                        "problem": _ref("Problem"),
+                    },
+                },
+            },
+        },
+    },
+    "ReceiptSummary": {
+        "type": "object",
+        "required": ["applied", "duplicate", "held"],
+        "properties": {"applied": {"type": "integer"}, "duplicate": {"type": "integer"}, "held": {"type": "integer"}},
+    },
+}
+
+BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
+AUTH_ERRORS = {
+    "401": _problem_response("missing, unknown, revoked or expired API key"),
+    "403": _problem_response("the key lacks the needed scope"),
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    idempotency_header = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    }
+    replay_headers = {
+        "Location": {"schema": {"type": "string"}},
+        "Idempotent-Replayed": {
+            "schema": {"enum": ["true"]},
+            "description": "present when this is the answer to an earlier request",
+        },
+    }
+    list_params = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in [
+            ("campaign", {"type": "string"}),
+            ("status", {"type": "string", "description": "comma-separated statuses"}),
+            ("to", {"type": "string"}),
+            ("user_id", {"type": "string"}),
+            ("since", {"type": "string", "format": "date-time"}),
+            ("until", {"type": "string", "format": "date-time"}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+            ("cursor", {"type": "string"}),
+        ]
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "delivery-gateway",
+            "version": "1",
+            "description": "Send jobs in, delivered messages out: SMS, voice, push, email and webhooks, "
+            "without over-contacting anyone, losing or duplicating a message.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/v1/messages": {
+                "post": {
+                    "operationId": "createMessage",
+                    "summary": "Accept one send job",
+                    "security": BEARER,
+                    "parameters": [idempotency_header],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SendJob")}}},
+                    "responses": {
+                        "202": {
+                            "description": "accepted and durable",
+                            "headers": replay_headers,
+                            "content": {"application/json": {"schema": _ref("AcceptedMessage")}},
+                        },
+                        "400": _problem_response("malformed JSON or Idempotency-Key"),
+                        **AUTH_ERRORS,
+                        "409": _problem_response("a request with this Idempotency-Key is still being processed"),
+                        "413": _problem_response("body too large"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid job, or Idempotency-Key reused with a different body"),
+                    },
+                },
+                "get": {
+                    "operationId": "listMessages",
+                    "summary": "The delivery log, newest first",
+                    "security": BEARER,
+                    "parameters": list_params,
+                    "responses": {
+                        "200": _json(_ref("MessageList"), "a page of messages"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/v1/messages/batch": {
+                "post": {
+                    "operationId": "createMessageBatch",
+                    "summary": "Accept up to 1000 send jobs, each judged on its own",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("BatchRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("BatchResponse"), "one result per item"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "413": _problem_response("too many items or body too large"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("not a batch"),
+                    },
+                },
+            },
+            "/v1/messages/{id}": {
+                "get": {
+                    "operationId": "getMessage",
+                    "summary": "A message with its attempts, receipts, clicks and events",
+                    "security": BEARER,
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json(_ref("MessageDetail"), "the message"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such message for this tenant"),
+                    },
+                },
+            },
+            "/v1/receipts/{provider}": {
+                "post": {
+                    "operationId": "postReceipts",
+                    "summary": "Delivery receipts in the provider's own wire format",
+                    "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
+                    "responses": {
+                        "200": _json(_ref("ReceiptSummary"), "receipts recorded"),
+                        "400": _problem_response("not a receipt of this provider"),
+                        "401": _problem_response("signature missing, wrong or stale"),
+                        "404": _problem_response("unknown provider"),
+                    },
+                },
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "responses": {"200": _json({"type": "object"}, "alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: database (and Redis) reachable",
+                    "responses": {
+                        "200": _json({"type": "object"}, "ready"),
+                        "503": _problem_response("a dependency is failing"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                }
+            },
+        },
+    }

@@ -1,0 +1,109 @@
+"""RFC 9457 problem details: every error the API gives is application/problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from gateway.domain.jobs import FieldError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+log = structlog.get_logger("gateway.api")
+
+
+class Problem(Exception):
+    """Raised by handlers; the middleware turns it into a problem+json response."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [{"field": e.field or "/", "message": e.message} for e in self.errors]
+        body.update(self.extra)
+        return body
+
+    def response(self, instance: str | None = None) -> web.Response:
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(self.body(instance)),
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers=self.headers,
+        )
+
+
+def validation_problem(errors: Sequence[FieldError], detail: str | None = None) -> Problem:
+    fields = ", ".join(e.field or "/" for e in errors[:5])
+    return Problem(
+        422,
+        "validation",
+        "The request is not valid",
+        detail or f"{len(errors)} field(s) are not valid: {fields}",
+        errors=errors,
+    )
+
+
+_STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+@web.middleware
+async def problem_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug = _STATUS_SLUGS.get(exc.status, "http-error")
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 413:
+            detail = "the request body is larger than this endpoint accepts"
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return Problem(exc.status, slug, exc.reason, detail, headers=headers).response(request.path)
+    except Exception:
+        log.exception("unhandled error", path=request.path, method=request.method)
+        return Problem(
+            500, "internal", "Internal Server Error", "the gateway failed to handle this request; it has been logged"
+        ).response(request.path)

@@ -1,0 +1,55 @@
+"""Delivery receipts from providers, in each provider's own wire format, signature-checked."""
+
+from __future__ import annotations
+
+import orjson
+import structlog
+from aiohttp import web
+
+from gateway.api.context import context
+from gateway.api.problems import Problem
+from gateway.store.records import ReceiptRecord
+from providers.base import CallbackFormatError, InboundRequest, SignatureError
+
+log = structlog.get_logger("gateway.api.receipts")
+MAX_RECEIPT_BODY = 4 * 1024 * 1024
+
+
+async def post_receipts(request: web.Request) -> web.Response:
+    ctx = context(request)
+    name = request.match_info["provider"]
+    provider = ctx.providers.get(name)
+    if provider is None or (not provider.capabilities.receipts and name != "sandbox"):
+        raise Problem(404, "not-found", "Not Found", f"no provider {name!r} takes receipts here")
+    if request.content_length is not None and request.content_length > MAX_RECEIPT_BODY:
+        raise Problem(413, "payload-too-large", "Payload Too Large", "receipt body too large")
+    body = await request.read()
+    inbound = InboundRequest(
+        method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
+    )
+    try:
+        parsed = provider.parse_receipts(inbound)
+    except SignatureError as exc:
+        ctx.metrics.receipts.labels(name, "bad_signature").inc()
+        log.warning("receipt refused: bad signature", provider=name, reason=str(exc))
+        raise Problem(401, "invalid-signature", "Invalid signature", str(exc)) from None
+    except CallbackFormatError as exc:
+        ctx.metrics.receipts.labels(name, "malformed").inc()
+        raise Problem(400, "malformed-receipt", "Malformed receipt", str(exc)) from None
+    records = [
+        ReceiptRecord(
+            provider=name,
+            provider_message_id=r.provider_message_id,
+            status=r.status,
+            reference=r.reference,
+            error_code=r.error_code,
+            occurred_at=r.occurred_at,
+            raw=r.raw,
+        )
+        for r in parsed
+    ]
+    summary = await ctx.store.apply_receipts(records)
+    for result, count in summary.items():
+        if count:
+            ctx.metrics.receipts.labels(name, result).inc(count)
+    return web.Response(body=orjson.dumps(summary), content_type="application/json")

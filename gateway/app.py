@@ -1,0 +1,164 @@
+"""Assembles the gateway: store, providers, HTTP API and worker, with an orderly start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any, Literal
+
+import structlog
+from aiohttp import web
+
+from gateway.api import messages, ops, receipts
+from gateway.api.auth import SCOPES, Authenticator, key_row, new_key, provisioned_key_id
+from gateway.api.context import CONTEXT, ApiContext
+from gateway.api.problems import problem_middleware
+from gateway.domain.jobs import JobLimits
+from gateway.metrics import Metrics
+from gateway.provider_registry import ProviderRegistry, build_providers
+from gateway.settings import Settings
+from gateway.store import queries
+from gateway.store.store import Store
+from gateway.worker import Worker
+
+Role = Literal["api", "worker", "all"]
+log = structlog.get_logger("gateway")
+
+
+def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=ctx.settings.api.max_batch_body_bytes + 1)
+    app[CONTEXT] = ctx
+    app.router.add_get("/healthz", ops.healthz)
+    app.router.add_get("/readyz", ops.readyz)
+    app.router.add_get("/metrics", ops.metrics)
+    if role in ("api", "all"):
+        app.router.add_get("/openapi.json", ops.openapi)
+        app.router.add_post("/v1/messages", messages.create_message)
+        app.router.add_get("/v1/messages", messages.list_messages)
+        app.router.add_post("/v1/messages/batch", messages.create_batch)
+        app.router.add_get("/v1/messages/{id}", messages.get_message)
+        app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
+    return app
+
+
+async def provision_keys(store: Store, settings: Settings) -> str | None:
+    """Store GATEWAY_API_KEY if given; on a first start without keys, make one. Returns a new key to show."""
+    if settings.api_key is not None:
+        key = settings.api_key.get_secret_value()
+        row = key_row(key, provisioned_key_id(key), "default", "GATEWAY_API_KEY", SCOPES)
+        await store.db.write(queries.upsert_provisioned_key, row)
+        return None
+    if await store.db.read(queries.count_api_keys) > 0:
+        return None
+    key, key_id = new_key()
+    await store.db.write(queries.insert_api_key, key_row(key, key_id, "default", "first-start", SCOPES))
+    return key
+
+
+class Gateway:
+    def __init__(self, settings: Settings, role: Role = "all") -> None:
+        self.settings = settings
+        self.role = role
+        self.metrics = Metrics()
+        self.store = Store.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            pool_size=settings.db_pool_size,
+            group_commit_ms=settings.api.group_commit_ms,
+            group_commit_max_rows=settings.api.group_commit_max_rows,
+        )
+        self.providers: ProviderRegistry | None = None
+        self.worker: Worker | None = None
+        self.runner: web.AppRunner | None = None
+        self.first_key: str | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.port: int = settings.port
+
+    async def start(self) -> None:
+        await self.store.migrate()
+        self.first_key = await provision_keys(self.store, self.settings)
+        secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
+        dispatching = self.role in ("worker", "all")
+        self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
+        await self.providers.start()
+        s = self.settings
+        ctx = ApiContext(
+            settings=s,
+            store=self.store,
+            metrics=self.metrics,
+            auth=Authenticator(self.store),
+            providers=self.providers,
+            limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
+        )
+        self.runner = web.AppRunner(
+            build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        )
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.host, s.port, backlog=1024, reuse_address=True)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        if dispatching:
+            self.worker = Worker(self.store, self.providers, s.worker, self.metrics)
+            self.worker.start()
+            self._spawn(self._track_queue_depth())
+        self._spawn(self._release_idempotency_keys())
+        log.info(
+            "gateway started",
+            role=self.role,
+            host=s.host,
+            port=self.port,
+            database=s.database_url.split("@")[-1],
+            state="redis" if s.redis_url else "memory",
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._background.append(asyncio.create_task(coro))
+
+    async def stop(self) -> None:
+        """Stop taking requests, let the worker finish or hand back its jobs, then close the record."""
+        log.info("gateway stopping", role=self.role)
+        if self.runner is not None:
+            # Listening stops first; requests already inside finish and are committed.
+            await self.runner.cleanup()
+        if self.worker is not None:
+            await self.worker.stop()
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.providers is not None:
+            await self.providers.close()
+        await self.store.close()
+        log.info("gateway stopped", role=self.role)
+
+    async def _track_queue_depth(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                for status, count in (await self.store.status_counts()).items():
+                    self.metrics.queue_depth.labels(status).set(count)
+            await asyncio.sleep(5.0)
+
+    async def _release_idempotency_keys(self) -> None:
+        while True:
+            await asyncio.sleep(60.0)
+            with contextlib.suppress(Exception):
+                await self.store.release_idempotency_keys()
+
+
+async def serve(settings: Settings, role: Role) -> None:
+    gateway = Gateway(settings, role)
+    await gateway.start()
+    if gateway.first_key:
+        print(f"API key for tenant 'default' (shown once; store it now): {gateway.first_key}", flush=True)
+    print(f"delivery-gateway {role} listening on http://{settings.host}:{gateway.port}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await gateway.stop()

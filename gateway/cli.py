@@ -1,0 +1,133 @@
+"""The `gateway` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+
+from gateway.settings import Settings, SettingsError, load_settings
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(coro: object) -> object:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.app import serve
+    from gateway.logging import configure_logging
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level)
+    _run(serve(settings, args.role))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+
+    async def migrate() -> int:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    print(f"schema version {_run(migrate())}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from gateway.api.auth import SCOPES, key_row, new_key
+    from gateway.store import queries
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    scopes = tuple(s for s in args.scopes.split(",") if s) if getattr(args, "scopes", None) else SCOPES
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        print(f"gateway: unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        try:
+            await store.migrate()
+            if args.keys_command == "create":
+                key, key_id = new_key()
+                expires = time.time() + args.expires_days * 86400 if args.expires_days else None
+                await store.db.write(
+                    queries.insert_api_key, key_row(key, key_id, args.tenant, args.name, scopes, expires)
+                )
+                print(key)
+                print(f"key id {key_id}, tenant {args.tenant}, scopes {','.join(scopes)} (shown once)", file=sys.stderr)
+            elif args.keys_command == "list":
+                rows = await store.db.read(queries.list_api_keys, args.tenant)
+                print(f"{'ID':<14} {'TENANT':<16} {'NAME':<20} {'SCOPES':<26} STATE")
+                for r in rows:
+                    state = (
+                        "revoked"
+                        if r["revoked_at"]
+                        else ("expired" if r["expires_at"] and r["expires_at"] < time.time() else "active")
+                    )
+                    print(f"{r['id']:<14} {r['tenant_id']:<16} {r['name'][:20]:<20} {r['scopes']:<26} {state}")
+            elif args.keys_command == "revoke":
+                if not await store.db.write(queries.revoke_api_key, args.key_id, time.time()):
+                    print(f"gateway: no active key {args.key_id}", file=sys.stderr)
+                    return 1
+                print(f"revoked {args.key_id}")
+            return 0
+        finally:
+            await store.close()
+
+    result = _run(run())
+    return int(result) if isinstance(result, int) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (API and worker by default)")
+    serve.add_argument("--role", choices=["api", "worker", "all"], default="all")
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(func=cmd_migrate)
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a new key (printed once)")
+    create.add_argument("--tenant", default="default")
+    create.add_argument("--name", default="cli")
+    create.add_argument("--scopes", default=",".join(("send", "read", "report", "admin")))
+    create.add_argument("--expires-days", type=float, default=None)
+    listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", default=None)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""Validation of send jobs: turns an untrusted JSON value into a SendJob or a list of field errors.
+
+Every error names its field as a JSON pointer relative to the request body, so a campaign system
+can tell which of a thousand batch items and which field was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import phonenumbers
+
+from gateway.domain.models import Category, Channel, SendJob
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobLimits:
+    max_text_chars: int = 1600
+    max_subject_chars: int = 998
+    max_email_body_chars: int = 200_000
+    max_push_title_chars: int = 256
+    max_push_body_chars: int = 4096
+    max_payload_bytes: int = 65_536
+    max_metadata_bytes: int = 4096
+    max_label_chars: int = 128
+    max_fallback: int = 4
+    allow_http_webhooks: bool = False
+
+
+KNOWN_FIELDS = frozenset(
+    {
+        "channel",
+        "to",
+        "content",
+        "category",
+        "user_id",
+        "campaign",
+        "variant",
+        "send_at",
+        "expires_at",
+        "fallback",
+        "metadata",
+    }
+)
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_EMAIL_RE = re.compile(
+    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
+_CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
+    # field -> required
+    Channel.SMS: {"text": True},
+    Channel.VOICE: {"text": True, "language": False, "voice": False},
+    Channel.PUSH: {"title": True, "body": True, "data": False},
+    Channel.EMAIL: {"subject": True, "text": True, "html": False},
+    Channel.WEBHOOK: {"payload": True},
+}
+
+
+def valid_idempotency_key(key: str) -> bool:
+    return bool(IDEMPOTENCY_KEY_RE.match(key))
+
+
+def normalise_phone(raw: str) -> str | None:
+    """The E.164 form of a number given in international form, or None if it is not a valid number."""
+    if not raw.startswith("+") or len(raw) > 20:
+        return None
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """RFC 3339 with an explicit offset; a time without a zone is ambiguous and refused."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+class _Checker:
+    def __init__(self, prefix: str, limits: JobLimits) -> None:
+        self.prefix = prefix
+        self.limits = limits
+        self.errors: list[FieldError] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(self.prefix + path, message))
+
+    def label(self, body: dict[str, Any], name: str) -> str | None:
+        value = body.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value or len(value) > self.limits.max_label_chars:
+            self.fail(f"/{name}", f"must be a non-empty string of at most {self.limits.max_label_chars} characters")
+            return None
+        if any(ord(c) < 0x20 for c in value):
+            self.fail(f"/{name}", "must not contain control characters")
+            return None
+        return value
+
+    def text(self, content: dict[str, Any], name: str, max_chars: int, required: bool) -> None:
+        value = content.get(name)
+        if value is None:
+            if required:
+                self.fail(f"/content/{name}", "is required")
+            return
+        if not isinstance(value, str):
+            self.fail(f"/content/{name}", "must be a string")
+        elif required and not value.strip():
+            self.fail(f"/content/{name}", "must not be empty")
+        elif len(value) > max_chars:
+            self.fail(f"/content/{name}", f"must be at most {max_chars} characters (got {len(value)})")
+        elif "\x00" in value:
+            self.fail(f"/content/{name}", "must not contain NUL characters")
+
+    def json_size(self, path: str, value: Any, max_bytes: int) -> None:
+        try:
+            size = len(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):
+            self.fail(path, "must be plain JSON")
+            return
+        if size > max_bytes:
+            self.fail(path, f"must serialise to at most {max_bytes} bytes (got {size})")
+
+
+def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJob | None, list[FieldError]]:
+    """Judge one send job; returns the job, or None with every problem found (not just the first)."""
+    check = _Checker(prefix, limits)
+    if not isinstance(body, dict):
+        check.fail("", "must be a JSON object")
+        return None, check.errors
+    for name in sorted(set(body) - KNOWN_FIELDS):
+        check.fail(f"/{name}", "is not a known field")
+
+    channel: Channel | None = None
+    raw_channel = body.get("channel")
+    if raw_channel is None:
+        check.fail("/channel", "is required")
+    elif raw_channel not in Channel._value2member_map_:
+        check.fail("/channel", f"must be one of {', '.join(c.value for c in Channel)}")
+    else:
+        channel = Channel(raw_channel)
+
+    to = _validate_to(check, channel, body.get("to"))
+    content = _validate_content(check, channel, body.get("content"))
+
+    category = Category.MARKETING
+    raw_category = body.get("category")
+    if raw_category is not None:
+        if raw_category not in Category._value2member_map_:
+            check.fail("/category", "must be marketing or transactional")
+        else:
+            category = Category(raw_category)
+
+    user_id = check.label(body, "user_id")
+    campaign = check.label(body, "campaign")
+    variant = check.label(body, "variant")
+
+    send_at = expires_at = None
+    for name in ("send_at", "expires_at"):
+        raw = body.get(name)
+        if raw is None:
+            continue
+        parsed = parse_timestamp(raw)
+        if parsed is None:
+            check.fail(
+                f"/{name}", "must be an RFC 3339 date-time with a time zone offset, e.g. 2026-01-31T09:00:00+08:00"
+            )
+        elif name == "send_at":
+            send_at = parsed
+        else:
+            expires_at = parsed
+    if send_at is not None and expires_at is not None and expires_at <= send_at:
+        check.fail("/expires_at", "must be later than send_at")
+
+    fallback: list[Channel] = []
+    raw_fallback = body.get("fallback")
+    if raw_fallback is not None:
+        if not isinstance(raw_fallback, list) or len(raw_fallback) > limits.max_fallback:
+            check.fail("/fallback", f"must be a list of at most {limits.max_fallback} channels")
+        else:
+            for index, item in enumerate(raw_fallback):
+                if item not in Channel._value2member_map_:
+                    check.fail(f"/fallback/{index}", f"must be one of {', '.join(c.value for c in Channel)}")
+                elif Channel(item) == channel or Channel(item) in fallback:
+                    check.fail(f"/fallback/{index}", "repeats a channel already tried")
+                else:
+                    fallback.append(Channel(item))
+
+    metadata: dict[str, Any] = {}
+    raw_metadata = body.get("metadata")
+    if raw_metadata is not None:
+        if not isinstance(raw_metadata, dict):
+            check.fail("/metadata", "must be a JSON object")
+        else:
+            check.json_size("/metadata", raw_metadata, limits.max_metadata_bytes)
+            metadata = raw_metadata
+
+    if check.errors or channel is None or to is None or content is None:
+        return None, check.errors
+    return (
+        SendJob(
+            channel=channel,
+            to=to,
+            content=content,
+            category=category,
+            user_id=user_id,
+            campaign=campaign,
+            variant=variant,
+            send_at=send_at,
+            expires_at=expires_at,
+            fallback=tuple(fallback),
+            metadata=metadata,
+        ),
+        [],
+    )
+
+
+def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | None:
+    if raw is None:
+        check.fail("/to", "is required")
+        return None
+    if not isinstance(raw, str) or not raw:
+        check.fail("/to", "must be a non-empty string")
+        return None
+    if channel in (Channel.SMS, Channel.VOICE):
+        number = normalise_phone(raw)
+        if number is None:
+            check.fail("/to", "must be a valid phone number in E.164 form, e.g. +8613812345678")
+        return number
+    if channel == Channel.EMAIL:
+        if len(raw) > 254 or not _EMAIL_RE.match(raw):
+            check.fail("/to", "must be an e-mail address")
+            return None
+        local, _, domain = raw.rpartition("@")
+        return f"{local}@{domain.lower()}"
+    if channel == Channel.PUSH:
+        if not _PUSH_TOKEN_RE.match(raw):
+            check.fail("/to", "must be a device token of 8-4096 printable characters")
+            return None
+        return raw
+    if channel == Channel.WEBHOOK:
+        allowed = ("https://", "http://") if check.limits.allow_http_webhooks else ("https://",)
+        if len(raw) > 2048 or not raw.startswith(allowed) or any(c.isspace() for c in raw):
+            check.fail("/to", "must be an https URL")
+            return None
+        return raw
+    return raw
+
+
+def _validate_content(check: _Checker, channel: Channel | None, raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        check.fail("/content", "is required")
+        return None
+    if not isinstance(raw, dict):
+        check.fail("/content", "must be a JSON object")
+        return None
+    if channel is None:
+        return None
+    fields = _CONTENT_FIELDS[channel]
+    for name in sorted(set(raw) - set(fields)):
+        check.fail(f"/content/{name}", f"is not a field of {channel.value} content")
+    limits = check.limits
+    errors_before = len(check.errors)
+    if channel in (Channel.SMS, Channel.VOICE):
+        check.text(raw, "text", limits.max_text_chars, True)
+        if channel == Channel.VOICE:
+            check.text(raw, "language", 16, False)
+            check.text(raw, "voice", 64, False)
+    elif channel == Channel.PUSH:
+        check.text(raw, "title", limits.max_push_title_chars, True)
+        check.text(raw, "body", limits.max_push_body_chars, True)
+        data = raw.get("data")
+        if data is not None:
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                check.fail("/content/data", "must be an object of string values")
+            else:
+                check.json_size("/content/data", data, 4000)
+    elif channel == Channel.EMAIL:
+        check.text(raw, "subject", limits.max_subject_chars, True)
+        check.text(raw, "text", limits.max_email_body_chars, True)
+        check.text(raw, "html", limits.max_email_body_chars, False)
+        subject = raw.get("subject")
+        if isinstance(subject, str) and ("\r" in subject or "\n" in subject):
+            check.fail("/content/subject", "must be one line")
+    elif channel == Channel.WEBHOOK:
+        payload = raw.get("payload")
+        if payload is None:
+            check.fail("/content/payload", "is required")
+        elif not isinstance(payload, dict | list):
+            check.fail("/content/payload", "must be a JSON object or array")
+        else:
+            check.json_size("/content/payload", payload, limits.max_payload_bytes)
+    return raw if len(check.errors) == errors_before else None

@@ -1,0 +1,50 @@
+"""Retry policy: what to do after an attempt failed. Pure: the caller supplies time and randomness."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_seconds: float = 2.0
+    max_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    reason: str
+
+
+def backoff_ceiling(policy: RetryPolicy, attempt: int) -> float:
+    """The upper bound of the wait after `attempt` failed attempts (exponential, capped)."""
+    return float(min(policy.max_seconds, policy.base_seconds * 2 ** max(0, attempt - 1)))
+
+
+def next_retry(
+    policy: RetryPolicy,
+    *,
+    attempt: int,
+    now: float,
+    expires_at: float | None,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> Retry | GiveUp:
+    """Full jitter (a uniform wait up to the exponential ceiling) spreads a fleet's retries after an
+    outage instead of synchronising them; a provider's Retry-After is a floor, never shortened."""
+    if attempt >= policy.max_attempts:
+        return GiveUp("provider.transient.exhausted")
+    wait = (rng or random).uniform(0, backoff_ceiling(policy, attempt))
+    if retry_after is not None:
+        wait = max(wait, retry_after)
+    at = now + wait
+    if expires_at is not None and at >= expires_at:
+        return GiveUp("expired")
+    return Retry(at)

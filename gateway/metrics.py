@@ -1,0 +1,62 @@
+"""Prometheus metrics; one registry per process so tests can start several gateways side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.accepted = Counter("gateway_messages_accepted_total", "Send jobs accepted (202)", ["channel"], registry=r)
+        self.replayed = Counter(
+            "gateway_idempotent_replays_total",
+            "Requests answered from an earlier request with the same key",
+            registry=r,
+        )
+        self.dispatched = Counter(
+            "gateway_messages_dispatched_total",
+            "Provider hand-offs by outcome",
+            ["channel", "provider", "outcome"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "gateway_messages_failed_total",
+            "Messages that ended failed, rejected, suppressed, expired or unknown",
+            ["channel", "provider", "reason"],
+            registry=r,
+        )
+        self.dispatch_latency = Histogram(
+            "gateway_dispatch_latency_seconds",
+            "From the moment a job was due to its provider hand-off",
+            ["channel", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.provider_call = Histogram(
+            "gateway_provider_call_seconds",
+            "Duration of provider send calls",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("gateway_queue_depth", "Messages waiting or in hand-off", ["status"], registry=r)
+        self.receipts = Counter(
+            "gateway_receipts_total",
+            "Delivery receipts by result",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.handoff_recovered = Counter(
+            "gateway_handoff_recoveries_total",
+            "Jobs found mid hand-off after a crash, by resolution",
+            ["resolution"],
+            registry=r,
+        )

@@ -1,0 +1,53 @@
+"""Builds the configured providers and answers which ones serve a channel."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from gateway.settings import Settings
+from providers.base import ErrorKind, Provider
+from providers.sandbox import SandboxProvider, SimulatedError
+
+
+class ProviderRegistry:
+    def __init__(self, providers: list[Provider]) -> None:
+        self.by_name: dict[str, Provider] = {p.name: p for p in providers}
+        by_channel: dict[str, list[str]] = defaultdict(list)
+        for provider in providers:
+            for channel in sorted(provider.capabilities.channels):
+                by_channel[channel].append(provider.name)
+        self.by_channel: dict[str, tuple[str, ...]] = {c: tuple(names) for c, names in by_channel.items()}
+
+    def get(self, name: str) -> Provider | None:
+        return self.by_name.get(name)
+
+    async def start(self) -> None:
+        for provider in self.by_name.values():
+            await provider.start()
+
+    async def close(self) -> None:
+        for provider in self.by_name.values():
+            await provider.close()
+
+
+def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching: bool) -> ProviderRegistry:
+    """`dispatching` is False for API-only processes: they verify callbacks but send nothing."""
+    providers: list[Provider] = []
+    sandbox = settings.sandbox
+    if sandbox.enabled:
+        receipt_url = None
+        if dispatching and sandbox.receipts:
+            receipt_url = sandbox.receipt_url or f"{settings.base_url}/v1/receipts/sandbox"
+        providers.append(
+            SandboxProvider(
+                receipt_url=receipt_url,
+                secret=secrets["sandbox"],
+                latency_ms=sandbox.latency_ms,
+                failure_rate=sandbox.failure_rate,
+                errors=[SimulatedError(e.code, ErrorKind(e.kind), e.weight, e.message) for e in sandbox.errors],
+                delivery_rate=sandbox.delivery_rate,
+                receipt_delay_ms=sandbox.receipt_delay_ms,
+                ledger_path=sandbox.ledger_path if dispatching else None,
+            )
+        )
+    return ProviderRegistry(providers)

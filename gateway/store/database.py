@@ -1,0 +1,124 @@
+"""Runs store functions on SQLite or PostgreSQL behind one interface.
+
+Store functions are plain synchronous SQLAlchemy Core code taking a Connection. On SQLite they run
+on one writer thread (SQLite has one writer; a dedicated thread keeps fsync off the event loop)
+and a few reader threads. On PostgreSQL they run through asyncpg via SQLAlchemy's run_sync, so
+there is one SQL layer and no second hand-written store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Database:
+    """`write` runs a function in one write transaction, `read` in a read-only one."""
+
+    dialect: str
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+def _sqlite_engine(path: str, synchronous: str, immediate: bool) -> Engine:
+    engine = sa.create_engine(
+        f"sqlite:///{path}",
+        connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+        poolclass=NullPool if path == ":memory:" else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, synchronous: str = "FULL", readers: int = 4) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer_engine = _sqlite_engine(path, synchronous, immediate=True)
+        self._reader_engine = _sqlite_engine(path, synchronous, immediate=False)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
+
+    def _run(self, engine: Engine, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with engine.begin() as conn:
+            return fn(conn, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run, self._reader_engine, fn, args)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self._writer_engine.dispose()
+        self._reader_engine.dispose()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        async_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
+            "postgres://", "postgresql+asyncpg://", 1
+        )
+        self._engine: AsyncEngine = create_async_engine(async_url, pool_size=pool_size, max_overflow=pool_size)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._engine.connect() as conn:
+            result = await conn.run_sync(fn, *args)
+            await conn.rollback()
+            return result
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def open_database(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Database:
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url.removeprefix("sqlite:///") or ":memory:", synchronous=synchronous)
+    return PostgresDatabase(url, pool_size=pool_size)

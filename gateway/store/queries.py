@@ -1,0 +1,592 @@
+"""Store functions: synchronous SQLAlchemy Core against a Connection, run by gateway.store.database.
+
+Each function is one unit of work; the caller decides the transaction (one per call).
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
+from gateway.store.schema import (
+    SCHEMA_VERSION,
+    api_keys,
+    attempts,
+    events,
+    messages,
+    metadata,
+    receipts,
+    schema_version,
+    secrets,
+    tenants,
+)
+
+DISPATCHABLE = ("queued", "deferred")
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def migrate(conn: Connection) -> int:
+    metadata.create_all(conn)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    if current is None:
+        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
+        return SCHEMA_VERSION
+    return int(current)
+
+
+def ping(conn: Connection) -> bool:
+    return conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+# --- tenants, keys, secrets -------------------------------------------------------------------
+
+
+def ensure_tenant(conn: Connection, tenant_id: str, name: str | None = None) -> None:
+    stmt = _insert(conn, tenants).values(id=tenant_id, name=name or tenant_id, created_at=time.time())
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+def insert_api_key(conn: Connection, row: dict[str, Any]) -> None:
+    ensure_tenant(conn, row["tenant_id"])
+    conn.execute(api_keys.insert().values(**row))
+
+
+def upsert_provisioned_key(conn: Connection, row: dict[str, Any]) -> bool:
+    """Store a key handed in by the operator; True when it was new."""
+    ensure_tenant(conn, row["tenant_id"])
+    exists = conn.execute(sa.select(api_keys.c.id).where(api_keys.c.key_hash == row["key_hash"])).first()
+    if exists:
+        return False
+    conn.execute(api_keys.insert().values(**row))
+    return True
+
+
+def count_api_keys(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar() or 0)
+
+
+def find_api_key(conn: Connection, key_hash: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_api_keys(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(api_keys).order_by(api_keys.c.created_at)
+    if tenant_id:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def revoke_api_key(conn: Connection, key_id: str, at: float) -> bool:
+    result = conn.execute(
+        api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def get_or_create_secret(conn: Connection, name: str) -> str:
+    """A secret shared by every process on this store (e.g. the sandbox's receipt signing key)."""
+    stmt = _insert(conn, secrets).values(name=name, value=pysecrets.token_hex(32), created_at=time.time())
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return str(conn.execute(sa.select(secrets.c.value).where(secrets.c.name == name)).scalar_one())
+
+
+# --- accept -----------------------------------------------------------------------------------
+
+
+def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
+    """Insert accepted jobs in one statement; a reused idempotency key loses to the stored row."""
+    stmt = _insert(conn, messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+    conn.execute(stmt, list(rows))
+    outcomes = [AcceptOutcome("accepted", row) for row in rows]
+    keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
+    if keyed:
+        pairs = {(rows[i]["tenant_id"], rows[i]["idempotency_key"]) for i in keyed}
+        found = {
+            (r["tenant_id"], r["idempotency_key"]): dict(r)
+            for r in conn.execute(
+                sa.select(messages).where(
+                    sa.tuple_(messages.c.tenant_id, messages.c.idempotency_key).in_(sorted(pairs))
+                )
+            ).mappings()
+        }
+        stale: list[int] = []
+        for i in keyed:
+            row = rows[i]
+            existing = found[(row["tenant_id"], row["idempotency_key"])]
+            if existing["id"] == row["id"]:
+                continue
+            if existing["idempotency_expires_at"] is not None and existing["idempotency_expires_at"] < now:
+                stale.append(i)
+            elif existing["request_hash"] == row["request_hash"]:
+                outcomes[i] = AcceptOutcome("replay", existing)
+            else:
+                outcomes[i] = AcceptOutcome("mismatch", existing)
+        if stale:
+            # The retention window of the old key has passed: it may be used again.
+            for i in stale:
+                conn.execute(
+                    messages.update()
+                    .where(
+                        messages.c.tenant_id == rows[i]["tenant_id"],
+                        messages.c.idempotency_key == rows[i]["idempotency_key"],
+                    )
+                    .values(idempotency_key=None)
+                )
+            conn.execute(messages.insert(), [rows[i] for i in stale])
+    accepted = [o.row for o in outcomes if o.kind == "accepted"]
+    if accepted:
+        conn.execute(
+            events.insert(),
+            [
+                {
+                    "tenant_id": r["tenant_id"],
+                    "message_id": r["id"],
+                    "at": r["created_at"],
+                    "type": "status",
+                    "status": r["status"],
+                    "reason": "accepted",
+                    "detail": None,
+                }
+                for r in accepted
+            ],
+        )
+    return outcomes
+
+
+def release_idempotency_keys(conn: Connection, now: float, limit: int = 10_000) -> int:
+    ids = (
+        sa.select(messages.c.id)
+        .where(messages.c.idempotency_expires_at < now, messages.c.idempotency_key.is_not(None))
+        .limit(limit)
+    )
+    result = conn.execute(
+        messages.update().where(messages.c.id.in_(ids.scalar_subquery())).values(idempotency_key=None)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[dict[str, Any]]:
+    """Lease up to `limit` due jobs to this worker; other workers skip them until the lease ends."""
+    due = (
+        sa.select(messages.c.id)
+        .where(
+            messages.c.status.in_(DISPATCHABLE),
+            messages.c.next_attempt_at <= now,
+            sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
+        )
+        .order_by(messages.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        messages.update()
+        .where(messages.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=worker, lease_until=lease_until)
+        .returning(*messages.c)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def claim_orphaned_handoffs(
+    conn: Connection, worker: str, now: float, limit: int, lease_until: float
+) -> list[dict[str, Any]]:
+    """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off."""
+    orphaned = (
+        sa.select(messages.c.id)
+        .where(messages.c.status == "sending", messages.c.lease_until < now)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        messages.update()
+        .where(messages.c.id.in_(orphaned.scalar_subquery()))
+        .values(lease_owner=worker, lease_until=lease_until)
+        .returning(*messages.c)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def release_leases(conn: Connection, worker: str, message_ids: Sequence[str]) -> int:
+    if not message_ids:
+        return 0
+    result = conn.execute(
+        messages.update()
+        .where(
+            messages.c.id.in_(list(message_ids)), messages.c.lease_owner == worker, messages.c.status.in_(DISPATCHABLE)
+        )
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> None:
+    if not marks:
+        return
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(
+            status="sending",
+            provider=sa.bindparam("b_provider"),
+            sender=sa.bindparam("b_sender"),
+            attempt_count=sa.bindparam("b_attempt"),
+            updated_at=sa.bindparam("b_at"),
+            lease_until=lease_until,
+        ),
+        [
+            {"b_id": m.message_id, "b_provider": m.provider, "b_sender": m.sender, "b_attempt": m.attempt, "b_at": m.at}
+            for m in marks
+        ],
+    )
+    conn.execute(
+        attempts.insert(),
+        [
+            {
+                "message_id": m.message_id,
+                "number": m.attempt,
+                "channel": m.channel,
+                "provider": m.provider,
+                "sender": m.sender,
+                "started_at": m.at,
+                "outcome": "pending",
+            }
+            for m in marks
+        ],
+    )
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "tenant_id": m.tenant_id,
+                "message_id": m.message_id,
+                "at": m.at,
+                "type": "status",
+                "status": "sending",
+                "reason": f"attempt {m.attempt}",
+                "detail": orjson.dumps({"provider": m.provider}).decode(),
+            }
+            for m in marks
+        ],
+    )
+
+
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
+    """Write what happened to each job; returns how many held receipts were applied on the way."""
+    if not outcomes:
+        return 0
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(
+            # A receipt may already have moved the job past `sent`; never move it back.
+            status=sa.case(
+                (
+                    sa.and_(messages.c.status.in_(("delivered", "undelivered")), sa.bindparam("b_status") == "sent"),
+                    messages.c.status,
+                ),
+                else_=sa.bindparam("b_status"),
+            ),
+            reason=sa.bindparam("b_reason"),
+            provider_message_id=sa.func.coalesce(sa.bindparam("b_pmid"), messages.c.provider_message_id),
+            error_code=sa.bindparam("b_error_code"),
+            error_message=sa.bindparam("b_error_message"),
+            next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Float), messages.c.next_attempt_at),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=sa.bindparam("b_at"),
+        ),
+        [
+            {
+                "b_id": o.message_id,
+                "b_status": o.status,
+                "b_reason": o.reason,
+                "b_pmid": o.provider_message_id,
+                "b_error_code": o.error_code,
+                "b_error_message": o.error_message,
+                "b_next": o.next_attempt_at,
+                "b_at": o.at,
+            }
+            for o in outcomes
+        ],
+    )
+    tried = [o for o in outcomes if o.attempt_outcome is not None and o.attempt is not None]
+    if tried:
+        conn.execute(
+            attempts.update()
+            .where(attempts.c.message_id == sa.bindparam("b_id"), attempts.c.number == sa.bindparam("b_n"))
+            .values(
+                finished_at=sa.bindparam("b_at"),
+                outcome=sa.bindparam("b_outcome"),
+                error_kind=sa.bindparam("b_kind"),
+                error_code=sa.bindparam("b_code"),
+                error_message=sa.bindparam("b_msg"),
+                provider_message_id=sa.bindparam("b_pmid"),
+            ),
+            [
+                {
+                    "b_id": o.message_id,
+                    "b_n": o.attempt,
+                    "b_at": o.at,
+                    "b_outcome": o.attempt_outcome,
+                    "b_kind": o.error_kind,
+                    "b_code": o.error_code,
+                    "b_msg": o.error_message,
+                    "b_pmid": o.provider_message_id,
+                }
+                for o in tried
+            ],
+        )
+    conn.execute(events.insert(), [_status_event(o) for o in outcomes])
+    sent = [o for o in outcomes if o.provider_message_id and o.provider]
+    return _apply_held_receipts(conn, sent) if sent else 0
+
+
+def _status_event(o: Outcome) -> dict[str, Any]:
+    detail = dict(o.detail)
+    for name in ("provider", "provider_message_id", "error_kind", "error_code", "error_message"):
+        value = getattr(o, name)
+        if value is not None:
+            detail[name] = value
+    if o.next_attempt_at is not None and o.status in DISPATCHABLE:
+        detail["next_attempt_at"] = o.next_attempt_at
+    return {
+        "tenant_id": o.tenant_id,
+        "message_id": o.message_id,
+        "at": o.at,
+        "type": "status",
+        "status": o.status,
+        "reason": o.reason,
+        "detail": orjson.dumps(detail).decode() if detail else None,
+    }
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: float) -> dict[str, int]:
+    """Store receipts once each and move message statuses forward only; unknown ids are held."""
+    unique: dict[str, ReceiptRecord] = {}
+    for receipt in incoming:
+        unique.setdefault(receipt.dedup_key, receipt)
+    if not unique:
+        return {"applied": 0, "duplicate": 0, "held": 0}
+    seen = set(conn.execute(sa.select(receipts.c.dedup_key).where(receipts.c.dedup_key.in_(list(unique)))).scalars())
+    fresh = [r for key, r in unique.items() if key not in seen]
+    duplicates = len(incoming) - len(fresh)
+    by_reference = {r.reference for r in fresh if r.reference}
+    known_refs: set[str] = set()
+    if by_reference:
+        known_refs = set(
+            conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(sorted(by_reference)))).scalars()
+        )
+    by_provider_id: dict[tuple[str, str], str] = {}
+    unresolved = [r for r in fresh if r.reference not in known_refs]
+    if unresolved:
+        for provider, pmids in _group(unresolved).items():
+            for row in conn.execute(
+                sa.select(messages.c.id, messages.c.provider_message_id).where(
+                    messages.c.provider == provider, messages.c.provider_message_id.in_(sorted(pmids))
+                )
+            ):
+                by_provider_id[(provider, row.provider_message_id)] = row.id
+    matched: list[tuple[str, ReceiptRecord]] = []
+    rows = []
+    for r in fresh:
+        message_id = (
+            r.reference if r.reference in known_refs else by_provider_id.get((r.provider, r.provider_message_id))
+        )
+        if message_id:
+            matched.append((message_id, r))
+        rows.append(
+            {
+                "dedup_key": r.dedup_key,
+                "provider": r.provider,
+                "provider_message_id": r.provider_message_id,
+                "message_id": message_id,
+                "status": r.status,
+                "error_code": r.error_code,
+                "occurred_at": r.occurred_at,
+                "received_at": now,
+                "raw": r.raw,
+            }
+        )
+    if rows:
+        conn.execute(_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+    _advance_statuses(conn, matched, now)
+    return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+
+
+def _group(items: Iterable[ReceiptRecord]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for r in items:
+        grouped[r.provider].add(r.provider_message_id)
+    return grouped
+
+
+def _advance_statuses(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]], now: float) -> None:
+    if not matched:
+        return
+    current = {
+        row.id: (row.status, row.tenant_id, row.provider_message_id)
+        for row in conn.execute(
+            sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id).where(
+                messages.c.id.in_(sorted({m for m, _ in matched}))
+            )
+        )
+    }
+    updates: dict[str, dict[str, Any]] = {}
+    new_events = []
+    for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
+        status, tenant_id, _ = current[message_id]
+        effective = updates.get(message_id, {}).get("b_status", status)
+        if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
+            continue
+        reason = (
+            "receipt" if receipt.status == "delivered" else f"provider.{receipt.status}.{receipt.error_code or 'none'}"
+        )
+        updates[message_id] = {
+            "b_id": message_id,
+            "b_status": receipt.status,
+            "b_reason": reason,
+            "b_code": receipt.error_code,
+            "b_pmid": receipt.provider_message_id,
+            "b_at": now,
+        }
+        new_events.append(
+            {
+                "tenant_id": tenant_id,
+                "message_id": message_id,
+                "at": now,
+                "type": "status",
+                "status": receipt.status,
+                "reason": reason,
+                "detail": orjson.dumps(
+                    {"provider": receipt.provider, "error_code": receipt.error_code, "occurred_at": receipt.occurred_at}
+                ).decode(),
+            }
+        )
+    if updates:
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                reason=sa.bindparam("b_reason"),
+                error_code=sa.func.coalesce(sa.bindparam("b_code"), messages.c.error_code),
+                provider_message_id=sa.func.coalesce(messages.c.provider_message_id, sa.bindparam("b_pmid")),
+                updated_at=sa.bindparam("b_at"),
+            ),
+            list(updates.values()),
+        )
+        conn.execute(events.insert(), new_events)
+
+
+def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
+    by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
+    held: list[tuple[str, ReceiptRecord]] = []
+    for provider in {o.provider for o in sent}:
+        pmids = sorted(o.provider_message_id for o in sent if o.provider == provider and o.provider_message_id)
+        for row in conn.execute(
+            sa.select(receipts).where(
+                receipts.c.message_id.is_(None),
+                receipts.c.provider == provider,
+                receipts.c.provider_message_id.in_(pmids),
+            )
+        ).mappings():
+            message_id = by_pmid[(provider, row["provider_message_id"])]
+            held.append(
+                (
+                    message_id,
+                    ReceiptRecord(
+                        provider=row["provider"],
+                        provider_message_id=row["provider_message_id"],
+                        status=row["status"],
+                        error_code=row["error_code"],
+                        occurred_at=row["occurred_at"],
+                    ),
+                )
+            )
+            conn.execute(receipts.update().where(receipts.c.id == row["id"]).values(message_id=message_id))
+    _advance_statuses(conn, held, time.time())
+    return len(held)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get_message(conn: Connection, tenant_id: str, message_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(messages).where(messages.c.id == message_id, messages.c.tenant_id == tenant_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    result = dict(row)
+    result["attempts"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(attempts).where(attempts.c.message_id == message_id).order_by(attempts.c.number)
+        ).mappings()
+    ]
+    result["receipts"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(receipts).where(receipts.c.message_id == message_id).order_by(receipts.c.id)
+        ).mappings()
+    ]
+    result["events"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(events).where(events.c.message_id == message_id).order_by(events.c.id)
+        ).mappings()
+    ]
+    return result
+
+
+def list_messages(conn: Connection, f: MessageFilter) -> list[dict[str, Any]]:
+    query = sa.select(messages).where(messages.c.tenant_id == f.tenant_id)
+    if f.campaign is not None:
+        query = query.where(messages.c.campaign == f.campaign)
+    if f.status:
+        query = query.where(messages.c.status.in_(f.status))
+    if f.to is not None:
+        query = query.where(messages.c.to_addr == f.to)
+    if f.user_id is not None:
+        query = query.where(messages.c.user_id == f.user_id)
+    if f.since is not None:
+        query = query.where(messages.c.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(messages.c.created_at < f.until)
+    if f.before_id is not None:
+        query = query.where(messages.c.id < f.before_id)
+    query = query.order_by(messages.c.id.desc()).limit(f.limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def status_counts(conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending")) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses)).group_by(messages.c.status)
+    )
+    counts = dict.fromkeys(statuses, 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts

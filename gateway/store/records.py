@@ -1,0 +1,75 @@
+"""Plain records passed between the store and the rest of the gateway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(slots=True)
+class AcceptOutcome:
+    """What became of one accepted job: stored now, or the key had been used before."""
+
+    kind: Literal["accepted", "replay", "mismatch"]
+    row: dict[str, Any]
+
+
+@dataclass(slots=True)
+class SendingMark:
+    """A job about to be handed to a provider; committed before the hand-off so a crash is visible."""
+
+    message_id: str
+    tenant_id: str
+    attempt: int
+    channel: str
+    provider: str
+    sender: str | None
+    at: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one attempt, or a decision taken without one (expired, rejected, ...)."""
+
+    message_id: str
+    tenant_id: str
+    status: str
+    at: float
+    reason: str | None = None
+    attempt: int | None = None
+    attempt_outcome: str | None = None  # sent, transient, failed, unknown; None: no attempt was made
+    provider: str | None = None
+    provider_message_id: str | None = None
+    error_kind: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    next_attempt_at: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    provider: str
+    provider_message_id: str
+    status: str
+    reference: str | None = None  # our message id, when the provider echoes it back
+    error_code: str | None = None
+    occurred_at: float | None = None
+    raw: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.provider}:{self.provider_message_id}:{self.status}:{self.error_code or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    tenant_id: str
+    campaign: str | None = None
+    status: tuple[str, ...] = ()
+    to: str | None = None
+    user_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: str | None = None
+    limit: int = 50

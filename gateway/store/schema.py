@@ -1,0 +1,145 @@
+"""The tables of the record, in SQLAlchemy Core so SQLite and PostgreSQL share one definition.
+
+Times are stored as seconds since the epoch (double precision): index-friendly and identical on
+both engines; the API renders them as RFC 3339.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits for the busy tables.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+SCHEMA_VERSION = 1
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the public prefix of the key
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("idempotency_expires_at", sa.Float),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("to_addr", sa.String(2048), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(128)),
+    sa.Column("campaign", sa.String(128)),
+    sa.Column("variant", sa.String(128)),
+    sa.Column("send_at", sa.Float),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("fallback", sa.String(200)),
+    sa.Column("metadata", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(128)),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("provider_message_id", sa.String(128)),
+    sa.Column("sender", sa.String(64)),
+    sa.Column("attempt_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # Dedup belongs to the store: concurrent requests with one key race on this index, not on a read.
+    sa.Index("uq_messages_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
+    sa.Index("ix_messages_due", "status", "next_attempt_at"),
+    sa.Index("ix_messages_tenant_id", "tenant_id", "id"),
+    sa.Index("ix_messages_tenant_campaign", "tenant_id", "campaign", "id"),
+    sa.Index("ix_messages_tenant_to", "tenant_id", "to_addr", "id"),
+    sa.Index("ix_messages_tenant_user", "tenant_id", "user_id", "id"),
+    sa.Index("ix_messages_tenant_status", "tenant_id", "status", "id"),
+    sa.Index("ix_messages_provider_ref", "provider", "provider_message_id"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("sender", sa.String(64)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("outcome", sa.String(24), nullable=False),  # pending, sent, transient, failed, unknown
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("provider_message_id", sa.String(128)),
+    sa.UniqueConstraint("message_id", "number", name="uq_attempts_message_number"),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # Duplicate deliveries of one receipt collapse on this key: accepted once, in any order.
+    sa.Column("dedup_key", sa.String(300), nullable=False, unique=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("provider_message_id", sa.String(128), nullable=False),
+    sa.Column("message_id", sa.String(32), index=True),  # NULL while held for a send not yet recorded
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("occurred_at", sa.Float),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("raw", sa.Text),
+    sa.Index("ix_receipts_provider_ref", "provider", "provider_message_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(32), index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16)),
+    sa.Column("reason", sa.String(128)),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_events_tenant_at", "tenant_id", "at"),
+)

@@ -1,0 +1,120 @@
+"""The Store port: the durable record and the job queue, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.store import queries
+from gateway.store.batcher import GroupCommitter
+from gateway.store.database import Database, open_database
+from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
+
+
+class Store:
+    def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self._accepts: GroupCommitter[dict[str, Any], AcceptOutcome] = GroupCommitter(
+            self._flush_accepts,
+            delay_seconds=group_commit_ms / 1000,
+            max_items=group_commit_max_rows,
+            name="accept-commit",
+        )
+        self._outcomes: GroupCommitter[Outcome, int] = GroupCommitter(
+            self._flush_outcomes,
+            delay_seconds=0.005,
+            max_items=2000,
+            name="outcome-commit",
+        )
+        # Set after every accept commit, so an in-process worker starts at once instead of polling.
+        self.work_available = asyncio.Event()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        pool_size: int = 10,
+        group_commit_ms: float = 2.0,
+        group_commit_max_rows: int = 2000,
+    ) -> Store:
+        return cls(
+            open_database(url, synchronous=synchronous, pool_size=pool_size),
+            group_commit_ms=group_commit_ms,
+            group_commit_max_rows=group_commit_max_rows,
+        )
+
+    async def migrate(self) -> int:
+        return await self.db.write(queries.migrate)
+
+    async def close(self) -> None:
+        await self._accepts.drain()
+        await self._outcomes.drain()
+        await self.db.close()
+
+    async def ping(self) -> bool:
+        return await self.db.read(queries.ping)
+
+    # accept
+    async def _flush_accepts(self, rows: list[dict[str, Any]]) -> list[AcceptOutcome]:
+        outcomes = await self.db.write(queries.insert_accepted, rows, time.time())
+        self.work_available.set()
+        return outcomes
+
+    async def accept(self, rows: Sequence[dict[str, Any]]) -> list[AcceptOutcome]:
+        """Commit jobs durably (together with whatever else is being accepted right now)."""
+        return await self._accepts.submit_many(rows)
+
+    async def release_idempotency_keys(self) -> int:
+        return await self.db.write(queries.release_idempotency_keys, time.time())
+
+    # dispatch
+    async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+        now = time.time()
+        return await self.db.write(queries.claim_due, worker, now, limit, now + lease_seconds)
+
+    async def claim_orphaned_handoffs(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+        now = time.time()
+        return await self.db.write(queries.claim_orphaned_handoffs, worker, now, limit, now + lease_seconds)
+
+    async def mark_sending(self, marks: Sequence[SendingMark], lease_seconds: float) -> None:
+        await self.db.write(queries.mark_sending, marks, time.time() + lease_seconds)
+
+    async def record_outcome(self, outcome: Outcome) -> None:
+        await self._outcomes.submit(outcome)
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if outcomes:
+            await self._outcomes.submit_many(outcomes)
+
+    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[int]:
+        await self.db.write(queries.record_outcomes, outcomes)
+        return [0] * len(outcomes)
+
+    async def flush_outcomes(self) -> None:
+        await self._outcomes.drain()
+
+    async def release_leases(self, worker: str, message_ids: Sequence[str]) -> int:
+        return await self.db.write(queries.release_leases, worker, message_ids)
+
+    # receipts
+    async def apply_receipts(self, receipts: Sequence[ReceiptRecord]) -> dict[str, int]:
+        return await self.db.write(queries.apply_receipts, receipts, time.time())
+
+    # reads
+    async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:
+        return await self.db.read(queries.get_message, tenant_id, message_id)
+
+    async def list_messages(self, f: MessageFilter) -> list[dict[str, Any]]:
+        return await self.db.read(queries.list_messages, f)
+
+    async def status_counts(self) -> dict[str, int]:
+        return await self.db.read(queries.status_counts)
+
+    # keys and secrets
+    async def get_or_create_secret(self, name: str) -> str:
+        return await self.db.write(queries.get_or_create_secret, name)

@@ -1,0 +1,324 @@
+"""The dispatcher: claims due jobs, hands them to providers, records what happened.
+
+The worker is thin: decisions come from gateway.domain, I/O from the Store and the providers.
+A job is committed as `sending` before the provider sees it; after a crash that is how the next
+worker knows the hand-off outcome must be asked for, or decided by policy, never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+from typing import Any
+
+import orjson
+import structlog
+
+from gateway.domain.models import Category
+from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
+from gateway.domain.routing import choose_route
+from gateway.metrics import Metrics
+from gateway.provider_registry import ProviderRegistry
+from gateway.settings import WorkerSettings
+from gateway.store.records import Outcome, SendingMark
+from gateway.store.store import Store
+from providers.base import ErrorKind, Outbound, ProviderError, SendResult
+
+log = structlog.get_logger("gateway.worker")
+
+PROVIDER_CALL_TIMEOUT = 10.0
+FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
+
+
+class Worker:
+    def __init__(self, store: Store, providers: ProviderRegistry, settings: WorkerSettings, metrics: Metrics) -> None:
+        self.store = store
+        self.providers = providers
+        self.settings = settings
+        self.metrics = metrics
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.retry_policy = RetryPolicy(
+            settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
+        )
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch-loop"),
+            asyncio.create_task(self._recovery_loop(), name="recovery-loop"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, let hand-offs in flight finish (within the grace period), record them."""
+        self._stopping.set()
+        self.store.work_available.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._inflight:
+            _, still = await asyncio.wait(self._inflight, timeout=self.settings.shutdown_grace_seconds)
+            for task in still:
+                # Left in `sending`: recovery decides after the lease, by lookup or policy.
+                task.cancel()
+        await self.store.flush_outcomes()
+
+    # --- the dispatch loop ------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        poll = self.settings.poll_interval_ms / 1000
+        while not self._stopping.is_set():
+            free = self.settings.concurrency - len(self._inflight)
+            if free < min(self.settings.batch_size, self.settings.concurrency) // 4 or free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            self.store.work_available.clear()
+            try:
+                jobs = await self.store.claim_due(
+                    self.worker_id, min(free, self.settings.batch_size), self.settings.lease_seconds
+                )
+            except Exception:
+                log.exception("claiming due jobs failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if jobs:
+                await self._dispatch(jobs)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.work_available.wait(), poll)
+
+    async def _dispatch(self, jobs: list[dict[str, Any]]) -> None:
+        now = time.time()
+        decided: list[Outcome] = []
+        marks: list[tuple[SendingMark, dict[str, Any]]] = []
+        for job in jobs:
+            if job["expires_at"] is not None and now >= job["expires_at"]:
+                decided.append(Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired"))
+                continue
+            route = choose_route(job["channel"], self.providers.by_channel)
+            if route is None:
+                decided.append(
+                    Outcome(
+                        job["id"],
+                        job["tenant_id"],
+                        "failed",
+                        now,
+                        reason="route.no_provider",
+                        detail={"channel": job["channel"]},
+                    )
+                )
+                continue
+            mark = SendingMark(
+                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], route.provider, route.sender, now
+            )
+            marks.append((mark, job))
+        if decided:
+            for outcome, job in zip(
+                decided, (j for j in jobs if j["id"] in {o.message_id for o in decided}), strict=False
+            ):
+                self.metrics.failed.labels(job["channel"], "", outcome.reason or "").inc()
+            await self.store.record_outcomes(decided)
+        if not marks:
+            return
+        await self.store.mark_sending([m for m, _ in marks], self.settings.lease_seconds)
+        for mark, job in marks:
+            task = asyncio.create_task(self._hand_off(mark, job))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hand-off task crashed", error=repr(task.exception()))
+
+    async def _hand_off(self, mark: SendingMark, job: dict[str, Any]) -> None:
+        provider = self.providers.get(mark.provider)
+        assert provider is not None
+        outbound = Outbound(
+            reference=job["id"],
+            tenant_id=job["tenant_id"],
+            channel=job["channel"],
+            to=job["to_addr"],
+            content=orjson.loads(job["content"]),
+            category=job["category"],
+            sender=mark.sender,
+            campaign=job["campaign"],
+            attempt=mark.attempt,
+        )
+        bound = log.bind(message_id=job["id"], tenant=job["tenant_id"], campaign=job["campaign"])
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(provider.send(outbound), PROVIDER_CALL_TIMEOUT)
+        except Exception as exc:
+            # The provider may or may not have taken the message: this is a hand-off of unknown outcome.
+            bound.warning("provider call ended without an answer", provider=mark.provider, error=repr(exc))
+            outcome = await self._resolve_unknown(job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}")
+        else:
+            outcome = self._outcome_of(job, mark, result)
+        finished = time.time()
+        self.metrics.provider_call.labels(mark.provider).observe(time.monotonic() - started)
+        due = max(job["created_at"], job["send_at"] or 0.0, job["next_attempt_at"] or 0.0)
+        self.metrics.dispatch_latency.labels(job["channel"], mark.provider).observe(max(0.0, finished - due))
+        self.metrics.dispatched.labels(job["channel"], mark.provider, outcome.attempt_outcome or "none").inc()
+        if outcome.status in FINAL_FAILURES:
+            self.metrics.failed.labels(job["channel"], mark.provider, outcome.reason or "").inc()
+            bound.info(
+                "message not delivered", status=outcome.status, reason=outcome.reason, error_code=outcome.error_code
+            )
+        else:
+            bound.debug("message handed off", status=outcome.status, provider=mark.provider)
+        await self.store.record_outcome(outcome)
+
+    def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
+        now = time.time()
+        base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
+        if result.error is None:
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "sent",
+                now,
+                attempt_outcome="sent",
+                provider_message_id=result.provider_message_id,
+                **base,
+            )
+        error: ProviderError = result.error
+        errors: dict[str, Any] = {
+            "error_kind": error.kind.value,
+            "error_code": error.code,
+            "error_message": error.message,
+        }
+        if error.kind.retryable:
+            decision = next_retry(
+                self.retry_policy,
+                attempt=mark.attempt,
+                now=now,
+                expires_at=job["expires_at"],
+                retry_after=error.retry_after,
+            )
+            if isinstance(decision, GiveUp):
+                status = "expired" if decision.reason == "expired" else "failed"
+                return Outcome(
+                    job["id"],
+                    job["tenant_id"],
+                    status,
+                    now,
+                    reason=decision.reason,
+                    attempt_outcome="transient",
+                    **base,
+                    **errors,
+                )
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "queued",
+                now,
+                reason=f"retry.{error.kind.value}",
+                attempt_outcome="transient",
+                next_attempt_at=decision.at,
+                **base,
+                **errors,
+            )
+        if error.kind == ErrorKind.RECIPIENT_OPTED_OUT:
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "suppressed",
+                now,
+                reason="provider.opted_out",
+                attempt_outcome="failed",
+                **base,
+                **errors,
+            )
+        reason = (
+            "provider.permanent.recipient_invalid"
+            if error.kind == ErrorKind.RECIPIENT_INVALID
+            else f"provider.permanent.{error.code}"
+        )
+        return Outcome(
+            job["id"], job["tenant_id"], "failed", now, reason=reason, attempt_outcome="failed", **base, **errors
+        )
+
+    # --- crash recovery ---------------------------------------------------------------------
+
+    async def _resolve_unknown(self, job: dict[str, Any], provider_name: str, attempt: int, why: str) -> Outcome:
+        """Decide a hand-off whose outcome we do not know: ask the provider, else apply the policy."""
+        now = time.time()
+        base: dict[str, Any] = {"attempt": attempt, "provider": provider_name, "error_message": why}
+        provider = self.providers.get(provider_name)
+        lookup = None
+        if provider is not None and provider.capabilities.lookup:
+            with contextlib.suppress(Exception):
+                lookup = await asyncio.wait_for(provider.lookup(job["id"]), PROVIDER_CALL_TIMEOUT)
+        if lookup is not None:
+            if lookup.accepted:
+                self.metrics.handoff_recovered.labels("provider_says_sent").inc()
+                return Outcome(
+                    job["id"],
+                    job["tenant_id"],
+                    "sent",
+                    now,
+                    reason="recovered.provider_lookup",
+                    attempt_outcome="sent",
+                    provider_message_id=lookup.provider_message_id,
+                    **base,
+                )
+            self.metrics.handoff_recovered.labels("provider_says_not_sent").inc()
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "queued",
+                now,
+                reason="recovered.not_sent",
+                attempt_outcome="failed",
+                next_attempt_at=now,
+                **base,
+            )
+        policy = (
+            self.settings.handoff_transactional
+            if job["category"] == Category.TRANSACTIONAL
+            else self.settings.handoff_marketing
+        )
+        self.metrics.handoff_recovered.labels(f"policy_{policy}").inc()
+        if policy == "resend":
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "queued",
+                now,
+                reason="recovered.resend",
+                attempt_outcome="unknown",
+                next_attempt_at=now,
+                **base,
+            )
+        return Outcome(
+            job["id"], job["tenant_id"], "unknown", now, reason="unknown.handoff", attempt_outcome="unknown", **base
+        )
+
+    async def _recovery_loop(self) -> None:
+        interval = max(0.5, min(10.0, self.settings.lease_seconds / 3))
+        while not self._stopping.is_set():
+            try:
+                orphans = await self.store.claim_orphaned_handoffs(self.worker_id, 500, self.settings.lease_seconds)
+                if orphans:
+                    log.warning("resolving hand-offs left by a dead worker", count=len(orphans))
+                    outcomes = [
+                        await self._resolve_unknown(
+                            job, job["provider"] or "", job["attempt_count"], "worker died during the hand-off"
+                        )
+                        for job in orphans
+                    ]
+                    await self.store.record_outcomes(outcomes)
+                    continue
+            except Exception:
+                log.exception("hand-off recovery failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)

@@ -1,0 +1,119 @@
+"""The one interface every provider implements, and the vocabulary of provider outcomes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class ErrorKind(enum.StrEnum):
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    PERMANENT = "permanent"
+    RECIPIENT_INVALID = "recipient_invalid"
+    RECIPIENT_OPTED_OUT = "recipient_opted_out"
+    SENDER_FLAGGED = "sender_flagged"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (ErrorKind.TRANSIENT, ErrorKind.RATE_LIMITED, ErrorKind.SENDER_FLAGGED)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    kind: ErrorKind
+    code: str
+    message: str = ""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What a provider needs to send one message; `reference` is our message id."""
+
+    reference: str
+    tenant_id: str
+    channel: str
+    to: str
+    content: Mapping[str, Any]
+    category: str
+    sender: str | None = None
+    campaign: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider_message_id: str | None = None
+    error: ProviderError | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the provider knows of a reference after a crash: did it take the message?"""
+
+    accepted: bool
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    provider_message_id: str
+    status: str  # one of our statuses: sent, delivered, undelivered, failed
+    reference: str | None = None
+    error_code: str | None = None
+    occurred_at: float | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """An HTTP callback from a provider, free of any web framework."""
+
+    method: str
+    url: str  # the public URL the provider called (what its signature covers)
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    channels: frozenset[str]
+    receipts: bool = False
+    lookup: bool = False
+    max_per_second: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class SignatureError(Exception):
+    """A callback's signature is missing, wrong or stale; nothing of it may be recorded."""
+
+
+class CallbackFormatError(Exception):
+    """A callback is signed correctly but cannot be understood."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, message: Outbound) -> SendResult: ...
+
+    async def lookup(self, reference: str) -> Lookup | None:
+        """None when this provider cannot be asked about a reference."""
+        ...
+
+    def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
+        """Verify the callback's signature and turn it into receipts; raises SignatureError."""
+        ...

@@ -1,0 +1,246 @@
+"""The sandbox: a local simulator of a provider for every channel, with latency, failures and receipts.
+
+It behaves like a remote service: it keeps its own ledger of what it accepted (so crash recovery
+can ask it), and it reports delivery by calling the gateway's real receipt endpoint with signed
+requests, so the embedded default shows the whole loop without any account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+import structlog
+
+from providers.base import (
+    CallbackFormatError,
+    Capabilities,
+    ErrorKind,
+    InboundRequest,
+    Lookup,
+    Outbound,
+    ProviderError,
+    Receipt,
+    SendResult,
+    SignatureError,
+)
+
+log = structlog.get_logger("providers.sandbox")
+
+SIGNATURE_HEADER = "Sandbox-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+RECEIPT_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedError:
+    code: str
+    kind: ErrorKind
+    weight: float = 1.0
+    message: str = ""
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(
+    secret: str, header: str | None, body: bytes, now: float, tolerance: float = SIGNATURE_TOLERANCE_SECONDS
+) -> None:
+    if not header:
+        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        raise SignatureError("signature header has no valid timestamp") from None
+    if abs(now - timestamp) > tolerance:
+        raise SignatureError("signature timestamp outside the tolerance window (replayed or stale)")
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected, parts.get("v1", "")):
+        raise SignatureError("signature does not match")
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def __init__(
+        self,
+        *,
+        receipt_url: str | None,
+        secret: str,
+        latency_ms: float = 20.0,
+        failure_rate: float = 0.0,
+        errors: Sequence[SimulatedError] = (),
+        delivery_rate: float = 1.0,
+        receipt_delay_ms: float = 200.0,
+        ledger_path: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.capabilities = Capabilities(
+            channels=frozenset({"sms", "voice", "push", "email", "webhook"}),
+            receipts=receipt_url is not None,
+            lookup=True,
+        )
+        self.receipt_url = receipt_url
+        self.secret = secret
+        self.latency = latency_ms / 1000
+        self.failure_rate = failure_rate
+        self.errors = list(errors) or [SimulatedError("SBX-503", ErrorKind.TRANSIENT, 1.0, "service unavailable")]
+        self.delivery_rate = delivery_rate
+        self.receipt_delay = receipt_delay_ms / 1000
+        self.ledger_path = ledger_path
+        self._random = random.Random(seed)
+        self._ledger_fd: int | None = None
+        self._ledger: dict[str, str] | None = None
+        self._pending: list[tuple[float, Receipt]] = []
+        self._wakeup = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.sent_count = 0
+
+    async def start(self) -> None:
+        if self.ledger_path:
+            self._ledger_fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if self.receipt_url:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._flusher = asyncio.create_task(self._flush_receipts(), name="sandbox-receipts")
+
+    async def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self._session:
+            await self._session.close()
+        if self._ledger_fd is not None:
+            os.close(self._ledger_fd)
+            self._ledger_fd = None
+
+    async def send(self, message: Outbound) -> SendResult:
+        if self.latency:
+            await asyncio.sleep(self.latency * self._random.uniform(0.5, 1.5))
+        if self.failure_rate and self._random.random() < self.failure_rate:
+            chosen = self._random.choices(self.errors, weights=[e.weight for e in self.errors])[0]
+            retry_after = 1.0 if chosen.kind == ErrorKind.RATE_LIMITED else None
+            return SendResult(error=ProviderError(chosen.kind, chosen.code, chosen.message, retry_after))
+        sid = "SBX" + uuid.uuid4().hex
+        self._remember(message.reference, sid)
+        self.sent_count += 1
+        if self.receipt_url:
+            delivered = self._random.random() < self.delivery_rate
+            receipt = Receipt(
+                provider_message_id=sid,
+                reference=message.reference,
+                status="delivered" if delivered else "undelivered",
+                error_code=None if delivered else "SBX-30003",
+                occurred_at=None,
+            )
+            self._pending.append((time.monotonic() + self.receipt_delay, receipt))
+            self._wakeup.set()
+        return SendResult(provider_message_id=sid)
+
+    def _remember(self, reference: str, sid: str) -> None:
+        # One unbuffered append per send: the line is in the kernel before send() returns, so it
+        # survives a kill -9 of this process, as a remote provider's record would.
+        if self._ledger_fd is not None:
+            os.write(self._ledger_fd, orjson.dumps({"ref": reference, "sid": sid, "at": time.time()}) + b"\n")
+        if self._ledger is not None:
+            self._ledger[reference] = sid
+
+    async def lookup(self, reference: str) -> Lookup | None:
+        if self._ledger is None:
+            # Read once, off the event loop: only crash recovery asks, and the ledger may be large.
+            self._ledger = await asyncio.to_thread(self._read_ledger)
+        sid = self._ledger.get(reference)
+        return Lookup(accepted=sid is not None, provider_message_id=sid)
+
+    def _read_ledger(self) -> dict[str, str]:
+        ledger: dict[str, str] = {}
+        if self.ledger_path and os.path.exists(self.ledger_path):
+            with open(self.ledger_path, "rb") as lines:
+                for line in lines:
+                    with contextlib.suppress(orjson.JSONDecodeError, KeyError):
+                        entry = orjson.loads(line)
+                        ledger[entry["ref"]] = entry["sid"]
+        return ledger
+
+    async def _flush_receipts(self) -> None:
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            now = time.monotonic()
+            due = [r for at, r in self._pending if at <= now]
+            if not due:
+                await asyncio.sleep(min(at for at, _ in self._pending) - now)
+                continue
+            self._pending = [(at, r) for at, r in self._pending if at > now]
+            for start in range(0, len(due), RECEIPT_BATCH):
+                await self._post(due[start : start + RECEIPT_BATCH])
+
+    async def _post(self, batch: list[Receipt]) -> None:
+        assert self._session is not None and self.receipt_url is not None
+        body = orjson.dumps(
+            {
+                "receipts": [
+                    {
+                        "sid": r.provider_message_id,
+                        "reference": r.reference,
+                        "status": r.status,
+                        "error_code": r.error_code,
+                        "occurred_at": time.time(),
+                    }
+                    for r in batch
+                ]
+            }
+        )
+        for attempt in range(5):
+            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, int(time.time()), body)}
+            try:
+                async with self._session.post(self.receipt_url, data=body, headers=headers) as response:
+                    if response.status < 300:
+                        return
+                    if 400 <= response.status < 500:
+                        log.warning("sandbox receipts refused", status=response.status, count=len(batch))
+                        return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("sandbox receipts not delivered yet", error=str(exc), attempt=attempt)
+            await asyncio.sleep(0.2 * 2**attempt)
+        log.warning("sandbox receipts dropped after retries", count=len(batch))
+
+    def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
+        verify(self.secret, request.headers.get(SIGNATURE_HEADER), request.body, time.time())
+        try:
+            payload = orjson.loads(request.body)
+            items = payload["receipts"]
+            return [
+                Receipt(
+                    provider_message_id=str(item["sid"]),
+                    reference=item.get("reference"),
+                    status=_status(item["status"]),
+                    error_code=item.get("error_code"),
+                    occurred_at=item.get("occurred_at"),
+                    raw=orjson.dumps(item).decode(),
+                )
+                for item in items
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise CallbackFormatError(f"not a sandbox receipt batch: {exc}") from None
+
+
+def _status(value: object) -> str:
+    if value not in ("sent", "delivered", "undelivered", "failed"):
+        raise ValueError(f"unknown receipt status {value!r}")
+    return str(value)

@@ -1,0 +1,125 @@
+"""Real Redis and PostgreSQL servers for the tests, started on loopback in temporary directories.
+
+A test run uses servers named by GATEWAY_TEST_REDIS_URL / GATEWAY_TEST_POSTGRES_URL when set
+(CI or a developer's own), otherwise it starts its own from the binaries on PATH, so the same
+command works on a laptop and in CI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for bin_dir in PG_BIN_DIRS:
+        if (bin_dir / name).exists():
+            return str(bin_dir / name)
+    return None
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """Yields a redis:// URL, or None when no Redis is available here."""
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gw-redis-") as workdir:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str | None]:
+    """Yields a postgresql:// URL, or None when no PostgreSQL is available here."""
+    url = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    initdb, postgres = _pg_tool("initdb"), _pg_tool("postgres")
+    if initdb is None or postgres is None:
+        yield None
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gw-pg-") as workdir:
+        data = Path(workdir) / "data"
+        run_as: list[str] = []
+        if os.geteuid() == 0:
+            # initdb refuses to run as root; the Debian package creates the postgres user.
+            os.chmod(workdir, 0o777)
+            run_as = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*run_as, initdb, "-D", str(data), "-U", "gateway", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        proc = subprocess.Popen(
+            [
+                *run_as,
+                postgres,
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                workdir,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port)
+            time.sleep(0.3)
+            yield f"postgresql://gateway@127.0.0.1:{port}/postgres"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
