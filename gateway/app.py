@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from typing import Any, Literal
@@ -77,14 +78,28 @@ class Gateway:
         self._background: list[asyncio.Task[None]] = []
         self.port: int = settings.port
 
+    def _bind(self) -> socket.socket:
+        # Bound before anything else so port 0 resolves early: callbacks (receipts) need the real URL.
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        return sock
+
     async def start(self) -> None:
+        sock = self._bind()
+        s = self.settings
+        if s.port == 0 and not s.public_url:
+            s = self.settings = s.model_copy(update={"port": self.port})
         await self.store.migrate()
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
         dispatching = self.role in ("worker", "all")
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
         await self.providers.start()
-        s = self.settings
         ctx = ApiContext(
             settings=s,
             store=self.store,
@@ -97,11 +112,7 @@ class Gateway:
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, s.host, s.port, backlog=1024, reuse_address=True)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        await web.SockSite(self.runner, sock).start()
         if dispatching:
             self.worker = Worker(self.store, self.providers, s.worker, self.metrics)
             self.worker.start()

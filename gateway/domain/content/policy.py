@@ -1,0 +1,335 @@
+"""The content policy: one pure function from a message text to a report of what is wrong with it.
+
+Called for preflight (POST /v1/content/check), at accept (a `block` violation refuses the job) and
+at dispatch (the lists may have changed since accept). Violation rule names become the reason codes
+`content.<rule>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from gateway.domain.content.encoding import measure_sms
+from gateway.domain.content.links import (
+    GluedLink,
+    Link,
+    find_links,
+    glued_links,
+    host_allowed,
+    insert_link_spacing,
+)
+from gateway.domain.content.signature import (
+    COMMON_UNSUBSCRIBE_SUFFIXES,
+    SIGNATURE_CLOSE,
+    SIGNATURE_OPEN,
+    SignatureRule,
+    ends_with_unsubscribe,
+    find_signature,
+)
+from gateway.domain.content.words import CARRIER_SCOPE, TENANT_SCOPE, Severity, WordLists, WordMatch
+
+ContentEncoding = Literal["GSM-7", "UCS-2", "UTF-8"]
+CHANNELS = ("sms", "voice", "push", "email", "webhook")
+CATEGORIES = ("marketing", "transactional")
+
+RULE_BLOCKED_WORD = "blocked_word"
+RULE_LINK_SPACING = "link_spacing"
+RULE_TOO_MANY_LINKS = "too_many_links"
+RULE_LINK_DOMAIN = "link_domain"
+RULE_TOO_LONG = "too_long"
+RULE_EMPTY = "empty"
+RULE_HARD_MAX = "hard_max"
+RULE_SIGNATURE_MISSING = "signature_missing"
+RULE_SIGNATURE_LENGTH = "signature_length"
+RULE_UNSUBSCRIBE_MISSING = "unsubscribe_missing"
+RULES = (
+    RULE_BLOCKED_WORD,
+    RULE_LINK_SPACING,
+    RULE_TOO_MANY_LINKS,
+    RULE_LINK_DOMAIN,
+    RULE_TOO_LONG,
+    RULE_EMPTY,
+    RULE_HARD_MAX,
+    RULE_SIGNATURE_MISSING,
+    RULE_SIGNATURE_LENGTH,
+    RULE_UNSUBSCRIBE_MISSING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    severity: Severity
+    start: int  # text[start:end] == match, always, so a UI can underline it
+    end: int
+    match: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContentReport:
+    ok: bool  # no `block` violation
+    encoding: ContentEncoding
+    segments: int
+    violations: tuple[Violation, ...]
+    fixed_text: str  # the text with spaces inserted around glued links, nothing else changed
+
+
+@dataclass(frozen=True)
+class ContentRules:
+    """The policy of one provider/route; the caller picks the rules that apply to a message."""
+
+    max_segments: int = 6
+    max_links: int = 2
+    link_domain_allowlist: tuple[str, ...] = ()
+    hard_max_chars: int = 1600
+    signature: SignatureRule | None = None
+    unsubscribe_suffixes: tuple[str, ...] = ()  # required at the end of marketing SMS when not empty
+    # A glued link is not filtered by carriers, but it makes the message useless, so refuse it by
+    # default; a route may downgrade it.
+    link_spacing_severity: Severity = "block"
+    too_many_links_severity: Severity = "block"
+    link_domain_severity: Severity = "block"
+    too_long_severity: Severity = "block"
+    link_domain_allowlist_lower: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_segments < 1 or self.max_links < 0 or self.hard_max_chars < 1:
+            raise ValueError("max_segments and hard_max_chars must be positive, max_links not negative")
+        allowlist = tuple(domain.strip().lower().lstrip(".") for domain in self.link_domain_allowlist)
+        object.__setattr__(self, "link_domain_allowlist_lower", allowlist)
+
+
+def china_marketing_rules(
+    base: ContentRules | None = None,
+    *,
+    unsubscribe_suffixes: tuple[str, ...] = COMMON_UNSUBSCRIBE_SUFFIXES,
+    signature: SignatureRule | None = None,
+) -> ContentRules:
+    """Rules for a Chinese SMS route: a 【signature】 and the provider's unsubscribe suffix."""
+    return replace(
+        base or ContentRules(),
+        signature=signature or SignatureRule(),
+        unsubscribe_suffixes=unsubscribe_suffixes,
+    )
+
+
+def check_content(
+    text: str,
+    *,
+    channel: str,
+    rules: ContentRules,
+    words: WordLists,
+    carrier: str | None = None,
+    category: str = "marketing",
+    tenant: str | None = None,
+) -> ContentReport:
+    """Check one message text.
+
+    carrier and tenant choose which carrier and tenant lists apply besides the global ones; both
+    accept the bare name ("china_mobile") or the list key ("carrier:china_mobile").
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+    if category not in CATEGORIES:
+        raise ValueError(f"category must be one of {', '.join(CATEGORIES)}, not {category!r}")
+    carrier = _strip_scope(carrier, CARRIER_SCOPE)
+    tenant = _strip_scope(tenant, TENANT_SCOPE)
+    is_sms = channel == "sms"
+
+    if not text.strip():
+        empty = Violation(RULE_EMPTY, "block", 0, len(text), text, "the message text is empty")
+        return ContentReport(False, "GSM-7" if is_sms else "UTF-8", 0 if is_sms else 1, (empty,), text)
+    if len(text) > rules.hard_max_chars:
+        # Refuse to scan arbitrarily large input; nothing else is worth reporting about it.
+        too_big = Violation(
+            RULE_HARD_MAX,
+            "block",
+            rules.hard_max_chars,
+            len(text),
+            text[rules.hard_max_chars :],
+            f"the text has {len(text)} characters; at most {rules.hard_max_chars} are accepted",
+        )
+        encoding_of_big: ContentEncoding = measure_sms(text).encoding if is_sms else "UTF-8"
+        return ContentReport(False, encoding_of_big, 0, (too_big,), text)
+
+    violations: list[Violation] = []
+    links = find_links(text)
+    fixed_text = text
+    if links:
+        glued = glued_links(text, links)
+        violations.extend(_link_spacing_violations(glued, rules.link_spacing_severity))
+        fixed_text = insert_link_spacing(text, glued)
+        violations.extend(_link_count_violations(links, rules))
+        if rules.link_domain_allowlist_lower:
+            violations.extend(_link_domain_violations(links, rules))
+
+    for found in words.find(text, carrier=carrier, tenant=tenant):
+        violations.append(_blocked_word_violation(text, found))
+
+    encoding: ContentEncoding = "UTF-8"
+    segments = 1
+    if is_sms:
+        length = measure_sms(text)
+        encoding = length.encoding
+        segments = length.segments
+        if segments > rules.max_segments:
+            violations.append(_too_long_violation(text, length.encoding, length.units, segments, rules))
+        if rules.signature is not None and category in rules.signature.categories:
+            violations.extend(_signature_violations(text, rules.signature))
+        if (
+            rules.unsubscribe_suffixes
+            and category == "marketing"
+            and not ends_with_unsubscribe(text, rules.unsubscribe_suffixes)
+        ):
+            violations.append(_unsubscribe_violation(text, rules.unsubscribe_suffixes))
+
+    if len(violations) > 1:
+        violations.sort(key=lambda violation: (violation.start, violation.end, violation.rule))
+    ok = all(violation.severity != "block" for violation in violations)
+    return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
+
+
+def _strip_scope(name: str | None, scope: str) -> str | None:
+    if name is None:
+        return None
+    prefix = scope + ":"
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def _link_spacing_violations(glued: list[GluedLink], severity: Severity) -> list[Violation]:
+    violations = []
+    for item in glued:
+        sides = []
+        advice = []
+        if item.before:
+            sides.append(f"to {item.before!r} before it")
+            advice.append("before")
+        if item.after:
+            sides.append(f"to {item.after!r} after it")
+            advice.append("after")
+        violations.append(
+            Violation(
+                RULE_LINK_SPACING,
+                severity,
+                item.link.start,
+                item.link.end,
+                item.link.url,
+                f"the link {item.link.url} is glued {' and '.join(sides)}; many handsets will not "
+                f"recognise or open it — put a space {' and '.join(advice)} it",
+            )
+        )
+    return violations
+
+
+def _link_count_violations(links: list[Link], rules: ContentRules) -> list[Violation]:
+    if len(links) <= rules.max_links:
+        return []
+    first_extra = links[rules.max_links]
+    extra = ", ".join(link.url for link in links[rules.max_links :])
+    return [
+        Violation(
+            RULE_TOO_MANY_LINKS,
+            rules.too_many_links_severity,
+            first_extra.start,
+            first_extra.end,
+            first_extra.url,
+            f"the text has {len(links)} links; at most {rules.max_links} are allowed per message, "
+            f"and carriers treat link-heavy messages as spam — remove {extra}",
+        )
+    ]
+
+
+def _link_domain_violations(links: list[Link], rules: ContentRules) -> list[Violation]:
+    allowlist = rules.link_domain_allowlist_lower
+    return [
+        Violation(
+            RULE_LINK_DOMAIN,
+            rules.link_domain_severity,
+            link.start,
+            link.end,
+            link.url,
+            f"the link {link.url} points to {link.host}, which is not an allowed link domain "
+            f"({', '.join(allowlist)}); use a registered short link",
+        )
+        for link in links
+        if not host_allowed(link.host, allowlist)
+    ]
+
+
+def _blocked_word_violation(text: str, found: WordMatch) -> Violation:
+    matched = text[found.start : found.end]
+    listed = found.entries[0].word
+    as_written = "" if matched == listed else f" (written {matched!r})"
+    lists = ", ".join(sorted({entry.list_key for entry in found.entries}))
+    consequence = (
+        "carriers and handsets silently filter such messages — remove or rephrase it"
+        if found.severity == "block"
+        else "some carriers or handsets may filter such messages — consider rephrasing it"
+    )
+    return Violation(
+        RULE_BLOCKED_WORD,
+        found.severity,
+        found.start,
+        found.end,
+        matched,
+        f"the text contains {listed!r}{as_written}, listed in {lists}; {consequence}",
+    )
+
+
+def _too_long_violation(
+    text: str, encoding: str, units: int, segments: int, rules: ContentRules
+) -> Violation:
+    unit_name = "septets" if encoding == "GSM-7" else "UTF-16 units"
+    return Violation(
+        RULE_TOO_LONG,
+        rules.too_long_severity,
+        0,
+        len(text),
+        text,
+        f"the text needs {segments} SMS segments ({units} {unit_name}, {encoding}); "
+        f"at most {rules.max_segments} are allowed — shorten it",
+    )
+
+
+def _signature_violations(text: str, rule: SignatureRule) -> list[Violation]:
+    signature = find_signature(text)
+    if signature is None:
+        return [
+            Violation(
+                RULE_SIGNATURE_MISSING,
+                "block",
+                0,
+                0,
+                "",
+                f"the text must start with the sender's signature in {SIGNATURE_OPEN}{SIGNATURE_CLOSE}, "
+                f"e.g. {SIGNATURE_OPEN}公司名{SIGNATURE_CLOSE}; carriers reject messages without it",
+            )
+        ]
+    length = len(signature.name.strip())
+    if rule.min_chars <= length <= rule.max_chars:
+        return []
+    return [
+        Violation(
+            RULE_SIGNATURE_LENGTH,
+            "block",
+            signature.start,
+            signature.end,
+            text[signature.start : signature.end],
+            f"the signature {text[signature.start : signature.end]} has {length} characters; "
+            f"it must have {rule.min_chars} to {rule.max_chars}",
+        )
+    ]
+
+
+def _unsubscribe_violation(text: str, suffixes: tuple[str, ...]) -> Violation:
+    choices = " or ".join(repr(suffix) for suffix in suffixes)
+    return Violation(
+        RULE_UNSUBSCRIBE_MISSING,
+        "block",
+        len(text),
+        len(text),
+        "",
+        f"marketing SMS must end with the unsubscribe instruction {choices}; append it to the text",
+    )

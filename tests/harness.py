@@ -1,0 +1,101 @@
+"""A real gateway in the test's event loop (HTTP on a free loopback port) and a client for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.app import Gateway
+from gateway.settings import load_settings
+
+API_KEY = "test-key-0123456789abcdef"
+SMS = {"channel": "sms", "to": "+8613812345678", "content": {"text": "Your order has shipped"}}
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    url: str
+    session: aiohttp.ClientSession
+    db_path: Path | None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_KEY}"}
+
+    async def post(self, path: str, body: Any, key: str | None = None, **kwargs: Any) -> aiohttp.ClientResponse:
+        headers = dict(self.headers)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        headers.update(kwargs.pop("headers", {}))
+        response = await self.session.post(self.url + path, json=body, headers=headers, **kwargs)
+        await response.read()
+        return response
+
+    async def get(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        response = await self.session.get(self.url + path, headers=headers, **kwargs)
+        await response.read()
+        return response
+
+    def count(self, table: str = "messages") -> int:
+        assert self.db_path is not None
+        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(0.05)
+
+    async def wait_status(self, message_id: str, statuses: set[str], timeout: float = 10.0) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            response = await self.get(f"/v1/messages/{message_id}")
+            body: dict[str, Any] = await response.json()
+            return body if body.get("status") in statuses else None
+
+        result: dict[str, Any] = await self.wait_for(check, timeout)
+        return result
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    tmp_path: Path, env: dict[str, str] | None = None, role: str = "all", database_url: str | None = None
+) -> AsyncIterator[Running]:
+    db_path = tmp_path / "gateway.db"
+    settings = load_settings(
+        {
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": "0",
+            "GATEWAY_DATABASE_URL": database_url or f"sqlite:///{db_path}",
+            "GATEWAY_API_KEY": API_KEY,
+            "GATEWAY_SANDBOX__LATENCY_MS": "1",
+            "GATEWAY_SANDBOX__RECEIPT_DELAY_MS": "10",
+            "GATEWAY_SANDBOX__LEDGER_PATH": str(tmp_path / "sandbox-ledger.ndjson"),
+            "GATEWAY_WORKER__POLL_INTERVAL_MS": "20",
+            **(env or {}),
+        }
+    )
+    gateway = Gateway(settings, role)  # type: ignore[arg-type]
+    await gateway.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Running(gateway, f"http://127.0.0.1:{gateway.port}", session,
+                          db_path if database_url is None else None)
+    finally:
+        await gateway.stop()

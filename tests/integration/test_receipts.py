@@ -1,0 +1,87 @@
+"""Receipts: accepted once, in any order, only with a valid signature."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+
+from providers.sandbox import SIGNATURE_HEADER, sign
+from tests.harness import SMS, Running, running_gateway
+
+NO_AUTO_RECEIPTS = {"GATEWAY_SANDBOX__RECEIPTS": "false"}
+
+
+async def _secret(gw: Running) -> str:
+    return await gw.gateway.store.get_or_create_secret("sandbox_receipts")
+
+
+async def _post_receipts(gw: Running, receipts: list[dict[str, object]], secret: str, at: float | None = None):
+    body = orjson.dumps({"receipts": receipts})
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, int(at or time.time()), body)}
+    response = await gw.session.post(gw.url + "/v1/receipts/sandbox", data=body, headers=headers)
+    await response.read()
+    return response
+
+
+async def _sent_message(gw: Running) -> dict[str, object]:
+    r = await gw.post("/v1/messages", SMS)
+    return await gw.wait_status((await r.json())["id"], {"sent"})
+
+
+async def test_receipts_are_applied_once_and_never_move_status_back(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+        message = await _sent_message(gw)
+        secret = await _secret(gw)
+        sid = message["provider_message_id"]
+        delivered = {"sid": sid, "status": "delivered"}
+        first = await _post_receipts(gw, [delivered], secret)
+        assert first.status == 200
+        assert await first.json() == {"applied": 1, "duplicate": 0, "held": 0}
+        again = await _post_receipts(gw, [delivered, {"sid": sid, "status": "sent"}], secret)
+        assert await again.json() == {"applied": 1, "duplicate": 1, "held": 0}
+        detail = await (await gw.get(f"/v1/messages/{message['id']}")).json()
+        assert detail["status"] == "delivered"
+        assert [e["status"] for e in detail["events"]].count("delivered") == 1
+        assert gw.count("receipts") == 2
+
+
+async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+        secret = await _secret(gw)
+        # The provider id is not known to us yet: the receipt is kept, not dropped.
+        early = await _post_receipts(gw, [{"sid": "SBX-early", "status": "delivered"}], secret)
+        assert await early.json() == {"applied": 0, "duplicate": 0, "held": 1}
+        from gateway.store import queries
+        from gateway.store.records import Outcome
+
+        r = await gw.post("/v1/messages", {**SMS, "send_at": "2999-01-01T00:00:00Z"})
+        message_id = (await r.json())["id"]
+        applied = await gw.gateway.store.db.write(queries.record_outcomes, [
+            Outcome(message_id, "default", "sent", time.time(), provider="sandbox", provider_message_id="SBX-early")
+        ])
+        assert applied == 1
+        detail = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert detail["status"] == "delivered"
+
+
+async def test_bad_or_stale_signatures_are_refused_and_nothing_recorded(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+        message = await _sent_message(gw)
+        receipt = [{"sid": message["provider_message_id"], "status": "delivered"}]
+        forged = await _post_receipts(gw, receipt, "not-the-secret")
+        stale = await _post_receipts(gw, receipt, await _secret(gw), at=time.time() - 3600)
+        unsigned = await gw.session.post(gw.url + "/v1/receipts/sandbox", json={"receipts": receipt})
+        for response in (forged, stale, unsigned):
+            assert response.status == 401
+            assert response.content_type == "application/problem+json"
+        assert gw.count("receipts") == 0
+        detail = await (await gw.get(f"/v1/messages/{message['id']}")).json()
+        assert detail["status"] == "sent"
+
+
+async def test_unknown_provider_is_404(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path) as gw:
+        response = await gw.session.post(gw.url + "/v1/receipts/nobody", data=b"{}")
+        assert response.status == 404
