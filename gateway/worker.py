@@ -186,6 +186,7 @@ class Worker:
                 job["tenant_id"],
                 "sent",
                 now,
+                reason="provider.accepted",
                 attempt_outcome="sent",
                 provider_message_id=result.provider_message_id,
                 **base,

@@ -112,6 +112,11 @@ class SandboxProvider:
 
     async def start(self) -> None:
         if self.ledger_path:
+            if self.receipt_url:
+                # A real provider keeps reporting after our crash; so does the sandbox: receipts that
+                # were owed when the last process died are sent now.
+                self._ledger, owed = await asyncio.to_thread(self._read_ledger)
+                self._pending.extend((0.0, receipt) for receipt in owed)
             self._ledger_fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.receipt_url:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -136,45 +141,45 @@ class SandboxProvider:
             retry_after = 1.0 if chosen.kind == ErrorKind.RATE_LIMITED else None
             return SendResult(error=ProviderError(chosen.kind, chosen.code, chosen.message, retry_after))
         sid = "SBX" + uuid.uuid4().hex
-        self._remember(message.reference, sid)
+        fate = "delivered" if self._random.random() < self.delivery_rate else "undelivered"
+        self._remember(message.reference, sid, fate)
         self.sent_count += 1
         if self.receipt_url:
-            delivered = self._random.random() < self.delivery_rate
-            receipt = Receipt(
-                provider_message_id=sid,
-                reference=message.reference,
-                status="delivered" if delivered else "undelivered",
-                error_code=None if delivered else "SBX-30003",
-                occurred_at=None,
-            )
-            self._pending.append((time.monotonic() + self.receipt_delay, receipt))
+            self._pending.append((time.monotonic() + self.receipt_delay, _receipt(sid, message.reference, fate)))
             self._wakeup.set()
         return SendResult(provider_message_id=sid)
 
-    def _remember(self, reference: str, sid: str) -> None:
+    def _remember(self, reference: str, sid: str, fate: str) -> None:
         # One unbuffered append per send: the line is in the kernel before send() returns, so it
         # survives a kill -9 of this process, as a remote provider's record would.
         if self._ledger_fd is not None:
-            os.write(self._ledger_fd, orjson.dumps({"ref": reference, "sid": sid, "at": time.time()}) + b"\n")
+            line = {"ref": reference, "sid": sid, "fate": fate, "at": time.time()}
+            os.write(self._ledger_fd, orjson.dumps(line) + b"\n")
         if self._ledger is not None:
             self._ledger[reference] = sid
 
     async def lookup(self, reference: str) -> Lookup | None:
         if self._ledger is None:
             # Read once, off the event loop: only crash recovery asks, and the ledger may be large.
-            self._ledger = await asyncio.to_thread(self._read_ledger)
+            self._ledger, _ = await asyncio.to_thread(self._read_ledger)
         sid = self._ledger.get(reference)
         return Lookup(accepted=sid is not None, provider_message_id=sid)
 
-    def _read_ledger(self) -> dict[str, str]:
+    def _read_ledger(self) -> tuple[dict[str, str], list[Receipt]]:
+        """What was accepted (reference -> sid), and the receipts still owed for it."""
         ledger: dict[str, str] = {}
+        owed: dict[str, Receipt] = {}
         if self.ledger_path and os.path.exists(self.ledger_path):
             with open(self.ledger_path, "rb") as lines:
                 for line in lines:
                     with contextlib.suppress(orjson.JSONDecodeError, KeyError):
                         entry = orjson.loads(line)
+                        if "receipted" in entry:
+                            owed.pop(entry["receipted"], None)
+                            continue
                         ledger[entry["ref"]] = entry["sid"]
-        return ledger
+                        owed[entry["sid"]] = _receipt(entry["sid"], entry["ref"], entry.get("fate", "delivered"))
+        return ledger, list(owed.values())
 
     async def _flush_receipts(self) -> None:
         while True:
@@ -211,6 +216,9 @@ class SandboxProvider:
             try:
                 async with self._session.post(self.receipt_url, data=body, headers=headers) as response:
                     if response.status < 300:
+                        if self._ledger_fd is not None:
+                            done = b"".join(orjson.dumps({"receipted": r.provider_message_id}) + b"\n" for r in batch)
+                            os.write(self._ledger_fd, done)
                         return
                     if 400 <= response.status < 500:
                         log.warning("sandbox receipts refused", status=response.status, count=len(batch))
@@ -238,6 +246,15 @@ class SandboxProvider:
             ]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CallbackFormatError(f"not a sandbox receipt batch: {exc}") from None
+
+
+def _receipt(sid: str, reference: str, fate: str) -> Receipt:
+    return Receipt(
+        provider_message_id=sid,
+        reference=reference,
+        status=fate,
+        error_code=None if fate == "delivered" else "SBX-30003",
+    )
 
 
 def _status(value: object) -> str:

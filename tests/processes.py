@@ -1,0 +1,75 @@
+"""Gateways as real OS processes, for tests that kill them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.harness import API_KEY
+from tests.servers import free_port
+
+
+class GatewayProcess:
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, role: str = "all", port: int | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.role = role
+        self.env = {
+            **os.environ,
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",
+            "GATEWAY_API_KEY": API_KEY,
+            "GATEWAY_SANDBOX__LEDGER_PATH": str(workdir / "sandbox-ledger.ndjson"),
+            "GATEWAY_LOG_LEVEL": "info",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--role", self.role],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"gateway not ready: {self.log_path.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop_quietly(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
