@@ -159,10 +159,12 @@ class SandboxProvider:
             self._ledger[reference] = sid
 
     async def lookup(self, reference: str) -> Lookup | None:
-        if self._ledger is None:
+        ledger = self._ledger
+        if ledger is None:
             # Read once, off the event loop: only crash recovery asks, and the ledger may be large.
-            self._ledger, _ = await asyncio.to_thread(self._read_ledger)
-        sid = self._ledger.get(reference)
+            loaded, _ = await asyncio.to_thread(self._read_ledger)
+            self._ledger = ledger = loaded
+        sid = ledger.get(reference)
         return Lookup(accepted=sid is not None, provider_message_id=sid)
 
     def _read_ledger(self) -> tuple[dict[str, str], list[Receipt]]:

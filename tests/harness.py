@@ -51,8 +51,8 @@ class Running:
         with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
             return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, predicate: Callable[[], Any], within: float = 10.0) -> Any:
+        deadline = time.monotonic() + within
         while True:
             result = predicate()
             if asyncio.iscoroutine(result):
@@ -63,13 +63,13 @@ class Running:
                 raise AssertionError("condition not met in time")
             await asyncio.sleep(0.05)
 
-    async def wait_status(self, message_id: str, statuses: set[str], timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_status(self, message_id: str, statuses: set[str], within: float = 10.0) -> dict[str, Any]:
         async def check() -> dict[str, Any] | None:
             response = await self.get(f"/v1/messages/{message_id}")
             body: dict[str, Any] = await response.json()
             return body if body.get("status") in statuses else None
 
-        result: dict[str, Any] = await self.wait_for(check, timeout)
+        result: dict[str, Any] = await self.wait_for(check, within)
         return result
 
 
@@ -95,7 +95,8 @@ async def running_gateway(
     await gateway.start()
     try:
         async with aiohttp.ClientSession() as session:
-            yield Running(gateway, f"http://127.0.0.1:{gateway.port}", session,
-                          db_path if database_url is None else None)
+            yield Running(
+                gateway, f"http://127.0.0.1:{gateway.port}", session, db_path if database_url is None else None
+            )
     finally:
         await gateway.stop()

@@ -300,7 +300,10 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
             # A receipt may already have moved the job past `sent`; never move it back.
             status=sa.case(
                 (
-                    sa.and_(sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered"), sa.bindparam("b_status") == "sent"),
+                    sa.and_(
+                        sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered"),
+                        sa.bindparam("b_status") == "sent",
+                    ),
                     messages.c.status,
                 ),
                 else_=sa.bindparam("b_status"),

@@ -83,7 +83,7 @@ async def test_kill_9_mid_dispatch_loses_nothing_and_sends_nothing_twice(tmp_pat
                         continue
                     try:
                         status, message_id = await _post(session, gateway.url, key, body)
-                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                    except (aiohttp.ClientError, TimeoutError):
                         lost_in_crash.append((key, body))  # unanswered: the client will retry it
                         continue
                     if status == 409:
@@ -121,9 +121,11 @@ async def test_kill_9_mid_dispatch_loses_nothing_and_sends_nothing_twice(tmp_pat
 
     ledger = _ledger(tmp_path)
     with contextlib.closing(sqlite3.connect(tmp_path / "gateway.db")) as conn:
-        recovered = dict(conn.execute(
-            "SELECT reason, count(*) FROM events WHERE reason LIKE 'recovered.%' GROUP BY reason"
-        ).fetchall())
+        recovered = dict(
+            conn.execute(
+                "SELECT reason, count(*) FROM events WHERE reason LIKE 'recovered.%' GROUP BY reason"
+            ).fetchall()
+        )
     statuses = collections.Counter(status for _, _, status, _ in rows)
     reasons = collections.Counter(reason for _, _, _, reason in rows)
     print(

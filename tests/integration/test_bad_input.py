@@ -30,23 +30,47 @@ CASES = [
     pytest.param({**SMS, "content": {"text": "x" * 1601}}, 422, ["/content/text"], id="text-too-long"),
     pytest.param({**SMS, "campaign": "c" * 129}, 422, ["/campaign"], id="campaign-too-long"),
     pytest.param({**SMS, "send_at": "2026-01-01 09:00"}, 422, ["/send_at"], id="send-at-without-zone"),
-    pytest.param({**SMS, "send_at": "2026-01-02T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}, 422,
-                 ["/expires_at"], id="expires-before-send"),
+    pytest.param(
+        {**SMS, "send_at": "2026-01-02T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"},
+        422,
+        ["/expires_at"],
+        id="expires-before-send",
+    ),
     pytest.param({**SMS, "fallback": ["sms"]}, 422, ["/fallback/0"], id="fallback-repeats-channel"),
     pytest.param({**SMS, "metadata": {"k": "v" * 5000}}, 422, ["/metadata"], id="metadata-too-large"),
     pytest.param({**SMS, "category": "promo"}, 422, ["/category"], id="unknown-category"),
     pytest.param({**SMS, "sendAt": "x"}, 422, ["/sendAt"], id="unknown-field"),
-    pytest.param({"channel": "email", "to": "not-an-address", "content": {"subject": "s", "text": "t"}}, 422,
-                 ["/to"], id="email-to-invalid"),
-    pytest.param({"channel": "email", "to": "a@example.com", "content": {"subject": "a\r\nBcc: x", "text": "t"}},
-                 422, ["/content/subject"], id="email-header-injection"),
-    pytest.param({"channel": "webhook", "to": "http://example.com/hook", "content": {"payload": {}}}, 422,
-                 ["/to"], id="webhook-not-https"),
-    pytest.param({"channel": "push", "to": "tok", "content": {"title": "t", "body": "b"}}, 422, ["/to"],
-                 id="push-token-too-short"),
+    pytest.param(
+        {"channel": "email", "to": "not-an-address", "content": {"subject": "s", "text": "t"}},
+        422,
+        ["/to"],
+        id="email-to-invalid",
+    ),
+    pytest.param(
+        {"channel": "email", "to": "a@example.com", "content": {"subject": "a\r\nBcc: x", "text": "t"}},
+        422,
+        ["/content/subject"],
+        id="email-header-injection",
+    ),
+    pytest.param(
+        {"channel": "webhook", "to": "http://example.com/hook", "content": {"payload": {}}},
+        422,
+        ["/to"],
+        id="webhook-not-https",
+    ),
+    pytest.param(
+        {"channel": "push", "to": "tok", "content": {"title": "t", "body": "b"}},
+        422,
+        ["/to"],
+        id="push-token-too-short",
+    ),
     pytest.param([SMS], 422, ["/"], id="not-an-object"),
-    pytest.param({"channel": "sms", "to": 8613812345678, "content": "hi"}, 422, ["/to", "/content"],
-                 id="wrong-types-all-reported"),
+    pytest.param(
+        {"channel": "sms", "to": 8613812345678, "content": "hi"},
+        422,
+        ["/to", "/content"],
+        id="wrong-types-all-reported",
+    ),
 ]
 
 
@@ -66,8 +90,9 @@ async def test_invalid_jobs_are_refused_naming_each_field(
 
 async def test_malformed_json_is_400(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw:
-        response = await gw.post("/v1/messages", None, data=b'{"channel": "sms",',
-                                 headers={"Content-Type": "application/json"})
+        response = await gw.post(
+            "/v1/messages", None, data=b'{"channel": "sms",', headers={"Content-Type": "application/json"}
+        )
         assert response.status == 400
         assert (await _problem(response))["type"] == "/problems/malformed-json"
         assert gw.count() == 0
@@ -75,16 +100,21 @@ async def test_malformed_json_is_400(tmp_path: Path) -> None:
 
 async def test_invalid_utf8_is_400(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw:
-        response = await gw.post("/v1/messages", None, data=b'{"channel": "\xff\xfe"}',
-                                 headers={"Content-Type": "application/json"})
+        response = await gw.post(
+            "/v1/messages", None, data=b'{"channel": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+        )
         assert response.status == 400
         assert gw.count() == 0
 
 
 async def test_wrong_content_type_is_415(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw:
-        response = await gw.post("/v1/messages", None, data=b"channel=sms&to=%2B8613812345678",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = await gw.post(
+            "/v1/messages",
+            None,
+            data=b"channel=sms&to=%2B8613812345678",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status == 415
         assert "application/json" in (await _problem(response))["detail"]
         assert gw.count() == 0
@@ -119,7 +149,8 @@ async def test_a_batch_that_is_not_a_list_is_422(tmp_path: Path) -> None:
 async def test_an_invalid_idempotency_key_is_400(tmp_path: Path, key: str) -> None:
     async with running_gateway(tmp_path) as gw:
         response = await gw.session.post(
-            gw.url + "/v1/messages", json=SMS,
+            gw.url + "/v1/messages",
+            json=SMS,
             headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": key},
         )
         assert response.status == 400
@@ -165,10 +196,17 @@ async def test_a_key_without_the_send_scope_is_403(tmp_path: Path) -> None:
         assert gw.count() == 0
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("status=bogus", "status"), ("limit=0", "limit"), ("limit=abc", "limit"), ("since=yesterday", "since"),
-    ("cursor=!!!", "cursor"), ("campain=x", "campain"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=bogus", "status"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("since=yesterday", "since"),
+        ("cursor=!!!", "cursor"),
+        ("campain=x", "campain"),
+    ],
+)
 async def test_invalid_list_queries_are_400_naming_the_parameter(tmp_path: Path, query: str, field: str) -> None:
     async with running_gateway(tmp_path) as gw:
         response = await gw.get(f"/v1/messages?{query}")

@@ -53,8 +53,12 @@ async def test_real_traffic_conforms_to_the_openapi_document(tmp_path: Path) -> 
         accepted = await check("post", "/v1/messages", "/v1/messages", {**SMS, "campaign": "c"}, key="o-1")
         await check("post", "/v1/messages", "/v1/messages", {**SMS, "campaign": "c"}, key="o-1")
         await check("post", "/v1/messages", "/v1/messages", {**SMS, "to": "123"})
-        await check("post", "/v1/messages/batch", "/v1/messages/batch",
-                    {"messages": [{**SMS, "idempotency_key": "b1"}, {**SMS, "channel": "fax"}]})
+        await check(
+            "post",
+            "/v1/messages/batch",
+            "/v1/messages/batch",
+            {"messages": [{**SMS, "idempotency_key": "b1"}, {**SMS, "channel": "fax"}]},
+        )
         await gw.wait_status(accepted["id"], {"delivered"})
         await check("get", f"/v1/messages/{accepted['id']}", "/v1/messages/{id}")
         await check("get", "/v1/messages/msg_nope", "/v1/messages/{id}")

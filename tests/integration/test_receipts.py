@@ -58,9 +58,10 @@ async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(tmp_pa
 
         r = await gw.post("/v1/messages", {**SMS, "send_at": "2999-01-01T00:00:00Z"})
         message_id = (await r.json())["id"]
-        applied = await gw.gateway.store.db.write(queries.record_outcomes, [
-            Outcome(message_id, "default", "sent", time.time(), provider="sandbox", provider_message_id="SBX-early")
-        ])
+        applied = await gw.gateway.store.db.write(
+            queries.record_outcomes,
+            [Outcome(message_id, "default", "sent", time.time(), provider="sandbox", provider_message_id="SBX-early")],
+        )
         assert applied == 1
         detail = await (await gw.get(f"/v1/messages/{message_id}")).json()
         assert detail["status"] == "delivered"

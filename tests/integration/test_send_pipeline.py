@@ -76,13 +76,15 @@ async def test_keys_are_scoped_to_the_tenant(tmp_path: Path) -> None:
         )
         mine = await gw.post("/v1/messages", SMS, key="shared-key")
         theirs = await gw.session.post(
-            gw.url + "/v1/messages", json=SMS,
+            gw.url + "/v1/messages",
+            json=SMS,
             headers={"Authorization": f"Bearer {other_key}", "Idempotency-Key": "shared-key"},
         )
         assert mine.status == theirs.status == 202
         assert (await theirs.json())["id"] != (await mine.json())["id"]
-        peek = await gw.session.get(gw.url + f"/v1/messages/{(await mine.json())['id']}",
-                                    headers={"Authorization": f"Bearer {other_key}"})
+        peek = await gw.session.get(
+            gw.url + f"/v1/messages/{(await mine.json())['id']}", headers={"Authorization": f"Bearer {other_key}"}
+        )
         assert peek.status == 404
         assert gw.count() == 2
 
@@ -90,15 +92,17 @@ async def test_keys_are_scoped_to_the_tenant(tmp_path: Path) -> None:
 async def test_a_batch_judges_each_item_on_its_own(tmp_path: Path) -> None:
     async with running_gateway(tmp_path) as gw:
         await gw.post("/v1/messages", SMS, key="earlier")
-        batch = {"messages": [
-            {**SMS, "idempotency_key": "b-0"},
-            {**SMS, "to": "12345", "idempotency_key": "b-1"},
-            {**SMS, "idempotency_key": "b-0"},
-            {**SMS, "content": {"text": "other"}, "idempotency_key": "b-0"},
-            {**SMS, "idempotency_key": "earlier"},
-            {**SMS, "content": {"text": "changed"}, "idempotency_key": "earlier"},
-            {"channel": "email", "to": "ann@example.com", "content": {"subject": "Hi", "text": "Hello"}},
-        ]}
+        batch = {
+            "messages": [
+                {**SMS, "idempotency_key": "b-0"},
+                {**SMS, "to": "12345", "idempotency_key": "b-1"},
+                {**SMS, "idempotency_key": "b-0"},
+                {**SMS, "content": {"text": "other"}, "idempotency_key": "b-0"},
+                {**SMS, "idempotency_key": "earlier"},
+                {**SMS, "content": {"text": "changed"}, "idempotency_key": "earlier"},
+                {"channel": "email", "to": "ann@example.com", "content": {"subject": "Hi", "text": "Hello"}},
+            ]
+        }
         response = await gw.post("/v1/messages/batch", batch)
         assert response.status == 200
         body = await response.json()
@@ -143,9 +147,13 @@ async def test_a_job_waits_for_send_at_and_an_expired_job_is_not_sent(tmp_path: 
 
 
 async def test_transient_failures_are_retried_then_fail_with_a_reason(tmp_path: Path) -> None:
-    env = {"GATEWAY_SANDBOX__FAILURE_RATE": "1", "GATEWAY_WORKER__MAX_ATTEMPTS": "3",
-           "GATEWAY_WORKER__BACKOFF_BASE_SECONDS": "0.05", "GATEWAY_WORKER__BACKOFF_MAX_SECONDS": "0.1",
-           "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-503", "kind": "transient"}]'}
+    env = {
+        "GATEWAY_SANDBOX__FAILURE_RATE": "1",
+        "GATEWAY_WORKER__MAX_ATTEMPTS": "3",
+        "GATEWAY_WORKER__BACKOFF_BASE_SECONDS": "0.05",
+        "GATEWAY_WORKER__BACKOFF_MAX_SECONDS": "0.1",
+        "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-503", "kind": "transient"}]',
+    }
     async with running_gateway(tmp_path, env) as gw:
         r = await gw.post("/v1/messages", SMS)
         detail = await gw.wait_status((await r.json())["id"], {"failed"})
@@ -155,8 +163,10 @@ async def test_transient_failures_are_retried_then_fail_with_a_reason(tmp_path: 
 
 
 async def test_a_permanent_error_fails_at_once(tmp_path: Path) -> None:
-    env = {"GATEWAY_SANDBOX__FAILURE_RATE": "1",
-           "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-21211", "kind": "recipient_invalid", "message": "bad To"}]'}
+    env = {
+        "GATEWAY_SANDBOX__FAILURE_RATE": "1",
+        "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-21211", "kind": "recipient_invalid", "message": "bad To"}]',
+    }
     async with running_gateway(tmp_path, env) as gw:
         r = await gw.post("/v1/messages", SMS)
         detail = await gw.wait_status((await r.json())["id"], {"failed"})
@@ -164,7 +174,8 @@ async def test_a_permanent_error_fails_at_once(tmp_path: Path) -> None:
         assert len(detail["attempts"]) == 1
         assert detail["attempts"][0]["error_message"] == "bad To"
         metrics = await (await gw.get("/metrics")).text()
-        assert 'gateway_messages_failed_total{channel="sms",provider="sandbox",reason="provider.permanent.recipient_invalid"} 1.0' in metrics
+        failed = 'channel="sms",provider="sandbox",reason="provider.permanent.recipient_invalid"'
+        assert f"gateway_messages_failed_total{{{failed}}} 1.0" in metrics
 
 
 async def test_health_readiness_and_metrics(tmp_path: Path) -> None:

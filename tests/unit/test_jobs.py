@@ -1,0 +1,83 @@
+"""Send-job validation (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.domain.jobs import JobLimits, normalise_phone, parse_timestamp, valid_idempotency_key, validate_job
+from gateway.domain.models import Category, Channel
+
+LIMITS = JobLimits()
+
+
+def test_a_valid_sms_job_is_normalised() -> None:
+    job, errors = validate_job(
+        {
+            "channel": "sms",
+            "to": "+86 138-1234-5678",
+            "content": {"text": "hi"},
+            "send_at": "2026-01-31T09:00:00+08:00",
+            "fallback": ["push"],
+            "category": "transactional",
+        },
+        LIMITS,
+    )
+    assert errors == []
+    assert job is not None
+    assert job.to == "+8613812345678"
+    assert job.channel is Channel.SMS and job.category is Category.TRANSACTIONAL
+    assert job.send_at == datetime(2026, 1, 31, 1, 0, tzinfo=UTC).timestamp()
+    assert job.fallback == (Channel.PUSH,)
+
+
+def test_every_problem_is_reported_with_the_prefix_of_its_batch_item() -> None:
+    job, errors = validate_job({"channel": "sms", "to": "123", "content": {"text": ""}, "x": 1}, LIMITS, "/messages/3")
+    assert job is None
+    assert [e.field for e in errors] == ["/messages/3/x", "/messages/3/to", "/messages/3/content/text"]
+
+
+def test_email_domains_are_lowercased_and_local_parts_kept() -> None:
+    job, _ = validate_job(
+        {"channel": "email", "to": "Ann.Lee@Example.COM", "content": {"subject": "s", "text": "t"}}, LIMITS
+    )
+    assert job is not None and job.to == "Ann.Lee@example.com"
+
+
+def test_http_webhooks_only_when_allowed() -> None:
+    body = {"channel": "webhook", "to": "http://127.0.0.1:9/hook", "content": {"payload": {"a": 1}}}
+    assert validate_job(body, LIMITS)[0] is None
+    assert validate_job(body, JobLimits(allow_http_webhooks=True))[0] is not None
+
+
+def test_phone_numbers_must_be_international_and_valid() -> None:
+    assert normalise_phone("+14155552671") == "+14155552671"
+    assert normalise_phone("14155552671") is None
+    assert normalise_phone("+1415555267") is None
+    assert normalise_phone("+99912345678") is None
+
+
+def test_timestamps_need_an_offset() -> None:
+    assert parse_timestamp("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert parse_timestamp("2026-01-01T00:00:00") is None
+    assert parse_timestamp(1234) is None
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_idempotency_keys_are_1_to_255_printable_ascii(key: str) -> None:
+    expected = 1 <= len(key) <= 255 and all(0x21 <= ord(c) <= 0x7E for c in key)
+    assert valid_idempotency_key(key) == expected
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_no_json_value_crashes_validation(body: object) -> None:
+    job, errors = validate_job(body, LIMITS)
+    assert (job is None) == bool(errors)

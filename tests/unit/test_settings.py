@@ -1,0 +1,68 @@
+"""Settings: file, then environment; a wrong value stops start-up with one line naming the key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import SettingsError, load_settings
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('port = 9000\nhost = "0.0.0.0"\n[worker]\nbatch_size = 50\n')
+    settings = load_settings({"GATEWAY_CONFIG": str(config), "GATEWAY_PORT": "9100"})
+    assert settings.port == 9100
+    assert settings.host == "0.0.0.0"
+    assert settings.worker.batch_size == 50
+    assert settings.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"GATEWAY_PORT": "eighty"}, "setting port (GATEWAY_PORT)"),
+        ({"GATEWAY_WORKER__BATCH_SIZE": "0"}, "setting worker.batch_size (GATEWAY_WORKER__BATCH_SIZE)"),
+        ({"GATEWAY_DATABASE_URL": "mysql://db/x"}, "setting database_url (GATEWAY_DATABASE_URL)"),
+        ({"GATEWAY_REDIS_URL": "localhost:6379"}, "setting redis_url (GATEWAY_REDIS_URL)"),
+        ({"GATEWAY_API_KEY": "short"}, "setting api_key (GATEWAY_API_KEY)"),
+        ({"GATEWAY_PROT": "80"}, "setting GATEWAY_PROT: no such setting"),
+        ({"GATEWAY_CONFIG": "/nonexistent/gateway.toml"}, "GATEWAY_CONFIG names /nonexistent/gateway.toml"),
+    ],
+)
+def test_wrong_values_name_the_key(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert needle in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_unknown_key_in_the_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[worker]\nbatch_sise = 5\n")
+    with pytest.raises(SettingsError, match=r"setting worker\.batch_sise"):
+        load_settings({"GATEWAY_CONFIG": str(config)})
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "gateway.example.toml"
+    settings = load_settings({"GATEWAY_CONFIG": str(example)})
+    assert settings.sandbox.enabled
+
+
+def test_the_process_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_WORKER__LEASE_SECONDS"] = "-5"
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gateway: setting worker.lease_seconds (GATEWAY_WORKER__LEASE_SECONDS): "
+        "Input should be greater than 0 (got '-5')"
+    ]
+    assert not (tmp_path / "gateway.db").exists()
