@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -12,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 
 from gateway.app import Gateway
 from gateway.settings import load_settings
+from gateway.store import schema
 
 API_KEY = "test-key-0123456789abcdef"
 SMS = {"channel": "sms", "to": "+8613812345678", "content": {"text": "Your order has shipped"}}
@@ -25,7 +26,6 @@ class Running:
     gateway: Gateway
     url: str
     session: aiohttp.ClientSession
-    db_path: Path | None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -46,10 +46,13 @@ class Running:
         await response.read()
         return response
 
-    def count(self, table: str = "messages") -> int:
-        assert self.db_path is not None
-        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    async def count(self, table: str = "messages") -> int:
+        """Rows in a table, read through the store so it works on every backend."""
+
+        def count_rows(conn: Any) -> int:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[table])).scalar())
+
+        return await self.gateway.store.db.read(count_rows)
 
     async def wait_for(self, predicate: Callable[[], Any], within: float = 10.0) -> Any:
         deadline = time.monotonic() + within
@@ -95,8 +98,9 @@ async def running_gateway(
     await gateway.start()
     try:
         async with aiohttp.ClientSession() as session:
-            yield Running(
-                gateway, f"http://127.0.0.1:{gateway.port}", session, db_path if database_url is None else None
-            )
+            yield Running(gateway, f"http://127.0.0.1:{gateway.port}", session)
     finally:
         await gateway.stop()
+
+
+GatewayStarter = Callable[..., contextlib.AbstractAsyncContextManager[Running]]

@@ -39,16 +39,24 @@ class RateLimit:
 @dataclass(frozen=True, slots=True)
 class ThroughputRequest:
     """`cost` units against every limit in `limits` (e.g. provider, account and sender number):
-    granted only if all allow, and then taken from all; refused ones take nothing."""
+    granted only if all allow, and then taken from all; refused ones take nothing. `costs`, when
+    given, is one cost per limit, for limits counted in different units (a provider counting
+    segments, a sender number counting messages)."""
 
     limits: tuple[RateLimit, ...]
     cost: int = 1
+    costs: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.limits:
             raise ValueError("a throughput request needs at least one limit")
-        if self.cost < 1:
-            raise ValueError(f"cost must be >= 1, got {self.cost!r}")
+        if self.costs is not None and len(self.costs) != len(self.limits):
+            raise ValueError("costs needs one cost per limit")
+        if min(self.costs or (self.cost,)) < 1:
+            raise ValueError(f"cost must be >= 1, got {self.costs or self.cost!r}")
+
+    def cost_of(self, index: int) -> int:
+        return self.cost if self.costs is None else self.costs[index]
 
     @classmethod
     def single(cls, key: str, rate: float, burst: int = 1, cost: int = 1) -> ThroughputRequest:

@@ -56,8 +56,8 @@ class MemoryState:
         out = []
         for req in requests:
             keys = [NAMESPACE + "tp:" + lim.key for lim in req.limits]
-            results = [gcra(self._tat.get(k, 0), now, lim.interval_us, lim.burst, req.cost)
-                       for k, lim in zip(keys, req.limits, strict=True)]
+            results = [gcra(self._tat.get(k, 0), now, lim.interval_us, lim.burst, req.cost_of(j))
+                       for j, (k, lim) in enumerate(zip(keys, req.limits, strict=True))]
             retry, blocking = 0, -1
             for j, res in enumerate(results):
                 if not res.allowed and res.retry_after_us > retry:

@@ -50,7 +50,7 @@ else
 end
 """
 
-# ARGV: now, n, then per request: cost, nlimits, then per limit: interval_us, burst.
+# ARGV: now, n, then per request: nlimits, then per limit: interval_us, burst, cost.
 # KEYS: every limit's key, request after request. Returns now, then per request:
 # allowed (0/1), retry_after_us, index of the blocking limit (-1).
 GCRA_LUA = _NOW + """
@@ -58,13 +58,13 @@ local n = tonumber(ARGV[2])
 local a, k = 3, 1
 local out = {now}
 for i = 1, n do
-  local cost, nl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
+  local nl = tonumber(ARGV[a])
+  a = a + 1
   local retry, blocking = 0, -1
   local tats = {}
   for j = 1, nl do
-    local interval, burst = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-    a = a + 2
+    local interval, burst, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    a = a + 3
     local tat = tonumber(redis.call('GET', KEYS[k + j - 1]) or '0')
     local new_tat = math.max(tat, now) + cost * interval
     local allow_at = new_tat - math.max(burst, cost) * interval
@@ -242,10 +242,10 @@ class RedisState:
             args: list[str | int] = [now, len(part)]
             for i in part:
                 req = requests[i]
-                args += [req.cost, len(req.limits)]
-                for lim in req.limits:
+                args.append(len(req.limits))
+                for j, lim in enumerate(req.limits):
                     keys.append(self._ns + "tp:" + lim.key)
-                    args += [lim.interval_us, lim.burst]
+                    args += [lim.interval_us, lim.burst, req.cost_of(j)]
             calls.append((_GCRA, keys, args))
         out = []
         for part, res in zip(_chunks(len(requests), self._chunk), await self._run(calls), strict=True):

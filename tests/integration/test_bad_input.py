@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import API_KEY, SMS, running_gateway
+from tests.harness import API_KEY, SMS, GatewayStarter
 
 
 async def _problem(response: Any) -> dict[str, Any]:
@@ -76,39 +75,39 @@ CASES = [
 
 @pytest.mark.parametrize(("body", "status", "fields"), CASES)
 async def test_invalid_jobs_are_refused_naming_each_field(
-    tmp_path: Path, body: Any, status: int, fields: list[str]
+    start_gateway: GatewayStarter, body: Any, status: int, fields: list[str]
 ) -> None:
-    async with running_gateway(tmp_path) as gw:
+    async with start_gateway() as gw:
         response = await gw.post("/v1/messages", body, key="k")
         assert response.status == status
         problem = await _problem(response)
         assert problem["type"] == "/problems/validation"
         assert [e["field"] for e in problem["errors"]] == fields
-        assert gw.count() == 0
-        assert gw.count("events") == 0
+        assert await gw.count() == 0
+        assert await gw.count("events") == 0
 
 
-async def test_malformed_json_is_400(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_malformed_json_is_400(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post(
             "/v1/messages", None, data=b'{"channel": "sms",', headers={"Content-Type": "application/json"}
         )
         assert response.status == 400
         assert (await _problem(response))["type"] == "/problems/malformed-json"
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_invalid_utf8_is_400(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_invalid_utf8_is_400(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post(
             "/v1/messages", None, data=b'{"channel": "\xff\xfe"}', headers={"Content-Type": "application/json"}
         )
         assert response.status == 400
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_wrong_content_type_is_415(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_wrong_content_type_is_415(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post(
             "/v1/messages",
             None,
@@ -117,37 +116,37 @@ async def test_wrong_content_type_is_415(tmp_path: Path) -> None:
         )
         assert response.status == 415
         assert "application/json" in (await _problem(response))["detail"]
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, {"GATEWAY_API__MAX_BODY_BYTES": "2048"}) as gw:
+async def test_a_body_over_the_limit_is_413(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_API__MAX_BODY_BYTES": "2048"}) as gw:
         body = {**SMS, "metadata": {"pad": "x" * 3000}}
         response = await gw.post("/v1/messages", body)
         assert response.status == 413
         assert (await _problem(response))["type"] == "/problems/payload-too-large"
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_a_batch_over_1000_items_is_413_and_nothing_is_stored(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_batch_over_1000_items_is_413_and_nothing_is_stored(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post("/v1/messages/batch", {"messages": [SMS] * 1001})
         assert response.status == 413
         problem = await _problem(response)
         assert problem["errors"] == [{"field": "/messages", "message": "must hold at most 1000 items"}]
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_a_batch_that_is_not_a_list_is_422(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_batch_that_is_not_a_list_is_422(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post("/v1/messages/batch", {"messages": SMS})
         assert response.status == 422
         assert (await _problem(response))["errors"][0]["field"] == "/messages"
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "naïve", "has space"])
-async def test_an_invalid_idempotency_key_is_400(tmp_path: Path, key: str) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_an_invalid_idempotency_key_is_400(start_gateway: GatewayStarter, key: str) -> None:
+    async with start_gateway() as gw:
         response = await gw.session.post(
             gw.url + "/v1/messages",
             json=SMS,
@@ -155,11 +154,11 @@ async def test_an_invalid_idempotency_key_is_400(tmp_path: Path, key: str) -> No
         )
         assert response.status == 400
         assert (await _problem(response))["errors"][0]["field"] == "Idempotency-Key"
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_a_missing_key_is_400_when_keys_are_required(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, {"GATEWAY_API__REQUIRE_IDEMPOTENCY_KEY": "true"}) as gw:
+async def test_a_missing_key_is_400_when_keys_are_required(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_API__REQUIRE_IDEMPOTENCY_KEY": "true"}) as gw:
         response = await gw.post("/v1/messages", SMS)
         assert response.status == 400
         assert (await _problem(response))["type"] == "/problems/missing-idempotency-key"
@@ -167,12 +166,12 @@ async def test_a_missing_key_is_400_when_keys_are_required(tmp_path: Path) -> No
         result = (await batch.json())["results"][0]
         assert result["status"] == 422
         assert result["problem"]["errors"][0]["field"] == "/messages/0/idempotency_key"
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer wrong-key-000000000000", "Basic dXNlcjpwYXNz"])
-async def test_a_missing_or_unknown_api_key_is_401(tmp_path: Path, header: str | None) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_missing_or_unknown_api_key_is_401(start_gateway: GatewayStarter, header: str | None) -> None:
+    async with start_gateway() as gw:
         headers = {} if header is None else {"Authorization": header}
         response = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers=headers)
         assert response.status == 401
@@ -180,20 +179,20 @@ async def test_a_missing_or_unknown_api_key_is_401(tmp_path: Path, header: str |
         await _problem(response)
         listing = await gw.session.get(gw.url + "/v1/messages", headers=headers)
         assert listing.status == 401
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
-async def test_a_key_without_the_send_scope_is_403(tmp_path: Path) -> None:
+async def test_a_key_without_the_send_scope_is_403(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
     from gateway.store import queries
 
-    async with running_gateway(tmp_path) as gw:
+    async with start_gateway() as gw:
         key, key_id = new_key()
         await gw.gateway.store.db.write(queries.insert_api_key, key_row(key, key_id, "default", "ro", ("read",)))
         response = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers={"Authorization": f"Bearer {key}"})
         assert response.status == 403
         assert "send" in (await _problem(response))["detail"]
-        assert gw.count() == 0
+        assert await gw.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -207,15 +206,17 @@ async def test_a_key_without_the_send_scope_is_403(tmp_path: Path) -> None:
         ("campain=x", "campain"),
     ],
 )
-async def test_invalid_list_queries_are_400_naming_the_parameter(tmp_path: Path, query: str, field: str) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_invalid_list_queries_are_400_naming_the_parameter(
+    start_gateway: GatewayStarter, query: str, field: str
+) -> None:
+    async with start_gateway() as gw:
         response = await gw.get(f"/v1/messages?{query}")
         assert response.status == 400
         assert [e["field"] for e in (await _problem(response))["errors"]] == [field]
 
 
-async def test_unknown_message_is_404_and_unknown_route_is_problem_json(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_unknown_message_is_404_and_unknown_route_is_problem_json(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         missing = await gw.get("/v1/messages/msg_00000000000000000000000000")
         assert missing.status == 404
         await _problem(missing)

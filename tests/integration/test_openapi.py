@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from jsonschema.validators import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.harness import SMS, running_gateway
+from tests.harness import SMS, GatewayStarter
 
 
 class Contract:
@@ -34,8 +33,8 @@ class Contract:
         self._validate(content[content_type]["schema"], body)
 
 
-async def test_real_traffic_conforms_to_the_openapi_document(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_real_traffic_conforms_to_the_openapi_document(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         document = await (await gw.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
         contract = Contract(document)

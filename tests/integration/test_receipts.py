@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import orjson
 
 from providers.sandbox import SIGNATURE_HEADER, sign
-from tests.harness import SMS, Running, running_gateway
+from tests.harness import SMS, GatewayStarter, Running
 
 NO_AUTO_RECEIPTS = {"GATEWAY_SANDBOX__RECEIPTS": "false"}
 
@@ -30,8 +29,8 @@ async def _sent_message(gw: Running) -> dict[str, object]:
     return await gw.wait_status((await r.json())["id"], {"sent"})
 
 
-async def test_receipts_are_applied_once_and_never_move_status_back(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+async def test_receipts_are_applied_once_and_never_move_status_back(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_AUTO_RECEIPTS) as gw:
         message = await _sent_message(gw)
         secret = await _secret(gw)
         sid = message["provider_message_id"]
@@ -44,11 +43,11 @@ async def test_receipts_are_applied_once_and_never_move_status_back(tmp_path: Pa
         detail = await (await gw.get(f"/v1/messages/{message['id']}")).json()
         assert detail["status"] == "delivered"
         assert [e["status"] for e in detail["events"]].count("delivered") == 1
-        assert gw.count("receipts") == 2
+        assert await gw.count("receipts") == 2
 
 
-async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_AUTO_RECEIPTS) as gw:
         secret = await _secret(gw)
         # The provider id is not known to us yet: the receipt is kept, not dropped.
         early = await _post_receipts(gw, [{"sid": "SBX-early", "status": "delivered"}], secret)
@@ -67,8 +66,8 @@ async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(tmp_pa
         assert detail["status"] == "delivered"
 
 
-async def test_bad_or_stale_signatures_are_refused_and_nothing_recorded(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, NO_AUTO_RECEIPTS) as gw:
+async def test_bad_or_stale_signatures_are_refused_and_nothing_recorded(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_AUTO_RECEIPTS) as gw:
         message = await _sent_message(gw)
         receipt = [{"sid": message["provider_message_id"], "status": "delivered"}]
         forged = await _post_receipts(gw, receipt, "not-the-secret")
@@ -77,12 +76,12 @@ async def test_bad_or_stale_signatures_are_refused_and_nothing_recorded(tmp_path
         for response in (forged, stale, unsigned):
             assert response.status == 401
             assert response.content_type == "application/problem+json"
-        assert gw.count("receipts") == 0
+        assert await gw.count("receipts") == 0
         detail = await (await gw.get(f"/v1/messages/{message['id']}")).json()
         assert detail["status"] == "sent"
 
 
-async def test_unknown_provider_is_404(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_unknown_provider_is_404(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.session.post(gw.url + "/v1/receipts/nobody", data=b"{}")
         assert response.status == 404

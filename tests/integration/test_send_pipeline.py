@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-from tests.harness import SMS, running_gateway
+from tests.harness import SMS, GatewayStarter
 
 
-async def test_an_sms_is_accepted_sent_and_delivered_with_its_history(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_an_sms_is_accepted_sent_and_delivered_with_its_history(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         response = await gw.post("/v1/messages", {**SMS, "campaign": "spring", "user_id": "u1"})
         assert response.status == 202
         accepted = await response.json()
@@ -24,8 +23,8 @@ async def test_an_sms_is_accepted_sent_and_delivered_with_its_history(tmp_path: 
         assert detail["provider_message_id"] == detail["receipts"][0]["provider_message_id"]
 
 
-async def test_replaying_a_key_returns_the_first_answer_and_sends_once(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_replaying_a_key_returns_the_first_answer_and_sends_once(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         first = await gw.post("/v1/messages", SMS, key="order-42")
         # Same JSON value with another key order and spacing is the same body.
         reordered = {"content": SMS["content"], "to": SMS["to"], "channel": "sms"}
@@ -35,11 +34,11 @@ async def test_replaying_a_key_returns_the_first_answer_and_sends_once(tmp_path:
         assert "Idempotent-Replayed" not in first.headers
         assert await again.json() == await first.json()
         assert again.headers["Location"] == first.headers["Location"]
-        assert gw.count() == 1
+        assert await gw.count() == 1
 
 
-async def test_a_key_reused_with_another_body_is_refused(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_key_reused_with_another_body_is_refused(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         first = await gw.post("/v1/messages", SMS, key="order-43")
         other = await gw.post("/v1/messages", {**SMS, "content": {"text": "something else"}}, key="order-43")
         assert first.status == 202
@@ -48,11 +47,11 @@ async def test_a_key_reused_with_another_body_is_refused(tmp_path: Path) -> None
         problem = await other.json()
         assert problem["type"] == "/problems/idempotency-key-reused"
         assert problem["errors"] == [{"field": "Idempotency-Key", "message": "already used with a different body"}]
-        assert gw.count() == 1
+        assert await gw.count() == 1
 
 
-async def test_fifty_concurrent_requests_with_one_key_make_one_message(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_fifty_concurrent_requests_with_one_key_make_one_message(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         responses = await asyncio.gather(*(gw.post("/v1/messages", SMS, key="burst-1") for _ in range(50)))
         statuses = sorted(r.status for r in responses)
         assert set(statuses) <= {202, 409}
@@ -61,15 +60,15 @@ async def test_fifty_concurrent_requests_with_one_key_make_one_message(tmp_path:
         for r in responses:
             if r.status == 409:
                 assert r.headers["Retry-After"] == "1"
-        assert gw.count() == 1
+        assert await gw.count() == 1
         assert sum(1 for r in responses if r.status == 202 and "Idempotent-Replayed" not in r.headers) == 1
 
 
-async def test_keys_are_scoped_to_the_tenant(tmp_path: Path) -> None:
+async def test_keys_are_scoped_to_the_tenant(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
     from gateway.store import queries
 
-    async with running_gateway(tmp_path) as gw:
+    async with start_gateway() as gw:
         other_key, key_id = new_key()
         await gw.gateway.store.db.write(
             queries.insert_api_key, key_row(other_key, key_id, "acme", "t", ("send", "read"))
@@ -86,11 +85,11 @@ async def test_keys_are_scoped_to_the_tenant(tmp_path: Path) -> None:
             gw.url + f"/v1/messages/{(await mine.json())['id']}", headers={"Authorization": f"Bearer {other_key}"}
         )
         assert peek.status == 404
-        assert gw.count() == 2
+        assert await gw.count() == 2
 
 
-async def test_a_batch_judges_each_item_on_its_own(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_batch_judges_each_item_on_its_own(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         await gw.post("/v1/messages", SMS, key="earlier")
         batch = {
             "messages": [
@@ -114,11 +113,11 @@ async def test_a_batch_judges_each_item_on_its_own(tmp_path: Path) -> None:
         assert results[3]["problem"]["type"] == "/problems/idempotency-key-reused"
         assert results[4]["replayed"] is True
         assert body["accepted"] == 2
-        assert gw.count() == 3
+        assert await gw.count() == 3
 
 
-async def test_the_delivery_log_filters_and_pages_newest_first(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, {"GATEWAY_SANDBOX__ENABLED": "false"}) as gw:
+async def test_the_delivery_log_filters_and_pages_newest_first(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}) as gw:
         ids = []
         for i in range(7):
             r = await gw.post("/v1/messages", {**SMS, "campaign": "a" if i % 2 else "b", "user_id": f"u{i}"})
@@ -134,8 +133,8 @@ async def test_the_delivery_log_filters_and_pages_newest_first(tmp_path: Path) -
         assert len(by_to["data"]) == 7
 
 
-async def test_a_job_waits_for_send_at_and_an_expired_job_is_not_sent(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_a_job_waits_for_send_at_and_an_expired_job_is_not_sent(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         later = await gw.post("/v1/messages", {**SMS, "send_at": "2999-01-01T00:00:00Z"})
         gone = await gw.post("/v1/messages", {**SMS, "expires_at": "2001-01-01T00:00:00+08:00"})
         expired = await gw.wait_status((await gone.json())["id"], {"expired"})
@@ -146,7 +145,7 @@ async def test_a_job_waits_for_send_at_and_an_expired_job_is_not_sent(tmp_path: 
         assert waiting["next_attempt_at"] == "2999-01-01T00:00:00.000Z"
 
 
-async def test_transient_failures_are_retried_then_fail_with_a_reason(tmp_path: Path) -> None:
+async def test_transient_failures_are_retried_then_fail_with_a_reason(start_gateway: GatewayStarter) -> None:
     env = {
         "GATEWAY_SANDBOX__FAILURE_RATE": "1",
         "GATEWAY_WORKER__MAX_ATTEMPTS": "3",
@@ -154,7 +153,7 @@ async def test_transient_failures_are_retried_then_fail_with_a_reason(tmp_path: 
         "GATEWAY_WORKER__BACKOFF_MAX_SECONDS": "0.1",
         "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-503", "kind": "transient"}]',
     }
-    async with running_gateway(tmp_path, env) as gw:
+    async with start_gateway(env) as gw:
         r = await gw.post("/v1/messages", SMS)
         detail = await gw.wait_status((await r.json())["id"], {"failed"})
         assert detail["reason"] == "provider.transient.exhausted"
@@ -162,12 +161,12 @@ async def test_transient_failures_are_retried_then_fail_with_a_reason(tmp_path: 
         assert detail["error_code"] == "SBX-503"
 
 
-async def test_a_permanent_error_fails_at_once(tmp_path: Path) -> None:
+async def test_a_permanent_error_fails_at_once(start_gateway: GatewayStarter) -> None:
     env = {
         "GATEWAY_SANDBOX__FAILURE_RATE": "1",
         "GATEWAY_SANDBOX__ERRORS": '[{"code": "SBX-21211", "kind": "recipient_invalid", "message": "bad To"}]',
     }
-    async with running_gateway(tmp_path, env) as gw:
+    async with start_gateway(env) as gw:
         r = await gw.post("/v1/messages", SMS)
         detail = await gw.wait_status((await r.json())["id"], {"failed"})
         assert detail["reason"] == "provider.permanent.recipient_invalid"
@@ -178,8 +177,8 @@ async def test_a_permanent_error_fails_at_once(tmp_path: Path) -> None:
         assert f"gateway_messages_failed_total{{{failed}}} 1.0" in metrics
 
 
-async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path) as gw:
+async def test_health_readiness_and_metrics(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
         assert (await gw.get("/healthz")).status == 200
         ready = await gw.get("/readyz")
         assert ready.status == 200 and (await ready.json())["checks"]["database"] == "ok"

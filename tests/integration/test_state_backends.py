@@ -120,6 +120,19 @@ async def test_segments_cost_more(backend):
     assert (await state.acquire_throughput([three]))[0].allowed
 
 
+async def test_limits_in_different_units_in_one_request(backend):
+    state, _clock = backend
+    provider = RateLimit("provider:p", rate=10, burst=4)  # counts segments
+    number = RateLimit("number:n", rate=1, burst=2)  # counts messages
+    three_segments = ThroughputRequest((provider, number), costs=(3, 1))
+    d = await state.acquire_throughput([three_segments, three_segments])
+    # the second message fits the number (burst 2) but not the provider (4 segments of burst)
+    assert [x.allowed for x in d] == [True, False]
+    assert d[1].blocking == "provider:p" and d[1].retry_after == pytest.approx(0.2)
+    one_segment = ThroughputRequest((provider, number), costs=(1, 1))
+    assert (await state.acquire_throughput([one_segment]))[0].allowed
+
+
 async def test_caps_reserve_block_and_free_up(backend):
     state, clock = backend
     a, b, c = (sms_caps(f"m{i}") for i in range(3))
@@ -197,7 +210,7 @@ def test_bad_reservations_are_refused():
 def test_open_state_by_url():
     assert isinstance(open_state(None), MemoryState)
     assert isinstance(open_state("redis://127.0.0.1:1/0"), RedisState)
-    with pytest.raises(ValueError, match="state.url: 'mysql://x' is not memory:// or redis://"):
+    with pytest.raises(ValueError, match=r"state\.url: 'mysql://x' is not memory:// or redis://"):
         open_state("mysql://x")
 
 
@@ -220,8 +233,11 @@ async def test_memory_and_redis_take_identical_decisions(redis_url):
             clock.advance(rng.choice([0, 0.001, 0.05, 0.3, 1.0, 600, 3600, 20_000]))
             kind = step % 4
             if kind == 0:
-                batch = [ThroughputRequest(tuple(rng.sample(limits, rng.randint(1, 2))), rng.randint(1, 3))
-                         for _ in range(rng.randint(1, 20))]
+                batch = []
+                for _ in range(rng.randint(1, 20)):
+                    chosen = tuple(rng.sample(limits, rng.randint(1, 2)))
+                    costs = tuple(rng.randint(1, 3) for _ in chosen) if rng.random() < 0.5 else None
+                    batch.append(ThroughputRequest(chosen, rng.randint(1, 3), costs))
                 got_m, got_r = await memory.acquire_throughput(batch), await red.acquire_throughput(batch)
                 seen.update("tp-allowed" if d.allowed else "tp-refused" for d in got_m)
             elif kind == 1:

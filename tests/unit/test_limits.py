@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.domain.limits import (
     CapRule,
-    CapTable,
     HitAction,
     HitReason,
     OnHit,
@@ -201,7 +202,7 @@ def test_gcra_spaces_requests_by_one_over_rate():
     # 10/s, burst 1, someone asks every millisecond for a second: exactly 10, 100 ms apart
     granted = run(10, 1, 1, [1_000_000_000 + i * 1000 for i in range(1000)])
     assert len(granted) == 10
-    assert {b - a for a, b in zip(granted, granted[1:], strict=False)} == {100_000}
+    assert {b - a for a, b in itertools.pairwise(granted)} == {100_000}
 
 
 def test_gcra_allows_burst_back_to_back_from_idle_then_smooths():
