@@ -20,7 +20,11 @@ def mask_phone(number: str) -> str:
     digits = number.lstrip("+")
     if len(digits) < 7:
         return "***"
-    return ("+" if number.startswith("+") else "") + digits[:5] + "*" * (len(digits) - 9) + digits[-4:]
+    # At least four digits hidden, whatever the length: enough to tell numbers apart, not to dial one.
+    tail = 4 if len(digits) >= 11 else 2
+    head = max(1, min(5, len(digits) - tail - 4))
+    hidden = len(digits) - head - tail
+    return ("+" if number.startswith("+") else "") + digits[:head] + "*" * hidden + digits[-tail:]
 
 
 def mask_value(value: str) -> str:
