@@ -13,14 +13,19 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import messages, ops, receipts
-from gateway.api.auth import SCOPES, Authenticator, key_row, new_key, provisioned_key_id
+from gateway.api import messages, ops, receipts, suppressions
+from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
 from gateway.domain.jobs import JobLimits
+from gateway.domain.limits import parse_limits
+from gateway.domain.quiet_hours import parse_quiet_hours
+from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
+from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.settings import Settings
+from gateway.state.base import State, open_state
 from gateway.store import queries
 from gateway.store.store import Store
 from gateway.worker import Worker
@@ -42,6 +47,10 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/messages/batch", messages.create_batch)
         app.router.add_get("/v1/messages/{id}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
+        app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
+        app.router.add_get("/v1/suppressions", suppressions.list_suppressions)
+        app.router.add_post("/v1/suppressions", suppressions.add_suppression)
+        app.router.add_delete("/v1/suppressions", suppressions.delete_suppression)
     return app
 
 
@@ -71,6 +80,7 @@ class Gateway:
             group_commit_ms=settings.api.group_commit_ms,
             group_commit_max_rows=settings.api.group_commit_max_rows,
         )
+        self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None
         self.worker: Worker | None = None
         self.runner: web.AppRunner | None = None
@@ -103,8 +113,11 @@ class Gateway:
         ctx = ApiContext(
             settings=s,
             store=self.store,
+            state=self.state,
             metrics=self.metrics,
-            auth=Authenticator(self.store),
+            auth=Authenticator(
+                self.store, TenantRateLimiter(s.api.tenant_requests_per_second, s.api.tenant_request_burst)
+            ),
             providers=self.providers,
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
         )
@@ -114,7 +127,10 @@ class Gateway:
         await self.runner.setup()
         await web.SockSite(self.runner, sock).start()
         if dispatching:
-            self.worker = Worker(self.store, self.providers, s.worker, self.metrics)
+            limits = parse_limits(s.limits)
+            gate = PolicyGate(self.store, self.state, limits, parse_quiet_hours(s.limits.get("quiet_hours")))
+            pacer = ThroughputPacer(self.state, limits.throughput)
+            self.worker = Worker(self.store, self.providers, s.worker, self.metrics, self.state, gate, pacer)
             self.worker.start()
             self._spawn(self._track_queue_depth())
         self._spawn(self._release_idempotency_keys())
@@ -145,6 +161,7 @@ class Gateway:
         if self.providers is not None:
             await self.providers.close()
         await self.store.close()
+        await self.state.close()
         log.info("gateway stopped", role=self.role)
 
     async def _track_queue_depth(self) -> None:

@@ -35,6 +35,10 @@ class ApiSettings(_Section):
     )
     group_commit_max_rows: int = Field(2000, gt=0)
     allow_http_webhooks: bool = False
+    # Per tenant and per API process, so the accept path never waits on Redis: with N API
+    # processes a tenant may reach N times this rate. 0 turns the limit off.
+    tenant_requests_per_second: float = Field(1000.0, ge=0)
+    tenant_request_burst: int = Field(2000, ge=1)
 
 
 class WorkerSettings(_Section):
@@ -102,6 +106,20 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _valid_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from gateway.domain.limits import parse_limits
+        from gateway.domain.optout import parse_opt_out
+        from gateway.domain.quiet_hours import parse_quiet_hours
+
+        parse_limits(value)
+        parse_quiet_hours(value.get("quiet_hours"))
+        parse_opt_out(value.get("opt_out"))
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -18,12 +18,16 @@ from typing import Any
 import orjson
 import structlog
 
+from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import Category
 from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import choose_route
+from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
+from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
 from gateway.settings import WorkerSettings
+from gateway.state.base import CapReservation, State
 from gateway.store.records import Outcome, SendingMark
 from gateway.store.store import Store
 from providers.base import ErrorKind, Outbound, ProviderError, SendResult
@@ -35,8 +39,22 @@ FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unkn
 
 
 class Worker:
-    def __init__(self, store: Store, providers: ProviderRegistry, settings: WorkerSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        providers: ProviderRegistry,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        state: State,
+        gate: PolicyGate,
+        pacer: ThroughputPacer,
+    ) -> None:
         self.store = store
+        self.state = state
+        self.gate = gate
+        self.pacer = pacer
+        # Jobs claimed by this worker and not yet recorded: their leases are renewed while held.
+        self._held: set[str] = set()
         self.providers = providers
         self.settings = settings
         self.metrics = metrics
@@ -53,6 +71,7 @@ class Worker:
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch-loop"),
             asyncio.create_task(self._recovery_loop(), name="recovery-loop"),
+            asyncio.create_task(self._lease_loop(), name="lease-loop"),
         ]
 
     async def stop(self) -> None:
@@ -67,7 +86,12 @@ class Worker:
             for task in still:
                 # Left in `sending`: recovery decides after the lease, by lookup or policy.
                 task.cancel()
+            if still:
+                await asyncio.wait(still)
+        await self.pacer.close()
         await self.store.flush_outcomes()
+        # Jobs claimed but never handed off go back to the queue at once, not after the lease.
+        await self.store.release_leases(self.worker_id, sorted(self._held))
 
     # --- the dispatch loop ------------------------------------------------------------------
 
@@ -97,13 +121,11 @@ class Worker:
     async def _dispatch(self, jobs: list[dict[str, Any]]) -> None:
         now = time.time()
         decided: list[Outcome] = []
-        marks: list[tuple[SendingMark, dict[str, Any]]] = []
+        routable: list[dict[str, Any]] = []
         for job in jobs:
             if job["expires_at"] is not None and now >= job["expires_at"]:
                 decided.append(Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired"))
-                continue
-            route = choose_route(job["channel"], self.providers.by_channel)
-            if route is None:
+            elif choose_route(job["channel"], self.providers.by_channel) is None:
                 decided.append(
                     Outcome(
                         job["id"],
@@ -114,22 +136,27 @@ class Worker:
                         detail={"channel": job["channel"]},
                     )
                 )
-                continue
+            else:
+                routable.append(job)
+        gate = await self.gate.judge(routable) if routable else None
+        if gate is not None:
+            decided.extend(gate.decided)
+        if decided:
+            channels = {job["id"]: job["channel"] for job in jobs}
+            for outcome in decided:
+                if outcome.status in FINAL_FAILURES:
+                    self.metrics.failed.labels(channels[outcome.message_id], "", outcome.reason or "").inc()
+            await self.store.record_outcomes(decided)
+        if gate is None:
+            return
+        for job in gate.passed:
+            route = choose_route(job["channel"], self.providers.by_channel)
+            assert route is not None
             mark = SendingMark(
                 job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], route.provider, route.sender, now
             )
-            marks.append((mark, job))
-        if decided:
-            for outcome, job in zip(
-                decided, (j for j in jobs if j["id"] in {o.message_id for o in decided}), strict=False
-            ):
-                self.metrics.failed.labels(job["channel"], "", outcome.reason or "").inc()
-            await self.store.record_outcomes(decided)
-        if not marks:
-            return
-        await self.store.mark_sending([m for m, _ in marks], self.settings.lease_seconds)
-        for mark, job in marks:
-            task = asyncio.create_task(self._hand_off(mark, job))
+            self._held.add(job["id"])
+            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"])))
             self._inflight.add(task)
             task.add_done_callback(self._done)
 
@@ -139,15 +166,30 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("hand-off task crashed", error=repr(task.exception()))
 
-    async def _hand_off(self, mark: SendingMark, job: dict[str, Any]) -> None:
+    async def _hand_off(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
+        try:
+            await self._hand_off_held(mark, job, reservation)
+        finally:
+            self._held.discard(job["id"])
+
+    async def _hand_off_held(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
         provider = self.providers.get(mark.provider)
         assert provider is not None
+        content = orjson.loads(job["content"])
+        segments = measure_sms(content.get("text", "")).segments if job["channel"] == "sms" else 1
+        # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
+        # queued (safe to resend), not in an unknowable hand-off.
+        await self.pacer.admit(mark.provider, mark.sender, segments)
+        mark = SendingMark(
+            mark.message_id, mark.tenant_id, mark.attempt, mark.channel, mark.provider, mark.sender, time.time()
+        )
+        await self.store.mark_sending(mark, self.settings.lease_seconds)
         outbound = Outbound(
             reference=job["id"],
             tenant_id=job["tenant_id"],
             channel=job["channel"],
             to=job["to_addr"],
-            content=orjson.loads(job["content"]),
+            content=content,
             category=job["category"],
             sender=mark.sender,
             campaign=job["campaign"],
@@ -175,6 +217,10 @@ class Worker:
             )
         else:
             bound.debug("message handed off", status=outcome.status, provider=mark.provider)
+        if reservation is not None and outcome.status != "sent":
+            # Nothing reached the recipient: the cap must not count it (a retry reserves again).
+            with contextlib.suppress(Exception):
+                await self.state.release_caps([reservation])
         await self.store.record_outcome(outcome)
 
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
@@ -303,6 +349,17 @@ class Worker:
         return Outcome(
             job["id"], job["tenant_id"], "unknown", now, reason="unknown.handoff", attempt_outcome="unknown", **base
         )
+
+    async def _lease_loop(self) -> None:
+        interval = max(0.2, self.settings.lease_seconds / 3)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            if self._held:
+                try:
+                    await self.store.renew_leases(self.worker_id, sorted(self._held), self.settings.lease_seconds)
+                except Exception:
+                    log.exception("renewing leases failed")
 
     async def _recovery_loop(self) -> None:
         interval = max(0.5, min(10.0, self.settings.lease_seconds / 3))

@@ -73,6 +73,16 @@ class Receipt:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A reply from a recipient (e.g. "STOP" or "退订"), as the provider reported it."""
+
+    sender: str  # the recipient who replied (E.164 for SMS)
+    to: str | None  # our number they replied to
+    text: str
+    received_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InboundRequest:
     """An HTTP callback from a provider, free of any web framework."""
 
@@ -116,4 +126,8 @@ class Provider(Protocol):
 
     def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
         """Verify the callback's signature and turn it into receipts; raises SignatureError."""
+        ...
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
+        """Verify the callback's signature and turn it into replies; raises SignatureError."""
         ...

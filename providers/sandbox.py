@@ -26,6 +26,7 @@ from providers.base import (
     CallbackFormatError,
     Capabilities,
     ErrorKind,
+    InboundMessage,
     InboundRequest,
     Lookup,
     Outbound,
@@ -230,6 +231,22 @@ class SandboxProvider:
             await asyncio.sleep(0.2 * 2**attempt)
         log.warning("sandbox receipts dropped after retries", count=len(batch))
 
+    def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
+        verify(self.secret, request.headers.get(SIGNATURE_HEADER), request.body, time.time())
+        try:
+            items = orjson.loads(request.body)["messages"]
+            return [
+                InboundMessage(
+                    sender=str(item["from"]),
+                    to=item.get("to"),
+                    text=str(item["text"]),
+                    received_at=item.get("received_at"),
+                )
+                for item in items
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CallbackFormatError(f"not a sandbox inbound batch: {exc}") from None
+
     def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
         verify(self.secret, request.headers.get(SIGNATURE_HEADER), request.body, time.time())
         try:
@@ -248,6 +265,12 @@ class SandboxProvider:
             ]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CallbackFormatError(f"not a sandbox receipt batch: {exc}") from None
+
+
+def sign_inbound(secret: str, messages: list[dict[str, object]], timestamp: int | None = None) -> tuple[bytes, str]:
+    """A body and signature header as the sandbox sends replies (used by tests and demos)."""
+    body = orjson.dumps({"messages": messages})
+    return body, sign(secret, int(time.time()) if timestamp is None else timestamp, body)
 
 
 def _receipt(sid: str, reference: str, fate: str) -> Receipt:

@@ -91,6 +91,8 @@ async def running_gateway(
             "GATEWAY_SANDBOX__RECEIPT_DELAY_MS": "10",
             "GATEWAY_SANDBOX__LEDGER_PATH": str(tmp_path / "sandbox-ledger.ndjson"),
             "GATEWAY_WORKER__POLL_INTERVAL_MS": "20",
+            # Tests must not depend on the hour they run at; quiet-hours tests set their own.
+            "GATEWAY_LIMITS": '{"quiet_hours": {"marketing": "00:00-24:00"}}',
             **(env or {}),
         }
     )

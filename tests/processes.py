@@ -29,6 +29,7 @@ class GatewayProcess:
             "GATEWAY_API_KEY": API_KEY,
             "GATEWAY_SANDBOX__LEDGER_PATH": str(workdir / "sandbox-ledger.ndjson"),
             "GATEWAY_LOG_LEVEL": "info",
+            "GATEWAY_LIMITS": '{"quiet_hours": {"marketing": "00:00-24:00"}}',
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -6,6 +6,7 @@ Keys are 32 random bytes, so a fast hash is enough: there is nothing to brute-fo
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.problems import Problem
+from gateway.domain.limits import US_PER_S, emission_interval_us, gcra
 from gateway.store import queries
 from gateway.store.store import Store
 
@@ -59,9 +61,43 @@ def provisioned_key_id(key: str) -> str:
     return "env_" + hash_key(key)[:8]
 
 
+class TenantRateLimiter:
+    """Requests per tenant in this process: GCRA in memory, so the accept path never waits on Redis."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tat_us: dict[str, int] = {}
+
+    def check(self, tenant_id: str) -> None:
+        if self.rate <= 0:
+            return
+        now_us = int(time.monotonic() * US_PER_S)
+        interval = emission_interval_us(self.rate)
+        decision = gcra(self._tat_us.get(tenant_id, 0), now_us, interval, self.burst, 1)
+        if decision.allowed:
+            self._tat_us[tenant_id] = decision.tat_us
+            return
+        retry_after = max(1, math.ceil(decision.retry_after_us / US_PER_S))
+        raise Problem(
+            429,
+            "too-many-requests",
+            "Too Many Requests",
+            f"tenant {tenant_id!r} is over {self.rate:g} requests per second; retry after {retry_after}s",
+            headers={
+                "Retry-After": str(retry_after),
+                "RateLimit-Limit": f"{self.rate:g}",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(retry_after),
+                "RateLimit-Policy": f"{self.burst};w=1",
+            },
+        )
+
+
 class Authenticator:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, limiter: TenantRateLimiter | None = None) -> None:
         self.store = store
+        self.limiter = limiter
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def principal(self, request: web.Request, scope: str) -> Principal:
@@ -102,4 +138,6 @@ class Authenticator:
             )
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise Problem(403, "forbidden", "Forbidden", f"this API key lacks the '{scope}' scope")
+        if self.limiter is not None:
+            self.limiter.check(principal.tenant_id)
         return principal

@@ -11,6 +11,7 @@ from gateway.domain.jobs import JobLimits
 from gateway.metrics import Metrics
 from gateway.provider_registry import ProviderRegistry
 from gateway.settings import Settings
+from gateway.state.base import State
 from gateway.store.store import Store
 
 
@@ -18,6 +19,7 @@ from gateway.store.store import Store
 class ApiContext:
     settings: Settings
     store: Store
+    state: State
     metrics: Metrics
     auth: Authenticator
     providers: ProviderRegistry

@@ -201,6 +201,36 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Suppression": {
+        "type": "object",
+        "required": ["reason", "source", "created_at"],
+        "properties": {
+            "address": {"type": "string"},
+            "user_id": {"type": "string"},
+            "reason": {"type": "string"},
+            "source": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "SuppressionRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "address": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "user_id": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 128, "default": "opt_out"},
+        },
+    },
+    "SuppressionList": {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {"data": {"type": "array", "items": _ref("Suppression")}, "next_cursor": NULLABLE_STR},
+    },
+    "InboundSummary": {
+        "type": "object",
+        "required": ["opted_out", "opted_in", "other", "unmatched"],
+        "properties": {k: {"type": "integer"} for k in ("opted_out", "opted_in", "other", "unmatched")},
+    },
     "ReceiptSummary": {
         "type": "object",
         "required": ["applied", "duplicate", "held"],
@@ -210,6 +240,7 @@ SCHEMAS: dict[str, Any] = {
 
 BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
 AUTH_ERRORS = {
+    "429": _problem_response("over the tenant's request rate; see Retry-After"),
     "401": _problem_response("missing, unknown, revoked or expired API key"),
     "403": _problem_response("the key lacks the needed scope"),
 }
@@ -333,6 +364,68 @@ def openapi_document() -> dict[str, Any]:
                         "400": _problem_response("not a receipt of this provider"),
                         "401": _problem_response("signature missing, wrong or stale"),
                         "404": _problem_response("unknown provider"),
+                    },
+                },
+            },
+            "/v1/inbound/{provider}": {
+                "post": {
+                    "operationId": "postInbound",
+                    "summary": "Replies from recipients; opt-out keywords (STOP, 退订, ...) suppress the sender",
+                    "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
+                    "responses": {
+                        "200": _json(_ref("InboundSummary"), "replies handled"),
+                        "400": _problem_response("not a callback of this provider"),
+                        "401": _problem_response("signature missing, wrong or stale"),
+                        "404": _problem_response("unknown provider"),
+                    },
+                },
+            },
+            "/v1/suppressions": {
+                "get": {
+                    "operationId": "listSuppressions",
+                    "summary": "The suppression list (opt-outs)",
+                    "security": BEARER,
+                    "parameters": [
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("address", "user_id", "limit", "cursor")
+                    ],
+                    "responses": {
+                        "200": _json(_ref("SuppressionList"), "a page of suppressions"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+                "post": {
+                    "operationId": "addSuppression",
+                    "summary": "Suppress a recipient (address or user_id)",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SuppressionRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Suppression"), "already suppressed"),
+                        "201": _json(_ref("Suppression"), "suppressed"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteSuppression",
+                    "summary": "Lift a suppression (?address= or ?user_id=)",
+                    "security": BEARER,
+                    "parameters": [
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in ("address", "user_id")
+                    ],
+                    "responses": {
+                        "204": {"description": "lifted"},
+                        "400": _problem_response("no recipient named"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("not on the list"),
                     },
                 },
             },

@@ -24,6 +24,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"failing: {type(exc).__name__}"
+    if ctx.settings.redis_url:
+        try:
+            checks["redis"] = "ok" if await asyncio.wait_for(ctx.state.ping(), 2.0) else "failing: no answer"
+        except Exception as exc:
+            checks["redis"] = f"failing: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
     if not ready:

@@ -28,6 +28,7 @@ from gateway.store.schema import (
     receipts,
     schema_version,
     secrets,
+    suppressions,
     tenants,
 )
 
@@ -236,6 +237,19 @@ def release_leases(conn: Connection, worker: str, message_ids: Sequence[str]) ->
         .values(lease_owner=None, lease_until=None)
     )
     return int(result.rowcount or 0)
+
+
+def renew_leases(conn: Connection, worker: str, message_ids: Sequence[str], lease_until: float) -> int:
+    """Keep jobs this worker still holds (waiting for throughput, or in a slow hand-off) its own."""
+    renewed = 0
+    for start in range(0, len(message_ids), 500):
+        result = conn.execute(
+            messages.update()
+            .where(messages.c.id.in_(list(message_ids[start : start + 500])), messages.c.lease_owner == worker)
+            .values(lease_until=lease_until)
+        )
+        renewed += int(result.rowcount or 0)
+    return renewed
 
 
 def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> None:
@@ -593,3 +607,98 @@ def status_counts(conn: Connection, statuses: Sequence[str] = ("queued", "deferr
     counts = dict.fromkeys(statuses, 0)
     counts.update({status: int(n) for status, n in rows})
     return counts
+
+
+# --- suppressions -----------------------------------------------------------------------------
+
+
+def add_suppressions(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert opt-outs; one already on the list stays as it was. Returns how many were new."""
+    added = 0
+    for row in rows:
+        stmt = (
+            _insert(conn, suppressions)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "value"])
+            .returning(suppressions.c.id)
+        )
+        if conn.execute(stmt).first() is None:
+            continue
+        added += 1
+        conn.execute(
+            events.insert().values(
+                tenant_id=row["tenant_id"],
+                message_id=None,
+                at=row["created_at"],
+                type="suppression.added",
+                status=None,
+                reason=row["reason"],
+                detail=orjson.dumps({"kind": row["kind"], "value": row["value"], "source": row["source"]}).decode(),
+            )
+        )
+    return added
+
+
+def remove_suppression(conn: Connection, tenant_id: str, kind: str, value: str, source: str, at: float) -> bool:
+    result = conn.execute(
+        suppressions.delete().where(
+            suppressions.c.tenant_id == tenant_id, suppressions.c.kind == kind, suppressions.c.value == value
+        )
+    )
+    if result.rowcount:
+        conn.execute(
+            events.insert().values(
+                tenant_id=tenant_id,
+                message_id=None,
+                at=at,
+                type="suppression.removed",
+                status=None,
+                reason=source,
+                detail=orjson.dumps({"kind": kind, "value": value, "source": source}).decode(),
+            )
+        )
+    return bool(result.rowcount)
+
+
+def list_suppressions(
+    conn: Connection, tenant_id: str, kind: str | None, value: str | None, after_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    query = sa.select(suppressions).where(suppressions.c.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(suppressions.c.kind == kind)
+    if value is not None:
+        query = query.where(suppressions.c.value == value)
+    if after_id is not None:
+        query = query.where(suppressions.c.id > after_id)
+    return [dict(r) for r in conn.execute(query.order_by(suppressions.c.id).limit(limit)).mappings()]
+
+
+def suppressed_among(conn: Connection, recipients: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """Of (tenant, kind, value) triples, those on a suppression list, with the reason."""
+    if not recipients:
+        return {}
+    found: dict[tuple[str, str, str], str] = {}
+    for start in range(0, len(recipients), 500):
+        chunk = sorted(set(recipients[start : start + 500]))
+        rows = conn.execute(
+            sa.select(suppressions.c.tenant_id, suppressions.c.kind, suppressions.c.value, suppressions.c.reason).where(
+                sa.tuple_(suppressions.c.tenant_id, suppressions.c.kind, suppressions.c.value).in_(chunk)
+            )
+        )
+        for tenant_id, kind, value, reason in rows:
+            found[(tenant_id, kind, value)] = reason
+    return found
+
+
+def tenants_that_messaged(conn: Connection, address: str) -> list[str]:
+    """Tenants that sent to this address, most recent first (an opt-out reply answers them)."""
+    found: list[tuple[str, str]] = []
+    for tenant_id in conn.execute(sa.select(tenants.c.id)).scalars():
+        last = conn.execute(
+            sa.select(sa.func.max(messages.c.id)).where(
+                messages.c.tenant_id == tenant_id, messages.c.to_addr == address
+            )
+        ).scalar()
+        if last:
+            found.append((last, tenant_id))
+    return [tenant_id for _, tenant_id in sorted(found, reverse=True)]

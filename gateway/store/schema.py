@@ -143,3 +143,17 @@ events = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Index("ix_events_tenant_at", "tenant_id", "at"),
 )
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    # kind: "address" (a phone number, e-mail address, device token or URL) or "user_id".
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value", sa.String(2048), nullable=False),
+    sa.Column("reason", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # api, inbound:<provider>, provider:<name>
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("tenant_id", "kind", "value", name="uq_suppressions_recipient"),
+)

@@ -23,6 +23,12 @@ class Store:
             max_items=group_commit_max_rows,
             name="accept-commit",
         )
+        self._marks: GroupCommitter[tuple[SendingMark, float], None] = GroupCommitter(
+            self._flush_marks,
+            delay_seconds=0.002,
+            max_items=2000,
+            name="sending-commit",
+        )
         self._outcomes: GroupCommitter[Outcome, int] = GroupCommitter(
             self._flush_outcomes,
             delay_seconds=0.005,
@@ -53,6 +59,7 @@ class Store:
 
     async def close(self) -> None:
         await self._accepts.drain()
+        await self._marks.drain()
         await self._outcomes.drain()
         await self.db.close()
 
@@ -81,8 +88,17 @@ class Store:
         now = time.time()
         return await self.db.write(queries.claim_orphaned_handoffs, worker, now, limit, now + lease_seconds)
 
-    async def mark_sending(self, marks: Sequence[SendingMark], lease_seconds: float) -> None:
-        await self.db.write(queries.mark_sending, marks, time.time() + lease_seconds)
+    async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> None:
+        """Commit that this job is being handed off; sends admitted together share the commit."""
+        await self._marks.submit((mark, lease_seconds))
+
+    async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[None]:
+        lease = max(seconds for _, seconds in items)
+        await self.db.write(queries.mark_sending, [mark for mark, _ in items], time.time() + lease)
+        return [None] * len(items)
+
+    async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
+        return await self.db.write(queries.renew_leases, worker, message_ids, time.time() + lease_seconds)
 
     async def record_outcome(self, outcome: Outcome) -> None:
         await self._outcomes.submit(outcome)
@@ -104,6 +120,13 @@ class Store:
     # receipts
     async def apply_receipts(self, receipts: Sequence[ReceiptRecord]) -> dict[str, int]:
         return await self.db.write(queries.apply_receipts, receipts, time.time())
+
+    # suppressions
+    async def suppressed_among(self, recipients: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        return await self.db.read(queries.suppressed_among, recipients)
+
+    async def add_suppressions(self, rows: Sequence[dict[str, Any]]) -> int:
+        return await self.db.write(queries.add_suppressions, rows)
 
     # reads
     async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:

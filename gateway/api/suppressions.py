@@ -1,0 +1,183 @@
+"""Opt-outs: the suppression list over the API, and recipients' replies from providers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from gateway.api.bodies import read_json
+from gateway.api.context import context
+from gateway.api.problems import Problem, validation_problem
+from gateway.api.render import iso
+from gateway.domain.jobs import FieldError, normalise_phone
+from gateway.domain.optout import ReplyIntent, parse_opt_out
+from gateway.store import queries
+from providers.base import CallbackFormatError, InboundRequest, SignatureError
+
+log = structlog.get_logger("gateway.api.suppressions")
+KINDS = ("address", "user_id")
+
+
+def normalise_address(value: str) -> str:
+    """The form addresses are stored in, so a suppression matches however it was written."""
+    if value.startswith("+"):
+        return normalise_phone(value) or value
+    if "@" in value and "://" not in value:
+        local, _, domain = value.rpartition("@")
+        return f"{local}@{domain.lower()}"
+    return value
+
+
+def _recipient(body: dict[str, Any]) -> tuple[str, str] | None:
+    for kind in KINDS:
+        value = body.get(kind)
+        if isinstance(value, str) and value.strip():
+            return kind, normalise_address(value.strip()) if kind == "address" else value.strip()
+    return None
+
+
+def _render(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        row["kind"]: row["value"],
+        "reason": row["reason"],
+        "source": row["source"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+async def add_suppression(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    body = await read_json(request, 16_384)
+    errors: list[FieldError] = []
+    if not isinstance(body, dict):
+        raise validation_problem([FieldError("/", "must be a JSON object")])
+    for name in sorted(set(body) - {"address", "user_id", "reason"}):
+        errors.append(FieldError(f"/{name}", "is not a known field"))
+    recipient = _recipient(body)
+    if recipient is None:
+        errors.append(FieldError("/address", "give an address or a user_id"))
+    elif len(recipient[1]) > 2048:
+        errors.append(FieldError(f"/{recipient[0]}", "must be at most 2048 characters"))
+    reason = body.get("reason", "opt_out")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 128:
+        errors.append(FieldError("/reason", "must be a string of 1-128 characters"))
+    if errors or recipient is None:
+        raise validation_problem(errors)
+    row = {
+        "tenant_id": principal.tenant_id,
+        "kind": recipient[0],
+        "value": recipient[1],
+        "reason": reason,
+        "source": "api",
+        "created_at": time.time(),
+    }
+    added = await ctx.store.add_suppressions([row])
+    return web.Response(status=201 if added else 200, body=orjson.dumps(_render(row)), content_type="application/json")
+
+
+async def list_suppressions(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "read")
+    query = request.query
+    errors = [FieldError(n, "is not a known query parameter") for n in sorted(set(query) - {*KINDS, "limit", "cursor"})]
+    limit = int(query["limit"]) if query.get("limit", "").isdigit() else 100
+    if "limit" in query and not (query["limit"].isdigit() and 1 <= limit <= 1000):
+        errors.append(FieldError("limit", "must be an integer from 1 to 1000"))
+    cursor = query.get("cursor")
+    if cursor is not None and not cursor.isdigit():
+        errors.append(FieldError("cursor", "is not a cursor this API gave out"))
+    if errors:
+        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    recipient = _recipient(dict(query))
+    rows = await ctx.store.db.read(
+        queries.list_suppressions,
+        principal.tenant_id,
+        recipient[0] if recipient else None,
+        recipient[1] if recipient else None,
+        int(cursor) if cursor else None,
+        limit + 1,
+    )
+    page = rows[:limit]
+    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    return web.Response(
+        body=orjson.dumps({"data": [_render(r) for r in page], "next_cursor": next_cursor}),
+        content_type="application/json",
+    )
+
+
+async def delete_suppression(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    recipient = _recipient(dict(request.query))
+    if recipient is None:
+        raise Problem(
+            400,
+            "invalid-query",
+            "Invalid query",
+            "name the recipient with ?address= or ?user_id=",
+            errors=[FieldError("address", "give an address or a user_id")],
+        )
+    removed = await ctx.store.db.write(
+        queries.remove_suppression, principal.tenant_id, recipient[0], recipient[1], "api", time.time()
+    )
+    if not removed:
+        raise Problem(404, "not-found", "Not Found", f"{recipient[1]!r} is not on the suppression list")
+    return web.Response(status=204)
+
+
+async def post_inbound(request: web.Request) -> web.Response:
+    """Replies from recipients: an opt-out keyword suppresses the sender at once."""
+    ctx = context(request)
+    name = request.match_info["provider"]
+    provider = ctx.providers.get(name)
+    if provider is None:
+        raise Problem(404, "not-found", "Not Found", f"no provider {name!r} here")
+    body = await request.read()
+    inbound = InboundRequest(
+        method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
+    )
+    try:
+        replies = provider.parse_inbound(inbound)
+    except SignatureError as exc:
+        raise Problem(401, "invalid-signature", "Invalid signature", str(exc)) from None
+    except CallbackFormatError as exc:
+        raise Problem(400, "malformed-callback", "Malformed callback", str(exc)) from None
+    keywords = parse_opt_out(ctx.settings.limits.get("opt_out"))
+    counts = {"opted_out": 0, "opted_in": 0, "other": 0, "unmatched": 0}
+    for reply in replies:
+        intent = keywords.classify(reply.text).intent
+        if intent not in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
+            counts["other"] += 1
+            continue
+        address = normalise_address(reply.sender)
+        tenants = await ctx.store.db.read(queries.tenants_that_messaged, address)
+        if not tenants:
+            counts["unmatched"] += 1
+            continue
+        now = time.time()
+        for tenant_id in tenants:
+            if intent is ReplyIntent.OPT_OUT:
+                await ctx.store.add_suppressions(
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "kind": "address",
+                            "value": address,
+                            "reason": "opt_out.reply",
+                            "source": f"inbound:{name}",
+                            "created_at": now,
+                        }
+                    ]
+                )
+            else:
+                await ctx.store.db.write(
+                    queries.remove_suppression, tenant_id, "address", address, f"inbound:{name}", now
+                )
+        counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
+        log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
+    return web.Response(body=orjson.dumps(counts), content_type="application/json")

@@ -1,0 +1,145 @@
+"""The policy gate at dispatch: opt-outs, quiet hours and frequency caps, decided per claimed batch.
+
+The rules are pure (gateway.domain); this module only gathers what they need (the suppression
+list from the Store, cap counters from the State) in one round trip each per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, resolve_hit
+from gateway.domain.quiet_hours import QuietHours, check
+from gateway.state.base import CapReservation, State
+from gateway.store.records import Outcome
+from gateway.store.store import Store
+
+
+@dataclass
+class GateResult:
+    passed: list[dict[str, Any]] = field(default_factory=list)
+    decided: list[Outcome] = field(default_factory=list)
+    # Cap reservations held for passed jobs, by message id: released if the send does not happen.
+    reservations: dict[str, CapReservation] = field(default_factory=dict)
+
+
+class PolicyGate:
+    def __init__(
+        self,
+        store: Store,
+        state: State,
+        limits: LimitsConfig,
+        quiet_hours: QuietHours,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.caps: CapTable = limits.caps
+        self.limits = limits
+        self.quiet_hours = quiet_hours
+        self.clock = clock
+
+    async def judge(self, jobs: Sequence[dict[str, Any]]) -> GateResult:
+        result = GateResult()
+        now = self.clock()
+        suppressed = await self.store.suppressed_among(
+            [(j["tenant_id"], "address", j["to_addr"]) for j in jobs]
+            + [(j["tenant_id"], "user_id", j["user_id"]) for j in jobs if j["user_id"]]
+        )
+        capped: list[tuple[dict[str, Any], CapReservation]] = []
+        for job in jobs:
+            reason = suppressed.get((job["tenant_id"], "address", job["to_addr"])) or (
+                suppressed.get((job["tenant_id"], "user_id", job["user_id"])) if job["user_id"] else None
+            )
+            if reason is not None:
+                result.decided.append(
+                    Outcome(
+                        job["id"],
+                        job["tenant_id"],
+                        "suppressed",
+                        now,
+                        reason="suppressed.opt_out",
+                        detail={"suppression": reason},
+                    )
+                )
+                continue
+            blocked_until = self._quiet_until(job, now)
+            if blocked_until is not False:
+                result.decided.append(self._hit(job, HitReason.QUIET_HOURS, blocked_until, now))
+                continue
+            rules = self.caps.rules_for(job["category"], job["channel"], job["campaign"])
+            if not rules:
+                result.passed.append(job)
+                continue
+            capped.append(
+                (
+                    job,
+                    CapReservation(
+                        id=job["id"],
+                        subject=cap_subject(job["channel"], job["to_addr"], job["user_id"]),
+                        category=job["category"],
+                        channel=job["channel"],
+                        rules=rules,
+                        retention=self.caps.retention_seconds,
+                    ),
+                )
+            )
+        if capped:
+            decisions = await self.state.reserve_caps([r for _, r in capped])
+            for (job, reservation), decision in zip(capped, decisions, strict=True):
+                if decision.allowed:
+                    result.passed.append(job)
+                    result.reservations[job["id"]] = reservation
+                    continue
+                until = decision.retry_at
+                if until is not None:
+                    # The cap frees up at `until`, but that may fall in the recipient's night.
+                    later = self._quiet_until(job, until)
+                    until = until if later is False else later
+                result.decided.append(
+                    self._hit(job, HitReason.CAP, until, now, {"rule": str(decision.rule) if decision.rule else None})
+                )
+        return result
+
+    def _quiet_until(self, job: dict[str, Any], at: float) -> float | bool | None:
+        """False when a send at `at` is inside the allowed window; else the next allowed moment
+        (None: the candidate zones never share one)."""
+        decision = check(
+            self.quiet_hours,
+            datetime.fromtimestamp(at, UTC),
+            category=job["category"],
+            channel=job["channel"],
+            to=job["to_addr"] if job["channel"] in ("sms", "voice") else None,
+        )
+        if decision.allowed:
+            return False
+        return decision.next_allowed.timestamp() if decision.next_allowed else None
+
+    def _hit(
+        self,
+        job: dict[str, Any],
+        reason: HitReason,
+        until: float | bool | None,
+        now: float,
+        detail: dict[str, Any] | None = None,
+    ) -> Outcome:
+        retry_at = None if until is False or until is None else float(until)
+        hit = resolve_hit(self.limits.policy(job["category"]), reason, retry_at, job["expires_at"])
+        info = {"blocked_by": reason.value, **(detail or {})}
+        if hit.action is HitAction.DEFER:
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "deferred",
+                now,
+                reason=reason.value,
+                next_attempt_at=hit.until,
+                detail=info,
+            )
+        if hit.action is HitAction.EXPIRE:
+            return Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired", detail=info)
+        return Outcome(job["id"], job["tenant_id"], "suppressed", now, reason=reason.value, detail=info)

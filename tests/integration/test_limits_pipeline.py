@@ -1,0 +1,187 @@
+"""Caps, quiet hours, opt-outs and throughput, enforced at dispatch through the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from providers.sandbox import SIGNATURE_HEADER, sign_inbound
+from tests.harness import SMS, GatewayStarter, Running
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _limits(**sections: object) -> dict[str, str]:
+    sections.setdefault("quiet_hours", {"marketing": "00:00-24:00"})
+    return {"GATEWAY_LIMITS": json.dumps(sections)}
+
+
+async def _send(gw: Running, body: dict[str, object]) -> str:
+    response = await gw.post("/v1/messages", body)
+    assert response.status == 202, await response.text()
+    return str((await response.json())["id"])
+
+
+async def test_marketing_waits_for_the_recipients_window_and_transactional_does_not(
+    start_gateway: GatewayStarter,
+) -> None:
+    local = datetime.now(SHANGHAI)
+    opens = (local + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    window = f"{opens:%H}:00-{(opens + timedelta(hours=1)):%H}:00"
+    async with start_gateway(_limits(quiet_hours={"marketing": window})) as gw:
+        marketing = await _send(gw, SMS)
+        transactional = await _send(gw, {**SMS, "category": "transactional"})
+        waiting = await gw.wait_status(marketing, {"deferred"})
+        assert waiting["reason"] == "limit.quiet_hours"
+        assert waiting["attempts"] == []
+        assert datetime.fromisoformat(waiting["next_attempt_at"]) == opens
+        await gw.wait_status(transactional, {"delivered"})
+
+
+async def test_a_cap_defers_the_next_send_across_channels_of_one_user(start_gateway: GatewayStarter) -> None:
+    caps = {"marketing": {"sms": ["1/day"], "all": ["2/week"]}}
+    async with start_gateway(_limits(caps=caps)) as gw:
+        first = await _send(gw, {**SMS, "user_id": "u-7"})
+        await gw.wait_status(first, {"delivered"})
+        started = time.time()
+        second = await _send(gw, {**SMS, "to": "+8613900000001", "user_id": "u-7"})
+        blocked = await gw.wait_status(second, {"deferred"})
+        assert blocked["reason"] == "limit.cap"
+        assert blocked["attempts"] == []
+        frees = datetime.fromisoformat(blocked["next_attempt_at"]).timestamp()
+        assert started + 86400 - 60 < frees < started + 86400 + 60
+        email = await _send(
+            gw,
+            {
+                "channel": "email",
+                "to": "u7@example.com",
+                "user_id": "u-7",
+                "content": {"subject": "Hi", "text": "Back soon?"},
+            },
+        )
+        await gw.wait_status(email, {"delivered"})
+        third = await _send(
+            gw,
+            {
+                "channel": "email",
+                "to": "u7@example.com",
+                "user_id": "u-7",
+                "content": {"subject": "Hi", "text": "Still there?"},
+            },
+        )
+        assert (await gw.wait_status(third, {"deferred"}))["reason"] == "limit.cap"
+        other_user = await _send(gw, {**SMS, "user_id": "u-8"})
+        await gw.wait_status(other_user, {"delivered"})
+
+
+async def test_a_drop_policy_suppresses_instead_of_deferring(start_gateway: GatewayStarter) -> None:
+    env = _limits(caps={"marketing": {"sms": ["1/day"]}}, on_hit={"marketing": "drop"})
+    async with start_gateway(env) as gw:
+        await gw.wait_status(await _send(gw, SMS), {"delivered"})
+        dropped = await gw.wait_status(await _send(gw, SMS), {"suppressed"})
+        assert dropped["reason"] == "limit.cap"
+        assert dropped["events"][-1]["detail"]["rule"] == "sms 1/day"
+        transactional = await _send(gw, {**SMS, "category": "transactional"})
+        await gw.wait_status(transactional, {"delivered"})
+
+
+async def _reply(gw: Running, sender: str, text: str) -> dict[str, int]:
+    secret = await gw.gateway.store.get_or_create_secret("sandbox_receipts")
+    body, signature = sign_inbound(secret, [{"from": sender, "to": "+10000000000", "text": text}])
+    response = await gw.session.post(
+        gw.url + "/v1/inbound/sandbox",
+        data=body,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+    )
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def test_an_opt_out_reply_stops_the_next_job_and_an_opt_in_lifts_it(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(_limits()) as gw:
+        await gw.wait_status(await _send(gw, SMS), {"delivered"})
+        assert await _reply(gw, SMS["to"], " 退订 ") == {"opted_out": 1, "opted_in": 0, "other": 0, "unmatched": 0}
+        stopped = await gw.wait_status(await _send(gw, SMS), {"suppressed"})
+        assert stopped["reason"] == "suppressed.opt_out"
+        assert stopped["attempts"] == []
+        listed = await (await gw.get("/v1/suppressions")).json()
+        assert [(s["address"], s["source"]) for s in listed["data"]] == [(SMS["to"], "inbound:sandbox")]
+        assert await _reply(gw, SMS["to"], "thanks!") == {"opted_out": 0, "opted_in": 0, "other": 1, "unmatched": 0}
+        assert (await _reply(gw, SMS["to"], "START"))["opted_in"] == 1
+        await gw.wait_status(await _send(gw, SMS), {"delivered"})
+        assert (await _reply(gw, "+8613700000000", "STOP"))["unmatched"] == 1
+
+
+async def test_a_forged_reply_changes_nothing(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(_limits()) as gw:
+        await gw.wait_status(await _send(gw, SMS), {"delivered"})
+        body, signature = sign_inbound("wrong-secret", [{"from": SMS["to"], "text": "STOP"}])
+        response = await gw.session.post(
+            gw.url + "/v1/inbound/sandbox",
+            data=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        assert response.status == 401
+        assert await gw.count("suppressions") == 0
+
+
+async def test_the_suppression_list_api(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(_limits()) as gw:
+        created = await gw.post("/v1/suppressions", {"address": "+86 138 1234 5678", "reason": "complaint"})
+        assert created.status == 201
+        assert (await created.json())["address"] == "+8613812345678"
+        assert (await gw.post("/v1/suppressions", {"address": "+8613812345678"})).status == 200
+        by_user = await gw.post("/v1/suppressions", {"user_id": "u-9"})
+        assert by_user.status == 201
+        user_job = await gw.wait_status(
+            await _send(gw, {**SMS, "to": "+8613900000002", "user_id": "u-9"}), {"suppressed"}
+        )
+        assert user_job["reason"] == "suppressed.opt_out"
+        bad = await gw.post("/v1/suppressions", {"phone": "+8613812345678"})
+        assert bad.status == 422
+        assert [e["field"] for e in (await bad.json())["errors"]] == ["/phone", "/address"]
+        assert await gw.count("suppressions") == 2
+        lifted = await gw.session.delete(
+            gw.url + "/v1/suppressions", params={"address": "+8613812345678"}, headers=gw.headers
+        )
+        assert lifted.status == 204
+        again = await gw.session.delete(
+            gw.url + "/v1/suppressions", params={"address": "+8613812345678"}, headers=gw.headers
+        )
+        assert again.status == 404
+        page = await (await gw.get("/v1/suppressions?limit=1")).json()
+        assert [s.get("user_id") for s in page["data"]] == ["u-9"]
+
+
+async def test_a_tenant_over_its_request_rate_gets_429(start_gateway: GatewayStarter) -> None:
+    env = {"GATEWAY_API__TENANT_REQUESTS_PER_SECOND": "0.5", "GATEWAY_API__TENANT_REQUEST_BURST": "2"}
+    async with start_gateway(env) as gw:
+        statuses = [(await gw.post("/v1/messages", SMS)).status for _ in range(2)]
+        refused = await gw.post("/v1/messages", SMS)
+        assert statuses == [202, 202]
+        assert refused.status == 429
+        assert refused.content_type == "application/problem+json"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        assert await gw.count() == 2
+
+
+async def test_a_provider_limit_is_never_exceeded_in_any_second(start_gateway: GatewayStarter, tmp_path: Path) -> None:
+    env = _limits(throughput={"provider": {"sandbox": {"rate": 20, "burst": 1}}})
+    async with start_gateway(env) as gw:
+        batch = {"messages": [{**SMS, "to": f"+86139{n:08d}"} for n in range(50)]}
+        response = await gw.post("/v1/messages/batch", batch)
+        ids = [r["id"] for r in (await response.json())["results"]]
+        for message_id in ids:
+            await gw.wait_status(message_id, {"delivered"}, within=20)
+    ledger = [orjson.loads(line) for line in (tmp_path / "sandbox-ledger.ndjson").read_bytes().splitlines()]
+    stamps = sorted(entry["at"] for entry in ledger if "ref" in entry)
+    assert len(stamps) == 50
+    busiest = max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
+    assert busiest <= 20
+    assert stamps[-1] - stamps[0] >= 49 / 20 - 0.1, "sends were spread out, not burst"
