@@ -96,8 +96,9 @@ class HitAction(enum.StrEnum):
 
     @property
     def status(self) -> Status:
-        return {HitAction.DEFER: Status.DEFERRED, HitAction.DROP: Status.SUPPRESSED,
-                HitAction.EXPIRE: Status.EXPIRED}[self]
+        return {HitAction.DEFER: Status.DEFERRED, HitAction.DROP: Status.SUPPRESSED, HitAction.EXPIRE: Status.EXPIRED}[
+            self
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +114,7 @@ class HitOutcome:
         return self.action.status
 
 
-def resolve_hit(policy: OnHit, reason: HitReason, retry_at: float | None,
-                expires_at: float | None) -> HitOutcome:
+def resolve_hit(policy: OnHit, reason: HitReason, retry_at: float | None, expires_at: float | None) -> HitOutcome:
     """`retry_at` None means the limit never frees up (e.g. candidate zones share no send window)."""
     if policy is OnHit.DROP:
         return HitOutcome(HitAction.DROP, reason, None)
@@ -130,8 +130,7 @@ def resolve_hit(policy: OnHit, reason: HitReason, retry_at: float | None,
 # The cap check (sliding log), as run by both storages.
 
 
-def cap_block(entries_by_scope: Mapping[str, Sequence[int]], now_us: int,
-              rules: Sequence[CapRule]) -> tuple[int, int]:
+def cap_block(entries_by_scope: Mapping[str, Sequence[int]], now_us: int, rules: Sequence[CapRule]) -> tuple[int, int]:
     """Which rule blocks a new send and when it frees up.
 
     `entries_by_scope` holds, per scope, the send timestamps (µs, ascending). Returns
@@ -257,8 +256,7 @@ class CapTable:
         """How long a send must be remembered: the longest period any rule (of any campaign) looks
         back, so trimming for one campaign never forgets what another one's rules still count."""
         periods = [r.period.seconds for rules in self.base.values() for r in rules]
-        periods += [r.period.seconds for cats in self.campaigns.values() for rules in cats.values()
-                    for r in rules]
+        periods += [r.period.seconds for cats in self.campaigns.values() for rules in cats.values() for r in rules]
         return max(periods, default=Period.DAY.seconds)
 
 
@@ -325,8 +323,9 @@ def parse_caps(value: Any, key: str = "limits.caps") -> dict[str, tuple[CapRule,
     return out
 
 
-def _check_narrows(base: Mapping[str, tuple[CapRule, ...]], campaign: Mapping[str, tuple[CapRule, ...]],
-                   key: str) -> None:
+def _check_narrows(
+    base: Mapping[str, tuple[CapRule, ...]], campaign: Mapping[str, tuple[CapRule, ...]], key: str
+) -> None:
     # Adding rules can only narrow, but a campaign rule looser than the base rule for the same
     # channel and period would read as a widening that silently does nothing: refuse it.
     for category, rules in campaign.items():
@@ -335,7 +334,8 @@ def _check_narrows(base: Mapping[str, tuple[CapRule, ...]], campaign: Mapping[st
                 if (b.scope, b.period) == (rule.scope, rule.period) and rule.count > b.count:
                     raise ValueError(
                         f"{key}.{category}.{rule.scope}: {rule.count}/{rule.period.label} would widen "
-                        f"the base cap {b.count}/{b.period.label}; a campaign may only narrow caps")
+                        f"the base cap {b.count}/{b.period.label}; a campaign may only narrow caps"
+                    )
 
 
 def parse_throughput(value: Any, key: str = "limits.throughput") -> ThroughputTable:

@@ -19,8 +19,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_OPT_OUT = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",
-                   "退订", "T", "TD", "R", "N", "取消", "退订全部", "取消订阅")
+DEFAULT_OPT_OUT = (
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "REVOKE",
+    "退订",
+    "T",
+    "TD",
+    "R",
+    "N",
+    "取消",
+    "退订全部",
+    "取消订阅",
+)
 DEFAULT_OPT_IN = ("START", "UNSTOP", "SUBSCRIBE")
 # Substrings that are an opt-out wherever they appear: in Chinese replies the request usually
 # comes wrapped ("请帮我退订", "退订谢谢"), and the word has no innocent reading in a reply.
@@ -67,11 +83,17 @@ class OptOutKeywords:
     contains: tuple[str, ...]
 
     @classmethod
-    def of(cls, opt_out: Iterable[str] = DEFAULT_OPT_OUT, opt_in: Iterable[str] = DEFAULT_OPT_IN,
-           contains: Iterable[str] = DEFAULT_CONTAINS) -> OptOutKeywords:
-        return cls(frozenset(normalise(k) for k in opt_out if normalise(k)),
-                   frozenset(normalise(k) for k in opt_in if normalise(k)),
-                   tuple(normalise(k) for k in contains if normalise(k)))
+    def of(
+        cls,
+        opt_out: Iterable[str] = DEFAULT_OPT_OUT,
+        opt_in: Iterable[str] = DEFAULT_OPT_IN,
+        contains: Iterable[str] = DEFAULT_CONTAINS,
+    ) -> OptOutKeywords:
+        return cls(
+            frozenset(normalise(k) for k in opt_out if normalise(k)),
+            frozenset(normalise(k) for k in opt_in if normalise(k)),
+            tuple(normalise(k) for k in contains if normalise(k)),
+        )
 
     def classify(self, text: str) -> ReplyClassification:
         t = normalise(text)

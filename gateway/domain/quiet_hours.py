@@ -105,7 +105,7 @@ DEFAULT_QUIET_HOURS = QuietHours({Category.MARKETING: CategoryRule(allowed=DEFAU
 
 
 def parse_window(value: Any, key: str) -> SendWindow | None:
-    """"08:00-20:00", a list of such, or null (no quiet hours)."""
+    """ "08:00-20:00", a list of such, or null (no quiet hours)."""
     if value is None:
         return None
     items = [value] if isinstance(value, str) else value
@@ -285,8 +285,9 @@ def _offset_changes(z: ZoneInfo, start: datetime, end: datetime) -> list[datetim
     return changes
 
 
-def next_allowed_time(now: datetime, window: SendWindow | None, zones: Sequence[ZoneInfo],
-                      horizon: timedelta = HORIZON) -> datetime | None:
+def next_allowed_time(
+    now: datetime, window: SendWindow | None, zones: Sequence[ZoneInfo], horizon: timedelta = HORIZON
+) -> datetime | None:
     """The earliest moment >= now that is inside `window` in every zone (UTC), or None when the
     zones share no allowed moment within `horizon`.
 
@@ -325,11 +326,19 @@ class QuietHoursDecision:
     zones: tuple[str, ...]
 
 
-def check(rules: QuietHours, now: datetime, *, category: str, channel: str, to: str | None,
-          tz: str | None = None, country: str | None = None, fallback_tz: str = "UTC") -> QuietHoursDecision:
+def check(
+    rules: QuietHours,
+    now: datetime,
+    *,
+    category: str,
+    channel: str,
+    to: str | None,
+    tz: str | None = None,
+    country: str | None = None,
+    fallback_tz: str = "UTC",
+) -> QuietHoursDecision:
     """The one call the worker makes: may this send go now, and if not, when?"""
     zones = candidate_zones(to, tz, fallback=fallback_tz)
     window = rules.window_for(category, channel, country or country_for(to))
     nxt = next_allowed_time(now, window, zones)
-    return QuietHoursDecision(nxt is not None and nxt == _require_aware(now), nxt, window,
-                              tuple(z.key for z in zones))
+    return QuietHoursDecision(nxt is not None and nxt == _require_aware(now), nxt, window, tuple(z.key for z in zones))

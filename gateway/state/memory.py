@@ -56,8 +56,10 @@ class MemoryState:
         out = []
         for req in requests:
             keys = [NAMESPACE + "tp:" + lim.key for lim in req.limits]
-            results = [gcra(self._tat.get(k, 0), now, lim.interval_us, lim.burst, req.cost_of(j))
-                       for j, (k, lim) in enumerate(zip(keys, req.limits, strict=True))]
+            results = [
+                gcra(self._tat.get(k, 0), now, lim.interval_us, lim.burst, req.cost_of(j))
+                for j, (k, lim) in enumerate(zip(keys, req.limits, strict=True))
+            ]
             retry, blocking = 0, -1
             for j, res in enumerate(results):
                 if not res.allowed and res.retry_after_us > retry:
@@ -65,8 +67,11 @@ class MemoryState:
             if blocking < 0:
                 for k, res in zip(keys, results, strict=True):
                     self._tat[k] = res.tat_us
-            out.append(ThroughputDecision(blocking < 0, retry / 1e6, now / 1e6,
-                                          req.limits[blocking].key if blocking >= 0 else None))
+            out.append(
+                ThroughputDecision(
+                    blocking < 0, retry / 1e6, now / 1e6, req.limits[blocking].key if blocking >= 0 else None
+                )
+            )
         self._tick(now, len(requests))
         return out
 

@@ -53,7 +53,9 @@ end
 # ARGV: now, n, then per request: nlimits, then per limit: interval_us, burst, cost.
 # KEYS: every limit's key, request after request. Returns now, then per request:
 # allowed (0/1), retry_after_us, index of the blocking limit (-1).
-GCRA_LUA = _NOW + """
+GCRA_LUA = (
+    _NOW
+    + """
 local n = tonumber(ARGV[2])
 local a, k = 3, 1
 local out = {now}
@@ -86,12 +88,15 @@ for i = 1, n do
 end
 return out
 """
+)
 
 # ARGV: now, n, then per reservation: id, retention_us, nrules, then per rule: scope (1 = the
 # channel's log, 2 = all channels'), count, period_us. KEYS: two logs per reservation.
 # Returns now, then per reservation: status (1 reserved, 2 already held, 0 blocked),
 # index of the blocking rule (-1), frees_at_us (0).
-CAPS_LUA = _NOW + """
+CAPS_LUA = (
+    _NOW
+    + """
 local n = tonumber(ARGV[2])
 local a, k = 3, 1
 local out = {now}
@@ -137,6 +142,7 @@ for i = 1, n do
 end
 return out
 """
+)
 
 # KEYS: two logs per reservation; ARGV: the ids. Returns per reservation 1 if anything was removed.
 RELEASE_LUA = """
@@ -149,7 +155,9 @@ return out
 """
 
 # ARGV: now, n, then per counter: amount (0 = read only), bucket_us, buckets. Returns totals.
-COUNTERS_LUA = _NOW + """
+COUNTERS_LUA = (
+    _NOW
+    + """
 local n = tonumber(ARGV[2])
 local a = 3
 local out = {}
@@ -176,6 +184,7 @@ for i = 1, n do
 end
 return out
 """
+)
 
 
 class _Script:
@@ -194,8 +203,14 @@ def _chunks(n: int, size: int) -> list[range]:
 
 
 class RedisState:
-    def __init__(self, client: aioredis.Redis, *, clock: Callable[[], float] | None = None,
-                 namespace: str = "gw:", chunk: int = 500) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        clock: Callable[[], float] | None = None,
+        namespace: str = "gw:",
+        chunk: int = 500,
+    ) -> None:
         self._redis = client
         self._clock = clock
         self._ns = namespace
@@ -251,9 +266,12 @@ class RedisState:
         for part, res in zip(_chunks(len(requests), self._chunk), await self._run(calls), strict=True):
             at = res[0] / 1e6
             for n, i in enumerate(part):
-                allowed, retry, blocking = res[1 + 3 * n: 4 + 3 * n]
-                out.append(ThroughputDecision(allowed == 1, retry / 1e6, at,
-                                              requests[i].limits[blocking].key if blocking >= 0 else None))
+                allowed, retry, blocking = res[1 + 3 * n : 4 + 3 * n]
+                out.append(
+                    ThroughputDecision(
+                        allowed == 1, retry / 1e6, at, requests[i].limits[blocking].key if blocking >= 0 else None
+                    )
+                )
         return out
 
     async def reserve_caps(self, reservations: Sequence[CapReservation]) -> list[CapDecision]:
@@ -273,10 +291,11 @@ class RedisState:
         for part, res in zip(_chunks(len(reservations), self._chunk), await self._run(calls), strict=True):
             at = res[0] / 1e6
             for n, i in enumerate(part):
-                status, block, frees = res[1 + 3 * n: 4 + 3 * n]
+                status, block, frees = res[1 + 3 * n : 4 + 3 * n]
                 rule: CapRule | None = reservations[i].rules[block] if block >= 0 else None
-                out.append(CapDecision(status != 0, rule, frees / 1e6 if status == 0 else None, at,
-                                       already_held=status == 2))
+                out.append(
+                    CapDecision(status != 0, rule, frees / 1e6 if status == 0 else None, at, already_held=status == 2)
+                )
         return out
 
     async def release_caps(self, reservations: Sequence[CapReservation]) -> list[bool]:
