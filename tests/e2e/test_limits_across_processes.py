@@ -1,0 +1,160 @@
+"""Caps and provider throughput hold across several worker processes sharing PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from tests.harness import API_KEY
+from tests.processes import GatewayProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
+    name = f"gw_e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+async def fresh_redis(redis_url: str) -> str:
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return redis_url
+
+
+def _cluster(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    limits: dict[str, object],
+    workers: int,
+    extra: dict[str, str] | None = None,
+) -> tuple[GatewayProcess, list[GatewayProcess]]:
+    api = GatewayProcess(tmp_path, role="api")
+    env = {
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_LIMITS": json.dumps(limits),
+        "GATEWAY_SANDBOX__LATENCY_MS": "1",
+        "GATEWAY_SANDBOX__RECEIPT_URL": f"{api.url}/v1/receipts/sandbox",
+        "GATEWAY_LOG_LEVEL": "warning",
+        **(extra or {}),
+    }
+    api.env.update(env)
+    return api, [GatewayProcess(tmp_path, env, role="worker") for _ in range(workers)]
+
+
+async def _submit(url: str, jobs: list[dict[str, object]]) -> list[str]:
+    ids: list[str] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
+        for start in range(0, len(jobs), 1000):
+            async with session.post(url + "/v1/messages/batch", json={"messages": jobs[start : start + 1000]}) as r:
+                assert r.status == 200
+                results = (await r.json())["results"]
+                assert all(item["status"] == 202 for item in results)
+                ids.extend(item["id"] for item in results)
+    return ids
+
+
+async def _statuses(database_url: str) -> collections.Counter[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return collections.Counter(dict(await conn.fetch("SELECT status, count(*) FROM messages GROUP BY status")))
+    finally:
+        await conn.close()
+
+
+def _ledger(tmp_path: Path) -> list[dict[str, object]]:
+    path = tmp_path / "sandbox-ledger.ndjson"
+    return [e for e in (orjson.loads(line) for line in path.read_bytes().splitlines() if line) if "ref" in e]
+
+
+async def test_four_workers_never_exceed_a_cap_of_two_a_day(
+    tmp_path: Path, fresh_postgres: str, fresh_redis: str
+) -> None:
+    limits = {"caps": {"marketing": {"sms": ["2/day"]}}, "quiet_hours": {"marketing": "00:00-24:00"}}
+    api, workers = _cluster(tmp_path, fresh_postgres, fresh_redis, limits, workers=4)
+    jobs = [
+        {
+            "channel": "sms",
+            "to": f"+86139{n % 500:08d}",
+            "user_id": f"user-{n % 500}",
+            "content": {"text": f"Come back, offer {n}"},
+        }
+        for n in range(20_000)
+    ]
+    try:
+        api.start()
+        for worker in workers:
+            worker.start()
+        started = time.monotonic()
+        await _submit(api.url, jobs)
+        while time.monotonic() - started < 240:
+            statuses = await _statuses(fresh_postgres)
+            if not statuses["queued"] and not statuses["sending"] and not statuses["sent"]:
+                break
+            await asyncio.sleep(1)
+        elapsed = time.monotonic() - started
+    finally:
+        for process in (api, *workers):
+            process.stop_quietly()
+    sends = collections.Counter(str(entry["ref"]) for entry in _ledger(tmp_path))
+    conn = await asyncpg.connect(fresh_postgres)
+    rows = await conn.fetch("SELECT id, user_id, status, reason FROM messages")
+    await conn.close()
+    per_user = collections.Counter(r["user_id"] for r in rows if r["id"] in sends)
+    statuses = collections.Counter(r["status"] for r in rows)
+    print(f"\n20,000 jobs, 4 workers, {elapsed:.1f}s: statuses={dict(statuses)} provider-sends={sum(sends.values())}")
+    assert max(sends.values()) == 1
+    assert max(per_user.values()) == 2 and len(per_user) == 500
+    assert statuses == {"delivered": 1000, "deferred": 19_000}
+    assert {r["reason"] for r in rows if r["status"] == "deferred"} == {"limit.cap"}
+
+
+async def test_a_50_per_second_provider_limit_holds_across_four_workers(
+    tmp_path: Path, fresh_postgres: str, fresh_redis: str
+) -> None:
+    limits = {
+        "throughput": {"provider": {"sandbox": {"rate": 50, "burst": 1}}},
+        "quiet_hours": {"marketing": "00:00-24:00"},
+    }
+    api, workers = _cluster(tmp_path, fresh_postgres, fresh_redis, limits, workers=4)
+    jobs = [
+        {"channel": "sms", "to": f"+86137{n:08d}", "content": {"text": "Your parcel is on its way"}} for n in range(400)
+    ]
+    try:
+        api.start()
+        for worker in workers:
+            worker.start()
+        await _submit(api.url, jobs)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(_ledger(tmp_path)) >= 400:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        for process in (api, *workers):
+            process.stop_quietly()
+    stamps = sorted(float(entry["at"]) for entry in _ledger(tmp_path))  # type: ignore[arg-type]
+    busiest = max(sum(1 for t in stamps[i : i + 60] if t < start + 1.0) for i, start in enumerate(stamps))
+    print(f"\n400 sends by 4 workers in {stamps[-1] - stamps[0]:.2f}s; busiest 1-second window: {busiest}")
+    assert len(stamps) == 400
+    assert busiest <= 50
+    assert stamps[-1] - stamps[0] >= 399 / 50 - 0.2
