@@ -21,7 +21,7 @@ from gateway.store.store import Store
 
 SCOPES = ("send", "read", "report", "admin")
 KEY_PREFIX = "gw_"
-CACHE_SECONDS = 30.0
+CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,27 +117,36 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
     keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
     if keyed:
-        pairs = {(rows[i]["tenant_id"], rows[i]["idempotency_key"]) for i in keyed}
-        found = {
-            (r["tenant_id"], r["idempotency_key"]): dict(r)
-            for r in conn.execute(
-                sa.select(messages).where(
-                    sa.tuple_(messages.c.tenant_id, messages.c.idempotency_key).in_(sorted(pairs))
-                )
-            ).mappings()
+        pairs = sorted({(rows[i]["tenant_id"], rows[i]["idempotency_key"]) for i in keyed})
+        key_columns = sa.tuple_(messages.c.tenant_id, messages.c.idempotency_key)
+        # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
+        owner = {
+            (tenant_id, key): message_id
+            for message_id, tenant_id, key in conn.execute(
+                sa.select(messages.c.id, messages.c.tenant_id, messages.c.idempotency_key).where(key_columns.in_(pairs))
+            )
         }
+        lost = [i for i in keyed if owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] != rows[i]["id"]]
+        existing = {}
+        if lost:
+            existing = {
+                r["id"]: dict(r)
+                for r in conn.execute(
+                    sa.select(messages).where(
+                        messages.c.id.in_([owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] for i in lost])
+                    )
+                ).mappings()
+            }
         stale: list[int] = []
-        for i in keyed:
+        for i in lost:
             row = rows[i]
-            existing = found[(row["tenant_id"], row["idempotency_key"])]
-            if existing["id"] == row["id"]:
-                continue
-            if existing["idempotency_expires_at"] is not None and existing["idempotency_expires_at"] < now:
+            found = existing[owner[(row["tenant_id"], row["idempotency_key"])]]
+            if found["idempotency_expires_at"] is not None and found["idempotency_expires_at"] < now:
                 stale.append(i)
-            elif existing["request_hash"] == row["request_hash"]:
-                outcomes[i] = AcceptOutcome("replay", existing)
+            elif found["request_hash"] == row["request_hash"]:
+                outcomes[i] = AcceptOutcome("replay", found)
             else:
-                outcomes[i] = AcceptOutcome("mismatch", existing)
+                outcomes[i] = AcceptOutcome("mismatch", found)
         if stale:
             # The retention window of the old key has passed: it may be used again.
             for i in stale:
