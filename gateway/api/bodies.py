@@ -17,6 +17,12 @@ def _is_json_media_type(content_type: str) -> bool:
     )
 
 
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413, "payload-too-large", "Payload Too Large", f"the body must be at most {limit} bytes for this endpoint"
+    )
+
+
 async def read_json(request: web.Request, limit: int) -> Any:
     if not _is_json_media_type(request.content_type):
         raise Problem(
@@ -29,19 +35,12 @@ async def read_json(request: web.Request, limit: int) -> Any:
     charset = request.charset
     if charset and charset.lower() not in ("utf-8", "utf8"):
         raise Problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be UTF-8")
-    too_large = Problem(
-        413, "payload-too-large", "Payload Too Large", f"the body must be at most {limit} bytes for this endpoint"
-    )
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        raise _too_large(limit)
+    # Without a Content-Length (chunked), the application's client_max_size bounds the read.
+    raw = await request.read()
+    if len(raw) > limit:
+        raise _too_large(limit)
     if not raw:
         raise Problem(
             400,

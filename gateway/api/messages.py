@@ -129,7 +129,7 @@ async def create_message(request: web.Request) -> web.Response:
             raise _in_flight_problem()
         ctx.inflight_keys.add(flight)
     try:
-        outcome = (await ctx.store.accept([row]))[0]
+        outcome = await ctx.store.accept_one(row)
     finally:
         if flight is not None:
             ctx.inflight_keys.discard(flight)

@@ -38,7 +38,13 @@ class GroupCommitter(Generic[Item, Result]):
         return len(self._items)
 
     async def submit(self, item: Item) -> Result:
-        return (await self.submit_many([item]))[0]
+        if self._closed:
+            raise RuntimeError(f"{self._name} is closed")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._items.append(item)
+        self._futures.append(future)
+        self._schedule()
+        return await future
 
     async def submit_many(self, items: Sequence[Item]) -> list[Result]:
         """All items land in the same transaction (they are never split across two batches)."""

@@ -117,15 +117,20 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
     keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
     if keyed:
-        pairs = sorted({(rows[i]["tenant_id"], rows[i]["idempotency_key"]) for i in keyed})
-        key_columns = sa.tuple_(messages.c.tenant_id, messages.c.idempotency_key)
+        keys_by_tenant: dict[str, set[str]] = defaultdict(set)
+        for i in keyed:
+            keys_by_tenant[rows[i]["tenant_id"]].add(rows[i]["idempotency_key"])
         # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
-        owner = {
-            (tenant_id, key): message_id
-            for message_id, tenant_id, key in conn.execute(
-                sa.select(messages.c.id, messages.c.tenant_id, messages.c.idempotency_key).where(key_columns.in_(pairs))
-            )
-        }
+        # One equality on tenant plus IN on keys, so the unique index serves it (a row-value IN
+        # over both columns makes SQLite scan the table).
+        owner: dict[tuple[str, str], str] = {}
+        for tenant_id, keys in keys_by_tenant.items():
+            for message_id, key in conn.execute(
+                sa.select(messages.c.id, messages.c.idempotency_key).where(
+                    messages.c.tenant_id == tenant_id, messages.c.idempotency_key.in_(sorted(keys))
+                )
+            ):
+                owner[(tenant_id, key)] = message_id
         lost = [i for i in keyed if owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] != rows[i]["id"]]
         existing = {}
         if lost:
@@ -684,18 +689,23 @@ def list_suppressions(
 
 def suppressed_among(conn: Connection, recipients: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """Of (tenant, kind, value) triples, those on a suppression list, with the reason."""
-    if not recipients:
-        return {}
+    grouped: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for tenant_id, kind, value in recipients:
+        grouped[(tenant_id, kind)].add(value)
     found: dict[tuple[str, str, str], str] = {}
-    for start in range(0, len(recipients), 500):
-        chunk = sorted(set(recipients[start : start + 500]))
-        rows = conn.execute(
-            sa.select(suppressions.c.tenant_id, suppressions.c.kind, suppressions.c.value, suppressions.c.reason).where(
-                sa.tuple_(suppressions.c.tenant_id, suppressions.c.kind, suppressions.c.value).in_(chunk)
+    for (tenant_id, kind), values in grouped.items():
+        ordered = sorted(values)
+        for start in range(0, len(ordered), 500):
+            # Equalities plus IN on the last column, so the unique index serves the lookup.
+            rows = conn.execute(
+                sa.select(suppressions.c.value, suppressions.c.reason).where(
+                    suppressions.c.tenant_id == tenant_id,
+                    suppressions.c.kind == kind,
+                    suppressions.c.value.in_(ordered[start : start + 500]),
+                )
             )
-        )
-        for tenant_id, kind, value, reason in rows:
-            found[(tenant_id, kind, value)] = reason
+            for value, reason in rows:
+                found[(tenant_id, kind, value)] = reason
     return found
 
 

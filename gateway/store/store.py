@@ -76,6 +76,9 @@ class Store:
         """Commit jobs durably (together with whatever else is being accepted right now)."""
         return await self._accepts.submit_many(rows)
 
+    async def accept_one(self, row: dict[str, Any]) -> AcceptOutcome:
+        return await self._accepts.submit(row)
+
     async def release_idempotency_keys(self) -> int:
         return await self.db.write(queries.release_idempotency_keys, time.time())
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import re
+from typing import Literal, NamedTuple
 
 SmsEncoding = Literal["GSM-7", "UCS-2"]
 
@@ -21,14 +21,13 @@ GSM7_MULTIPART_SEGMENT_SEPTETS = 153
 UCS2_SINGLE_SEGMENT_UNITS = 70
 UCS2_MULTIPART_SEGMENT_UNITS = 67
 
-_DELETE_GSM7_BASIC = str.maketrans("", "", GSM7_BASIC_CHARS)
-# Every GSM-7 character lies at or below U+20AC (the euro sign), so one C-level max() rejects most
-# CJK texts without looking at a translation table.
-_HIGHEST_GSM7_CHAR = max(GSM7_BASIC_CHARS + GSM7_EXTENSION_CHARS)
+# A regex scan stops at the first character outside the alphabet, which for CJK text is usually
+# the first one; a Python loop or max() over the text costs several times more.
+_NOT_GSM7 = re.compile("[^" + re.escape(GSM7_BASIC_CHARS + GSM7_EXTENSION_CHARS) + "]")
+_DELETE_GSM7_EXTENSION = str.maketrans("", "", GSM7_EXTENSION_CHARS)
 
 
-@dataclass(frozen=True, slots=True)
-class SmsLength:
+class SmsLength(NamedTuple):  # a tuple because it is made for every message and dataclasses cost more
     encoding: SmsEncoding
     units: int  # septets for GSM-7, UTF-16 code units for UCS-2
     segments: int
@@ -37,11 +36,10 @@ class SmsLength:
 def measure_sms(text: str) -> SmsLength:
     if not text:
         return SmsLength("GSM-7", 0, 0)
-    if max(text) <= _HIGHEST_GSM7_CHAR:
-        not_basic = text.translate(_DELETE_GSM7_BASIC)
-        if not not_basic.strip(GSM7_EXTENSION_CHARS):
-            septets = len(text) + len(not_basic)
-            return SmsLength("GSM-7", septets, _gsm7_segments(text, septets, has_escapes=bool(not_basic)))
+    if _NOT_GSM7.search(text) is None:
+        escapes = len(text) - len(text.translate(_DELETE_GSM7_EXTENSION))
+        septets = len(text) + escapes
+        return SmsLength("GSM-7", septets, _gsm7_segments(text, septets, has_escapes=escapes > 0))
     units = len(text.encode("utf-16-le")) // 2
     return SmsLength("UCS-2", units, _ucs2_segments(text, units, has_surrogates=units != len(text)))
 

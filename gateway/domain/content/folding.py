@@ -9,6 +9,7 @@ original character it came from; a violation's span must point into the text the
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -19,11 +20,12 @@ def fold_char(char: str) -> str:
     return "".join(part for part in folded if unicodedata.category(part)[0] in "LN")
 
 
-class _FoldTable(dict[int, str | None]):
-    """A str.translate table filled on first sight of each code point.
+class _AstralFoldTable(dict[int, str | None]):
+    """A str.translate table for the whole code space, filled on first sight of each code point.
 
-    Precomputing all 1.1 million code points would cost about a second at import; texts use a few
-    thousand. Concurrent fills from several threads are harmless: they store the same value.
+    Precomputing all 1.1 million code points would cost about a second; texts use a few astral ones
+    (emoji, mathematical letters). Concurrent fills from several threads are harmless: they store
+    the same value.
     """
 
     def __missing__(self, code_point: int) -> str | None:
@@ -32,23 +34,46 @@ class _FoldTable(dict[int, str | None]):
         return folded
 
 
-_FOLD_TABLE = _FoldTable()
-for _code_point in range(128):
-    _FOLD_TABLE[_code_point]
+def _build_bmp_table() -> list[int | str | None]:
+    table: list[int | str | None] = []
+    for code_point in range(_FIRST_ASTRAL):
+        char = chr(code_point)
+        folded = fold_char(char)
+        table.append(code_point if folded == char else folded or None)
+    return table
+
+
+_FIRST_ASTRAL = 0x10000
+# str.translate looks each character up in the table; indexing a list is markedly cheaper than a
+# dict lookup (about 1.6 vs 3 µs for 70 CJK characters), which matters at 100k texts/s. Building it
+# takes about 40 ms at import.
+_BMP_TABLE = _build_bmp_table()
+_ASTRAL_TABLE = _AstralFoldTable()
+_HAS_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def fold(text: str) -> str:
-    return text.translate(_FOLD_TABLE)
+    if _HAS_ASTRAL.search(text) is None:
+        return text.translate(_BMP_TABLE)
+    return text.translate(_ASTRAL_TABLE)
+
+
+def _folded_char(code_point: int) -> str | None:
+    if code_point < _FIRST_ASTRAL:
+        folded = _BMP_TABLE[code_point]
+        return chr(folded) if isinstance(folded, int) else folded
+    return _ASTRAL_TABLE[code_point]
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """The folded text and, for each folded character, the index of the original character it came from."""
-    folded_parts: list[str] = []
-    offsets: list[int] = []
-    table = _FOLD_TABLE
+    folded = fold(text)
+    if _HAS_ASTRAL.search(text) is None:
+        table = _BMP_TABLE
+        offsets = [index for index, char in enumerate(text) if table[ord(char)] is not None]
+        if len(offsets) == len(folded):  # no character folded to several ("ﬁ" -> "fi")
+            return folded, offsets
+    offsets = []
     for index, char in enumerate(text):
-        folded = table[ord(char)]
-        if folded:
-            folded_parts.append(folded)
-            offsets.extend([index] * len(folded))
-    return "".join(folded_parts), offsets
+        offsets.extend([index] * len(_folded_char(ord(char)) or ""))
+    return folded, offsets

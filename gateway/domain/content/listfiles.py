@@ -28,17 +28,13 @@ def parse_blocklist(text: str, *, source: str = "<text>") -> tuple[list[str], Se
             if directive:
                 value = directive.group(1).lower()
                 if words:
-                    raise ValueError(
-                        f"{source}:{line_number}: the severity line must come before the first word"
-                    )
+                    raise ValueError(f"{source}:{line_number}: the severity line must come before the first word")
                 if value == "block":
                     severity = "block"
                 elif value == "warn":
                     severity = "warn"
                 else:
-                    raise ValueError(
-                        f"{source}:{line_number}: severity must be one of {SEVERITIES}, not {value!r}"
-                    )
+                    raise ValueError(f"{source}:{line_number}: severity must be one of {SEVERITIES}, not {value!r}")
             continue
         words.append(line)
     return words, severity
@@ -55,7 +51,5 @@ def load_blocklist_dir(path: str | Path) -> dict[str, tuple[list[str], Severity]
     carrier_directory = directory / CARRIER_SCOPE
     if carrier_directory.is_dir():
         for file in sorted(carrier_directory.glob("*.txt")):
-            lists[f"{CARRIER_SCOPE}:{file.stem}"] = parse_blocklist(
-                file.read_text(encoding="utf-8"), source=str(file)
-            )
+            lists[f"{CARRIER_SCOPE}:{file.stem}"] = parse_blocklist(file.read_text(encoding="utf-8"), source=str(file))
     return lists

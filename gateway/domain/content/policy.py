@@ -25,7 +25,7 @@ from gateway.domain.content.signature import (
     SIGNATURE_OPEN,
     SignatureRule,
     ends_with_unsubscribe,
-    find_signature,
+    signature_end,
 )
 from gateway.domain.content.words import CARRIER_SCOPE, TENANT_SCOPE, Severity, WordLists, WordMatch
 
@@ -134,25 +134,31 @@ def check_content(
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     if category not in CATEGORIES:
         raise ValueError(f"category must be one of {', '.join(CATEGORIES)}, not {category!r}")
-    carrier = _strip_scope(carrier, CARRIER_SCOPE)
-    tenant = _strip_scope(tenant, TENANT_SCOPE)
+    if carrier is not None:
+        carrier = _strip_scope(carrier, CARRIER_SCOPE)
+    if tenant is not None:
+        tenant = _strip_scope(tenant, TENANT_SCOPE)
     is_sms = channel == "sms"
 
-    if not text.strip():
+    if not text or text.isspace():
         empty = Violation(RULE_EMPTY, "block", 0, len(text), text, "the message text is empty")
         return ContentReport(False, "GSM-7" if is_sms else "UTF-8", 0 if is_sms else 1, (empty,), text)
     if len(text) > rules.hard_max_chars:
-        # Refuse to scan arbitrarily large input; nothing else is worth reporting about it.
+        # Refuse to scan arbitrarily large input; nothing else is worth reporting about it. The span
+        # marks only the first character over the limit so the report stays small.
+        limit = rules.hard_max_chars
         too_big = Violation(
             RULE_HARD_MAX,
             "block",
-            rules.hard_max_chars,
-            len(text),
-            text[rules.hard_max_chars :],
-            f"the text has {len(text)} characters; at most {rules.hard_max_chars} are accepted",
+            limit,
+            limit + 1,
+            text[limit],
+            f"the text has {len(text)} characters; at most {limit} are accepted — cut it from character {limit + 1} on",
         )
-        encoding_of_big: ContentEncoding = measure_sms(text).encoding if is_sms else "UTF-8"
-        return ContentReport(False, encoding_of_big, 0, (too_big,), text)
+        if is_sms:
+            length = measure_sms(text)
+            return ContentReport(False, length.encoding, length.segments, (too_big,), text)
+        return ContentReport(False, "UTF-8", 1, (too_big,), text)
 
     violations: list[Violation] = []
     links = find_links(text)
@@ -176,8 +182,9 @@ def check_content(
         segments = length.segments
         if segments > rules.max_segments:
             violations.append(_too_long_violation(text, length.encoding, length.units, segments, rules))
-        if rules.signature is not None and category in rules.signature.categories:
-            violations.extend(_signature_violations(text, rules.signature))
+        signature_rule = rules.signature
+        if signature_rule is not None and category in signature_rule.categories:
+            violations.extend(_signature_violations(text, signature_rule))
         if (
             rules.unsubscribe_suffixes
             and category == "marketing"
@@ -185,15 +192,14 @@ def check_content(
         ):
             violations.append(_unsubscribe_violation(text, rules.unsubscribe_suffixes))
 
-    if len(violations) > 1:
-        violations.sort(key=lambda violation: (violation.start, violation.end, violation.rule))
+    if not violations:
+        return ContentReport(True, encoding, segments, (), fixed_text)
+    violations.sort(key=lambda violation: (violation.start, violation.end, violation.rule))
     ok = all(violation.severity != "block" for violation in violations)
     return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
 
 
-def _strip_scope(name: str | None, scope: str) -> str | None:
-    if name is None:
-        return None
+def _strip_scope(name: str, scope: str) -> str:
     prefix = scope + ":"
     return name[len(prefix) :] if name.startswith(prefix) else name
 
@@ -278,9 +284,7 @@ def _blocked_word_violation(text: str, found: WordMatch) -> Violation:
     )
 
 
-def _too_long_violation(
-    text: str, encoding: str, units: int, segments: int, rules: ContentRules
-) -> Violation:
+def _too_long_violation(text: str, encoding: str, units: int, segments: int, rules: ContentRules) -> Violation:
     unit_name = "septets" if encoding == "GSM-7" else "UTF-16 units"
     return Violation(
         RULE_TOO_LONG,
@@ -294,8 +298,8 @@ def _too_long_violation(
 
 
 def _signature_violations(text: str, rule: SignatureRule) -> list[Violation]:
-    signature = find_signature(text)
-    if signature is None:
+    end = signature_end(text)
+    if not end:
         return [
             Violation(
                 RULE_SIGNATURE_MISSING,
@@ -307,17 +311,18 @@ def _signature_violations(text: str, rule: SignatureRule) -> list[Violation]:
                 f"e.g. {SIGNATURE_OPEN}公司名{SIGNATURE_CLOSE}; carriers reject messages without it",
             )
         ]
-    length = len(signature.name.strip())
+    length = len(text[1 : end - 1].strip())
     if rule.min_chars <= length <= rule.max_chars:
         return []
+    signature = text[:end]
     return [
         Violation(
             RULE_SIGNATURE_LENGTH,
             "block",
-            signature.start,
-            signature.end,
-            text[signature.start : signature.end],
-            f"the signature {text[signature.start : signature.end]} has {length} characters; "
+            0,
+            end,
+            signature,
+            f"the signature {signature} is {length} character{'' if length == 1 else 's'} long; "
             f"it must have {rule.min_chars} to {rule.max_chars}",
         )
     ]

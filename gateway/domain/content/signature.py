@@ -7,6 +7,7 @@ registered ("拒收请回复R", "回T退订", ...). Both vary by provider and ro
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from gateway.domain.content.folding import fold
@@ -27,24 +28,25 @@ class SignatureRule:
             raise ValueError("signature bounds need 1 <= min_chars <= max_chars")
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureFinding:
-    start: int
-    end: int  # past the closing bracket; equal to start when no signature was found
-    name: str
-
-
-def find_signature(text: str) -> SignatureFinding | None:
+def signature_end(text: str) -> int:
+    """The index just past the closing 】 of the signature that opens text, 0 when there is none."""
     if not text.startswith(SIGNATURE_OPEN):
-        return None
-    close = text.find(SIGNATURE_CLOSE, 1)
-    if close < 0:
-        return None
-    return SignatureFinding(0, close + 1, text[1:close])
+        return 0
+    return text.find(SIGNATURE_CLOSE, 1) + 1
 
 
 def ends_with_unsubscribe(text: str, suffixes: tuple[str, ...]) -> bool:
+    if text.endswith(suffixes):
+        return True
     # Full-width "Ｒ" or lower-case "回t退订" reach the handset as the same instruction, so compare
     # folded forms; folding also ignores trailing spaces and punctuation such as "回T退订。".
-    folded_text = fold(text[-64:])
-    return any(folded_text.endswith(fold(suffix)) for suffix in suffixes)
+    folded_tail = fold(text[-_LONGEST_TAIL_CHECKED:])
+    return folded_tail.endswith(_folded_suffixes(suffixes))
+
+
+_LONGEST_TAIL_CHECKED = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_suffixes(suffixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(folded for folded in map(fold, suffixes) if folded)
