@@ -13,10 +13,11 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import messages, ops, receipts, suppressions
+from gateway.api import content, messages, ops, receipts, suppressions
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
+from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
 from gateway.domain.quiet_hours import parse_quiet_hours
@@ -48,6 +49,11 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/messages/{id}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
+        app.router.add_post("/v1/content/check", content.check)
+        app.router.add_get("/v1/blocklists", content.list_blocklists)
+        app.router.add_get("/v1/blocklists/{name}", content.get_blocklist)
+        app.router.add_put("/v1/blocklists/{name}", content.put_blocklist)
+        app.router.add_delete("/v1/blocklists/{name}", content.delete_blocklist)
         app.router.add_get("/v1/suppressions", suppressions.list_suppressions)
         app.router.add_post("/v1/suppressions", suppressions.add_suppression)
         app.router.add_delete("/v1/suppressions", suppressions.delete_suppression)
@@ -82,6 +88,7 @@ class Gateway:
         )
         self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None
+        self.content = ContentService(settings.content, self.store)
         self.worker: Worker | None = None
         self.runner: web.AppRunner | None = None
         self.first_key: str | None = None
@@ -110,6 +117,7 @@ class Gateway:
         dispatching = self.role in ("worker", "all")
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
         await self.providers.start()
+        await self.content.start()
         ctx = ApiContext(
             settings=s,
             store=self.store,
@@ -120,6 +128,7 @@ class Gateway:
             ),
             providers=self.providers,
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
+            content=self.content,
         )
         self.runner = web.AppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -128,7 +137,13 @@ class Gateway:
         await web.SockSite(self.runner, sock).start()
         if dispatching:
             limits = parse_limits(s.limits)
-            gate = PolicyGate(self.store, self.state, limits, parse_quiet_hours(s.limits.get("quiet_hours")))
+            gate = PolicyGate(
+                self.store,
+                self.state,
+                limits,
+                parse_quiet_hours(s.limits.get("quiet_hours")),
+                content=self.content if s.content.enforce_at_dispatch else None,
+            )
             pacer = ThroughputPacer(self.state, limits.throughput)
             self.worker = Worker(self.store, self.providers, s.worker, self.metrics, self.state, gate, pacer)
             self.worker.start()
@@ -158,6 +173,7 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.content.close()
         if self.providers is not None:
             await self.providers.close()
         await self.store.close()

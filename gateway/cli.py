@@ -101,6 +101,52 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return int(result) if isinstance(result, int) else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Preflight texts against the files' word lists and the route rules, as the gateway would."""
+    import orjson
+
+    from gateway.content_service import ContentService
+    from gateway.domain.content import WordLists, load_blocklist_dir
+
+    settings = _settings_or_exit()
+    if args.file:
+        with open(args.file, encoding="utf-8") as lines:
+            texts = [line.rstrip("\n") for line in lines if line.strip()]
+    elif args.text:
+        texts = [args.text]
+    else:
+        print("gateway check: give a TEXT or --file FILE", file=sys.stderr)
+        return 2
+    service = ContentService(settings.content, store=None)
+    directory = args.lists or settings.content.blocklist_dir
+    service.words = WordLists.build(load_blocklist_dir(directory) if directory else {})
+    blocked = 0
+    reports = []
+    for number, text in enumerate(texts, 1):
+        report = service.check(
+            channel=args.channel, text=text, tenant_id="", to=args.to, category=args.category, provider=args.provider
+        )
+        blocked += not report.ok
+        reports.append((number, text, report))
+    if args.json:
+        from gateway.api.content import report_body
+
+        for number, _, report in reports:
+            print(orjson.dumps({"line": number, **report_body(report)}).decode())
+    else:
+        print(f"{'LINE':>4}  {'RULE':<20} {'SEVERITY':<8} {'SPAN':<9} {'MATCH':<24} MESSAGE")
+        for number, _, report in reports:
+            if not report.violations:
+                print(
+                    f"{number:>4}  {'ok':<20} {'':<8} {'':<9} {'':<24} {report.encoding}, {report.segments} segment(s)"
+                )
+            for v in report.violations:
+                span = f"{v.start}-{v.end}"
+                print(f"{number:>4}  {v.rule:<20} {v.severity:<8} {span:<9} {v.match[:24]:<24} {v.message}")
+        print(f"{len(texts)} text(s), {blocked} blocked")
+    return 1 if blocked else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=cmd_migrate)
+    check = sub.add_parser("check", help="preflight SMS text(s) against the content policy; exit 1 if any is blocked")
+    check.add_argument("text", nargs="?", help="the text to check")
+    check.add_argument("--file", help="a file of texts, one per line")
+    check.add_argument("--channel", default="sms", choices=["sms", "voice", "push", "email", "webhook"])
+    check.add_argument("--to", help="recipient number in E.164 (selects the carrier's word list)")
+    check.add_argument("--category", default="marketing", choices=["marketing", "transactional"])
+    check.add_argument("--provider", help="apply this provider's route rules (e.g. China marketing)")
+    check.add_argument("--lists", help="blocklist directory (default: content.blocklist_dir)")
+    check.add_argument("--json", action="store_true", help="one JSON report per line")
+    check.set_defaults(func=cmd_check)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -1,4 +1,4 @@
-"""The policy gate at dispatch: opt-outs, quiet hours and frequency caps, decided per claimed batch.
+"""The policy gate at dispatch: content, opt-outs, quiet hours and frequency caps, decided per claimed batch.
 
 The rules are pure (gateway.domain); this module only gathers what they need (the suppression
 list from the Store, cap counters from the State) in one round trip each per batch.
@@ -7,11 +7,14 @@ list from the Store, cap counters from the State) in one round trip each per bat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from gateway.content_service import ContentService, primary_text
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, resolve_hit
 from gateway.domain.quiet_hours import QuietHours, check
 from gateway.state.base import CapReservation, State
@@ -35,7 +38,9 @@ class PolicyGate:
         limits: LimitsConfig,
         quiet_hours: QuietHours,
         clock: Callable[[], float] = time.time,
+        content: ContentService | None = None,
     ) -> None:
+        self.content = content
         self.store = store
         self.state = state
         self.caps: CapTable = limits.caps
@@ -43,9 +48,12 @@ class PolicyGate:
         self.quiet_hours = quiet_hours
         self.clock = clock
 
-    async def judge(self, jobs: Sequence[dict[str, Any]]) -> GateResult:
+    async def judge(self, jobs: Sequence[dict[str, Any]], providers: Mapping[str, str]) -> GateResult:
+        """`providers` is the provider each job is routed to (content rules differ per route)."""
         result = GateResult()
         now = self.clock()
+        if self.content is not None:
+            jobs = self._content_allowed(jobs, providers, now, result)
         suppressed = await self.store.suppressed_among(
             [(j["tenant_id"], "address", j["to_addr"]) for j in jobs]
             + [(j["tenant_id"], "user_id", j["user_id"]) for j in jobs if j["user_id"]]
@@ -104,6 +112,48 @@ class PolicyGate:
                     self._hit(job, HitReason.CAP, until, now, {"rule": str(decision.rule) if decision.rule else None})
                 )
         return result
+
+    def _content_allowed(
+        self, jobs: Sequence[dict[str, Any]], providers: Mapping[str, str], now: float, result: GateResult
+    ) -> list[dict[str, Any]]:
+        """Re-check content against the lists of this moment: they may have changed since accept."""
+        assert self.content is not None
+        allowed = []
+        for job in jobs:
+            text = primary_text(job["channel"], orjson.loads(job["content"]))
+            report = (
+                self.content.check(
+                    channel=job["channel"],
+                    text=text,
+                    tenant_id=job["tenant_id"],
+                    to=job["to_addr"],
+                    category=job["category"],
+                    provider=providers.get(job["id"]),
+                )
+                if text
+                else None
+            )
+            blocking = [v for v in report.violations if v.severity == "block"] if report else []
+            if not blocking:
+                allowed.append(job)
+                continue
+            first = blocking[0]
+            result.decided.append(
+                Outcome(
+                    job["id"],
+                    job["tenant_id"],
+                    "rejected",
+                    now,
+                    reason=f"content.{first.rule}",
+                    error_message=first.message,
+                    detail={
+                        "violations": [
+                            {"rule": v.rule, "match": v.match, "start": v.start, "end": v.end} for v in blocking
+                        ]
+                    },
+                )
+            )
+        return allowed
 
     def _quiet_until(self, job: dict[str, Any], at: float) -> float | bool | None:
         """False when a send at `at` is inside the allowed window; else the next allowed moment

@@ -84,6 +84,27 @@ class SandboxSettings(_Section):
     )
 
 
+class ContentRouteSettings(_Section):
+    """China marketing rules for a provider/route: a 【signature】 and the unsubscribe suffix it requires."""
+
+    china_marketing: bool = False
+    unsubscribe_suffixes: tuple[str, ...] = ("拒收请回复R", "回T退订")
+    signature_min_chars: int = Field(2, ge=1)
+    signature_max_chars: int = Field(12, ge=1)
+
+
+class ContentSettings(_Section):
+    blocklist_dir: str | None = Field("config/blocklists", description="global and per-carrier word lists")
+    enforce_at_accept: bool = True
+    enforce_at_dispatch: bool = True
+    max_segments: int = Field(6, ge=1)
+    max_links: int = Field(2, ge=0)
+    link_domain_allowlist: tuple[str, ...] = ()
+    hard_max_chars: int = Field(1600, ge=1)
+    reload_seconds: float = Field(5.0, gt=0, description="how often processes look for changed tenant lists")
+    routes: dict[str, ContentRouteSettings] = Field(default_factory=dict, description="rules per provider")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -106,6 +127,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    content: ContentSettings = ContentSettings()
     # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
     limits: dict[str, Any] = Field(default_factory=dict)
 

@@ -122,10 +122,12 @@ class Worker:
         now = time.time()
         decided: list[Outcome] = []
         routable: list[dict[str, Any]] = []
+        routes: dict[str, str] = {}
         for job in jobs:
+            route = choose_route(job["channel"], self.providers.by_channel)
             if job["expires_at"] is not None and now >= job["expires_at"]:
                 decided.append(Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired"))
-            elif choose_route(job["channel"], self.providers.by_channel) is None:
+            elif route is None:
                 decided.append(
                     Outcome(
                         job["id"],
@@ -137,8 +139,9 @@ class Worker:
                     )
                 )
             else:
+                routes[job["id"]] = route.provider
                 routable.append(job)
-        gate = await self.gate.judge(routable) if routable else None
+        gate = await self.gate.judge(routable, routes) if routable else None
         if gate is not None:
             decided.extend(gate.decided)
         if decided:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway.api.auth import Authenticator
+from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.metrics import Metrics
 from gateway.provider_registry import ProviderRegistry
@@ -24,6 +25,7 @@ class ApiContext:
     auth: Authenticator
     providers: ProviderRegistry
     limits: JobLimits
+    content: ContentService | None = None
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)

@@ -14,8 +14,10 @@ from aiohttp import web
 
 from gateway.api import render
 from gateway.api.bodies import read_json
+from gateway.api.content import content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
+from gateway.content_service import primary_text
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import (
     FieldError,
@@ -76,6 +78,25 @@ def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_ha
     }
 
 
+CONTENT_FIELD = {"sms": "text", "voice": "text", "push": "body", "email": "text"}
+
+
+def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str = "") -> Problem | None:
+    """A job whose words the policy blocks is refused now, before it is stored, with what to fix."""
+    if ctx.content is None or not ctx.settings.content.enforce_at_accept or job.channel.value == "webhook":
+        return None
+    report = ctx.content.check(
+        channel=job.channel.value,
+        text=primary_text(job.channel.value, job.content),
+        tenant_id=tenant_id,
+        to=job.to,
+        category=job.category.value,
+    )
+    if report.ok:
+        return None
+    return content_problem(report, f"{prefix}/content/{CONTENT_FIELD[job.channel.value]}")
+
+
 def _idempotency_problem(outcome: AcceptOutcome) -> Problem:
     return Problem(
         422,
@@ -121,6 +142,9 @@ async def create_message(request: web.Request) -> web.Response:
     job, errors = validate_job(body, ctx.limits)
     if job is None:
         raise validation_problem(errors)
+    refusal = content_refusal(ctx, principal.tenant_id, job)
+    if refusal is not None:
+        raise refusal
     now = time.time()
     row = _row(ctx, principal.tenant_id, job, key, request_hash(body), now)
     flight = (principal.tenant_id, key) if key else None
@@ -187,6 +211,10 @@ async def create_batch(request: web.Request) -> web.Response:
         job, errors = validate_job(job_body, ctx.limits, prefix)
         if job is None or key_errors:
             results[index] = {"index": index, "status": 422, "problem": validation_problem(key_errors + errors).body()}
+            continue
+        refusal = content_refusal(ctx, principal.tenant_id, job, prefix)
+        if refusal is not None:
+            results[index] = {"index": index, "status": 422, "problem": refusal.body()}
             continue
         body_hash = request_hash(job_body)
         if key is not None:

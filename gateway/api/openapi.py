@@ -231,6 +231,62 @@ SCHEMAS: dict[str, Any] = {
         "required": ["opted_out", "opted_in", "other", "unmatched"],
         "properties": {k: {"type": "integer"} for k in ("opted_out", "opted_in", "other", "unmatched")},
     },
+    "ContentCheckRequest": {
+        "type": "object",
+        "required": ["channel", "text"],
+        "additionalProperties": False,
+        "properties": {
+            "channel": {"enum": CHANNELS},
+            "to": {"type": "string", "description": "E.164 picks the carrier's word lists"},
+            "text": {"type": "string", "minLength": 1},
+            "category": {"enum": [c.value for c in Category], "default": "marketing"},
+            "provider": {"type": "string", "description": "apply that route's rules (e.g. China marketing)"},
+        },
+    },
+    "ContentReport": {
+        "type": "object",
+        "required": ["ok", "encoding", "segments", "violations", "fixed_text"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "encoding": {"enum": ["GSM-7", "UCS-2", "UTF-8"]},
+            "segments": {"type": "integer", "minimum": 0},
+            "violations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["rule", "severity", "start", "end", "match", "message"],
+                    "properties": {
+                        "rule": {"type": "string"},
+                        "severity": {"enum": ["block", "warn"]},
+                        "start": {"type": "integer"},
+                        "end": {"type": "integer"},
+                        "match": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+            "fixed_text": {"type": "string"},
+        },
+    },
+    "Blocklist": {
+        "type": "object",
+        "required": ["name", "severity", "words", "updated_at"],
+        "properties": {
+            "name": {"type": "string"},
+            "severity": {"enum": ["block", "warn"]},
+            "words": {"type": "array", "items": {"type": "string"}},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "BlocklistRequest": {
+        "type": "object",
+        "required": ["words"],
+        "additionalProperties": False,
+        "properties": {
+            "words": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "severity": {"enum": ["block", "warn"], "default": "block"},
+        },
+    },
     "ReceiptSummary": {
         "type": "object",
         "required": ["applied", "duplicate", "held"],
@@ -244,6 +300,51 @@ AUTH_ERRORS = {
     "401": _problem_response("missing, unknown, revoked or expired API key"),
     "403": _problem_response("the key lacks the needed scope"),
 }
+
+
+BLOCKLIST_OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "get",
+        "One list",
+        {
+            "responses": {
+                "200": _json(_ref("Blocklist"), "the list"),
+                **AUTH_ERRORS,
+                "404": _problem_response("no such list"),
+            }
+        },
+    ),
+    (
+        "put",
+        "Create or replace a list; applied to checks at once, audited",
+        {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("BlocklistRequest")}},
+            },
+            "responses": {
+                "200": _json(_ref("Blocklist"), "replaced"),
+                "201": _json(_ref("Blocklist"), "created"),
+                "400": _problem_response("malformed JSON"),
+                **AUTH_ERRORS,
+                "404": _problem_response("invalid list name"),
+                "415": _problem_response("not application/json"),
+                "422": _problem_response("empty or duplicate words, invalid severity"),
+            },
+        },
+    ),
+    (
+        "delete",
+        "Delete a list",
+        {
+            "responses": {
+                "204": {"description": "deleted"},
+                **AUTH_ERRORS,
+                "404": _problem_response("no such list"),
+            }
+        },
+    ),
+]
 
 
 @cache
@@ -428,6 +529,61 @@ def openapi_document() -> dict[str, Any]:
                         "404": _problem_response("not on the list"),
                     },
                 },
+            },
+            "/v1/content/check": {
+                "post": {
+                    "operationId": "checkContent",
+                    "summary": "Preflight a text: blocked words, link spacing, encoding and segments, route rules",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ContentCheckRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("ContentReport"), "the verdict, each violation with its span"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field (e.g. empty text)"),
+                    },
+                },
+            },
+            "/v1/blocklists": {
+                "get": {
+                    "operationId": "listBlocklists",
+                    "summary": "This tenant's blocked-word lists",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["data"],
+                                "properties": {"data": {"type": "array", "items": _ref("Blocklist")}},
+                            },
+                            "the lists",
+                        ),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
+            "/v1/blocklists/{name}": {
+                **{
+                    method: {
+                        "operationId": f"{method}Blocklist",
+                        "summary": summary,
+                        "security": BEARER,
+                        "parameters": [
+                            {
+                                "name": "name",
+                                "in": "path",
+                                "required": True,
+                                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+                            }
+                        ],
+                        **extra,
+                    }
+                    for method, summary, extra in BLOCKLIST_OPERATIONS
+                }
             },
             "/healthz": {
                 "get": {

@@ -22,6 +22,7 @@ from gateway.store.schema import (
     SCHEMA_VERSION,
     api_keys,
     attempts,
+    blocklists,
     events,
     messages,
     metadata,
@@ -721,3 +722,64 @@ def tenants_that_messaged(conn: Connection, address: str) -> list[str]:
         if last:
             found.append((last, tenant_id))
     return [tenant_id for _, tenant_id in sorted(found, reverse=True)]
+
+
+# --- tenant word lists ------------------------------------------------------------------------
+
+
+def put_blocklist(conn: Connection, tenant_id: str, name: str, words: Sequence[str], severity: str, at: float) -> bool:
+    """Create or replace a tenant's list; True when it was new. Audited."""
+    existed = (
+        conn.execute(
+            sa.select(blocklists.c.name).where(blocklists.c.tenant_id == tenant_id, blocklists.c.name == name)
+        ).first()
+        is not None
+    )
+    values = {"severity": severity, "words": orjson.dumps(list(words)).decode(), "updated_at": at}
+    if existed:
+        conn.execute(
+            blocklists.update().where(blocklists.c.tenant_id == tenant_id, blocklists.c.name == name).values(**values)
+        )
+    else:
+        conn.execute(blocklists.insert().values(tenant_id=tenant_id, name=name, **values))
+    conn.execute(
+        events.insert().values(
+            tenant_id=tenant_id,
+            message_id=None,
+            at=at,
+            type="blocklist.updated" if existed else "blocklist.created",
+            status=None,
+            reason=name,
+            detail=orjson.dumps({"severity": severity, "words": len(words)}).decode(),
+        )
+    )
+    return not existed
+
+
+def delete_blocklist(conn: Connection, tenant_id: str, name: str, at: float) -> bool:
+    result = conn.execute(blocklists.delete().where(blocklists.c.tenant_id == tenant_id, blocklists.c.name == name))
+    if result.rowcount:
+        conn.execute(
+            events.insert().values(
+                tenant_id=tenant_id,
+                message_id=None,
+                at=at,
+                type="blocklist.deleted",
+                status=None,
+                reason=name,
+                detail=None,
+            )
+        )
+    return bool(result.rowcount)
+
+
+def get_blocklists(conn: Connection, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(blocklists).order_by(blocklists.c.tenant_id, blocklists.c.name)
+    if tenant_id is not None:
+        query = query.where(blocklists.c.tenant_id == tenant_id)
+    return [{**dict(r), "words": orjson.loads(r["words"])} for r in conn.execute(query).mappings()]
+
+
+def blocklists_version(conn: Connection) -> tuple[int, float]:
+    count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(blocklists.c.updated_at))).one()
+    return int(count or 0), float(latest or 0.0)

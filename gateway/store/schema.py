@@ -157,3 +157,13 @@ suppressions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("tenant_id", "kind", "value", name="uq_suppressions_recipient"),
 )
+
+blocklists = sa.Table(
+    "blocklists",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("words", sa.Text, nullable=False),  # a JSON array
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,139 @@
+"""The content policy as the running gateway applies it: the current word lists (files plus each
+tenant's lists from the store), rebuilt off the event loop when they change, and the rules per route.
+
+Lists are compiled in a worker thread and swapped in whole, so a check never sees half a list and
+the event loop never stalls on a 10,000-word rebuild. Every process polls a cheap version stamp of
+the tenant lists, so a change made through one API process reaches all workers within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+
+from gateway.domain.content import (
+    ContentReport,
+    ContentRules,
+    SignatureRule,
+    WordLists,
+    carrier_list_key,
+    check_content,
+    china_marketing_rules,
+    load_blocklist_dir,
+)
+from gateway.domain.content.words import Severity
+from gateway.settings import ContentSettings
+from gateway.store import queries
+from gateway.store.store import Store
+
+log = structlog.get_logger("gateway.content")
+
+
+def primary_text(channel: str, content: Mapping[str, object]) -> str:
+    """The words a recipient reads, as one text: what the policy checks for each channel."""
+    if channel in ("sms", "voice"):
+        return str(content.get("text", ""))
+    if channel == "push":
+        return f"{content.get('title', '')}\n{content.get('body', '')}"
+    if channel == "email":
+        return f"{content.get('subject', '')}\n{content.get('text', '')}"
+    return ""
+
+
+class ContentService:
+    def __init__(self, settings: ContentSettings, store: Store | None) -> None:
+        """Without a store (the `gateway check` command) only the list files apply."""
+        self.settings = settings
+        self.store = store
+        self.default_rules = ContentRules(
+            max_segments=settings.max_segments,
+            max_links=settings.max_links,
+            link_domain_allowlist=settings.link_domain_allowlist,
+            hard_max_chars=settings.hard_max_chars,
+        )
+        self.route_rules: dict[str, ContentRules] = {
+            provider: china_marketing_rules(
+                self.default_rules,
+                unsubscribe_suffixes=route.unsubscribe_suffixes,
+                signature=SignatureRule(min_chars=route.signature_min_chars, max_chars=route.signature_max_chars),
+            )
+            if route.china_marketing
+            else self.default_rules
+            for provider, route in settings.routes.items()
+        }
+        self.words = WordLists.empty()
+        self._file_lists: dict[str, tuple[list[str], Severity]] = {}
+        self._version: tuple[int, float] | None = None
+        self._lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        directory = self.settings.blocklist_dir
+        if directory:
+            self._file_lists = await asyncio.to_thread(self._read_files, directory)
+        await self.reload(force=True)
+        self._poller = asyncio.create_task(self._poll(), name="content-lists")
+
+    @staticmethod
+    def _read_files(directory: str) -> dict[str, tuple[list[str], Severity]]:
+        if not Path(directory).is_dir():
+            log.warning("blocklist directory not found; only tenant lists apply", path=directory)
+            return {}
+        return load_blocklist_dir(directory)
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def reload(self, force: bool = False) -> None:
+        if self.store is None:
+            self.words = await asyncio.to_thread(WordLists.build, self._file_lists)
+            return
+        async with self._lock:
+            version = await self.store.db.read(queries.blocklists_version)
+            if not force and version == self._version:
+                return
+            lists = dict(self._file_lists)
+            for row in await self.store.db.read(queries.get_blocklists):
+                lists[f"tenant:{row['tenant_id']}:{row['name']}"] = (row["words"], row["severity"])
+            self.words = await asyncio.to_thread(WordLists.build, lists)
+            self._version = version
+            log.info("content lists loaded", lists=len(lists))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_seconds)
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading content lists failed; keeping the current ones")
+
+    def rules_for(self, provider: str | None) -> ContentRules:
+        return self.route_rules.get(provider or "", self.default_rules)
+
+    def check(
+        self,
+        *,
+        channel: str,
+        text: str,
+        tenant_id: str,
+        to: str | None = None,
+        category: str = "marketing",
+        provider: str | None = None,
+    ) -> ContentReport:
+        carrier = carrier_list_key(to) if to and to.startswith("+") else None
+        return check_content(
+            text,
+            channel=channel,
+            rules=self.rules_for(provider),
+            words=self.words,
+            carrier=carrier,
+            category=category,
+            tenant=tenant_id,
+        )
