@@ -35,9 +35,9 @@ class ApiSettings(_Section):
     )
     group_commit_max_rows: int = Field(2000, gt=0)
     allow_http_webhooks: bool = False
-    # Per tenant and per API process, so the accept path never waits on Redis: with N API
+    # Off (0) by default. Per tenant and per API process, so the accept path never waits on Redis: with N API
     # processes a tenant may reach N times this rate. 0 turns the limit off.
-    tenant_requests_per_second: float = Field(1000.0, ge=0)
+    tenant_requests_per_second: float = Field(0.0, ge=0)
     tenant_request_burst: int = Field(2000, ge=1)
 
 
