@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
 
 
 def ulid(now: float | None = None) -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, 26 Crockford base32 characters."""
+    """A ULID: 48 bits of milliseconds then 80 random bits, 26 Crockford base32 characters.
+
+    Shifted into 160 bits so the C base32 encoder does the work (a Python loop over 26 digits cost
+    more than the rest of building a row); the first 26 characters are the 130-bit ULID.
+    """
     millis = int((time.time() if now is None else now) * 1000)
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()
 
 
 def message_id(now: float | None = None) -> str:

@@ -1,0 +1,31 @@
+"""Message ids: ULIDs, time-ordered so the delivery log pages by id."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.domain.ids import CROCKFORD, message_id, ulid
+
+
+def _reference_ulid_time(text: str) -> int:
+    value = 0
+    for char in text:
+        value = value * 32 + CROCKFORD.index(char)
+    return value >> 80
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1))
+def test_the_first_48_bits_are_the_milliseconds(millis: int) -> None:
+    text = ulid(millis / 1000)
+    assert len(text) == 26 and set(text) <= set(CROCKFORD)
+    assert abs(_reference_ulid_time(text) - millis) <= 1
+
+
+@given(st.integers(min_value=0, max_value=2**47), st.integers(min_value=1, max_value=10**6))
+def test_later_ids_sort_after_earlier_ones(millis: int, gap: int) -> None:
+    assert message_id(millis / 1000) < message_id((millis + gap + 1) / 1000)
+
+
+def test_ids_are_unique() -> None:
+    assert len({message_id() for _ in range(10_000)}) == 10_000
