@@ -66,8 +66,9 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[tuple[State, 
 
 def sms_caps(rid: str, subject: str = "u:1", channel: str = "sms", *rules: CapRule) -> CapReservation:
     rules = rules or (CapRule("sms", 2, Period.DAY),)
-    return CapReservation(rid, subject, "marketing", channel, tuple(r for r in rules if r.applies_to(channel)),
-                          RETENTION)
+    return CapReservation(
+        rid, subject, "marketing", channel, tuple(r for r in rules if r.applies_to(channel)), RETENTION
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,11 +101,13 @@ async def test_a_refused_multi_limit_request_takes_nothing(backend):
     state, _clock = backend
     provider = RateLimit("provider:sandbox", rate=100, burst=10)
     number_a, number_b = RateLimit("number:a", rate=1), RateLimit("number:b", rate=1)
-    decisions = await state.acquire_throughput([
-        ThroughputRequest((provider, number_a)),
-        ThroughputRequest((provider, number_a)),  # number a is now busy for a second
-        ThroughputRequest((provider, number_b)),  # the worker picks another number
-    ])
+    decisions = await state.acquire_throughput(
+        [
+            ThroughputRequest((provider, number_a)),
+            ThroughputRequest((provider, number_a)),  # number a is now busy for a second
+            ThroughputRequest((provider, number_b)),  # the worker picks another number
+        ]
+    )
     assert [d.allowed for d in decisions] == [True, False, True]
     assert decisions[1].blocking == "number:a" and decisions[1].retry_after == pytest.approx(1.0)
     # the refused request did not spend provider capacity: 10 burst - 2 used = 8 left
@@ -169,13 +172,15 @@ async def test_reserving_the_same_id_twice_counts_once(backend):
 async def test_all_channel_caps_count_across_channels_and_subjects_are_separate(backend):
     state, _clock = backend
     rules = (CapRule("sms", 1, Period.DAY), CapRule("all", 2, Period.WEEK))
-    d = await state.reserve_caps([
-        sms_caps("m1", "u:1", "sms", *rules),
-        sms_caps("m2", "u:1", "email", *rules),
-        sms_caps("m3", "u:1", "voice", *rules),   # all 2/week is full
-        sms_caps("m4", "u:2", "sms", *rules),     # another user
-        sms_caps("m5", "u:2", "sms", *rules),     # sms 1/day is full
-    ])
+    d = await state.reserve_caps(
+        [
+            sms_caps("m1", "u:1", "sms", *rules),
+            sms_caps("m2", "u:1", "email", *rules),
+            sms_caps("m3", "u:1", "voice", *rules),  # all 2/week is full
+            sms_caps("m4", "u:2", "sms", *rules),  # another user
+            sms_caps("m5", "u:2", "sms", *rules),  # sms 1/day is full
+        ]
+    )
     assert [x.allowed for x in d] == [True, True, False, True, False]
     assert d[2].rule == CapRule("all", 2, Period.WEEK) and d[2].retry_at == T0 + 7 * DAY
     assert d[4].rule == CapRule("sms", 1, Period.DAY)
@@ -223,8 +228,12 @@ async def test_memory_and_redis_take_identical_decisions(redis_url):
     clock = Clock()
     memory, red = make_memory(None, clock), make_redis(redis_url, clock)
     limits = [RateLimit("p:1", 50, 1), RateLimit("p:2", 3, 4), RateLimit("n:1", 0.5, 1), RateLimit("n:2", 7, 2)]
-    rules = (CapRule("sms", 1, Period.HOUR), CapRule("sms", 3, Period.DAY), CapRule("all", 4, Period.WEEK),
-             CapRule("voice", 1, Period.DAY))
+    rules = (
+        CapRule("sms", 1, Period.HOUR),
+        CapRule("sms", 3, Period.DAY),
+        CapRule("all", 4, Period.WEEK),
+        CapRule("voice", 1, Period.DAY),
+    )
     counters = [WindowCounter("c:1", 10, 5), WindowCounter("c:2", 3600, 60)]
     reserved: list[CapReservation] = []
     seen: Counter[str] = Counter()
@@ -286,8 +295,12 @@ async def test_redis_keys_are_namespaced_and_expire(redis_url):
         await state.reserve_caps([sms_caps("m1", "u:7")])
         await state.incr_counters([(WindowCounter("n:1", 60), 1)])
         keys = sorted(k.decode() for k in await client.keys(ns + "*"))
-        assert keys == [ns + "cap:{u:7}:marketing:all", ns + "cap:{u:7}:marketing:sms", ns + "ctr:n:1",
-                        ns + "tp:provider:x"]
+        assert keys == [
+            ns + "cap:{u:7}:marketing:all",
+            ns + "cap:{u:7}:marketing:sms",
+            ns + "ctr:n:1",
+            ns + "tp:provider:x",
+        ]
         for key in keys:
             ttl = await client.pttl(key)
             assert 0 < ttl <= RETENTION * 1000 + 1000, key
@@ -360,8 +373,10 @@ def _caps_worker(url: str, ns: str, seed: int, attempts: int) -> dict[str, int]:
         got: Counter[str] = Counter()
         try:
             for start in range(0, attempts, 100):
-                batch = [sms_caps(f"p{seed}-{i}", f"u:{rng.randrange(500)}")
-                         for i in range(start, min(start + 100, attempts))]
+                batch = [
+                    sms_caps(f"p{seed}-{i}", f"u:{rng.randrange(500)}")
+                    for i in range(start, min(start + 100, attempts))
+                ]
                 for r, d in zip(batch, await state.reserve_caps(batch), strict=True):
                     assert isinstance(d, CapDecision)
                     if d.allowed:

@@ -38,8 +38,10 @@ def test_parses_the_issue_example():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"marketing": {"sms": ["1/day", "3/wek"]}},
-         "limits.caps.marketing.sms[1]: '3/wek' is not <count>/<day|week|hour|month>"),
+        (
+            {"marketing": {"sms": ["1/day", "3/wek"]}},
+            "limits.caps.marketing.sms[1]: '3/wek' is not <count>/<day|week|hour|month>",
+        ),
         ({"marketing": {"sms": ["0/day"]}}, "limits.caps.marketing.sms[0]: '0/day' must allow at least 1 send"),
         ({"marketing": {"sms": [3]}}, "limits.caps.marketing.sms[0]: 3 is not <count>/<day|week|hour|month>"),
         ({"promo": {"sms": ["1/day"]}}, "limits.caps.promo: unknown category 'promo'"),
@@ -60,15 +62,25 @@ def test_rule_text_is_forgiving_about_case_and_spaces():
 def test_campaign_rules_add_to_the_base_rules():
     cfg = parse_limits({"caps": EXAMPLE, "campaigns": {"spring": {"marketing": {"sms": ["1/week"]}}}})
     assert [str(r) for r in cfg.caps.rules_for("marketing", "sms", "spring")] == [
-        "sms 1/day", "sms 3/week", "all 5/week", "sms 1/week"]
+        "sms 1/day",
+        "sms 3/week",
+        "all 5/week",
+        "sms 1/week",
+    ]
     assert [str(r) for r in cfg.caps.rules_for("marketing", "sms", "other")] == [
-        "sms 1/day", "sms 3/week", "all 5/week"]
+        "sms 1/day",
+        "sms 3/week",
+        "all 5/week",
+    ]
     assert [str(r) for r in cfg.caps.rules_for("marketing", "email")] == ["all 5/week"]
 
 
 def test_a_campaign_cannot_widen_a_cap():
-    with pytest.raises(ValueError, match=r"limits\.campaigns\.spring\.marketing\.sms: 2/day would widen the base "
-                                         r"cap 1/day"):
+    with pytest.raises(
+        ValueError,
+        match=r"limits\.campaigns\.spring\.marketing\.sms: 2/day would widen the base "
+        r"cap 1/day",
+    ):
         parse_limits({"caps": EXAMPLE, "campaigns": {"spring": {"marketing": {"sms": ["2/day"]}}}})
 
 
@@ -89,12 +101,18 @@ def test_retention_covers_the_longest_rule_of_any_campaign():
         ({"on_hit": {"marketing": "queue"}}, "limits.on_hit.marketing: 'queue' is not 'defer' or 'drop'"),
         ({"on_hit": {"promo": "drop"}}, "limits.on_hit.promo: unknown category"),
         ({"caps": {}, "capz": {}}, "limits.capz: unknown key"),
-        ({"throughput": {"provider": {"twilio": {"rate": 0}}}},
-         "limits.throughput.provider.twilio.rate: 0 is not a positive number"),
-        ({"throughput": {"provider": {"twilio": {"rate": 5, "burst": 0}}}},
-         "limits.throughput.provider.twilio.burst: 0 is not an integer >= 1"),
-        ({"throughput": {"provider": {"twilio": {"rate": 5, "per": "byte"}}}},
-         "limits.throughput.provider.twilio.per: 'byte' is not"),
+        (
+            {"throughput": {"provider": {"twilio": {"rate": 0}}}},
+            "limits.throughput.provider.twilio.rate: 0 is not a positive number",
+        ),
+        (
+            {"throughput": {"provider": {"twilio": {"rate": 5, "burst": 0}}}},
+            "limits.throughput.provider.twilio.burst: 0 is not an integer >= 1",
+        ),
+        (
+            {"throughput": {"provider": {"twilio": {"rate": 5, "per": "byte"}}}},
+            "limits.throughput.provider.twilio.per: 'byte' is not",
+        ),
         ({"throughput": {"carrier": {}}}, "limits.throughput.carrier: unknown kind"),
     ],
 )
@@ -105,8 +123,14 @@ def test_bad_limits_config_names_the_key(config, message):
 
 
 def test_throughput_table_lookup_and_cost():
-    cfg = parse_limits({"throughput": {"provider": {"twilio": {"rate": 50, "per": "segment"}},
-                                       "number": {"*": {"rate": 1, "burst": 2}}}})
+    cfg = parse_limits(
+        {
+            "throughput": {
+                "provider": {"twilio": {"rate": 50, "per": "segment"}},
+                "number": {"*": {"rate": 1, "burst": 2}},
+            }
+        }
+    )
     twilio = cfg.throughput.lookup("provider", "twilio")
     assert twilio is not None and twilio.rate == 50 and twilio.per is ThroughputUnit.SEGMENT
     assert twilio.cost(segments=3) == 3
@@ -234,8 +258,11 @@ def test_rate_must_be_positive():
 
 
 @settings(max_examples=200)
-@given(rate=st.sampled_from([1, 3, 7, 50, 200]), burst=st.integers(1, 5),
-       gaps=st.lists(st.integers(0, 400_000), min_size=1, max_size=200))
+@given(
+    rate=st.sampled_from([1, 3, 7, 50, 200]),
+    burst=st.integers(1, 5),
+    gaps=st.lists(st.integers(0, 400_000), min_size=1, max_size=200),
+)
 def test_gcra_never_exceeds_rate_plus_burst_in_any_second(rate, burst, gaps):
     times, t = [], 1_000 * S
     for g in gaps:

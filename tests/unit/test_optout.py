@@ -9,9 +9,35 @@ from gateway.domain.optout import ReplyIntent, classify_reply, is_opt_out, parse
 
 @pytest.mark.parametrize(
     "text",
-    ["STOP", "stop", " Stop! ", "STOP.", "ＳＴＯＰ", "S\u200bTOP", "s t o p", "stop all", "STOPALL", "Unsubscribe",
-     "cancel", "END", "quit", "退订", "【退订】", "T", "t", "TD", "R", "N", "取消", "回T退订", "回复TD退订",
-     "回复 T 退订", "请帮我退订", "退订，谢谢", "ｔｄ"],
+    [
+        "STOP",
+        "stop",
+        " Stop! ",
+        "STOP.",
+        "ＳＴＯＰ",
+        "S\u200bTOP",
+        "s t o p",
+        "stop all",
+        "STOPALL",
+        "Unsubscribe",
+        "cancel",
+        "END",
+        "quit",
+        "退订",
+        "【退订】",
+        "T",
+        "t",
+        "TD",
+        "R",
+        "N",
+        "取消",
+        "回T退订",
+        "回复TD退订",
+        "回复 T 退订",
+        "请帮我退订",
+        "退订，谢谢",
+        "ｔｄ",
+    ],
 )
 def test_opt_out_replies(text):
     assert classify_reply(text).intent is ReplyIntent.OPT_OUT
@@ -20,8 +46,19 @@ def test_opt_out_replies(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["don't stop", "I'll be there at 3, no need to cancel", "The end is near", "TT", "Tomorrow", "no", "",
-     "   ", "stopwatch", "ok thanks", "取消了吗?"],
+    [
+        "don't stop",
+        "I'll be there at 3, no need to cancel",
+        "The end is near",
+        "TT",
+        "Tomorrow",
+        "no",
+        "",
+        "   ",
+        "stopwatch",
+        "ok thanks",
+        "取消了吗?",
+    ],
 )
 def test_ordinary_replies_are_not_opt_outs(text):
     assert classify_reply(text).intent is ReplyIntent.NONE

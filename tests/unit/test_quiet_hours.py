@@ -59,13 +59,14 @@ def brute_force_next(now: datetime, window: SendWindow, zones: list[ZoneInfo], l
     return None
 
 
-frozen_now = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31),
-                          timezones=st.just(UTC))
+frozen_now = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC))
 zone_lists = st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True).map(
-    lambda names: [ZoneInfo(n) for n in names])
+    lambda names: [ZoneInfo(n) for n in names]
+)
 minutes = st.integers(0, 24 * 60 - 1)
-windows = st.lists(st.tuples(minutes, st.integers(1, 24 * 60)).filter(lambda p: p[0] != p[1] % 1440),
-                   min_size=1, max_size=2).map(lambda ps: SendWindow(tuple(DailyWindow(a, b) for a, b in ps)))
+windows = st.lists(
+    st.tuples(minutes, st.integers(1, 24 * 60)).filter(lambda p: p[0] != p[1] % 1440), min_size=1, max_size=2
+).map(lambda ps: SendWindow(tuple(DailyWindow(a, b) for a, b in ps)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -104,7 +105,8 @@ def test_default_marketing_window_opens_at_eight_local(now, zone_name):
     if got != now:
         # it opens at 08:00 local, or at the end of a DST gap that swallowed 08:00
         assert (local.hour, local.minute) == (8, 0) or got.astimezone(z).utcoffset() != (
-            got - timedelta(seconds=1)).astimezone(z).utcoffset()
+            got - timedelta(seconds=1)
+        ).astimezone(z).utcoffset()
     assert got - now < timedelta(hours=14)
 
 
@@ -181,11 +183,15 @@ def test_the_worker_call_defaults_and_country_override():
 
 
 def test_channel_and_country_rules_pick_the_most_specific():
-    rules = parse_quiet_hours({"marketing": {
-        "allowed": "09:00-20:00",
-        "countries": {"us": "08:00-21:00"},
-        "channels": {"voice": {"allowed": "10:00-18:00", "countries": {"US": "09:00-19:00"}}, "push": None},
-    }})
+    rules = parse_quiet_hours(
+        {
+            "marketing": {
+                "allowed": "09:00-20:00",
+                "countries": {"us": "08:00-21:00"},
+                "channels": {"voice": {"allowed": "10:00-18:00", "countries": {"US": "09:00-19:00"}}, "push": None},
+            }
+        }
+    )
     assert str(rules.window_for("marketing", "voice", "US")) == "09:00-19:00"
     assert str(rules.window_for("marketing", "sms", "US")) == "08:00-21:00"
     assert str(rules.window_for("marketing", "voice", "FR")) == "10:00-18:00"
@@ -196,25 +202,39 @@ def test_channel_and_country_rules_pick_the_most_specific():
 
 def test_invalid_job_tz_through_the_worker_call():
     with pytest.raises(ValueError, match="tz: 'Nowhere/Land' is not an IANA time zone"):
-        check(parse_quiet_hours(None), utc(2024, 1, 1), category="marketing", channel="sms", to="+1201555",
-              tz="Nowhere/Land")
+        check(
+            parse_quiet_hours(None),
+            utc(2024, 1, 1),
+            category="marketing",
+            channel="sms",
+            to="+1201555",
+            tz="Nowhere/Land",
+        )
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
         ({"marketing": "8-20"}, "limits.quiet_hours.marketing: '8-20' is not 'HH:MM-HH:MM'"),
-        ({"marketing": {"allowed": "08:00-25:00"}},
-         "limits.quiet_hours.marketing.allowed: '08:00-25:00' has a time outside 00:00-24:00"),
+        (
+            {"marketing": {"allowed": "08:00-25:00"}},
+            "limits.quiet_hours.marketing.allowed: '08:00-25:00' has a time outside 00:00-24:00",
+        ),
         ({"marketing": {"allowed": "08:00-08:00"}}, "limits.quiet_hours.marketing.allowed: '08:00-08:00' is empty"),
-        ({"marketing": {"countries": {"USA": "08:00-21:00"}}},
-         "limits.quiet_hours.marketing.countries.USA: not an ISO 3166 alpha-2 country code"),
-        ({"marketing": {"channels": {"fax": "08:00-21:00"}}},
-         "limits.quiet_hours.marketing.channels.fax: unknown channel"),
+        (
+            {"marketing": {"countries": {"USA": "08:00-21:00"}}},
+            "limits.quiet_hours.marketing.countries.USA: not an ISO 3166 alpha-2 country code",
+        ),
+        (
+            {"marketing": {"channels": {"fax": "08:00-21:00"}}},
+            "limits.quiet_hours.marketing.channels.fax: unknown channel",
+        ),
         ({"promo": "08:00-21:00"}, "limits.quiet_hours.promo: unknown category"),
         ({"marketing": {"alowed": "08:00-21:00"}}, "limits.quiet_hours.marketing.alowed: unknown key"),
-        ({"marketing": {"allowed": ["08:00-12:00", "13:00"]}},
-         "limits.quiet_hours.marketing.allowed[1]: '13:00' is not 'HH:MM-HH:MM'"),
+        (
+            {"marketing": {"allowed": ["08:00-12:00", "13:00"]}},
+            "limits.quiet_hours.marketing.allowed[1]: '13:00' is not 'HH:MM-HH:MM'",
+        ),
     ],
 )
 def test_bad_quiet_hours_name_the_key(config, message):
