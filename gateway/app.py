@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import content, messages, ops, receipts, suppressions
+from gateway.api import content, messages, ops, receipts, reports, suppressions
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
@@ -46,6 +46,9 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/messages", messages.create_message)
         app.router.add_get("/v1/messages", messages.list_messages)
         app.router.add_post("/v1/messages/batch", messages.create_batch)
+        app.router.add_post("/v1/messages/requeue", reports.requeue_by_filter)
+        app.router.add_post("/v1/messages/{id}/retry", reports.retry_message)
+        app.router.add_get("/v1/reports/failures", reports.failures)
         app.router.add_get("/v1/messages/{id}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)

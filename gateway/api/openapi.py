@@ -287,6 +287,65 @@ SCHEMAS: dict[str, Any] = {
             "severity": {"enum": ["block", "warn"], "default": "block"},
         },
     },
+    "FailureReport": {
+        "type": "object",
+        "required": ["since", "until", "group_by", "total", "groups"],
+        "properties": {
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "array", "items": {"type": "string"}},
+            "total": {"type": "integer"},
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["count", "first_seen", "last_seen", "sample_ids"],
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 1},
+                        "first_seen": {"type": "string", "format": "date-time"},
+                        "last_seen": {"type": "string", "format": "date-time"},
+                        "sample_ids": {"type": "array", "items": {"type": "string"}},
+                        "retry_helps": {"type": "boolean"},
+                        "action": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "RequeueRequest": {
+        "type": "object",
+        "required": ["filter"],
+        "additionalProperties": False,
+        "properties": {
+            "filter": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    **{
+                        n: {"type": "string"}
+                        for n in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender")
+                    },
+                    "since": {"type": "string", "format": "date-time"},
+                    "until": {"type": "string", "format": "date-time"},
+                },
+            },
+            "dry_run": {"type": "boolean", "default": True},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+        },
+    },
+    "RequeueResult": {
+        "type": "object",
+        "required": ["dry_run", "matched", "requeueable", "requeued", "skipped", "sample_ids"],
+        "properties": {
+            "dry_run": {"type": "boolean"},
+            "matched": {"type": "integer"},
+            "requeueable": {"type": "integer"},
+            "requeued": {"type": "integer"},
+            "skipped": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "sample_ids": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "ReceiptSummary": {
         "type": "object",
         "required": ["applied", "duplicate", "held"],
@@ -451,6 +510,73 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json(_ref("MessageDetail"), "the message"),
                         **AUTH_ERRORS,
                         "404": _problem_response("no such message for this tenant"),
+                    },
+                },
+            },
+            "/v1/messages/{id}/retry": {
+                "post": {
+                    "operationId": "retryMessage",
+                    "summary": "Requeue one failed, unknown, undelivered or expired message; audited",
+                    "security": BEARER,
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "202": _json({"type": "object", "required": ["id", "status"]}, "requeued"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such message for this tenant"),
+                        "409": _problem_response("delivered, suppressed, rejected or still in flight; or expired"),
+                    },
+                },
+            },
+            "/v1/messages/requeue": {
+                "post": {
+                    "operationId": "requeueMessages",
+                    "summary": "Requeue failed messages by filter; dry_run (the default) shows what would be requeued",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("RequeueRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("RequeueResult"), "what matched and what was (or would be) requeued"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid filter"),
+                    },
+                },
+            },
+            "/v1/reports/failures": {
+                "get": {
+                    "operationId": "failureReport",
+                    "summary": "Failed sends grouped, with counts, first/last seen, samples and whether a retry helps",
+                    "security": BEARER,
+                    "parameters": [
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "until",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "group_by",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "comma-separated: reason, provider, error_code, sender, campaign, channel, "
+                            "status (default reason,provider,error_code)",
+                        },
+                        {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(_ref("FailureReport"), "the report"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
                     },
                 },
             },

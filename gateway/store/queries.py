@@ -362,6 +362,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
             ),
             reason=sa.bindparam("b_reason"),
             provider_message_id=sa.func.coalesce(sa.bindparam("b_pmid"), messages.c.provider_message_id),
+            provider=sa.func.coalesce(sa.bindparam("b_provider", type_=sa.String), messages.c.provider),
             error_code=sa.bindparam("b_error_code"),
             error_message=sa.bindparam("b_error_message"),
             next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Float), messages.c.next_attempt_at),
@@ -375,6 +376,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
                 "b_status": o.status,
                 "b_reason": o.reason,
                 "b_pmid": o.provider_message_id,
+                "b_provider": o.provider,
                 "b_error_code": o.error_code,
                 "b_error_message": o.error_message,
                 "b_next": o.next_attempt_at,
@@ -806,3 +808,124 @@ def get_blocklists(conn: Connection, tenant_id: str | None = None) -> list[dict[
 def blocklists_version(conn: Connection) -> tuple[int, float]:
     count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(blocklists.c.updated_at))).one()
     return int(count or 0), float(latest or 0.0)
+
+
+# --- on-call: failure report and requeue --------------------------------------------------------
+
+REPORT_DIMENSIONS = {
+    "reason": messages.c.reason,
+    "provider": messages.c.provider,
+    "error_code": messages.c.error_code,
+    "sender": messages.c.sender,
+    "campaign": messages.c.campaign,
+    "channel": messages.c.channel,
+    "status": messages.c.status,
+}
+
+
+def failure_report(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    group_by: Sequence[str],
+    statuses: Sequence[str],
+    samples: int = 3,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Failed messages in [since, until) by when they ended, grouped; counts, first/last seen, samples."""
+    columns = [REPORT_DIMENSIONS[name].label(name) for name in group_by]
+    where = sa.and_(
+        messages.c.tenant_id == tenant_id,
+        messages.c.status.in_(list(statuses)),
+        messages.c.updated_at >= since,
+        messages.c.updated_at < until,
+    )
+    rows = (
+        conn.execute(
+            sa.select(
+                *columns,
+                sa.func.count().label("count"),
+                sa.func.min(messages.c.updated_at).label("first_seen"),
+                sa.func.max(messages.c.updated_at).label("last_seen"),
+            )
+            .where(where)
+            .group_by(*[REPORT_DIMENSIONS[name] for name in group_by])
+            .order_by(sa.func.count().desc())
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
+    groups = []
+    for row in rows:
+        match = [
+            REPORT_DIMENSIONS[name].is_(None) if row[name] is None else REPORT_DIMENSIONS[name] == row[name]
+            for name in group_by
+        ]
+        ids = (
+            conn.execute(sa.select(messages.c.id).where(where, *match).order_by(messages.c.id.desc()).limit(samples))
+            .scalars()
+            .all()
+        )
+        groups.append({**dict(row), "sample_ids": list(ids)})
+    return groups
+
+
+def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(messages.c.tenant_id == tenant_id)
+    for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
+        if filters.get(name) is not None:
+            query = query.where(REPORT_DIMENSIONS[name] == filters[name])
+    if filters.get("since") is not None:
+        query = query.where(messages.c.updated_at >= filters["since"])
+    if filters.get("until") is not None:
+        query = query.where(messages.c.updated_at < filters["until"])
+    return [dict(r) for r in conn.execute(query.order_by(messages.c.id).limit(limit)).mappings()]
+
+
+def requeue(
+    conn: Connection, tenant_id: str, message_ids: Sequence[str], allowed: Sequence[str], actor: str, at: float
+) -> list[str]:
+    """Put failed messages back in the queue; only those still in an allowed status. Audited."""
+    if not message_ids:
+        return []
+    ids = list(
+        conn.execute(
+            sa.select(messages.c.id).where(
+                messages.c.tenant_id == tenant_id,
+                messages.c.id.in_(list(message_ids)),
+                messages.c.status.in_(list(allowed)),
+            )
+        ).scalars()
+    )
+    if not ids:
+        return []
+    conn.execute(
+        messages.update()
+        .where(messages.c.id.in_(ids), messages.c.status.in_(list(allowed)))
+        .values(
+            status="queued",
+            reason="requeued",
+            next_attempt_at=at,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=at,
+        )
+    )
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "tenant_id": tenant_id,
+                "message_id": mid,
+                "at": at,
+                "type": "status",
+                "status": "queued",
+                "reason": "requeued",
+                "detail": orjson.dumps({"by": actor}).decode(),
+            }
+            for mid in ids
+        ],
+    )
+    return ids

@@ -1,0 +1,48 @@
+"""What each failure reason means for on-call: would a retry help, and what to do.
+
+Reason codes are the taxonomy every failed, rejected, suppressed, expired or unknown message
+carries; the prefix names the stage that decided (content, limit, suppressed, route, provider,
+number) so a report grouped by reason reads like a map of the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FAILURE_STATUSES = ("failed", "rejected", "suppressed", "expired", "unknown", "undelivered")
+# Requeueing these cannot be right: delivered is done; policy said no to the others.
+NEVER_REQUEUE = frozenset({"delivered", "sent", "sending", "queued", "deferred", "suppressed", "rejected"})
+REQUEUEABLE = frozenset({"failed", "unknown", "undelivered", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    retry_helps: bool
+    action: str
+
+
+_BY_PREFIX: list[tuple[str, Advice]] = [
+    (
+        "provider.transient.exhausted",
+        Advice(True, "the provider failed transiently until attempts ran out; requeue once it is healthy"),
+    ),
+    ("provider.permanent.recipient_invalid", Advice(False, "the address is invalid; fix it upstream")),
+    ("provider.permanent", Advice(False, "the provider refused for good; read the error code")),
+    ("provider.opted_out", Advice(False, "the recipient opted out at the provider; they are suppressed")),
+    ("provider.undelivered", Advice(True, "the carrier did not deliver; a requeue may reach the handset later")),
+    ("unknown.handoff", Advice(True, "a crash cut the hand-off; requeue only if a duplicate is acceptable")),
+    ("content.", Advice(False, "the text breaks the content policy; fix the text (see POST /v1/content/check)")),
+    ("limit.cap", Advice(False, "the recipient reached a frequency cap; it frees up later")),
+    ("limit.quiet_hours", Advice(False, "the recipient's quiet hours; it goes out in the next window")),
+    ("suppressed.", Advice(False, "the recipient is on the suppression list")),
+    ("route.", Advice(False, "no provider serves this channel; configure one")),
+    ("number.pool_exhausted", Advice(True, "no healthy sender number was free; add numbers, then requeue")),
+    ("expired", Advice(True, "expires_at passed before it could be sent; requeue with a later expires_at")),
+]
+
+
+def advice_for(reason: str | None) -> Advice:
+    for prefix, advice in _BY_PREFIX:
+        if reason and reason.startswith(prefix):
+            return advice
+    return Advice(False, "see the message's events")

@@ -1,0 +1,292 @@
+"""Alibaba Cloud SMS (Dysmsapi 2017-05-25 `SendSms`): signed RPC requests, SmsReport receipt pushes.
+
+Wire format:
+- `POST https://dysmsapi.aliyuncs.com/`, form-encoded, with the common RPC parameters (Action,
+  Version, Format=JSON, AccessKeyId, SignatureMethod=HMAC-SHA1, SignatureVersion=1.0,
+  SignatureNonce, Timestamp in UTC ISO 8601) and PhoneNumbers, SignName, TemplateCode,
+  TemplateParam (a JSON object of strings), OutId (our message id).
+- Signature (RPC signature V1): sort all parameters but Signature by name, percent-encode names and
+  values per RFC 3986 (space as %20, `~` kept), join as `k=v&...`; the string to sign is
+  `POST&%2F&` + percentEncode(that); Signature = base64(HMAC-SHA1(AccessKeySecret + "&", it)).
+- Answer: `{Code, Message, BizId, RequestId}`; `Code == "OK"` is acceptance. Business refusals come
+  with HTTP 200 and a code (`isv.*` our fault, `isp.*` theirs); auth refusals with HTTP 4xx.
+- Receipts: the console's "HTTP batch push" posts `SmsReport`, a JSON array of
+  `{phone_number, send_time, report_time, success, err_code, err_msg, sms_size, biz_id, out_id}`
+  with times in China Standard Time, and replies (`SmsUp`) as `{phone_number, send_time, content,
+  sign_name, dest_code, sequence_id}`.
+
+Aliyun does not sign its pushes. The push URL registered in the console therefore carries a secret
+of ours, `...?token=<callback_token>`, compared in constant time; a push without it is refused as
+a bad signature. Keep the URL HTTPS so the token is not seen on the way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import aiohttp
+import orjson
+
+from providers.base import (
+    CallbackFormatError,
+    Capabilities,
+    ErrorKind,
+    InboundMessage,
+    InboundRequest,
+    Lookup,
+    Outbound,
+    ProviderError,
+    Receipt,
+    SendResult,
+    SignatureError,
+)
+from providers.http import ProviderNotStarted, http_status_kind, json_or_none, new_session, transport_failure
+
+API_VERSION = "2017-05-25"
+CHINA_TIME = timezone(timedelta(hours=8))
+TOKEN_PARAMETER = "token"
+
+# `Code` of a SendSms answer -> our error class. Account and platform troubles are transient:
+# another provider can deliver meanwhile.
+ERROR_KINDS: dict[str, ErrorKind] = {
+    "isv.BUSINESS_LIMIT_CONTROL": ErrorKind.RATE_LIMITED,  # per-number frequency limit (minute/hour/day)
+    "isv.DAY_LIMIT_CONTROL": ErrorKind.RATE_LIMITED,
+    "Throttling.User": ErrorKind.RATE_LIMITED,
+    "Throttling": ErrorKind.RATE_LIMITED,
+    "isv.MOBILE_NUMBER_ILLEGAL": ErrorKind.RECIPIENT_INVALID,
+    "isv.MOBILE_COUNT_OVER_LIMIT": ErrorKind.PERMANENT,
+    "isv.BLACK_KEY_CONTROL_LIMIT": ErrorKind.PERMANENT,  # a blocklisted word in the variables
+    "isv.PARAM_NOT_SUPPORT_URL": ErrorKind.PERMANENT,
+    "isv.PARAM_LENGTH_LIMIT": ErrorKind.PERMANENT,
+    "isv.INVALID_JSON_PARAM": ErrorKind.PERMANENT,
+    "isv.INVALID_PARAMETERS": ErrorKind.PERMANENT,
+    "isv.TEMPLATE_MISSING_PARAMETERS": ErrorKind.PERMANENT,
+    "isv.SMS_TEMPLATE_ILLEGAL": ErrorKind.PERMANENT,
+    "isv.SMS_SIGNATURE_ILLEGAL": ErrorKind.PERMANENT,
+    "isv.SMS_SIGN_ILLEGAL": ErrorKind.PERMANENT,
+    "isv.EXTEND_CODE_ERROR": ErrorKind.PERMANENT,
+    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED": ErrorKind.PERMANENT,
+    "isv.NOT_SUPPORTED_COUNTRY": ErrorKind.PERMANENT,
+    "isv.AMOUNT_NOT_ENOUGH": ErrorKind.TRANSIENT,  # our balance: top up, or another provider
+    "isv.OUT_OF_SERVICE": ErrorKind.TRANSIENT,
+    "isv.PRODUCT_UN_SUBSCRIPT": ErrorKind.TRANSIENT,
+    "isv.PRODUCT_UNSUBSCRIBE": ErrorKind.TRANSIENT,
+    "isv.ACCOUNT_NOT_EXISTS": ErrorKind.TRANSIENT,
+    "isv.ACCOUNT_ABNORMAL": ErrorKind.TRANSIENT,
+    "isp.RAM_PERMISSION_DENY": ErrorKind.TRANSIENT,
+    "isp.SYSTEM_ERROR": ErrorKind.TRANSIENT,
+    "isp.GATEWAY_ERROR": ErrorKind.TRANSIENT,
+    "SignatureDoesNotMatch": ErrorKind.TRANSIENT,
+    "InvalidAccessKeyId.NotFound": ErrorKind.TRANSIENT,
+    "InvalidAccessKeyId.Inactive": ErrorKind.TRANSIENT,
+    "SignatureNonceUsed": ErrorKind.TRANSIENT,
+    "InvalidTimeStamp.Expired": ErrorKind.TRANSIENT,
+    "ServiceUnavailable": ErrorKind.TRANSIENT,
+}
+# How long a rate-limited code asks us to wait: the per-number limits count per minute and per day.
+RETRY_AFTER: dict[str, float] = {
+    "isv.BUSINESS_LIMIT_CONTROL": 60.0,
+    "isv.DAY_LIMIT_CONTROL": 3600.0,
+    "Throttling.User": 1.0,
+    "Throttling": 1.0,
+}
+
+
+def error_kind(code: str, http_status: int = 200) -> ErrorKind:
+    known = ERROR_KINDS.get(code)
+    if known is not None:
+        return known
+    if code.startswith("isp."):
+        return ErrorKind.TRANSIENT
+    if code.startswith("isv."):
+        return ErrorKind.PERMANENT
+    return http_status_kind(http_status) if http_status >= 300 else ErrorKind.PERMANENT
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 encoding as Alibaba Cloud's RPC signature wants it (space %20, `*` %2A, `~` kept)."""
+    return quote(value, safe="-_.~")
+
+
+def rpc_signature(secret: str, method: str, params: Mapping[str, str]) -> str:
+    canonical = "&".join(f"{percent_encode(k)}={percent_encode(params[k])}" for k in sorted(params))
+    to_sign = f"{method.upper()}&{percent_encode('/')}&{percent_encode(canonical)}"
+    digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def phone_number(e164: str) -> str:
+    # Dysmsapi takes mainland numbers bare (13800138000) and others with the country code, no '+'.
+    digits = e164.removeprefix("+")
+    return digits[2:] if e164.startswith("+86") else digits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AliyunSettings:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    sign_name: str  # the approved 签名
+    template_code: str  # used when the job's content names none
+    # The template variable that carries a job's plain `text` when it gives no template params.
+    text_param: str = "content"
+    # The secret in the receipt push URL (`?token=`); None refuses every push.
+    callback_token: str | None = field(default=None, repr=False)
+    endpoint: str = "https://dysmsapi.aliyuncs.com"
+    region_id: str = "cn-hangzhou"
+    connect_timeout: float = 3.0
+    timeout: float = 8.0
+    max_per_second: float | None = None
+
+
+class AliyunSmsProvider:
+    def __init__(self, settings: AliyunSettings, *, name: str = "aliyun") -> None:
+        self.name = name
+        self.settings = settings
+        self.capabilities = Capabilities(
+            channels=frozenset({"sms"}),
+            receipts=settings.callback_token is not None,
+            # QuerySendDetails needs the phone number and the day, not our reference.
+            lookup=False,
+            max_per_second=settings.max_per_second,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"AliyunSmsProvider(name={self.name!r}, settings={self.settings!r})"
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = new_session(self.settings.connect_timeout, self.settings.timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def lookup(self, reference: str) -> Lookup | None:
+        return None
+
+    def request_params(
+        self, message: Outbound, *, now: float | None = None, nonce: str | None = None
+    ) -> dict[str, str]:
+        """The signed form of a SendSms call for this message."""
+        content = message.content
+        template_params = content.get("template_params")
+        if template_params is None:
+            template_params = {self.settings.text_param: str(content.get("text", ""))}
+        params = {
+            "Action": "SendSms",
+            "Version": API_VERSION,
+            "Format": "JSON",
+            "RegionId": self.settings.region_id,
+            "AccessKeyId": self.settings.access_key_id,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": nonce or uuid.uuid4().hex,
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "PhoneNumbers": phone_number(message.to),
+            "SignName": str(content.get("sign_name") or self.settings.sign_name),
+            "TemplateCode": str(content.get("template_code") or self.settings.template_code),
+            # Template variables must be strings: Aliyun refuses {"code": 123456}.
+            "TemplateParam": orjson.dumps({str(k): str(v) for k, v in dict(template_params).items()}).decode(),
+            "OutId": message.reference,
+        }
+        params["Signature"] = rpc_signature(self.settings.access_key_secret, "POST", params)
+        return params
+
+    async def send(self, message: Outbound) -> SendResult:
+        if message.channel != "sms":
+            return SendResult(error=ProviderError(ErrorKind.PERMANENT, "unsupported_channel", message.channel))
+        if self._session is None:
+            raise ProviderNotStarted(f"{self.name} provider used before start()")
+        form = self.request_params(message)
+        try:
+            async with self._session.post(self.settings.endpoint.rstrip("/") + "/", data=form) as response:
+                body = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(error=transport_failure(exc, self.name))
+        answer = json_or_none(body)
+        if not isinstance(answer, dict):
+            kind = http_status_kind(status) if status >= 300 else ErrorKind.TRANSIENT
+            return SendResult(error=ProviderError(kind, f"HTTP{status}", "answer is not JSON"))
+        code = str(answer.get("Code", f"HTTP{status}"))
+        if code == "OK" and status < 300 and answer.get("BizId"):
+            return SendResult(provider_message_id=str(answer["BizId"]))
+        kind = error_kind(code, status)
+        wait = RETRY_AFTER.get(code) if kind == ErrorKind.RATE_LIMITED else None
+        return SendResult(error=ProviderError(kind, code, str(answer.get("Message", "")), wait))
+
+    # -- pushes ------------------------------------------------------------------------------------
+
+    def _check_token(self, request: InboundRequest) -> list[dict[str, Any]]:
+        expected = self.settings.callback_token
+        if not expected:
+            raise SignatureError("no callback token configured: pushes are refused")
+        given = parse_qs(urlsplit(request.url).query).get(TOKEN_PARAMETER, [""])[0]
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise SignatureError("push URL token missing or wrong")
+        items = json_or_none(request.body)
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise CallbackFormatError("an Aliyun push is a JSON array of objects")
+        return items
+
+    def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
+        receipts = []
+        for item in self._check_token(request):
+            try:
+                success = item["success"]
+                biz_id = str(item["biz_id"])
+            except KeyError as exc:
+                raise CallbackFormatError(f"SmsReport item without {exc}") from None
+            if isinstance(success, str):
+                success = success.lower() == "true"
+            err_code = item.get("err_code")
+            receipts.append(
+                Receipt(
+                    provider_message_id=biz_id,
+                    status="delivered" if success else "undelivered",
+                    reference=str(item["out_id"]) if item.get("out_id") else None,
+                    error_code=None if success or not err_code else str(err_code),
+                    occurred_at=china_time(item.get("report_time")),
+                    raw=orjson.dumps(item).decode(),
+                )
+            )
+        return receipts
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
+        replies = []
+        for item in self._check_token(request):
+            try:
+                number = str(item["phone_number"])
+            except KeyError:
+                raise CallbackFormatError("SmsUp item without phone_number") from None
+            sender = number if number.startswith("+") else "+86" + number if len(number) == 11 else "+" + number
+            replies.append(
+                InboundMessage(
+                    sender=sender,
+                    to=str(item["dest_code"]) if item.get("dest_code") else None,
+                    text=str(item.get("content", "")),
+                    received_at=china_time(item.get("send_time")),
+                )
+            )
+        return replies
+
+
+def china_time(value: Any) -> float | None:
+    """Aliyun's `2017-01-01 00:00:00` times are China Standard Time (UTC+8)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME).timestamp()
+    except ValueError:
+        return None

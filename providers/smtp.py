@@ -1,0 +1,203 @@
+"""E-mail over an SMTP relay (aiosmtplib): implicit TLS or STARTTLS, AUTH, one-click unsubscribe.
+
+Marketing mail carries `List-Unsubscribe` (an HTTPS link and/or a mailto) and, with an HTTPS link,
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), which large mailbox providers
+require of bulk senders. RFC 8058 also wants those headers covered by a DKIM signature: the relay
+(or the sending domain's MTA) signs; this adapter does not.
+
+The Message-ID is derived from our message id and stays the same across retries, so a mailbox
+that already got the message can recognise a resend as a duplicate.
+
+SMTP replies are classed by their enhanced status code (RFC 3463) when the server gives one, else
+by the reply code: 4xx is transient, 5xx permanent, a bad mailbox (5.1.1 and kin) means the
+recipient address is invalid.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Literal
+from urllib.parse import quote
+
+import aiosmtplib
+
+from providers.base import (
+    Capabilities,
+    ErrorKind,
+    InboundMessage,
+    InboundRequest,
+    Lookup,
+    Outbound,
+    ProviderError,
+    Receipt,
+    SendResult,
+    SignatureError,
+)
+from providers.http import HandoffUnknown
+
+# Enhanced status codes (RFC 3463 / IANA registry) that say more than the reply code.
+ENHANCED_KINDS: dict[str, ErrorKind] = {
+    "5.1.1": ErrorKind.RECIPIENT_INVALID,  # bad destination mailbox
+    "5.1.2": ErrorKind.RECIPIENT_INVALID,  # bad destination system (no such domain)
+    "5.1.3": ErrorKind.RECIPIENT_INVALID,  # bad destination mailbox address syntax
+    "5.1.6": ErrorKind.RECIPIENT_INVALID,  # mailbox has moved
+    "5.1.10": ErrorKind.RECIPIENT_INVALID,  # null MX: the domain takes no mail
+    "5.2.1": ErrorKind.RECIPIENT_INVALID,  # mailbox disabled
+    "4.2.2": ErrorKind.TRANSIENT,  # mailbox full, for now
+    "4.7.28": ErrorKind.RATE_LIMITED,  # receiving provider throttles our volume
+    "4.7.0": ErrorKind.TRANSIENT,
+    "5.7.1": ErrorKind.PERMANENT,  # refused by policy
+}
+# Reply codes (RFC 5321) for servers that give no enhanced code.
+REPLY_KINDS: dict[int, ErrorKind] = {
+    421: ErrorKind.TRANSIENT,  # service not available, closing
+    450: ErrorKind.TRANSIENT,  # mailbox unavailable (busy)
+    451: ErrorKind.TRANSIENT,  # local error
+    452: ErrorKind.TRANSIENT,  # insufficient storage / too many recipients
+    454: ErrorKind.TRANSIENT,  # TLS not available now
+    535: ErrorKind.TRANSIENT,  # our credentials refused: the relay account's problem, not the message's
+    550: ErrorKind.PERMANENT,
+    551: ErrorKind.RECIPIENT_INVALID,  # user not local
+    552: ErrorKind.PERMANENT,
+    553: ErrorKind.RECIPIENT_INVALID,  # mailbox name not allowed
+    554: ErrorKind.PERMANENT,
+}
+ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def reply_kind(code: int, message: str) -> tuple[ErrorKind, str]:
+    """Our class of an SMTP reply, and the code we record (`550 5.1.1` style)."""
+    match = ENHANCED.match(message)
+    enhanced = match.group(1) if match else None
+    recorded = f"{code} {enhanced}" if enhanced else str(code)
+    if enhanced and enhanced in ENHANCED_KINDS:
+        return ENHANCED_KINDS[enhanced], recorded
+    if code in REPLY_KINDS:
+        return REPLY_KINDS[code], recorded
+    return (ErrorKind.TRANSIENT if 400 <= code < 500 else ErrorKind.PERMANENT), recorded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpSettings:
+    host: str
+    from_address: str
+    port: int | None = None  # None: 465 for "tls", 587 for "starttls", 25 for "none"
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    validate_certs: bool = True
+    ca_file: str | None = None  # a private CA bundle for the relay's certificate
+    timeout: float = 8.0
+    # Marketing mail: "https://example.com/unsubscribe?m={reference}" and/or "unsubscribe@example.com".
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    message_id_domain: str | None = None  # defaults to the from address's domain
+    local_hostname: str | None = None
+    max_per_second: float | None = None
+
+
+class SmtpProvider:
+    def __init__(self, settings: SmtpSettings, *, name: str = "smtp") -> None:
+        self.name = name
+        self.settings = settings
+        # Bounces arrive later as mail to the envelope sender, not as callbacks: no receipts here.
+        self.capabilities = Capabilities(
+            channels=frozenset({"email"}), receipts=False, lookup=False, max_per_second=settings.max_per_second
+        )
+        self._tls_context: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpProvider(name={self.name!r}, settings={self.settings!r})"
+
+    async def start(self) -> None:
+        if self.settings.security != "none":
+            context = ssl.create_default_context(cafile=self.settings.ca_file)
+            if not self.settings.validate_certs:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._tls_context = context
+
+    async def close(self) -> None:
+        self._tls_context = None
+
+    async def lookup(self, reference: str) -> Lookup | None:
+        return None
+
+    def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
+        raise SignatureError(f"{self.name} takes no receipt callbacks")
+
+    def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
+        raise SignatureError(f"{self.name} takes no inbound callbacks")
+
+    def message_id(self, reference: str) -> str:
+        domain = self.settings.message_id_domain or self.settings.from_address.rpartition("@")[2] or "localhost"
+        return f"<{reference}@{domain}>"
+
+    def build(self, message: Outbound) -> EmailMessage:
+        content = message.content
+        mail = EmailMessage()
+        sender = message.sender if message.sender and "@" in message.sender else self.settings.from_address
+        mail["From"] = sender
+        mail["To"] = message.to
+        mail["Subject"] = str(content.get("subject", ""))
+        mail["Date"] = formatdate(time.time(), localtime=False, usegmt=True)
+        mail["Message-ID"] = self.message_id(message.reference)
+        if message.category == "marketing":
+            links = []
+            if self.settings.unsubscribe_url:
+                links.append(f"<{self.settings.unsubscribe_url.format(reference=quote(message.reference, safe=''))}>")
+            if self.settings.unsubscribe_mailto:
+                links.append(f"<mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe%20{message.reference}>")
+            if links:
+                mail["List-Unsubscribe"] = ", ".join(links)
+            # One-click needs an HTTPS target that takes a POST without any page in between.
+            if self.settings.unsubscribe_url and self.settings.unsubscribe_url.startswith("https://"):
+                mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        mail.set_content(str(content.get("text", "")))
+        if content.get("html"):
+            mail.add_alternative(str(content["html"]), subtype="html")
+        return mail
+
+    async def send(self, message: Outbound) -> SendResult:
+        if message.channel != "email":
+            return SendResult(error=ProviderError(ErrorKind.PERMANENT, "unsupported_channel", message.channel))
+        mail = self.build(message)
+        security = self.settings.security
+        port = self.settings.port or {"tls": 465, "starttls": 587, "none": 25}[security]
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=self.settings.host,
+                port=port,
+                username=self.settings.username,
+                password=self.settings.password,
+                use_tls=security == "tls",
+                start_tls=security == "starttls",
+                tls_context=self._tls_context if security != "none" else None,
+                timeout=self.settings.timeout,
+                local_hostname=self.settings.local_hostname,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            kind, code = reply_kind(refused.code, refused.message)
+            return SendResult(error=ProviderError(kind, code, refused.message))
+        except aiosmtplib.SMTPSenderRefused as exc:
+            # Our envelope sender refused: every message would be; the relay account's problem.
+            return SendResult(error=ProviderError(ErrorKind.TRANSIENT, f"sender {exc.code}", exc.message))
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPNotSupported, aiosmtplib.SMTPHeloError) as exc:
+            return SendResult(error=ProviderError(ErrorKind.TRANSIENT, "connect_failed", str(exc)))
+        except ssl.SSLError as exc:
+            # The TLS handshake comes before any mail is handed over: safe to retry, likely elsewhere.
+            return SendResult(error=ProviderError(ErrorKind.TRANSIENT, "tls_failed", str(exc)))
+        except (aiosmtplib.SMTPReadTimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
+            # The relay may have queued the message before the connection went quiet.
+            raise HandoffUnknown(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            kind, code = reply_kind(exc.code, exc.message)
+            return SendResult(error=ProviderError(kind, code, exc.message))
+        return SendResult(provider_message_id=mail["Message-ID"])

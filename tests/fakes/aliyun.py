@@ -1,0 +1,116 @@
+"""A fake Alibaba Cloud SMS endpoint (Dysmsapi 2017-05-25 SendSms, RPC signature V1) and its pushes.
+
+The signature check is written here from the published algorithm, apart from the adapter's.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import hmac
+import time
+import uuid
+from datetime import datetime
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.http import FakeHttpService, Recorded, post, respond
+
+
+def _enc(value: str) -> str:
+    return quote(value, safe="~").replace("%7E", "~")
+
+
+def expected_signature(secret: str, method: str, params: dict[str, str]) -> str:
+    canonical = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()) if k != "Signature")
+    string_to_sign = method + "&" + _enc("/") + "&" + _enc(canonical)
+    return base64.b64encode(hmac.new((secret + "&").encode(), string_to_sign.encode(), hashlib.sha1).digest()).decode()
+
+
+def answer(code: str, message: str, status: int = 200, **extra: str) -> web.Response:
+    return respond(status, {"Code": code, "Message": message, "RequestId": str(uuid.uuid4()).upper(), **extra})
+
+
+class FakeAliyunSms(FakeHttpService):
+    def __init__(self, access_key_id: str = "LTAI5tFakeKeyId", access_key_secret: str = "fake-secret") -> None:
+        super().__init__()
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.sent: dict[str, dict[str, str]] = {}  # BizId -> the request's parameters
+        self.number_codes: dict[str, str] = {}  # PhoneNumbers -> the Code to answer
+        self._next_codes: list[str] = []
+        self._nonces: set[str] = set()
+
+    def refuse_next(self, count: int, code: str) -> None:
+        """The next requests are answered HTTP 200 with this business Code (as Aliyun does)."""
+        self._next_codes.extend([code] * count)
+
+    def authenticate(self, request: web.Request, recorded: Recorded) -> web.StreamResponse | None:
+        params = {**recorded.query, **recorded.form}
+        if params.get("AccessKeyId") != self.access_key_id:
+            return answer("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+        if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
+            return answer("InvalidParameter", "SignatureMethod or SignatureVersion is invalid.", 400)
+        given = params.get("Signature", "")
+        if not hmac.compare_digest(given, expected_signature(self.access_key_secret, request.method, params)):
+            return answer("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
+        try:
+            stamp = datetime.strptime(params.get("Timestamp", ""), "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            return answer("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.", 400)
+        if abs(time.time() - calendar.timegm(stamp.timetuple())) > 900:
+            return answer("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", 400)
+        nonce = params.get("SignatureNonce", "")
+        if not nonce or nonce in self._nonces:
+            return answer("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
+        self._nonces.add(nonce)
+        return None
+
+    async def answer(self, request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        params = {**recorded.query, **recorded.form}
+        if params.get("Action") != "SendSms" or params.get("Version") != "2017-05-25":
+            return answer(
+                "InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404
+            )
+        for required in ("PhoneNumbers", "SignName", "TemplateCode"):
+            if not params.get(required):
+                return answer(
+                    "MissingParameter", f"The input parameter {required} that is mandatory is not supplied.", 400
+                )
+        if self._next_codes:
+            code = self._next_codes.pop(0)
+            return answer(code, f"scripted {code}")
+        phone = params["PhoneNumbers"]
+        if phone in self.number_codes:
+            return answer(self.number_codes[phone], "refused for this number")
+        if not phone.isdigit():
+            return answer("isv.MOBILE_NUMBER_ILLEGAL", "invalid mobile number")
+        biz_id = f"{int(time.time() * 1000) % 10**15}^{len(self.sent)}"
+        self.sent[biz_id] = params
+        return answer("OK", "OK", BizId=biz_id)
+
+    # -- pushes (unsigned, as Aliyun sends them) ---------------------------------------------------
+
+    def sms_report(self, biz_id: str, success: bool = True, err_code: str = "DELIVERED") -> bytes:
+        params = self.sent[biz_id]
+        return orjson.dumps(
+            [
+                {
+                    "phone_number": params["PhoneNumbers"],
+                    "send_time": "2025-03-04 18:20:25",
+                    "report_time": "2025-03-04 18:20:30",
+                    "success": success,
+                    "err_code": err_code,
+                    "err_msg": "用户接收成功" if success else "失败",
+                    "sms_size": "1",
+                    "biz_id": biz_id,
+                    "out_id": params.get("OutId", ""),
+                }
+            ]
+        )
+
+    async def push(self, url: str, body: bytes) -> int:
+        return await post(url, body, {"Content-Type": "application/json"})
