@@ -147,6 +147,67 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if blocked else 0
 
 
+def _duration(text: str) -> float:
+    """'90s', '15m', '1h', '2d' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 1h or 2d")
+    return float(text[:-1]) * units[text[-1]]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import orjson
+
+    from gateway.api.reports import render_report
+    from gateway.domain.failures import FAILURE_STATUSES
+    from gateway.store import queries
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    group_by = tuple(g for g in args.group_by.split(",") if g)
+    unknown = [g for g in group_by if g not in queries.REPORT_DIMENSIONS]
+    if unknown:
+        print(
+            f"gateway: --group-by {','.join(unknown)}: choose from {', '.join(queries.REPORT_DIMENSIONS)}",
+            file=sys.stderr,
+        )
+        return 2
+    until = time.time()
+    since = until - args.since
+
+    async def run() -> list[dict[str, object]]:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        try:
+            return await store.db.read(queries.failure_report, args.tenant, since, until, group_by, FAILURE_STATUSES)
+        finally:
+            await store.close()
+
+    groups = _run(run())
+    assert isinstance(groups, list)
+    report = render_report(groups, group_by, since, until)
+    if args.json:
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"failures for tenant {args.tenant} from {report['since']} to {report['until']}: {report['total']}")
+    if not report["groups"]:
+        return 0
+    headers = [*group_by, "count", "last_seen", "retry?", "sample"]
+    table = [
+        [str(g.get(name) or "-") for name in group_by]
+        + [str(g["count"]), g["last_seen"][11:19], "yes" if g.get("retry_helps") else "no", g["sample_ids"][0]]
+        for g in report["groups"]
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if "reason" in group_by:
+        print()
+        for g in report["groups"]:
+            print(f"{g['reason']}: {g['action']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--lists", help="blocklist directory (default: content.blocklist_dir)")
     check.add_argument("--json", action="store_true", help="one JSON report per line")
     check.set_defaults(func=cmd_check)
+    report = sub.add_parser("report", help="reports for on-call")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    failures = report_sub.add_parser("failures", help="failed sends grouped, with what to do")
+    failures.add_argument("--since", type=_duration, default=3600.0, help="how far back: 30m, 1h, 2d (default 1h)")
+    failures.add_argument("--group-by", default="reason,provider,error_code")
+    failures.add_argument("--tenant", default="default")
+    failures.add_argument("--json", action="store_true")
+    failures.set_defaults(func=cmd_report)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -126,3 +126,54 @@ async def test_bulk_requeue_dry_run_then_for_real(start_gateway: GatewayStarter)
         bad = await gw.post("/v1/messages/requeue", {"filter": {"colour": "red"}, "dry_run": "yes"})
         assert bad.status == 422
         assert [e["field"] for e in (await bad.json())["errors"]] == ["/filter/colour", "/dry_run"]
+
+
+async def test_the_report_command_prints_the_same_groups(start_gateway: GatewayStarter) -> None:
+    import asyncio
+    import json
+    import os
+    import sys
+
+    async with start_gateway() as gw:
+        await _seed(gw)
+        api = await (await gw.get("/v1/reports/failures?group_by=reason")).json()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+            "GATEWAY_DATABASE_URL": gw.gateway.settings.database_url,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "report",
+            "failures",
+            "--since",
+            "1h",
+            "--group-by",
+            "reason",
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        cli = json.loads(out)
+        assert {g["reason"]: g["count"] for g in cli["groups"]} == {g["reason"]: g["count"] for g in api["groups"]}
+        table = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "report",
+            "failures",
+            "--since",
+            "2h",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        text, _ = await table.communicate()
+        lines = text.decode().splitlines()
+        assert lines[0].endswith(f": {api['total']}")
+        assert lines[1].split()[:3] == ["REASON", "PROVIDER", "ERROR_CODE"]
+        assert any(line.split()[:4] == ["provider.transient.exhausted", "sandbox", "SBX-503", "5"] for line in lines)
