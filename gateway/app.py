@@ -21,10 +21,12 @@ from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
 from gateway.domain.quiet_hours import parse_quiet_hours
+from gateway.domain.retry import RetryBudgetPolicy
 from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry, build_providers
+from gateway.retry_budget import RetryBudget
 from gateway.settings import Settings
 from gateway.state.base import State, open_state
 from gateway.store import queries
@@ -148,7 +150,13 @@ class Gateway:
                 content=self.content if s.content.enforce_at_dispatch else None,
             )
             pacer = ThroughputPacer(self.state, limits.throughput)
-            self.worker = Worker(self.store, self.providers, s.worker, self.metrics, self.state, gate, pacer)
+            budget = RetryBudget(
+                self.state,
+                RetryBudgetPolicy(
+                    s.worker.retry_budget_ratio, s.worker.retry_budget_floor, s.worker.retry_budget_window_seconds
+                ),
+            )
+            self.worker = Worker(self.store, self.providers, s.worker, self.metrics, self.state, gate, pacer, budget)
             self.worker.start()
             self._spawn(self._track_queue_depth())
         self._spawn(self._release_idempotency_keys())

@@ -54,6 +54,10 @@ class WorkerSettings(_Section):
     handoff_marketing: Literal["unknown", "resend"] = "unknown"
     handoff_transactional: Literal["unknown", "resend"] = "resend"
     shutdown_grace_seconds: float = Field(20.0, ge=0)
+    # Retries per provider at most this share of first attempts over the window (plus the floor).
+    retry_budget_ratio: float = Field(0.2, ge=0)
+    retry_budget_floor: int = Field(10, ge=0)
+    retry_budget_window_seconds: float = Field(60.0, gt=0)
 
 
 class SandboxErrorSpec(_Section):

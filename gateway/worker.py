@@ -26,6 +26,7 @@ from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
+from gateway.retry_budget import RetryBudget
 from gateway.settings import WorkerSettings
 from gateway.state.base import CapReservation, State
 from gateway.store.records import Outcome, SendingMark
@@ -48,7 +49,9 @@ class Worker:
         state: State,
         gate: PolicyGate,
         pacer: ThroughputPacer,
+        budget: RetryBudget,
     ) -> None:
+        self.budget = budget
         self.store = store
         self.state = state
         self.gate = gate
@@ -68,6 +71,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        self.budget.start()
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch-loop"),
             asyncio.create_task(self._recovery_loop(), name="recovery-loop"),
@@ -89,6 +93,7 @@ class Worker:
             if still:
                 await asyncio.wait(still)
         await self.pacer.close()
+        await self.budget.close()
         await self.store.flush_outcomes()
         # Jobs claimed but never handed off go back to the queue at once, not after the lease.
         await self.store.release_leases(self.worker_id, sorted(self._held))
@@ -138,7 +143,23 @@ class Worker:
                         detail={"channel": job["channel"]},
                     )
                 )
+            elif job["attempt_count"] >= 1 and not self.budget.allows_retry(route.provider):
+                # Over the retry budget: wait, without calling the provider, and without losing the job.
+                wait = self.budget.policy.window_seconds / 4 * random.uniform(0.5, 1.0)
+                decided.append(
+                    Outcome(
+                        job["id"],
+                        job["tenant_id"],
+                        "queued",
+                        now,
+                        reason="retry.budget",
+                        next_attempt_at=now + wait,
+                        detail={"provider": route.provider},
+                    )
+                )
             else:
+                # Counted when decided, not when sent, so one batch cannot overdraw the budget.
+                self.budget.record(route.provider, is_retry=job["attempt_count"] >= 1)
                 routes[job["id"]] = route.provider
                 routable.append(job)
         gate = await self.gate.judge(routable, routes) if routable else None

@@ -48,3 +48,18 @@ def next_retry(
     if expires_at is not None and at >= expires_at:
         return GiveUp("expired")
     return Retry(at)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetPolicy:
+    """Retries may be at most `ratio` of first attempts over the window, plus a small floor so a
+    quiet provider can still retry: during an outage every send fails, and unbudgeted retries
+    would multiply the load on the provider exactly when it can take least."""
+
+    ratio: float = 0.2
+    floor: int = 10
+    window_seconds: float = 60.0
+
+
+def retry_within_budget(policy: RetryBudgetPolicy, first_attempts: int, retries: int) -> bool:
+    return retries < policy.floor + policy.ratio * first_attempts

@@ -425,6 +425,8 @@ def _status_event(o: Outcome) -> dict[str, Any]:
             detail[name] = value
     if o.next_attempt_at is not None and o.status in DISPATCHABLE:
         detail["next_attempt_at"] = o.next_attempt_at
+    if o.attempt is not None:
+        detail["attempt"] = o.attempt
     return {
         "tenant_id": o.tenant_id,
         "message_id": o.message_id,
