@@ -59,9 +59,10 @@ NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench re
 API_KEY = "bench-key-0123456789abcdef"
 SERVER_CPU, LOAD_CPU = "0", "1"
 
-# ~300 B: what a recall campaign sends. "{n}" becomes a unique token per job.
+# ~300 B: what a recall campaign sends. "{n}" becomes a unique token per job, "{d8}" 8 digits of a
+# different recipient number per job (a campaign rarely repeats one, so no cache flatters the result).
 JOB = (
-    '{"channel":"sms","to":"+8613812345678","content":{"text":"[Shop] Hi Lee, your 20% coupon expires on '
+    '{"channel":"sms","to":"+86138{d8}","content":{"text":"[Shop] Hi Lee, your 20% coupon expires on '
     'Sunday. Open the app to use it before it is gone. Reply T to opt out."},"category":"marketing",'
     '"campaign":"recall-2024-06","variant":"b","user_id":"u-{n}","metadata":{"segment":"dormant-30d"}}'
 )

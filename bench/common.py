@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ from typing import Any
 
 PYTHON = sys.executable
 TOKEN = "{n}"
+DIGITS = re.compile(r"\{d8\}")  # a different 8-digit number per occurrence (varied recipients)
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ function setup(thread)
 end
 
 counter = 0
+digits = 0
 sent = 0
 sent_jobs = 0
 counted = 0
@@ -249,6 +252,11 @@ function request()
   else
     body = table.concat(t.body[1], token)
   end
+  -- "{d8}": a different 8-digit number each time, so recipients vary as in a real campaign
+  body = string.gsub(body, "{d8}", function()
+    digits = digits + 1
+    return string.format("%08d", (tid * 7919 + digits * 104729) % 100000000)
+  end)
   sent = sent + 1
   sent_jobs = sent_jobs + t.jobs
   return wrk.format(t.method, t.path, headers, body)
@@ -394,6 +402,10 @@ async def _aiohttp_load(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     stop_at = time.monotonic() + spec["seconds"]
+    digit_counter = itertools.count(1)
+
+    def next_digits() -> str:
+        return f"{(7919 + next(digit_counter) * 104729) % 100_000_000:08d}"
 
     def next_request() -> tuple[RequestTemplate, dict[str, str], bytes]:
         state["counter"] += 1
@@ -405,6 +417,7 @@ async def _aiohttp_load(spec: dict[str, Any]) -> dict[str, Any]:
             body = _render(t.body.replace("{items}", "\x00"), token).replace("\x00", items)
         else:
             body = _render(t.body, token)
+        body = DIGITS.sub(lambda _: next_digits(), body)
         return t, headers, body.encode()
 
     async def connection(session: aiohttp.ClientSession) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import phonenumbers
 
 from gateway.domain.models import Category, Channel, SendJob
+from gateway.domain.phones import parse_international
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +73,13 @@ def valid_idempotency_key(key: str) -> bool:
     return bool(IDEMPOTENCY_KEY_RE.match(key))
 
 
+@lru_cache(maxsize=65_536)
 def normalise_phone(raw: str) -> str | None:
     """The E.164 form of a number given in international form, or None if it is not a valid number."""
-    if not raw.startswith("+") or len(raw) > 20:
+    if len(raw) > 20:
         return None
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
+    number = parse_international(raw)
+    if number is None or not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

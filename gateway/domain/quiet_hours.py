@@ -21,6 +21,7 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 from gateway.domain.models import Category, Channel
+from gateway.domain.phones import parse_international
 
 _WINDOW_RE = re.compile(r"^\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -204,12 +205,7 @@ def zone(name: str, key: str = "tz") -> ZoneInfo:
 
 
 def _parse_number(to: str) -> phonenumbers.PhoneNumber | None:
-    if not to.startswith("+"):
-        return None
-    try:
-        return phonenumbers.parse(to, None)
-    except phonenumbers.NumberParseException:
-        return None
+    return parse_international(to)
 
 
 def candidate_zones(to: str | None, tz: str | None = None, *, fallback: str = "UTC") -> tuple[ZoneInfo, ...]:

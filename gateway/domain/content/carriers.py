@@ -8,20 +8,21 @@ lookup, and a wrong guess only means a different list is consulted.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-import phonenumbers
 from phonenumbers import carrier as carrier_data
 
 from gateway.domain.content.words import CARRIER_SCOPE
+from gateway.domain.phones import parse_international
 
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 
 
+@lru_cache(maxsize=65_536)
 def carrier_name(e164: str) -> str | None:
     """A list-friendly carrier name ("china_mobile") for an E.164 number, None when unknown."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
+    number = parse_international(e164)
+    if number is None:
         return None
     name = carrier_data.name_for_number(number, "en")
     slug = _NOT_NAME_CHARS.sub("_", name.lower()).strip("_")
