@@ -7,12 +7,13 @@ GATEWAY_WORKER__BATCH_SIZE. A wrong value stops start-up with one line naming th
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -132,8 +133,18 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     content: ContentSettings = ContentSettings()
+    # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
+    # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
     limits: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid_providers(self) -> Settings:
+        from gateway.provider_registry import build_configured
+
+        build_configured(self)  # constructing an adapter opens nothing; it only checks the settings
+        return self
 
     @field_validator("limits")
     @classmethod
@@ -229,11 +240,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return Settings(**file_values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
+        loc = tuple(first["loc"])
+        message = first["msg"]
         got = first.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        named = re.match(r"^Value error, ([\w.\-\[\]]+): (.*)$", message)
+        if not loc and named:
+            # A check across sections names its own key, e.g. providers.twilio.auth_token.
+            loc = tuple(named.group(1).replace("[", ".").replace("]", "").split("."))
+            message, shown = named.group(2), ""
+        key = ".".join(str(part) for part in loc)
         raise SettingsError(
-            f"setting {key} ({_env_name(first['loc'])}): {first['msg']}{shown}"
+            f"setting {key} ({_env_name(loc)}): {message}{shown}"
             + (f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else "")
         ) from None
     finally:

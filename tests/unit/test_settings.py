@@ -66,3 +66,27 @@ def test_the_process_stops_with_one_line_naming_the_key(tmp_path: Path) -> None:
         "Input should be greater than 0 (got '-5')"
     ]
     assert not (tmp_path / "gateway.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        (
+            {"GATEWAY_PROVIDERS__TWILIO__ACCOUNT_SID": "AC1"},
+            "setting providers.twilio.auth_token (GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN): is required",
+        ),
+        ({"GATEWAY_PROVIDERS__MAIL__TYPE": "pigeon"}, "setting providers.mail.type (GATEWAY_PROVIDERS__MAIL__TYPE)"),
+        (
+            {
+                "GATEWAY_PROVIDERS__SMTP__HOST": "mx",
+                "GATEWAY_PROVIDERS__SMTP__FROM_ADDRESS": "a@b.c",
+                "GATEWAY_PROVIDERS__SMTP__COLOUR": "x",
+            },
+            "setting providers.smtp.colour",
+        ),
+    ],
+)
+def test_provider_sections_are_checked_at_start(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert needle in str(caught.value)

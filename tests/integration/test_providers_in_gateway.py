@@ -1,0 +1,62 @@
+"""Configured providers in the running gateway: a send goes out through the provider's real wire
+format, and its signed status callback comes back through the receipt endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from tests.fakes.twilio import FakeTwilio
+from tests.harness import SMS, GatewayStarter
+
+
+async def test_an_sms_goes_out_through_twilio_and_its_receipt_comes_back(start_gateway: GatewayStarter) -> None:
+    async with FakeTwilio() as fake:
+        providers = {
+            "twilio": {
+                "account_sid": fake.account_sid,
+                "auth_token": fake.auth_token,
+                "from_number": "+14155550100",
+                "api_base_url": fake.url,
+            }
+        }
+        env = {"GATEWAY_PROVIDERS": json.dumps(providers), "GATEWAY_SANDBOX__ENABLED": "false"}
+        async with start_gateway(env) as gw:
+            response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
+            message_id = (await response.json())["id"]
+            sent = await gw.wait_status(message_id, {"sent"})
+            assert sent["provider"] == "twilio"
+            sid = sent["provider_message_id"]
+            created = fake.created[sid]
+            assert created.first("To") == SMS["to"]
+            assert created.first("Body") == SMS["content"]["text"]
+            assert created.first("StatusCallback") == f"{gw.url}/v1/receipts/twilio?ref={message_id}"
+
+            url, body, headers = fake.status_callback(sid, "delivered")
+            forged = {**headers, "X-Twilio-Signature": "AAAA" + headers["X-Twilio-Signature"][4:]}
+            async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=forged) as refused:
+                assert refused.status == 401
+            assert await gw.count("receipts") == 0
+            assert await fake.send_status(sid, "delivered") == 200
+            delivered = await gw.wait_status(message_id, {"delivered"})
+            assert delivered["receipts"][0]["provider"] == "twilio"
+
+
+async def test_a_provider_refusal_is_mapped_to_a_reason(start_gateway: GatewayStarter) -> None:
+    async with FakeTwilio() as fake:
+        fake.invalid_number(SMS["to"])
+        providers = {
+            "twilio": {
+                "account_sid": fake.account_sid,
+                "auth_token": fake.auth_token,
+                "from_number": "+14155550100",
+                "api_base_url": fake.url,
+            }
+        }
+        env = {"GATEWAY_PROVIDERS": json.dumps(providers), "GATEWAY_SANDBOX__ENABLED": "false"}
+        async with start_gateway(env) as gw:
+            response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
+            failed = await gw.wait_status((await response.json())["id"], {"failed"})
+            assert failed["reason"] == "provider.permanent.recipient_invalid"
+            assert failed["error_code"] == "21211"
