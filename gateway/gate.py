@@ -164,6 +164,7 @@ class PolicyGate:
             category=job["category"],
             channel=job["channel"],
             to=job["to_addr"] if job["channel"] in ("sms", "voice") else None,
+            tz=job["tz"],
         )
         if decision.allowed:
             return False

@@ -62,6 +62,7 @@ def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_ha
         "expires_at": job.expires_at,
         "fallback": ",".join(c.value for c in job.fallback) or None,
         "metadata": orjson.dumps(job.metadata).decode() if job.metadata else None,
+        "tz": job.tz,
         "status": Status.QUEUED.value,
         "reason": None,
         "provider": None,

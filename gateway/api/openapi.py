@@ -52,6 +52,7 @@ SEND_JOB: dict[str, Any] = {
         "expires_at": {"type": "string", "format": "date-time"},
         "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
         "metadata": {"type": "object"},
+        "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },
 }
 
@@ -106,6 +107,7 @@ SCHEMAS: dict[str, Any] = {
             "content": {"type": "object"},
             "fallback": {"type": "array", "items": {"enum": CHANNELS}},
             "metadata": {"type": "object"},
+            "tz": NULLABLE_STR,
             "provider": NULLABLE_STR,
             "provider_message_id": NULLABLE_STR,
             "sender": NULLABLE_STR,

@@ -53,6 +53,7 @@ def message(row: dict[str, Any]) -> dict[str, Any]:
         "expires_at": iso(row["expires_at"]),
         "fallback": row["fallback"].split(",") if row["fallback"] else [],
         "metadata": _json(row["metadata"], {}),
+        "tz": row["tz"],
         "provider": row["provider"],
         "provider_message_id": row["provider_message_id"],
         "sender": row["sender"],

@@ -17,6 +17,7 @@ import phonenumbers
 
 from gateway.domain.models import Category, Channel, SendJob
 from gateway.domain.phones import parse_international
+from gateway.domain.quiet_hours import zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ KNOWN_FIELDS = frozenset(
         "expires_at",
         "fallback",
         "metadata",
+        "tz",
     }
 )
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -71,6 +73,14 @@ _CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
 
 def valid_idempotency_key(key: str) -> bool:
     return bool(IDEMPOTENCY_KEY_RE.match(key))
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=65_536)
@@ -207,6 +217,11 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
                 else:
                     fallback.append(Channel(item))
 
+    tz = body.get("tz")
+    if tz is not None and (not isinstance(tz, str) or len(tz) > 64 or not _valid_zone(tz)):
+        check.fail("/tz", "must be an IANA time zone, e.g. Asia/Shanghai")
+        tz = None
+
     metadata: dict[str, Any] = {}
     raw_metadata = body.get("metadata")
     if raw_metadata is not None:
@@ -231,6 +246,7 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
             expires_at=expires_at,
             fallback=tuple(fallback),
             metadata=metadata,
+            tz=tz,
         ),
         [],
     )

@@ -77,3 +77,4 @@ class SendJob:
     expires_at: float | None = None
     fallback: tuple[Channel, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    tz: str | None = None  # the recipient's IANA time zone, when the campaign system knows it

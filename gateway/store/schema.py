@@ -70,6 +70,7 @@ messages = sa.Table(
     sa.Column("expires_at", sa.Float),
     sa.Column("fallback", sa.String(200)),
     sa.Column("metadata", sa.Text),
+    sa.Column("tz", sa.String(64)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.String(128)),
     sa.Column("provider", sa.String(32)),

@@ -38,6 +38,8 @@ CASES = [
     pytest.param({**SMS, "fallback": ["sms"]}, 422, ["/fallback/0"], id="fallback-repeats-channel"),
     pytest.param({**SMS, "metadata": {"k": "v" * 5000}}, 422, ["/metadata"], id="metadata-too-large"),
     pytest.param({**SMS, "category": "promo"}, 422, ["/category"], id="unknown-category"),
+    pytest.param({**SMS, "tz": "Mars/Olympus_Mons"}, 422, ["/tz"], id="unknown-time-zone"),
+    pytest.param({**SMS, "tz": "../../etc/passwd"}, 422, ["/tz"], id="time-zone-path"),
     pytest.param({**SMS, "sendAt": "x"}, 422, ["/sendAt"], id="unknown-field"),
     pytest.param(
         {"channel": "email", "to": "not-an-address", "content": {"subject": "s", "text": "t"}},

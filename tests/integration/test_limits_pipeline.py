@@ -43,6 +43,17 @@ async def test_marketing_waits_for_the_recipients_window_and_transactional_does_
         await gw.wait_status(transactional, {"delivered"})
 
 
+async def test_the_jobs_own_time_zone_decides_its_quiet_hours(start_gateway: GatewayStarter) -> None:
+    # A +86 number, but the campaign system knows the user lives in New York now.
+    new_york = ZoneInfo("America/New_York")
+    opens = (datetime.now(new_york) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    window = f"{opens:%H}:00-{(opens + timedelta(hours=1)):%H}:00"
+    async with start_gateway(_limits(quiet_hours={"marketing": window})) as gw:
+        waiting = await gw.wait_status(await _send(gw, {**SMS, "tz": "America/New_York"}), {"deferred"})
+        assert datetime.fromisoformat(waiting["next_attempt_at"]) == opens
+        assert waiting["tz"] == "America/New_York"
+
+
 async def test_a_cap_defers_the_next_send_across_channels_of_one_user(start_gateway: GatewayStarter) -> None:
     caps = {"marketing": {"sms": ["1/day"], "all": ["2/week"]}}
     async with start_gateway(_limits(caps=caps)) as gw:
