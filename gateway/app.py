@@ -22,6 +22,7 @@ from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
 from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
+from gateway.domain.routing import parse_routing
 from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
@@ -156,7 +157,17 @@ class Gateway:
                     s.worker.retry_budget_ratio, s.worker.retry_budget_floor, s.worker.retry_budget_window_seconds
                 ),
             )
-            self.worker = Worker(self.store, self.providers, s.worker, self.metrics, self.state, gate, pacer, budget)
+            self.worker = Worker(
+                self.store,
+                self.providers,
+                s.worker,
+                self.metrics,
+                self.state,
+                gate,
+                pacer,
+                budget,
+                parse_routing(s.routing),
+            )
             self.worker.start()
             self._spawn(self._track_queue_depth())
         self._spawn(self._release_idempotency_keys())

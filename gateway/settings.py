@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Provider preference per channel, region rules (voice: deny province=Xinjiang -> sms), breakers.
+    routing: dict[str, Any] = Field(default_factory=dict)
     # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
     limits: dict[str, Any] = Field(default_factory=dict)
 
@@ -145,6 +147,14 @@ class Settings(BaseSettings):
 
         build_configured(self)  # constructing an adapter opens nothing; it only checks the settings
         return self
+
+    @field_validator("routing")
+    @classmethod
+    def _valid_routing(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from gateway.domain.routing import parse_routing
+
+        parse_routing(value)
+        return value
 
     @field_validator("limits")
     @classmethod

@@ -20,8 +20,17 @@ import structlog
 
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import Category
+from gateway.domain.regions import region_of
 from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
-from gateway.domain.routing import choose_route
+from gateway.domain.routing import (
+    CircuitBreaker,
+    RegionRule,
+    Route,
+    RoutingConfig,
+    choose_route,
+    denying_rule,
+    next_channel,
+)
 from gateway.gate import PolicyGate
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
@@ -39,6 +48,11 @@ PROVIDER_CALL_TIMEOUT = 10.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
 
 
+def result_is_failure(outcome: Outcome) -> bool:
+    """What counts against a provider's circuit: it did not answer, or answered with a transient error."""
+    return outcome.attempt_outcome in ("transient", "unknown")
+
+
 class Worker:
     def __init__(
         self,
@@ -50,8 +64,12 @@ class Worker:
         gate: PolicyGate,
         pacer: ThroughputPacer,
         budget: RetryBudget,
+        routing: RoutingConfig | None = None,
     ) -> None:
         self.budget = budget
+        self.routing = routing or RoutingConfig()
+        # Per provider, per process: a failing provider is left alone for a while so jobs fail over.
+        self.breakers: dict[str, CircuitBreaker] = {}
         self.store = store
         self.state = state
         self.gate = gate
@@ -128,10 +146,14 @@ class Worker:
         decided: list[Outcome] = []
         routable: list[dict[str, Any]] = []
         routes: dict[str, str] = {}
+        unavailable = frozenset(name for name, breaker in self.breakers.items() if not breaker.available(now))
         for job in jobs:
-            route = choose_route(job["channel"], self.providers.by_channel)
+            denial = self._region_denial(job, now)
+            route = self._route(job, unavailable)
             if job["expires_at"] is not None and now >= job["expires_at"]:
                 decided.append(Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired"))
+            elif denial is not None:
+                decided.append(denial)
             elif route is None:
                 decided.append(
                     Outcome(
@@ -174,15 +196,61 @@ class Worker:
         if gate is None:
             return
         for job in gate.passed:
-            route = choose_route(job["channel"], self.providers.by_channel)
-            assert route is not None
             mark = SendingMark(
-                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], route.provider, route.sender, now
+                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], None, now
             )
             self._held.add(job["id"])
             task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"])))
             self._inflight.add(task)
             task.add_done_callback(self._done)
+
+    def _route(self, job: dict[str, Any], unavailable: frozenset[str]) -> Route | None:
+        retrying = job["reason"] is not None and str(job["reason"]).startswith(("retry.", "recovered."))
+        return choose_route(
+            job["channel"],
+            self.providers.by_channel,
+            self.routing,
+            unavailable=unavailable,
+            failed_last=job["provider"] if retrying else None,
+        )
+
+    def _region_denial(self, job: dict[str, Any], now: float) -> Outcome | None:
+        """A channel that cannot reach the recipient's region: fall back, or fail with the rule."""
+        if not self.routing.rules or job["channel"] not in ("sms", "voice"):
+            return None
+        region = region_of(job["to_addr"])
+        rule = denying_rule(self.routing, job["channel"], region)
+        if rule is None:
+            return None
+        detail = {"rule": str(rule), "province": region.province, "country": region.country}
+        return self._fall_back(job, now, "route.region_denied", rule, detail)
+
+    def _fall_back(
+        self,
+        job: dict[str, Any],
+        now: float,
+        reason: str,
+        rule: RegionRule | None,
+        detail: dict[str, Any],
+        **extra: Any,
+    ) -> Outcome:
+        remaining = [c for c in (job["fallback"] or "").split(",") if c]
+        channel = next_channel(rule, remaining, job["channel"])
+        if channel is None:
+            return Outcome(job["id"], job["tenant_id"], "failed", now, reason=reason, detail=detail, **extra)
+        left = ",".join(c for c in remaining if c != channel) or None
+        return Outcome(
+            job["id"],
+            job["tenant_id"],
+            "queued",
+            now,
+            reason=reason,
+            channel=channel,
+            fallback=left,
+            next_attempt_at=now,
+            detail={**detail, "from": job["channel"], "to": channel},
+            **extra,
+        )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -220,6 +288,10 @@ class Worker:
             attempt=mark.attempt,
         )
         bound = log.bind(message_id=job["id"], tenant=job["tenant_id"], campaign=job["campaign"])
+        breaker = self.breakers.setdefault(
+            mark.provider, CircuitBreaker(self.routing.circuit_failures, self.routing.circuit_cooldown_seconds)
+        )
+        breaker.begin(time.time())
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(provider.send(outbound), PROVIDER_CALL_TIMEOUT)
@@ -229,6 +301,10 @@ class Worker:
             outcome = await self._resolve_unknown(job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}")
         else:
             outcome = self._outcome_of(job, mark, result)
+        if result_is_failure(outcome):
+            breaker.failure(time.time())
+        else:
+            breaker.success()
         finished = time.time()
         self.metrics.provider_call.labels(mark.provider).observe(time.monotonic() - started)
         due = max(job["created_at"], job["send_at"] or 0.0, job["next_attempt_at"] or 0.0)
@@ -314,6 +390,21 @@ class Worker:
             if error.kind == ErrorKind.RECIPIENT_INVALID
             else f"provider.permanent.{error.code}"
         )
+        if job["fallback"]:
+            # A permanent refusal on this channel; the job names another to try (same address).
+            fallen = self._fall_back(
+                job,
+                now,
+                reason,
+                None,
+                {"error_code": error.code},
+                attempt=mark.attempt,
+                attempt_outcome="failed",
+                provider=mark.provider,
+                **errors,
+            )
+            if fallen.status == "queued":
+                return fallen
         return Outcome(
             job["id"], job["tenant_id"], "failed", now, reason=reason, attempt_outcome="failed", **base, **errors
         )

@@ -1,9 +1,17 @@
-"""Routing: which provider carries a job. Pure; the worker supplies what providers exist."""
+"""Routing: which provider carries a job, which regions a channel must not be used for, and
+when a provider is left alone (circuit breaker). Pure; the worker supplies providers, time and
+the recipient's region."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.domain.models import Channel
+from gateway.domain.regions import Region
+
+REGION_KEYS = ("country", "province", "city", "carrier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,7 +20,154 @@ class Route:
     sender: str | None = None
 
 
-def choose_route(channel: str, providers_by_channel: Mapping[str, Sequence[str]]) -> Route | None:
-    """The first provider configured for the channel; None when the channel has none."""
-    candidates = providers_by_channel.get(channel, ())
-    return Route(candidates[0]) if candidates else None
+@dataclass(frozen=True, slots=True)
+class RegionRule:
+    """`voice: deny province=Xinjiang -> fallback sms`: every key in `deny` must match."""
+
+    channel: str
+    deny: Mapping[str, str]
+    fallback: str | None = None
+
+    def matches(self, channel: str, region: Region) -> bool:
+        if channel != self.channel or not self.deny:
+            return False
+        for key, wanted in self.deny.items():
+            value = region.value(key)
+            if value is None or value.casefold() != wanted.casefold():
+                return False
+        return True
+
+    def __str__(self) -> str:
+        deny = ", ".join(f"{k}={v}" for k, v in self.deny.items())
+        return f"{self.channel}: deny {deny}" + (f" -> fallback {self.fallback}" if self.fallback else "")
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    # Per channel, the providers in order of preference; unset: every provider serving the channel.
+    channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rules: tuple[RegionRule, ...] = ()
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
+
+
+def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
+    """`{"channels": {"sms": ["twilio", "aliyun"]}, "rules": [{"channel": "voice",
+    "deny": {"province": "Xinjiang"}, "fallback": "sms"}]}`; errors name the key."""
+    if value is None:
+        return RoutingConfig()
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}: expected a table")
+    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds"}
+    for name in value:
+        if name not in known:
+            raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
+    channels: dict[str, tuple[str, ...]] = {}
+    for channel, providers in dict(value.get("channels", {})).items():
+        if channel not in Channel._value2member_map_:
+            raise ValueError(f"{key}.channels.{channel}: not a channel")
+        if not isinstance(providers, list) or not all(isinstance(p, str) and p for p in providers):
+            raise ValueError(f"{key}.channels.{channel}: must be a list of provider names")
+        channels[channel] = tuple(providers)
+    rules = []
+    for index, raw in enumerate(value.get("rules", [])):
+        rule_key = f"{key}.rules[{index}]"
+        if not isinstance(raw, Mapping) or set(raw) - {"channel", "deny", "fallback"}:
+            raise ValueError(f"{rule_key}: must be {{channel, deny, fallback?}}")
+        channel, deny, fallback = raw.get("channel"), raw.get("deny"), raw.get("fallback")
+        if channel not in Channel._value2member_map_:
+            raise ValueError(f"{rule_key}.channel: {channel!r} is not a channel")
+        if not isinstance(deny, Mapping) or not deny or set(deny) - set(REGION_KEYS):
+            raise ValueError(f"{rule_key}.deny: must map some of {', '.join(REGION_KEYS)} to a value")
+        if fallback is not None and (fallback not in Channel._value2member_map_ or fallback == channel):
+            raise ValueError(f"{rule_key}.fallback: {fallback!r} is not another channel")
+        rules.append(RegionRule(str(channel), {str(k): str(v) for k, v in deny.items()}, fallback))
+    failures = value.get("circuit_failures", 5)
+    cooldown = value.get("circuit_cooldown_seconds", 30.0)
+    if not isinstance(failures, int) or failures < 1:
+        raise ValueError(f"{key}.circuit_failures: must be an integer >= 1")
+    if not isinstance(cooldown, int | float) or cooldown <= 0:
+        raise ValueError(f"{key}.circuit_cooldown_seconds: must be a positive number")
+    return RoutingConfig(channels, tuple(rules), failures, float(cooldown))
+
+
+def denying_rule(config: RoutingConfig, channel: str, region: Region) -> RegionRule | None:
+    for rule in config.rules:
+        if rule.matches(channel, region):
+            return rule
+    return None
+
+
+# A job keeps its one address and content, so it can only move between channels that take both:
+# a phone number and {text}.
+INTERCHANGEABLE = {"sms": {"voice"}, "voice": {"sms"}}
+
+
+def next_channel(rule: RegionRule | None, job_fallback: Sequence[str], tried: str) -> str | None:
+    """The channel to fall back to: the job's own list first (the campaign knows its user), then the
+    operator's rule; only a channel the job's address and content suit."""
+    candidates = [*job_fallback, *([rule.fallback] if rule is not None and rule.fallback else [])]
+    for channel in candidates:
+        if channel != tried and channel in INTERCHANGEABLE.get(tried, set()):
+            return channel
+    return None
+
+
+def choose_route(
+    channel: str,
+    providers_by_channel: Mapping[str, Sequence[str]],
+    config: RoutingConfig | None = None,
+    *,
+    unavailable: frozenset[str] = frozenset(),
+    failed_last: str | None = None,
+) -> Route | None:
+    """The first preferred provider that serves the channel and whose circuit is closed. A retry
+    after a transient failure starts after the provider that failed, so it fails over."""
+    serving = list(providers_by_channel.get(channel, ()))
+    preferred = [p for p in (config.channels.get(channel, ()) if config else ()) if p in serving] or serving
+    if failed_last in preferred and len(preferred) > 1:
+        i = preferred.index(failed_last)
+        preferred = preferred[i + 1 :] + preferred[: i + 1]
+    for provider in preferred:
+        if provider not in unavailable:
+            return Route(provider)
+    # Every circuit open: still try the first rather than hold every job (the breaker half-opens).
+    return Route(preferred[0]) if preferred else None
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed -> open after `failures` consecutive failures -> half-open after `cooldown` (one trial
+    at a time) -> closed on a success, open again on a failure."""
+
+    failures: int = 5
+    cooldown: float = 30.0
+    consecutive: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    def available(self, now: float) -> bool:
+        if self.opened_at is None:
+            return True
+        return now - self.opened_at >= self.cooldown and not self.trial_in_flight
+
+    def begin(self, now: float) -> None:
+        if self.opened_at is not None and now - self.opened_at >= self.cooldown:
+            self.trial_in_flight = True
+
+    def success(self) -> None:
+        self.consecutive = 0
+        self.opened_at = None
+        self.trial_in_flight = False
+
+    def failure(self, now: float) -> None:
+        self.consecutive += 1
+        if self.trial_in_flight or self.consecutive >= self.failures:
+            self.opened_at = now
+        self.trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self.trial_in_flight else "open"

@@ -44,6 +44,8 @@ class Outcome:
     error_code: str | None = None
     error_message: str | None = None
     next_attempt_at: float | None = None
+    channel: str | None = None  # set when the job falls back to another channel
+    fallback: str | None = None  # the job's remaining fallback channels, with `channel`
     detail: dict[str, Any] = field(default_factory=dict)
 
 

@@ -90,3 +90,21 @@ def test_provider_sections_are_checked_at_start(env: dict[str, str], needle: str
     with pytest.raises(SettingsError) as caught:
         load_settings(env)
     assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("routing", "needle"),
+    [
+        ('{"rules": [{"channel": "fax", "deny": {"province": "X"}}]}', "routing.rules[0].channel"),
+        ('{"rules": [{"channel": "voice", "deny": {"planet": "Mars"}}]}', "routing.rules[0].deny"),
+        (
+            '{"rules": [{"channel": "voice", "deny": {"province": "X"}, "fallback": "voice"}]}',
+            "routing.rules[0].fallback",
+        ),
+        ('{"channels": {"sms": "twilio"}}', "routing.channels.sms"),
+    ],
+)
+def test_routing_rules_are_checked_at_start(routing: str, needle: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GATEWAY_ROUTING": routing})
+    assert needle in str(caught.value)
