@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import content, messages, ops, receipts, reports, suppressions
+from gateway.api import content, messages, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
@@ -55,6 +55,9 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/messages/{id}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
+        app.router.add_get("/c/{token}", tracking.click)
+        app.router.add_post("/v1/conversions", tracking.conversion)
+        app.router.add_get("/v1/reports/campaigns/{campaign}", tracking.campaign_report)
         app.router.add_post("/v1/content/check", content.check)
         app.router.add_get("/v1/blocklists", content.list_blocklists)
         app.router.add_get("/v1/blocklists/{name}", content.get_blocklist)
@@ -135,6 +138,7 @@ class Gateway:
             providers=self.providers,
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
             content=self.content,
+            click_secret=await self.store.get_or_create_secret("click_ip"),
         )
         self.runner = web.AppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -167,6 +171,7 @@ class Gateway:
                 pacer,
                 budget,
                 parse_routing(s.routing),
+                link_base=(s.links.base_url or s.base_url).rstrip("/") if s.links.tracking != "off" else None,
             )
             self.worker.start()
             self._spawn(self._track_queue_depth())

@@ -110,6 +110,13 @@ class ContentSettings(_Section):
     routes: dict[str, ContentRouteSettings] = Field(default_factory=dict, description="rules per provider")
 
 
+class LinkSettings(_Section):
+    # per_message: every link in SMS, push and e-mail text becomes a short tracked link at dispatch.
+    tracking: Literal["per_message", "off"] = "per_message"
+    base_url: str | None = Field(None, description="the click domain, e.g. https://go.example.com; default public_url")
+    append_utm: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -133,6 +140,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     content: ContentSettings = ContentSettings()
+    links: LinkSettings = LinkSettings()
     # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -26,6 +26,7 @@ class ApiContext:
     providers: ProviderRegistry
     limits: JobLimits
     content: ContentService | None = None
+    click_secret: str = ""
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)

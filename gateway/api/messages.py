@@ -27,6 +27,7 @@ from gateway.domain.jobs import (
     validate_job,
 )
 from gateway.domain.models import SendJob, Status
+from gateway.store import queries
 from gateway.store.records import AcceptOutcome, MessageFilter
 
 log = structlog.get_logger("gateway.api")
@@ -275,7 +276,17 @@ async def get_message(request: web.Request) -> web.Response:
     row = await ctx.store.get_message(principal.tenant_id, request.match_info["id"])
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"no message {request.match_info['id']!r}")
-    return _json_response(render.message_detail(row))
+    row["clicks"] = [
+        {"at": render.iso(c["at"]), "url": c["url"], "automated": bool(c["automated"])}
+        for c in await ctx.store.db.read(queries.message_clicks, row["id"])
+    ]
+    body = render.message_detail(row)
+    base = (ctx.settings.links.base_url or ctx.settings.base_url).rstrip("/")
+    body["links"] = [
+        {"url": link["url"], "short_url": f"{base}/c/{link['token']}"}
+        for link in await ctx.store.db.read(queries.message_links, row["id"])
+    ]
+    return _json_response(body)
 
 
 def _cursor_encode(message_id: str) -> str:

@@ -713,6 +713,78 @@ def openapi_document() -> dict[str, Any]:
                     for method, summary, extra in BLOCKLIST_OPERATIONS
                 }
             },
+            "/c/{token}": {
+                "get": {
+                    "operationId": "click",
+                    "summary": "A tracked short link: records the click, 302 to the destination fixed at send time",
+                    "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "302": {
+                            "description": "to the registered destination",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "404": _problem_response("unknown or tampered token; nothing recorded"),
+                    },
+                },
+            },
+            "/v1/conversions": {
+                "post": {
+                    "operationId": "recordConversion",
+                    "summary": "A conversion attributed to a click or message; idempotent on event_id",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["event"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "click_token": {"type": "string"},
+                                        "message_id": {"type": "string"},
+                                        "event": {"type": "string", "minLength": 1, "maxLength": 64},
+                                        "value": {"type": "number"},
+                                        "occurred_at": {"type": "string", "format": "date-time"},
+                                        "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["event_id", "message_id"]}, "already recorded"),
+                        "201": _json({"type": "object", "required": ["event_id", "message_id"]}, "recorded"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such click_token or message_id for this tenant"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+            },
+            "/v1/reports/campaigns/{campaign}": {
+                "get": {
+                    "operationId": "campaignReport",
+                    "summary": "Sent, delivered, failed, clicks (human and unique), conversions, value and rates",
+                    "security": BEARER,
+                    "parameters": [
+                        {"name": "campaign", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "group_by",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "comma-separated: variant, channel, provider, sender (default variant)",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["campaign", "totals", "groups"]}, "the report"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
             "/healthz": {
                 "get": {
                     "operationId": "healthz",

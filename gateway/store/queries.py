@@ -23,7 +23,10 @@ from gateway.store.schema import (
     api_keys,
     attempts,
     blocklists,
+    clicks,
+    conversions,
     events,
+    links,
     messages,
     metadata,
     receipts,
@@ -293,6 +296,10 @@ def renew_leases(conn: Connection, worker: str, message_ids: Sequence[str], leas
 def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> None:
     if not marks:
         return
+    tracked = [link for m in marks for link in m.links]
+    if tracked:
+        # In the same commit as `sending`: a link in a message that left can always be resolved.
+        conn.execute(links.insert(), tracked)
     conn.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
@@ -938,3 +945,143 @@ def requeue(
         ],
     )
     return ids
+
+
+# --- tracked links, clicks, conversions ----------------------------------------------------------
+
+
+def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(links).where(links.c.token == token)).mappings().first()
+    return dict(row) if row else None
+
+
+def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        _executemany_fast(conn, "click", clicks.insert(), rows)
+
+
+def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Record a conversion once per (tenant, event_id); a repeat returns the first one."""
+    stmt = _insert(conn, conversions).values(**row).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+    created = conn.execute(stmt.returning(conversions.c.id)).first() is not None
+    stored = (
+        conn.execute(
+            sa.select(conversions).where(
+                conversions.c.tenant_id == row["tenant_id"], conversions.c.event_id == row["event_id"]
+            )
+        )
+        .mappings()
+        .one()
+    )
+    if created:
+        conn.execute(
+            events.insert().values(
+                tenant_id=row["tenant_id"],
+                message_id=row["message_id"],
+                at=row["received_at"],
+                type="conversion",
+                status=None,
+                reason=row["event"],
+                detail=orjson.dumps({"value": row["value"]}).decode(),
+            )
+        )
+    return created, dict(stored)
+
+
+def message_clicks(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            sa.select(clicks.c.at, clicks.c.automated, clicks.c.token, links.c.url)
+            .join(links, links.c.token == clicks.c.token)
+            .where(clicks.c.message_id == message_id)
+            .order_by(clicks.c.id)
+        ).mappings()
+    ]
+
+
+CAMPAIGN_DIMENSIONS = {
+    "variant": messages.c.variant,
+    "channel": messages.c.channel,
+    "provider": messages.c.provider,
+    "sender": messages.c.sender,
+}
+SENT = ("sent", "delivered", "undelivered")
+FAILED = ("failed", "undelivered", "rejected", "expired", "unknown")
+
+
+def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
+    dims = [CAMPAIGN_DIMENSIONS[name].label(name) for name in group_by]
+    keys = [CAMPAIGN_DIMENSIONS[name] for name in group_by]
+    scope = sa.and_(messages.c.tenant_id == tenant_id, messages.c.campaign == campaign)
+
+    def count_if(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(
+        sa.select(
+            *dims,
+            sa.func.count().label("messages"),
+            count_if(messages.c.status.in_(SENT)).label("sent"),
+            count_if(messages.c.status == "delivered").label("delivered"),
+            count_if(messages.c.status.in_(FAILED)).label("failed"),
+            count_if(messages.c.status == "suppressed").label("suppressed"),
+        )
+        .where(scope)
+        .group_by(*keys)
+    ).mappings():
+        key = tuple(row[name] for name in group_by)
+        groups[key] = {
+            **{name: row[name] for name in group_by},
+            "messages": int(row["messages"]),
+            "sent": int(row["sent"] or 0),
+            "delivered": int(row["delivered"] or 0),
+            "failed": int(row["failed"] or 0),
+            "suppressed": int(row["suppressed"] or 0),
+            "clicks": 0,
+            "human_clicks": 0,
+            "unique_clicks": 0,
+            "conversions": 0,
+            "value": 0.0,
+            "seconds_to_first_click": [],
+        }
+    first_clicks = conn.execute(
+        sa.select(
+            *dims,
+            messages.c.id,
+            messages.c.created_at,
+            sa.func.count().label("all"),
+            count_if(clicks.c.automated.is_(False)).label("human"),
+            sa.func.min(sa.case((clicks.c.automated.is_(False), clicks.c.at), else_=None)).label("first"),
+        )
+        .join(clicks, clicks.c.message_id == messages.c.id)
+        .where(scope)
+        .group_by(*keys, messages.c.id, messages.c.created_at)
+    ).mappings()
+    for row in first_clicks:
+        group = groups[tuple(row[name] for name in group_by)]
+        group["clicks"] += int(row["all"])
+        group["human_clicks"] += int(row["human"] or 0)
+        if row["first"] is not None:
+            group["unique_clicks"] += 1
+            group["seconds_to_first_click"].append(row["first"] - row["created_at"])
+    for row in conn.execute(
+        sa.select(*dims, sa.func.count().label("conversions"), sa.func.sum(conversions.c.value).label("value"))
+        .join(conversions, conversions.c.message_id == messages.c.id)
+        .where(scope)
+        .group_by(*keys)
+    ).mappings():
+        group = groups[tuple(row[name] for name in group_by)]
+        group["conversions"] = int(row["conversions"])
+        group["value"] = float(row["value"] or 0.0)
+    return list(groups.values())
+
+
+def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            sa.select(links.c.token, links.c.url).where(links.c.message_id == message_id).order_by(links.c.token)
+        ).mappings()
+    ]

@@ -25,6 +25,7 @@ class SendingMark:
     provider: str
     sender: str | None
     at: float
+    links: list[dict[str, Any]] = field(default_factory=list)  # tracked links in what is being sent
 
 
 @dataclass(slots=True)

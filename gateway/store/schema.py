@@ -168,3 +168,42 @@ blocklists = sa.Table(
     sa.Column("words", sa.Text, nullable=False),  # a JSON array
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("campaign", sa.String(128)),
+    sa.Column("variant", sa.String(128)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+clicks = sa.Table(
+    "clicks",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("user_agent", sa.String(512)),
+    sa.Column("ip_hash", sa.String(64)),  # hashed with a secret: counts people, names nobody
+    sa.Column("automated", sa.Boolean, nullable=False),
+)
+
+conversions = sa.Table(
+    "conversions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("occurred_at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("tenant_id", "event_id", name="uq_conversions_event"),
+)

@@ -29,6 +29,12 @@ class Store:
             max_items=2000,
             name="sending-commit",
         )
+        self._clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
+            self._flush_clicks,
+            delay_seconds=0.005,
+            max_items=2000,
+            name="click-commit",
+        )
         self._outcomes: GroupCommitter[Outcome, int] = GroupCommitter(
             self._flush_outcomes,
             delay_seconds=0.005,
@@ -60,6 +66,7 @@ class Store:
     async def close(self) -> None:
         await self._accepts.drain()
         await self._marks.drain()
+        await self._clicks.drain()
         await self._outcomes.drain()
         await self.db.close()
 
@@ -123,6 +130,14 @@ class Store:
     # receipts
     async def apply_receipts(self, receipts: Sequence[ReceiptRecord]) -> dict[str, int]:
         return await self.db.write(queries.apply_receipts, receipts, time.time())
+
+    # clicks
+    async def record_click(self, click: dict[str, Any]) -> None:
+        await self._clicks.submit(click)
+
+    async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
+        await self.db.write(queries.record_clicks, rows)
+        return [None] * len(rows)
 
     # suppressions
     async def suppressed_among(self, recipients: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:

@@ -1,0 +1,164 @@
+"""The closed loop: tracked short links, conversions, and the campaign report."""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.api.bodies import read_json
+from gateway.api.context import context
+from gateway.api.problems import Problem, validation_problem
+from gateway.api.render import iso
+from gateway.domain.jobs import FieldError, parse_timestamp
+from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
+from gateway.store import queries
+
+NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
+
+
+async def click(request: web.Request) -> web.StreamResponse:
+    """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
+    ctx = context(request)
+    token = request.match_info["token"]
+    if not TOKEN_RE.match(token):
+        raise NOT_FOUND  # a tampered token is not even looked up
+    link = await ctx.store.db.read(queries.find_link, token)
+    if link is None:
+        raise NOT_FOUND
+    user_agent = request.headers.get("User-Agent", "")[:512]
+    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+    secret = ctx.click_secret
+    await ctx.store.record_click(
+        {
+            "token": token,
+            "tenant_id": link["tenant_id"],
+            "message_id": link["message_id"],
+            "at": time.time(),
+            "user_agent": user_agent or None,
+            "ip_hash": hashlib.sha256(f"{secret}:{peer}".encode()).hexdigest() if peer else None,
+            "automated": looks_automated(user_agent, request.method),
+        }
+    )
+    url = link["url"]
+    if ctx.settings.links.append_utm:
+        url = with_attribution(url, link["campaign"], link["variant"])
+    return web.Response(
+        status=302, headers={"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
+
+
+async def conversion(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    body = await read_json(request, 16_384)
+    if not isinstance(body, dict):
+        raise validation_problem([FieldError("/", "must be a JSON object")])
+    errors = [
+        FieldError(f"/{n}", "is not a known field")
+        for n in sorted(set(body) - {"click_token", "message_id", "event", "value", "occurred_at", "event_id"})
+    ]
+    event = body.get("event")
+    if not isinstance(event, str) or not 1 <= len(event) <= 64:
+        errors.append(FieldError("/event", "must be a string of 1-64 characters, e.g. purchase"))
+    value = body.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        errors.append(FieldError("/value", "must be a number"))
+    occurred = time.time()
+    if body.get("occurred_at") is not None:
+        parsed = parse_timestamp(body["occurred_at"])
+        if parsed is None:
+            errors.append(FieldError("/occurred_at", "must be an RFC 3339 date-time with an offset"))
+        else:
+            occurred = parsed
+    token, message_id = body.get("click_token"), body.get("message_id")
+    if (token is None) == (message_id is None):
+        errors.append(FieldError("/click_token", "give either click_token or message_id"))
+    event_id = body.get("event_id")
+    if event_id is not None and (not isinstance(event_id, str) or not 1 <= len(event_id) <= 128):
+        errors.append(FieldError("/event_id", "must be a string of 1-128 characters"))
+    if errors:
+        raise validation_problem(errors)
+    if token is not None:
+        link = (
+            await ctx.store.db.read(queries.find_link, token)
+            if isinstance(token, str) and TOKEN_RE.match(token)
+            else None
+        )
+        if link is None or link["tenant_id"] != principal.tenant_id:
+            raise Problem(404, "not-found", "Not Found", "no such click_token")
+        message_id = link["message_id"]
+    elif not isinstance(message_id, str) or await ctx.store.get_message(principal.tenant_id, message_id) is None:
+        raise Problem(404, "not-found", "Not Found", "no such message_id")
+    # Without an event id the same event of the same message at the same moment is one conversion.
+    row = {
+        "tenant_id": principal.tenant_id,
+        "message_id": message_id,
+        "event": event,
+        "event_id": event_id or f"{message_id}:{event}:{occurred:.3f}",
+        "value": float(value) if value is not None else None,
+        "occurred_at": occurred,
+        "received_at": time.time(),
+    }
+    created, stored = await ctx.store.db.write(queries.add_conversion, row)
+    answer = {
+        "event_id": stored["event_id"],
+        "message_id": stored["message_id"],
+        "event": stored["event"],
+        "value": stored["value"],
+        "occurred_at": iso(stored["occurred_at"]),
+    }
+    return web.Response(status=201 if created else 200, body=orjson.dumps(answer), content_type="application/json")
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def campaign_report(request: web.Request) -> web.Response:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "report")
+    campaign = request.match_info["campaign"]
+    unknown = sorted(set(request.query) - {"group_by"})
+    group_by = tuple(g for g in request.query.get("group_by", "variant").split(",") if g)
+    errors = [FieldError(n, "is not a known query parameter") for n in unknown]
+    if not group_by or any(g not in queries.CAMPAIGN_DIMENSIONS for g in group_by):
+        errors.append(
+            FieldError("group_by", f"must be a comma-separated list of {', '.join(queries.CAMPAIGN_DIMENSIONS)}")
+        )
+    if errors:
+        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    groups = await ctx.store.db.read(queries.campaign_report, principal.tenant_id, campaign, group_by)
+    rendered: list[dict[str, Any]] = []
+    for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
+        waits = g.pop("seconds_to_first_click")
+        g.update(
+            delivery_rate=_rate(g["delivered"], g["sent"]),
+            click_rate=_rate(g["unique_clicks"], g["delivered"]),
+            conversion_rate=_rate(g["conversions"], g["unique_clicks"]),
+            median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
+        )
+        rendered.append(g)
+    totals = {
+        k: sum(g[k] for g in rendered)
+        for k in (
+            "messages",
+            "sent",
+            "delivered",
+            "failed",
+            "suppressed",
+            "clicks",
+            "human_clicks",
+            "unique_clicks",
+            "conversions",
+            "value",
+        )
+    }
+    return web.Response(
+        body=orjson.dumps({"campaign": campaign, "group_by": list(group_by), "totals": totals, "groups": rendered}),
+        content_type="application/json",
+    )
