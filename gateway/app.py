@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import content, messages, ops, receipts, reports, suppressions, tracking
+from gateway.api import audit, content, messages, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
@@ -56,6 +56,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
         app.router.add_get("/c/{token}", tracking.click)
+        app.router.add_get("/v1/events", audit.export_events)
         app.router.add_post("/v1/conversions", tracking.conversion)
         app.router.add_get("/v1/reports/campaigns/{campaign}", tracking.campaign_report)
         app.router.add_post("/v1/content/check", content.check)

@@ -208,6 +208,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.api.audit import CSV_COLUMNS, csv_line, iterate_events
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    until = time.time() + 1
+    since = until - 1 - args.since
+
+    async def run() -> int:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        count = 0
+        try:
+            if args.format == "csv":
+                sys.stdout.write(",".join(CSV_COLUMNS) + "\r\n")
+            async for record in iterate_events(store, args.tenant, since, until, (), None):
+                if args.format == "csv":
+                    sys.stdout.write(csv_line(record))
+                else:
+                    sys.stdout.write(orjson.dumps(record).decode() + "\n")
+                count += 1
+        finally:
+            await store.close()
+        print(f"{count} event(s)", file=sys.stderr)
+        return 0
+
+    import orjson
+
+    result = _run(run())
+    return int(result) if isinstance(result, int) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     failures.add_argument("--tenant", default="default")
     failures.add_argument("--json", action="store_true")
     failures.set_defaults(func=cmd_report)
+    export = sub.add_parser("export", help="export records for ops")
+    export_sub = export.add_subparsers(dest="export_command", required=True)
+    export_events = export_sub.add_parser("events", help="the audit log as NDJSON (default) or CSV")
+    export_events.add_argument("--since", type=_duration, default=86400.0, help="how far back (default 1d)")
+    export_events.add_argument("--tenant", default="default")
+    export_events.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export_events.set_defaults(func=cmd_export)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

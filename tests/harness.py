@@ -88,7 +88,7 @@ async def running_gateway(
             "GATEWAY_DATABASE_URL": database_url or f"sqlite:///{db_path}",
             "GATEWAY_API_KEY": API_KEY,
             "GATEWAY_SANDBOX__LATENCY_MS": "1",
-            "GATEWAY_SANDBOX__RECEIPT_DELAY_MS": "10",
+            "GATEWAY_SANDBOX__RECEIPT_DELAY_MS": "50",
             "GATEWAY_SANDBOX__LEDGER_PATH": str(tmp_path / "sandbox-ledger.ndjson"),
             "GATEWAY_WORKER__POLL_INTERVAL_MS": "20",
             # Tests must not depend on the hour they run at; quiet-hours tests set their own.

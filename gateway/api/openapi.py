@@ -785,6 +785,40 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/events": {
+                "get": {
+                    "operationId": "exportEvents",
+                    "summary": "The audit log, streamed: NDJSON, or CSV with Accept: text/csv",
+                    "security": BEARER,
+                    "parameters": [
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "until",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {"name": "type", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "message_id", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "one event per line",
+                            "content": {
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+            },
             "/healthz": {
                 "get": {
                     "operationId": "healthz",

@@ -426,7 +426,20 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
                 for o in tried
             ],
         )
-    conn.execute(events.insert(), [_status_event(o) for o in outcomes])
+    new_events = [_status_event(o) for o in outcomes]
+    accepted_ids = [o.message_id for o in outcomes if o.status == "sent"]
+    if accepted_ids:
+        # A receipt may have overtaken the hand-off's own commit: then the status stays where the
+        # receipt put it, and the event says what happened (the provider took it), not a step back.
+        overtaken = set(
+            conn.execute(
+                sa.select(messages.c.id).where(messages.c.id.in_(accepted_ids), messages.c.status != "sent")
+            ).scalars()
+        )
+        for event in new_events:
+            if event["status"] == "sent" and event["message_id"] in overtaken:
+                event["type"], event["status"] = "attempt.accepted", None
+    conn.execute(events.insert(), new_events)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
     return _apply_held_receipts(conn, sent) if sent else 0
 
@@ -1085,3 +1098,24 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
             sa.select(links.c.token, links.c.url).where(links.c.message_id == message_id).order_by(links.c.token)
         ).mappings()
     ]
+
+
+def events_page(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    after_id: int,
+    limit: int,
+    types: Sequence[str] = (),
+    message_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """One page of the audit log in id order (keyset pagination, so an export streams at any size)."""
+    query = sa.select(events).where(
+        events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.id > after_id
+    )
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    if message_id is not None:
+        query = query.where(events.c.message_id == message_id)
+    return [dict(r) for r in conn.execute(query.order_by(events.c.id).limit(limit)).mappings()]

@@ -1,0 +1,93 @@
+"""The audit log for ops: every status change and administrative act, streamed as NDJSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.api.context import context
+from gateway.api.problems import Problem
+from gateway.api.render import iso
+from gateway.domain.jobs import FieldError, parse_timestamp
+from gateway.store import queries
+from gateway.store.store import Store
+
+PAGE = 2000
+CSV_COLUMNS = ("id", "at", "type", "message_id", "status", "reason", "detail")
+
+
+def event_record(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "type": row["type"],
+        "message_id": row["message_id"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "detail": orjson.loads(row["detail"]) if row["detail"] else {},
+    }
+
+
+async def iterate_events(
+    store: Store, tenant_id: str, since: float, until: float, types: tuple[str, ...], message_id: str | None
+) -> AsyncIterator[dict[str, Any]]:
+    after = 0
+    while True:
+        rows = await store.db.read(queries.events_page, tenant_id, since, until, after, PAGE, types, message_id)
+        for row in rows:
+            yield event_record(row)
+        if len(rows) < PAGE:
+            return
+        after = rows[-1]["id"]
+
+
+def csv_line(record: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    values = [record[c] if c != "detail" else orjson.dumps(record["detail"]).decode() for c in CSV_COLUMNS]
+    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+async def export_events(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "read")
+    query = request.query
+    errors = [
+        FieldError(n, "is not a known query parameter")
+        for n in sorted(set(query) - {"since", "until", "type", "message_id"})
+    ]
+    now = time.time()
+    bounds = {"since": now - 86400, "until": now + 1}
+    for name in bounds:
+        if name in query:
+            parsed = parse_timestamp(query[name])
+            if parsed is None:
+                errors.append(FieldError(name, "must be an RFC 3339 date-time with an offset"))
+            else:
+                bounds[name] = parsed
+    if errors:
+        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    types = tuple(t for t in query.get("type", "").split(",") if t)
+    as_csv = "text/csv" in request.headers.get("Accept", "")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8" if as_csv else "application/x-ndjson",
+            "Content-Disposition": f"attachment; filename=events.{'csv' if as_csv else 'ndjson'}",
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    if as_csv:
+        await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
+    async for record in iterate_events(
+        ctx.store, principal.tenant_id, bounds["since"], bounds["until"], types, query.get("message_id")
+    ):
+        await response.write(csv_line(record).encode() if as_csv else orjson.dumps(record) + b"\n")
+    await response.write_eof()
+    return response
