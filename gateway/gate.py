@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.content_service import ContentService, primary_text
-from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, resolve_hit
+from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
 from gateway.domain.quiet_hours import QuietHours, check
 from gateway.state.base import CapReservation, State
 from gateway.store.records import Outcome
@@ -58,6 +58,7 @@ class PolicyGate:
             [(j["tenant_id"], "address", j["to_addr"]) for j in jobs]
             + [(j["tenant_id"], "user_id", j["user_id"]) for j in jobs if j["user_id"]]
         )
+        sleeping = await self._sleeping(jobs, now)
         capped: list[tuple[dict[str, Any], CapReservation]] = []
         for job in jobs:
             reason = suppressed.get((job["tenant_id"], "address", job["to_addr"])) or (
@@ -72,6 +73,18 @@ class PolicyGate:
                         now,
                         reason="suppressed.opt_out",
                         detail={"suppression": reason},
+                    )
+                )
+                continue
+            if job["id"] in sleeping:
+                result.decided.append(
+                    Outcome(
+                        job["id"],
+                        job["tenant_id"],
+                        "suppressed",
+                        now,
+                        reason="suppressed.sleeping",
+                        detail=sleeping[job["id"]],
                     )
                 )
                 continue
@@ -112,6 +125,23 @@ class PolicyGate:
                     self._hit(job, HitReason.CAP, until, now, {"rule": str(decision.rule) if decision.rule else None})
                 )
         return result
+
+    async def _sleeping(self, jobs: Sequence[dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:
+        """Marketing jobs to recipients who never answered the last N messages: left alone."""
+        policy = self.limits.sleeping
+        marketing = [j for j in jobs if j["category"] == "marketing"]
+        if policy is None or not marketing:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for tenant_id in {j["tenant_id"] for j in marketing}:
+            mine = [j for j in marketing if j["tenant_id"] == tenant_id]
+            subjects = [("user_id", j["user_id"]) if j["user_id"] else ("address", j["to_addr"]) for j in mine]
+            seen = await self.store.engagement(tenant_id, subjects, now - policy.window_seconds)
+            for job, subject in zip(mine, subjects, strict=True):
+                sends, engaged = seen.get(subject, (0, False))
+                if is_sleeping(policy, sends, engaged):
+                    found[job["id"]] = {"unanswered": sends, "window_days": policy.window_seconds / 86400}
+        return found
 
     def _content_allowed(
         self, jobs: Sequence[dict[str, Any]], providers: Mapping[str, str], now: float, result: GateResult

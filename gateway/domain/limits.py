@@ -268,9 +268,39 @@ class LimitsConfig:
     caps: CapTable = field(default_factory=CapTable)
     on_hit: Mapping[str, OnHit] = field(default_factory=lambda: dict(DEFAULT_ON_HIT))
     throughput: ThroughputTable = field(default_factory=ThroughputTable)
+    sleeping: SleepingPolicy | None = None  # off unless configured
 
     def policy(self, category: str) -> OnHit:
         return self.on_hit.get(category, OnHit.DEFER)
+
+
+@dataclass(frozen=True, slots=True)
+class SleepingPolicy:
+    """A recipient who got `after` marketing messages within `window_seconds` and never clicked or
+    converted is left alone: marketing to them is suppressed until fewer than `after` unanswered
+    messages remain in the window (the cooling-off ends by itself as old sends age out)."""
+
+    after: int
+    window_seconds: float
+
+
+def is_sleeping(policy: SleepingPolicy, unanswered_sends: int, engaged: bool) -> bool:
+    return not engaged and unanswered_sends >= policy.after
+
+
+def parse_sleeping(value: Any, key: str) -> SleepingPolicy | None:
+    if value is None:
+        return None
+    m = _mapping(value, key)
+    unknown = set(m) - {"after", "window_days"}
+    if unknown:
+        raise ValueError(f"{key}.{sorted(unknown)[0]}: unknown key (known: after, window_days)")
+    after, days = m.get("after"), m.get("window_days", 30)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        raise ValueError(f"{key}.after: {after!r} is not a whole number of messages >= 1")
+    if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
+        raise ValueError(f"{key}.window_days: {days!r} is not a positive number of days")
+    return SleepingPolicy(after, float(days) * 86400)
 
 
 def parse_rule(value: Any, key: str) -> tuple[int, Period]:
@@ -371,7 +401,7 @@ def parse_limits(value: Any, key: str = "limits") -> LimitsConfig:
     if value is None:
         return LimitsConfig()
     m = _mapping(value, key)
-    known = {"caps", "campaigns", "on_hit", "throughput", "quiet_hours", "opt_out"}
+    known = {"caps", "campaigns", "on_hit", "throughput", "quiet_hours", "opt_out", "sleeping"}
     for k in m:
         if k not in known:
             raise ValueError(f"{key}.{k}: unknown key (known: {', '.join(sorted(known))})")
@@ -390,4 +420,5 @@ def parse_limits(value: Any, key: str = "limits") -> LimitsConfig:
             raise ValueError(f"{ak}: {action!r} is not 'defer' or 'drop'")
         on_hit[category] = OnHit(action)
     throughput = parse_throughput(m.get("throughput", {}), f"{key}.throughput")
-    return LimitsConfig(CapTable(base, campaigns), on_hit, throughput)
+    sleeping = parse_sleeping(m.get("sleeping"), f"{key}.sleeping")
+    return LimitsConfig(CapTable(base, campaigns), on_hit, throughput, sleeping)

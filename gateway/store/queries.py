@@ -1119,3 +1119,41 @@ def events_page(
     if message_id is not None:
         query = query.where(events.c.message_id == message_id)
     return [dict(r) for r in conn.execute(query.order_by(events.c.id).limit(limit)).mappings()]
+
+
+def engagement(
+    conn: Connection, tenant_id: str, subjects: Sequence[tuple[str, str]], since: float
+) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Per (kind, value) recipient — kind user_id or address — the marketing messages that reached
+    them since `since`, and whether any was clicked by a person or converted."""
+    result: dict[tuple[str, str], tuple[int, bool]] = {}
+    for kind, column in (("user_id", messages.c.user_id), ("address", messages.c.to_addr)):
+        values = sorted({v for k, v in subjects if k == kind})
+        if not values:
+            continue
+        scope = sa.and_(
+            messages.c.tenant_id == tenant_id,
+            column.in_(values),
+            messages.c.category == "marketing",
+            messages.c.created_at >= since,
+            messages.c.status.in_(SENT),
+        )
+        sends: dict[str, int] = {
+            v: int(n) for v, n in conn.execute(sa.select(column, sa.func.count()).where(scope).group_by(column))
+        }
+        clicked = set(
+            conn.execute(
+                sa.select(column)
+                .join(clicks, clicks.c.message_id == messages.c.id)
+                .where(scope, clicks.c.automated.is_(False))
+                .distinct()
+            ).scalars()
+        )
+        converted = set(
+            conn.execute(
+                sa.select(column).join(conversions, conversions.c.message_id == messages.c.id).where(scope).distinct()
+            ).scalars()
+        )
+        for value in values:
+            result[(kind, value)] = (int(sends.get(value, 0)), value in clicked or value in converted)
+    return result

@@ -146,6 +146,11 @@ class Store:
     async def add_suppressions(self, rows: Sequence[dict[str, Any]]) -> int:
         return await self.db.write(queries.add_suppressions, rows)
 
+    async def engagement(
+        self, tenant_id: str, subjects: Sequence[tuple[str, str]], since: float
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        return await self.db.read(queries.engagement, tenant_id, subjects, since)
+
     # reads
     async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:
         return await self.db.read(queries.get_message, tenant_id, message_id)

@@ -196,3 +196,25 @@ async def test_a_provider_limit_is_never_exceeded_in_any_second(start_gateway: G
     busiest = max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
     assert busiest <= 20
     assert stamps[-1] - stamps[0] >= 49 / 20 - 0.1, "sends were spread out, not burst"
+
+
+async def test_a_sleeping_user_is_left_alone_until_they_answer(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(_limits(sleeping={"after": 2, "window_days": 30})) as gw:
+        for n in range(2):
+            await gw.wait_status(
+                await _send(gw, {**SMS, "user_id": "sleepy", "content": {"text": f"offer {n}"}}), {"delivered"}
+            )
+        third = await gw.wait_status(await _send(gw, {**SMS, "user_id": "sleepy"}), {"suppressed"})
+        assert third["reason"] == "suppressed.sleeping"
+        assert third["events"][-1]["detail"] == {"unanswered": 2, "window_days": 30.0}
+        receipt = await gw.wait_status(
+            await _send(gw, {**SMS, "user_id": "sleepy", "category": "transactional"}), {"delivered"}
+        )
+        assert receipt["category"] == "transactional", "transactional messages are not held back"
+        awake = await gw.wait_status(await _send(gw, {**SMS, "user_id": "awake"}), {"delivered"})
+        conversion = await gw.post("/v1/conversions", {"message_id": awake["id"], "event": "visit"})
+        assert conversion.status == 201
+        for n in range(3):
+            await gw.wait_status(
+                await _send(gw, {**SMS, "user_id": "awake", "content": {"text": f"more {n}"}}), {"delivered"}
+            )

@@ -275,3 +275,16 @@ def test_gcra_never_exceeds_rate_plus_burst_in_any_second(rate, burst, gaps):
         while j < len(granted) and granted[j] < start + S:
             j += 1
         assert j - i <= rate + burst - 1
+
+
+def test_sleeping_policy_is_parsed_and_checked() -> None:
+    from gateway.domain.limits import is_sleeping, parse_limits
+
+    policy = parse_limits({"sleeping": {"after": 5, "window_days": 14}}).sleeping
+    assert policy is not None and policy.after == 5 and policy.window_seconds == 14 * 86400
+    assert is_sleeping(policy, 5, engaged=False)
+    assert not is_sleeping(policy, 5, engaged=True)
+    assert not is_sleeping(policy, 4, engaged=False)
+    assert parse_limits({}).sleeping is None
+    with pytest.raises(ValueError, match=r"limits\.sleeping\.after"):
+        parse_limits({"sleeping": {"after": 0}})
