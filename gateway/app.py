@@ -177,6 +177,7 @@ class Gateway:
             self.worker.start()
             self._spawn(self._track_queue_depth())
         self._spawn(self._release_idempotency_keys())
+        self._spawn(self._audit_key_use(ctx.auth))
         log.info(
             "gateway started",
             role=self.role,
@@ -214,6 +215,17 @@ class Gateway:
                 for status, count in (await self.store.status_counts()).items():
                     self.metrics.queue_depth.labels(status).set(count)
             await asyncio.sleep(5.0)
+
+    async def _audit_key_use(self, authenticator: Authenticator) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.settings.api.key_use_audit_seconds)
+                with contextlib.suppress(Exception):
+                    await authenticator.flush_uses()
+        finally:
+            # On the way out, the last minute of use is recorded too.
+            with contextlib.suppress(Exception):
+                await authenticator.flush_uses()
 
     async def _release_idempotency_keys(self) -> None:
         while True:

@@ -40,6 +40,7 @@ class ApiSettings(_Section):
     # processes a tenant may reach N times this rate. 0 turns the limit off.
     tenant_requests_per_second: float = Field(0.0, ge=0)
     tenant_request_burst: int = Field(2000, ge=1)
+    key_use_audit_seconds: float = Field(60.0, gt=0, description="how often key use is written to the audit log")
 
 
 class WorkerSettings(_Section):

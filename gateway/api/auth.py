@@ -99,6 +99,8 @@ class Authenticator:
         self.store = store
         self.limiter = limiter
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # Requests per key since the last flush to the audit log: counted here, written in bulk.
+        self.uses: dict[tuple[str, str], tuple[int, float]] = {}
 
     async def principal(self, request: web.Request, scope: str) -> Principal:
         header = request.headers.get("Authorization", "")
@@ -140,4 +142,12 @@ class Authenticator:
             raise Problem(403, "forbidden", "Forbidden", f"this API key lacks the '{scope}' scope")
         if self.limiter is not None:
             self.limiter.check(principal.tenant_id)
+        count, _ = self.uses.get((principal.key_id, principal.tenant_id), (0, 0.0))
+        self.uses[(principal.key_id, principal.tenant_id)] = (count + 1, time.time())
         return principal
+
+    async def flush_uses(self) -> None:
+        uses, self.uses = self.uses, {}
+        if uses:
+            rows = [(key_id, tenant, count, last) for (key_id, tenant), (count, last) in uses.items()]
+            await self.store.db.write(queries.record_key_use, rows, time.time())

@@ -104,6 +104,23 @@ def revoke_api_key(conn: Connection, key_id: str, at: float) -> bool:
     return bool(result.rowcount)
 
 
+def record_key_use(conn: Connection, uses: Sequence[tuple[str, str, int, float]], at: float) -> None:
+    """(key id, tenant, requests, last seen): one audit event per key per flush, not per request."""
+    for key_id, tenant_id, count, last in uses:
+        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=last))
+        conn.execute(
+            events.insert().values(
+                tenant_id=tenant_id,
+                message_id=None,
+                at=at,
+                type="api_key.used",
+                status=None,
+                reason=key_id,
+                detail=orjson.dumps({"requests": count, "last_used_at": last}).decode(),
+            )
+        )
+
+
 def get_or_create_secret(conn: Connection, name: str) -> str:
     """A secret shared by every process on this store (e.g. the sandbox's receipt signing key)."""
     stmt = _insert(conn, secrets).values(name=name, value=pysecrets.token_hex(32), created_at=time.time())

@@ -41,6 +41,7 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("last_used_at", sa.Float),
 )
 
 secrets = sa.Table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from tests.harness import SMS, GatewayStarter
 
@@ -189,3 +190,17 @@ async def test_health_readiness_and_metrics(start_gateway: GatewayStarter) -> No
         assert 'gateway_messages_dispatched_total{channel="sms",outcome="sent",provider="sandbox"} 1.0' in metrics
         assert "gateway_dispatch_latency_seconds_bucket" in metrics
         assert "gateway_queue_depth" in metrics
+
+
+async def test_key_use_is_recorded_in_the_audit_log(start_gateway: GatewayStarter) -> None:
+    from gateway.api.auth import provisioned_key_id
+    from tests.harness import API_KEY
+
+    async with start_gateway({"GATEWAY_API__KEY_USE_AUDIT_SECONDS": "0.2"}) as gw:
+        for _ in range(3):
+            assert (await gw.get("/v1/messages?limit=1")).status == 200
+        await asyncio.sleep(0.5)
+        lines = (await (await gw.get("/v1/events?type=api_key.used")).text()).splitlines()
+        used = [json.loads(line) for line in lines]
+        assert sum(u["detail"]["requests"] for u in used) >= 3
+        assert {u["reason"] for u in used} == {provisioned_key_id(API_KEY)}
