@@ -22,6 +22,11 @@ def _problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
+def _query(name: str, **schema: Any) -> dict[str, Any]:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "schema": schema or {"type": "string"}}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -553,18 +558,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Failed sends grouped, with counts, first/last seen, samples and whether a retry helps",
                     "security": BEARER,
                     "parameters": [
-                        {
-                            "name": "since",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "format": "date-time"},
-                        },
-                        {
-                            "name": "until",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "format": "date-time"},
-                        },
+                        _query("since", type="string", format="date-time"),
+                        _query("until", type="string", format="date-time"),
                         {
                             "name": "group_by",
                             "in": "query",
@@ -791,18 +786,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "The audit log, streamed: NDJSON, or CSV with Accept: text/csv",
                     "security": BEARER,
                     "parameters": [
-                        {
-                            "name": "since",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "format": "date-time"},
-                        },
-                        {
-                            "name": "until",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "format": "date-time"},
-                        },
+                        _query("since", type="string", format="date-time"),
+                        _query("until", type="string", format="date-time"),
                         {"name": "type", "in": "query", "required": False, "schema": {"type": "string"}},
                         {"name": "message_id", "in": "query", "required": False, "schema": {"type": "string"}},
                     ],

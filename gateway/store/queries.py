@@ -254,11 +254,15 @@ def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until
         )
         .order_by(messages.c.next_attempt_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
+    return _lease(conn, due, worker, lease_until)
+
+
+def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -> list[dict[str, Any]]:
+    """Lease the candidate rows in one statement; concurrent workers skip rows another has locked."""
     stmt = (
         messages.update()
-        .where(messages.c.id.in_(due.scalar_subquery()))
+        .where(messages.c.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()))
         .values(lease_owner=worker, lease_until=lease_until)
         .returning(*messages.c)
     )
@@ -269,19 +273,8 @@ def claim_orphaned_handoffs(
     conn: Connection, worker: str, now: float, limit: int, lease_until: float
 ) -> list[dict[str, Any]]:
     """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off."""
-    orphaned = (
-        sa.select(messages.c.id)
-        .where(messages.c.status == "sending", messages.c.lease_until < now)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        messages.update()
-        .where(messages.c.id.in_(orphaned.scalar_subquery()))
-        .values(lease_owner=worker, lease_until=lease_until)
-        .returning(*messages.c)
-    )
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+    orphaned = sa.select(messages.c.id).where(messages.c.status == "sending", messages.c.lease_until < now).limit(limit)
+    return _lease(conn, orphaned, worker, lease_until)
 
 
 def release_leases(conn: Connection, worker: str, message_ids: Sequence[str]) -> int:
