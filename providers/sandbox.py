@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from providers.base import (
     CallbackFormatError,
@@ -71,6 +72,10 @@ def verify(
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
     if not hmac.compare_digest(expected, parts.get("v1", "")):
         raise SignatureError("signature does not match")
+
+
+class _ServerBusy(Exception):
+    """The gateway answered 5xx: worth another try."""
 
 
 class SandboxProvider:
@@ -214,22 +219,32 @@ class SandboxProvider:
                 ]
             }
         )
-        for attempt in range(5):
-            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, int(time.time()), body)}
-            try:
-                async with self._session.post(self.receipt_url, data=body, headers=headers) as response:
-                    if response.status < 300:
-                        if self._ledger_fd is not None:
-                            done = b"".join(orjson.dumps({"receipted": r.provider_message_id}) + b"\n" for r in batch)
-                            os.write(self._ledger_fd, done)
-                        return
-                    if 400 <= response.status < 500:
-                        log.warning("sandbox receipts refused", status=response.status, count=len(batch))
-                        return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.debug("sandbox receipts not delivered yet", error=str(exc), attempt=attempt)
-            await asyncio.sleep(0.2 * 2**attempt)
-        log.warning("sandbox receipts dropped after retries", count=len(batch))
+        try:
+            # The gateway may be restarting: keep trying a while, as a provider's callback queue does.
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type((aiohttp.ClientError, TimeoutError, _ServerBusy)),
+                wait=wait_exponential(multiplier=0.2, max=5),
+                stop=stop_after_attempt(8),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._post_once(body, batch)
+        except (aiohttp.ClientError, TimeoutError, _ServerBusy) as exc:
+            # Left owed in the ledger: the next process start sends them again.
+            log.warning("sandbox receipts not delivered", count=len(batch), error=repr(exc))
+
+    async def _post_once(self, body: bytes, batch: list[Receipt]) -> None:
+        assert self._session is not None and self.receipt_url is not None
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, int(time.time()), body)}
+        async with self._session.post(self.receipt_url, data=body, headers=headers) as response:
+            if response.status >= 500:
+                raise _ServerBusy(response.status)
+            if response.status >= 400:
+                log.warning("sandbox receipts refused", status=response.status, count=len(batch))
+                return
+        if self._ledger_fd is not None:
+            done = b"".join(orjson.dumps({"receipted": r.provider_message_id}) + b"\n" for r in batch)
+            os.write(self._ledger_fd, done)
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
         verify(self.secret, request.headers.get(SIGNATURE_HEADER), request.body, time.time())
