@@ -29,7 +29,8 @@ class GroupCommitter(Generic[Item, Result]):
         self._max_items = max_items
         self._name = name
         self._items: list[Item] = []
-        self._futures: list[asyncio.Future[Result]] = []
+        # (offset into _items, count, future) per submission
+        self._groups: list[tuple[int, int, asyncio.Future[list[Result]]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._closed = False
@@ -38,24 +39,18 @@ class GroupCommitter(Generic[Item, Result]):
         return len(self._items)
 
     async def submit(self, item: Item) -> Result:
-        if self._closed:
-            raise RuntimeError(f"{self._name} is closed")
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._items.append(item)
-        self._futures.append(future)
-        self._schedule()
-        return await future
+        return (await self.submit_many([item]))[0]
 
     async def submit_many(self, items: Sequence[Item]) -> list[Result]:
-        """All items land in the same transaction (they are never split across two batches)."""
+        """All items land in the same transaction (they are never split across two batches); one
+        future per submission, not per item, since a batch request brings a thousand."""
         if self._closed:
             raise RuntimeError(f"{self._name} is closed")
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in items]
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._groups.append((len(self._items), len(items), future))
         self._items.extend(items)
-        self._futures.extend(futures)
         self._schedule()
-        return list(await asyncio.gather(*futures))
+        return await future
 
     def _schedule(self) -> None:
         if self._running is not None:
@@ -71,23 +66,25 @@ class GroupCommitter(Generic[Item, Result]):
             self._timer = None
         if self._running is not None or not self._items:
             return
-        items, futures = self._items, self._futures
-        self._items, self._futures = [], []
-        self._running = asyncio.get_running_loop().create_task(self._run(items, futures), name=self._name)
+        items, groups = self._items, self._groups
+        self._items, self._groups = [], []
+        self._running = asyncio.get_running_loop().create_task(self._run(items, groups), name=self._name)
 
-    async def _run(self, items: list[Item], futures: list[asyncio.Future[Result]]) -> None:
+    async def _run(self, items: list[Item], groups: list[tuple[int, int, asyncio.Future[list[Result]]]]) -> None:
         try:
-            results = await self._flush(items)
+            results = list(await self._flush(items))
+            if len(results) != len(items):
+                raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
         except BaseException as exc:  # every waiter must learn the batch failed, whatever the error
-            for future in futures:
+            for _, _, future in groups:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            for future, result in zip(futures, results, strict=True):
+            for offset, count, future in groups:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(results[offset : offset + count])
         finally:
             self._running = None
             if self._items:
