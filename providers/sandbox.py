@@ -267,19 +267,38 @@ class SandboxProvider:
         try:
             payload = orjson.loads(request.body)
             items = payload["receipts"]
-            return [
-                Receipt(
-                    provider_message_id=str(item["sid"]),
-                    reference=item.get("reference"),
-                    status=_status(item["status"]),
-                    error_code=item.get("error_code"),
-                    occurred_at=item.get("occurred_at"),
-                    raw=orjson.dumps(item).decode(),
-                )
-                for item in items
-            ]
+            if not isinstance(items, list):
+                raise TypeError("receipts must be a list")
+            return [_receipt_of(item) for item in items]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CallbackFormatError(f"not a sandbox receipt batch: {exc}") from None
+
+
+def _text(item: dict[str, object], name: str, limit: int, required: bool) -> str | None:
+    value = item.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise ValueError(f"{name} must be a string of 1-{limit} characters")
+    return value
+
+
+def _receipt_of(item: object) -> Receipt:
+    if not isinstance(item, dict):
+        raise TypeError("each receipt must be an object")
+    occurred = item.get("occurred_at")
+    if occurred is not None and (isinstance(occurred, bool) or not isinstance(occurred, int | float)):
+        raise ValueError("occurred_at must be a number")
+    sid = _text(item, "sid", 128, True)
+    assert sid is not None
+    return Receipt(
+        provider_message_id=sid,
+        reference=_text(item, "reference", 40, False),
+        status=_status(item.get("status")),
+        error_code=_text(item, "error_code", 64, False),
+        occurred_at=float(occurred) if occurred is not None else None,
+        raw=orjson.dumps(item).decode(),
+    )
 
 
 def sign_inbound(secret: str, messages: list[dict[str, object]], timestamp: int | None = None) -> tuple[bytes, str]:

@@ -49,6 +49,16 @@ async def read_json(request: web.Request, limit: int) -> Any:
             "the request body is empty",
             errors=[FieldError("/", "a JSON body is required")],
         )
+    if b"\\u0000" in raw:
+        # NUL has no business in a message, a key or a word list, and PostgreSQL cannot store it in
+        # text: refuse it at the door rather than half-way down the pipeline.
+        raise Problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "the body contains a NUL character (\\u0000)",
+            errors=[FieldError("/", "must not contain NUL characters")],
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -15,7 +15,7 @@ from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.content import ContentReport, validate_word_list
 from gateway.domain.jobs import FieldError, normalise_phone
-from gateway.domain.models import Category, Channel
+from gateway.domain.models import Category, Channel, is_member
 from gateway.store import queries
 
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -66,7 +66,7 @@ async def check(request: web.Request) -> web.Response:
         for n in sorted(set(body) - {"channel", "to", "text", "category", "provider"})
     ]
     channel = body.get("channel")
-    if channel not in Channel._value2member_map_:
+    if not is_member(channel, Channel):
         errors.append(FieldError("/channel", f"must be one of {', '.join(c.value for c in Channel)}"))
     text = body.get("text")
     hard_max = ctx.settings.content.hard_max_chars
@@ -78,7 +78,7 @@ async def check(request: web.Request) -> web.Response:
     if to is not None and (not isinstance(to, str) or (to.startswith("+") and normalise_phone(to) is None)):
         errors.append(FieldError("/to", "must be a valid phone number in E.164 form, or an address"))
     category = body.get("category", "marketing")
-    if category not in Category._value2member_map_:
+    if not is_member(category, Category):
         errors.append(FieldError("/category", "must be marketing or transactional"))
     provider = body.get("provider")
     if provider is not None and (not isinstance(provider, str) or ctx.providers.get(provider) is None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ from gateway.store.records import AcceptOutcome, MessageFilter
 
 log = structlog.get_logger("gateway.api")
 JSON = "application/json"
+MESSAGE_ID = re.compile(r"^msg_[0-9A-Z]{26}$")
 LIST_PARAMS = frozenset({"campaign", "status", "to", "user_id", "since", "until", "limit", "cursor"})
 
 
@@ -273,9 +275,10 @@ async def create_batch(request: web.Request) -> web.Response:
 async def get_message(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "read")
-    row = await ctx.store.get_message(principal.tenant_id, request.match_info["id"])
+    message_id = request.match_info["id"]
+    row = await ctx.store.get_message(principal.tenant_id, message_id) if MESSAGE_ID.match(message_id) else None
     if row is None:
-        raise Problem(404, "not-found", "Not Found", f"no message {request.match_info['id']!r}")
+        raise Problem(404, "not-found", "Not Found", f"no message {message_id!r}")
     row["clicks"] = [
         {"at": render.iso(c["at"]), "url": c["url"], "automated": bool(c["automated"])}
         for c in await ctx.store.db.read(queries.message_clicks, row["id"])

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.api.bodies import read_json
 from gateway.api.context import context
+from gateway.api.messages import MESSAGE_ID
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.failures import FAILURE_STATUSES, REQUEUEABLE, advice_for
@@ -91,7 +92,7 @@ async def retry_message(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
     message_id = request.match_info["id"]
-    row = await ctx.store.get_message(principal.tenant_id, message_id)
+    row = await ctx.store.get_message(principal.tenant_id, message_id) if MESSAGE_ID.match(message_id) else None
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"no message {message_id!r}")
     if row["status"] not in REQUEUEABLE:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import phonenumbers
 
-from gateway.domain.models import Category, Channel, SendJob
+from gateway.domain.models import Category, Channel, SendJob, is_member
 from gateway.domain.phones import parse_international
 from gateway.domain.quiet_hours import zone
 
@@ -166,7 +166,7 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
     raw_channel = body.get("channel")
     if raw_channel is None:
         check.fail("/channel", "is required")
-    elif raw_channel not in Channel._value2member_map_:
+    elif not is_member(raw_channel, Channel):
         check.fail("/channel", f"must be one of {', '.join(c.value for c in Channel)}")
     else:
         channel = Channel(raw_channel)
@@ -177,7 +177,7 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
     category = Category.MARKETING
     raw_category = body.get("category")
     if raw_category is not None:
-        if raw_category not in Category._value2member_map_:
+        if not is_member(raw_category, Category):
             check.fail("/category", "must be marketing or transactional")
         else:
             category = Category(raw_category)
@@ -210,7 +210,7 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
             check.fail("/fallback", f"must be a list of at most {limits.max_fallback} channels")
         else:
             for index, item in enumerate(raw_fallback):
-                if item not in Channel._value2member_map_:
+                if not is_member(item, Channel):
                     check.fail(f"/fallback/{index}", f"must be one of {', '.join(c.value for c in Channel)}")
                 elif Channel(item) == channel or Channel(item) in fallback:
                     check.fail(f"/fallback/{index}", "repeats a channel already tried")

@@ -34,6 +34,11 @@ class Status(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+def is_member(value: object, enum: type[enum.StrEnum]) -> bool:
+    """Whether a JSON value names a member; a list or object is simply not one (and not a crash)."""
+    return isinstance(value, str) and value in enum._value2member_map_
+
+
 # Statuses a worker may pick up; everything from SENDING on belongs to a hand-off or is final.
 DISPATCHABLE = frozenset({Status.QUEUED, Status.DEFERRED})
 FINAL = frozenset(

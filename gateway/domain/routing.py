@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.domain.models import Channel
+from gateway.domain.models import Channel, is_member
 from gateway.domain.regions import Region
 
 REGION_KEYS = ("country", "province", "city", "carrier")
@@ -64,7 +64,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
     channels: dict[str, tuple[str, ...]] = {}
     for channel, providers in dict(value.get("channels", {})).items():
-        if channel not in Channel._value2member_map_:
+        if not is_member(channel, Channel):
             raise ValueError(f"{key}.channels.{channel}: not a channel")
         if not isinstance(providers, list) or not all(isinstance(p, str) and p for p in providers):
             raise ValueError(f"{key}.channels.{channel}: must be a list of provider names")
@@ -75,11 +75,11 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         if not isinstance(raw, Mapping) or set(raw) - {"channel", "deny", "fallback"}:
             raise ValueError(f"{rule_key}: must be {{channel, deny, fallback?}}")
         channel, deny, fallback = raw.get("channel"), raw.get("deny"), raw.get("fallback")
-        if channel not in Channel._value2member_map_:
+        if not is_member(channel, Channel):
             raise ValueError(f"{rule_key}.channel: {channel!r} is not a channel")
         if not isinstance(deny, Mapping) or not deny or set(deny) - set(REGION_KEYS):
             raise ValueError(f"{rule_key}.deny: must map some of {', '.join(REGION_KEYS)} to a value")
-        if fallback is not None and (fallback not in Channel._value2member_map_ or fallback == channel):
+        if fallback is not None and (not is_member(fallback, Channel) or fallback == channel):
             raise ValueError(f"{rule_key}.fallback: {fallback!r} is not another channel")
         rules.append(RegionRule(str(channel), {str(k): str(v) for k, v in deny.items()}, fallback))
     failures = value.get("circuit_failures", 5)
