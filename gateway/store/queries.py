@@ -358,6 +358,22 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     )
 
 
+# The final statuses a receipt can set; no later outcome of the same hand-off moves a job out of them.
+_RECEIPTED = sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered", messages.c.status == "failed")
+
+
+# ... and a `sent` receipt means the provider has the message: an unknown hand-off or a retry of
+# the same attempt must not undo that (a retry would send it twice).
+_KEEP = sa.or_(
+    _RECEIPTED,
+    sa.and_(
+        messages.c.status == "sent",
+        # Equalities, not IN: an expanding IN cannot run in an executemany.
+        sa.or_(sa.bindparam("b_status", type_=sa.String) == "unknown", sa.bindparam("b_status") == "queued"),
+    ),
+)
+
+
 def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
     """Write what happened to each job; returns how many held receipts were applied on the way."""
     if not outcomes:
@@ -367,17 +383,11 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
         .where(messages.c.id == sa.bindparam("b_id"))
         .values(
             # A receipt may already have moved the job past `sent`; never move it back.
-            status=sa.case(
-                (
-                    sa.and_(
-                        sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered"),
-                        sa.bindparam("b_status") == "sent",
-                    ),
-                    messages.c.status,
-                ),
-                else_=sa.bindparam("b_status"),
-            ),
-            reason=sa.bindparam("b_reason"),
+            # A receipt is the provider's word on what reached the handset: once one has put the job
+            # at delivered or undelivered, no later outcome of the hand-off (sent, unknown, a retry)
+            # moves it back down the lattice.
+            status=sa.case((_KEEP, messages.c.status), else_=sa.bindparam("b_status")),
+            reason=sa.case((_KEEP, messages.c.reason), else_=sa.bindparam("b_reason")),
             provider_message_id=sa.func.coalesce(sa.bindparam("b_pmid"), messages.c.provider_message_id),
             provider=sa.func.coalesce(sa.bindparam("b_provider", type_=sa.String), messages.c.provider),
             channel=sa.func.coalesce(sa.bindparam("b_channel", type_=sa.String), messages.c.channel),
@@ -437,18 +447,15 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
             ],
         )
     new_events = [_status_event(o) for o in outcomes]
-    accepted_ids = [o.message_id for o in outcomes if o.status == "sent"]
-    if accepted_ids:
+    later = [o.message_id for o in outcomes if o.status not in ("delivered", "undelivered", "failed")]
+    if later:
         # A receipt may have overtaken the hand-off's own commit: then the status stays where the
-        # receipt put it, and the event says what happened (the provider took it), not a step back.
-        overtaken = set(
-            conn.execute(
-                sa.select(messages.c.id).where(messages.c.id.in_(accepted_ids), messages.c.status != "sent")
-            ).scalars()
-        )
+        # receipt put it, and the event says what the attempt did, not a step back down the lattice.
+        overtaken = set(conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(later), _RECEIPTED)).scalars())
         for event in new_events:
-            if event["status"] == "sent" and event["message_id"] in overtaken:
-                event["type"], event["status"] = "attempt.accepted", None
+            if event["message_id"] in overtaken and event["status"] not in ("delivered", "undelivered", "failed"):
+                event["type"] = "attempt.accepted" if event["status"] == "sent" else f"attempt.{event['status']}"
+                event["status"] = None
     conn.execute(events.insert(), new_events)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
     return _apply_held_receipts(conn, sent) if sent else 0

@@ -1,0 +1,450 @@
+"""Tracked-link redirects: `GET /c/{token}` with click recording, against a bare aiohttp redirect.
+
+Two servers, each a separate process pinned to CPU 0, loaded by `wrk` (one thread, closed loop)
+pinned to CPU 1 with taskset when there are two CPUs (see bench/common.py):
+
+1. baseline: a bare aiohttp handler (same Python, uvloop like `gateway serve`) answering every
+   `GET /c/{token}` with 302 to a fixed URL, no lookup, nothing recorded;
+2. `gateway serve --role api` on a fresh SQLite file (WAL, synchronous=FULL): each request looks
+   the token up in `links`, records the click (group-committed by `Store.record_click`; the 302 is
+   sent once the click is committed) and answers 302 to the registered URL with the campaign and
+   variant appended. --tokens links are inserted into `links` with sqlite3 once the gateway has
+   created its schema; requests cycle through them, with a phone's User-Agent (a person's click).
+
+Each server: a warm-up, then --runs timed runs of --seconds; the table shows medians and the ratio
+to the baseline. Clicks are checked against answers twice:
+
+- after every timed run, once the click group commit has flushed: 302 answers <= new `clicks` rows
+  <= requests sent (rows above the 302 count are requests wrk had sent but not read the answer of
+  when it stopped; their clicks were committed all the same);
+- at the end, an exact check without a cut-off: --exact requests from an aiohttp client (32 at a
+  time, every answer read), then `clicks` must have grown by exactly the number of 302 answers.
+
+Results go to docs/benchmarks/clicks.md (text after the "notes" marker there is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    PYTHON,
+    LoadResult,
+    RequestTemplate,
+    ServerProcess,
+    fmt,
+    free_port,
+    have_taskset,
+    load_average,
+    load_tool,
+    machine_info,
+    markdown_table,
+    median,
+    run_load,
+    source_revision,
+    temporary_directory,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks" / "clicks.md"
+NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
+API_KEY = "bench-key-0123456789abcdef"
+SERVER_CPU, LOAD_CPU = "0", "1"
+TOKEN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+DESTINATION = "https://shop.example.com/sale?item=42"
+PHONE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
+
+
+def make_tokens(count: int, seed: int = 7) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(TOKEN_ALPHABET) for _ in range(10)) for _ in range(count)]
+
+
+def templates(tokens: list[str]) -> list[RequestTemplate]:
+    return [RequestTemplate("GET", f"/c/{token}", {"User-Agent": PHONE}) for token in tokens]
+
+
+# --- the baseline server ----------------------------------------------------------------------
+
+
+def serve_baseline(port: int) -> None:
+    """A bare aiohttp handler: 302 to a fixed URL, nothing looked up, nothing recorded."""
+    from aiohttp import web
+
+    async def redirect(_request: web.Request) -> web.Response:
+        return web.Response(
+            status=302, headers={"Location": DESTINATION, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/c/{token}", redirect)
+        app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True).start()
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            import uvloop
+
+            uvloop.run(main())
+        except ImportError:
+            asyncio.run(main())
+
+
+def uses_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- the store, read with sqlite3 -------------------------------------------------------------
+
+
+class Db:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def count(self, sql: str) -> int:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+    def clicks(self) -> int:
+        return self.count("SELECT count(*) FROM clicks")
+
+    def insert_links(self, tokens: list[str]) -> None:
+        now = time.time()
+        rows = [
+            (token, "default", f"msg_bench{i:020d}", DESTINATION, "recall-2024-06", "ab"[i % 2], now)
+            for i, token in enumerate(tokens)
+        ]
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
+            conn.executemany(
+                "INSERT INTO links (token, tenant_id, message_id, url, campaign, variant, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def settled_clicks(self, at_least: int, quiet: float = 0.5, timeout: float = 15.0) -> int:
+        """The click count once the last group commit has flushed: at least `at_least` rows, and
+        no change for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        last, since = self.clicks(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.clicks()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif now >= at_least and time.monotonic() - since >= quiet:
+                return now
+        return last
+
+
+# --- measurements -----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    load: LoadResult
+    rows: int | None = None  # new rows in `clicks` during the run
+
+    @property
+    def redirects(self) -> int:
+        return self.load.status(302)
+
+    @property
+    def rate(self) -> float:
+        return self.redirects / self.load.seconds if self.load.seconds else 0.0
+
+    @property
+    def recorded_ok(self) -> bool:
+        return self.rows is None or self.redirects <= self.rows <= self.load.sent
+
+
+@dataclass
+class Measurement:
+    server: str
+    runs: list[Run] = field(default_factory=list)
+    exact: tuple[int, int] | None = None  # (302 answers, new clicks rows) of the exact check
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        return median([r.rate for r in self.runs])
+
+    @property
+    def p50(self) -> float | None:
+        return median([r.load.p50_ms for r in self.runs])
+
+    @property
+    def p99(self) -> float | None:
+        return median([r.load.p99_ms for r in self.runs])
+
+    @property
+    def unexpected(self) -> int:
+        return sum(r.load.requests - r.redirects + r.load.errors for r in self.runs)
+
+    @property
+    def recorded(self) -> str:
+        if not self.runs or self.runs[0].rows is None:
+            return "n/a (records nothing)"
+        bad = [r for r in self.runs if not r.recorded_ok]
+        if bad:
+            return f"FAILED in {len(bad)}/{len(self.runs)} runs"
+        gaps = [(r.rows or 0) - r.redirects for r in self.runs]
+        text = f"ok ({len(self.runs)}/{len(self.runs)}; committed but unread at cut-off: {min(gaps)}-{max(gaps)})"
+        if self.exact is not None:
+            answers, rows = self.exact
+            text += f"; exact: {rows:,} rows for {answers:,} 302s " + ("ok" if rows == answers else "MISMATCH")
+        return text
+
+    @property
+    def failed(self) -> bool:
+        return self.recorded.startswith("FAILED") or (self.exact is not None and self.exact[0] != self.exact[1])
+
+
+def measure(measurement: Measurement, url: str, tokens: list[str], args: argparse.Namespace, db: Db | None) -> None:
+    cpus = LOAD_CPU if have_taskset() else None
+    tag = uuid.uuid4().hex[:8]
+    plan = templates(tokens)
+
+    def load(seconds: float, label: str) -> LoadResult:
+        return run_load(url, plan, seconds=seconds, connections=args.connections, run_id=f"{tag}{label}", cpus=cpus)
+
+    if args.warmup > 0:
+        warm = load(args.warmup, "w")
+        if db is not None:
+            db.settled_clicks(warm.status(302))
+    for index in range(args.runs):
+        before = db.clicks() if db is not None else 0
+        result = load(args.seconds, f"r{index}")
+        run = Run(result)
+        if db is not None:
+            run.rows = db.settled_clicks(before + result.status(302)) - before
+        measurement.runs.append(run)
+        extra = f", clicks +{run.rows} (sent {result.sent})" if run.rows is not None else ""
+        print(
+            f"  [{measurement.server}] run {index + 1}: {run.rate:,.0f} redirects/s,"
+            f" p50 {fmt(result.p50_ms, 2)} ms, p99 {fmt(result.p99_ms, 2)} ms,"
+            f" statuses {dict(sorted(result.statuses.items()))}, errors {result.errors}{extra}",
+            flush=True,
+        )
+
+
+async def _exact_clicks(url: str, tokens: list[str], total: int, concurrency: int = 32) -> int:
+    """Send exactly `total` clicks, reading every answer; the number of 302s."""
+    import aiohttp
+
+    counter = iter(range(total))
+    redirects = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal redirects
+        for n in counter:
+            token = tokens[n % len(tokens)]
+            async with session.get(f"{url}/c/{token}", headers={"User-Agent": PHONE}, allow_redirects=False) as r:
+                await r.read()
+                redirects += r.status == 302
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return redirects
+
+
+def exact_check(url: str, tokens: list[str], total: int, db: Db) -> tuple[int, int]:
+    before = db.clicks()
+    answers = asyncio.run(_exact_clicks(url, tokens, total))
+    rows = db.settled_clicks(before + answers) - before
+    print(f"  exact check: {answers:,} 302 answers, {rows:,} new clicks rows", flush=True)
+    return answers, rows
+
+
+def bench_baseline(args: argparse.Namespace, tokens: list[str]) -> Measurement:
+    port = free_port()
+    argv = [PYTHON, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
+    measurement = Measurement("bare aiohttp 302" + (" + uvloop" if uses_uvloop() else ""))
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", cpus=SERVER_CPU):
+        measure(measurement, f"http://127.0.0.1:{port}", tokens, args, None)
+    return measurement
+
+
+def gateway_argv(root: Path) -> list[str]:
+    script = Path(PYTHON).with_name("gateway")
+    if root == ROOT and script.exists():
+        return [str(script), "serve", "--role", "api"]
+    return [PYTHON, "-m", "gateway", "serve", "--role", "api"]
+
+
+def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
+    measurement = Measurement("gateway --role api, GET /c/{token}")
+    with temporary_directory("bench-clicks-") as tmp:
+        port = free_port()
+        db_path = tmp / "gateway.db"
+        env = {
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_DATABASE_URL": f"sqlite:///{db_path}",
+            "GATEWAY_API_KEY": API_KEY,
+            "GATEWAY_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(args.gateway_root),
+        }
+        for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
+            os.environ.pop(name, None)
+        process = ServerProcess(
+            gateway_argv(args.gateway_root),
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+            env=env,
+            cwd=tmp,
+            cpus=SERVER_CPU,
+        )
+        with process as proc:
+            db = Db(db_path)
+            db.insert_links(tokens)  # the schema exists once the gateway answers
+            url = f"http://127.0.0.1:{port}"
+            measure(measurement, url, tokens, args, db)
+            if args.exact:
+                measurement.exact = exact_check(url, tokens, args.exact, db)
+            if proc.proc is not None and proc.proc.poll() is not None:
+                measurement.notes.append(f"server exited early: {proc.output()[-500:]}")
+    return measurement
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement, command: str) -> str:
+    base = baseline.rate or 0.0
+    rows = []
+    for m in (baseline, gateway):
+        spread = f"{min(r.rate for r in m.runs):,.0f}-{max(r.rate for r in m.runs):,.0f}" if m.runs else ""
+        rows.append(
+            [
+                m.server,
+                f"{fmt(m.rate)} ({spread})",
+                fmt(m.p50, 2),
+                fmt(m.p99, 2),
+                f"{(m.rate or 0) / base:.2f}" if base else "-",
+                m.recorded,
+            ]
+        )
+    table = markdown_table(
+        ["server", "redirects/s (min-max)", "p50 ms", "p99 ms", "vs bare", "clicks rows == 302 answers"], rows
+    )
+    info = machine_info()
+    unexpected = baseline.unexpected + gateway.unexpected
+    lines = [
+        "# Tracked-link redirects",
+        "",
+        "Written by `bench/clicks.py`; numbers are medians of the timed runs of one launch.",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        f"- load generator: {load_tool()}"
+        + (" (1 thread, closed loop)" if load_tool() == "wrk" else " (aiohttp client in its own process)")
+        + f"; {args.connections} keep-alive connections; requests cycle through {args.tokens} tokens,"
+        " phone User-Agent",
+        "- pinning: "
+        + (
+            f"server on CPU {SERVER_CPU}, load generator on CPU {LOAD_CPU} (taskset)"
+            if have_taskset()
+            else "none (no taskset or one CPU)"
+        ),
+        f"- runs: {args.warmup:g} s warm-up, then {args.runs} x {args.seconds:g} s per server; the gateway on a fresh"
+        " SQLite file (WAL, synchronous=FULL), links inserted with sqlite3, `--role api` (no worker)",
+        f"- gateway source: `{args.gateway_root}` ({source_revision(args.gateway_root)})",
+        f"- load average before / after the bench: {args.load_before} / {load_average()}",
+        "- per gateway request: token check, `links` lookup (reader thread), click row group-committed before the"
+        " 302, attribution appended to the URL",
+        "",
+        table,
+        "",
+        f"- unexpected answers or socket errors over all runs: {unexpected}",
+        "",
+    ]
+    notes = [f"- {m.server}: {note}" for m in (baseline, gateway) for note in m.notes]
+    if notes:
+        lines += ["## Observations of this run", "", *notes, ""]
+    lines += ["## Every run", ""]
+    for m in (baseline, gateway):
+        cells = "; ".join(
+            f"{r.rate:,.0f}/s" + (f" (302 {r.redirects:,}, rows +{r.rows:,}, sent {r.load.sent:,})" if r.rows else "")
+            for r in m.runs
+        )
+        lines.append(f"- {m.server}: {cells}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    kept = ""
+    if DOC.exists():
+        old = DOC.read_text()
+        if NOTES_MARKER in old:
+            kept = old[old.index(NOTES_MARKER) + len(NOTES_MARKER) :]
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text + "\n" + NOTES_MARKER + (kept if kept else "\n"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=1000, help="distinct tracked links to click")
+    parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
+    parser.add_argument(
+        "--gateway-root",
+        type=lambda p: Path(p).resolve(),
+        default=ROOT,
+        help="source tree of the gateway to run (default: this one); for A/B runs of a patched copy",
+    )
+    parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
+    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return 0
+
+    command = (".venv/bin/python bench/clicks.py " + " ".join(sys.argv[1:])).strip()
+    started = time.monotonic()
+    args.load_before = load_average()
+    print(f"load generator: {load_tool()}; pinning: {'taskset' if have_taskset() else 'none'}", flush=True)
+    tokens = make_tokens(args.tokens)
+    baseline = bench_baseline(args, tokens)
+    gateway = bench_gateway(args, tokens)
+    text = report(args, baseline, gateway, command)
+    print()
+    print(text)
+    print(f"bench took {time.monotonic() - started:.0f} s", flush=True)
+    if not args.no_write:
+        write_doc(text)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 1 if gateway.failed else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        raise SystemExit(main())

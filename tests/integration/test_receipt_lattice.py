@@ -1,0 +1,391 @@
+"""The receipt lattice, as a hypothesis state machine over the real store.
+
+Submit results (what the worker records after a hand-off) and delivery receipts (what a provider
+posts later) reach the store in any order, duplicated, batched together or apart, and for several
+messages at once. Whatever the order, after every step:
+
+- each message's status is the highest on the lattice (`RECEIPT_RANK`: delivered >
+  undelivered = failed > sent > unknown > sending > queued) among what has been applied to it:
+  `sending` from `mark_sending`, every submit result, and every receipt the store could match to
+  it (by our reference echoed back, or by the provider's message id once a `sent` result has
+  stored it);
+- no receipt is lost: every distinct receipt (by its dedup key) is in `receipts` exactly once, a
+  duplicate is not stored again, and the summary `apply_receipts` returns counts them right;
+- a receipt that arrived before the send was recorded (provider id unknown, no reference) is held
+  (stored, `message_id` NULL), and applied when the `sent` result with that provider id lands.
+
+The machine drives the store functions `queries.mark_sending`, `record_outcomes` (and in it
+`_apply_held_receipts`) and `apply_receipts` (and `_advance_statuses`), each in its own write
+transaction through `Store.db.write`, as `Store` itself runs them, on a fresh SQLite file per
+example. The rules are synchronous; each one runs its coroutine to completion on an event loop the
+machine owns, so a step is one commit, as when a hand-off or a receipt request finishes. The
+Store's group-commit timers are left out (they only decide which items share a commit; a rule
+that draws several items puts them in one commit itself): with them every step waits 2-5 ms and
+shrinking a failure took minutes. No gateway, worker or sandbox runs, so nothing else touches the
+rows.
+
+Two machines:
+
+- `TestLattice` (must pass): submit results are `sent` (the hand-off succeeded; repeated, as when
+  the recovery loop resolves the same hand-off again) and receipts are `sent`, `delivered` or
+  `undelivered`, racing the `sent` commit both ways.
+- `TestLatticeAnyResult`: submit results may also be `unknown` (the provider call timed out) or
+  `failed`, and receipts may be `failed`. It found that `record_outcomes` let a late result pull a
+  receipt's status down (a late `sent` over a `failed` receipt, a late `unknown` or `failed` or
+  retry over `delivered`, a late `unknown` or retry over a `sent` receipt - the retry would have
+  sent the message twice); fixed, and the orders are pinned in
+  `test_a_late_submit_result_never_lowers_a_receipt`.
+
+How it was checked that `TestLattice` can fail: in a scratch copy of the tree (copied to /tmp,
+this one untouched), flipping the comparison in `queries._advance_statuses` from `<=` to `>=`
+makes it fail within the first examples (a later, lower receipt overwrites `delivered`); dropping
+the `_apply_held_receipts` call at the end of `record_outcomes` fails it on a held receipt that
+is never applied; and counting a repeat as fresh (the `seen` filter in `apply_receipts`
+removed) fails it on the first duplicate receipt (summary says held, not duplicate). Shrinking
+such a failure takes about a minute; the first failing example shows in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.store import queries
+from gateway.store.records import Outcome, ReceiptRecord, SendingMark
+from gateway.store.schema import messages, receipts
+from gateway.store.store import Store
+
+T = TypeVar("T")
+MESSAGES = 3
+PROVIDER = "sandbox"
+TENANT = "default"
+
+
+def rank(status: str) -> int:
+    return RECEIPT_RANK[Status(status)]
+
+
+def message_row(message_id: str, now: float) -> dict[str, Any]:
+    """A queued SMS job as the accept path stores it."""
+    return {
+        "id": message_id,
+        "tenant_id": TENANT,
+        "idempotency_key": None,
+        "request_hash": None,
+        "idempotency_expires_at": None,
+        "channel": "sms",
+        "to_addr": "+8613800000000",
+        "content": '{"text":"hello"}',
+        "category": "marketing",
+        "user_id": None,
+        "campaign": "lattice",
+        "variant": None,
+        "send_at": None,
+        "expires_at": None,
+        "fallback": None,
+        "metadata": None,
+        "tz": None,
+        "status": "queued",
+        "reason": None,
+        "provider": None,
+        "provider_message_id": None,
+        "sender": None,
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "lease_owner": None,
+        "lease_until": None,
+        "error_code": None,
+        "error_message": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def submit_result(message_id: str, sid: str, status: str, now: float) -> Outcome:
+    """A hand-off's result as the worker builds it (`Worker._outcome_of` / `_resolve_unknown`)."""
+    if status == "sent":
+        return Outcome(
+            message_id,
+            TENANT,
+            "sent",
+            now,
+            reason="provider.accepted",
+            attempt=1,
+            attempt_outcome="sent",
+            provider=PROVIDER,
+            provider_message_id=sid,
+        )
+    if status == "unknown":
+        return Outcome(
+            message_id,
+            TENANT,
+            "unknown",
+            now,
+            reason="unknown.handoff",
+            attempt=1,
+            attempt_outcome="unknown",
+            provider=PROVIDER,
+            error_message="TimeoutError: provider call ended without an answer",
+        )
+    return Outcome(
+        message_id,
+        TENANT,
+        "failed",
+        now,
+        reason="provider.permanent.21610",
+        attempt=1,
+        attempt_outcome="failed",
+        provider=PROVIDER,
+        error_kind="permanent",
+        error_code="21610",
+    )
+
+
+def mark(message_id: str, now: float) -> SendingMark:
+    return SendingMark(message_id, TENANT, 1, "sms", PROVIDER, "+10000", now)
+
+
+class Message:
+    """What the model knows of one message: what reached the store, and what must follow from it."""
+
+    def __init__(self, message_id: str, sid: str, echoes_reference: bool) -> None:
+        self.id = message_id
+        self.sid = sid  # the provider's id for it; the store learns it from a `sent` result
+        self.echoes_reference = echoes_reference  # its receipts carry our id (the sandbox's do)
+        self.marked = False
+        self.sid_known = False
+        self.applied: list[str] = ["queued"]  # every status applied to it, in order
+        self.receipts: dict[str, str] = {}  # dedup key -> status, every distinct receipt posted
+        self.held: list[str] = []  # statuses of receipts stored but not matched yet
+
+    def matchable(self) -> bool:
+        return self.sid_known or self.echoes_reference
+
+
+class ReceiptLattice(RuleBasedStateMachine):
+    submit_statuses: tuple[str, ...] = ("sent",)
+    receipt_statuses: tuple[str, ...] = ("sent", "delivered", "undelivered")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.tmp = Path(tempfile.mkdtemp(prefix="lattice-"))
+        self.store = Store.open(f"sqlite:///{self.tmp / 'gateway.db'}", synchronous="OFF")
+        self.run(self.store.migrate())
+        self.messages: list[Message] = []
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        try:
+            self.run(self.store.close())
+        finally:
+            self.loop.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @initialize(echoes=st.lists(st.booleans(), min_size=MESSAGES, max_size=MESSAGES))
+    def accept(self, echoes: list[bool]) -> None:
+        """Three queued messages; for each, whether its provider echoes our reference in receipts."""
+        now = time.time()
+        for echo in echoes:
+            tag = uuid.uuid4().hex
+            self.messages.append(Message(f"msg_{tag[:24]}", f"SBX{tag}", echo))
+        outcomes = self.run(self.store.accept([message_row(m.id, now) for m in self.messages]))
+        assert [o.kind for o in outcomes] == ["accepted"] * MESSAGES
+
+    # --- the worker ------------------------------------------------------------------------------
+
+    @precondition(lambda self: any(not m.marked for m in self.messages))
+    @rule(data=st.data())
+    def mark_sending(self, data: st.DataObject) -> None:
+        """The worker commits `sending` before the hand-off (marks admitted together share it)."""
+        unmarked = [i for i, m in enumerate(self.messages) if not m.marked]
+        chosen = data.draw(st.lists(st.sampled_from(unmarked), min_size=1, unique=True), label="mark")
+        now = time.time()
+        self.run(self.store.db.write(queries.mark_sending, [mark(self.messages[i].id, now) for i in chosen], now + 30))
+        for i in chosen:
+            self.messages[i].marked = True
+            self.messages[i].applied.append("sending")
+
+    @precondition(lambda self: any(m.marked for m in self.messages))
+    @rule(data=st.data())
+    def submit_results(self, data: st.DataObject) -> None:
+        """Hand-off results in one commit, possibly repeated (the recovery loop resolving a
+        hand-off the worker also resolves)."""
+        marked = [i for i, m in enumerate(self.messages) if m.marked]
+        picked = data.draw(
+            st.lists(st.tuples(st.sampled_from(marked), st.sampled_from(self.submit_statuses)), min_size=1, max_size=3),
+            label="results (message, status)",
+        )
+        now = time.time()
+        outcomes = [submit_result(self.messages[i].id, self.messages[i].sid, status, now) for i, status in picked]
+        self.run(self.store.db.write(queries.record_outcomes, outcomes))
+        for i, status in picked:
+            self.messages[i].applied.append(status)
+            if status == "sent":
+                self.messages[i].sid_known = True
+        for m in self.messages:
+            if m.sid_known and m.held:
+                m.applied.extend(m.held)  # held receipts land with the provider id
+                m.held = []
+
+    # --- the provider ----------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def post_receipts(self, data: st.DataObject) -> None:
+        """One receipt request: any statuses, any messages, duplicates within and across requests.
+
+        A provider that echoes our reference only reports after the hand-off was marked (it
+        cannot know the message before); the others may report at any time, and are held until a
+        `sent` result names their provider id.
+        """
+        can_report = [i for i, m in enumerate(self.messages) if m.marked or not m.echoes_reference]
+        if not can_report:
+            return
+        picked = data.draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(can_report),
+                    st.sampled_from(self.receipt_statuses),
+                    st.sampled_from((None, "30003")),
+                ),
+                min_size=1,
+                max_size=4,
+            ),
+            label="receipts (message, status, error code)",
+        )
+        batch = [
+            ReceiptRecord(
+                provider=PROVIDER,
+                provider_message_id=self.messages[i].sid,
+                status=status,
+                reference=self.messages[i].id if self.messages[i].echoes_reference else None,
+                error_code=None if status in ("sent", "delivered") else code,
+                occurred_at=time.time(),
+            )
+            for i, status, code in picked
+        ]
+        summary = self.run(self.store.db.write(queries.apply_receipts, batch, time.time()))
+        already = {key for m in self.messages for key in m.receipts}
+        fresh: dict[str, tuple[Message, str]] = {}
+        for (i, status, _), record in zip(picked, batch, strict=True):
+            if record.dedup_key not in already:
+                fresh.setdefault(record.dedup_key, (self.messages[i], status))
+        matched = sum(1 for m, _ in fresh.values() if m.matchable())
+        assert summary == {"applied": matched, "duplicate": len(batch) - len(fresh), "held": len(fresh) - matched}
+        for key, (m, status) in fresh.items():
+            m.receipts[key] = status
+            (m.applied if m.matchable() else m.held).append(status)
+
+    # --- what must hold after every step ---------------------------------------------------------
+
+    @invariant()
+    def the_record_agrees(self) -> None:
+        if not self.messages:
+            return
+
+        def read(conn: Any) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+            rows = {r["id"]: dict(r) for r in conn.execute(sa.select(messages)).mappings()}
+            return rows, [dict(r) for r in conn.execute(sa.select(receipts)).mappings()]
+
+        rows, stored = self.run(self.store.db.read(read))
+        for m in self.messages:
+            status = rows[m.id]["status"]
+            highest = max(rank(s) for s in m.applied)
+            assert rank(status) == highest and status in m.applied, (
+                f"message {self.messages.index(m)}: status {status!r} (rank {rank(status)}), but {m.applied}"
+                f" were applied in that order (highest rank {highest}); held: {m.held}"
+            )
+            if m.sid_known:
+                assert rows[m.id]["provider_message_id"] == m.sid
+        # No receipt lost, none stored twice, each attached to its message once anything matches it.
+        keys = [r["dedup_key"] for r in stored]
+        assert len(keys) == len(set(keys)), "a receipt was stored twice"
+        expected = {key: (m, status) for m in self.messages for key, status in m.receipts.items()}
+        assert set(keys) == set(expected), f"lost: {set(expected) - set(keys)}, unexpected: {set(keys) - set(expected)}"
+        for row in stored:
+            m, status = expected[row["dedup_key"]]
+            assert (row["status"], row["provider_message_id"]) == (status, m.sid)
+            assert row["message_id"] == (m.id if m.matchable() else None), (row, m.sid_known, m.echoes_reference)
+
+
+class AnyResultLattice(ReceiptLattice):
+    submit_statuses = ("sent", "sent", "unknown", "failed")
+    receipt_statuses = ("sent", "delivered", "undelivered", "failed")
+
+
+ReceiptLattice.TestCase.settings = settings(
+    max_examples=80,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# Known to fail (see the module docstring): finding one failure is enough, shrinking it costs time.
+AnyResultLattice.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    database=None,
+)
+
+
+class TestLattice(ReceiptLattice.TestCase):
+    pass
+
+
+# Not strict: gateway/store/queries.py is being changed in parallel (a fix that keeps delivered,
+# undelivered and failed against later results was in the working tree when this was written);
+# drop these markers once `record_outcomes` keeps the whole lattice.
+class TestLatticeAnyResult(AnyResultLattice.TestCase):
+    pass
+
+
+# --- the orders the state machine found, pinned --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("receipt", "result"),
+    [
+        ("delivered", "sent"),
+        ("undelivered", "sent"),
+        ("failed", "sent"),
+        ("delivered", "unknown"),
+        ("sent", "unknown"),
+        ("delivered", "failed"),
+    ],
+)
+async def test_a_late_submit_result_never_lowers_a_receipt(database_url: str, receipt: str, result: str) -> None:
+    """The sandbox echoes our id, so its receipt can land (and be applied) before the worker has
+    committed the hand-off's result; that result must then not move the status down."""
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        message_id, sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
+        await store.accept([message_row(message_id, now)])
+        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
+        code = None if receipt in ("sent", "delivered") else "30003"
+        early = ReceiptRecord(PROVIDER, sid, receipt, reference=message_id, error_code=code)
+        assert await store.db.write(queries.apply_receipts, [early], now) == {"applied": 1, "duplicate": 0, "held": 0}
+        await store.db.write(queries.record_outcomes, [submit_result(message_id, sid, result, time.time())])
+        stored = await store.db.read(queries.get_message, TENANT, message_id)
+        assert stored is not None
+        assert stored["status"] == receipt, f"{receipt} receipt, then a {result} result: {stored['status']}"
+    finally:
+        await store.close()
