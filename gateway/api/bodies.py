@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -15,6 +16,10 @@ def _is_json_media_type(content_type: str) -> bool:
     return content_type == "application/json" or (
         content_type.startswith("application/") and content_type.endswith("+json")
     )
+
+
+# A \u0000 escape that is not itself escaped (an odd run of backslashes before "u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _too_large(limit: int) -> Problem:
@@ -49,7 +54,7 @@ async def read_json(request: web.Request, limit: int) -> Any:
             "the request body is empty",
             errors=[FieldError("/", "a JSON body is required")],
         )
-    if b"\\u0000" in raw:
+    if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
         # NUL has no business in a message, a key or a word list, and PostgreSQL cannot store it in
         # text: refuse it at the door rather than half-way down the pipeline.
         raise Problem(
