@@ -58,6 +58,23 @@ def ping(conn: Connection) -> bool:
     return conn.execute(sa.text("SELECT 1")).scalar() == 1
 
 
+def _audit(
+    conn: Connection,
+    tenant_id: str,
+    at: float,
+    kind: str,
+    reason: str | None,
+    detail: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """One entry in the audit log for an act that is not a status change (no status)."""
+    conn.execute(
+        events.insert().values(
+            tenant_id=tenant_id, message_id=message_id, at=at, type=kind, status=None, reason=reason, detail=detail
+        )
+    )
+
+
 # --- tenants, keys, secrets -------------------------------------------------------------------
 
 
@@ -108,16 +125,13 @@ def record_key_use(conn: Connection, uses: Sequence[tuple[str, str, int, float]]
     """(key id, tenant, requests, last seen): one audit event per key per flush, not per request."""
     for key_id, tenant_id, count, last in uses:
         conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=last))
-        conn.execute(
-            events.insert().values(
-                tenant_id=tenant_id,
-                message_id=None,
-                at=at,
-                type="api_key.used",
-                status=None,
-                reason=key_id,
-                detail=orjson.dumps({"requests": count, "last_used_at": last}).decode(),
-            )
+        _audit(
+            conn,
+            tenant_id,
+            at,
+            "api_key.used",
+            key_id,
+            detail=orjson.dumps({"requests": count, "last_used_at": last}).decode(),
         )
 
 
@@ -716,16 +730,13 @@ def add_suppressions(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         if conn.execute(stmt).first() is None:
             continue
         added += 1
-        conn.execute(
-            events.insert().values(
-                tenant_id=row["tenant_id"],
-                message_id=None,
-                at=row["created_at"],
-                type="suppression.added",
-                status=None,
-                reason=row["reason"],
-                detail=orjson.dumps({"kind": row["kind"], "value": row["value"], "source": row["source"]}).decode(),
-            )
+        _audit(
+            conn,
+            row["tenant_id"],
+            row["created_at"],
+            "suppression.added",
+            row["reason"],
+            detail=orjson.dumps({"kind": row["kind"], "value": row["value"], "source": row["source"]}).decode(),
         )
     return added
 
@@ -737,16 +748,13 @@ def remove_suppression(conn: Connection, tenant_id: str, kind: str, value: str, 
         )
     )
     if result.rowcount:
-        conn.execute(
-            events.insert().values(
-                tenant_id=tenant_id,
-                message_id=None,
-                at=at,
-                type="suppression.removed",
-                status=None,
-                reason=source,
-                detail=orjson.dumps({"kind": kind, "value": value, "source": source}).decode(),
-            )
+        _audit(
+            conn,
+            tenant_id,
+            at,
+            "suppression.removed",
+            source,
+            detail=orjson.dumps({"kind": kind, "value": value, "source": source}).decode(),
         )
     return bool(result.rowcount)
 
@@ -818,16 +826,13 @@ def put_blocklist(conn: Connection, tenant_id: str, name: str, words: Sequence[s
         )
     else:
         conn.execute(blocklists.insert().values(tenant_id=tenant_id, name=name, **values))
-    conn.execute(
-        events.insert().values(
-            tenant_id=tenant_id,
-            message_id=None,
-            at=at,
-            type="blocklist.updated" if existed else "blocklist.created",
-            status=None,
-            reason=name,
-            detail=orjson.dumps({"severity": severity, "words": len(words)}).decode(),
-        )
+    _audit(
+        conn,
+        tenant_id,
+        at,
+        "blocklist.updated" if existed else "blocklist.created",
+        name,
+        detail=orjson.dumps({"severity": severity, "words": len(words)}).decode(),
     )
     return not existed
 
@@ -835,17 +840,7 @@ def put_blocklist(conn: Connection, tenant_id: str, name: str, words: Sequence[s
 def delete_blocklist(conn: Connection, tenant_id: str, name: str, at: float) -> bool:
     result = conn.execute(blocklists.delete().where(blocklists.c.tenant_id == tenant_id, blocklists.c.name == name))
     if result.rowcount:
-        conn.execute(
-            events.insert().values(
-                tenant_id=tenant_id,
-                message_id=None,
-                at=at,
-                type="blocklist.deleted",
-                status=None,
-                reason=name,
-                detail=None,
-            )
-        )
+        _audit(conn, tenant_id, at, "blocklist.deleted", name)
     return bool(result.rowcount)
 
 
@@ -1009,16 +1004,14 @@ def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[st
         .one()
     )
     if created:
-        conn.execute(
-            events.insert().values(
-                tenant_id=row["tenant_id"],
-                message_id=row["message_id"],
-                at=row["received_at"],
-                type="conversion",
-                status=None,
-                reason=row["event"],
-                detail=orjson.dumps({"value": row["value"]}).decode(),
-            )
+        _audit(
+            conn,
+            row["tenant_id"],
+            row["received_at"],
+            "conversion",
+            row["event"],
+            detail=orjson.dumps({"value": row["value"]}).decode(),
+            message_id=row["message_id"],
         )
     return created, dict(stored)
 
