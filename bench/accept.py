@@ -49,8 +49,10 @@ from common import (
     markdown_table,
     median,
     run_load,
+    serve_bare,
     source_revision,
     temporary_directory,
+    uses_uvloop,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +86,6 @@ def batch(size: int) -> list[RequestTemplate]:
 
 def serve_baseline(port: int) -> None:
     """A bare aiohttp handler: read, parse with orjson, answer 202 with a small JSON body."""
-    import asyncio
 
     import orjson
     from aiohttp import web
@@ -94,33 +95,7 @@ def serve_baseline(port: int) -> None:
         body = orjson.dumps({"id": "msg_01J0000000000000000000000", "status": "queued", "channel": job["channel"]})
         return web.Response(body=body, status=202, content_type="application/json")
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/messages", accept)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True).start()
-        await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        try:
-            import uvloop
-
-            uvloop.run(main())
-        except ImportError:
-            asyncio.run(main())
-
-
-def uses_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    serve_bare(port, "POST", "/v1/messages", accept)
 
 
 # --- measurements -----------------------------------------------------------------------------

@@ -52,8 +52,10 @@ from common import (
     markdown_table,
     median,
     run_load,
+    serve_bare,
     source_revision,
     temporary_directory,
+    uses_uvloop,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,33 +91,7 @@ def serve_baseline(port: int) -> None:
             status=302, headers={"Location": DESTINATION, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )
 
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/c/{token}", redirect)
-        app.router.add_get("/healthz", healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True).start()
-        await asyncio.Event().wait()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        try:
-            import uvloop
-
-            uvloop.run(main())
-        except ImportError:
-            asyncio.run(main())
-
-
-def uses_uvloop() -> bool:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    serve_bare(port, "GET", "/c/{token}", redirect)
 
 
 # --- the store, read with sqlite3 -------------------------------------------------------------

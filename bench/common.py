@@ -541,3 +541,40 @@ if __name__ == "__main__":
         print("BENCHJSON " + json.dumps(result), flush=True)
     else:
         print(__doc__)
+
+
+# --- the bare baseline servers ----------------------------------------------------------------
+
+
+def uses_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def serve_bare(port: int, method: str, path: str, handler: Any) -> None:
+    """Serve one bare aiohttp route (plus /healthz) on loopback until killed: the same-launch
+    baseline every benchmark compares against, on uvloop when the gateway uses it."""
+    from aiohttp import web
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route(method, path, handler)
+        app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True).start()
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            import uvloop
+
+            uvloop.run(main())
+        except ImportError:
+            asyncio.run(main())

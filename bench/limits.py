@@ -96,8 +96,10 @@ async def bench(url: str, runs: int, seconds: float) -> list[tuple[str, int, flo
             ratios[i].append(value / this_round[0])
     await client.aclose()
     await red.close()
-    return [(what, size, statistics.median(results[i]), statistics.median(ratios[i]))
-            for i, (what, size, _) in enumerate(configs)]
+    return [
+        (what, size, statistics.median(results[i]), statistics.median(ratios[i]))
+        for i, (what, size, _) in enumerate(configs)
+    ]
 
 
 def main() -> None:
@@ -124,8 +126,10 @@ def main() -> None:
             if url is None:
                 sys.exit("no redis-server on PATH; pass --redis-url")
             rows = run(url)
-    print(f"python {platform.python_version()}, redis-py {redis.__version__}, {loop}, "
-          f"median of {args.runs} x {args.seconds}s")
+    print(
+        f"python {platform.python_version()}, redis-py {redis.__version__}, {loop}, "
+        f"median of {args.runs} x {args.seconds}s"
+    )
     print(f"{'what':32} {'batch':>5} {'decisions/s':>12} {'vs PING':>8}")
     for what, size, value, ratio in rows:
         print(f"{what:32} {size:>5} {value:>12,.0f} {ratio:>7.2f}x")
