@@ -42,14 +42,13 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
-    Lookup,
     Outbound,
     ProviderError,
     Receipt,
     SendResult,
     SignatureError,
 )
-from providers.http import ProviderNotStarted, http_status_kind, json_or_none, new_session, transport_failure
+from providers.http import HttpAdapter, ProviderNotStarted, http_status_kind, json_or_none, transport_failure
 
 API_VERSION = "2017-05-25"
 CHINA_TIME = timezone(timedelta(hours=8))
@@ -147,7 +146,9 @@ class AliyunSettings:
     max_per_second: float | None = None
 
 
-class AliyunSmsProvider:
+class AliyunSmsProvider(HttpAdapter):
+    settings: AliyunSettings
+
     def __init__(self, settings: AliyunSettings, *, name: str = "aliyun") -> None:
         self.name = name
         self.settings = settings
@@ -162,18 +163,6 @@ class AliyunSmsProvider:
 
     def __repr__(self) -> str:
         return f"AliyunSmsProvider(name={self.name!r}, settings={self.settings!r})"
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = new_session(self.settings.connect_timeout, self.settings.timeout)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def lookup(self, reference: str) -> Lookup | None:
-        return None
 
     def request_params(
         self, message: Outbound, *, now: float | None = None, nonce: str | None = None

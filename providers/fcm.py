@@ -35,7 +35,6 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
-    Lookup,
     Outbound,
     ProviderError,
     Receipt,
@@ -43,10 +42,10 @@ from providers.base import (
     SignatureError,
 )
 from providers.http import (
+    HttpAdapter,
     ProviderNotStarted,
     http_status_kind,
     json_or_none,
-    new_session,
     retry_after,
     transport_failure,
 )
@@ -120,7 +119,9 @@ class FcmSettings:
         return cls(**values)
 
 
-class FcmProvider:
+class FcmProvider(HttpAdapter):
+    settings: FcmSettings
+
     def __init__(self, settings: FcmSettings, *, name: str = "fcm") -> None:
         self.name = name
         self.settings = settings
@@ -143,18 +144,9 @@ class FcmProvider:
     def __repr__(self) -> str:
         return f"FcmProvider(name={self.name!r}, settings={self.settings!r})"
 
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = new_session(self.settings.connect_timeout, self.settings.timeout)
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await super().close()
         self._token = None
-
-    async def lookup(self, reference: str) -> Lookup | None:
-        return None
 
     def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
         raise SignatureError(f"{self.name} takes no receipt callbacks")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
-from providers.base import ErrorKind, ProviderError
+from providers.base import ErrorKind, Lookup, ProviderError
 
 
 class HandoffUnknown(Exception):
@@ -62,6 +62,35 @@ def new_session(
     # unanswered request means.
     timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
     return aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": user_agent}, raise_for_status=False)
+
+
+class SessionSettings(Protocol):
+    @property
+    def connect_timeout(self) -> float: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+
+class HttpAdapter:
+    """What every HTTP adapter shares: one aiohttp session, opened at start and closed at stop.
+    None of these services can be asked about a message by our reference, so lookup says so."""
+
+    settings: SessionSettings
+    user_agent = "delivery-gateway"
+    _session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = new_session(self.settings.connect_timeout, self.settings.timeout, self.user_agent)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def lookup(self, reference: str) -> Lookup | None:
+        return None
 
 
 def transport_failure(exc: BaseException, provider: str) -> ProviderError:

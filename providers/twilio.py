@@ -34,7 +34,6 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
-    Lookup,
     Outbound,
     ProviderError,
     Receipt,
@@ -42,11 +41,11 @@ from providers.base import (
     SignatureError,
 )
 from providers.http import (
+    HttpAdapter,
     ProviderNotStarted,
     header,
     http_status_kind,
     json_or_none,
-    new_session,
     retry_after,
     transport_failure,
 )
@@ -195,7 +194,9 @@ def validate_signature(
     return body_ok and any(matches)
 
 
-class TwilioProvider:
+class TwilioProvider(HttpAdapter):
+    settings: TwilioSettings
+
     def __init__(self, settings: TwilioSettings, *, name: str = "twilio") -> None:
         self.name = name
         self.settings = settings
@@ -214,18 +215,6 @@ class TwilioProvider:
 
     def __repr__(self) -> str:
         return f"TwilioProvider(name={self.name!r}, settings={self.settings!r})"
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = new_session(self.settings.connect_timeout, self.settings.timeout)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def lookup(self, reference: str) -> Lookup | None:
-        return None
 
     async def send(self, message: Outbound) -> SendResult:
         if message.channel == "sms":

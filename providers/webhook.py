@@ -29,14 +29,13 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
-    Lookup,
     Outbound,
     ProviderError,
     Receipt,
     SendResult,
     SignatureError,
 )
-from providers.http import ProviderNotStarted, header, new_session, retry_after, transport_failure
+from providers.http import HttpAdapter, ProviderNotStarted, header, retry_after, transport_failure
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
@@ -98,7 +97,9 @@ class WebhookSettings:
         secret_bytes(self.secret)
 
 
-class WebhookProvider:
+class WebhookProvider(HttpAdapter):
+    settings: WebhookSettings
+
     def __init__(self, settings: WebhookSettings, *, name: str = "webhook") -> None:
         self.name = name
         self.settings = settings
@@ -106,22 +107,11 @@ class WebhookProvider:
         self.capabilities = Capabilities(
             channels=frozenset({"webhook"}), receipts=False, lookup=False, max_per_second=settings.max_per_second
         )
+        self.user_agent = settings.user_agent
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"WebhookProvider(name={self.name!r}, settings={self.settings!r})"
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = new_session(self.settings.connect_timeout, self.settings.timeout, self.settings.user_agent)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def lookup(self, reference: str) -> Lookup | None:
-        return None
 
     def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
         raise SignatureError(f"{self.name} takes no receipt callbacks")
