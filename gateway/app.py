@@ -15,8 +15,10 @@ from aiohttp import web
 
 from gateway.api import audit, content, messages, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
+from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
+from gateway.api.protocol_errors import GatewayAppRunner
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
@@ -41,6 +43,7 @@ log = structlog.get_logger("gateway")
 def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
     app = web.Application(middlewares=[problem_middleware], client_max_size=ctx.settings.api.max_batch_body_bytes + 1)
     app[CONTEXT] = ctx
+    app[BODY_READ_TIMEOUT] = ctx.settings.api.body_read_timeout_seconds
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
@@ -141,7 +144,7 @@ class Gateway:
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
         )
-        self.runner = web.AppRunner(
+        self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
         )
         await self.runner.setup()
@@ -177,6 +180,8 @@ class Gateway:
             self.worker.start()
             self._spawn(self._track_queue_depth())
         self._spawn(self._release_idempotency_keys())
+        if dispatching and s.retention.content_days > 0:
+            self._spawn(self._purge_content())
         self._spawn(self._audit_key_use(ctx.auth))
         log.info(
             "gateway started",
@@ -226,6 +231,17 @@ class Gateway:
             # On the way out, the last minute of use is recorded too.
             with contextlib.suppress(Exception):
                 await authenticator.flush_uses()
+
+    async def _purge_content(self) -> None:
+        retention = self.settings.retention
+        while True:
+            try:
+                purged = await self.store.purge_content(retention.content_days)
+                if purged:
+                    log.info("message content purged", messages=purged, older_than_days=retention.content_days)
+            except Exception:
+                log.exception("content purge failed; next try at the next interval")
+            await asyncio.sleep(retention.purge_interval_seconds)
 
     async def _release_idempotency_keys(self) -> None:
         while True:

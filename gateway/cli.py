@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys."""
+"""The `gateway` command: serve, migrate, keys, purge, check, report, export."""
 
 from __future__ import annotations
 
@@ -31,14 +31,20 @@ def _run(coro: object) -> object:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import serve
     from gateway.logging import configure_logging
+    from gateway.store.migrations import SchemaError
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level)
-    _run(serve(settings, args.role))
+    try:
+        _run(serve(settings, args.role))
+    except SchemaError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
+    from gateway.store.migrations import SchemaError
     from gateway.store.store import Store
 
     settings = _settings_or_exit()
@@ -50,7 +56,35 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    print(f"schema version {_run(migrate())}")
+    try:
+        print(f"schema version {_run(migrate())}")
+    except SchemaError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    days = settings.retention.content_days if args.older_than is None else args.older_than / 86400
+    if args.older_than is None and days <= 0:
+        print(
+            "gateway: retention.content_days is 0 (keep for ever); pass --older-than to purge anyway", file=sys.stderr
+        )
+        return 2
+
+    async def purge() -> int:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        try:
+            await store.migrate()
+            return await store.purge_content(days)
+        finally:
+            await store.close()
+
+    purged = _run(purge())
+    print(f"purged the content of {purged} message(s) finished and created more than {days:g} day(s) ago")
     return 0
 
 
@@ -247,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=cmd_migrate)
+    purge = sub.add_parser(
+        "purge", help="drop the content of finished messages past retention.content_days (metadata stays)"
+    )
+    purge.add_argument("--older-than", type=_duration, default=None, help="override the retention period: 30d, 12h")
+    purge.set_defaults(func=cmd_purge)
     check = sub.add_parser("check", help="preflight SMS text(s) against the content policy; exit 1 if any is blocked")
     check.add_argument("text", nargs="?", help="the text to check")
     check.add_argument("--file", help="a file of texts, one per line")

@@ -41,6 +41,9 @@ class ApiSettings(_Section):
     tenant_requests_per_second: float = Field(0.0, ge=0)
     tenant_request_burst: int = Field(2000, ge=1)
     key_use_audit_seconds: float = Field(60.0, gt=0, description="how often key use is written to the audit log")
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long a client may take to send a request body before a 408"
+    )
 
 
 class WorkerSettings(_Section):
@@ -118,6 +121,14 @@ class LinkSettings(_Section):
     append_utm: bool = True
 
 
+class RetentionSettings(_Section):
+    # Message text and payloads are personal data that the reports do not need: after this many days
+    # a finished message keeps its metadata (status, reason, provider, campaign, times) and loses its
+    # content. 0 keeps content for ever.
+    content_days: float = Field(30.0, ge=0)
+    purge_interval_seconds: float = Field(3600.0, gt=0, description="how often a worker process purges")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -142,6 +153,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     content: ContentSettings = ContentSettings()
     links: LinkSettings = LinkSettings()
+    retention: RetentionSettings = RetentionSettings()
     # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)

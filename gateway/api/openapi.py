@@ -109,7 +109,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             **MESSAGE_CORE,
             "reason": NULLABLE_STR,
-            "content": {"type": "object"},
+            "content": {
+                "type": ["object", "null"],
+                "description": "null once the retention policy purged it (retention.content_days)",
+            },
             "fallback": {"type": "array", "items": {"enum": CHANNELS}},
             "metadata": {"type": "object"},
             "tz": NULLABLE_STR,

@@ -6,6 +6,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from gateway.api.bodies import read_body
 from gateway.api.context import context
 from gateway.api.problems import Problem
 from gateway.store.records import ReceiptRecord
@@ -21,9 +22,7 @@ async def post_receipts(request: web.Request) -> web.Response:
     provider = ctx.providers.get(name)
     if provider is None or (not provider.capabilities.receipts and name != "sandbox"):
         raise Problem(404, "not-found", "Not Found", f"no provider {name!r} takes receipts here")
-    if request.content_length is not None and request.content_length > MAX_RECEIPT_BODY:
-        raise Problem(413, "payload-too-large", "Payload Too Large", "receipt body too large")
-    body = await request.read()
+    body = await read_body(request, MAX_RECEIPT_BODY)
     inbound = InboundRequest(
         method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
     )

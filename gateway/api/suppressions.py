@@ -9,7 +9,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from gateway.api.bodies import read_json
+from gateway.api.bodies import read_body, read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
@@ -18,6 +18,7 @@ from gateway.domain.optout import ReplyIntent, parse_opt_out
 from gateway.store import queries
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
+MAX_INBOUND_BODY = 1024 * 1024
 log = structlog.get_logger("gateway.api.suppressions")
 KINDS = ("address", "user_id")
 
@@ -137,7 +138,7 @@ async def post_inbound(request: web.Request) -> web.Response:
     provider = ctx.providers.get(name)
     if provider is None:
         raise Problem(404, "not-found", "Not Found", f"no provider {name!r} here")
-    body = await request.read()
+    body = await read_body(request, MAX_INBOUND_BODY)
     inbound = InboundRequest(
         method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
     )

@@ -23,3 +23,8 @@ def ulid(now: float | None = None) -> str:
 
 def message_id(now: float | None = None) -> str:
     return "msg_" + ulid(now)
+
+
+def message_id_floor(at: float) -> str:
+    """The smallest message id minted at `at`: every message created before it sorts below."""
+    return "msg_" + ulid(at)[:10] + "0" * 16

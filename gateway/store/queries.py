@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection
 from gateway.domain.models import RECEIPT_RANK, Status
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
 from gateway.store.schema import (
-    SCHEMA_VERSION,
     api_keys,
     attempts,
     blocklists,
@@ -28,9 +27,7 @@ from gateway.store.schema import (
     events,
     links,
     messages,
-    metadata,
     receipts,
-    schema_version,
     secrets,
     suppressions,
     tenants,
@@ -43,15 +40,6 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
-def migrate(conn: Connection) -> int:
-    metadata.create_all(conn)
-    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-    if current is None:
-        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
-        return SCHEMA_VERSION
-    return int(current)
 
 
 def ping(conn: Connection) -> bool:
@@ -918,8 +906,41 @@ def failure_report(
     return groups
 
 
+# What a purged message's content column holds: JSON null, so the API shows `"content": null`.
+PURGED_CONTENT = "null"
+
+
+def purge_content(conn: Connection, before_id: str, statuses: Sequence[str], limit: int, at: float) -> int:
+    """Drop the content of up to `limit` finished messages created before `before_id`; audited per tenant.
+
+    Ids are time-ordered, so the primary key finds the old rows without a scan of the new ones.
+    """
+    rows = conn.execute(
+        sa.select(messages.c.id, messages.c.tenant_id)
+        .where(
+            messages.c.id < before_id,
+            messages.c.status.in_(list(statuses)),
+            messages.c.content != PURGED_CONTENT,
+        )
+        .order_by(messages.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    conn.execute(messages.update().where(messages.c.id.in_([r.id for r in rows])).values(content=PURGED_CONTENT))
+    per_tenant: dict[str, int] = {}
+    for row in rows:
+        per_tenant[row.tenant_id] = per_tenant.get(row.tenant_id, 0) + 1
+    for tenant_id, count in per_tenant.items():
+        detail = orjson.dumps({"messages": count, "created_before": before_id}).decode()
+        _audit(conn, tenant_id, at, "retention", "content.purged", detail)
+    return len(rows)
+
+
 def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(messages.c.tenant_id == tenant_id)
+    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(
+        messages.c.tenant_id == tenant_id, messages.c.content != PURGED_CONTENT
+    )
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
         if filters.get(name) is not None:
             query = query.where(REPORT_DIMENSIONS[name] == filters[name])
@@ -942,6 +963,8 @@ def requeue(
                 messages.c.tenant_id == tenant_id,
                 messages.c.id.in_(list(message_ids)),
                 messages.c.status.in_(list(allowed)),
+                # Nothing left to send once the retention policy took the content.
+                messages.c.content != PURGED_CONTENT,
             )
         ).scalars()
     )

@@ -7,7 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.store import queries
+from gateway.domain.ids import message_id_floor
+from gateway.domain.models import FINAL, Status
+from gateway.store import migrations, queries
 from gateway.store.batcher import GroupCommitter
 from gateway.store.database import Database, open_database
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
@@ -61,7 +63,7 @@ class Store:
         )
 
     async def migrate(self) -> int:
-        return await self.db.write(queries.migrate)
+        return await self.db.write(migrations.migrate)
 
     async def close(self) -> None:
         await self._accepts.drain()
@@ -88,6 +90,22 @@ class Store:
 
     async def release_idempotency_keys(self) -> int:
         return await self.db.write(queries.release_idempotency_keys, time.time())
+
+    async def purge_content(self, older_than_days: float, batch: int = 5000) -> int:
+        """Drop the content of finished messages older than the retention period; the count purged.
+
+        In batches, so a first purge of a large backlog never holds the writer for long. A message
+        still waiting for a receipt (`sent`) counts as finished here: a receipt needs no content.
+        """
+        now = time.time()
+        floor = message_id_floor(now - older_than_days * 86400)
+        statuses = sorted(FINAL | {Status.SENT})
+        total = 0
+        while True:
+            purged = await self.db.write(queries.purge_content, floor, statuses, batch, now)
+            total += purged
+            if purged < batch:
+                return total
 
     # dispatch
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
