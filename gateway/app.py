@@ -26,6 +26,7 @@ from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.domain.routing import parse_routing
 from gateway.gate import PolicyGate
+from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry, build_providers
@@ -175,7 +176,7 @@ class Gateway:
                 pacer,
                 budget,
                 parse_routing(s.routing),
-                link_base=(s.links.base_url or s.base_url).rstrip("/") if s.links.tracking != "off" else None,
+                links=await self._link_tracker(),
             )
             self.worker.start()
             self._spawn(self._track_queue_depth())
@@ -231,6 +232,16 @@ class Gateway:
             # On the way out, the last minute of use is recorded too.
             with contextlib.suppress(Exception):
                 await authenticator.flush_uses()
+
+    async def _link_tracker(self) -> LinkTracker | None:
+        s = self.settings
+        tracker = LinkTracker(
+            (s.links.base_url or s.base_url).rstrip("/"),
+            s.links.tracking,
+            s.links.routes,
+            (await self.store.get_or_create_secret("campaign_links")).encode(),
+        )
+        return tracker if tracker.enabled else None
 
     async def _purge_content(self) -> None:
         retention = self.settings.retention

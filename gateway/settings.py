@@ -116,7 +116,12 @@ class ContentSettings(_Section):
 
 class LinkSettings(_Section):
     # per_message: every link in SMS, push and e-mail text becomes a short tracked link at dispatch.
-    tracking: Literal["per_message", "off"] = "per_message"
+    # per_campaign: one tracked link per campaign, variant and destination, the same for every
+    # recipient (for routes whose approved templates forbid variable links). off: links as written.
+    tracking: Literal["per_message", "per_campaign", "off"] = "per_message"
+    routes: dict[str, Literal["per_message", "per_campaign", "off"]] = Field(
+        default_factory=dict, description="tracking mode per provider name, overriding `tracking`"
+    )
     base_url: str | None = Field(None, description="the click domain, e.g. https://go.example.com; default public_url")
     append_utm: bool = True
 

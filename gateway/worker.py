@@ -31,8 +31,8 @@ from gateway.domain.routing import (
     denying_rule,
     next_channel,
 )
-from gateway.domain.tracking import rewrite_links
 from gateway.gate import PolicyGate
+from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
@@ -47,33 +47,6 @@ log = structlog.get_logger("gateway.worker")
 
 PROVIDER_CALL_TIMEOUT = 10.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
-
-
-TRACKED_FIELDS = {"sms": ("text",), "push": ("body",), "email": ("text",), "voice": ()}
-
-
-def track_links(job: dict[str, Any], content: dict[str, Any], base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The content with its links made short tracked links, and the link rows to store."""
-    rows: list[dict[str, Any]] = []
-    content = dict(content)
-    for name in TRACKED_FIELDS.get(job["channel"], ()):
-        text = content.get(name)
-        if not isinstance(text, str):
-            continue
-        content[name], tracked = rewrite_links(text, base)
-        rows.extend(
-            {
-                "token": t.token,
-                "tenant_id": job["tenant_id"],
-                "message_id": job["id"],
-                "url": t.url,
-                "campaign": job["campaign"],
-                "variant": job["variant"],
-                "created_at": time.time(),
-            }
-            for t in tracked
-        )
-    return content, rows
 
 
 def result_is_failure(outcome: Outcome) -> bool:
@@ -93,9 +66,9 @@ class Worker:
         pacer: ThroughputPacer,
         budget: RetryBudget,
         routing: RoutingConfig | None = None,
-        link_base: str | None = None,
+        links: LinkTracker | None = None,
     ) -> None:
-        self.link_base = link_base
+        self.links = links
         self.budget = budget
         self.routing = routing or RoutingConfig()
         # Per provider, per process: a failing provider is left alone for a while so jobs fail over.
@@ -299,8 +272,8 @@ class Worker:
         assert provider is not None
         content = orjson.loads(job["content"])
         tracked: list[dict[str, Any]] = []
-        if self.link_base is not None:
-            content, tracked = track_links(job, content, self.link_base)
+        if self.links is not None:
+            content, tracked = self.links.track(job, content, mark.provider)
         segments = measure_sms(content.get("text", "")).segments if job["channel"] == "sms" else 1
         # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
         # queued (safe to resend), not in an unknowable hand-off.

@@ -777,7 +777,22 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json({"type": "object", "required": ["campaign", "totals", "groups"]}, "the report"),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["campaign", "totals", "groups", "campaign_links"],
+                                "properties": {
+                                    "campaign_links": {
+                                        "type": "array",
+                                        "description": "clicks and conversions through per_campaign links, by "
+                                        "variant (one link per variant and destination, so people are counted "
+                                        "as unique_visitors by hashed IP); included in totals",
+                                        "items": {"type": "object"},
+                                    }
+                                },
+                            },
+                            "the report",
+                        ),
                         "400": _problem_response("invalid query parameter"),
                         **AUTH_ERRORS,
                     },

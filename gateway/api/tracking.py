@@ -91,15 +91,16 @@ async def conversion(request: web.Request) -> web.Response:
         )
         if link is None or link["tenant_id"] != principal.tenant_id:
             raise Problem(404, "not-found", "Not Found", "no such click_token")
-        message_id = link["message_id"]
+        message_id = link["message_id"]  # "" for a campaign link: the conversion counts for its variant
     elif not isinstance(message_id, str) or await ctx.store.get_message(principal.tenant_id, message_id) is None:
         raise Problem(404, "not-found", "Not Found", "no such message_id")
     # Without an event id the same event of the same message at the same moment is one conversion.
     row = {
         "tenant_id": principal.tenant_id,
         "message_id": message_id,
+        "click_token": token,
         "event": event,
-        "event_id": event_id or f"{message_id}:{event}:{occurred:.3f}",
+        "event_id": event_id or f"{message_id or token}:{event}:{occurred:.3f}",
         "value": float(value) if value is not None else None,
         "occurred_at": occurred,
         "received_at": time.time(),
@@ -107,7 +108,8 @@ async def conversion(request: web.Request) -> web.Response:
     created, stored = await ctx.store.db.write(queries.add_conversion, row)
     answer = {
         "event_id": stored["event_id"],
-        "message_id": stored["message_id"],
+        "message_id": stored["message_id"] or None,
+        "click_token": stored["click_token"],
         "event": stored["event"],
         "value": stored["value"],
         "occurred_at": iso(stored["occurred_at"]),
@@ -143,6 +145,7 @@ async def campaign_report(request: web.Request) -> web.Response:
             median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
         )
         rendered.append(g)
+    campaign_links = await ctx.store.db.read(queries.campaign_link_report, principal.tenant_id, campaign)
     totals = {
         k: sum(g[k] for g in rendered)
         for k in (
@@ -158,7 +161,15 @@ async def campaign_report(request: web.Request) -> web.Response:
             "value",
         )
     }
-    return web.Response(
-        body=orjson.dumps({"campaign": campaign, "group_by": list(group_by), "totals": totals, "groups": rendered}),
-        content_type="application/json",
-    )
+    for shared in campaign_links:
+        # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
+        for name in ("clicks", "human_clicks", "conversions", "value"):
+            totals[name] += shared[name]
+    report = {
+        "campaign": campaign,
+        "group_by": list(group_by),
+        "totals": totals,
+        "groups": rendered,
+        "campaign_links": campaign_links,
+    }
+    return web.Response(body=orjson.dumps(report), content_type="application/json")

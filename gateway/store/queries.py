@@ -311,7 +311,9 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     tracked = [link for m in marks for link in m.links]
     if tracked:
         # In the same commit as `sending`: a link in a message that left can always be resolved.
-        conn.execute(links.insert(), tracked)
+        # A campaign link is registered by the first message that carries it; the rest find it there.
+        unique = list({link["token"]: link for link in tracked}.values())
+        conn.execute(_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
     conn.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
@@ -1127,6 +1129,43 @@ def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: S
         group["conversions"] = int(row["conversions"])
         group["value"] = float(row["value"] or 0.0)
     return list(groups.values())
+
+
+def campaign_link_report(conn: Connection, tenant_id: str, campaign: str) -> list[dict[str, Any]]:
+    """Clicks and conversions through per_campaign links, by variant: people are told apart by hashed IP."""
+    shared = sa.and_(links.c.message_id == "", links.c.tenant_id == tenant_id, links.c.campaign == campaign)
+    report: dict[Any, dict[str, Any]] = {}
+    for row in conn.execute(
+        sa.select(
+            links.c.variant,
+            sa.func.count(clicks.c.id).label("clicks"),
+            sa.func.sum(sa.case((clicks.c.automated.is_(False), 1), else_=0)).label("human_clicks"),
+            sa.func.count(sa.distinct(sa.case((clicks.c.automated.is_(False), clicks.c.ip_hash), else_=None))).label(
+                "unique_visitors"
+            ),
+        )
+        .select_from(links.outerjoin(clicks, clicks.c.token == links.c.token))
+        .where(shared)
+        .group_by(links.c.variant)
+    ).mappings():
+        report[row["variant"]] = {
+            "variant": row["variant"],
+            "clicks": int(row["clicks"] or 0),
+            "human_clicks": int(row["human_clicks"] or 0),
+            "unique_visitors": int(row["unique_visitors"] or 0),
+            "conversions": 0,
+            "value": 0.0,
+        }
+    for row in conn.execute(
+        sa.select(
+            links.c.variant, sa.func.count().label("conversions"), sa.func.sum(conversions.c.value).label("value")
+        )
+        .join(conversions, conversions.c.click_token == links.c.token)
+        .where(shared, conversions.c.message_id == "")
+        .group_by(links.c.variant)
+    ).mappings():
+        report[row["variant"]].update(conversions=int(row["conversions"]), value=float(row["value"] or 0.0))
+    return sorted(report.values(), key=lambda r: str(r["variant"] or ""))
 
 
 def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:

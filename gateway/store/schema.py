@@ -175,6 +175,7 @@ links = sa.Table(
     metadata,
     sa.Column("token", sa.String(16), primary_key=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
+    # "" for a per_campaign link, shared by every message of its campaign and variant.
     sa.Column("message_id", sa.String(32), nullable=False, index=True),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("campaign", sa.String(128)),
@@ -201,7 +202,9 @@ conversions = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("event_id", sa.String(128), nullable=False),
+    # "" when the conversion came through a campaign link, which belongs to no one message.
     sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("click_token", sa.String(16), index=True),
     sa.Column("event", sa.String(64), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("occurred_at", sa.Float, nullable=False),
