@@ -499,8 +499,16 @@ def _status_event(o: Outcome) -> dict[str, Any]:
 # --- receipts ---------------------------------------------------------------------------------
 
 
-def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: float) -> dict[str, int]:
-    """Store receipts once each and move message statuses forward only; unknown ids are held."""
+def apply_receipts(
+    conn: Connection,
+    incoming: Sequence[ReceiptRecord],
+    now: float,
+    observed: list[tuple[str, ReceiptRecord]] | None = None,
+) -> dict[str, int]:
+    """Store receipts once each and move message statuses forward only; unknown ids are held.
+
+    `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
+    out from a sender number: the evidence number health is judged on."""
     unique: dict[str, ReceiptRecord] = {}
     for receipt in incoming:
         unique.setdefault(receipt.dedup_key, receipt)
@@ -549,6 +557,18 @@ def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: flo
     if rows:
         conn.execute(_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
     _advance_statuses(conn, matched, now)
+    if observed is not None:
+        final = [(m, r) for m, r in matched if r.status in ("delivered", "undelivered", "failed")]
+        if final:
+            senders = {
+                row.id: row.sender
+                for row in conn.execute(
+                    sa.select(messages.c.id, messages.c.sender).where(
+                        messages.c.id.in_(sorted({m for m, _ in final})), messages.c.sender.is_not(None)
+                    )
+                )
+            }
+            observed.extend((senders[m], r) for m, r in final if m in senders)
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
 
 
