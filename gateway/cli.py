@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys."""
+"""The `gateway` command: serve, migrate, check, report, export, numbers, keys."""
 
 from __future__ import annotations
 
@@ -239,6 +239,68 @@ def cmd_export(args: argparse.Namespace) -> int:
     return int(result) if isinstance(result, int) else 1
 
 
+def cmd_numbers(args: argparse.Namespace) -> int:
+    import orjson
+
+    from gateway.api.numbers import render_numbers
+    from gateway.number_pool import NumberPool
+    from gateway.state.base import open_state
+    from gateway.store import number_queries
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+
+    async def run() -> list[dict[str, object]]:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        state = open_state(settings.redis_url)
+        try:
+            await store.migrate()
+            rows = await store.db.read(number_queries.list_numbers, args.pool, args.state)
+            return await render_numbers(NumberPool(store, state, settings.numbers), rows)
+        finally:
+            await store.close()
+            await state.close()
+
+    numbers = _run(run())
+    assert isinstance(numbers, list)
+    if args.json:
+        print(orjson.dumps(numbers, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not numbers:
+        print("no sender numbers (declare pools under [numbers.pools.<name>] or POST /v1/numbers)")
+        return 0
+    headers = ["id", "pool", "sender", "state", "since", "sent", "deliv", "failed", "filtered", "stop", "fail%", "cap"]
+    table = []
+    for n in numbers:
+        health = n["health"]
+        cap = n["daily_cap_now"]
+        table.append(
+            [
+                n["id"],
+                n["pool"],
+                n["sender"],
+                n["state"],
+                n["state_since"][:19].replace("T", " "),
+                str(health["sent"]),
+                str(health["delivered"]),
+                str(health["failed"]),
+                str(health["filtered"]),
+                str(health["opt_out"]),
+                f"{100 * health['failure_rate']:.1f}",
+                "-" if cap is None else str(cap),
+                n["reason"] or "-",
+            ]
+        )
+    headers.append("reason")
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if settings.redis_url is None:
+        print("(health counts are per process without redis_url; the table shows this process's, i.e. none)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     export_events.add_argument("--tenant", default="default")
     export_events.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
     export_events.set_defaults(func=cmd_export)
+    numbers = sub.add_parser("numbers", help="sender numbers: state, health counts and last reason")
+    numbers.add_argument("--pool", default=None)
+    numbers.add_argument("--state", choices=["active", "suspect", "quarantined", "probation", "retired"])
+    numbers.add_argument("--json", action="store_true", help="the same objects as GET /v1/numbers")
+    numbers.set_defaults(func=cmd_numbers)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -19,7 +19,7 @@ from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.numbers import NumberState, SenderKind, daily_cap
-from gateway.number_pool import number_row
+from gateway.number_pool import NumberPool, number_row
 from gateway.store import number_queries as nq
 
 MAX_BODY = 16_384
@@ -39,8 +39,13 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 async def _render(ctx: ApiContext, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     assert ctx.numbers is not None
+    return await render_numbers(ctx.numbers, rows)
+
+
+async def render_numbers(pool: NumberPool, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Numbers as the API and `gateway numbers` show them: state, last reason, health in the window."""
     numbers = [nq.to_number(r) for r in rows]
-    counts = await ctx.numbers.counts(numbers)
+    counts = await pool.counts(numbers)
     now = time.time()
     out = []
     for row, number in zip(rows, numbers, strict=True):
@@ -56,7 +61,7 @@ async def _render(ctx: ApiContext, rows: list[dict[str, Any]]) -> list[dict[str,
                 "categories": sorted(number.categories),
                 "region": row["region"],
                 "daily_cap": row["daily_cap"],
-                "daily_cap_now": daily_cap(number, ctx.numbers.policy, now),
+                "daily_cap_now": daily_cap(number, pool.policy, now),
                 "rate": row["rate"],
                 "warmup": bool(row["warmup"]),
                 "state": row["state"],
@@ -64,7 +69,7 @@ async def _render(ctx: ApiContext, rows: list[dict[str, Any]]) -> list[dict[str,
                 "state_since": iso(row["state_since"]),
                 "cooldown_until": iso(row["cooldown_until"]) if row["cooldown_until"] is not None else None,
                 "checked_at": iso(row["checked_at"]) if row["checked_at"] is not None else None,
-                "health": {**counts[number.id].as_dict(), "window_seconds": ctx.numbers.policy.window_seconds},
+                "health": {**counts[number.id].as_dict(), "window_seconds": pool.policy.window_seconds},
                 "source": row["source"],
                 "created_at": iso(row["created_at"]),
                 "updated_at": iso(row["updated_at"]),
@@ -73,7 +78,7 @@ async def _render(ctx: ApiContext, rows: list[dict[str, Any]]) -> list[dict[str,
     return out
 
 
-def _pool(ctx: ApiContext) -> Any:
+def _pool(ctx: ApiContext) -> NumberPool:
     if ctx.numbers is None:  # pragma: no cover - every gateway has one
         raise Problem(404, "not-found", "Not Found", "number pools are not enabled here")
     return ctx.numbers
