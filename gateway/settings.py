@@ -145,6 +145,23 @@ class PoolSettings(_Section):
     warmup: bool = False
     senders: tuple[str | SenderSettings, ...] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _senders_in_their_form(self) -> PoolSettings:
+        from gateway.domain.jobs import normalise_phone
+
+        seen: set[str] = set()
+        for entry in self.senders:
+            spec = entry if isinstance(entry, SenderSettings) else SenderSettings(sender=entry)
+            if spec.sender in seen:
+                raise ValueError(f"sender {spec.sender!r} is listed twice")
+            seen.add(spec.sender)
+            if (spec.kind or self.kind) == "number" and normalise_phone(spec.sender) != spec.sender:
+                raise ValueError(f"sender {spec.sender!r} is not a phone number in E.164 (+<country><number>)")
+        for country in self.countries:
+            if not re.fullmatch(r"[A-Z]{2}", country):
+                raise ValueError(f"countries: {country!r} is not an ISO 3166 alpha-2 code in capitals")
+        return self
+
 
 class ReputationSettings(_Section):
     """A pluggable check that can mark numbers flagged: an HTTP hook or a Python entry point."""
