@@ -37,7 +37,7 @@ from gateway.domain.numbers import (
     serving,
 )
 from gateway.domain.regions import region_of
-from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker, ReputationError
+from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
 from gateway.settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.state.base import CapReservation, State, WindowCounter
 from gateway.store import number_queries as nq
@@ -474,27 +474,17 @@ class NumberPool:
 
     async def check_reputation(self, now: float) -> list[dict[str, Any]]:
         assert self.reputation is not None
-        rows = await self.store.db.read(nq.list_numbers, None, None)
-        interval = self.settings.reputation.interval_seconds
-        due = [
-            nq.to_number(r)
-            for r in rows
-            if NumberState(r["state"]).usable
-            and (
-                r["checked_at"] is None
-                or now - r["checked_at"] >= interval
-                # A suspect is looked at on the next run, not at the next scheduled one.
-                or (r["state"] == NumberState.SUSPECT and r["checked_at"] < r["state_since"])
-            )
-        ][: self.settings.reputation.batch_size]
-        if not due:
+        rep = self.settings.reputation
+        rows = await self.store.db.write(nq.claim_checks, now, rep.interval_seconds, rep.batch_size)
+        if not rows:
             return []
+        due = [nq.to_number(r) for r in rows]
         try:
             flagged = await self.reputation.check(due)
-        except (ReputationError, Exception) as exc:
+        except Exception as exc:
             log.warning("reputation check failed; asking again next run", error=repr(exc), numbers=len(due))
+            await self.store.db.write(nq.unclaim_checks, {r["id"]: r["checked_at"] for r in rows}, now)
             return []
-        await self.store.db.write(nq.mark_checked, [n.id for n in due], now)
         applied = []
         for number in due:
             if number.id in flagged:

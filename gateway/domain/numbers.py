@@ -96,8 +96,14 @@ class Counts:
         return self.failed / self.settled if self.settled else 0.0
 
     @property
+    def reached(self) -> int:
+        """Messages known to have gone out: sends are counted in batches, receipts at once, so a
+        receipt can be counted before its send is."""
+        return max(self.sent, self.settled)
+
+    @property
     def opt_out_rate(self) -> float:
-        return self.opt_out / self.sent if self.sent else 0.0
+        return self.opt_out / self.reached if self.reached else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -232,7 +238,7 @@ def judge(counts: Counts, baseline: Counts, policy: HealthPolicy) -> Verdict:
             "evidence.failure_rate",
             {**evidence, "threshold": round(threshold, 4), "baseline": round(baseline.failure_rate, 4)},
         )
-    if counts.sent >= policy.min_sample and counts.opt_out_rate >= policy.opt_out_rate:
+    if counts.reached >= policy.min_sample and counts.opt_out_rate >= policy.opt_out_rate:
         return Verdict(1, "evidence.opt_out_rate", {**evidence, "threshold": policy.opt_out_rate})
     return CLEAN
 

@@ -192,6 +192,37 @@ def assign_sticky(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def mark_checked(conn: Connection, number_ids: Sequence[str], at: float) -> None:
-    if number_ids:
-        conn.execute(numbers.update().where(numbers.c.id.in_(sorted(number_ids))).values(checked_at=at))
+def claim_checks(conn: Connection, at: float, interval: float, limit: int) -> list[dict[str, Any]]:
+    """Numbers due a reputation check, claimed (checked_at = at) so that another worker process
+    running the same schedule skips them: usable numbers not checked within `interval`, and
+    suspects not checked since they became suspect."""
+    n = numbers.c
+    due = (
+        sa.select(n.id)
+        .where(
+            n.state.in_([s.value for s in NumberState if s.usable]),
+            sa.or_(
+                n.checked_at.is_(None),
+                n.checked_at <= at - interval,
+                sa.and_(n.state == NumberState.SUSPECT.value, n.checked_at < n.state_since),
+            ),
+        )
+        .order_by(n.checked_at.is_not(None), n.checked_at, n.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.execute(due).scalars())
+    if not ids:
+        return []
+    rows = [dict(r) for r in conn.execute(sa.select(numbers).where(n.id.in_(ids))).mappings()]
+    conn.execute(numbers.update().where(n.id.in_(ids)).values(checked_at=at))
+    return rows
+
+
+def unclaim_checks(conn: Connection, previous: Mapping[str, float | None], at: float) -> None:
+    """A check that failed: the numbers are due again on the next run."""
+    for number_id, checked_at in previous.items():
+        conn.execute(
+            numbers.update().where(numbers.c.id == number_id, numbers.c.checked_at == at).values(checked_at=checked_at)
+        )
