@@ -109,7 +109,9 @@ class Gateway:
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store)
         self.worker: Worker | None = None
-        self.numbers = NumberPool(self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers))
+        self.numbers = NumberPool(
+            self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
+        )
         self.runner: web.AppRunner | None = None
         self.first_key: str | None = None
         self._background: list[asyncio.Task[None]] = []

@@ -37,6 +37,7 @@ from gateway.domain.numbers import (
     serving,
 )
 from gateway.domain.regions import region_of
+from gateway.metrics import Metrics
 from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
 from gateway.settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.state.base import CapReservation, State, WindowCounter
@@ -170,8 +171,10 @@ class NumberPool:
         settings: NumbersSettings,
         *,
         reputation: ReputationChecker | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.state = state
         self.settings = settings
@@ -441,6 +444,8 @@ class NumberPool:
     async def apply(self, number: SenderNumber, change: Transition, actor: str, now: float) -> dict[str, Any] | None:
         row = await self.store.db.write(nq.apply_transition, number, change, actor, now)
         if row is not None:
+            if self.metrics is not None:
+                self.metrics.number_changes.labels(number.pool, change.to.value, change.reason).inc()
             log.warning(
                 "sender number changed state",
                 number_id=number.id,
@@ -464,6 +469,12 @@ class NumberPool:
 
     async def tick(self, now: float) -> list[dict[str, Any]]:
         everything = await self.load()
+        if self.metrics is not None:
+            by_state: dict[tuple[str, str], int] = {(n.pool, s.value): 0 for n in everything for s in NumberState}
+            for n in everything:
+                by_state[(n.pool, n.state.value)] += 1
+            for (pool, state), count in by_state.items():
+                self.metrics.numbers.labels(pool, state).set(count)
         moving = [
             n.id for n in everything if n.state in (NumberState.SUSPECT, NumberState.QUARANTINED, NumberState.PROBATION)
         ]

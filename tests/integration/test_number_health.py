@@ -46,6 +46,15 @@ async def test_the_sandbox_can_simulate_a_filtered_sender(start_gateway: Gateway
         bad = (await numbers(gw))[POOL[1]]
         assert bad["state"] == "quarantined" and bad["reason"] == "evidence.filtered"
         assert [e["to"] for e in await events(gw, bad["id"])] == ["active", "suspect", "quarantined"]
+        metrics = await (await gw.get("/metrics")).text()
+        change = 'gateway_number_state_changes_total{pool="us",reason="evidence.filtered",to_state="quarantined"}'
+        assert f"{change} 1.0" in metrics
+
+        async def counted() -> bool:
+            text = await (await gw.get("/metrics")).text()
+            return 'gateway_numbers{pool="us",state="quarantined"} 1.0' in text
+
+        await gw.wait_for(counted)
 
 
 async def test_stop_replies_to_a_number_make_it_suspect(start_gateway: GatewayStarter) -> None:
