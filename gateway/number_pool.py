@@ -215,6 +215,21 @@ class NumberPool:
     async def load(self, pool: str | None = None, state: str | None = None) -> list[SenderNumber]:
         return [nq.to_number(r) for r in await self.store.db.read(nq.list_numbers, pool, state)]
 
+    async def has_numbers(self) -> bool:
+        """Whether any number exists, looked up at most once a second while there are none (the
+        usual case without pools), so the receipt and dispatch paths pay nothing for the feature."""
+        now = self.clock()
+        if now < self._empty_until:
+            return False
+        if await self.store.db.read(nq.any_number):
+            return True
+        self._empty_until = now + 1.0
+        return False
+
+    def added(self) -> None:
+        """A number was added in this process: stop assuming there are none."""
+        self._empty_until = 0.0
+
     def counter(self, number: SenderNumber, signal: Signal) -> WindowCounter:
         return WindowCounter(f"num:{number.id}:{number.epoch}:{signal.value}", self.policy.window_seconds, BUCKETS)
 
@@ -239,12 +254,10 @@ class NumberPool:
         phone_jobs = [j for j in jobs if j["channel"] in NUMBER_CHANNELS]
         if not phone_jobs:
             return decision
-        if now < self._empty_until:
+        if not await self.has_numbers():
             return decision
         pool = await self.load()
         if not pool:
-            # No numbers at all (the usual case without pools): look again in a second, not per batch.
-            self._empty_until = now + 1.0
             return decision
         wanted: list[tuple[dict[str, Any], Recipient, list[SenderNumber]]] = []
         for job in phone_jobs:

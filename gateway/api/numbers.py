@@ -242,6 +242,7 @@ async def create_number(request: web.Request) -> web.Response:
     row["categories"] = attributes.get("categories", "")
     if not await ctx.store.db.write(nq.insert_number, row):
         raise Problem(409, "conflict", "Conflict", f"pool {pool!r} already has sender {sender!r}")
+    _pool(ctx).added()
     stored = await ctx.store.db.read(nq.get_number, row["id"])
     assert stored is not None
     [rendered] = await _render(ctx, [stored])

@@ -50,7 +50,9 @@ async def post_receipts(request: web.Request) -> web.Response:
         )
         for r in parsed
     ]
-    observed: list[tuple[str, ReceiptRecord]] | None = [] if ctx.numbers is not None else None
+    observed: list[tuple[str, ReceiptRecord]] | None = None
+    if ctx.numbers is not None and await ctx.numbers.has_numbers():
+        observed = []
     summary = await ctx.store.apply_receipts(records, observed)
     for result, count in summary.items():
         if count:

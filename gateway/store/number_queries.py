@@ -55,6 +55,10 @@ def list_numbers(conn: Connection, pool: str | None = None, state: str | None = 
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
+def any_number(conn: Connection) -> bool:
+    return conn.execute(sa.select(numbers.c.id).limit(1)).first() is not None
+
+
 def get_number(conn: Connection, number_id: str) -> dict[str, Any] | None:
     row = conn.execute(sa.select(numbers).where(numbers.c.id == number_id)).mappings().first()
     return dict(row) if row else None
