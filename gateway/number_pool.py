@@ -25,11 +25,11 @@ from gateway.domain.numbers import (
     HealthPolicy,
     NumberState,
     Recipient,
+    Rotation,
     SenderNumber,
     Signal,
     Transition,
     assess,
-    candidates,
     daily_cap,
     flag,
     restore,
@@ -259,11 +259,24 @@ class NumberPool:
         pool = await self.load()
         if not pool:
             return decision
+        # Where the recipient is matters only to pools that name countries or regions (and costs a
+        # phone-number lookup per recipient); jobs with the same route share one list of servers.
+        placed = any(n.countries or n.region for n in pool)
+        servers: dict[Recipient, list[SenderNumber]] = {}
+        rotations: dict[Recipient, Rotation] = {}
         wanted: list[tuple[dict[str, Any], Recipient, list[SenderNumber]]] = []
         for job in phone_jobs:
-            region = region_of(job["to_addr"])
-            r = Recipient(routes[job["id"]], job["channel"], job["category"], region.country, region.province)
-            served = serving(pool, r)
+            region = region_of(job["to_addr"]) if placed else None
+            r = Recipient(
+                routes[job["id"]],
+                job["channel"],
+                job["category"],
+                region.country if region else None,
+                region.province if region else None,
+            )
+            served = servers.get(r)
+            if served is None:
+                served = servers[r] = serving(pool, r)
             if served:
                 wanted.append((job, r, served))
         if not wanted:
@@ -274,24 +287,34 @@ class NumberPool:
         by_sender: dict[str, set[str]] = {}
         for n in pool:
             by_sender.setdefault(n.sender, set()).add(n.id)
-        # Each job's candidates in order; `tried` advances past numbers whose daily cap is full.
+        # Each job's candidates in order, and how far down them it is (past numbers found full).
         queue: dict[str, tuple[dict[str, Any], list[SenderNumber], int]] = {}
         for job, r, served in wanted:
             avoid: frozenset[str] = frozenset()
             if job["sender"] and str(job["reason"] or "").startswith("retry.sender_flagged"):
                 avoid = frozenset(by_sender.get(job["sender"], ()))
             key = (job["tenant_id"], job["channel"], job["to_addr"])
-            order = candidates(served, r, sticky=sticky.get(key), avoid=avoid, last_used=self.last_used)
+            rotation = rotations.get(r)
+            if rotation is None:
+                rotation = rotations[r] = Rotation(served, r, self.last_used)
+            order = rotation.take(sticky.get(key), avoid)
             if not order:
                 decision.decided.append(self._exhausted(job, served, now))
                 continue
             # Given out now, so the next job of this batch starts from the next least-used number.
             self.last_used[order[0].id] = now + len(queue) * 1e-6
             queue[job["id"]] = (job, order, 0)
-        frees: dict[str, float] = {}
+        full: dict[str, float | None] = {}  # numbers found at their cap in this batch -> when one frees
         while queue:
             asks: list[tuple[str, CapReservation]] = []
             for job_id, (job, order, index) in list(queue.items()):
+                while index < len(order) and order[index].id in full:
+                    index += 1
+                if index == len(order):
+                    del queue[job_id]
+                    decision.decided.append(self._capped(job, order, full, now))
+                    continue
+                queue[job_id] = (job, order, index)
                 number = order[index]
                 reservation = self._reservation(job, number, now)
                 if reservation is None:
@@ -308,13 +331,8 @@ class NumberPool:
                     decision.assigned[job_id] = Assignment(order[index], reservation)
                     del queue[job_id]
                     continue
-                if answer.retry_at is not None:
-                    frees[job_id] = min(frees.get(job_id, answer.retry_at), answer.retry_at)
-                if index + 1 < len(order):
-                    queue[job_id] = (job, order, index + 1)
-                else:
-                    del queue[job_id]
-                    decision.decided.append(self._capped(job, order, frees.get(job_id), now))
+                full[order[index].id] = answer.retry_at
+                queue[job_id] = (job, order, index + 1)
         moved = [
             {
                 "tenant_id": job["tenant_id"],
@@ -358,7 +376,12 @@ class NumberPool:
             detail={"pools": sorted({n.pool for n in served}), "states": states},
         )
 
-    def _capped(self, job: dict[str, Any], order: Sequence[SenderNumber], frees: float | None, now: float) -> Outcome:
+    def _capped(
+        self, job: dict[str, Any], order: Sequence[SenderNumber], full: Mapping[str, float | None], now: float
+    ) -> Outcome:
+        """Every candidate is at its cap: wait for the first to free up."""
+        times = [at for n in order if (at := full.get(n.id)) is not None]
+        frees = min(times) if times else None
         detail = {"pools": sorted({n.pool for n in order}), "numbers": len(order)}
         if frees is None or (job["expires_at"] is not None and frees >= job["expires_at"]):
             return Outcome(job["id"], job["tenant_id"], "expired", now, reason="number.daily_cap", detail=detail)
@@ -404,7 +427,12 @@ class NumberPool:
         """Count observations and judge the numbers they could change."""
         if not observations:
             return
-        await self.state.incr_counters([(self.counter(n, s), 1) for n, s in observations])
+        # Many sends from one number in one flush are one increment.
+        tally: dict[tuple[str, int, Signal], tuple[SenderNumber, int]] = {}
+        for n, s in observations:
+            _, count = tally.get((n.id, n.epoch, s), (n, 0))
+            tally[(n.id, n.epoch, s)] = (n, count + 1)
+        await self.state.incr_counters([(self.counter(n, s), count) for (_, _, s), (n, count) in tally.items()])
         watched = (NumberState.SUSPECT, NumberState.PROBATION)
         judged = {
             n.id: n

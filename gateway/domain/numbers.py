@@ -362,3 +362,34 @@ def candidates(
         if n.id == sticky:
             return [n, *usable[:i], *usable[i + 1 :]]
     return usable
+
+
+class Rotation:
+    """`candidates` for a batch of jobs on one route, without sorting the pool for every job.
+
+    Built once per batch from the last-used times; `take` gives one job's candidates and counts
+    the first as used now (it moves to the back of its group), exactly as if `candidates` had
+    been called with that number's last-used time set to a moment after every other's."""
+
+    def __init__(self, numbers: Sequence[SenderNumber], r: Recipient, last_used: Mapping[str, float]) -> None:
+        usable = [n for n in serving(numbers, r) if n.state.usable]
+        usable.sort(key=lambda n: (last_used.get(n.id, 0.0), n.id))
+        self._local = [n for n in usable if n.local_to(r.country, r.province)]
+        self._rest = [n for n in usable if not n.local_to(r.country, r.province)]
+        self._ids = {n.id for n in usable}
+        self._local_ids = {n.id for n in self._local}
+
+    def take(self, sticky: str | None = None, avoid: frozenset[str] = frozenset()) -> list[SenderNumber]:
+        order = self._local + self._rest
+        if avoid:
+            order = [n for n in order if n.id not in avoid]
+        if sticky is not None and sticky in self._ids and sticky not in avoid:
+            first = next(n for n in order if n.id == sticky)
+            order.remove(first)
+            order.insert(0, first)
+        if order:
+            chosen = order[0]
+            group = self._local if chosen.id in self._local_ids else self._rest
+            group.remove(chosen)
+            group.append(chosen)
+        return order

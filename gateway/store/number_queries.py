@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.numbers import NumberState, SenderKind, SenderNumber, Transition
-from gateway.store.queries import _insert
+from gateway.store.queries import _executemany_fast, _insert
 from gateway.store.schema import number_assignments, number_events, numbers
 
 # Attributes an operator may change (API PATCH) and config sync refreshes; never the state.
@@ -187,13 +187,12 @@ def assign_sticky(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
     stmt = _insert(conn, number_assignments)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "channel", "recipient"],
-            set_={"number_id": stmt.excluded.number_id, "assigned_at": stmt.excluded.assigned_at},
-        ),
-        list(rows),
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "channel", "recipient"],
+        set_={"number_id": stmt.excluded.number_id, "assigned_at": stmt.excluded.assigned_at},
     )
+    # One row per new recipient on the dispatch path: skip SQLAlchemy's per-row work.
+    _executemany_fast(conn, "assign_sticky", upsert, rows)
 
 
 def claim_checks(conn: Connection, at: float, interval: float, limit: int) -> list[dict[str, Any]]:

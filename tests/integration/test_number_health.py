@@ -138,3 +138,24 @@ async def test_a_reputation_entry_point_flags_numbers(start_gateway: GatewayStar
 
         await gw.wait_for(flagged)
         assert (await numbers(gw))[POOL[0]]["reason"] == "reputation.flagged"
+
+
+async def test_daily_and_warm_up_caps_defer_what_the_pool_cannot_send_today(start_gateway: GatewayStarter) -> None:
+    pools = {
+        "us": {
+            "provider": "sandbox",
+            "daily_cap": 2,
+            "senders": [POOL[0], {"sender": POOL[1], "warmup": True}],
+        }
+    }
+    async with start_gateway(env({"warmup_caps": [1], "pools": pools})) as gw:
+        found = await numbers(gw)
+        assert (found[POOL[0]]["daily_cap_now"], found[POOL[1]]["daily_cap_now"]) == (2, 1)
+        sent = [await send(gw, f"+1202555{n:04d}") for n in range(3)]
+        assert sorted(m["sender"] for m in sent) == [POOL[0], POOL[0], POOL[1]]
+        response = await gw.post("/v1/messages", {"channel": "sms", "to": "+12025550100", "content": {"text": "x"}})
+        deferred = await gw.wait_status((await response.json())["id"], {"deferred"})
+        assert deferred["reason"] == "number.daily_cap"
+        assert deferred["attempts"] == []
+        waited = deferred["events"][-1]["detail"]
+        assert waited["pools"] == ["us"] and waited["numbers"] == 2

@@ -14,6 +14,7 @@ from gateway.domain.numbers import (
     HealthPolicy,
     NumberState,
     Recipient,
+    Rotation,
     SenderNumber,
     Signal,
     assess,
@@ -245,3 +246,26 @@ def test_candidates_never_offer_an_unusable_or_avoided_number(
     rest = order[1:] if order and order[0].id == sticky else order
     keys = [(not n.local_to("US", "NY"), used[n.id], n.id) for n in rest]
     assert keys == sorted(keys)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(list(NumberState)), st.booleans(), st.integers(0, 5)), min_size=1, max_size=10),
+    st.lists(st.tuples(st.integers(0, 12), st.booleans()), max_size=30),
+)
+def test_a_rotation_gives_what_candidates_gives_job_after_job(
+    specs: list[tuple[NumberState, bool, int]], jobs: list[tuple[int, bool]]
+) -> None:
+    """The batch shortcut and the reference agree: each job's order is `candidates` with the
+    last-used times as they stand after the jobs before it took their first choice."""
+    pool = [number(i, state=state, region="NY" if local else None) for i, (state, local, _) in enumerate(specs)]
+    used = {number(i).id: float(at) for i, (_, _, at) in enumerate(specs)}
+    rotation = Rotation(pool, US, used)
+    clock = 100.0
+    for sticky_index, avoiding in jobs:
+        sticky = number(sticky_index).id
+        avoid = frozenset({pool[0].id}) if avoiding else frozenset()
+        expected = candidates(pool, US, sticky=sticky, avoid=avoid, last_used=used)
+        assert [n.id for n in rotation.take(sticky, avoid)] == [n.id for n in expected]
+        if expected:
+            clock += 1
+            used[expected[0].id] = clock
