@@ -240,7 +240,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_numbers(args: argparse.Namespace) -> int:
+    import logging
+
     import orjson
+    import structlog
 
     from gateway.api.numbers import render_numbers
     from gateway.number_pool import NumberPool
@@ -249,19 +252,37 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     from gateway.store.store import Store
 
     settings = _settings_or_exit()
+    action = getattr(args, "action", None)
+    # The table (or the action's one line) is the output; the state change is logged as JSON, on stderr.
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
 
-    async def run() -> list[dict[str, object]]:
+    async def run() -> list[dict[str, object]] | str:
         store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         state = open_state(settings.redis_url)
         try:
             await store.migrate()
+            pool = NumberPool(store, state, settings.numbers)
+            if action is not None:
+                reason = args.reason or f"{action} on the command line"
+                row, changed = await pool.operate(args.number_id, action, reason, "operator:cli")
+                if row is None:
+                    return f"gateway: no number {args.number_id!r}"
+                return f"{row['id']} {row['sender']}: {row['state']}" + ("" if changed else " (unchanged)")
             rows = await store.db.read(number_queries.list_numbers, args.pool, args.state)
-            return await render_numbers(NumberPool(store, state, settings.numbers), rows)
+            return await render_numbers(pool, rows)
         finally:
             await store.close()
             await state.close()
 
     numbers = _run(run())
+    if isinstance(numbers, str):
+        failed = numbers.startswith("gateway:")
+        print(numbers, file=sys.stderr if failed else sys.stdout)
+        return 1 if failed else 0
     assert isinstance(numbers, list)
     if args.json:
         print(orjson.dumps(numbers, option=orjson.OPT_INDENT_2).decode())
@@ -339,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     numbers.add_argument("--state", choices=["active", "suspect", "quarantined", "probation", "retired"])
     numbers.add_argument("--json", action="store_true", help="the same objects as GET /v1/numbers")
     numbers.set_defaults(func=cmd_numbers)
+    numbers_sub = numbers.add_subparsers(dest="action", required=False)
+    for action, text in (
+        ("flag", "quarantine a number at once"),
+        ("restore", "bring a number back to active"),
+        ("retire", "take a number out of rotation for good"),
+    ):
+        step = numbers_sub.add_parser(action, help=text)
+        step.add_argument("number_id")
+        step.add_argument("--reason", required=action == "flag", help="recorded with the state change")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -164,3 +164,13 @@ async def test_gateway_numbers_prints_the_pool_as_a_table(tmp_path: Path) -> Non
     as_json = json.loads(_gateway(db, "numbers", "--json", "--state", "quarantined").stdout)
     assert [n["id"] for n in as_json] == [number["id"]]
     assert _gateway(db, "numbers", "--state", "nope").returncode == 2
+
+    restored = _gateway(db, "numbers", "restore", number["id"])
+    assert restored.returncode == 0 and restored.stdout.strip() == f"{number['id']} +14155550101: active"
+    assert _gateway(db, "numbers", "flag", number["id"]).returncode == 2  # a flag needs its reason
+    flagged = _gateway(db, "numbers", "flag", number["id"], "--reason", "carrier letter")
+    assert flagged.stdout.strip().endswith("quarantined")
+    assert _gateway(db, "numbers", "retire", "num_0000000000000000").returncode == 1
+    async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
+        events = (await (await gw.get(f"/v1/numbers/{number['id']}")).json())["events"]
+    assert (events[0]["actor"], events[0]["evidence"]) == ("operator:cli", {"reason": "carrier letter"})
