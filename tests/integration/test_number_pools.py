@@ -1,6 +1,10 @@
 """Sender number pools in the running gateway, against a fake Twilio that sends real signed status
 callbacks: a number the carrier starts filtering is quarantined, rotation carries on without it,
-and it comes back after cooldown and probation once the filtering stops."""
+and it comes back after cooldown and probation once the filtering stops.
+
+The bound: a filtered number is quarantined by its `filtered_to_quarantine`-th (3rd) filtered
+receipt; with the campaign sent a round at a time (nothing in flight when a receipt lands) exactly
+3 messages go through it after the carrier starts filtering, and none after the quarantine."""
 
 from __future__ import annotations
 
