@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import audit, content, messages, ops, receipts, reports, suppressions, tracking
+from gateway.api import audit, content, messages, numbers, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.context import CONTEXT, ApiContext
@@ -28,6 +28,7 @@ from gateway.domain.routing import parse_routing
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
+from gateway.number_pool import NumberPool, reputation_of
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
@@ -71,6 +72,14 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/suppressions", suppressions.list_suppressions)
         app.router.add_post("/v1/suppressions", suppressions.add_suppression)
         app.router.add_delete("/v1/suppressions", suppressions.delete_suppression)
+        app.router.add_get("/v1/numbers", numbers.list_numbers)
+        app.router.add_post("/v1/numbers", numbers.create_number)
+        app.router.add_get("/v1/numbers/{id}", numbers.get_number)
+        app.router.add_patch("/v1/numbers/{id}", numbers.update_number)
+        app.router.add_delete("/v1/numbers/{id}", numbers.delete_number)
+        app.router.add_post("/v1/numbers/{id}/flag", numbers.flag_number)
+        app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
+        app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
     return app
 
 
@@ -104,6 +113,9 @@ class Gateway:
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store)
         self.worker: Worker | None = None
+        self.numbers = NumberPool(
+            self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
+        )
         self.runner: web.AppRunner | None = None
         self.first_key: str | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -129,6 +141,7 @@ class Gateway:
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
         dispatching = self.role in ("worker", "all")
+        await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
         await self.providers.start()
         await self.content.start()
@@ -144,6 +157,7 @@ class Gateway:
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
+            numbers=self.numbers,
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -177,9 +191,12 @@ class Gateway:
                 budget,
                 parse_routing(s.routing),
                 links=await self._link_tracker(),
+                numbers=self.numbers,
             )
             self.worker.start()
             self._spawn(self._track_queue_depth())
+        # Cooldowns, probation and reputation checks run where jobs are dispatched.
+        self.numbers.start(ticking=dispatching)
         self._spawn(self._release_idempotency_keys())
         if dispatching and s.retention.content_days > 0:
             self._spawn(self._purge_content())
@@ -204,6 +221,7 @@ class Gateway:
             await self.runner.cleanup()
         if self.worker is not None:
             await self.worker.stop()
+        await self.numbers.close()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys, purge, check, report, export."""
+"""The `gateway` command: serve, migrate, keys, numbers, purge, check, report, export."""
 
 from __future__ import annotations
 
@@ -273,6 +273,89 @@ def cmd_export(args: argparse.Namespace) -> int:
     return int(result) if isinstance(result, int) else 1
 
 
+def cmd_numbers(args: argparse.Namespace) -> int:
+    import logging
+
+    import orjson
+    import structlog
+
+    from gateway.api.numbers import render_numbers
+    from gateway.number_pool import NumberPool
+    from gateway.state.base import open_state
+    from gateway.store import number_queries
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    action = getattr(args, "action", None)
+    # The table (or the action's one line) is the output; the state change is logged as JSON, on stderr.
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+    async def run() -> list[dict[str, object]] | str:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        state = open_state(settings.redis_url)
+        try:
+            await store.migrate()
+            pool = NumberPool(store, state, settings.numbers)
+            if action is not None:
+                reason = args.reason or f"{action} on the command line"
+                row, changed = await pool.operate(args.number_id, action, reason, "operator:cli")
+                if row is None:
+                    return f"gateway: no number {args.number_id!r}"
+                return f"{row['id']} {row['sender']}: {row['state']}" + ("" if changed else " (unchanged)")
+            rows = await store.db.read(number_queries.list_numbers, args.pool, args.state)
+            return await render_numbers(pool, rows)
+        finally:
+            await store.close()
+            await state.close()
+
+    numbers = _run(run())
+    if isinstance(numbers, str):
+        failed = numbers.startswith("gateway:")
+        print(numbers, file=sys.stderr if failed else sys.stdout)
+        return 1 if failed else 0
+    assert isinstance(numbers, list)
+    if args.json:
+        print(orjson.dumps(numbers, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not numbers:
+        print("no sender numbers (declare pools under [numbers.pools.<name>] or POST /v1/numbers)")
+        return 0
+    headers = ["id", "pool", "sender", "state", "since", "sent", "deliv", "failed", "filtered", "stop", "fail%", "cap"]
+    table = []
+    for n in numbers:
+        health = n["health"]
+        cap = n["daily_cap_now"]
+        table.append(
+            [
+                n["id"],
+                n["pool"],
+                n["sender"],
+                n["state"],
+                n["state_since"][:19].replace("T", " "),
+                str(health["sent"]),
+                str(health["delivered"]),
+                str(health["failed"]),
+                str(health["filtered"]),
+                str(health["opt_out"]),
+                f"{100 * health['failure_rate']:.1f}",
+                "-" if cap is None else str(cap),
+                n["reason"] or "-",
+            ]
+        )
+    headers.append("reason")
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if settings.redis_url is None:
+        print("(health counts are per process without redis_url; the table shows this process's, i.e. none)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -311,6 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
     export_events.add_argument("--tenant", default="default")
     export_events.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
     export_events.set_defaults(func=cmd_export)
+    numbers = sub.add_parser("numbers", help="sender numbers: state, health counts and last reason")
+    numbers.add_argument("--pool", default=None)
+    numbers.add_argument("--state", choices=["active", "suspect", "quarantined", "probation", "retired"])
+    numbers.add_argument("--json", action="store_true", help="the same objects as GET /v1/numbers")
+    numbers.set_defaults(func=cmd_numbers)
+    numbers_sub = numbers.add_subparsers(dest="action", required=False)
+    for action, text in (
+        ("flag", "quarantine a number at once"),
+        ("restore", "bring a number back to active"),
+        ("retire", "take a number out of rotation for good"),
+    ):
+        step = numbers_sub.add_parser(action, help=text)
+        step.add_argument("number_id")
+        step.add_argument("--reason", required=action == "flag", help="recorded with the state change")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -91,6 +91,9 @@ class SandboxSettings(_Section):
         "gateway-sandbox.ndjson",
         description="append-only record of what the simulated provider accepted; lets crash recovery ask it",
     )
+    filtered_senders: tuple[str, ...] = Field(
+        (), description="sender numbers the simulated carrier filters as spam (receipts: undelivered, SBX-30007)"
+    )
 
 
 class ContentRouteSettings(_Section):
@@ -134,6 +137,91 @@ class RetentionSettings(_Section):
     purge_interval_seconds: float = Field(3600.0, gt=0, description="how often a worker process purges")
 
 
+class SenderSettings(_Section):
+    """One sender of a pool, when it differs from the pool's defaults."""
+
+    sender: str = Field(min_length=1, max_length=64)
+    kind: Literal["number", "short_code", "alphanumeric"] | None = None
+    region: str | None = Field(None, max_length=64)
+    daily_cap: int | None = Field(None, ge=1)
+    rate: float | None = Field(None, gt=0)
+    warmup: bool | None = None
+
+
+class PoolSettings(_Section):
+    """`[numbers.pools.<name>]`: the senders of one pool and what they serve."""
+
+    provider: str | None = Field(None, description="the provider that sends from these numbers; default any")
+    channel: Literal["sms", "voice"] = "sms"
+    countries: tuple[str, ...] = Field((), description="recipients' ISO country codes served; empty: any")
+    categories: tuple[Literal["marketing", "transactional"], ...] = ()
+    kind: Literal["number", "short_code", "alphanumeric"] = "number"
+    daily_cap: int | None = Field(None, ge=1)
+    rate: float | None = Field(None, gt=0, description="messages per second per number")
+    warmup: bool = False
+    senders: tuple[str | SenderSettings, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _senders_in_their_form(self) -> PoolSettings:
+        from gateway.domain.jobs import normalise_phone
+
+        seen: set[str] = set()
+        for entry in self.senders:
+            spec = entry if isinstance(entry, SenderSettings) else SenderSettings(sender=entry)
+            if spec.sender in seen:
+                raise ValueError(f"sender {spec.sender!r} is listed twice")
+            seen.add(spec.sender)
+            if (spec.kind or self.kind) == "number" and normalise_phone(spec.sender) != spec.sender:
+                raise ValueError(f"sender {spec.sender!r} is not a phone number in E.164 (+<country><number>)")
+        for country in self.countries:
+            if not re.fullmatch(r"[A-Z]{2}", country):
+                raise ValueError(f"countries: {country!r} is not an ISO 3166 alpha-2 code in capitals")
+        return self
+
+
+class ReputationSettings(_Section):
+    """A pluggable check that can mark numbers flagged: an HTTP hook or a Python entry point."""
+
+    url: str | None = Field(None, description="POSTed the numbers; answers which are flagged")
+    entry_point: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$", description="module:function")
+    interval_seconds: float = Field(86_400.0, gt=0, description="how often each number is checked")
+    timeout_seconds: float = Field(10.0, gt=0)
+    batch_size: int = Field(100, gt=0)
+
+
+class NumbersSettings(_Section):
+    """Sender number pools and the thresholds of their health; see docs/numbers.md."""
+
+    window_seconds: float = Field(3600.0, gt=0, description="sliding window the evidence is counted in")
+    filtered_to_suspect: int = Field(1, ge=1)
+    filtered_to_quarantine: int = Field(3, ge=1)
+    min_sample: int = Field(20, ge=1)
+    failure_ratio: float = Field(2.0, ge=1)
+    failure_margin: float = Field(0.10, ge=0, le=1)
+    assumed_baseline: float = Field(0.05, ge=0, le=1)
+    quarantine_failure_rate: float = Field(0.5, gt=0, le=1)
+    opt_out_rate: float = Field(0.05, gt=0, le=1)
+    cooldown_seconds: float = Field(86_400.0, ge=0)
+    probation_seconds: float = Field(3600.0, ge=0)
+    probation_deliveries: int = Field(5, ge=0)
+    probation_daily_cap: int = Field(100, ge=1)
+    warmup_caps: tuple[int, ...] = (50, 100, 200, 400, 800)
+    tick_seconds: float = Field(5.0, gt=0, description="how often time-based changes are looked for")
+    reputation: ReputationSettings = ReputationSettings()
+    pools: dict[str, PoolSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> NumbersSettings:
+        if self.filtered_to_suspect > self.filtered_to_quarantine:
+            raise ValueError("filtered_to_suspect must not exceed filtered_to_quarantine")
+        if any(c < 1 for c in self.warmup_caps):
+            raise ValueError("warmup_caps must be whole numbers >= 1")
+        for name in self.pools:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+                raise ValueError(f"pool name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -159,6 +247,7 @@ class Settings(BaseSettings):
     content: ContentSettings = ContentSettings()
     links: LinkSettings = LinkSettings()
     retention: RetentionSettings = RetentionSettings()
+    numbers: NumbersSettings = NumbersSettings()
     # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)

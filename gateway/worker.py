@@ -20,6 +20,7 @@ import structlog
 
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import Category
+from gateway.domain.numbers import Signal
 from gateway.domain.regions import region_of
 from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import (
@@ -34,6 +35,7 @@ from gateway.domain.routing import (
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
+from gateway.number_pool import Assignment, NumberPool, PoolDecision
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
 from gateway.retry_budget import RetryBudget
@@ -67,8 +69,10 @@ class Worker:
         budget: RetryBudget,
         routing: RoutingConfig | None = None,
         links: LinkTracker | None = None,
+        numbers: NumberPool | None = None,
     ) -> None:
         self.links = links
+        self.numbers = numbers
         self.budget = budget
         self.routing = routing or RoutingConfig()
         # Per provider, per process: a failing provider is left alone for a while so jobs fail over.
@@ -198,14 +202,55 @@ class Worker:
             await self.store.record_outcomes(decided)
         if gate is None:
             return
-        for job in gate.passed:
+        passed = gate.passed
+        numbers = await self._assign_numbers(passed, routes, gate.reservations, now)
+        if numbers.decided:
+            gone = {outcome.message_id for outcome in numbers.decided}
+            passed = [job for job in passed if job["id"] not in gone]
+        for job in passed:
+            assignment = numbers.assigned.get(job["id"])
+            sender = assignment.number.sender if assignment is not None else None
             mark = SendingMark(
-                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], None, now
+                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], sender, now
             )
             self._held.add(job["id"])
-            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"])))
+            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"]), assignment))
             self._inflight.add(task)
             task.add_done_callback(self._done)
+
+    async def _assign_numbers(
+        self,
+        jobs: list[dict[str, Any]],
+        routes: dict[str, str],
+        reservations: dict[str, CapReservation],
+        now: float,
+    ) -> PoolDecision:
+        """A sender number from the pool for each job that has one; jobs left without a number are
+        recorded here (failed: pool exhausted; deferred: every number at its daily cap)."""
+        if self.numbers is None or not jobs:
+            return PoolDecision()
+        try:
+            decision = await self.numbers.assign(jobs, routes, now)
+        except Exception:
+            log.exception("choosing sender numbers failed; the jobs wait a moment")
+            decision = PoolDecision(
+                decided=[
+                    Outcome(j["id"], j["tenant_id"], "queued", now, reason="retry.numbers", next_attempt_at=now + 1.0)
+                    for j in jobs
+                ]
+            )
+        if decision.decided:
+            # Nothing goes out for these: the recipients' caps must not count them.
+            held = [reservations[o.message_id] for o in decision.decided if o.message_id in reservations]
+            if held:
+                with contextlib.suppress(Exception):
+                    await self.state.release_caps(held)
+            channels = {job["id"]: job["channel"] for job in jobs}
+            for outcome in decision.decided:
+                if outcome.status in FINAL_FAILURES:
+                    self.metrics.failed.labels(channels[outcome.message_id], "", outcome.reason or "").inc()
+            await self.store.record_outcomes(decision.decided)
+        return decision
 
     def _route(self, job: dict[str, Any], unavailable: frozenset[str]) -> Route | None:
         retrying = job["reason"] is not None and str(job["reason"]).startswith(("retry.", "recovered."))
@@ -261,13 +306,25 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("hand-off task crashed", error=repr(task.exception()))
 
-    async def _hand_off(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
+    async def _hand_off(
+        self,
+        mark: SendingMark,
+        job: dict[str, Any],
+        reservation: CapReservation | None,
+        number: Assignment | None = None,
+    ) -> None:
         try:
-            await self._hand_off_held(mark, job, reservation)
+            await self._hand_off_held(mark, job, reservation, number)
         finally:
             self._held.discard(job["id"])
 
-    async def _hand_off_held(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
+    async def _hand_off_held(
+        self,
+        mark: SendingMark,
+        job: dict[str, Any],
+        reservation: CapReservation | None,
+        number: Assignment | None,
+    ) -> None:
         provider = self.providers.get(mark.provider)
         assert provider is not None
         content = orjson.loads(job["content"])
@@ -277,7 +334,9 @@ class Worker:
         segments = measure_sms(content.get("text", "")).segments if job["channel"] == "sms" else 1
         # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
         # queued (safe to resend), not in an unknowable hand-off.
-        await self.pacer.admit(mark.provider, mark.sender, segments)
+        await self.pacer.admit(
+            mark.provider, mark.sender, segments, sender_rate=number.number.rate if number is not None else None
+        )
         mark = SendingMark(
             mark.message_id,
             mark.tenant_id,
@@ -334,6 +393,14 @@ class Worker:
             # Nothing reached the recipient: the cap must not count it (a retry reserves again).
             with contextlib.suppress(Exception):
                 await self.state.release_caps([reservation])
+        if number is not None and self.numbers is not None:
+            if outcome.attempt_outcome == "sent":
+                self.numbers.note(number.number, Signal.SENT)
+            elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
+                # The provider refused the number itself: evidence, and the retry picks another one.
+                self.numbers.note(number.number, Signal.FILTERED)
+            if outcome.status != "sent" and number.reservation is not None:
+                await self.numbers.release([number.reservation])
         await self.store.record_outcome(outcome)
 
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:

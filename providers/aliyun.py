@@ -144,6 +144,21 @@ class AliyunSettings:
     connect_timeout: float = 3.0
     timeout: float = 8.0
     max_per_second: float | None = None
+    # SmsReport err_codes that mean the carrier filtered the message as spam (the sender is flagged);
+    # a report whose err_msg says it was intercepted (拦截) or spam counts as such too.
+    filtered_codes: tuple[str, ...] = ()
+
+
+FILTERED_WORDS = ("拦截", "spam")
+
+
+def report_error_kind(settings: AliyunSettings, err_code: str | None, err_msg: str | None) -> ErrorKind | None:
+    """The class of an SmsReport failure, as far as number health needs it."""
+    if err_code and err_code in settings.filtered_codes:
+        return ErrorKind.SENDER_FLAGGED
+    if err_msg and any(word in err_msg.lower() for word in FILTERED_WORDS):
+        return ErrorKind.SENDER_FLAGGED
+    return None
 
 
 class AliyunSmsProvider(HttpAdapter):
@@ -248,6 +263,13 @@ class AliyunSmsProvider(HttpAdapter):
                     error_code=None if success or not err_code else str(err_code),
                     occurred_at=china_time(item.get("report_time")),
                     raw=orjson.dumps(item).decode(),
+                    error_kind=None
+                    if success
+                    else report_error_kind(
+                        self.settings,
+                        str(err_code) if err_code else None,
+                        str(item["err_msg"]) if item.get("err_msg") else None,
+                    ),
                 )
             )
         return receipts

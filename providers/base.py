@@ -70,6 +70,9 @@ class Receipt:
     error_code: str | None = None
     occurred_at: float | None = None
     raw: str | None = None
+    # The class of error_code (SENDER_FLAGGED: the carrier filtered the sender as spam), so receipts
+    # feed sender-number health without the gateway knowing each provider's codes.
+    error_kind: ErrorKind | None = None
 
 
 @dataclass(frozen=True, slots=True)

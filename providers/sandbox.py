@@ -93,6 +93,7 @@ class SandboxProvider:
         receipt_delay_ms: float = 200.0,
         ledger_path: str | None = None,
         seed: int | None = None,
+        filtered_senders: Sequence[str] = (),
     ) -> None:
         self.capabilities = Capabilities(
             channels=frozenset({"sms", "voice", "push", "email", "webhook"}),
@@ -100,6 +101,8 @@ class SandboxProvider:
             lookup=True,
         )
         self.receipt_url = receipt_url
+        # Senders the simulated carrier treats as spam: their messages are accepted, then filtered.
+        self.filtered_senders = set(filtered_senders)
         self.secret = secret
         self.latency = latency_ms / 1000
         self.failure_rate = failure_rate
@@ -148,6 +151,8 @@ class SandboxProvider:
             return SendResult(error=ProviderError(chosen.kind, chosen.code, chosen.message, retry_after))
         sid = "SBX" + uuid.uuid4().hex
         fate = "delivered" if self._random.random() < self.delivery_rate else "undelivered"
+        if message.sender is not None and message.sender in self.filtered_senders:
+            fate = "filtered"
         self._remember(message.reference, sid, fate)
         self.sent_count += 1
         if self.receipt_url:
@@ -291,13 +296,15 @@ def _receipt_of(item: object) -> Receipt:
         raise ValueError("occurred_at must be a number")
     sid = _text(item, "sid", 128, True)
     assert sid is not None
+    error_code = _text(item, "error_code", 64, False)
     return Receipt(
         provider_message_id=sid,
         reference=_text(item, "reference", 40, False),
         status=_status(item.get("status")),
-        error_code=_text(item, "error_code", 64, False),
+        error_code=error_code,
         occurred_at=float(occurred) if occurred is not None else None,
         raw=orjson.dumps(item).decode(),
+        error_kind=RECEIPT_ERRORS.get(error_code) if error_code else None,
     )
 
 
@@ -307,12 +314,22 @@ def sign_inbound(secret: str, messages: list[dict[str, object]], timestamp: int 
     return body, sign(secret, int(time.time()) if timestamp is None else timestamp, body)
 
 
+# The sandbox's receipt error codes and their classes (its own wire format, like a provider's table).
+RECEIPT_ERRORS: dict[str, ErrorKind] = {
+    "SBX-30003": ErrorKind.TRANSIENT,  # unreachable handset
+    "SBX-30007": ErrorKind.SENDER_FLAGGED,  # the carrier filtered the message as spam
+}
+
+
 def _receipt(sid: str, reference: str, fate: str) -> Receipt:
+    if fate == "filtered":
+        return Receipt(sid, "undelivered", reference, "SBX-30007", error_kind=ErrorKind.SENDER_FLAGGED)
     return Receipt(
         provider_message_id=sid,
         reference=reference,
         status=fate,
         error_code=None if fate == "delivered" else "SBX-30003",
+        error_kind=None if fate == "delivered" else ErrorKind.TRANSIENT,
     )
 
 

@@ -128,6 +128,14 @@ def error_kind(code: int | str | None, http_status: int = 400) -> ErrorKind:
     return known if known is not None else http_status_kind(http_status)
 
 
+def receipt_error_kind(code: str | None) -> ErrorKind | None:
+    """The class of a status callback's ErrorCode, for codes in the table only (30007: the carrier
+    filtered the message as spam, i.e. the sender is flagged)."""
+    if not code or not code.isdigit():
+        return None
+    return ERROR_KINDS.get(int(code))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TwilioSettings:
     account_sid: str
@@ -331,7 +339,8 @@ class TwilioProvider(HttpAdapter):
             if ours is None:
                 return []
             error_code = values.get("ErrorCode") or None
-            return [Receipt(values["MessageSid"], ours, reference, error_code, None, raw)]
+            kind = receipt_error_kind(error_code) if ours in ("undelivered", "failed") else None
+            return [Receipt(values["MessageSid"], ours, reference, error_code, None, raw, kind)]
         if "CallSid" in values and "CallStatus" in values:
             twilio_status = values["CallStatus"]
             if twilio_status not in CALL_STATUSES:
@@ -341,7 +350,8 @@ class TwilioProvider(HttpAdapter):
                 return []
             error_code = values.get("ErrorCode") or (twilio_status if ours in ("undelivered", "failed") else None)
             occurred = _rfc2822(values.get("Timestamp"))
-            return [Receipt(values["CallSid"], ours, reference, error_code, occurred, raw)]
+            kind = receipt_error_kind(values.get("ErrorCode")) if ours in ("undelivered", "failed") else None
+            return [Receipt(values["CallSid"], ours, reference, error_code, occurred, raw, kind)]
         raise CallbackFormatError("neither a message nor a call status callback")
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:

@@ -231,6 +231,108 @@ SCHEMAS: dict[str, Any] = {
             "reason": {"type": "string", "minLength": 1, "maxLength": 128, "default": "opt_out"},
         },
     },
+    "Number": {
+        "type": "object",
+        "required": ["id", "pool", "sender", "kind", "channel", "state", "reason", "state_since", "health"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^num_[0-9a-f]{16}$"},
+            "pool": {"type": "string"},
+            "sender": {"type": "string", "description": "E.164 number, short code or alphanumeric id"},
+            "kind": {"enum": ["number", "short_code", "alphanumeric"]},
+            "provider": {**NULLABLE_STR, "description": "null: any provider of the channel"},
+            "channel": {"enum": ["sms", "voice"]},
+            "countries": {"type": "array", "items": {"type": "string"}, "description": "empty: any"},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": NULLABLE_STR,
+            "daily_cap": {"type": ["integer", "null"]},
+            "daily_cap_now": {
+                "type": ["integer", "null"],
+                "description": "the cap in force now: the lowest of daily_cap, warm-up and probation caps",
+            },
+            "rate": {"type": ["number", "null"], "description": "messages per second"},
+            "warmup": {"type": "boolean"},
+            "state": {"enum": ["active", "suspect", "quarantined", "probation", "retired"]},
+            "reason": {**NULLABLE_STR, "description": "why it is in this state (the last change's reason)"},
+            "state_since": {"type": "string", "format": "date-time"},
+            "cooldown_until": NULLABLE_TIME,
+            "checked_at": {**NULLABLE_TIME, "description": "the last reputation check"},
+            "health": {
+                "type": "object",
+                "description": "evidence in the sliding window since the last state change that reset it",
+                "properties": {
+                    "sent": {"type": "integer"},
+                    "delivered": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "filtered": {"type": "integer"},
+                    "opt_out": {"type": "integer"},
+                    "failure_rate": {"type": "number"},
+                    "window_seconds": {"type": "number"},
+                },
+            },
+            "source": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "events": {
+                "type": "array",
+                "description": "state changes, newest first (GET /v1/numbers/{id} only)",
+                "items": {
+                    "type": "object",
+                    "required": ["at", "to", "reason", "evidence", "actor"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "from": NULLABLE_STR,
+                        "to": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "evidence": {"type": "object"},
+                        "actor": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "NumberList": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": _ref("Number")}},
+    },
+    "NumberAttributes": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"enum": ["number", "short_code", "alphanumeric"], "default": "number"},
+            "provider": NULLABLE_STR,
+            "channel": {"enum": ["sms", "voice"], "default": "sms"},
+            "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": {"type": ["string", "null"], "maxLength": 64},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "warmup": {"type": "boolean"},
+        },
+    },
+    "NumberRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pool", "sender"],
+        "properties": {
+            "pool": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
+            "sender": {"type": "string", "minLength": 1, "maxLength": 64},
+            "kind": {"enum": ["number", "short_code", "alphanumeric"], "default": "number"},
+            "provider": NULLABLE_STR,
+            "channel": {"enum": ["sms", "voice"], "default": "sms"},
+            "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": {"type": ["string", "null"], "maxLength": 64},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "warmup": {"type": "boolean"},
+        },
+    },
+    "NumberAction": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}},
+    },
     "SuppressionList": {
         "type": "object",
         "required": ["data", "next_cursor"],
@@ -364,6 +466,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
+NUMBER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTH_ERRORS = {
     "429": _problem_response("over the tenant's request rate; see Retry-After"),
     "401": _problem_response("missing, unknown, revoked or expired API key"),
@@ -655,6 +758,113 @@ def openapi_document() -> dict[str, Any]:
                         "404": _problem_response("not on the list"),
                     },
                 },
+            },
+            "/v1/numbers": {
+                "get": {
+                    "operationId": "listNumbers",
+                    "summary": "Sender numbers with their state, health counts and last reason",
+                    "security": BEARER,
+                    "parameters": [
+                        _query("pool"),
+                        _query("state", enum=["active", "suspect", "quarantined", "probation", "retired"]),
+                    ],
+                    "responses": {
+                        "200": _json(_ref("NumberList"), "the numbers"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+                "post": {
+                    "operationId": "createNumber",
+                    "summary": "Add a sender to a pool (admin scope)",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NumberRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Number"), "added"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "409": _problem_response("the pool already has this sender"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+            },
+            "/v1/numbers/{id}": {
+                "get": {
+                    "operationId": "getNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "One number with its state changes and their evidence",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json(_ref("Number"), "the number"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                    },
+                },
+                "patch": {
+                    "operationId": "updateNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "Change a number's attributes (not its pool, sender or state; admin scope)",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NumberAttributes")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Number"), "changed"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "Remove a number (admin scope); its sticky recipients get another",
+                    "security": BEARER,
+                    "responses": {
+                        "204": {"description": "removed"},
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                    },
+                },
+            },
+            **{
+                f"/v1/numbers/{{id}}/{action}": {
+                    "post": {
+                        "operationId": f"{action}Number",
+                        "summary": summary,
+                        "security": BEARER,
+                        "parameters": [NUMBER_ID],
+                        "requestBody": {
+                            "required": action == "flag",
+                            "content": {"application/json": {"schema": _ref("NumberAction")}},
+                        },
+                        "responses": {
+                            "200": _json(_ref("Number"), "the number after the action"),
+                            "400": _problem_response("malformed JSON"),
+                            **AUTH_ERRORS,
+                            "404": _problem_response("no such number"),
+                            **(
+                                {"409": _problem_response("a retired number cannot be flagged")}
+                                if action == "flag"
+                                else {}
+                            ),
+                            "415": _problem_response("not application/json"),
+                            "422": _problem_response("invalid or missing reason"),
+                        },
+                    }
+                }
+                for action, summary in (
+                    ("flag", "An operator flags the number: quarantined at once, with the reason (admin scope)"),
+                    ("restore", "Back to active from any state, evidence reset (admin scope)"),
+                    ("retire", "Out of rotation for good, until restored (admin scope)"),
+                )
             },
             "/v1/content/check": {
                 "post": {

@@ -9,8 +9,9 @@ from aiohttp import web
 from gateway.api.bodies import read_body
 from gateway.api.context import context
 from gateway.api.problems import Problem
+from gateway.domain.numbers import Signal
 from gateway.store.records import ReceiptRecord
-from providers.base import CallbackFormatError, InboundRequest, SignatureError
+from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
 MAX_RECEIPT_BODY = 4 * 1024 * 1024
@@ -44,11 +45,32 @@ async def post_receipts(request: web.Request) -> web.Response:
             error_code=r.error_code,
             occurred_at=r.occurred_at,
             raw=r.raw,
+            error_kind=r.error_kind.value if r.error_kind is not None else None,
         )
         for r in parsed
     ]
-    summary = await ctx.store.apply_receipts(records)
+    observed: list[tuple[str, ReceiptRecord]] | None = None
+    if ctx.numbers is not None and await ctx.numbers.has_numbers():
+        observed = []
+    summary = await ctx.store.apply_receipts(records, observed)
     for result, count in summary.items():
         if count:
             ctx.metrics.receipts.labels(name, result).inc(count)
+    if ctx.numbers is not None and observed:
+        try:
+            await ctx.numbers.observe_senders(
+                [(sender, name, None, signal) for sender, receipt in observed for signal in signals_of(receipt)]
+            )
+        except Exception:
+            # The receipts are recorded; losing their evidence must not make the provider resend them.
+            log.exception("number health not updated from receipts", provider=name)
     return web.Response(body=orjson.dumps(summary), content_type="application/json")
+
+
+def signals_of(receipt: ReceiptRecord) -> list[Signal]:
+    """What a final receipt says about the number the message went out from."""
+    if receipt.status == "delivered":
+        return [Signal.DELIVERED]
+    if receipt.error_kind == ErrorKind.SENDER_FLAGGED:
+        return [Signal.FAILED, Signal.FILTERED]
+    return [Signal.FAILED]

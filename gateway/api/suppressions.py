@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
+from gateway.domain.numbers import Signal
 from gateway.domain.optout import ReplyIntent, parse_opt_out
 from gateway.store import queries
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
@@ -180,5 +182,9 @@ async def post_inbound(request: web.Request) -> web.Response:
                     queries.remove_suppression, tenant_id, "address", address, f"inbound:{name}", now
                 )
         counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
+        if intent is ReplyIntent.OPT_OUT and reply.to and ctx.numbers is not None:
+            # Recipients answering a number with STOP: complaints come next, then the carrier's flag.
+            with contextlib.suppress(Exception):
+                await ctx.numbers.observe_senders([(reply.to, name, None, Signal.OPT_OUT)])
         log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
     return web.Response(body=orjson.dumps(counts), content_type="application/json")

@@ -489,8 +489,16 @@ def _status_event(o: Outcome) -> dict[str, Any]:
 # --- receipts ---------------------------------------------------------------------------------
 
 
-def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: float) -> dict[str, int]:
-    """Store receipts once each and move message statuses forward only; unknown ids are held."""
+def apply_receipts(
+    conn: Connection,
+    incoming: Sequence[ReceiptRecord],
+    now: float,
+    observed: list[tuple[str, ReceiptRecord]] | None = None,
+) -> dict[str, int]:
+    """Store receipts once each and move message statuses forward only; unknown ids are held.
+
+    `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
+    out from a sender number: the evidence number health is judged on."""
     unique: dict[str, ReceiptRecord] = {}
     for receipt in incoming:
         unique.setdefault(receipt.dedup_key, receipt)
@@ -538,7 +546,13 @@ def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: flo
         )
     if rows:
         conn.execute(_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
-    _advance_statuses(conn, matched, now)
+    senders: dict[str, str | None] | None = {} if observed is not None else None
+    _advance_statuses(conn, matched, now, senders)
+    if observed is not None and senders:
+        for message_id, receipt in matched:
+            sender = senders.get(message_id)
+            if sender is not None and receipt.status in ("delivered", "undelivered", "failed"):
+                observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
 
 
@@ -549,17 +563,23 @@ def _group(items: Iterable[ReceiptRecord]) -> dict[str, set[str]]:
     return grouped
 
 
-def _advance_statuses(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]], now: float) -> None:
+def _advance_statuses(
+    conn: Connection,
+    matched: Sequence[tuple[str, ReceiptRecord]],
+    now: float,
+    senders: dict[str, str | None] | None = None,
+) -> None:
+    """`senders`, when given, gets each matched message's sender number (read in the same query)."""
     if not matched:
         return
-    current = {
-        row.id: (row.status, row.tenant_id, row.provider_message_id)
-        for row in conn.execute(
-            sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id).where(
-                messages.c.id.in_(sorted({m for m, _ in matched}))
-            )
-        )
-    }
+    rows = conn.execute(
+        sa.select(
+            messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id, messages.c.sender
+        ).where(messages.c.id.in_(sorted({m for m, _ in matched})))
+    ).all()
+    if senders is not None:
+        senders.update((row.id, row.sender) for row in rows)
+    current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
     updates: dict[str, dict[str, Any]] = {}
     new_events = []
     for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):

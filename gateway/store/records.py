@@ -59,6 +59,7 @@ class ReceiptRecord:
     error_code: str | None = None
     occurred_at: float | None = None
     raw: str | None = None
+    error_kind: str | None = None  # the provider's class of error_code (not stored; feeds number health)
 
     @property
     def dedup_key(self) -> str:

@@ -211,3 +211,58 @@ conversions = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.UniqueConstraint("tenant_id", "event_id", name="uq_conversions_event"),
 )
+
+# Sender number pools (docs/numbers.md). Numbers are shared by all tenants; an operator manages them.
+numbers = sa.Table(
+    "numbers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pool", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(64), nullable=False),  # E.164, short code or alphanumeric id
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(32)),  # NULL: any provider of the channel
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("countries", sa.String(400), nullable=False, server_default=""),  # comma-separated; "": any
+    sa.Column("categories", sa.String(100), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64)),
+    sa.Column("daily_cap", sa.Integer),
+    sa.Column("rate", sa.Float),
+    sa.Column("warmup", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state_reason", sa.String(128)),
+    sa.Column("state_since", sa.Float, nullable=False),
+    sa.Column("cooldown_until", sa.Float),
+    # Bumped when evidence stops counting (quarantine, probation, restore): health counters are per epoch.
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("checked_at", sa.Float),  # last reputation check
+    sa.Column("source", sa.String(16), nullable=False),  # config or api
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("pool", "sender", name="uq_numbers_pool_sender"),
+    sa.Index("ix_numbers_sender", "sender"),
+)
+
+# The number a recipient last got, so they keep seeing one familiar sender (survives restarts).
+number_assignments = sa.Table(
+    "number_assignments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("number_id", sa.String(32), nullable=False, index=True),
+    sa.Column("assigned_at", sa.Float, nullable=False),
+)
+
+number_events = sa.Table(
+    "number_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("number_id", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(128), nullable=False),
+    sa.Column("evidence", sa.Text),  # JSON
+    sa.Column("actor", sa.String(64), nullable=False),  # health, reputation, operator:<key id>, config
+    sa.Index("ix_number_events_number_at", "number_id", "at"),
+)

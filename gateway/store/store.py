@@ -146,8 +146,10 @@ class Store:
         return await self.db.write(queries.release_leases, worker, message_ids)
 
     # receipts
-    async def apply_receipts(self, receipts: Sequence[ReceiptRecord]) -> dict[str, int]:
-        return await self.db.write(queries.apply_receipts, receipts, time.time())
+    async def apply_receipts(
+        self, receipts: Sequence[ReceiptRecord], observed: list[tuple[str, ReceiptRecord]] | None = None
+    ) -> dict[str, int]:
+        return await self.db.write(queries.apply_receipts, receipts, time.time(), observed)
 
     # clicks
     async def record_click(self, click: dict[str, Any]) -> None:

@@ -94,7 +94,9 @@ class FakeAliyunSms(FakeHttpService):
 
     # -- pushes (unsigned, as Aliyun sends them) ---------------------------------------------------
 
-    def sms_report(self, biz_id: str, success: bool = True, err_code: str = "DELIVERED") -> bytes:
+    def sms_report(
+        self, biz_id: str, success: bool = True, err_code: str = "DELIVERED", err_msg: str | None = None
+    ) -> bytes:
         params = self.sent[biz_id]
         return orjson.dumps(
             [
@@ -104,7 +106,7 @@ class FakeAliyunSms(FakeHttpService):
                     "report_time": "2025-03-04 18:20:30",
                     "success": success,
                     "err_code": err_code,
-                    "err_msg": "用户接收成功" if success else "失败",
+                    "err_msg": err_msg or ("用户接收成功" if success else "失败"),
                     "sms_size": "1",
                     "biz_id": biz_id,
                     "out_id": params.get("OutId", ""),

@@ -108,3 +108,50 @@ def test_routing_rules_are_checked_at_start(routing: str, needle: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"GATEWAY_ROUTING": routing})
     assert needle in str(caught.value)
+
+
+def test_number_pools_are_read_from_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        """
+[numbers]
+filtered_to_quarantine = 4
+cooldown_seconds = 7200
+
+[numbers.pools.us-marketing]
+provider = "twilio"
+countries = ["US", "CA"]
+categories = ["marketing"]
+daily_cap = 2000
+warmup = true
+senders = ["+14155550101", { sender = "+12125550101", region = "NY", daily_cap = 500 }]
+"""
+    )
+    settings = load_settings({"GATEWAY_CONFIG": str(config)})
+    pool = settings.numbers.pools["us-marketing"]
+    assert settings.numbers.filtered_to_quarantine == 4 and settings.numbers.cooldown_seconds == 7200
+    assert pool.countries == ("US", "CA") and pool.warmup and len(pool.senders) == 2
+
+
+@pytest.mark.parametrize(
+    ("pool", "needle"),
+    [
+        ('senders = ["4155550101"]', "not a phone number in E.164"),
+        ('senders = ["+14155550101", "+14155550101"]', "listed twice"),
+        ("senders = []", "senders"),
+        ('countries = ["usa"]\nsenders = ["+14155550101"]', "ISO 3166"),
+        ('channel = "email"\nsenders = ["+14155550101"]', "numbers.pools.p.channel"),
+        ('kind = "alphanumeric"\nsenders = ["ACME"]\nfrom = "x"', "numbers.pools.p.from"),
+    ],
+)
+def test_a_wrong_pool_is_named(tmp_path: Path, pool: str, needle: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"[numbers.pools.p]\n{pool}\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GATEWAY_CONFIG": str(config)})
+    assert needle in str(caught.value) and "numbers" in str(caught.value)
+
+
+def test_thresholds_that_cannot_work_are_refused() -> None:
+    with pytest.raises(SettingsError, match="filtered_to_suspect must not exceed"):
+        load_settings({"GATEWAY_NUMBERS__FILTERED_TO_SUSPECT": "5"})

@@ -269,6 +269,28 @@ async def test_an_undelivered_callback_keeps_twilios_error_code(
     await twilio.send_status(sid, "undelivered", "30007")
     [receipt] = provider.parse_receipts(arrived(sink))
     assert (receipt.status, receipt.error_code) == ("undelivered", "30007")
+    # 30007: the carrier filtered it as spam; the number sent it is flagged.
+    assert receipt.error_kind == ErrorKind.SENDER_FLAGGED
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        ("undelivered", "30003", ErrorKind.TRANSIENT),
+        ("undelivered", "30034", ErrorKind.SENDER_FLAGGED),
+        ("failed", "30005", ErrorKind.RECIPIENT_INVALID),
+        ("undelivered", "39999", None),
+        ("delivered", None, None),
+    ],
+)
+async def test_a_callbacks_error_code_is_classified(
+    provider: TwilioProvider, twilio: FakeTwilio, sink: CallbackSink, status: str, code: str | None, kind: object
+) -> None:
+    sid = (await provider.send(outbound("sms", SMS_TO, {"text": "hi"}))).provider_message_id
+    assert sid is not None
+    await twilio.send_status(sid, status, code)
+    [receipt] = provider.parse_receipts(arrived(sink))
+    assert receipt.error_kind == kind
 
 
 async def test_intermediate_message_statuses_record_nothing(
