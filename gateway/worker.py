@@ -242,6 +242,7 @@ class Worker:
             self.routing,
             unavailable=unavailable,
             failed_last=job["provider"] if retrying else None,
+            key=job["id"],
         )
 
     def _region_denial(self, job: dict[str, Any], now: float) -> Outcome | None:

@@ -4,6 +4,8 @@ the recipient's region."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,9 @@ class RoutingConfig:
     rules: tuple[RegionRule, ...] = ()
     circuit_failures: int = 5
     circuit_cooldown_seconds: float = 30.0
+    # Per channel given as a weighted list, each provider's weight (`channels` keeps them as
+    # written): each message gets its own order of preference, drawn from its id.
+    weights: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
@@ -63,11 +68,23 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         if name not in known:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
     channels: dict[str, tuple[str, ...]] = {}
-    for channel, providers in dict(value.get("channels", {})).items():
+    weights: dict[str, dict[str, float]] = {}
+    raw_channels = value.get("channels", {})
+    if not isinstance(raw_channels, Mapping):
+        raise ValueError(f"{key}.channels: expected a table of channel = [providers]")
+    for channel, providers in raw_channels.items():
         if not is_member(channel, Channel):
             raise ValueError(f"{key}.channels.{channel}: not a channel")
+        if isinstance(providers, list) and providers and all(isinstance(p, Mapping) for p in providers):
+            weights[channel] = _parse_weighted(providers, f"{key}.channels.{channel}")
+            channels[channel] = tuple(weights[channel])
+            continue
         if not isinstance(providers, list) or not all(isinstance(p, str) and p for p in providers):
-            raise ValueError(f"{key}.channels.{channel}: must be a list of provider names")
+            raise ValueError(
+                f'{key}.channels.{channel}: must be a list of provider names, or of {{name = "...", weight = N}} tables'
+            )
+        if len(set(providers)) != len(providers):
+            raise ValueError(f"{key}.channels.{channel}: names a provider twice")
         channels[channel] = tuple(providers)
     rules = []
     for index, raw in enumerate(value.get("rules", [])):
@@ -88,7 +105,39 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         raise ValueError(f"{key}.circuit_failures: must be an integer >= 1")
     if not isinstance(cooldown, int | float) or cooldown <= 0:
         raise ValueError(f"{key}.circuit_cooldown_seconds: must be a positive number")
-    return RoutingConfig(channels, tuple(rules), failures, float(cooldown))
+    return RoutingConfig(channels, tuple(rules), failures, float(cooldown), weights=weights)
+
+
+def _parse_weighted(entries: list[Any], key: str) -> dict[str, float]:
+    weighted: dict[str, float] = {}
+    for index, entry in enumerate(entries):
+        entry_key = f"{key}[{index}]"
+        unknown = sorted(set(entry) - {"name", "weight"})
+        if unknown:
+            raise ValueError(f"{entry_key}.{unknown[0]}: unknown key (known: name, weight)")
+        name, weight = entry.get("name"), entry.get("weight")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{entry_key}.name: must be a provider name")
+        if name in weighted:
+            raise ValueError(f"{entry_key}.name: {name!r} is listed twice")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"{entry_key}.weight: {weight!r} is not a positive number")
+        weighted[name] = float(weight)
+    return weighted
+
+
+def _unit_draw(key: str, provider: str) -> float:
+    """A number in (0, 1) fixed by the message and the provider: the same message draws the same
+    order on every attempt and in every process."""
+    digest = hashlib.blake2b(f"{key}\x00{provider}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
+
+
+def weighted_order(weights: Mapping[str, float], key: str) -> list[str]:
+    """The providers in an order drawn for `key`: the first is provider p with probability
+    weight(p) / sum(weights), and each next one likewise among those left (weighted sampling
+    without replacement, by keys u ** (1 / weight))."""
+    return sorted(weights, key=lambda p: math.log(_unit_draw(key, p)) / weights[p], reverse=True)
 
 
 def denying_rule(config: RoutingConfig, channel: str, region: Region) -> RegionRule | None:
@@ -120,11 +169,17 @@ def choose_route(
     *,
     unavailable: frozenset[str] = frozenset(),
     failed_last: str | None = None,
+    key: str | None = None,
 ) -> Route | None:
     """The first preferred provider that serves the channel and whose circuit is closed. A retry
-    after a transient failure starts after the provider that failed, so it fails over."""
+    after a transient failure starts after the provider that failed, so it fails over. For a
+    weighted list the preference is drawn from `key` (the message id), so it is stable per message."""
     serving = list(providers_by_channel.get(channel, ()))
-    preferred = [p for p in (config.channels.get(channel, ()) if config else ()) if p in serving] or serving
+    listed: Sequence[str] = config.channels.get(channel, ()) if config else ()
+    weights = config.weights.get(channel) if config else None
+    if weights and key is not None:
+        listed = weighted_order(weights, key)
+    preferred = [p for p in listed if p in serving] or serving
     if failed_last in preferred and len(preferred) > 1:
         i = preferred.index(failed_last)
         preferred = preferred[i + 1 :] + preferred[: i + 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from gateway.domain.routing import weighted_order
 from tests.fakes.twilio import FakeTwilio
 from tests.harness import GatewayStarter
 
@@ -99,3 +100,59 @@ async def test_jobs_fail_over_when_the_first_provider_breaks_and_come_back_after
             back = await gw.wait_status((await later.json())["id"], {"sent", "delivered"}, within=20)
             assert back["provider"] == "first"
             assert breaker.state == "closed"
+
+
+def twilio_account(fake: FakeTwilio) -> dict[str, object]:
+    return {
+        "type": "twilio",
+        "account_sid": fake.account_sid,
+        "auth_token": fake.auth_token,
+        "from_number": "+14155550100",
+        "api_base_url": fake.url,
+        "timeout": 0.5,
+        "connect_timeout": 0.5,
+    }
+
+
+async def test_a_weighted_list_splits_jobs_by_message_id_and_fails_over(start_gateway: GatewayStarter) -> None:
+    async with FakeTwilio() as big, FakeTwilio() as small:
+        weights = {"big": 3.0, "small": 1.0}
+        env = {
+            "GATEWAY_PROVIDERS": json.dumps({"big": twilio_account(big), "small": twilio_account(small)}),
+            "GATEWAY_ROUTING": json.dumps(
+                {"channels": {"sms": [{"name": n, "weight": w} for n, w in weights.items()]}, "circuit_failures": 100}
+            ),
+            "GATEWAY_SANDBOX__ENABLED": "false",
+            "GATEWAY_WORKER__BACKOFF_BASE_SECONDS": "0.05",
+            "GATEWAY_WORKER__BACKOFF_MAX_SECONDS": "0.1",
+            "GATEWAY_WORKER__RETRY_BUDGET_FLOOR": "1000",
+        }
+        async with start_gateway(env) as gw:
+            jobs = [
+                {
+                    "channel": "sms",
+                    "to": f"+86139{n:08d}",
+                    "content": {"text": f"code {n}"},
+                    "category": "transactional",
+                }
+                for n in range(200)
+            ]
+            response = await gw.post("/v1/messages/batch", {"messages": jobs})
+            ids = [r["id"] for r in (await response.json())["results"]]
+            finals = [await gw.wait_status(i, {"sent", "delivered"}, within=30) for i in ids]
+            chosen = {m["id"]: m["provider"] for m in finals}
+            assert all(chosen[i] == weighted_order(weights, i)[0] for i in ids), "the message id decides"
+            assert 120 <= sum(p == "big" for p in chosen.values()) <= 180, "about 3 in 4 (150 expected)"
+            assert len(big.created) + len(small.created) == 200
+
+            big.fail_next(1000, 503)  # the heavier provider breaks: its share fails over, nothing is lost
+            more = [{**job, "to": f"+86138{n:08d}"} for n, job in enumerate(jobs[:40])]
+            response = await gw.post("/v1/messages/batch", {"messages": more})
+            again = [r["id"] for r in (await response.json())["results"]]
+            moved = [await gw.wait_status(i, {"sent", "delivered"}, within=30) for i in again]
+            assert {m["provider"] for m in moved} == {"small"}
+            first_choice_big = [m for m in moved if weighted_order(weights, m["id"])[0] == "big"]
+            assert first_choice_big, "some of them drew the broken provider first"
+            assert all([a["provider"] for a in m["attempts"]] == ["big", "small"] for m in first_choice_big), (
+                "one try on the drawn provider, then the remaining one"
+            )
