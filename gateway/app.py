@@ -155,7 +155,7 @@ class Gateway:
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
             )
-            pacer = ThroughputPacer(self.state, limits.throughput)
+            pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts)
             budget = RetryBudget(
                 self.state,
                 RetryBudgetPolicy(

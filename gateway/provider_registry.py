@@ -55,6 +55,30 @@ BUILDERS: Mapping[str, Callable[[str, dict[str, Any], Settings], Provider]] = {
 }
 
 
+# The setting that names the account a provider section sends through: sections of one type that
+# share it share the account's limits (`limits.throughput.account`, keyed "<type>:<value>").
+ACCOUNT_SETTINGS: Mapping[str, str] = {
+    "twilio": "account_sid",
+    "aliyun": "access_key_id",
+    "smtp": "host",
+    "fcm": "project_id",
+}
+
+
+def accounts_of(settings: Settings, providers: list[Provider]) -> dict[str, str]:
+    """Provider name -> its account's throughput name, e.g. twilio-us -> "twilio:AC123"."""
+    accounts: dict[str, str] = {}
+    by_name = {p.name: p for p in providers}
+    for name, raw in settings.providers.items():
+        kind = str(raw.get("type", name))
+        field_name = ACCOUNT_SETTINGS.get(kind)
+        provider_settings = getattr(by_name.get(name), "settings", None)
+        value = getattr(provider_settings, field_name, None) if field_name else None
+        if value:
+            accounts[name] = f"{kind}:{value}"
+    return accounts
+
+
 def _settings(cls: type[Any], name: str, section: Mapping[str, Any]) -> Any:
     """The adapter's settings dataclass, with errors that name the key as the operator wrote it."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -85,8 +109,9 @@ def build_configured(settings: Settings) -> list[Provider]:
 
 
 class ProviderRegistry:
-    def __init__(self, providers: list[Provider]) -> None:
+    def __init__(self, providers: list[Provider], accounts: Mapping[str, str] | None = None) -> None:
         self.by_name: dict[str, Provider] = {p.name: p for p in providers}
+        self.accounts: dict[str, str] = dict(accounts or {})
         by_channel: dict[str, list[str]] = defaultdict(list)
         for provider in providers:
             for channel in sorted(provider.capabilities.channels):
@@ -108,6 +133,7 @@ class ProviderRegistry:
 def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching: bool) -> ProviderRegistry:
     """`dispatching` is False for API-only processes: they verify callbacks but send nothing."""
     providers: list[Provider] = build_configured(settings)
+    accounts = accounts_of(settings, providers)
     sandbox = settings.sandbox
     if sandbox.enabled:
         receipt_url = None
@@ -125,4 +151,4 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 ledger_path=sandbox.ledger_path if dispatching else None,
             )
         )
-    return ProviderRegistry(providers)
+    return ProviderRegistry(providers, accounts)

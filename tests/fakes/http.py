@@ -8,6 +8,7 @@ otherwise answer as the service would for that request (rules such as "this numb
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Recorded:
     body: bytes
     form: MultiDict[str] = field(default_factory=MultiDict)
     raw_path: str = ""  # path and query exactly as sent
+    at: float = field(default_factory=time.time)  # when it arrived
 
     def json(self) -> Any:
         return orjson.loads(self.body)
