@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 import structlog
 from aiohttp import web
 
 from gateway.api.context import context
 from gateway.api.problems import Problem
 from gateway.store.records import ReceiptRecord
-from providers.base import CallbackFormatError, InboundRequest, SignatureError
+from providers.base import CallbackAnswer, CallbackFormatError, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
 MAX_RECEIPT_BODY = 4 * 1024 * 1024
@@ -52,4 +51,11 @@ async def post_receipts(request: web.Request) -> web.Response:
     for result, count in summary.items():
         if count:
             ctx.metrics.receipts.labels(name, result).inc(count)
-    return web.Response(body=orjson.dumps(summary), content_type="application/json")
+    return callback_response(provider.acknowledge("receipts", summary))
+
+
+def callback_response(answer: CallbackAnswer) -> web.Response:
+    """A provider's callback answered in the form that provider documents (see Provider.acknowledge)."""
+    if answer.content_type is None:
+        return web.Response(status=answer.status, body=answer.body or None)
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type, charset="utf-8")

@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.api.bodies import read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.receipts import callback_response
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.optout import ReplyIntent, parse_opt_out
@@ -180,4 +181,4 @@ async def post_inbound(request: web.Request) -> web.Response:
                 )
         counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
         log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
-    return web.Response(body=orjson.dumps(counts), content_type="application/json")
+    return callback_response(provider.acknowledge("inbound", counts))
