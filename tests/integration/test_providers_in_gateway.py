@@ -4,8 +4,10 @@ format, and its signed status callback comes back through the receipt endpoint."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.fakes.aliyun import FakeAliyunSms
 from tests.fakes.twilio import FakeTwilio
@@ -111,3 +113,32 @@ async def test_aliyun_pushes_get_the_answer_aliyun_documents(start_gateway: Gate
             refused = fake.answers[-1]
             assert not fake.acknowledged(refused) and refused.content_type == "application/problem+json"
             assert await gw.count("receipts") == 1, "the refused push recorded nothing"
+
+
+async def test_a_credential_from_a_secret_file_is_used_and_never_shown(
+    start_gateway: GatewayStarter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "file-token-7d1e9c4a"
+    async with FakeTwilio(auth_token=token) as fake:
+        (tmp_path / "twilio_token").write_text(token + "\n")
+        env = {
+            "GATEWAY_PROVIDERS__TWILIO__ACCOUNT_SID": fake.account_sid,
+            "GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": str(tmp_path / "twilio_token"),
+            "GATEWAY_PROVIDERS__TWILIO__FROM_NUMBER": "+14155550100",
+            "GATEWAY_PROVIDERS__TWILIO__API_BASE_URL": fake.url,
+            "GATEWAY_SANDBOX__ENABLED": "false",
+            "GATEWAY_LOG_LEVEL": "debug",
+        }
+        async with start_gateway(env) as gw:
+            response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
+            message_id = (await response.json())["id"]
+            sent = await gw.wait_status(message_id, {"sent"})  # basic auth with the file's token passed
+            assert await fake.send_status(sent["provider_message_id"], "delivered") == 204, "signed with it too"
+            delivered = await gw.wait_status(message_id, {"delivered"})
+            seen = [str(delivered)]
+            for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/messages", "/v1/events"):
+                seen.append(await (await gw.get(path)).text())
+        assert all(token not in body for body in seen), "the token is in an API response"
+        logged = capsys.readouterr()
+        assert "gateway started" in logged.out + logged.err, "the logs were captured"
+        assert token not in logged.out + logged.err, "the token is in the logs"
