@@ -140,6 +140,7 @@ class Gateway:
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
+            routing=parse_routing(s.routing),
         )
         self.runner = web.AppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0

@@ -56,6 +56,12 @@ SEND_JOB: dict[str, Any] = {
         "send_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
         "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "channel_order": {
+            "enum": ["listed", "cost"],
+            "default": "listed",
+            "description": "cost: of `channel` and `fallback`, the channels that take this address are tried "
+            "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
+        },
         "metadata": {"type": "object"},
         "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },

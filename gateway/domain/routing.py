@@ -54,6 +54,8 @@ class RoutingConfig:
     # Per channel given as a weighted list, each provider's weight (`channels` keeps them as
     # written): each message gets its own order of preference, drawn from its id.
     weights: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # What one message costs on each channel, for jobs that ask for the cheapest channel first.
+    costs: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
@@ -63,7 +65,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         return RoutingConfig()
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: expected a table")
-    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds"}
+    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs"}
     for name in value:
         if name not in known:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
@@ -105,7 +107,24 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         raise ValueError(f"{key}.circuit_failures: must be an integer >= 1")
     if not isinstance(cooldown, int | float) or cooldown <= 0:
         raise ValueError(f"{key}.circuit_cooldown_seconds: must be a positive number")
-    return RoutingConfig(channels, tuple(rules), failures, float(cooldown), weights=weights)
+    return RoutingConfig(
+        channels, tuple(rules), failures, float(cooldown), weights=weights, costs=_parse_costs(value.get("costs"), key)
+    )
+
+
+def _parse_costs(value: Any, key: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}.costs: expected a table of channel = cost per message")
+    costs: dict[str, float] = {}
+    for channel, cost in value.items():
+        if not is_member(channel, Channel):
+            raise ValueError(f"{key}.costs.{channel}: not a channel")
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost < 0:
+            raise ValueError(f"{key}.costs.{channel}: {cost!r} is not a cost (a number >= 0)")
+        costs[str(channel)] = float(cost)
+    return costs
 
 
 def _parse_weighted(entries: list[Any], key: str) -> dict[str, float]:
@@ -160,6 +179,18 @@ def next_channel(rule: RegionRule | None, job_fallback: Sequence[str], tried: st
         if channel != tried and channel in INTERCHANGEABLE.get(tried, set()):
             return channel
     return None
+
+
+def cheapest_first(channel: str, fallback: Sequence[str], costs: Mapping[str, float]) -> tuple[str, tuple[str, ...]]:
+    """A job's channel and fallback list, reordered cheapest first among the channels that can carry
+    its one address and content (its own channel and those interchangeable with it). A priced
+    channel comes before an unpriced one; equal costs and unpriced channels keep the job's order;
+    channels that cannot take the address stay after, in the job's order."""
+    listed = [channel, *fallback]
+    adequate = [c for c in listed if c == channel or c in INTERCHANGEABLE.get(channel, set())]
+    ranked = sorted(adequate, key=lambda c: (c not in costs, costs.get(c, 0.0)))  # stable: ties keep order
+    ordered = [*ranked, *(c for c in listed if c not in adequate)]
+    return ordered[0], tuple(ordered[1:])
 
 
 def choose_route(

@@ -156,3 +156,34 @@ async def test_a_weighted_list_splits_jobs_by_message_id_and_fails_over(start_ga
             assert all([a["provider"] for a in m["attempts"]] == ["big", "small"] for m in first_choice_big), (
                 "one try on the drawn provider, then the remaining one"
             )
+
+
+async def test_a_job_that_asks_for_it_goes_by_its_cheapest_adequate_channel_first(
+    start_gateway: GatewayStarter,
+) -> None:
+    routing = {"costs": {"sms": 0.0075, "voice": 0.013, "email": 0.0001}}
+    async with start_gateway({"GATEWAY_ROUTING": json.dumps(routing)}) as gw:
+        job = {
+            "channel": "voice",
+            "to": "+8613812345678",
+            "content": {"text": "您的验证码是 123456"},
+            "category": "transactional",
+            "fallback": ["email", "sms"],
+            "channel_order": "cost",
+        }
+        response = await gw.post("/v1/messages", job)
+        assert response.status == 202
+        accepted = await response.json()
+        assert accepted["channel"] == "sms"
+        delivered = await gw.wait_status(accepted["id"], {"delivered"})
+        assert delivered["fallback"] == ["voice", "email"], "email is cheaper but cannot take a number"
+        assert [a["channel"] for a in delivered["attempts"]] == ["sms"]
+
+        listed = await gw.post("/v1/messages", {**job, "channel_order": "listed"})
+        assert (await listed.json())["channel"] == "voice", "without it the job's own order holds"
+
+        before = await gw.count()
+        refused = await gw.post("/v1/messages", {**job, "channel_order": "cheap"})
+        assert refused.status == 422 and refused.content_type == "application/problem+json"
+        assert (await refused.json())["errors"] == [{"field": "/channel_order", "message": "must be listed or cost"}]
+        assert await gw.count() == before, "nothing was written"

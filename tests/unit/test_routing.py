@@ -11,6 +11,7 @@ from gateway.domain.regions import region_of
 from gateway.domain.routing import (
     CircuitBreaker,
     RoutingConfig,
+    cheapest_first,
     choose_route,
     denying_rule,
     next_channel,
@@ -135,3 +136,32 @@ def test_bad_weighted_lists_are_refused_naming_the_entry(channels: dict[str, obj
     with pytest.raises(ValueError) as caught:
         parse_routing({"channels": channels})
     assert str(caught.value).startswith(message)
+
+
+COSTS = {"sms": 0.0075, "voice": 0.013, "email": 0.0001}
+
+
+def test_the_cheapest_channel_that_takes_the_address_goes_first() -> None:
+    assert cheapest_first("voice", ["sms"], COSTS) == ("sms", ("voice",))
+    assert cheapest_first("sms", ["voice"], COSTS) == ("sms", ("voice",)), "already cheapest"
+    # e-mail is cheaper but cannot take a phone number: it keeps its place after the adequate ones.
+    assert cheapest_first("voice", ["email", "sms"], COSTS) == ("sms", ("voice", "email"))
+    assert cheapest_first("voice", ["sms"], {"voice": 0.013}) == ("voice", ("sms",)), "priced before unpriced"
+    assert cheapest_first("voice", ["sms"], {}) == ("voice", ("sms",)), "no costs: the job's order"
+    assert cheapest_first("voice", ["sms"], {"sms": 1, "voice": 1}) == ("voice", ("sms",)), "a tie keeps the order"
+    assert cheapest_first("push", ["sms"], COSTS) == ("push", ("sms",)), "a device token cannot go by sms"
+
+
+@pytest.mark.parametrize(
+    ("costs", "message"),
+    [
+        ({"fax": 1}, "routing.costs.fax: not a channel"),
+        ({"sms": -1}, "routing.costs.sms: -1 is not a cost (a number >= 0)"),
+        ({"sms": "cheap"}, "routing.costs.sms: 'cheap' is not a cost (a number >= 0)"),
+        ([1], "routing.costs: expected a table of channel = cost per message"),
+    ],
+)
+def test_bad_costs_are_refused_naming_the_key(costs: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_routing({"costs": costs})
+    assert str(caught.value) == message
