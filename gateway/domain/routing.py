@@ -56,6 +56,9 @@ class RoutingConfig:
     weights: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # What one message costs on each channel, for jobs that ask for the cheapest channel first.
     costs: Mapping[str, float] = field(default_factory=dict)
+    # Per channel, how long a sent message may wait for its delivery receipt before a job with a
+    # fallback channel moves on to it (`fallback.no_receipt`).
+    receipt_timeouts: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
@@ -65,7 +68,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         return RoutingConfig()
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: expected a table")
-    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs"}
+    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs", "receipt_timeout"}
     for name in value:
         if name not in known:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
@@ -108,8 +111,29 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
     if not isinstance(cooldown, int | float) or cooldown <= 0:
         raise ValueError(f"{key}.circuit_cooldown_seconds: must be a positive number")
     return RoutingConfig(
-        channels, tuple(rules), failures, float(cooldown), weights=weights, costs=_parse_costs(value.get("costs"), key)
+        channels,
+        tuple(rules),
+        failures,
+        float(cooldown),
+        weights=weights,
+        costs=_parse_costs(value.get("costs"), key),
+        receipt_timeouts=_parse_receipt_timeouts(value.get("receipt_timeout"), key),
     )
+
+
+def _parse_receipt_timeouts(value: Any, key: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}.receipt_timeout: expected a table of channel = seconds")
+    timeouts: dict[str, float] = {}
+    for channel, seconds in value.items():
+        if not is_member(channel, Channel):
+            raise ValueError(f"{key}.receipt_timeout.{channel}: not a channel")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+            raise ValueError(f"{key}.receipt_timeout.{channel}: {seconds!r} is not a positive number of seconds")
+        timeouts[str(channel)] = float(seconds)
+    return timeouts
 
 
 def _parse_costs(value: Any, key: str) -> dict[str, float]:
@@ -179,6 +203,15 @@ def next_channel(rule: RegionRule | None, job_fallback: Sequence[str], tried: st
         if channel != tried and channel in INTERCHANGEABLE.get(tried, set()):
             return channel
     return None
+
+
+def receipt_deadline(config: RoutingConfig, channel: str, fallback: Sequence[str], sent_at: float) -> float | None:
+    """When a message sent now on `channel` must have its receipt, for a job that could still fall
+    back (a receipt timeout for the channel and a fallback channel that takes the address); else None."""
+    timeout = config.receipt_timeouts.get(channel)
+    if timeout is None or next_channel(None, fallback, channel) is None:
+        return None
+    return sent_at + timeout
 
 
 def cheapest_first(channel: str, fallback: Sequence[str], costs: Mapping[str, float]) -> tuple[str, tuple[str, ...]]:

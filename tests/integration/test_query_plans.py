@@ -48,3 +48,31 @@ async def test_each_delivery_log_filter_uses_its_index(
         plan = await gw.gateway.store.db.write(_plan, queries.delivery_log_query(message_filter))
     assert any(name in plan for name in ((index,) if isinstance(index, str) else index)), plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, f"an extra sort:\n{plan}"
+
+
+def _unreceipted_plan(conn: Any) -> str:
+    """The plan of the no-receipt scan over a table of 60,000 sent messages, 60 of them with a fallback."""
+    conn.exec_driver_sql(
+        "INSERT INTO messages (id, tenant_id, channel, to_addr, content, category, status, fallback,"
+        " next_attempt_at, created_at, updated_at, attempt_count)"
+        " SELECT 'msg_' || n, 't', 'sms', '+8613912345678', '{}', 'marketing', 'sent',"
+        " CASE WHEN n % 1000 = 0 THEN 'voice' END, n, n, n, 1"
+        " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+    )
+    conn.exec_driver_sql("ANALYZE messages" if conn.dialect.name == "postgresql" else "ANALYZE")
+    assert len(queries.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
+    sql = (
+        queries.unreceipted_sql(conn.dialect.name)
+        .replace(":now", "1e12")
+        .replace(":channels", "('sms')")
+        .replace(":limit", "500")
+    )
+    if conn.dialect.name == "sqlite":
+        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql))
+
+
+async def test_the_no_receipt_scan_reads_only_jobs_that_can_fall_back(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        plan = await gw.gateway.store.db.write(_unreceipted_plan)
+    assert "ix_messages_receipt_due" in plan, plan

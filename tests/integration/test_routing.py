@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from typing import Any
+
+import orjson
 
 from gateway.domain.routing import weighted_order
+from providers.sandbox import SIGNATURE_HEADER, sign
 from tests.fakes.twilio import FakeTwilio
-from tests.harness import GatewayStarter
+from tests.harness import GatewayStarter, Running
 
 XINJIANG = "+8613999123456"  # China Mobile, Urumqi
+SMS_JOB = {
+    "channel": "sms",
+    "to": "+8613812345678",
+    "content": {"text": "您的验证码是 123456"},
+    "category": "transactional",
+}
 
 
 async def test_a_voice_job_to_xinjiang_is_denied_and_delivered_by_sms(start_gateway: GatewayStarter) -> None:
@@ -187,3 +198,95 @@ async def test_a_job_that_asks_for_it_goes_by_its_cheapest_adequate_channel_firs
         assert refused.status == 422 and refused.content_type == "application/problem+json"
         assert (await refused.json())["errors"] == [{"field": "/channel_order", "message": "must be listed or cost"}]
         assert await gw.count() == before, "nothing was written"
+
+
+NO_RECEIPT_IN_A_SECOND = {
+    "GATEWAY_ROUTING": json.dumps({"receipt_timeout": {"sms": 1}}),
+    "GATEWAY_SANDBOX__RECEIPTS": "false",  # the provider never reports delivery
+    "GATEWAY_WORKER__LEASE_SECONDS": "1.5",  # the recovery loop looks every 0.5 s
+}
+
+
+async def _post_sandbox_receipt(gw: Running, sid: str, status: str, reference: str | None = None) -> dict[str, int]:
+    secret = await gw.gateway.store.get_or_create_secret("sandbox_receipts")
+    receipt = {"sid": sid, "status": status, **({"reference": reference} if reference else {})}
+    body = orjson.dumps({"receipts": [receipt]})
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, int(time.time()), body)}
+    response = await gw.session.post(gw.url + "/v1/receipts/sandbox", data=body, headers=headers)
+    assert response.status == 200, await response.text()
+    summary: dict[str, int] = await response.json()
+    return summary
+
+
+async def test_no_receipt_in_time_moves_the_job_to_its_fallback_channel(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_RECEIPT_IN_A_SECOND) as gw:
+        job = {**SMS_JOB, "fallback": ["voice"]}
+        message_id = (await (await gw.post("/v1/messages", job)).json())["id"]
+        first = await gw.wait_status(message_id, {"sent"})
+        assert first["channel"] == "sms"
+        sms_sid = first["provider_message_id"]
+
+        async def on_voice() -> dict[str, Any] | None:
+            body: dict[str, Any] = await (await gw.get(f"/v1/messages/{message_id}")).json()
+            return body if body["status"] == "sent" and body["channel"] == "voice" else None
+
+        moved = await gw.wait_for(on_voice, within=15)
+        assert [(a["channel"], a["outcome"]) for a in moved["attempts"]] == [("sms", "sent"), ("voice", "sent")]
+        fallen = [e for e in moved["events"] if e["reason"] == "fallback.no_receipt"]
+        assert len(fallen) == 1 and fallen[0]["status"] == "queued"
+        assert fallen[0]["detail"]["from"] == "sms" and fallen[0]["detail"]["to"] == "voice"
+        assert fallen[0]["detail"]["waited_seconds"] >= 1
+        assert moved["fallback"] == []
+
+        # The SMS was delivered after all, late: kept and shown, but the status is the call's.
+        late_sms = await _post_sandbox_receipt(gw, sms_sid, "delivered", reference=message_id)
+        assert late_sms == {"applied": 1, "duplicate": 0, "held": 0}
+        late = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert (late["status"], late["channel"]) == ("sent", "voice")
+        assert [r["provider_message_id"] for r in late["receipts"]] == [sms_sid]
+        [earlier] = [e for e in late["events"] if e["type"] == "receipt.earlier_channel"]
+        assert earlier["reason"] == "receipt.delivered" and earlier["detail"]["channel"] == "sms"
+        assert earlier["status"] is None
+        # Without our id it cannot be matched any more (the message carries the call's provider id):
+        # it is kept aside, and changes nothing either.
+        failed_sms = await _post_sandbox_receipt(gw, sms_sid, "failed")
+        assert failed_sms == {"applied": 0, "duplicate": 0, "held": 1}
+        assert (await (await gw.get(f"/v1/messages/{message_id}")).json())["status"] == "sent"
+
+        # The call's own receipt still moves it.
+        await _post_sandbox_receipt(gw, moved["provider_message_id"], "delivered")
+        delivered = await gw.wait_status(message_id, {"delivered"})
+        assert delivered["channel"] == "voice"
+        await asyncio.sleep(1.5)  # a voice call has no fallback left: nothing moves it again
+        again = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert again["status"] == "delivered" and len(again["attempts"]) == 2
+
+
+async def test_a_receipt_in_time_or_no_usable_fallback_keeps_the_channel(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_RECEIPT_IN_A_SECOND) as gw:
+        in_time = (await (await gw.post("/v1/messages", {**SMS_JOB, "fallback": ["voice"]})).json())["id"]
+        no_fallback = (await (await gw.post("/v1/messages", {**SMS_JOB, "to": "+8613812345679"})).json())["id"]
+        email_only = (await (await gw.post("/v1/messages", {**SMS_JOB, "fallback": ["email"]})).json())["id"]
+        sent = await gw.wait_status(in_time, {"sent"})
+        await _post_sandbox_receipt(gw, sent["provider_message_id"], "delivered")
+        await gw.wait_status(no_fallback, {"sent"})
+        await gw.wait_status(email_only, {"sent"})
+        await asyncio.sleep(2.5)
+        for message_id, status in ((in_time, "delivered"), (no_fallback, "sent"), (email_only, "sent")):
+            body = await (await gw.get(f"/v1/messages/{message_id}")).json()
+            assert (body["status"], body["channel"], len(body["attempts"])) == (status, "sms", 1), message_id
+            assert all(e["reason"] != "fallback.no_receipt" for e in body["events"])
+
+
+async def test_two_workers_move_an_unreceipted_job_once(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(NO_RECEIPT_IN_A_SECOND) as gw:
+        message_id = (await (await gw.post("/v1/messages", {**SMS_JOB, "fallback": ["voice"]})).json())["id"]
+        await gw.wait_status(message_id, {"sent"})
+        worker = gw.gateway.worker
+        assert worker is not None
+        await asyncio.sleep(1.1)
+        # Another process's worker loop runs at the same moment as this one's.
+        moved = await asyncio.gather(worker._fall_back_unreceipted(), worker._fall_back_unreceipted())
+        body = await gw.wait_status(message_id, {"sent"})
+        events = [e for e in body["events"] if e["reason"] == "fallback.no_receipt"]
+        assert sum(moved) <= 1 and len(events) == 1

@@ -16,6 +16,7 @@ from gateway.domain.routing import (
     denying_rule,
     next_channel,
     parse_routing,
+    receipt_deadline,
     weighted_order,
 )
 
@@ -164,4 +165,28 @@ def test_the_cheapest_channel_that_takes_the_address_goes_first() -> None:
 def test_bad_costs_are_refused_naming_the_key(costs: object, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_routing({"costs": costs})
+    assert str(caught.value) == message
+
+
+def test_a_receipt_deadline_only_for_jobs_that_can_still_fall_back() -> None:
+    config = parse_routing({"receipt_timeout": {"sms": 600, "voice": 90.5}})
+    assert receipt_deadline(config, "sms", ["voice"], 1000.0) == 1600.0
+    assert receipt_deadline(config, "voice", ["push", "sms"], 1000.0) == 1090.5
+    assert receipt_deadline(config, "sms", [], 1000.0) is None, "nothing to fall back to"
+    assert receipt_deadline(config, "sms", ["email"], 1000.0) is None, "e-mail cannot take the number"
+    assert receipt_deadline(parse_routing({}), "sms", ["voice"], 1000.0) is None, "no timeout configured"
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "message"),
+    [
+        ({"fax": 1}, "routing.receipt_timeout.fax: not a channel"),
+        ({"sms": 0}, "routing.receipt_timeout.sms: 0 is not a positive number of seconds"),
+        ({"sms": True}, "routing.receipt_timeout.sms: True is not a positive number of seconds"),
+        (600, "routing.receipt_timeout: expected a table of channel = seconds"),
+    ],
+)
+def test_bad_receipt_timeouts_are_refused_naming_the_key(timeouts: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_routing({"receipt_timeout": timeouts})
     assert str(caught.value) == message
