@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
 from gateway.store.schema import (
     SCHEMA_VERSION,
@@ -375,21 +376,36 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
 # --- no receipt in time -----------------------------------------------------------------------
 
 
-def unreceipted_sql(dialect: str) -> str:
+def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The no-receipt scan: only jobs whose fallback list names a channel that takes their address
+    (the others could not move, and would crowd the ones that can out of the batch)."""
     hint = " INDEXED BY ix_messages_receipt_due" if dialect == "sqlite" else ""
-    return (
+    terms, params = [], {}
+    for i, channel in enumerate(sorted(channels)):
+        targets = sorted(INTERCHANGEABLE.get(channel, ()))
+        if not targets:
+            continue
+        params[f"c{i}"] = channel
+        alternatives = []
+        for j, target in enumerate(targets):
+            params[f"f{i}_{j}"] = f"%{target}%"
+            alternatives.append(f"fallback LIKE :f{i}_{j}")
+        terms.append(f"(channel = :c{i} AND ({' OR '.join(alternatives)}))")
+    movable = " OR ".join(terms) or "1 = 0"
+    sql = (
         f"SELECT * FROM messages{hint} WHERE status = 'sent' AND fallback IS NOT NULL"
-        " AND next_attempt_at <= :now AND channel IN :channels ORDER BY next_attempt_at LIMIT :limit"
+        f" AND next_attempt_at <= :now AND ({movable}) ORDER BY next_attempt_at LIMIT :limit"
     )
+    return sql, params
 
 
 def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[dict[str, Any]]:
-    """Sent jobs with a fallback whose receipt deadline (next_attempt_at, set when they were sent)
-    has passed with no receipt: a receipt would have moved them past `sent`."""
+    """Sent jobs that can fall back whose receipt deadline (next_attempt_at, set when they were
+    sent) has passed with no receipt: a receipt would have moved them past `sent`."""
     # Served by the partial index ix_messages_receipt_due, whose predicate the WHERE repeats word
     # for word; SQLite, without range statistics, would pick ix_messages_due (every sent row) unless told.
-    stmt = sa.text(unreceipted_sql(conn.dialect.name)).bindparams(sa.bindparam("channels", expanding=True))
-    rows = conn.execute(stmt, {"now": now, "channels": list(channels), "limit": limit})
+    sql, params = unreceipted_sql(conn.dialect.name, channels)
+    rows = conn.execute(sa.text(sql), {**params, "now": now, "limit": limit})
     return [dict(r) for r in rows.mappings()]
 
 

@@ -61,12 +61,9 @@ def _unreceipted_plan(conn: Any) -> str:
     )
     conn.exec_driver_sql("ANALYZE messages" if conn.dialect.name == "postgresql" else "ANALYZE")
     assert len(queries.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
-    sql = (
-        queries.unreceipted_sql(conn.dialect.name)
-        .replace(":now", "1e12")
-        .replace(":channels", "('sms')")
-        .replace(":limit", "500")
-    )
+    sql, params = queries.unreceipted_sql(conn.dialect.name, ["sms"])
+    for name, value in {**params, "now": 1e12, "limit": 500}.items():
+        sql = sql.replace(f":{name}", f"'{value}'" if isinstance(value, str) else str(value))
     if conn.dialect.name == "sqlite":
         return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
     return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql))

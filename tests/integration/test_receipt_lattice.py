@@ -460,3 +460,20 @@ async def test_a_receipt_before_the_deadline_keeps_the_job_on_its_channel(databa
         assert stored is not None and (stored["status"], stored["channel"]) == ("delivered", "sms")
     finally:
         await store.close()
+
+
+async def test_jobs_that_cannot_fall_back_do_not_crowd_out_those_that_can(database_url: str) -> None:
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        stuck = [
+            {**message_row(f"msg_{uuid.uuid4().hex[:24]}", now - 100), "status": "sent", "fallback": "email"}
+            for _ in range(20)
+        ]
+        movable = {**message_row(f"msg_{uuid.uuid4().hex[:24]}", now), "status": "sent", "fallback": "push,voice"}
+        await store.accept([*stuck, movable])
+        due = await store.db.read(queries.unreceipted_sends, ["sms", "voice"], now + 1, 5)
+        assert [row["id"] for row in due] == [movable["id"]], "an e-mail fallback cannot take the number"
+    finally:
+        await store.close()

@@ -129,7 +129,9 @@ async def test_a_weighted_list_splits_jobs_by_message_id_and_fails_over(start_ga
     async with FakeTwilio() as big, FakeTwilio() as small:
         weights = {"big": 3.0, "small": 1.0}
         env = {
-            "GATEWAY_PROVIDERS": json.dumps({"big": twilio_account(big), "small": twilio_account(small)}),
+            "GATEWAY_PROVIDERS": json.dumps(
+                {"big": {**twilio_account(big), "timeout": 5.0}, "small": {**twilio_account(small), "timeout": 5.0}}
+            ),
             "GATEWAY_ROUTING": json.dumps(
                 {"channels": {"sms": [{"name": n, "weight": w} for n, w in weights.items()]}, "circuit_failures": 100}
             ),
