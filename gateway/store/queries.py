@@ -48,6 +48,10 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 
 def migrate(conn: Connection) -> int:
     metadata.create_all(conn)
+    # create_all skips the indexes of a table that exists: add the ones introduced since.
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
     current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
     if current is None:
         conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.store import queries
 from gateway.store.records import MessageFilter
+from gateway.store.store import Store
 from tests.harness import GatewayStarter
 
 CASES = [
@@ -73,3 +75,22 @@ async def test_the_no_receipt_scan_reads_only_jobs_that_can_fall_back(start_gate
     async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
         plan = await gw.gateway.store.db.write(_unreceipted_plan)
     assert "ix_messages_receipt_due" in plan, plan
+
+
+async def test_migrate_adds_an_index_introduced_after_the_table(database_url: str) -> None:
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+
+        def drop_and_list(conn: Any) -> list[str]:
+            conn.exec_driver_sql("DROP INDEX ix_messages_receipt_due")
+            return [i["name"] for i in sa.inspect(conn).get_indexes("messages")]
+
+        def names(conn: Any) -> list[str]:
+            return [i["name"] for i in sa.inspect(conn).get_indexes("messages")]
+
+        assert "ix_messages_receipt_due" not in await store.db.write(drop_and_list)
+        await store.migrate()  # a database created before the index existed
+        assert "ix_messages_receipt_due" in await store.db.read(names)
+    finally:
+        await store.close()
