@@ -158,6 +158,7 @@ class Gateway:
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
+            routing=parse_routing(s.routing),
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
@@ -173,7 +174,7 @@ class Gateway:
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
             )
-            pacer = ThroughputPacer(self.state, limits.throughput)
+            pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts)
             budget = RetryBudget(
                 self.state,
                 RetryBudgetPolicy(

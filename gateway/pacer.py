@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -29,9 +30,11 @@ class _Lane:
 
 
 class ThroughputPacer:
-    def __init__(self, state: State, table: ThroughputTable) -> None:
+    def __init__(self, state: State, table: ThroughputTable, accounts: Mapping[str, str] | None = None) -> None:
         self.state = state
         self.table = table
+        # provider name -> its account ("twilio:AC123"): sections sharing an account share its limit.
+        self.accounts = dict(accounts or {})
         self._lanes: dict[tuple[str, ...], _Lane] = {}
 
     def request_for(
@@ -41,7 +44,7 @@ class ThroughputPacer:
         over the throughput table's rule for numbers."""
         limits: list[RateLimit] = []
         costs: list[int] = []
-        for kind, name in (("provider", provider), ("number", sender)):
+        for kind, name in (("provider", provider), ("account", self.accounts.get(provider)), ("number", sender)):
             if name is None:
                 continue
             rule = self.table.lookup(kind, name)

@@ -263,6 +263,13 @@ class Settings(BaseSettings):
         build_configured(self)  # constructing an adapter opens nothing; it only checks the settings
         return self
 
+    @field_validator("providers")
+    @classmethod
+    def _provider_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from gateway.provider_registry import resolve_secrets
+
+        return resolve_secrets(value)
+
     @field_validator("routing")
     @classmethod
     def _valid_routing(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -370,13 +377,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         got = first.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         named = re.match(r"^Value error, ([\w.\-\[\]]+): (.*)$", message)
+        key = ".".join(str(part) for part in loc)
+        env_name = _env_name(loc)
         if not loc and named:
             # A check across sections names its own key, e.g. providers.twilio.auth_token.
             loc = tuple(named.group(1).replace("[", ".").replace("]", "").split("."))
             message, shown = named.group(2), ""
-        key = ".".join(str(part) for part in loc)
+            key, env_name = ".".join(str(part) for part in loc), _env_name(loc)
+        elif len(loc) == 1 and named and named.group(1).split(".")[0] == loc[0]:
+            # A section's own check names the key inside it, e.g. providers.twilio.auth_token_file;
+            # the variable is the deepest one the key maps to (not into a list).
+            key, message, shown = named.group(1), named.group(2), ""
+            env_name = _env_name(tuple(key.split("[", 1)[0].split(".")))
         raise SettingsError(
-            f"setting {key} ({_env_name(loc)}): {message}{shown}"
+            f"setting {key} ({env_name}): {message}{shown}"
             + (f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else "")
         ) from None
     finally:

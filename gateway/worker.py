@@ -31,6 +31,7 @@ from gateway.domain.routing import (
     choose_route,
     denying_rule,
     next_channel,
+    receipt_deadline,
 )
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
@@ -260,6 +261,7 @@ class Worker:
             self.routing,
             unavailable=unavailable,
             failed_last=job["provider"] if retrying else None,
+            key=job["id"],
         )
 
     def _region_denial(self, job: dict[str, Any], now: float) -> Outcome | None:
@@ -415,6 +417,7 @@ class Worker:
                 reason="provider.accepted",
                 attempt_outcome="sent",
                 provider_message_id=result.provider_message_id,
+                next_attempt_at=self._receipt_deadline(job, now),
                 **base,
             )
         error: ProviderError = result.error
@@ -489,6 +492,28 @@ class Worker:
             job["id"], job["tenant_id"], "failed", now, reason=reason, attempt_outcome="failed", **base, **errors
         )
 
+    def _receipt_deadline(self, job: dict[str, Any], now: float) -> float | None:
+        """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""
+        fallback = [c for c in (job["fallback"] or "").split(",") if c]
+        return receipt_deadline(self.routing, job["channel"], fallback, now)
+
+    async def _fall_back_unreceipted(self) -> int:
+        """Sent jobs whose receipt did not come in time move to their next fallback channel."""
+        rows = await self.store.unreceipted_sends(sorted(self.routing.receipt_timeouts), 500)
+        now = time.time()
+        moves = []
+        for job in rows:
+            waited = now - job["updated_at"]
+            detail = {"provider": job["provider"], "waited_seconds": round(waited, 3)}
+            outcome = self._fall_back(job, now, "fallback.no_receipt", None, detail)
+            if outcome.status == "queued":
+                moves.append((outcome, job["next_attempt_at"]))
+        moved = await self.store.fall_back_unreceipted(moves) if moves else []
+        if moved:
+            log.info("no receipt in time: jobs moved to their fallback channel", count=len(moved))
+            self.store.work_available.set()
+        return len(moved)
+
     # --- crash recovery ---------------------------------------------------------------------
 
     async def _resolve_unknown(self, job: dict[str, Any], provider_name: str, attempt: int, why: str) -> Outcome:
@@ -511,6 +536,7 @@ class Worker:
                     reason="recovered.provider_lookup",
                     attempt_outcome="sent",
                     provider_message_id=lookup.provider_message_id,
+                    next_attempt_at=self._receipt_deadline(job, now),
                     **base,
                 )
             self.metrics.handoff_recovered.labels("provider_says_not_sent").inc()
@@ -573,5 +599,10 @@ class Worker:
                     continue
             except Exception:
                 log.exception("hand-off recovery failed; retrying")
+            if self.routing.receipt_timeouts:
+                try:
+                    await self._fall_back_unreceipted()
+                except Exception:
+                    log.exception("falling back after a missing receipt failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)

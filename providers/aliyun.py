@@ -13,7 +13,8 @@ Wire format:
 - Receipts: the console's "HTTP batch push" posts `SmsReport`, a JSON array of
   `{phone_number, send_time, report_time, success, err_code, err_msg, sms_size, biz_id, out_id}`
   with times in China Standard Time, and replies (`SmsUp`) as `{phone_number, send_time, content,
-  sign_name, dest_code, sequence_id}`.
+  sign_name, dest_code, sequence_id}`. Both expect the answer `{"code": 0, "msg": "接收成功"}`;
+  any other answer makes Aliyun push the batch again.
 
 Aliyun does not sign its pushes. The push URL registered in the console therefore carries a secret
 of ours, `...?token=<callback_token>`, compared in constant time; a push without it is refused as
@@ -37,7 +38,9 @@ import aiohttp
 import orjson
 
 from providers.base import (
+    CallbackAnswer,
     CallbackFormatError,
+    CallbackKind,
     Capabilities,
     ErrorKind,
     InboundMessage,
@@ -291,6 +294,14 @@ class AliyunSmsProvider(HttpAdapter):
                 )
             )
         return replies
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """SmsReport and SmsUp pushes expect `{"code": 0, "msg": "接收成功"}`; any other answer
+        counts as a failed push and Aliyun pushes the batch again."""
+        return CallbackAnswer(200, PUSH_RECEIVED, "application/json")
+
+
+PUSH_RECEIVED = orjson.dumps({"code": 0, "msg": "接收成功"})
 
 
 def china_time(value: Any) -> float | None:

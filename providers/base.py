@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import orjson
 
 
 class ErrorKind(enum.StrEnum):
@@ -104,6 +106,31 @@ class Capabilities:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+CallbackKind = Literal["receipts", "inbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAnswer:
+    """What the gateway answers a provider's callback with once it is recorded: the provider may
+    retry a callback whose answer is not the one it documents."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = None
+
+
+def json_answer(summary: Mapping[str, int]) -> CallbackAnswer:
+    """Our own answer: what was recorded, as JSON (for providers that only look at the status)."""
+    return CallbackAnswer(200, orjson.dumps(dict(summary)), "application/json")
+
+
+class JsonCallbackAnswers:
+    """The default `acknowledge`: our JSON summary. Providers that document an answer override it."""
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        return json_answer(summary)
+
+
 class SignatureError(Exception):
     """A callback's signature is missing, wrong or stale; nothing of it may be recorded."""
 
@@ -133,4 +160,9 @@ class Provider(Protocol):
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
         """Verify the callback's signature and turn it into replies; raises SignatureError."""
+        ...
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """The answer to a recorded receipts or inbound callback, in the form the provider documents
+        (JsonCallbackAnswers gives our JSON summary). Refusals stay problem+json."""
         ...

@@ -29,6 +29,7 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
+    JsonCallbackAnswers,
     Lookup,
     Outbound,
     ProviderError,
@@ -78,7 +79,7 @@ class _ServerBusy(Exception):
     """The gateway answered 5xx: worth another try."""
 
 
-class SandboxProvider:
+class SandboxProvider(JsonCallbackAnswers):
     name = "sandbox"
 
     def __init__(

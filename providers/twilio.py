@@ -9,6 +9,9 @@ Wire format (Twilio REST API 2010-04-01):
   HMAC-SHA1, keyed by the auth token, of the full URL Twilio called followed by every POST
   parameter sorted by name, each name immediately followed by its value.
 
+Answers: an incoming message is answered with empty TwiML (`<Response/>`, text/xml: no reply is
+sent); a status callback with 204.
+
 Our StatusCallback carries `?ref=<our message id>`, so a receipt names its message even when it
 arrives before the send was recorded; the signature covers the query, so it cannot be forged.
 """
@@ -29,7 +32,9 @@ import aiohttp
 import orjson
 
 from providers.base import (
+    CallbackAnswer,
     CallbackFormatError,
+    CallbackKind,
     Capabilities,
     ErrorKind,
     InboundMessage,
@@ -360,6 +365,17 @@ class TwilioProvider(HttpAdapter):
             return [InboundMessage(sender=values["From"], to=values.get("To"), text=values.get("Body", ""))]
         except KeyError:
             raise CallbackFormatError("incoming message without From") from None
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """Twilio reads the answer to an incoming message as TwiML, what to do next: an empty
+        <Response/> sends no reply (anything else is logged as error 11200 or 12300 in the console).
+        A status callback's answer is not read; 204 says it was taken."""
+        if kind == "inbound":
+            return CallbackAnswer(200, EMPTY_TWIML, "text/xml")
+        return CallbackAnswer(204)
+
+
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def _rfc2822(value: str | None) -> float | None:

@@ -56,6 +56,12 @@ SEND_JOB: dict[str, Any] = {
         "send_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
         "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "channel_order": {
+            "enum": ["listed", "cost"],
+            "default": "listed",
+            "description": "cost: of `channel` and `fallback`, the channels that take this address are tried "
+            "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
+        },
         "metadata": {"type": "object"},
         "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },
@@ -463,7 +469,27 @@ SCHEMAS: dict[str, Any] = {
         "required": ["applied", "duplicate", "held"],
         "properties": {"applied": {"type": "integer"}, "duplicate": {"type": "integer"}, "held": {"type": "integer"}},
     },
+    "AliyunPushAnswer": {
+        "type": "object",
+        "description": "the answer Alibaba Cloud SMS documents for SmsReport and SmsUp pushes",
+        "required": ["code", "msg"],
+        "properties": {"code": {"const": 0}, "msg": {"type": "string"}},
+    },
 }
+
+
+def _callback_answers(summary: str, description: str, twiml: bool) -> dict[str, Any]:
+    """A provider callback is answered in the form that provider documents: aliyun gets
+    {"code": 0, ...}, twilio TwiML for an incoming message and 204 for a status callback, others
+    our own summary."""
+    content: dict[str, Any] = {"application/json": {"schema": {"anyOf": [_ref(summary), _ref("AliyunPushAnswer")]}}}
+    if twiml:
+        content["text/xml"] = {
+            "schema": {"type": "string"},
+            "example": '<?xml version="1.0" encoding="UTF-8"?><Response/>',
+        }
+    return {"description": description, "content": content}
+
 
 BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
 NUMBER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -690,7 +716,8 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
                     "responses": {
-                        "200": _json(_ref("ReceiptSummary"), "receipts recorded"),
+                        "200": _callback_answers("ReceiptSummary", "receipts recorded", twiml=False),
+                        "204": {"description": "receipts recorded (twilio status callbacks)"},
                         "400": _problem_response("not a receipt of this provider"),
                         "401": _problem_response("signature missing, wrong or stale"),
                         "404": _problem_response("unknown provider"),
@@ -704,7 +731,9 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
                     "responses": {
-                        "200": _json(_ref("InboundSummary"), "replies handled"),
+                        "200": _callback_answers(
+                            "InboundSummary", "replies handled (twilio: empty TwiML, no reply sent)", twiml=True
+                        ),
                         "400": _problem_response("not a callback of this provider"),
                         "401": _problem_response("signature missing, wrong or stale"),
                         "404": _problem_response("unknown provider"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 import structlog
 from aiohttp import web
 
@@ -11,7 +10,7 @@ from gateway.api.context import context
 from gateway.api.problems import Problem
 from gateway.domain.numbers import Signal
 from gateway.store.records import ReceiptRecord
-from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError
+from providers.base import CallbackAnswer, CallbackFormatError, ErrorKind, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
 MAX_RECEIPT_BODY = 4 * 1024 * 1024
@@ -64,7 +63,7 @@ async def post_receipts(request: web.Request) -> web.Response:
         except Exception:
             # The receipts are recorded; losing their evidence must not make the provider resend them.
             log.exception("number health not updated from receipts", provider=name)
-    return web.Response(body=orjson.dumps(summary), content_type="application/json")
+    return callback_response(provider.acknowledge("receipts", summary))
 
 
 def signals_of(receipt: ReceiptRecord) -> list[Signal]:
@@ -74,3 +73,10 @@ def signals_of(receipt: ReceiptRecord) -> list[Signal]:
     if receipt.error_kind == ErrorKind.SENDER_FLAGGED:
         return [Signal.FAILED, Signal.FILTERED]
     return [Signal.FAILED]
+
+
+def callback_response(answer: CallbackAnswer) -> web.Response:
+    """A provider's callback answered in the form that provider documents (see Provider.acknowledge)."""
+    if answer.content_type is None:
+        return web.Response(status=answer.status, body=answer.body or None)
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type, charset="utf-8")

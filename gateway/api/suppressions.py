@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.api.bodies import read_body, read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.receipts import callback_response
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.numbers import Signal
@@ -187,4 +188,4 @@ async def post_inbound(request: web.Request) -> web.Response:
             with contextlib.suppress(Exception):
                 await ctx.numbers.observe_senders([(reply.to, name, None, Signal.OPT_OUT)])
         log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
-    return web.Response(body=orjson.dumps(counts), content_type="application/json")
+    return callback_response(provider.acknowledge("inbound", counts))

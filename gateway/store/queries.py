@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
 from gateway.store.schema import (
     api_keys,
@@ -362,6 +363,73 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     )
 
 
+# --- no receipt in time -----------------------------------------------------------------------
+
+
+def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The no-receipt scan: only jobs whose fallback list names a channel that takes their address
+    (the others could not move, and would crowd the ones that can out of the batch)."""
+    hint = " INDEXED BY ix_messages_receipt_due" if dialect == "sqlite" else ""
+    terms, params = [], {}
+    for i, channel in enumerate(sorted(channels)):
+        targets = sorted(INTERCHANGEABLE.get(channel, ()))
+        if not targets:
+            continue
+        params[f"c{i}"] = channel
+        alternatives = []
+        for j, target in enumerate(targets):
+            params[f"f{i}_{j}"] = f"%{target}%"
+            alternatives.append(f"fallback LIKE :f{i}_{j}")
+        terms.append(f"(channel = :c{i} AND ({' OR '.join(alternatives)}))")
+    movable = " OR ".join(terms) or "1 = 0"
+    sql = (
+        f"SELECT * FROM messages{hint} WHERE status = 'sent' AND fallback IS NOT NULL"
+        f" AND next_attempt_at <= :now AND ({movable}) ORDER BY next_attempt_at LIMIT :limit"
+    )
+    return sql, params
+
+
+def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[dict[str, Any]]:
+    """Sent jobs that can fall back whose receipt deadline (next_attempt_at, set when they were
+    sent) has passed with no receipt: a receipt would have moved them past `sent`."""
+    # Served by the partial index ix_messages_receipt_due, whose predicate the WHERE repeats word
+    # for word; SQLite, without range statistics, would pick ix_messages_due (every sent row) unless told.
+    sql, params = unreceipted_sql(conn.dialect.name, channels)
+    rows = conn.execute(sa.text(sql), {**params, "now": now, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+    """Move each job to its fallback channel, only if it is still the same unreceipted hand-off:
+    still `sent` with the deadline that was seen. A receipt, a requeue or another worker that got
+    there first leaves the row alone; only the process whose update matched writes the event.
+    The message keeps the earlier provider id, so a late receipt for it still finds the message."""
+    moved: list[str] = []
+    for outcome, deadline in moves:
+        result = conn.execute(
+            messages.update()
+            .where(
+                messages.c.id == outcome.message_id,
+                messages.c.status == "sent",
+                messages.c.next_attempt_at == deadline,
+            )
+            .values(
+                status=outcome.status,
+                reason=outcome.reason,
+                channel=outcome.channel,
+                fallback=outcome.fallback,
+                next_attempt_at=outcome.next_attempt_at,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=outcome.at,
+            )
+        )
+        if result.rowcount == 1:
+            moved.append(outcome.message_id)
+            conn.execute(events.insert(), [_status_event(outcome)])
+    return moved
+
+
 # The final statuses a receipt can set; no later outcome of the same hand-off moves a job out of them.
 _RECEIPTED = sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered", messages.c.status == "failed")
 
@@ -580,10 +648,34 @@ def _advance_statuses(
     if senders is not None:
         senders.update((row.id, row.sender) for row in rows)
     current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
+    earlier = _earlier_channel_attempts(conn, matched)
     updates: dict[str, dict[str, Any]] = {}
     new_events = []
     for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
         status, tenant_id, _ = current[message_id]
+        left_channel = earlier.get((message_id, receipt.provider, receipt.provider_message_id))
+        if left_channel is not None:
+            # The job fell back from that channel: the receipt is kept and shown, but the status
+            # belongs to the channel the job is on now.
+            new_events.append(
+                {
+                    "tenant_id": tenant_id,
+                    "message_id": message_id,
+                    "at": now,
+                    "type": "receipt.earlier_channel",
+                    "status": None,
+                    "reason": f"receipt.{receipt.status}",
+                    "detail": orjson.dumps(
+                        {
+                            "channel": left_channel,
+                            "provider": receipt.provider,
+                            "provider_message_id": receipt.provider_message_id,
+                            "error_code": receipt.error_code,
+                        }
+                    ).decode(),
+                }
+            )
+            continue
         effective = updates.get(message_id, {}).get("b_status", status)
         if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
             continue
@@ -611,6 +703,8 @@ def _advance_statuses(
                 ).decode(),
             }
         )
+    if new_events and not updates:
+        conn.execute(events.insert(), new_events)
     if updates:
         conn.execute(
             messages.update()
@@ -625,6 +719,24 @@ def _advance_statuses(
             list(updates.values()),
         )
         conn.execute(events.insert(), new_events)
+
+
+def _earlier_channel_attempts(
+    conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]
+) -> dict[tuple[str, str, str], str]:
+    """(message, provider, provider id) -> channel, for receipts of an attempt made on a channel the
+    message has since left by falling back."""
+    pmids = sorted({r.provider_message_id for _, r in matched})
+    rows = conn.execute(
+        sa.select(attempts.c.message_id, attempts.c.provider, attempts.c.provider_message_id, attempts.c.channel)
+        .join(messages, messages.c.id == attempts.c.message_id)
+        .where(
+            attempts.c.message_id.in_(sorted({m for m, _ in matched})),
+            attempts.c.provider_message_id.in_(pmids),
+            attempts.c.channel != messages.c.channel,
+        )
+    )
+    return {(row.message_id, row.provider, row.provider_message_id): row.channel for row in rows}
 
 
 def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:

@@ -94,6 +94,13 @@ messages = sa.Table(
     sa.Index("ix_messages_tenant_user", "tenant_id", "user_id", "id"),
     sa.Index("ix_messages_tenant_status", "tenant_id", "status", "id"),
     sa.Index("ix_messages_provider_ref", "provider", "provider_message_id"),
+    # Sent jobs that may still fall back, by the deadline for their receipt (kept in next_attempt_at).
+    sa.Index(
+        "ix_messages_receipt_due",
+        "next_attempt_at",
+        sqlite_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
+        postgresql_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
+    ),
 )
 
 attempts = sa.Table(

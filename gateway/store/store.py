@@ -142,6 +142,12 @@ class Store:
     async def flush_outcomes(self) -> None:
         await self._outcomes.drain()
 
+    async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(queries.unreceipted_sends, channels, time.time(), limit)
+
+    async def fall_back_unreceipted(self, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+        return await self.db.write(queries.fall_back_unreceipted, moves)
+
     async def release_leases(self, worker: str, message_ids: Sequence[str]) -> int:
         return await self.db.write(queries.release_leases, worker, message_ids)
 

@@ -14,10 +14,11 @@ import hmac
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from aiohttp import web
 
-from tests.fakes.http import FakeHttpService, Recorded, post, respond
+from tests.fakes.http import Answer, FakeHttpService, Recorded, post_answer, respond
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -51,6 +52,7 @@ class FakeTwilio(FakeHttpService):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.created: dict[str, Created] = {}
+        self.answers: list[Answer] = []  # what each callback got back
         # number -> (HTTP status, Twilio code, message): "number X is invalid" and the like.
         self.number_errors: dict[str, tuple[int, int, str]] = {}
         # From number -> the same, for refusals of the sender itself (21212: invalid From).
@@ -206,7 +208,32 @@ class FakeTwilio(FakeHttpService):
 
     async def send_status(self, sid: str, status: str, error_code: str | None = None, url: str | None = None) -> int:
         callback_url, body, headers = self.status_callback(sid, status, error_code)
-        return await post(url or callback_url, body, headers)
+        answer = await post_answer(url or callback_url, body, headers)
+        self.answers.append(answer)
+        return answer.status
+
+    async def send_incoming_sms(self, url: str, sender: str, to: str, text: str) -> Answer:
+        body, headers = self.incoming_sms(url, sender, to, text)
+        answer = await post_answer(url, body, headers)
+        self.answers.append(answer)
+        return answer
+
+    @staticmethod
+    def status_callback_taken(answer: Answer) -> bool:
+        """A status callback's answer is not read: any 2xx is taken."""
+        return 200 <= answer.status < 300
+
+    @staticmethod
+    def twiml_taken(answer: Answer) -> bool:
+        """An incoming-message webhook must answer 200 with TwiML (text/xml or application/xml,
+        a <Response> document); anything else shows as error 11200/12300 and no TwiML is run."""
+        if answer.status != 200 or answer.content_type not in ("text/xml", "application/xml"):
+            return False
+        try:
+            root = ElementTree.fromstring(answer.body)
+        except ElementTree.ParseError:
+            return False
+        return root.tag == "Response"
 
     def incoming_sms(self, url: str, sender: str, to: str, text: str) -> tuple[bytes, dict[str, str]]:
         params = [

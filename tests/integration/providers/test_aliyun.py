@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from providers.aliyun import AliyunSettings, AliyunSmsProvider, phone_number, rpc_signature
-from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError
+from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError, json_answer
 from tests.fakes.aliyun import FakeAliyunSms
 from tests.fakes.http import CallbackSink
-from tests.integration.providers.conftest import arrived, outbound
+from tests.integration.providers.conftest import arrived, as_received, outbound
 
 TOKEN = "push-token-5b1f0c"
 MOBILE = "+8613800138000"
@@ -212,3 +212,11 @@ async def test_a_report_of_carrier_interception_says_the_sender_is_flagged(
     await aliyun.push(url, aliyun.sms_report(ids[2], success=False, err_code="MK:0001", err_msg="用户关机"))
     kinds = [adapter.parse_receipts(arrived(sink, i))[0].error_kind for i in range(3)]
     assert kinds == [ErrorKind.SENDER_FLAGGED, ErrorKind.SENDER_FLAGGED, None]
+
+
+def test_pushes_are_answered_as_aliyun_expects(provider: AliyunSmsProvider) -> None:
+    for kind in ("receipts", "inbound"):
+        answer = as_received(provider.acknowledge(kind, {"applied": 1}))  # type: ignore[arg-type]
+        assert FakeAliyunSms.acknowledged(answer)
+        assert orjson.loads(answer.body) == {"code": 0, "msg": "接收成功"}
+    assert not FakeAliyunSms.acknowledged(as_received(json_answer({"applied": 1}))), "Aliyun would push again"

@@ -7,12 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from providers.base import ErrorKind, InboundRequest, SignatureError
+from providers.base import ErrorKind, InboundRequest, SignatureError, json_answer
 from providers.http import HandoffUnknown
 from providers.twilio import TwilioProvider, TwilioSettings, compute_signature, validate_signature
 from tests.fakes.http import CallbackSink
 from tests.fakes.twilio import FakeTwilio, error_body
-from tests.integration.providers.conftest import arrived, outbound
+from tests.integration.providers.conftest import arrived, as_received, outbound
 from tests.servers import free_port
 
 SMS_TO = "+14155550100"
@@ -405,3 +405,13 @@ def test_status_callback_reference_survives_encoding() -> None:
     adapter = TwilioProvider(TwilioSettings(account_sid="AC1", auth_token="x", public_base_url="https://g/"))
     url = adapter.status_callback_url("a b&c")
     assert url is not None and parse_qs(urlsplit(url).query)["ref"] == ["a b&c"]
+
+
+def test_callbacks_are_answered_as_twilio_expects() -> None:
+    adapter = TwilioProvider(TwilioSettings(account_sid="AC1", auth_token="x", public_base_url="https://g"))
+    reply = as_received(adapter.acknowledge("inbound", {"opted_out": 1}))
+    assert FakeTwilio.twiml_taken(reply), "an incoming message gets TwiML"
+    assert reply.body == b'<?xml version="1.0" encoding="UTF-8"?><Response/>', "empty: no reply is sent"
+    status = as_received(adapter.acknowledge("receipts", {"applied": 1}))
+    assert FakeTwilio.status_callback_taken(status) and status.body == b""
+    assert not FakeTwilio.twiml_taken(as_received(json_answer({"opted_out": 1}))), "our JSON is not TwiML"
