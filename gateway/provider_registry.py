@@ -230,6 +230,7 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 receipt_delay_ms=sandbox.receipt_delay_ms,
                 ledger_path=sandbox.ledger_path if dispatching else None,
                 filtered_senders=sandbox.filtered_senders,
+                receipts_per_segment=sandbox.receipts_per_segment,
             )
         )
     return ProviderRegistry(providers, accounts)

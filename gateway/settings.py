@@ -85,6 +85,9 @@ class SandboxSettings(_Section):
     )
     delivery_rate: float = Field(1.0, ge=0, le=1, description="share of sent messages whose receipt says delivered")
     receipts: bool = True
+    receipts_per_segment: bool = Field(
+        False, description="one receipt per segment of a long SMS, as SMPP routes send them"
+    )
     receipt_delay_ms: float = Field(200.0, ge=0)
     receipt_url: str | None = None
     ledger_path: str | None = Field(

@@ -360,6 +360,7 @@ class Worker:
             sender=mark.sender,
             campaign=job["campaign"],
             attempt=mark.attempt,
+            segments=segments,
         )
         bound = log.bind(message_id=job["id"], tenant=job["tenant_id"], campaign=job["campaign"])
         breaker = self.breakers.setdefault(

@@ -44,6 +44,7 @@ class Outbound:
     sender: str | None = None
     campaign: str | None = None
     attempt: int = 1
+    segments: int = 1  # SMS segments of the content as sent (after link rewriting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,10 @@ class Receipt:
     # The class of error_code (SENDER_FLAGGED: the carrier filtered the sender as spam), so receipts
     # feed sender-number health without the gateway knowing each provider's codes.
     error_kind: ErrorKind | None = None
+    # Set when the provider reports each segment of a long SMS on its own: this is segment `part`
+    # (1-based) of `parts`. The gateway combines them: delivered once every part is.
+    part: int | None = None
+    parts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ async def post_receipts(request: web.Request) -> web.Response:
             occurred_at=r.occurred_at,
             raw=r.raw,
             error_kind=r.error_kind.value if r.error_kind is not None else None,
+            part=r.part,
+            parts=r.parts,
         )
         for r in parsed
     ]

@@ -607,6 +607,8 @@ def apply_receipts(
                 "message_id": message_id,
                 "status": r.status,
                 "error_code": r.error_code,
+                "part": r.part,
+                "parts": r.parts,
                 "occurred_at": r.occurred_at,
                 "received_at": now,
                 "raw": r.raw,
@@ -649,6 +651,7 @@ def _advance_statuses(
         senders.update((row.id, row.sender) for row in rows)
     current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
     earlier = _earlier_channel_attempts(conn, matched)
+    whole = _messages_with_every_part_delivered(conn, matched)
     updates: dict[str, dict[str, Any]] = {}
     new_events = []
     for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
@@ -676,6 +679,8 @@ def _advance_statuses(
                 }
             )
             continue
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered" and message_id not in whole:
+            continue  # one segment arrived; the message is delivered when all of them have
         effective = updates.get(message_id, {}).get("b_status", status)
         if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
             continue
@@ -739,6 +744,27 @@ def _earlier_channel_attempts(
     return {(row.message_id, row.provider, row.provider_message_id): row.channel for row in rows}
 
 
+def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]) -> set[str]:
+    """Of the messages with a delivered segment receipt here, those whose every segment is delivered.
+
+    Counted in the receipts table, which already holds this batch: segments come in any order, any
+    number of calls apart, and a duplicate segment receipt was collapsed by its dedup key.
+    """
+    parts = {
+        message_id: receipt.parts
+        for message_id, receipt in matched
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered"
+    }
+    if not parts:
+        return set()
+    delivered = conn.execute(
+        sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
+        .where(receipts.c.message_id.in_(sorted(parts)), receipts.c.status == "delivered", receipts.c.part.is_not(None))
+        .group_by(receipts.c.message_id)
+    ).all()
+    return {message_id for message_id, count in delivered if count >= parts[message_id]}
+
+
 def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
     by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
     held: list[tuple[str, ReceiptRecord]] = []
@@ -761,6 +787,8 @@ def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
                         status=row["status"],
                         error_code=row["error_code"],
                         occurred_at=row["occurred_at"],
+                        part=row["part"],
+                        parts=row["parts"],
                     ),
                 )
             )

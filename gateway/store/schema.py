@@ -133,6 +133,8 @@ receipts = sa.Table(
     sa.Column("message_id", sa.String(32), index=True),  # NULL while held for a send not yet recorded
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error_code", sa.String(64)),
+    sa.Column("part", sa.Integer),  # segment of a long SMS reported on its own: part of parts
+    sa.Column("parts", sa.Integer),
     sa.Column("occurred_at", sa.Float),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("raw", sa.Text),
