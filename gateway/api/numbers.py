@@ -18,6 +18,7 @@ from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
+from gateway.domain.models import is_member
 from gateway.domain.numbers import NumberState, SenderKind, daily_cap
 from gateway.number_pool import NumberPool, number_row
 from gateway.store import number_queries as nq
@@ -131,12 +132,12 @@ def _check_attributes(ctx: ApiContext, body: dict[str, Any], errors: list[FieldE
     """The editable attributes in `body`, checked and in their stored form."""
     out: dict[str, Any] = {}
     if "kind" in body:
-        if body["kind"] not in {k.value for k in SenderKind}:
+        if not is_member(body["kind"], SenderKind):
             errors.append(FieldError("/kind", f"must be one of {', '.join(k.value for k in SenderKind)}"))
         else:
             out["kind"] = body["kind"]
     if "channel" in body:
-        if body["channel"] not in CHANNELS:
+        if not isinstance(body["channel"], str) or body["channel"] not in CHANNELS:
             errors.append(FieldError("/channel", "must be sms or voice"))
         else:
             out["channel"] = body["channel"]
