@@ -77,7 +77,7 @@ class Store:
 
     # accept
     async def _flush_accepts(self, rows: list[dict[str, Any]]) -> list[AcceptOutcome]:
-        outcomes = await self.db.write(queries.insert_accepted, rows, time.time())
+        outcomes = await self.db.write_beside_loop(queries.insert_accepted, rows, time.time())
         self.work_available.set()
         return outcomes
 
