@@ -38,8 +38,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refused when over `limit` bytes or slower to arrive than the configured deadline."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
+    if request.content.is_eof():
+        # The whole body came with the headers (nearly every job): nothing to wait for.
+        raw = await request.read()
+        if len(raw) > limit:
+            raise _too_large(limit)
+        return raw
     try:
-        async with asyncio.timeout(request.config_dict.get(BODY_READ_TIMEOUT, 30.0)):
+        async with asyncio.timeout(request.app.get(BODY_READ_TIMEOUT, 30.0)):
             # Without a Content-Length (chunked), the application's client_max_size bounds the read.
             raw = await request.read()
     except TimeoutError:
