@@ -32,6 +32,7 @@ from gateway.settings import Settings
 from gateway.state.base import State, open_state
 from gateway.store import queries
 from gateway.store.store import Store
+from gateway.ui.routes import mount_console
 from gateway.worker import Worker
 
 Role = Literal["api", "worker", "all"]
@@ -67,6 +68,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/suppressions", suppressions.list_suppressions)
         app.router.add_post("/v1/suppressions", suppressions.add_suppression)
         app.router.add_delete("/v1/suppressions", suppressions.delete_suppression)
+        mount_console(app, ctx)
     return app
 
 

@@ -123,6 +123,7 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 delivery_rate=sandbox.delivery_rate,
                 receipt_delay_ms=sandbox.receipt_delay_ms,
                 ledger_path=sandbox.ledger_path if dispatching else None,
+                seed=sandbox.seed,
             )
         )
     return ProviderRegistry(providers)

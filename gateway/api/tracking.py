@@ -132,7 +132,18 @@ async def campaign_report(request: web.Request) -> web.Response:
         )
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    groups = await ctx.store.db.read(queries.campaign_report, principal.tenant_id, campaign, group_by)
+    groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
+    return web.Response(
+        body=orjson.dumps(campaign_summary(campaign, group_by, groups)), content_type="application/json"
+    )
+
+
+TOTALS = ("messages", "sent", "delivered", "failed", "suppressed", "clicks", "human_clicks", "unique_clicks")
+
+
+def campaign_summary(campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The campaign report as the API and the console show it: groups in order with their rates,
+    and the totals."""
     rendered: list[dict[str, Any]] = []
     for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
         waits = g.pop("seconds_to_first_click")
@@ -143,22 +154,5 @@ async def campaign_report(request: web.Request) -> web.Response:
             median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
         )
         rendered.append(g)
-    totals = {
-        k: sum(g[k] for g in rendered)
-        for k in (
-            "messages",
-            "sent",
-            "delivered",
-            "failed",
-            "suppressed",
-            "clicks",
-            "human_clicks",
-            "unique_clicks",
-            "conversions",
-            "value",
-        )
-    }
-    return web.Response(
-        body=orjson.dumps({"campaign": campaign, "group_by": list(group_by), "totals": totals, "groups": rendered}),
-        content_type="application/json",
-    )
+    totals = {k: sum(g[k] for g in rendered) for k in (*TOTALS, "conversions", "value")}
+    return {"campaign": campaign, "group_by": list(group_by), "totals": totals, "groups": rendered}

@@ -705,13 +705,48 @@ def delivery_log_query(f: MessageFilter) -> Any:
     return query.order_by(messages.c.id.desc()).limit(f.limit)
 
 
-def status_counts(conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending")) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses)).group_by(messages.c.status)
-    )
+def status_counts(
+    conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
+) -> dict[str, int]:
+    query = sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses))
+    if tenant_id is not None:
+        query = query.where(messages.c.tenant_id == tenant_id)
     counts = dict.fromkeys(statuses, 0)
-    counts.update({status: int(n) for status, n in rows})
+    counts.update({status: int(n) for status, n in conn.execute(query.group_by(messages.c.status))})
     return counts
+
+
+def campaign_names(conn: Connection, tenant_id: str, limit: int = 200) -> list[str]:
+    """A tenant's campaigns in name order, one index probe each (a loose index scan), so the list
+    costs the number of campaigns, not the number of messages."""
+    names: list[str] = []
+    after: str | None = None
+    while len(names) < limit:
+        query = sa.select(messages.c.campaign).where(
+            messages.c.tenant_id == tenant_id, messages.c.campaign.is_not(None)
+        )
+        if after is not None:
+            query = query.where(messages.c.campaign > after)
+        after = conn.execute(query.order_by(messages.c.campaign).limit(1)).scalar()
+        if after is None:
+            break
+        names.append(after)
+    return names
+
+
+def activity(
+    conn: Connection, tenant_id: str, since: float, until: float, bucket_seconds: float
+) -> list[tuple[int, str | None, int]]:
+    """Status changes per (time bucket, status) since `since`: accepted (queued), sent, delivered, failed..."""
+    offset = (events.c.at - since) / bucket_seconds
+    bucket = sa.func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    index = sa.cast(bucket, sa.Integer).label("bucket")
+    rows = conn.execute(
+        sa.select(index, events.c.status, sa.func.count())
+        .where(events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.type == "status")
+        .group_by(index, events.c.status)
+    )
+    return [(int(b), status, int(n)) for b, status, n in rows]
 
 
 # --- suppressions -----------------------------------------------------------------------------
@@ -869,6 +904,24 @@ REPORT_DIMENSIONS = {
 }
 
 
+def _failure_scope(tenant_id: str, since: float, until: float, statuses: Sequence[str]) -> Any:
+    """Failed messages of a tenant in [since, until) by when they ended: the scope of every failure view."""
+    return sa.and_(
+        messages.c.tenant_id == tenant_id,
+        messages.c.status.in_(list(statuses)),
+        messages.c.updated_at >= since,
+        messages.c.updated_at < until,
+    )
+
+
+def _group_match(group: dict[str, Any]) -> list[Any]:
+    """Conditions selecting one group of the failure report (a missing value matches NULL)."""
+    return [
+        REPORT_DIMENSIONS[name].is_(None) if value is None else REPORT_DIMENSIONS[name] == value
+        for name, value in group.items()
+    ]
+
+
 def failure_report(
     conn: Connection,
     tenant_id: str,
@@ -881,12 +934,7 @@ def failure_report(
 ) -> list[dict[str, Any]]:
     """Failed messages in [since, until) by when they ended, grouped; counts, first/last seen, samples."""
     columns = [REPORT_DIMENSIONS[name].label(name) for name in group_by]
-    where = sa.and_(
-        messages.c.tenant_id == tenant_id,
-        messages.c.status.in_(list(statuses)),
-        messages.c.updated_at >= since,
-        messages.c.updated_at < until,
-    )
+    where = _failure_scope(tenant_id, since, until, statuses)
     rows = (
         conn.execute(
             sa.select(
@@ -905,10 +953,7 @@ def failure_report(
     )
     groups = []
     for row in rows:
-        match = [
-            REPORT_DIMENSIONS[name].is_(None) if row[name] is None else REPORT_DIMENSIONS[name] == row[name]
-            for name in group_by
-        ]
+        match = _group_match({name: row[name] for name in group_by})
         ids = (
             conn.execute(sa.select(messages.c.id).where(where, *match).order_by(messages.c.id.desc()).limit(samples))
             .scalars()
@@ -916,6 +961,47 @@ def failure_report(
         )
         groups.append({**dict(row), "sample_ids": list(ids)})
     return groups
+
+
+def failure_samples(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    statuses: Sequence[str],
+    group: dict[str, Any],
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The newest messages of one failure-report group (dimension name -> value, None for NULL)."""
+    query = (
+        sa.select(messages)
+        .where(_failure_scope(tenant_id, since, until, statuses), *_group_match(group))
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def failure_timeline(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    statuses: Sequence[str],
+    buckets: int,
+) -> list[tuple[int, str | None, int]]:
+    """Failures per (time bucket, reason): [since, until) cut into `buckets` equal slices."""
+    width = (until - since) / buckets
+    offset = (messages.c.updated_at - since) / width
+    # Non-negative inside the window, so truncation is the floor; PostgreSQL's cast would round.
+    bucket = sa.func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    index = sa.cast(bucket, sa.Integer).label("bucket")
+    rows = conn.execute(
+        sa.select(index, messages.c.reason, sa.func.count())
+        .where(_failure_scope(tenant_id, since, until, statuses))
+        .group_by(index, messages.c.reason)
+    )
+    return [(min(int(b), buckets - 1), reason, int(n)) for b, reason, n in rows]
 
 
 def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
