@@ -43,11 +43,13 @@ def stacked_bars(
     series: Sequence[tuple[str, Sequence[int]]],
     *,
     title: str,
+    axis: tuple[str, str] | None = None,
     width: int = 900,
     height: int = 240,
     legend_width: int = 280,
 ) -> str:
-    """One bar per label (a time slice), stacked by series (e.g. failure reason), with a legend."""
+    """One bar per label (a time slice), stacked by series (e.g. failure reason), with a legend.
+    `axis` names the two ends of the time axis (by default the first and last labels)."""
     plot_w = width - legend_width - 50
     plot_h = height - 40
     left, top = 40, 10
@@ -74,10 +76,11 @@ def stacked_bars(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{_colour(s)}">'
                 f"<title>{escape(label)} {escape(name)}: {values[i]}</title></rect>"
             )
-    if labels:
-        parts.append(f'<text x="{left}" y="{height - 8}" class="tick">{escape(labels[0])}</text>')
+    ends = axis or ((labels[0], labels[-1]) if labels else None)
+    if ends:
+        parts.append(f'<text x="{left}" y="{height - 8}" class="tick">{escape(ends[0])}</text>')
         parts.append(
-            f'<text x="{left + plot_w}" y="{height - 8}" class="tick" text-anchor="end">{escape(labels[-1])}</text>'
+            f'<text x="{left + plot_w}" y="{height - 8}" class="tick" text-anchor="end">{escape(ends[1])}</text>'
         )
     if not any(totals):
         parts.append(

@@ -129,7 +129,8 @@ def _timeline_chart(points: list[tuple[int, str | None, int]], window: Window) -
     span = window.until - window.since
     width = span / TIMELINE_BUCKETS
     labels = [_time_label(window.since + i * width, span) for i in range(TIMELINE_BUCKETS)]
-    return charts.stacked_bars(labels, series, title="Failures over time by reason")
+    axis = (_time_label(window.since, span), _time_label(window.until, span))
+    return charts.stacked_bars(labels, series, title="Failures over time by reason", axis=axis)
 
 
 def _group_query(window: Window, statuses: tuple[str, ...], group: dict[str, Any]) -> str:
@@ -505,13 +506,15 @@ async def live(request: web.Request) -> web.Response:
         {"label": labels[i], **{status: per_status[status][i] for status in shown}}
         for i in reversed(range(LIVE_MINUTES))
     ]
-    last_full = LIVE_MINUTES - 2  # the current minute is still filling up
+    last_minute: Counter[str] = Counter()
+    for _, status, count in await store.activity(principal.tenant_id, now - 60, now + 1, 61.0):
+        last_minute[status or ""] += count
     return page(
         request,
         "live.html",
         tenant=principal.tenant_id,
         depth=depth,
-        rates={status: per_status[status][last_full] / 60 for status in ("queued", "sent", "delivered")},
+        rates={status: last_minute[status] / 60 for status in ("queued", "sent", "delivered")},
         chart=charts_markup(chart),
         minutes=minutes,
         shown=shown,
