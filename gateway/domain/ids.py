@@ -23,3 +23,9 @@ def ulid(now: float | None = None) -> str:
 
 def message_id(now: float | None = None) -> str:
     return "msg_" + ulid(now)
+
+
+def first_message_id_at(ts: float) -> str:
+    """The smallest message id made at `ts` or later: ids sort by the time they were made, so a
+    range of creation times is a range of ids."""
+    return "msg_" + ulid(ts)[:10] + "0" * 16

@@ -177,9 +177,16 @@ class Store:
 
     # reports
     async def failure_report(
-        self, tenant_id: str, since: float, until: float, group_by: Sequence[str], statuses: Sequence[str]
+        self,
+        tenant_id: str,
+        since: float,
+        until: float,
+        group_by: Sequence[str],
+        statuses: Sequence[str],
+        samples: int = 3,
     ) -> list[dict[str, Any]]:
-        return await self.db.read(queries.failure_report, tenant_id, since, until, group_by, statuses)
+        """Failed messages in [since, until) grouped; `samples` newest ids of each group (0: none)."""
+        return await self.db.read(queries.failure_report, tenant_id, since, until, group_by, statuses, samples)
 
     async def failure_samples(
         self,

@@ -151,7 +151,8 @@ async def failures(request: web.Request) -> web.Response:
     statuses = failure_statuses(query, errors)
     sort = read_sort(query, (*group_by, "count", "first_seen", "last_seen"), "count", errors)
     store = context(request).store
-    groups = await store.failure_report(principal.tenant_id, window.since, window.until, group_by, statuses)
+    # The table links each group to its messages, so it needs no sample ids (a query per group).
+    groups = await store.failure_report(principal.tenant_id, window.since, window.until, group_by, statuses, samples=0)
     points = await store.failure_timeline(principal.tenant_id, window.since, window.until, statuses, TIMELINE_BUCKETS)
     rows = []
     for group in groups:
@@ -234,17 +235,22 @@ def _requeue_filter(fields: Any, errors: dict[str, str]) -> tuple[dict[str, Any]
             filters[name] = value
         else:
             unfiltered.append(name)
-    statuses = failure_statuses(fields, errors)
-    if len(statuses) == 1:
-        filters["status"] = statuses[0]
+    # The group's failed messages only (as the failures page counts them), not the whole filter's.
+    filters["statuses"] = failure_statuses(fields, errors)
     return filters, window, unfiltered
+
+
+def _shown(filters: dict[str, Any]) -> dict[str, str]:
+    shown = {k: str(v) for k, v in filters.items() if k not in ("since", "until", "statuses")}
+    shown["status"] = ", ".join(filters["statuses"])
+    return shown
 
 
 async def requeue_preview(request: web.Request) -> web.Response:
     principal = await signed_in(request, "report")
     errors: dict[str, str] = {}
     filters, window, unfiltered = _requeue_filter(request.query, errors)
-    if len(filters) <= 2:
+    if len(filters) <= 3:
         raise ConsoleError(400, "Which messages?", "Open the preview from a failure group so it has a filter.")
     plan = await context(request).store.requeue_by_filter(
         principal.tenant_id, filters, MAX_REQUEUE, dry_run=True, actor=principal.key_id
@@ -256,7 +262,7 @@ async def requeue_preview(request: web.Request) -> web.Response:
         "requeue.html",
         tenant=principal.tenant_id,
         plan=plan,
-        filters={k: v for k, v in filters.items() if k not in ("since", "until")},
+        filters=_shown(filters),
         window=window,
         unfiltered=unfiltered,
         hidden=hidden,
@@ -270,7 +276,7 @@ async def requeue(request: web.Request) -> web.Response:
     principal = await signed_in(request, "send")
     errors: dict[str, str] = {}
     filters, window, unfiltered = _requeue_filter(form(request), errors)
-    if len(filters) <= 2 or errors:
+    if len(filters) <= 3 or errors:
         raise ConsoleError(400, "Which messages?", "The requeue form lost its filter; open it again from a group.")
     result = await context(request).store.requeue_by_filter(
         principal.tenant_id, filters, MAX_REQUEUE, dry_run=False, actor=principal.key_id
@@ -280,7 +286,7 @@ async def requeue(request: web.Request) -> web.Response:
         "requeue.html",
         tenant=principal.tenant_id,
         plan=result,
-        filters={k: v for k, v in filters.items() if k not in ("since", "until")},
+        filters=_shown(filters),
         window=window,
         unfiltered=unfiltered,
         hidden={},
