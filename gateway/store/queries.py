@@ -925,14 +925,32 @@ REPORT_DIMENSIONS = {
 }
 
 
-def _failure_scope(tenant_id: str, since: float, until: float, statuses: Sequence[str]) -> Any:
+def _failure_scope(conn: Connection, tenant_id: str, since: float, until: float, statuses: Sequence[str]) -> Any:
     """Failed messages of a tenant in [since, until) by when they ended: the scope of every failure view."""
     return sa.and_(
         messages.c.tenant_id == tenant_id,
-        messages.c.status.in_(list(statuses)),
+        _rare(conn, messages.c.status.in_(list(statuses))),
         messages.c.updated_at >= since,
         messages.c.updated_at < until,
     )
+
+
+def _rare(conn: Connection, condition: Any) -> Any:
+    """Tell SQLite's planner that few messages meet this (failures are a small share of them).
+    The gateway runs no ANALYZE, and without statistics SQLite takes an equality on tenant_id for
+    highly selective: it would walk (tenant_id, campaign, id) and read every message of the
+    tenant rather than seek the window in (tenant_id, status, updated_at, ...). PostgreSQL plans
+    from its own statistics."""
+    # The probability must be a literal constant, not a bound parameter.
+    return sa.func.likelihood(condition, sa.literal_column("0.05")) if conn.dialect.name == "sqlite" else condition
+
+
+def _by_id(conn: Connection, descending: bool = False) -> Any:
+    """Order by id without letting SQLite walk an index in id order to avoid the sort: for a
+    window of failed messages the seek plus a sort of what it finds beats reading every message
+    of the tenant newest first. ("+id" is SQLite's way to say "not through an index".)"""
+    column = sa.literal_column("+messages.id") if conn.dialect.name == "sqlite" else messages.c.id
+    return column.desc() if descending else column.asc()
 
 
 def _group_match(group: dict[str, Any]) -> list[Any]:
@@ -955,7 +973,7 @@ def failure_report(
 ) -> list[dict[str, Any]]:
     """Failed messages in [since, until) by when they ended, grouped; counts, first/last seen, samples."""
     columns = [REPORT_DIMENSIONS[name].label(name) for name in group_by]
-    where = _failure_scope(tenant_id, since, until, statuses)
+    where = _failure_scope(conn, tenant_id, since, until, statuses)
     rows = (
         conn.execute(
             sa.select(
@@ -977,7 +995,7 @@ def failure_report(
         ids: Sequence[str] = []
         if samples:
             match = _group_match({name: row[name] for name in group_by})
-            query = sa.select(messages.c.id).where(where, *match).order_by(messages.c.id.desc()).limit(samples)
+            query = sa.select(messages.c.id).where(where, *match).order_by(_by_id(conn, descending=True)).limit(samples)
             ids = conn.execute(query).scalars().all()
         groups.append({**dict(row), "sample_ids": list(ids)})
     return groups
@@ -995,8 +1013,8 @@ def failure_samples(
     """The newest messages of one failure-report group (dimension name -> value, None for NULL)."""
     query = (
         sa.select(messages)
-        .where(_failure_scope(tenant_id, since, until, statuses), *_group_match(group))
-        .order_by(messages.c.id.desc())
+        .where(_failure_scope(conn, tenant_id, since, until, statuses), *_group_match(group))
+        .order_by(_by_id(conn, descending=True))
         .limit(limit)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
@@ -1018,7 +1036,7 @@ def failure_timeline(
     index = sa.cast(bucket, sa.Integer).label("bucket")
     rows = conn.execute(
         sa.select(index, messages.c.reason, sa.func.count())
-        .where(_failure_scope(tenant_id, since, until, statuses))
+        .where(_failure_scope(conn, tenant_id, since, until, statuses))
         .group_by(index, messages.c.reason)
     )
     return [(min(int(b), buckets - 1), reason, int(n)) for b, reason, n in rows]
@@ -1029,13 +1047,16 @@ def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any]
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
         if filters.get(name) is not None:
             query = query.where(REPORT_DIMENSIONS[name] == filters[name])
+    order = messages.c.id.asc()
     if filters.get("statuses"):
-        query = query.where(messages.c.status.in_(list(filters["statuses"])))
+        # A failure group's messages (the console's requeue): seek them in the failure index.
+        query = query.where(_rare(conn, messages.c.status.in_(list(filters["statuses"]))))
+        order = _by_id(conn)
     if filters.get("since") is not None:
         query = query.where(messages.c.updated_at >= filters["since"])
     if filters.get("until") is not None:
         query = query.where(messages.c.updated_at < filters["until"])
-    return [dict(r) for r in conn.execute(query.order_by(messages.c.id).limit(limit)).mappings()]
+    return [dict(r) for r in conn.execute(query.order_by(order).limit(limit)).mappings()]
 
 
 def requeue(

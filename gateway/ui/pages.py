@@ -256,7 +256,8 @@ async def requeue_preview(request: web.Request) -> web.Response:
         principal.tenant_id, filters, MAX_REQUEUE, dry_run=True, actor=principal.key_id
     )
     hidden = {k: v for k, v in request.query.items() if k in REPORT_DIMENSIONS or k in ("status",)}
-    hidden.update(window.query())
+    # The window is fixed as previewed: "last 24 h" must not slide between the preview and the act.
+    hidden.update({"since": render.iso(window.since) or "", "until": render.iso(window.until) or ""})
     return page(
         request,
         "requeue.html",

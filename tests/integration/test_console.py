@@ -179,3 +179,20 @@ async def test_the_export_is_the_delivery_log_of_the_filter(start_gateway: Gatew
         assert status == 400 and "format must be csv or ndjson" in page
         status, page = await console.get("/ui/messages", params={"since": "yesterday"})
         assert status == 200 and "<code>since</code> must be a date and time" in page
+
+
+async def test_a_key_that_may_not_send_previews_but_cannot_requeue(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(FAILING_SANDBOX) as gw, Console(gw) as console:
+        await seeded_traffic(gw, messages=30)
+        looker, _ = await add_key(gw, "default", ("read", "report"))
+        await console.sign_in(looker)
+        query = {"window": "24h", "reason": "suppressed.opt_out"}
+        status, page = await console.get("/ui/failures/requeue", params=query)
+        # Opted-out recipients are never requeued: the preview says so, whoever asks.
+        assert status == 200 and "Nothing here can be requeued." in page
+        assert '<td class="num" id="matched">3</td>' in page
+        before = await (await gw.get("/v1/reports/failures", params={"group_by": "status"})).json()
+        status, _, page = await console.post("/ui/failures/requeue", query)
+        assert status == 403 and "lacks the &#39;send&#39; scope" in page
+        after = await (await gw.get("/v1/reports/failures", params={"group_by": "status"})).json()
+        assert after["groups"] == before["groups"]
