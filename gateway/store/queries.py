@@ -953,12 +953,22 @@ def _by_id(conn: Connection, descending: bool = False) -> Any:
     return column.desc() if descending else column.asc()
 
 
-def _group_match(group: dict[str, Any]) -> list[Any]:
-    """Conditions selecting one group of the failure report (a missing value matches NULL)."""
+def _group_match(conn: Connection, group: dict[str, Any]) -> list[Any]:
+    """Conditions selecting one group of the failure report (a missing value matches NULL), applied
+    to the rows the failure window's index finds, not used to pick another index."""
     return [
-        REPORT_DIMENSIONS[name].is_(None) if value is None else REPORT_DIMENSIONS[name] == value
+        _filter_only(conn, REPORT_DIMENSIONS[name]).is_(None)
+        if value is None
+        else _filter_only(conn, REPORT_DIMENSIONS[name]) == value
         for name, value in group.items()
     ]
+
+
+def _filter_only(conn: Connection, column: Any) -> Any:
+    """A column SQLite must not search an index by ("+column" is its way to say so): without
+    statistics it would take provider = 'x' through (provider, provider_message_id) for selective
+    and read every message sent through that provider instead of the window's failures."""
+    return sa.literal_column(f"+messages.{column.name}") if conn.dialect.name == "sqlite" else column
 
 
 def failure_report(
@@ -994,7 +1004,7 @@ def failure_report(
     for row in rows:
         ids: Sequence[str] = []
         if samples:
-            match = _group_match({name: row[name] for name in group_by})
+            match = _group_match(conn, {name: row[name] for name in group_by})
             query = sa.select(messages.c.id).where(where, *match).order_by(_by_id(conn, descending=True)).limit(samples)
             ids = conn.execute(query).scalars().all()
         groups.append({**dict(row), "sample_ids": list(ids)})
@@ -1013,7 +1023,7 @@ def failure_samples(
     """The newest messages of one failure-report group (dimension name -> value, None for NULL)."""
     query = (
         sa.select(messages)
-        .where(_failure_scope(conn, tenant_id, since, until, statuses), *_group_match(group))
+        .where(_failure_scope(conn, tenant_id, since, until, statuses), *_group_match(conn, group))
         .order_by(_by_id(conn, descending=True))
         .limit(limit)
     )
@@ -1044,12 +1054,14 @@ def failure_timeline(
 
 def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(messages.c.tenant_id == tenant_id)
+    # A failure group's messages (the console's requeue): seek them in the failure window's index.
+    in_window = bool(filters.get("statuses"))
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
         if filters.get(name) is not None:
-            query = query.where(REPORT_DIMENSIONS[name] == filters[name])
+            column = _filter_only(conn, REPORT_DIMENSIONS[name]) if in_window else REPORT_DIMENSIONS[name]
+            query = query.where(column == filters[name])
     order = messages.c.id.asc()
-    if filters.get("statuses"):
-        # A failure group's messages (the console's requeue): seek them in the failure index.
+    if in_window:
         query = query.where(_rare(conn, messages.c.status.in_(list(filters["statuses"]))))
         order = _by_id(conn)
     if filters.get("since") is not None:

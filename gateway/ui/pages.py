@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -152,8 +153,11 @@ async def failures(request: web.Request) -> web.Response:
     sort = read_sort(query, (*group_by, "count", "first_seen", "last_seen"), "count", errors)
     store = context(request).store
     # The table links each group to its messages, so it needs no sample ids (a query per group).
-    groups = await store.failure_report(principal.tenant_id, window.since, window.until, group_by, statuses, samples=0)
-    points = await store.failure_timeline(principal.tenant_id, window.since, window.until, statuses, TIMELINE_BUCKETS)
+    # Table and chart read the same window side by side, on two of the store's reader connections.
+    groups, points = await asyncio.gather(
+        store.failure_report(principal.tenant_id, window.since, window.until, group_by, statuses, samples=0),
+        store.failure_timeline(principal.tenant_id, window.since, window.until, statuses, TIMELINE_BUCKETS),
+    )
     rows = []
     for group in groups:
         dims = {name: group[name] for name in group_by}
