@@ -273,6 +273,7 @@ async def requeue_preview(request: web.Request) -> web.Response:
         hidden=hidden,
         can_send=principal.allows("send"),
         requeueable_statuses=sorted(REQUEUEABLE),
+        advice=advice_for(filters["reason"]) if "reason" in filters else None,
         done=False,
     )
 
@@ -297,6 +298,7 @@ async def requeue(request: web.Request) -> web.Response:
         hidden={},
         can_send=True,
         requeueable_statuses=sorted(REQUEUEABLE),
+        advice=None,
         done=True,
     )
 
