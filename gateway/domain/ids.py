@@ -27,5 +27,7 @@ def message_id(now: float | None = None) -> str:
 
 def first_message_id_at(ts: float) -> str:
     """The smallest message id made at `ts` or later: ids sort by the time they were made, so a
-    range of creation times is a range of ids."""
-    return "msg_" + ulid(ts)[:10] + "0" * 16
+    range of creation times is a range of ids. Times outside what an id can hold are clamped."""
+    millis = min(max(int(ts * 1000), 0), 2**48 - 1)
+    value = millis << 80
+    return "msg_" + base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()
