@@ -110,3 +110,13 @@ class Console:
     async def sign_in(self, key: str = API_KEY) -> tuple[int, str, str]:
         await self.get("/ui/login")
         return await self.post("/ui/login", {"key": key, "next": "/ui/failures"})
+
+
+async def requeueable_group(gw: Running) -> dict[str, Any]:
+    """The largest group of the failure report that a requeue can act on: one the provider failed
+    (failed or undelivered; the seeded jobs have no expires_at). The sandbox's draws are seeded,
+    but which message gets which depends on timing, so tests pick the group from the report."""
+    report = await (await gw.get("/v1/reports/failures")).json()
+    groups = [g for g in report["groups"] if g["reason"].startswith("provider.")]
+    assert groups, report
+    return dict(groups[0])

@@ -14,7 +14,7 @@ import orjson
 
 from gateway.api.auth import key_row, new_key
 from gateway.store import queries
-from tests.console import FAILING_SANDBOX, Console, seeded_traffic
+from tests.console import FAILING_SANDBOX, Console, requeueable_group, seeded_traffic
 from tests.harness import GatewayStarter, Running
 
 GROUP_ROW = re.compile(r'<tr class="group">(.*?)</tr>', re.S)
@@ -85,21 +85,23 @@ async def test_the_dry_run_changes_nothing_and_the_requeue_puts_messages_back(st
     async with start_gateway(FAILING_SANDBOX) as gw, Console(gw) as console:
         await seeded_traffic(gw, messages=40)
         await console.sign_in()
-        invalid = await (
-            await gw.get("/v1/messages", params={"status": "failed", "campaign": "spring", "limit": "500"})
-        ).json()
-        failed = [m for m in invalid["data"] if m["reason"] == "provider.permanent.recipient_invalid"]
-        assert failed, "the seeded mix has invalid numbers"
-        query = {"window": "24h", "reason": "provider.permanent.recipient_invalid", "status": "failed"}
+        group = await requeueable_group(gw)
+        sample = group["sample_ids"][0]
+        status_before = (await (await gw.get(f"/v1/messages/{sample}")).json())["status"]
+        query = {
+            "window": "24h",
+            "reason": group["reason"],
+            "provider": group["provider"],
+            "error_code": group["error_code"],
+        }
         status, page = await console.get("/ui/failures/requeue", params=query)
         assert status == 200 and "This is a dry run" in page
-        assert f'<td class="num" id="requeueable">{len(failed)}</td>' in page
-        still = await gw.get(f"/v1/messages/{failed[0]['id']}")
-        assert (await still.json())["status"] == "failed"
+        assert f'<td class="num" id="requeueable">{group["count"]}</td>' in page
+        assert (await (await gw.get(f"/v1/messages/{sample}")).json())["status"] == status_before
         status, _, page = await console.post("/ui/failures/requeue", query)
         assert status == 200
-        assert f'<strong id="requeued">{len(failed)}</strong> messages are back in the queue' in page
-        events = (await (await gw.get(f"/v1/messages/{failed[0]['id']}")).json())["events"]
+        assert f'<strong id="requeued">{group["count"]}</strong> messages are back in the queue' in page
+        events = (await (await gw.get(f"/v1/messages/{sample}")).json())["events"]
         assert "requeued" in [e["reason"] for e in events]
 
 
