@@ -13,10 +13,12 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import audit, content, messages, ops, receipts, reports, suppressions, tracking
+from gateway.api import audit, content, messages, numbers, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
+from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
+from gateway.api.protocol_errors import GatewayAppRunner
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
@@ -24,7 +26,9 @@ from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.domain.routing import parse_routing
 from gateway.gate import PolicyGate
+from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
+from gateway.number_pool import NumberPool, reputation_of
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
@@ -42,6 +46,7 @@ log = structlog.get_logger("gateway")
 def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
     app = web.Application(middlewares=[problem_middleware], client_max_size=ctx.settings.api.max_batch_body_bytes + 1)
     app[CONTEXT] = ctx
+    app[BODY_READ_TIMEOUT] = ctx.settings.api.body_read_timeout_seconds
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
@@ -68,6 +73,14 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/suppressions", suppressions.list_suppressions)
         app.router.add_post("/v1/suppressions", suppressions.add_suppression)
         app.router.add_delete("/v1/suppressions", suppressions.delete_suppression)
+        app.router.add_get("/v1/numbers", numbers.list_numbers)
+        app.router.add_post("/v1/numbers", numbers.create_number)
+        app.router.add_get("/v1/numbers/{id}", numbers.get_number)
+        app.router.add_patch("/v1/numbers/{id}", numbers.update_number)
+        app.router.add_delete("/v1/numbers/{id}", numbers.delete_number)
+        app.router.add_post("/v1/numbers/{id}/flag", numbers.flag_number)
+        app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
+        app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
         mount_console(app, ctx)
     return app
 
@@ -102,6 +115,9 @@ class Gateway:
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store)
         self.worker: Worker | None = None
+        self.numbers = NumberPool(
+            self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
+        )
         self.runner: web.AppRunner | None = None
         self.first_key: str | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -127,6 +143,7 @@ class Gateway:
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
         dispatching = self.role in ("worker", "all")
+        await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
         await self.providers.start()
         await self.content.start()
@@ -142,8 +159,10 @@ class Gateway:
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
+            numbers=self.numbers,
+            routing=parse_routing(s.routing),
         )
-        self.runner = web.AppRunner(
+        self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
         )
         await self.runner.setup()
@@ -157,7 +176,7 @@ class Gateway:
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
             )
-            pacer = ThroughputPacer(self.state, limits.throughput)
+            pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts)
             budget = RetryBudget(
                 self.state,
                 RetryBudgetPolicy(
@@ -174,11 +193,16 @@ class Gateway:
                 pacer,
                 budget,
                 parse_routing(s.routing),
-                link_base=(s.links.base_url or s.base_url).rstrip("/") if s.links.tracking != "off" else None,
+                links=await self._link_tracker(),
+                numbers=self.numbers,
             )
             self.worker.start()
             self._spawn(self._track_queue_depth())
+        # Cooldowns, probation and reputation checks run where jobs are dispatched.
+        self.numbers.start(ticking=dispatching)
         self._spawn(self._release_idempotency_keys())
+        if dispatching and s.retention.content_days > 0:
+            self._spawn(self._purge_content())
         self._spawn(self._audit_key_use(ctx.auth))
         log.info(
             "gateway started",
@@ -200,6 +224,7 @@ class Gateway:
             await self.runner.cleanup()
         if self.worker is not None:
             await self.worker.stop()
+        await self.numbers.close()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,6 +253,27 @@ class Gateway:
             # On the way out, the last minute of use is recorded too.
             with contextlib.suppress(Exception):
                 await authenticator.flush_uses()
+
+    async def _link_tracker(self) -> LinkTracker | None:
+        s = self.settings
+        tracker = LinkTracker(
+            (s.links.base_url or s.base_url).rstrip("/"),
+            s.links.tracking,
+            s.links.routes,
+            (await self.store.get_or_create_secret("campaign_links")).encode(),
+        )
+        return tracker if tracker.enabled else None
+
+    async def _purge_content(self) -> None:
+        retention = self.settings.retention
+        while True:
+            try:
+                purged = await self.store.purge_content(retention.content_days)
+                if purged:
+                    log.info("message content purged", messages=purged, older_than_days=retention.content_days)
+            except Exception:
+                log.exception("content purge failed; next try at the next interval")
+            await asyncio.sleep(retention.purge_interval_seconds)
 
     async def _release_idempotency_keys(self) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys."""
+"""The `gateway` command: serve, migrate, keys, numbers, purge, check, report, export."""
 
 from __future__ import annotations
 
@@ -31,14 +31,20 @@ def _run(coro: object) -> object:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import serve
     from gateway.logging import configure_logging
+    from gateway.store.migrations import SchemaError
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level)
-    _run(serve(settings, args.role))
+    try:
+        _run(serve(settings, args.role))
+    except SchemaError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
+    from gateway.store.migrations import SchemaError
     from gateway.store.store import Store
 
     settings = _settings_or_exit()
@@ -50,7 +56,35 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    print(f"schema version {_run(migrate())}")
+    try:
+        print(f"schema version {_run(migrate())}")
+    except SchemaError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    days = settings.retention.content_days if args.older_than is None else args.older_than / 86400
+    if args.older_than is None and days <= 0:
+        print(
+            "gateway: retention.content_days is 0 (keep for ever); pass --older-than to purge anyway", file=sys.stderr
+        )
+        return 2
+
+    async def purge() -> int:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        try:
+            await store.migrate()
+            return await store.purge_content(days)
+        finally:
+            await store.close()
+
+    purged = _run(purge())
+    print(f"purged the content of {purged} message(s) finished and created more than {days:g} day(s) ago")
     return 0
 
 
@@ -239,6 +273,89 @@ def cmd_export(args: argparse.Namespace) -> int:
     return int(result) if isinstance(result, int) else 1
 
 
+def cmd_numbers(args: argparse.Namespace) -> int:
+    import logging
+
+    import orjson
+    import structlog
+
+    from gateway.api.numbers import render_numbers
+    from gateway.number_pool import NumberPool
+    from gateway.state.base import open_state
+    from gateway.store import number_queries
+    from gateway.store.store import Store
+
+    settings = _settings_or_exit()
+    action = getattr(args, "action", None)
+    # The table (or the action's one line) is the output; the state change is logged as JSON, on stderr.
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+    async def run() -> list[dict[str, object]] | str:
+        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        state = open_state(settings.redis_url)
+        try:
+            await store.migrate()
+            pool = NumberPool(store, state, settings.numbers)
+            if action is not None:
+                reason = args.reason or f"{action} on the command line"
+                row, changed = await pool.operate(args.number_id, action, reason, "operator:cli")
+                if row is None:
+                    return f"gateway: no number {args.number_id!r}"
+                return f"{row['id']} {row['sender']}: {row['state']}" + ("" if changed else " (unchanged)")
+            rows = await store.db.read(number_queries.list_numbers, args.pool, args.state)
+            return await render_numbers(pool, rows)
+        finally:
+            await store.close()
+            await state.close()
+
+    numbers = _run(run())
+    if isinstance(numbers, str):
+        failed = numbers.startswith("gateway:")
+        print(numbers, file=sys.stderr if failed else sys.stdout)
+        return 1 if failed else 0
+    assert isinstance(numbers, list)
+    if args.json:
+        print(orjson.dumps(numbers, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not numbers:
+        print("no sender numbers (declare pools under [numbers.pools.<name>] or POST /v1/numbers)")
+        return 0
+    headers = ["id", "pool", "sender", "state", "since", "sent", "deliv", "failed", "filtered", "stop", "fail%", "cap"]
+    table = []
+    for n in numbers:
+        health = n["health"]
+        cap = n["daily_cap_now"]
+        table.append(
+            [
+                n["id"],
+                n["pool"],
+                n["sender"],
+                n["state"],
+                n["state_since"][:19].replace("T", " "),
+                str(health["sent"]),
+                str(health["delivered"]),
+                str(health["failed"]),
+                str(health["filtered"]),
+                str(health["opt_out"]),
+                f"{100 * health['failure_rate']:.1f}",
+                "-" if cap is None else str(cap),
+                n["reason"] or "-",
+            ]
+        )
+    headers.append("reason")
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if settings.redis_url is None:
+        print("(health counts are per process without redis_url; the table shows this process's, i.e. none)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=cmd_migrate)
+    purge = sub.add_parser(
+        "purge", help="drop the content of finished messages past retention.content_days (metadata stays)"
+    )
+    purge.add_argument("--older-than", type=_duration, default=None, help="override the retention period: 30d, 12h")
+    purge.set_defaults(func=cmd_purge)
     check = sub.add_parser("check", help="preflight SMS text(s) against the content policy; exit 1 if any is blocked")
     check.add_argument("text", nargs="?", help="the text to check")
     check.add_argument("--file", help="a file of texts, one per line")
@@ -272,6 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
     export_events.add_argument("--tenant", default="default")
     export_events.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
     export_events.set_defaults(func=cmd_export)
+    numbers = sub.add_parser("numbers", help="sender numbers: state, health counts and last reason")
+    numbers.add_argument("--pool", default=None)
+    numbers.add_argument("--state", choices=["active", "suspect", "quarantined", "probation", "retired"])
+    numbers.add_argument("--json", action="store_true", help="the same objects as GET /v1/numbers")
+    numbers.set_defaults(func=cmd_numbers)
+    numbers_sub = numbers.add_subparsers(dest="action", required=False)
+    for action, text in (
+        ("flag", "quarantine a number at once"),
+        ("restore", "bring a number back to active"),
+        ("retire", "take a number out of rotation for good"),
+    ):
+        step = numbers_sub.add_parser(action, help=text)
+        step.add_argument("number_id")
+        step.add_argument("--reason", required=action == "flag", help="recorded with the state change")
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

@@ -54,6 +54,18 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+        self.number_changes = Counter(
+            "gateway_number_state_changes_total",
+            "Sender number state changes applied by this process",
+            ["pool", "to_state", "reason"],
+            registry=r,
+        )
+        self.numbers = Gauge(
+            "gateway_numbers",
+            "Sender numbers per pool and state (alert on a pool with no active number)",
+            ["pool", "state"],
+            registry=r,
+        )
         self.handoff_recovered = Counter(
             "gateway_handoff_recoveries_total",
             "Jobs found mid hand-off after a crash, by resolution",

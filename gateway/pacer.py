@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from gateway.domain.limits import ThroughputTable
+from gateway.domain.limits import ThroughputRule, ThroughputTable
 from gateway.state.base import RateLimit, State, ThroughputRequest
 
 log = structlog.get_logger("gateway.pacer")
@@ -29,25 +30,35 @@ class _Lane:
 
 
 class ThroughputPacer:
-    def __init__(self, state: State, table: ThroughputTable) -> None:
+    def __init__(self, state: State, table: ThroughputTable, accounts: Mapping[str, str] | None = None) -> None:
         self.state = state
         self.table = table
+        # provider name -> its account ("twilio:AC123"): sections sharing an account share its limit.
+        self.accounts = dict(accounts or {})
         self._lanes: dict[tuple[str, ...], _Lane] = {}
 
-    def request_for(self, provider: str, sender: str | None, segments: int) -> ThroughputRequest | None:
+    def request_for(
+        self, provider: str, sender: str | None, segments: int, sender_rate: float | None = None
+    ) -> ThroughputRequest | None:
+        """`sender_rate` (messages per second) is the sender number's own, from its pool; it wins
+        over the throughput table's rule for numbers."""
         limits: list[RateLimit] = []
         costs: list[int] = []
-        for kind, name in (("provider", provider), ("number", sender)):
+        for kind, name in (("provider", provider), ("account", self.accounts.get(provider)), ("number", sender)):
             if name is None:
                 continue
             rule = self.table.lookup(kind, name)
+            if kind == "number" and sender_rate is not None:
+                rule = ThroughputRule(sender_rate, rule.burst if rule is not None else 1)
             if rule is not None:
                 limits.append(RateLimit(ThroughputTable.key(kind, name), rule.rate, rule.burst))
                 costs.append(rule.cost(segments))
         return ThroughputRequest(tuple(limits), costs=tuple(costs)) if limits else None
 
-    async def admit(self, provider: str, sender: str | None = None, segments: int = 1) -> None:
-        request = self.request_for(provider, sender, segments)
+    async def admit(
+        self, provider: str, sender: str | None = None, segments: int = 1, *, sender_rate: float | None = None
+    ) -> None:
+        request = self.request_for(provider, sender, segments, sender_rate)
         if request is None:
             return
         key = tuple(limit.key for limit in request.limits)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from gateway.settings import Settings
 from providers.base import ErrorKind, Provider
@@ -55,6 +58,107 @@ BUILDERS: Mapping[str, Callable[[str, dict[str, Any], Settings], Provider]] = {
 }
 
 
+# The setting that names the account a provider section sends through: sections of one type that
+# share it share the account's limits (`limits.throughput.account`, keyed "<type>:<value>").
+ACCOUNT_SETTINGS: Mapping[str, str] = {
+    "twilio": "account_sid",
+    "aliyun": "access_key_id",
+    "smtp": "host",
+    "fcm": "project_id",
+}
+
+
+def accounts_of(settings: Settings, providers: list[Provider]) -> dict[str, str]:
+    """Provider name -> its account's throughput name, e.g. twilio-us -> "twilio:AC123"."""
+    accounts: dict[str, str] = {}
+    by_name = {p.name: p for p in providers}
+    for name, raw in settings.providers.items():
+        kind = str(raw.get("type", name))
+        field_name = ACCOUNT_SETTINGS.get(kind)
+        provider_settings = getattr(by_name.get(name), "settings", None)
+        value = getattr(provider_settings, field_name, None) if field_name else None
+        if value:
+            accounts[name] = f"{kind}:{value}"
+    return accounts
+
+
+def _settings_class(kind: str) -> type[Any] | None:
+    if kind == "twilio":
+        from providers.twilio import TwilioSettings
+
+        return TwilioSettings
+    if kind == "aliyun":
+        from providers.aliyun import AliyunSettings
+
+        return AliyunSettings
+    if kind == "smtp":
+        from providers.smtp import SmtpSettings
+
+        return SmtpSettings
+    if kind == "fcm":
+        from providers.fcm import FcmSettings
+
+        return FcmSettings
+    if kind == "webhook":
+        from providers.webhook import WebhookSettings
+
+        return WebhookSettings
+    return None
+
+
+def secret_keys(kind: str) -> frozenset[str]:
+    """The settings of a provider type that are credentials: the adapter keeps them out of its repr.
+    FCM's whole service-account JSON is one too (`service_account_file` is its file)."""
+    cls = _settings_class(kind)
+    keys = {f.name for f in dataclasses.fields(cls) if not f.repr} if cls is not None else set()
+    if kind == "fcm":
+        keys.add("service_account_json")
+    return frozenset(keys)
+
+
+def read_secret_file(path: Any, key: str) -> str:
+    """A credential from a file (a mounted secret): its text without the trailing newline."""
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{key}: must be the path of a file holding the secret")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(f"{key}: cannot read {path}: {reason}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"{key}: {path} is empty")
+    return secret
+
+
+def resolve_secrets(providers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each provider section with `<secret>_file` read into `<secret>`, and every credential held as a
+    SecretStr so no repr, log line or dump of the settings shows it. Errors name the key."""
+    resolved: dict[str, dict[str, Any]] = {}
+    for name, raw in providers.items():
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"providers.{name}: expected a table of settings")
+        section = dict(raw)
+        kind = str(section.get("type", name))
+        for secret in sorted(secret_keys(kind)):
+            file_key = "service_account_file" if secret == "service_account_json" else f"{secret}_file"
+            if file_key not in section:
+                continue
+            if section.get(secret) is not None:
+                raise ValueError(f"providers.{name}.{file_key}: give {secret} or {file_key}, not both")
+            section[secret] = read_secret_file(section.pop(file_key), f"providers.{name}.{file_key}")
+        for secret in secret_keys(kind):
+            value = section.get(secret)
+            if isinstance(value, str):
+                section[secret] = SecretStr(value)
+        resolved[name] = section
+    return resolved
+
+
+def _revealed(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in section.items()}
+
+
 def _settings(cls: type[Any], name: str, section: Mapping[str, Any]) -> Any:
     """The adapter's settings dataclass, with errors that name the key as the operator wrote it."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -75,7 +179,7 @@ def build_configured(settings: Settings) -> list[Provider]:
     """Providers from `[providers.<name>]` sections; `type` defaults to the section's name."""
     built = []
     for name, raw in settings.providers.items():
-        section = dict(raw)
+        section = _revealed(raw)
         kind = section.pop("type", name)
         builder = BUILDERS.get(kind)
         if builder is None:
@@ -85,8 +189,9 @@ def build_configured(settings: Settings) -> list[Provider]:
 
 
 class ProviderRegistry:
-    def __init__(self, providers: list[Provider]) -> None:
+    def __init__(self, providers: list[Provider], accounts: Mapping[str, str] | None = None) -> None:
         self.by_name: dict[str, Provider] = {p.name: p for p in providers}
+        self.accounts: dict[str, str] = dict(accounts or {})
         by_channel: dict[str, list[str]] = defaultdict(list)
         for provider in providers:
             for channel in sorted(provider.capabilities.channels):
@@ -108,6 +213,7 @@ class ProviderRegistry:
 def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching: bool) -> ProviderRegistry:
     """`dispatching` is False for API-only processes: they verify callbacks but send nothing."""
     providers: list[Provider] = build_configured(settings)
+    accounts = accounts_of(settings, providers)
     sandbox = settings.sandbox
     if sandbox.enabled:
         receipt_url = None
@@ -123,7 +229,9 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 delivery_rate=sandbox.delivery_rate,
                 receipt_delay_ms=sandbox.receipt_delay_ms,
                 ledger_path=sandbox.ledger_path if dispatching else None,
+                filtered_senders=sandbox.filtered_senders,
+                receipts_per_segment=sandbox.receipts_per_segment,
                 seed=sandbox.seed,
             )
         )
-    return ProviderRegistry(providers)
+    return ProviderRegistry(providers, accounts)

@@ -41,6 +41,9 @@ class ApiSettings(_Section):
     tenant_requests_per_second: float = Field(0.0, ge=0)
     tenant_request_burst: int = Field(2000, ge=1)
     key_use_audit_seconds: float = Field(60.0, gt=0, description="how often key use is written to the audit log")
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long a client may take to send a request body before a 408"
+    )
 
 
 class WorkerSettings(_Section):
@@ -83,11 +86,17 @@ class SandboxSettings(_Section):
     delivery_rate: float = Field(1.0, ge=0, le=1, description="share of sent messages whose receipt says delivered")
     seed: int | None = Field(None, description="seed of the simulated failures and fates, for a reproducible mix")
     receipts: bool = True
+    receipts_per_segment: bool = Field(
+        False, description="one receipt per segment of a long SMS, as SMPP routes send them"
+    )
     receipt_delay_ms: float = Field(200.0, ge=0)
     receipt_url: str | None = None
     ledger_path: str | None = Field(
         "gateway-sandbox.ndjson",
         description="append-only record of what the simulated provider accepted; lets crash recovery ask it",
+    )
+    filtered_senders: tuple[str, ...] = Field(
+        (), description="sender numbers the simulated carrier filters as spam (receipts: undelivered, SBX-30007)"
     )
 
 
@@ -114,9 +123,107 @@ class ContentSettings(_Section):
 
 class LinkSettings(_Section):
     # per_message: every link in SMS, push and e-mail text becomes a short tracked link at dispatch.
-    tracking: Literal["per_message", "off"] = "per_message"
+    # per_campaign: one tracked link per campaign, variant and destination, the same for every
+    # recipient (for routes whose approved templates forbid variable links). off: links as written.
+    tracking: Literal["per_message", "per_campaign", "off"] = "per_message"
+    routes: dict[str, Literal["per_message", "per_campaign", "off"]] = Field(
+        default_factory=dict, description="tracking mode per provider name, overriding `tracking`"
+    )
     base_url: str | None = Field(None, description="the click domain, e.g. https://go.example.com; default public_url")
     append_utm: bool = True
+
+
+class RetentionSettings(_Section):
+    # Message text and payloads are personal data that the reports do not need: after this many days
+    # a finished message keeps its metadata (status, reason, provider, campaign, times) and loses its
+    # content. 0 keeps content for ever.
+    content_days: float = Field(30.0, ge=0)
+    purge_interval_seconds: float = Field(3600.0, gt=0, description="how often a worker process purges")
+
+
+class SenderSettings(_Section):
+    """One sender of a pool, when it differs from the pool's defaults."""
+
+    sender: str = Field(min_length=1, max_length=64)
+    kind: Literal["number", "short_code", "alphanumeric"] | None = None
+    region: str | None = Field(None, max_length=64)
+    daily_cap: int | None = Field(None, ge=1)
+    rate: float | None = Field(None, gt=0)
+    warmup: bool | None = None
+
+
+class PoolSettings(_Section):
+    """`[numbers.pools.<name>]`: the senders of one pool and what they serve."""
+
+    provider: str | None = Field(None, description="the provider that sends from these numbers; default any")
+    channel: Literal["sms", "voice"] = "sms"
+    countries: tuple[str, ...] = Field((), description="recipients' ISO country codes served; empty: any")
+    categories: tuple[Literal["marketing", "transactional"], ...] = ()
+    kind: Literal["number", "short_code", "alphanumeric"] = "number"
+    daily_cap: int | None = Field(None, ge=1)
+    rate: float | None = Field(None, gt=0, description="messages per second per number")
+    warmup: bool = False
+    senders: tuple[str | SenderSettings, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _senders_in_their_form(self) -> PoolSettings:
+        from gateway.domain.jobs import normalise_phone
+
+        seen: set[str] = set()
+        for entry in self.senders:
+            spec = entry if isinstance(entry, SenderSettings) else SenderSettings(sender=entry)
+            if spec.sender in seen:
+                raise ValueError(f"sender {spec.sender!r} is listed twice")
+            seen.add(spec.sender)
+            if (spec.kind or self.kind) == "number" and normalise_phone(spec.sender) != spec.sender:
+                raise ValueError(f"sender {spec.sender!r} is not a phone number in E.164 (+<country><number>)")
+        for country in self.countries:
+            if not re.fullmatch(r"[A-Z]{2}", country):
+                raise ValueError(f"countries: {country!r} is not an ISO 3166 alpha-2 code in capitals")
+        return self
+
+
+class ReputationSettings(_Section):
+    """A pluggable check that can mark numbers flagged: an HTTP hook or a Python entry point."""
+
+    url: str | None = Field(None, description="POSTed the numbers; answers which are flagged")
+    entry_point: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$", description="module:function")
+    interval_seconds: float = Field(86_400.0, gt=0, description="how often each number is checked")
+    timeout_seconds: float = Field(10.0, gt=0)
+    batch_size: int = Field(100, gt=0)
+
+
+class NumbersSettings(_Section):
+    """Sender number pools and the thresholds of their health; see docs/numbers.md."""
+
+    window_seconds: float = Field(3600.0, gt=0, description="sliding window the evidence is counted in")
+    filtered_to_suspect: int = Field(1, ge=1)
+    filtered_to_quarantine: int = Field(3, ge=1)
+    min_sample: int = Field(20, ge=1)
+    failure_ratio: float = Field(2.0, ge=1)
+    failure_margin: float = Field(0.10, ge=0, le=1)
+    assumed_baseline: float = Field(0.05, ge=0, le=1)
+    quarantine_failure_rate: float = Field(0.5, gt=0, le=1)
+    opt_out_rate: float = Field(0.05, gt=0, le=1)
+    cooldown_seconds: float = Field(86_400.0, ge=0)
+    probation_seconds: float = Field(3600.0, ge=0)
+    probation_deliveries: int = Field(5, ge=0)
+    probation_daily_cap: int = Field(100, ge=1)
+    warmup_caps: tuple[int, ...] = (50, 100, 200, 400, 800)
+    tick_seconds: float = Field(5.0, gt=0, description="how often time-based changes are looked for")
+    reputation: ReputationSettings = ReputationSettings()
+    pools: dict[str, PoolSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> NumbersSettings:
+        if self.filtered_to_suspect > self.filtered_to_quarantine:
+            raise ValueError("filtered_to_suspect must not exceed filtered_to_quarantine")
+        if any(c < 1 for c in self.warmup_caps):
+            raise ValueError("warmup_caps must be whole numbers >= 1")
+        for name in self.pools:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+                raise ValueError(f"pool name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -143,6 +250,8 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     content: ContentSettings = ContentSettings()
     links: LinkSettings = LinkSettings()
+    retention: RetentionSettings = RetentionSettings()
+    numbers: NumbersSettings = NumbersSettings()
     # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -157,6 +266,13 @@ class Settings(BaseSettings):
 
         build_configured(self)  # constructing an adapter opens nothing; it only checks the settings
         return self
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from gateway.provider_registry import resolve_secrets
+
+        return resolve_secrets(value)
 
     @field_validator("routing")
     @classmethod
@@ -265,13 +381,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         got = first.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         named = re.match(r"^Value error, ([\w.\-\[\]]+): (.*)$", message)
+        key = ".".join(str(part) for part in loc)
+        env_name = _env_name(loc)
         if not loc and named:
             # A check across sections names its own key, e.g. providers.twilio.auth_token.
             loc = tuple(named.group(1).replace("[", ".").replace("]", "").split("."))
             message, shown = named.group(2), ""
-        key = ".".join(str(part) for part in loc)
+            key, env_name = ".".join(str(part) for part in loc), _env_name(loc)
+        elif len(loc) == 1 and named and named.group(1).split(".")[0] == loc[0]:
+            # A section's own check names the key inside it, e.g. providers.twilio.auth_token_file;
+            # the variable is the deepest one the key maps to (not into a list).
+            key, message, shown = named.group(1), named.group(2), ""
+            env_name = _env_name(tuple(key.split("[", 1)[0].split(".")))
         raise SettingsError(
-            f"setting {key} ({_env_name(loc)}): {message}{shown}"
+            f"setting {key} ({env_name}): {message}{shown}"
             + (f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else "")
         ) from None
     finally:

@@ -20,6 +20,7 @@ import structlog
 
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import Category
+from gateway.domain.numbers import Signal
 from gateway.domain.regions import region_of
 from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import (
@@ -30,10 +31,12 @@ from gateway.domain.routing import (
     choose_route,
     denying_rule,
     next_channel,
+    receipt_deadline,
 )
-from gateway.domain.tracking import rewrite_links
 from gateway.gate import PolicyGate
+from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
+from gateway.number_pool import Assignment, NumberPool, PoolDecision
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
 from gateway.retry_budget import RetryBudget
@@ -47,33 +50,6 @@ log = structlog.get_logger("gateway.worker")
 
 PROVIDER_CALL_TIMEOUT = 10.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
-
-
-TRACKED_FIELDS = {"sms": ("text",), "push": ("body",), "email": ("text",), "voice": ()}
-
-
-def track_links(job: dict[str, Any], content: dict[str, Any], base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The content with its links made short tracked links, and the link rows to store."""
-    rows: list[dict[str, Any]] = []
-    content = dict(content)
-    for name in TRACKED_FIELDS.get(job["channel"], ()):
-        text = content.get(name)
-        if not isinstance(text, str):
-            continue
-        content[name], tracked = rewrite_links(text, base)
-        rows.extend(
-            {
-                "token": t.token,
-                "tenant_id": job["tenant_id"],
-                "message_id": job["id"],
-                "url": t.url,
-                "campaign": job["campaign"],
-                "variant": job["variant"],
-                "created_at": time.time(),
-            }
-            for t in tracked
-        )
-    return content, rows
 
 
 def result_is_failure(outcome: Outcome) -> bool:
@@ -93,9 +69,11 @@ class Worker:
         pacer: ThroughputPacer,
         budget: RetryBudget,
         routing: RoutingConfig | None = None,
-        link_base: str | None = None,
+        links: LinkTracker | None = None,
+        numbers: NumberPool | None = None,
     ) -> None:
-        self.link_base = link_base
+        self.links = links
+        self.numbers = numbers
         self.budget = budget
         self.routing = routing or RoutingConfig()
         # Per provider, per process: a failing provider is left alone for a while so jobs fail over.
@@ -225,14 +203,55 @@ class Worker:
             await self.store.record_outcomes(decided)
         if gate is None:
             return
-        for job in gate.passed:
+        passed = gate.passed
+        numbers = await self._assign_numbers(passed, routes, gate.reservations, now)
+        if numbers.decided:
+            gone = {outcome.message_id for outcome in numbers.decided}
+            passed = [job for job in passed if job["id"] not in gone]
+        for job in passed:
+            assignment = numbers.assigned.get(job["id"])
+            sender = assignment.number.sender if assignment is not None else None
             mark = SendingMark(
-                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], None, now
+                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], sender, now
             )
             self._held.add(job["id"])
-            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"])))
+            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"]), assignment))
             self._inflight.add(task)
             task.add_done_callback(self._done)
+
+    async def _assign_numbers(
+        self,
+        jobs: list[dict[str, Any]],
+        routes: dict[str, str],
+        reservations: dict[str, CapReservation],
+        now: float,
+    ) -> PoolDecision:
+        """A sender number from the pool for each job that has one; jobs left without a number are
+        recorded here (failed: pool exhausted; deferred: every number at its daily cap)."""
+        if self.numbers is None or not jobs:
+            return PoolDecision()
+        try:
+            decision = await self.numbers.assign(jobs, routes, now)
+        except Exception:
+            log.exception("choosing sender numbers failed; the jobs wait a moment")
+            decision = PoolDecision(
+                decided=[
+                    Outcome(j["id"], j["tenant_id"], "queued", now, reason="retry.numbers", next_attempt_at=now + 1.0)
+                    for j in jobs
+                ]
+            )
+        if decision.decided:
+            # Nothing goes out for these: the recipients' caps must not count them.
+            held = [reservations[o.message_id] for o in decision.decided if o.message_id in reservations]
+            if held:
+                with contextlib.suppress(Exception):
+                    await self.state.release_caps(held)
+            channels = {job["id"]: job["channel"] for job in jobs}
+            for outcome in decision.decided:
+                if outcome.status in FINAL_FAILURES:
+                    self.metrics.failed.labels(channels[outcome.message_id], "", outcome.reason or "").inc()
+            await self.store.record_outcomes(decision.decided)
+        return decision
 
     def _route(self, job: dict[str, Any], unavailable: frozenset[str]) -> Route | None:
         retrying = job["reason"] is not None and str(job["reason"]).startswith(("retry.", "recovered."))
@@ -242,6 +261,7 @@ class Worker:
             self.routing,
             unavailable=unavailable,
             failed_last=job["provider"] if retrying else None,
+            key=job["id"],
         )
 
     def _region_denial(self, job: dict[str, Any], now: float) -> Outcome | None:
@@ -288,23 +308,37 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("hand-off task crashed", error=repr(task.exception()))
 
-    async def _hand_off(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
+    async def _hand_off(
+        self,
+        mark: SendingMark,
+        job: dict[str, Any],
+        reservation: CapReservation | None,
+        number: Assignment | None = None,
+    ) -> None:
         try:
-            await self._hand_off_held(mark, job, reservation)
+            await self._hand_off_held(mark, job, reservation, number)
         finally:
             self._held.discard(job["id"])
 
-    async def _hand_off_held(self, mark: SendingMark, job: dict[str, Any], reservation: CapReservation | None) -> None:
+    async def _hand_off_held(
+        self,
+        mark: SendingMark,
+        job: dict[str, Any],
+        reservation: CapReservation | None,
+        number: Assignment | None,
+    ) -> None:
         provider = self.providers.get(mark.provider)
         assert provider is not None
         content = orjson.loads(job["content"])
         tracked: list[dict[str, Any]] = []
-        if self.link_base is not None:
-            content, tracked = track_links(job, content, self.link_base)
+        if self.links is not None:
+            content, tracked = self.links.track(job, content, mark.provider)
         segments = measure_sms(content.get("text", "")).segments if job["channel"] == "sms" else 1
         # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
         # queued (safe to resend), not in an unknowable hand-off.
-        await self.pacer.admit(mark.provider, mark.sender, segments)
+        await self.pacer.admit(
+            mark.provider, mark.sender, segments, sender_rate=number.number.rate if number is not None else None
+        )
         mark = SendingMark(
             mark.message_id,
             mark.tenant_id,
@@ -326,6 +360,7 @@ class Worker:
             sender=mark.sender,
             campaign=job["campaign"],
             attempt=mark.attempt,
+            segments=segments,
         )
         bound = log.bind(message_id=job["id"], tenant=job["tenant_id"], campaign=job["campaign"])
         breaker = self.breakers.setdefault(
@@ -361,6 +396,14 @@ class Worker:
             # Nothing reached the recipient: the cap must not count it (a retry reserves again).
             with contextlib.suppress(Exception):
                 await self.state.release_caps([reservation])
+        if number is not None and self.numbers is not None:
+            if outcome.attempt_outcome == "sent":
+                self.numbers.note(number.number, Signal.SENT)
+            elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
+                # The provider refused the number itself: evidence, and the retry picks another one.
+                self.numbers.note(number.number, Signal.FILTERED)
+            if outcome.status != "sent" and number.reservation is not None:
+                await self.numbers.release([number.reservation])
         await self.store.record_outcome(outcome)
 
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
@@ -375,6 +418,7 @@ class Worker:
                 reason="provider.accepted",
                 attempt_outcome="sent",
                 provider_message_id=result.provider_message_id,
+                next_attempt_at=self._receipt_deadline(job, now),
                 **base,
             )
         error: ProviderError = result.error
@@ -449,6 +493,28 @@ class Worker:
             job["id"], job["tenant_id"], "failed", now, reason=reason, attempt_outcome="failed", **base, **errors
         )
 
+    def _receipt_deadline(self, job: dict[str, Any], now: float) -> float | None:
+        """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""
+        fallback = [c for c in (job["fallback"] or "").split(",") if c]
+        return receipt_deadline(self.routing, job["channel"], fallback, now)
+
+    async def _fall_back_unreceipted(self) -> int:
+        """Sent jobs whose receipt did not come in time move to their next fallback channel."""
+        rows = await self.store.unreceipted_sends(sorted(self.routing.receipt_timeouts), 500)
+        now = time.time()
+        moves = []
+        for job in rows:
+            waited = now - job["updated_at"]
+            detail = {"provider": job["provider"], "waited_seconds": round(waited, 3)}
+            outcome = self._fall_back(job, now, "fallback.no_receipt", None, detail)
+            if outcome.status == "queued":
+                moves.append((outcome, job["next_attempt_at"]))
+        moved = await self.store.fall_back_unreceipted(moves) if moves else []
+        if moved:
+            log.info("no receipt in time: jobs moved to their fallback channel", count=len(moved))
+            self.store.work_available.set()
+        return len(moved)
+
     # --- crash recovery ---------------------------------------------------------------------
 
     async def _resolve_unknown(self, job: dict[str, Any], provider_name: str, attempt: int, why: str) -> Outcome:
@@ -471,6 +537,7 @@ class Worker:
                     reason="recovered.provider_lookup",
                     attempt_outcome="sent",
                     provider_message_id=lookup.provider_message_id,
+                    next_attempt_at=self._receipt_deadline(job, now),
                     **base,
                 )
             self.metrics.handoff_recovered.labels("provider_says_not_sent").inc()
@@ -533,5 +600,10 @@ class Worker:
                     continue
             except Exception:
                 log.exception("hand-off recovery failed; retrying")
+            if self.routing.receipt_timeouts:
+                try:
+                    await self._fall_back_unreceipted()
+                except Exception:
+                    log.exception("falling back after a missing receipt failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)

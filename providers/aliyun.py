@@ -13,7 +13,8 @@ Wire format:
 - Receipts: the console's "HTTP batch push" posts `SmsReport`, a JSON array of
   `{phone_number, send_time, report_time, success, err_code, err_msg, sms_size, biz_id, out_id}`
   with times in China Standard Time, and replies (`SmsUp`) as `{phone_number, send_time, content,
-  sign_name, dest_code, sequence_id}`.
+  sign_name, dest_code, sequence_id}`. Both expect the answer `{"code": 0, "msg": "接收成功"}`;
+  any other answer makes Aliyun push the batch again.
 
 Aliyun does not sign its pushes. The push URL registered in the console therefore carries a secret
 of ours, `...?token=<callback_token>`, compared in constant time; a push without it is refused as
@@ -37,7 +38,9 @@ import aiohttp
 import orjson
 
 from providers.base import (
+    CallbackAnswer,
     CallbackFormatError,
+    CallbackKind,
     Capabilities,
     ErrorKind,
     InboundMessage,
@@ -144,6 +147,21 @@ class AliyunSettings:
     connect_timeout: float = 3.0
     timeout: float = 8.0
     max_per_second: float | None = None
+    # SmsReport err_codes that mean the carrier filtered the message as spam (the sender is flagged);
+    # a report whose err_msg says it was intercepted (拦截) or spam counts as such too.
+    filtered_codes: tuple[str, ...] = ()
+
+
+FILTERED_WORDS = ("拦截", "spam")
+
+
+def report_error_kind(settings: AliyunSettings, err_code: str | None, err_msg: str | None) -> ErrorKind | None:
+    """The class of an SmsReport failure, as far as number health needs it."""
+    if err_code and err_code in settings.filtered_codes:
+        return ErrorKind.SENDER_FLAGGED
+    if err_msg and any(word in err_msg.lower() for word in FILTERED_WORDS):
+        return ErrorKind.SENDER_FLAGGED
+    return None
 
 
 class AliyunSmsProvider(HttpAdapter):
@@ -248,6 +266,13 @@ class AliyunSmsProvider(HttpAdapter):
                     error_code=None if success or not err_code else str(err_code),
                     occurred_at=china_time(item.get("report_time")),
                     raw=orjson.dumps(item).decode(),
+                    error_kind=None
+                    if success
+                    else report_error_kind(
+                        self.settings,
+                        str(err_code) if err_code else None,
+                        str(item["err_msg"]) if item.get("err_msg") else None,
+                    ),
                 )
             )
         return receipts
@@ -269,6 +294,14 @@ class AliyunSmsProvider(HttpAdapter):
                 )
             )
         return replies
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """SmsReport and SmsUp pushes expect `{"code": 0, "msg": "接收成功"}`; any other answer
+        counts as a failed push and Aliyun pushes the batch again."""
+        return CallbackAnswer(200, PUSH_RECEIVED, "application/json")
+
+
+PUSH_RECEIVED = orjson.dumps({"code": 0, "msg": "接收成功"})
 
 
 def china_time(value: Any) -> float | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import orjson
 
 
 class ErrorKind(enum.StrEnum):
@@ -42,6 +44,7 @@ class Outbound:
     sender: str | None = None
     campaign: str | None = None
     attempt: int = 1
+    segments: int = 1  # SMS segments of the content as sent (after link rewriting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,13 @@ class Receipt:
     error_code: str | None = None
     occurred_at: float | None = None
     raw: str | None = None
+    # The class of error_code (SENDER_FLAGGED: the carrier filtered the sender as spam), so receipts
+    # feed sender-number health without the gateway knowing each provider's codes.
+    error_kind: ErrorKind | None = None
+    # Set when the provider reports each segment of a long SMS on its own: this is segment `part`
+    # (1-based) of `parts`. The gateway combines them: delivered once every part is.
+    part: int | None = None
+    parts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +111,31 @@ class Capabilities:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+CallbackKind = Literal["receipts", "inbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAnswer:
+    """What the gateway answers a provider's callback with once it is recorded: the provider may
+    retry a callback whose answer is not the one it documents."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = None
+
+
+def json_answer(summary: Mapping[str, int]) -> CallbackAnswer:
+    """Our own answer: what was recorded, as JSON (for providers that only look at the status)."""
+    return CallbackAnswer(200, orjson.dumps(dict(summary)), "application/json")
+
+
+class JsonCallbackAnswers:
+    """The default `acknowledge`: our JSON summary. Providers that document an answer override it."""
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        return json_answer(summary)
+
+
 class SignatureError(Exception):
     """A callback's signature is missing, wrong or stale; nothing of it may be recorded."""
 
@@ -130,4 +165,9 @@ class Provider(Protocol):
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
         """Verify the callback's signature and turn it into replies; raises SignatureError."""
+        ...
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """The answer to a recorded receipts or inbound callback, in the form the provider documents
+        (JsonCallbackAnswers gives our JSON summary). Refusals stay problem+json."""
         ...

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from providers.base import ErrorKind, Lookup, ProviderError
+from providers.base import ErrorKind, JsonCallbackAnswers, Lookup, ProviderError
 
 
 class HandoffUnknown(Exception):
@@ -72,7 +72,7 @@ class SessionSettings(Protocol):
     def timeout(self) -> float: ...
 
 
-class HttpAdapter:
+class HttpAdapter(JsonCallbackAnswers):
     """What every HTTP adapter shares: one aiohttp session, opened at start and closed at stop.
     None of these services can be asked about a message by our reference, so lookup says so."""
 

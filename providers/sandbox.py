@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -29,6 +30,7 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
+    JsonCallbackAnswers,
     Lookup,
     Outbound,
     ProviderError,
@@ -78,7 +80,7 @@ class _ServerBusy(Exception):
     """The gateway answered 5xx: worth another try."""
 
 
-class SandboxProvider:
+class SandboxProvider(JsonCallbackAnswers):
     name = "sandbox"
 
     def __init__(
@@ -93,6 +95,8 @@ class SandboxProvider:
         receipt_delay_ms: float = 200.0,
         ledger_path: str | None = None,
         seed: int | None = None,
+        filtered_senders: Sequence[str] = (),
+        receipts_per_segment: bool = False,
     ) -> None:
         self.capabilities = Capabilities(
             channels=frozenset({"sms", "voice", "push", "email", "webhook"}),
@@ -100,6 +104,10 @@ class SandboxProvider:
             lookup=True,
         )
         self.receipt_url = receipt_url
+        # Senders the simulated carrier treats as spam: their messages are accepted, then filtered.
+        self.filtered_senders = set(filtered_senders)
+        # As SMPP routes do: one receipt per segment of a long SMS, which the gateway must combine.
+        self.receipts_per_segment = receipts_per_segment
         self.secret = secret
         self.latency = latency_ms / 1000
         self.failure_rate = failure_rate
@@ -148,10 +156,18 @@ class SandboxProvider:
             return SendResult(error=ProviderError(chosen.kind, chosen.code, chosen.message, retry_after))
         sid = "SBX" + uuid.uuid4().hex
         fate = "delivered" if self._random.random() < self.delivery_rate else "undelivered"
+        if message.sender is not None and message.sender in self.filtered_senders:
+            fate = "filtered"
         self._remember(message.reference, sid, fate)
         self.sent_count += 1
         if self.receipt_url:
-            self._pending.append((time.monotonic() + self.receipt_delay, _receipt(sid, message.reference, fate)))
+            due = time.monotonic() + self.receipt_delay
+            if self.receipts_per_segment and message.channel == "sms" and message.segments > 1:
+                self._pending.extend(
+                    (due, r) for r in _segment_receipts(sid, message.reference, fate, message.segments)
+                )
+            else:
+                self._pending.append((due, _receipt(sid, message.reference, fate)))
             self._wakeup.set()
         return SendResult(provider_message_id=sid)
 
@@ -214,6 +230,7 @@ class SandboxProvider:
                         "status": r.status,
                         "error_code": r.error_code,
                         "occurred_at": time.time(),
+                        **({"part": r.part, "parts": r.parts} if r.parts else {}),
                     }
                     for r in batch
                 ]
@@ -291,13 +308,23 @@ def _receipt_of(item: object) -> Receipt:
         raise ValueError("occurred_at must be a number")
     sid = _text(item, "sid", 128, True)
     assert sid is not None
+    error_code = _text(item, "error_code", 64, False)
+    part, parts = item.get("part"), item.get("parts")
+    if parts is not None or part is not None:
+        if not (isinstance(part, int) and isinstance(parts, int) and not isinstance(part, bool)):
+            raise ValueError("part and parts must be whole numbers, given together")
+        if not 1 <= part <= parts <= 255:
+            raise ValueError("part must be 1..parts and parts at most 255")
     return Receipt(
         provider_message_id=sid,
         reference=_text(item, "reference", 40, False),
         status=_status(item.get("status")),
-        error_code=_text(item, "error_code", 64, False),
+        error_code=error_code,
         occurred_at=float(occurred) if occurred is not None else None,
         raw=orjson.dumps(item).decode(),
+        error_kind=RECEIPT_ERRORS.get(error_code) if error_code else None,
+        part=part,
+        parts=parts,
     )
 
 
@@ -307,13 +334,33 @@ def sign_inbound(secret: str, messages: list[dict[str, object]], timestamp: int 
     return body, sign(secret, int(time.time()) if timestamp is None else timestamp, body)
 
 
+# The sandbox's receipt error codes and their classes (its own wire format, like a provider's table).
+RECEIPT_ERRORS: dict[str, ErrorKind] = {
+    "SBX-30003": ErrorKind.TRANSIENT,  # unreachable handset
+    "SBX-30007": ErrorKind.SENDER_FLAGGED,  # the carrier filtered the message as spam
+}
+
+
 def _receipt(sid: str, reference: str, fate: str) -> Receipt:
+    if fate == "filtered":
+        return Receipt(sid, "undelivered", reference, "SBX-30007", error_kind=ErrorKind.SENDER_FLAGGED)
     return Receipt(
         provider_message_id=sid,
         reference=reference,
         status=fate,
         error_code=None if fate == "delivered" else "SBX-30003",
+        error_kind=None if fate == "delivered" else ErrorKind.TRANSIENT,
     )
+
+
+def _segment_receipts(sid: str, reference: str, fate: str, segments: int) -> list[Receipt]:
+    """One receipt per segment; a message that is not delivered lost its last segment."""
+    whole = _receipt(sid, reference, fate)
+    delivered = _receipt(sid, reference, "delivered")
+    return [
+        dataclasses.replace(whole if part == segments else delivered, part=part, parts=segments)
+        for part in range(1, segments + 1)
+    ]
 
 
 def _status(value: object) -> str:

@@ -31,6 +31,7 @@ from providers.base import (
     ErrorKind,
     InboundMessage,
     InboundRequest,
+    JsonCallbackAnswers,
     Lookup,
     Outbound,
     ProviderError,
@@ -101,7 +102,7 @@ class SmtpSettings:
     max_per_second: float | None = None
 
 
-class SmtpProvider:
+class SmtpProvider(JsonCallbackAnswers):
     def __init__(self, settings: SmtpSettings, *, name: str = "smtp") -> None:
         self.name = name
         self.settings = settings

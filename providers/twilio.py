@@ -9,6 +9,9 @@ Wire format (Twilio REST API 2010-04-01):
   HMAC-SHA1, keyed by the auth token, of the full URL Twilio called followed by every POST
   parameter sorted by name, each name immediately followed by its value.
 
+Answers: an incoming message is answered with empty TwiML (`<Response/>`, text/xml: no reply is
+sent); a status callback with 204.
+
 Our StatusCallback carries `?ref=<our message id>`, so a receipt names its message even when it
 arrives before the send was recorded; the signature covers the query, so it cannot be forged.
 """
@@ -29,7 +32,9 @@ import aiohttp
 import orjson
 
 from providers.base import (
+    CallbackAnswer,
     CallbackFormatError,
+    CallbackKind,
     Capabilities,
     ErrorKind,
     InboundMessage,
@@ -126,6 +131,14 @@ def error_kind(code: int | str | None, http_status: int = 400) -> ErrorKind:
     """Our class of a Twilio error code; the HTTP status decides for codes not in the table."""
     known = ERROR_KINDS.get(int(code)) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
     return known if known is not None else http_status_kind(http_status)
+
+
+def receipt_error_kind(code: str | None) -> ErrorKind | None:
+    """The class of a status callback's ErrorCode, for codes in the table only (30007: the carrier
+    filtered the message as spam, i.e. the sender is flagged)."""
+    if not code or not code.isdigit():
+        return None
+    return ERROR_KINDS.get(int(code))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,7 +344,8 @@ class TwilioProvider(HttpAdapter):
             if ours is None:
                 return []
             error_code = values.get("ErrorCode") or None
-            return [Receipt(values["MessageSid"], ours, reference, error_code, None, raw)]
+            kind = receipt_error_kind(error_code) if ours in ("undelivered", "failed") else None
+            return [Receipt(values["MessageSid"], ours, reference, error_code, None, raw, kind)]
         if "CallSid" in values and "CallStatus" in values:
             twilio_status = values["CallStatus"]
             if twilio_status not in CALL_STATUSES:
@@ -341,7 +355,8 @@ class TwilioProvider(HttpAdapter):
                 return []
             error_code = values.get("ErrorCode") or (twilio_status if ours in ("undelivered", "failed") else None)
             occurred = _rfc2822(values.get("Timestamp"))
-            return [Receipt(values["CallSid"], ours, reference, error_code, occurred, raw)]
+            kind = receipt_error_kind(values.get("ErrorCode")) if ours in ("undelivered", "failed") else None
+            return [Receipt(values["CallSid"], ours, reference, error_code, occurred, raw, kind)]
         raise CallbackFormatError("neither a message nor a call status callback")
 
     def parse_inbound(self, request: InboundRequest) -> list[InboundMessage]:
@@ -350,6 +365,17 @@ class TwilioProvider(HttpAdapter):
             return [InboundMessage(sender=values["From"], to=values.get("To"), text=values.get("Body", ""))]
         except KeyError:
             raise CallbackFormatError("incoming message without From") from None
+
+    def acknowledge(self, kind: CallbackKind, summary: Mapping[str, int]) -> CallbackAnswer:
+        """Twilio reads the answer to an incoming message as TwiML, what to do next: an empty
+        <Response/> sends no reply (anything else is logged as error 11200 or 12300 in the console).
+        A status callback's answer is not read; 204 says it was taken."""
+        if kind == "inbound":
+            return CallbackAnswer(200, EMPTY_TWIML, "text/xml")
+        return CallbackAnswer(204)
+
+
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def _rfc2822(value: str | None) -> float | None:

@@ -153,7 +153,11 @@ class Authenticator:
             principal = Principal(row["id"], row["tenant_id"], frozenset(row["scopes"].split(",")))
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + CACHE_SECONDS, principal)
+        cache_until = now + CACHE_SECONDS
+        if principal is not None and row is not None and row["expires_at"] is not None:
+            # An expiring key is refused from its expiry on, not up to a cache period later.
+            cache_until = min(cache_until, now + row["expires_at"] - time.time())
+        self._cache[digest] = (cache_until, principal)
         return principal
 
     async def flush_uses(self) -> None:

@@ -9,7 +9,9 @@ from aiohttp import web
 from gateway.api.auth import Authenticator
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
+from gateway.domain.routing import RoutingConfig
 from gateway.metrics import Metrics
+from gateway.number_pool import NumberPool
 from gateway.provider_registry import ProviderRegistry
 from gateway.settings import Settings
 from gateway.state.base import State
@@ -27,6 +29,8 @@ class ApiContext:
     limits: JobLimits
     content: ContentService | None = None
     click_secret: str = ""
+    numbers: NumberPool | None = None
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)

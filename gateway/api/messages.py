@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import re
 import time
@@ -27,7 +28,8 @@ from gateway.domain.jobs import (
     valid_idempotency_key,
     validate_job,
 )
-from gateway.domain.models import SendJob, Status
+from gateway.domain.models import Channel, SendJob, Status
+from gateway.domain.routing import cheapest_first
 from gateway.store import queries
 from gateway.store.records import AcceptOutcome, MessageFilter
 
@@ -83,6 +85,15 @@ def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_ha
 
 
 CONTENT_FIELD = {"sms": "text", "voice": "text", "push": "body", "email": "text"}
+
+
+def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
+    """The job as it will be tried: with `channel_order: cost`, the cheapest adequate channel first
+    (decided at accept, so the answer, the content check and the record all show it)."""
+    if job.channel_order != "cost":
+        return job
+    channel, fallback = cheapest_first(job.channel.value, [c.value for c in job.fallback], ctx.routing.costs)
+    return dataclasses.replace(job, channel=Channel(channel), fallback=tuple(Channel(c) for c in fallback))
 
 
 def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str = "") -> Problem | None:
@@ -146,6 +157,7 @@ async def create_message(request: web.Request) -> web.Response:
     job, errors = validate_job(body, ctx.limits)
     if job is None:
         raise validation_problem(errors)
+    job = in_channel_order(ctx, job)
     refusal = content_refusal(ctx, principal.tenant_id, job)
     if refusal is not None:
         raise refusal
@@ -216,6 +228,7 @@ async def create_batch(request: web.Request) -> web.Response:
         if job is None or key_errors:
             results[index] = {"index": index, "status": 422, "problem": validation_problem(key_errors + errors).body()}
             continue
+        job = in_channel_order(ctx, job)
         refusal = content_refusal(ctx, principal.tenant_id, job, prefix)
         if refusal is not None:
             results[index] = {"index": index, "status": 422, "problem": refusal.body()}

@@ -56,6 +56,12 @@ SEND_JOB: dict[str, Any] = {
         "send_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
         "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "channel_order": {
+            "enum": ["listed", "cost"],
+            "default": "listed",
+            "description": "cost: of `channel` and `fallback`, the channels that take this address are tried "
+            "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
+        },
         "metadata": {"type": "object"},
         "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },
@@ -109,7 +115,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             **MESSAGE_CORE,
             "reason": NULLABLE_STR,
-            "content": {"type": "object"},
+            "content": {
+                "type": ["object", "null"],
+                "description": "null once the retention policy purged it (retention.content_days)",
+            },
             "fallback": {"type": "array", "items": {"enum": CHANNELS}},
             "metadata": {"type": "object"},
             "tz": NULLABLE_STR,
@@ -227,6 +236,108 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {"type": "string", "minLength": 1, "maxLength": 2048},
             "reason": {"type": "string", "minLength": 1, "maxLength": 128, "default": "opt_out"},
         },
+    },
+    "Number": {
+        "type": "object",
+        "required": ["id", "pool", "sender", "kind", "channel", "state", "reason", "state_since", "health"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^num_[0-9a-f]{16}$"},
+            "pool": {"type": "string"},
+            "sender": {"type": "string", "description": "E.164 number, short code or alphanumeric id"},
+            "kind": {"enum": ["number", "short_code", "alphanumeric"]},
+            "provider": {**NULLABLE_STR, "description": "null: any provider of the channel"},
+            "channel": {"enum": ["sms", "voice"]},
+            "countries": {"type": "array", "items": {"type": "string"}, "description": "empty: any"},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": NULLABLE_STR,
+            "daily_cap": {"type": ["integer", "null"]},
+            "daily_cap_now": {
+                "type": ["integer", "null"],
+                "description": "the cap in force now: the lowest of daily_cap, warm-up and probation caps",
+            },
+            "rate": {"type": ["number", "null"], "description": "messages per second"},
+            "warmup": {"type": "boolean"},
+            "state": {"enum": ["active", "suspect", "quarantined", "probation", "retired"]},
+            "reason": {**NULLABLE_STR, "description": "why it is in this state (the last change's reason)"},
+            "state_since": {"type": "string", "format": "date-time"},
+            "cooldown_until": NULLABLE_TIME,
+            "checked_at": {**NULLABLE_TIME, "description": "the last reputation check"},
+            "health": {
+                "type": "object",
+                "description": "evidence in the sliding window since the last state change that reset it",
+                "properties": {
+                    "sent": {"type": "integer"},
+                    "delivered": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "filtered": {"type": "integer"},
+                    "opt_out": {"type": "integer"},
+                    "failure_rate": {"type": "number"},
+                    "window_seconds": {"type": "number"},
+                },
+            },
+            "source": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "events": {
+                "type": "array",
+                "description": "state changes, newest first (GET /v1/numbers/{id} only)",
+                "items": {
+                    "type": "object",
+                    "required": ["at", "to", "reason", "evidence", "actor"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "from": NULLABLE_STR,
+                        "to": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "evidence": {"type": "object"},
+                        "actor": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "NumberList": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": _ref("Number")}},
+    },
+    "NumberAttributes": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"enum": ["number", "short_code", "alphanumeric"], "default": "number"},
+            "provider": NULLABLE_STR,
+            "channel": {"enum": ["sms", "voice"], "default": "sms"},
+            "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": {"type": ["string", "null"], "maxLength": 64},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "warmup": {"type": "boolean"},
+        },
+    },
+    "NumberRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pool", "sender"],
+        "properties": {
+            "pool": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
+            "sender": {"type": "string", "minLength": 1, "maxLength": 64},
+            "kind": {"enum": ["number", "short_code", "alphanumeric"], "default": "number"},
+            "provider": NULLABLE_STR,
+            "channel": {"enum": ["sms", "voice"], "default": "sms"},
+            "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+            "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
+            "region": {"type": ["string", "null"], "maxLength": 64},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "warmup": {"type": "boolean"},
+        },
+    },
+    "NumberAction": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}},
     },
     "SuppressionList": {
         "type": "object",
@@ -358,9 +469,30 @@ SCHEMAS: dict[str, Any] = {
         "required": ["applied", "duplicate", "held"],
         "properties": {"applied": {"type": "integer"}, "duplicate": {"type": "integer"}, "held": {"type": "integer"}},
     },
+    "AliyunPushAnswer": {
+        "type": "object",
+        "description": "the answer Alibaba Cloud SMS documents for SmsReport and SmsUp pushes",
+        "required": ["code", "msg"],
+        "properties": {"code": {"const": 0}, "msg": {"type": "string"}},
+    },
 }
 
+
+def _callback_answers(summary: str, description: str, twiml: bool) -> dict[str, Any]:
+    """A provider callback is answered in the form that provider documents: aliyun gets
+    {"code": 0, ...}, twilio TwiML for an incoming message and 204 for a status callback, others
+    our own summary."""
+    content: dict[str, Any] = {"application/json": {"schema": {"anyOf": [_ref(summary), _ref("AliyunPushAnswer")]}}}
+    if twiml:
+        content["text/xml"] = {
+            "schema": {"type": "string"},
+            "example": '<?xml version="1.0" encoding="UTF-8"?><Response/>',
+        }
+    return {"description": description, "content": content}
+
+
 BEARER: list[dict[str, list[str]]] = [{"apiKey": []}]
+NUMBER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTH_ERRORS = {
     "429": _problem_response("over the tenant's request rate; see Retry-After"),
     "401": _problem_response("missing, unknown, revoked or expired API key"),
@@ -584,7 +716,8 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
                     "responses": {
-                        "200": _json(_ref("ReceiptSummary"), "receipts recorded"),
+                        "200": _callback_answers("ReceiptSummary", "receipts recorded", twiml=False),
+                        "204": {"description": "receipts recorded (twilio status callbacks)"},
                         "400": _problem_response("not a receipt of this provider"),
                         "401": _problem_response("signature missing, wrong or stale"),
                         "404": _problem_response("unknown provider"),
@@ -598,7 +731,9 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [{"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
                     "responses": {
-                        "200": _json(_ref("InboundSummary"), "replies handled"),
+                        "200": _callback_answers(
+                            "InboundSummary", "replies handled (twilio: empty TwiML, no reply sent)", twiml=True
+                        ),
                         "400": _problem_response("not a callback of this provider"),
                         "401": _problem_response("signature missing, wrong or stale"),
                         "404": _problem_response("unknown provider"),
@@ -652,6 +787,113 @@ def openapi_document() -> dict[str, Any]:
                         "404": _problem_response("not on the list"),
                     },
                 },
+            },
+            "/v1/numbers": {
+                "get": {
+                    "operationId": "listNumbers",
+                    "summary": "Sender numbers with their state, health counts and last reason",
+                    "security": BEARER,
+                    "parameters": [
+                        _query("pool"),
+                        _query("state", enum=["active", "suspect", "quarantined", "probation", "retired"]),
+                    ],
+                    "responses": {
+                        "200": _json(_ref("NumberList"), "the numbers"),
+                        "400": _problem_response("invalid query parameter"),
+                        **AUTH_ERRORS,
+                    },
+                },
+                "post": {
+                    "operationId": "createNumber",
+                    "summary": "Add a sender to a pool (admin scope)",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NumberRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Number"), "added"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "409": _problem_response("the pool already has this sender"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+            },
+            "/v1/numbers/{id}": {
+                "get": {
+                    "operationId": "getNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "One number with its state changes and their evidence",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _json(_ref("Number"), "the number"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                    },
+                },
+                "patch": {
+                    "operationId": "updateNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "Change a number's attributes (not its pool, sender or state; admin scope)",
+                    "security": BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("NumberAttributes")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Number"), "changed"),
+                        "400": _problem_response("malformed JSON"),
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                        "415": _problem_response("not application/json"),
+                        "422": _problem_response("invalid field"),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteNumber",
+                    "parameters": [NUMBER_ID],
+                    "summary": "Remove a number (admin scope); its sticky recipients get another",
+                    "security": BEARER,
+                    "responses": {
+                        "204": {"description": "removed"},
+                        **AUTH_ERRORS,
+                        "404": _problem_response("no such number"),
+                    },
+                },
+            },
+            **{
+                f"/v1/numbers/{{id}}/{action}": {
+                    "post": {
+                        "operationId": f"{action}Number",
+                        "summary": summary,
+                        "security": BEARER,
+                        "parameters": [NUMBER_ID],
+                        "requestBody": {
+                            "required": action == "flag",
+                            "content": {"application/json": {"schema": _ref("NumberAction")}},
+                        },
+                        "responses": {
+                            "200": _json(_ref("Number"), "the number after the action"),
+                            "400": _problem_response("malformed JSON"),
+                            **AUTH_ERRORS,
+                            "404": _problem_response("no such number"),
+                            **(
+                                {"409": _problem_response("a retired number cannot be flagged")}
+                                if action == "flag"
+                                else {}
+                            ),
+                            "415": _problem_response("not application/json"),
+                            "422": _problem_response("invalid or missing reason"),
+                        },
+                    }
+                }
+                for action, summary in (
+                    ("flag", "An operator flags the number: quarantined at once, with the reason (admin scope)"),
+                    ("restore", "Back to active from any state, evidence reset (admin scope)"),
+                    ("retire", "Out of rotation for good, until restored (admin scope)"),
+                )
             },
             "/v1/content/check": {
                 "post": {
@@ -774,7 +1016,22 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json({"type": "object", "required": ["campaign", "totals", "groups"]}, "the report"),
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["campaign", "totals", "groups", "campaign_links"],
+                                "properties": {
+                                    "campaign_links": {
+                                        "type": "array",
+                                        "description": "clicks and conversions through per_campaign links, by "
+                                        "variant (one link per variant and destination, so people are counted "
+                                        "as unique_visitors by hashed IP); included in totals",
+                                        "items": {"type": "object"},
+                                    }
+                                },
+                            },
+                            "the report",
+                        ),
                         "400": _problem_response("invalid query parameter"),
                         **AUTH_ERRORS,
                     },

@@ -29,6 +29,7 @@ class Problem(Exception):
         errors: Sequence[FieldError] = (),
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        close_connection: bool = False,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -38,6 +39,8 @@ class Problem(Exception):
         self.errors = list(errors)
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+        # After a half-read body the connection's byte stream is out of step: only closing it is safe.
+        self.close_connection = close_connection
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -54,12 +57,15 @@ class Problem(Exception):
         return body
 
     def response(self, instance: str | None = None) -> web.Response:
-        return web.Response(
+        response = web.Response(
             status=self.status,
             body=orjson.dumps(self.body(instance)),
             content_type=PROBLEM_CONTENT_TYPE,
             headers=self.headers,
         )
+        if self.close_connection:
+            response.force_close()
+        return response
 
 
 def validation_problem(errors: Sequence[FieldError], detail: str | None = None) -> Problem:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import orjson
 import structlog
 from aiohttp import web
 
+from gateway.api.bodies import read_body
 from gateway.api.context import context
 from gateway.api.problems import Problem
+from gateway.domain.numbers import Signal
 from gateway.store.records import ReceiptRecord
-from providers.base import CallbackFormatError, InboundRequest, SignatureError
+from providers.base import CallbackAnswer, CallbackFormatError, ErrorKind, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
 MAX_RECEIPT_BODY = 4 * 1024 * 1024
@@ -21,9 +22,7 @@ async def post_receipts(request: web.Request) -> web.Response:
     provider = ctx.providers.get(name)
     if provider is None or (not provider.capabilities.receipts and name != "sandbox"):
         raise Problem(404, "not-found", "Not Found", f"no provider {name!r} takes receipts here")
-    if request.content_length is not None and request.content_length > MAX_RECEIPT_BODY:
-        raise Problem(413, "payload-too-large", "Payload Too Large", "receipt body too large")
-    body = await request.read()
+    body = await read_body(request, MAX_RECEIPT_BODY)
     inbound = InboundRequest(
         method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
     )
@@ -45,11 +44,41 @@ async def post_receipts(request: web.Request) -> web.Response:
             error_code=r.error_code,
             occurred_at=r.occurred_at,
             raw=r.raw,
+            error_kind=r.error_kind.value if r.error_kind is not None else None,
+            part=r.part,
+            parts=r.parts,
         )
         for r in parsed
     ]
-    summary = await ctx.store.apply_receipts(records)
+    observed: list[tuple[str, ReceiptRecord]] | None = None
+    if ctx.numbers is not None and await ctx.numbers.has_numbers():
+        observed = []
+    summary = await ctx.store.apply_receipts(records, observed)
     for result, count in summary.items():
         if count:
             ctx.metrics.receipts.labels(name, result).inc(count)
-    return web.Response(body=orjson.dumps(summary), content_type="application/json")
+    if ctx.numbers is not None and observed:
+        try:
+            await ctx.numbers.observe_senders(
+                [(sender, name, None, signal) for sender, receipt in observed for signal in signals_of(receipt)]
+            )
+        except Exception:
+            # The receipts are recorded; losing their evidence must not make the provider resend them.
+            log.exception("number health not updated from receipts", provider=name)
+    return callback_response(provider.acknowledge("receipts", summary))
+
+
+def signals_of(receipt: ReceiptRecord) -> list[Signal]:
+    """What a final receipt says about the number the message went out from."""
+    if receipt.status == "delivered":
+        return [Signal.DELIVERED]
+    if receipt.error_kind == ErrorKind.SENDER_FLAGGED:
+        return [Signal.FAILED, Signal.FILTERED]
+    return [Signal.FAILED]
+
+
+def callback_response(answer: CallbackAnswer) -> web.Response:
+    """A provider's callback answered in the form that provider documents (see Provider.acknowledge)."""
+    if answer.content_type is None:
+        return web.Response(status=answer.status, body=answer.body or None)
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type, charset="utf-8")

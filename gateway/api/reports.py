@@ -102,6 +102,13 @@ async def retry_message(request: web.Request) -> web.Response:
             "Cannot requeue",
             f"a {row['status']} message is not requeued (only {', '.join(sorted(REQUEUEABLE))})",
         )
+    if row["content"] == queries.PURGED_CONTENT:
+        raise Problem(
+            409,
+            "content-purged",
+            "Cannot requeue",
+            "the retention policy purged this message's content; send a new job instead",
+        )
     if row["expires_at"] is not None and row["expires_at"] <= time.time():
         raise Problem(
             409,

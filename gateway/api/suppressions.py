@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -9,15 +10,18 @@ import orjson
 import structlog
 from aiohttp import web
 
-from gateway.api.bodies import read_json
+from gateway.api.bodies import read_body, read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.receipts import callback_response
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
+from gateway.domain.numbers import Signal
 from gateway.domain.optout import ReplyIntent, parse_opt_out
 from gateway.store import queries
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
+MAX_INBOUND_BODY = 1024 * 1024
 log = structlog.get_logger("gateway.api.suppressions")
 KINDS = ("address", "user_id")
 
@@ -137,7 +141,7 @@ async def post_inbound(request: web.Request) -> web.Response:
     provider = ctx.providers.get(name)
     if provider is None:
         raise Problem(404, "not-found", "Not Found", f"no provider {name!r} here")
-    body = await request.read()
+    body = await read_body(request, MAX_INBOUND_BODY)
     inbound = InboundRequest(
         method=request.method, url=ctx.settings.base_url + request.path_qs, headers=dict(request.headers), body=body
     )
@@ -179,5 +183,9 @@ async def post_inbound(request: web.Request) -> web.Response:
                     queries.remove_suppression, tenant_id, "address", address, f"inbound:{name}", now
                 )
         counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
+        if intent is ReplyIntent.OPT_OUT and reply.to and ctx.numbers is not None:
+            # Recipients answering a number with STOP: complaints come next, then the carrier's flag.
+            with contextlib.suppress(Exception):
+                await ctx.numbers.observe_senders([(reply.to, name, None, Signal.OPT_OUT)])
         log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
-    return web.Response(body=orjson.dumps(counts), content_type="application/json")
+    return callback_response(provider.acknowledge("inbound", counts))

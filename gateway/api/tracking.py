@@ -91,15 +91,16 @@ async def conversion(request: web.Request) -> web.Response:
         )
         if link is None or link["tenant_id"] != principal.tenant_id:
             raise Problem(404, "not-found", "Not Found", "no such click_token")
-        message_id = link["message_id"]
+        message_id = link["message_id"]  # "" for a campaign link: the conversion counts for its variant
     elif not isinstance(message_id, str) or await ctx.store.get_message(principal.tenant_id, message_id) is None:
         raise Problem(404, "not-found", "Not Found", "no such message_id")
     # Without an event id the same event of the same message at the same moment is one conversion.
     row = {
         "tenant_id": principal.tenant_id,
         "message_id": message_id,
+        "click_token": token,
         "event": event,
-        "event_id": event_id or f"{message_id}:{event}:{occurred:.3f}",
+        "event_id": event_id or f"{message_id or token}:{event}:{occurred:.3f}",
         "value": float(value) if value is not None else None,
         "occurred_at": occurred,
         "received_at": time.time(),
@@ -107,7 +108,8 @@ async def conversion(request: web.Request) -> web.Response:
     created, stored = await ctx.store.db.write(queries.add_conversion, row)
     answer = {
         "event_id": stored["event_id"],
-        "message_id": stored["message_id"],
+        "message_id": stored["message_id"] or None,
+        "click_token": stored["click_token"],
         "event": stored["event"],
         "value": stored["value"],
         "occurred_at": iso(stored["occurred_at"]),
@@ -133,17 +135,21 @@ async def campaign_report(request: web.Request) -> web.Response:
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
     groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
+    campaign_links = await ctx.store.campaign_link_report(principal.tenant_id, campaign)
     return web.Response(
-        body=orjson.dumps(campaign_summary(campaign, group_by, groups)), content_type="application/json"
+        body=orjson.dumps(campaign_summary(campaign, group_by, groups, campaign_links)),
+        content_type="application/json",
     )
 
 
 TOTALS = ("messages", "sent", "delivered", "failed", "suppressed", "clicks", "human_clicks", "unique_clicks")
 
 
-def campaign_summary(campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]]) -> dict[str, Any]:
+def campaign_summary(
+    campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]], campaign_links: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The campaign report as the API and the console show it: groups in order with their rates,
-    and the totals."""
+    the totals, and the links shared by a whole variant (counted in the totals only)."""
     rendered: list[dict[str, Any]] = []
     for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
         waits = g.pop("seconds_to_first_click")
@@ -155,4 +161,14 @@ def campaign_summary(campaign: str, group_by: tuple[str, ...], groups: list[dict
         )
         rendered.append(g)
     totals = {k: sum(g[k] for g in rendered) for k in (*TOTALS, "conversions", "value")}
-    return {"campaign": campaign, "group_by": list(group_by), "totals": totals, "groups": rendered}
+    for shared in campaign_links:
+        # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
+        for name in ("clicks", "human_clicks", "conversions", "value"):
+            totals[name] += shared[name]
+    return {
+        "campaign": campaign,
+        "group_by": list(group_by),
+        "totals": totals,
+        "groups": rendered,
+        "campaign_links": campaign_links,
+    }

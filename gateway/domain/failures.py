@@ -36,7 +36,19 @@ _BY_PREFIX: list[tuple[str, Advice]] = [
     ("limit.quiet_hours", Advice(False, "the recipient's quiet hours; it goes out in the next window")),
     ("suppressed.", Advice(False, "the recipient is on the suppression list")),
     ("route.", Advice(False, "no provider serves this channel; configure one")),
-    ("number.pool_exhausted", Advice(True, "no healthy sender number was free; add numbers, then requeue")),
+    (
+        "number.pool_exhausted",
+        Advice(
+            True,
+            "every sender number serving this route is quarantined or retired (see GET /v1/numbers or "
+            "`gateway numbers` for each one's reason); restore or add numbers, then requeue by "
+            "reason=number.pool_exhausted",
+        ),
+    ),
+    (
+        "number.daily_cap",
+        Advice(False, "every healthy sender number reached its daily (or warm-up) cap; it goes out when one frees up"),
+    ),
     ("expired", Advice(True, "expires_at passed before it could be sent; requeue with a later expires_at")),
 ]
 

@@ -25,9 +25,9 @@ def message_id(now: float | None = None) -> str:
     return "msg_" + ulid(now)
 
 
-def first_message_id_at(ts: float) -> str:
-    """The smallest message id made at `ts` or later: ids sort by the time they were made, so a
-    range of creation times is a range of ids. Times outside what an id can hold are clamped."""
-    millis = min(max(int(ts * 1000), 0), 2**48 - 1)
-    value = millis << 80
-    return "msg_" + base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()
+def message_id_floor(at: float) -> str:
+    """The smallest message id minted at `at`: every message created before it sorts below, every
+    one created at or after it above (a range of creation times is a range of ids). Times outside
+    what an id can hold are clamped."""
+    millis = min(max(int(at * 1000), 0), 2**48 - 1)
+    return "msg_" + base64.b32encode((millis << 110).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()

@@ -54,8 +54,10 @@ KNOWN_FIELDS = frozenset(
         "fallback",
         "metadata",
         "tz",
+        "channel_order",
     }
 )
+CHANNEL_ORDERS = ("listed", "cost")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _EMAIL_RE = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -217,6 +219,10 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
                 else:
                     fallback.append(Channel(item))
 
+    channel_order = body.get("channel_order", "listed")
+    if channel_order not in CHANNEL_ORDERS:
+        check.fail("/channel_order", "must be listed or cost")
+
     tz = body.get("tz")
     if tz is not None and (not isinstance(tz, str) or len(tz) > 64 or not _valid_zone(tz)):
         check.fail("/tz", "must be an IANA time zone, e.g. Asia/Shanghai")
@@ -247,6 +253,7 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
             fallback=tuple(fallback),
             metadata=metadata,
             tz=tz,
+            channel_order=channel_order,
         ),
         [],
     )

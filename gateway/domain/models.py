@@ -83,3 +83,5 @@ class SendJob:
     fallback: tuple[Channel, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     tz: str | None = None  # the recipient's IANA time zone, when the campaign system knows it
+    # "cost": try the channels (own and fallback) that take the address cheapest first, by routing.costs.
+    channel_order: str = "listed"

@@ -4,6 +4,8 @@ the recipient's region."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,14 @@ class RoutingConfig:
     rules: tuple[RegionRule, ...] = ()
     circuit_failures: int = 5
     circuit_cooldown_seconds: float = 30.0
+    # Per channel given as a weighted list, each provider's weight (`channels` keeps them as
+    # written): each message gets its own order of preference, drawn from its id.
+    weights: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # What one message costs on each channel, for jobs that ask for the cheapest channel first.
+    costs: Mapping[str, float] = field(default_factory=dict)
+    # Per channel, how long a sent message may wait for its delivery receipt before a job with a
+    # fallback channel moves on to it (`fallback.no_receipt`).
+    receipt_timeouts: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
@@ -58,16 +68,28 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         return RoutingConfig()
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: expected a table")
-    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds"}
+    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs", "receipt_timeout"}
     for name in value:
         if name not in known:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
     channels: dict[str, tuple[str, ...]] = {}
-    for channel, providers in dict(value.get("channels", {})).items():
+    weights: dict[str, dict[str, float]] = {}
+    raw_channels = value.get("channels", {})
+    if not isinstance(raw_channels, Mapping):
+        raise ValueError(f"{key}.channels: expected a table of channel = [providers]")
+    for channel, providers in raw_channels.items():
         if not is_member(channel, Channel):
             raise ValueError(f"{key}.channels.{channel}: not a channel")
+        if isinstance(providers, list) and providers and all(isinstance(p, Mapping) for p in providers):
+            weights[channel] = _parse_weighted(providers, f"{key}.channels.{channel}")
+            channels[channel] = tuple(weights[channel])
+            continue
         if not isinstance(providers, list) or not all(isinstance(p, str) and p for p in providers):
-            raise ValueError(f"{key}.channels.{channel}: must be a list of provider names")
+            raise ValueError(
+                f'{key}.channels.{channel}: must be a list of provider names, or of {{name = "...", weight = N}} tables'
+            )
+        if len(set(providers)) != len(providers):
+            raise ValueError(f"{key}.channels.{channel}: names a provider twice")
         channels[channel] = tuple(providers)
     rules = []
     for index, raw in enumerate(value.get("rules", [])):
@@ -88,7 +110,77 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         raise ValueError(f"{key}.circuit_failures: must be an integer >= 1")
     if not isinstance(cooldown, int | float) or cooldown <= 0:
         raise ValueError(f"{key}.circuit_cooldown_seconds: must be a positive number")
-    return RoutingConfig(channels, tuple(rules), failures, float(cooldown))
+    return RoutingConfig(
+        channels,
+        tuple(rules),
+        failures,
+        float(cooldown),
+        weights=weights,
+        costs=_parse_costs(value.get("costs"), key),
+        receipt_timeouts=_parse_receipt_timeouts(value.get("receipt_timeout"), key),
+    )
+
+
+def _parse_receipt_timeouts(value: Any, key: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}.receipt_timeout: expected a table of channel = seconds")
+    timeouts: dict[str, float] = {}
+    for channel, seconds in value.items():
+        if not is_member(channel, Channel):
+            raise ValueError(f"{key}.receipt_timeout.{channel}: not a channel")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+            raise ValueError(f"{key}.receipt_timeout.{channel}: {seconds!r} is not a positive number of seconds")
+        timeouts[str(channel)] = float(seconds)
+    return timeouts
+
+
+def _parse_costs(value: Any, key: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}.costs: expected a table of channel = cost per message")
+    costs: dict[str, float] = {}
+    for channel, cost in value.items():
+        if not is_member(channel, Channel):
+            raise ValueError(f"{key}.costs.{channel}: not a channel")
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost < 0:
+            raise ValueError(f"{key}.costs.{channel}: {cost!r} is not a cost (a number >= 0)")
+        costs[str(channel)] = float(cost)
+    return costs
+
+
+def _parse_weighted(entries: list[Any], key: str) -> dict[str, float]:
+    weighted: dict[str, float] = {}
+    for index, entry in enumerate(entries):
+        entry_key = f"{key}[{index}]"
+        unknown = sorted(set(entry) - {"name", "weight"})
+        if unknown:
+            raise ValueError(f"{entry_key}.{unknown[0]}: unknown key (known: name, weight)")
+        name, weight = entry.get("name"), entry.get("weight")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{entry_key}.name: must be a provider name")
+        if name in weighted:
+            raise ValueError(f"{entry_key}.name: {name!r} is listed twice")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"{entry_key}.weight: {weight!r} is not a positive number")
+        weighted[name] = float(weight)
+    return weighted
+
+
+def _unit_draw(key: str, provider: str) -> float:
+    """A number in (0, 1) fixed by the message and the provider: the same message draws the same
+    order on every attempt and in every process."""
+    digest = hashlib.blake2b(f"{key}\x00{provider}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
+
+
+def weighted_order(weights: Mapping[str, float], key: str) -> list[str]:
+    """The providers in an order drawn for `key`: the first is provider p with probability
+    weight(p) / sum(weights), and each next one likewise among those left (weighted sampling
+    without replacement, by keys u ** (1 / weight))."""
+    return sorted(weights, key=lambda p: math.log(_unit_draw(key, p)) / weights[p], reverse=True)
 
 
 def denying_rule(config: RoutingConfig, channel: str, region: Region) -> RegionRule | None:
@@ -113,6 +205,27 @@ def next_channel(rule: RegionRule | None, job_fallback: Sequence[str], tried: st
     return None
 
 
+def receipt_deadline(config: RoutingConfig, channel: str, fallback: Sequence[str], sent_at: float) -> float | None:
+    """When a message sent now on `channel` must have its receipt, for a job that could still fall
+    back (a receipt timeout for the channel and a fallback channel that takes the address); else None."""
+    timeout = config.receipt_timeouts.get(channel)
+    if timeout is None or next_channel(None, fallback, channel) is None:
+        return None
+    return sent_at + timeout
+
+
+def cheapest_first(channel: str, fallback: Sequence[str], costs: Mapping[str, float]) -> tuple[str, tuple[str, ...]]:
+    """A job's channel and fallback list, reordered cheapest first among the channels that can carry
+    its one address and content (its own channel and those interchangeable with it). A priced
+    channel comes before an unpriced one; equal costs and unpriced channels keep the job's order;
+    channels that cannot take the address stay after, in the job's order."""
+    listed = [channel, *fallback]
+    adequate = [c for c in listed if c == channel or c in INTERCHANGEABLE.get(channel, set())]
+    ranked = sorted(adequate, key=lambda c: (c not in costs, costs.get(c, 0.0)))  # stable: ties keep order
+    ordered = [*ranked, *(c for c in listed if c not in adequate)]
+    return ordered[0], tuple(ordered[1:])
+
+
 def choose_route(
     channel: str,
     providers_by_channel: Mapping[str, Sequence[str]],
@@ -120,11 +233,17 @@ def choose_route(
     *,
     unavailable: frozenset[str] = frozenset(),
     failed_last: str | None = None,
+    key: str | None = None,
 ) -> Route | None:
     """The first preferred provider that serves the channel and whose circuit is closed. A retry
-    after a transient failure starts after the provider that failed, so it fails over."""
+    after a transient failure starts after the provider that failed, so it fails over. For a
+    weighted list the preference is drawn from `key` (the message id), so it is stable per message."""
     serving = list(providers_by_channel.get(channel, ()))
-    preferred = [p for p in (config.channels.get(channel, ()) if config else ()) if p in serving] or serving
+    listed: Sequence[str] = config.channels.get(channel, ()) if config else ()
+    weights = config.weights.get(channel) if config else None
+    if weights and key is not None:
+        listed = weighted_order(weights, key)
+    preferred = [p for p in listed if p in serving] or serving
     if failed_last in preferred and len(preferred) > 1:
         i = preferred.index(failed_last)
         preferred = preferred[i + 1 :] + preferred[: i + 1]

@@ -3,6 +3,8 @@ link-preview bots and security scanners, and keeping redirects to what was regis
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable
@@ -26,8 +28,24 @@ _BOT_MARKERS = re.compile(
 )
 
 
-def new_token() -> str:
+def new_token(_destination: str = "") -> str:
     return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def campaign_token(secret: bytes, tenant_id: str, campaign: str | None, variant: str | None, destination: str) -> str:
+    """One token per tenant, campaign, variant and destination, the same in every process.
+
+    For routes whose templates forbid variable links, every recipient of a variant gets the same
+    link. Derived with a secret, so it is as unguessable as a random token, and needs no lookup to
+    find the token another worker already registered.
+    """
+    key = "\x1f".join((tenant_id, campaign or "", variant or "", destination)).encode()
+    number = int.from_bytes(hmac.new(secret, key, hashlib.sha256).digest()[:8], "big")
+    digits = []
+    for _ in range(TOKEN_LENGTH):
+        number, digit = divmod(number, len(TOKEN_ALPHABET))
+        digits.append(TOKEN_ALPHABET[digit])
+    return "".join(digits)
 
 
 def looks_automated(user_agent: str | None, method: str = "GET") -> bool:
@@ -53,7 +71,7 @@ def normalise_destination(url: str) -> str | None:
     return urlunsplit(parts)
 
 
-def rewrite_links(text: str, base: str, make_token: Callable[[], str] = new_token) -> tuple[str, list[TrackedLink]]:
+def rewrite_links(text: str, base: str, make_token: Callable[[str], str] = new_token) -> tuple[str, list[TrackedLink]]:
     """Every link in the text replaced by `{base}/c/{token}`. Only the link's own characters are
     replaced, so the spacing around it (which decides whether handsets open it) is unchanged."""
     links = find_links(text)
@@ -66,7 +84,7 @@ def rewrite_links(text: str, base: str, make_token: Callable[[], str] = new_toke
         destination = normalise_destination(link.url)
         if destination is None:
             continue
-        token = make_token()
+        token = make_token(destination)
         tracked.append(TrackedLink(token, destination))
         pieces.append(text[position : link.start])
         pieces.append(f"{base}/c/{token}")

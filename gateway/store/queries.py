@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from gateway.domain.ids import first_message_id_at
+from gateway.domain.ids import message_id_floor
 from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
 from gateway.store.schema import (
-    SCHEMA_VERSION,
     api_keys,
     attempts,
     blocklists,
@@ -29,9 +29,7 @@ from gateway.store.schema import (
     events,
     links,
     messages,
-    metadata,
     receipts,
-    schema_version,
     secrets,
     suppressions,
     tenants,
@@ -44,33 +42,6 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
-def migrate(conn: Connection) -> int:
-    metadata.create_all(conn)
-    _create_new_indexes(conn)
-    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-    if current is None:
-        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
-        return SCHEMA_VERSION
-    return int(current)
-
-
-def _create_new_indexes(conn: Connection) -> None:
-    """create_all skips tables that exist, and so their indexes: an index added since is made here.
-    On an analysed SQLite file the new index is analysed too, or the planner, knowing every index
-    but this one, may take it for the most selective."""
-    inspector = sa.inspect(conn)
-    analysed = conn.dialect.name == "sqlite" and bool(
-        conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
-    )
-    for table in metadata.sorted_tables:
-        existing = {index["name"] for index in inspector.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name not in existing:
-                index.create(conn)
-                if analysed:
-                    conn.exec_driver_sql(f'ANALYZE "{index.name}"')
 
 
 def ping(conn: Connection) -> bool:
@@ -342,7 +313,9 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     tracked = [link for m in marks for link in m.links]
     if tracked:
         # In the same commit as `sending`: a link in a message that left can always be resolved.
-        conn.execute(links.insert(), tracked)
+        # A campaign link is registered by the first message that carries it; the rest find it there.
+        unique = list({link["token"]: link for link in tracked}.values())
+        conn.execute(_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
     conn.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
@@ -389,6 +362,73 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
             for m in marks
         ],
     )
+
+
+# --- no receipt in time -----------------------------------------------------------------------
+
+
+def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The no-receipt scan: only jobs whose fallback list names a channel that takes their address
+    (the others could not move, and would crowd the ones that can out of the batch)."""
+    hint = " INDEXED BY ix_messages_receipt_due" if dialect == "sqlite" else ""
+    terms, params = [], {}
+    for i, channel in enumerate(sorted(channels)):
+        targets = sorted(INTERCHANGEABLE.get(channel, ()))
+        if not targets:
+            continue
+        params[f"c{i}"] = channel
+        alternatives = []
+        for j, target in enumerate(targets):
+            params[f"f{i}_{j}"] = f"%{target}%"
+            alternatives.append(f"fallback LIKE :f{i}_{j}")
+        terms.append(f"(channel = :c{i} AND ({' OR '.join(alternatives)}))")
+    movable = " OR ".join(terms) or "1 = 0"
+    sql = (
+        f"SELECT * FROM messages{hint} WHERE status = 'sent' AND fallback IS NOT NULL"
+        f" AND next_attempt_at <= :now AND ({movable}) ORDER BY next_attempt_at LIMIT :limit"
+    )
+    return sql, params
+
+
+def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[dict[str, Any]]:
+    """Sent jobs that can fall back whose receipt deadline (next_attempt_at, set when they were
+    sent) has passed with no receipt: a receipt would have moved them past `sent`."""
+    # Served by the partial index ix_messages_receipt_due, whose predicate the WHERE repeats word
+    # for word; SQLite, without range statistics, would pick ix_messages_due (every sent row) unless told.
+    sql, params = unreceipted_sql(conn.dialect.name, channels)
+    rows = conn.execute(sa.text(sql), {**params, "now": now, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+    """Move each job to its fallback channel, only if it is still the same unreceipted hand-off:
+    still `sent` with the deadline that was seen. A receipt, a requeue or another worker that got
+    there first leaves the row alone; only the process whose update matched writes the event.
+    The message keeps the earlier provider id, so a late receipt for it still finds the message."""
+    moved: list[str] = []
+    for outcome, deadline in moves:
+        result = conn.execute(
+            messages.update()
+            .where(
+                messages.c.id == outcome.message_id,
+                messages.c.status == "sent",
+                messages.c.next_attempt_at == deadline,
+            )
+            .values(
+                status=outcome.status,
+                reason=outcome.reason,
+                channel=outcome.channel,
+                fallback=outcome.fallback,
+                next_attempt_at=outcome.next_attempt_at,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=outcome.at,
+            )
+        )
+        if result.rowcount == 1:
+            moved.append(outcome.message_id)
+            conn.execute(events.insert(), [_status_event(outcome)])
+    return moved
 
 
 # The final statuses a receipt can set; no later outcome of the same hand-off moves a job out of them.
@@ -518,8 +558,16 @@ def _status_event(o: Outcome) -> dict[str, Any]:
 # --- receipts ---------------------------------------------------------------------------------
 
 
-def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: float) -> dict[str, int]:
-    """Store receipts once each and move message statuses forward only; unknown ids are held."""
+def apply_receipts(
+    conn: Connection,
+    incoming: Sequence[ReceiptRecord],
+    now: float,
+    observed: list[tuple[str, ReceiptRecord]] | None = None,
+) -> dict[str, int]:
+    """Store receipts once each and move message statuses forward only; unknown ids are held.
+
+    `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
+    out from a sender number: the evidence number health is judged on."""
     unique: dict[str, ReceiptRecord] = {}
     for receipt in incoming:
         unique.setdefault(receipt.dedup_key, receipt)
@@ -560,6 +608,8 @@ def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: flo
                 "message_id": message_id,
                 "status": r.status,
                 "error_code": r.error_code,
+                "part": r.part,
+                "parts": r.parts,
                 "occurred_at": r.occurred_at,
                 "received_at": now,
                 "raw": r.raw,
@@ -567,7 +617,13 @@ def apply_receipts(conn: Connection, incoming: Sequence[ReceiptRecord], now: flo
         )
     if rows:
         conn.execute(_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
-    _advance_statuses(conn, matched, now)
+    senders: dict[str, str | None] | None = {} if observed is not None else None
+    _advance_statuses(conn, matched, now, senders)
+    if observed is not None and senders:
+        for message_id, receipt in matched:
+            sender = senders.get(message_id)
+            if sender is not None and receipt.status in ("delivered", "undelivered", "failed"):
+                observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
 
 
@@ -578,21 +634,54 @@ def _group(items: Iterable[ReceiptRecord]) -> dict[str, set[str]]:
     return grouped
 
 
-def _advance_statuses(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]], now: float) -> None:
+def _advance_statuses(
+    conn: Connection,
+    matched: Sequence[tuple[str, ReceiptRecord]],
+    now: float,
+    senders: dict[str, str | None] | None = None,
+) -> None:
+    """`senders`, when given, gets each matched message's sender number (read in the same query)."""
     if not matched:
         return
-    current = {
-        row.id: (row.status, row.tenant_id, row.provider_message_id)
-        for row in conn.execute(
-            sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id).where(
-                messages.c.id.in_(sorted({m for m, _ in matched}))
-            )
-        )
-    }
+    rows = conn.execute(
+        sa.select(
+            messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id, messages.c.sender
+        ).where(messages.c.id.in_(sorted({m for m, _ in matched})))
+    ).all()
+    if senders is not None:
+        senders.update((row.id, row.sender) for row in rows)
+    current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
+    earlier = _earlier_channel_attempts(conn, matched)
+    whole = _messages_with_every_part_delivered(conn, matched)
     updates: dict[str, dict[str, Any]] = {}
     new_events = []
     for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
         status, tenant_id, _ = current[message_id]
+        left_channel = earlier.get((message_id, receipt.provider, receipt.provider_message_id))
+        if left_channel is not None:
+            # The job fell back from that channel: the receipt is kept and shown, but the status
+            # belongs to the channel the job is on now.
+            new_events.append(
+                {
+                    "tenant_id": tenant_id,
+                    "message_id": message_id,
+                    "at": now,
+                    "type": "receipt.earlier_channel",
+                    "status": None,
+                    "reason": f"receipt.{receipt.status}",
+                    "detail": orjson.dumps(
+                        {
+                            "channel": left_channel,
+                            "provider": receipt.provider,
+                            "provider_message_id": receipt.provider_message_id,
+                            "error_code": receipt.error_code,
+                        }
+                    ).decode(),
+                }
+            )
+            continue
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered" and message_id not in whole:
+            continue  # one segment arrived; the message is delivered when all of them have
         effective = updates.get(message_id, {}).get("b_status", status)
         if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
             continue
@@ -620,6 +709,8 @@ def _advance_statuses(conn: Connection, matched: Sequence[tuple[str, ReceiptReco
                 ).decode(),
             }
         )
+    if new_events and not updates:
+        conn.execute(events.insert(), new_events)
     if updates:
         conn.execute(
             messages.update()
@@ -634,6 +725,45 @@ def _advance_statuses(conn: Connection, matched: Sequence[tuple[str, ReceiptReco
             list(updates.values()),
         )
         conn.execute(events.insert(), new_events)
+
+
+def _earlier_channel_attempts(
+    conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]
+) -> dict[tuple[str, str, str], str]:
+    """(message, provider, provider id) -> channel, for receipts of an attempt made on a channel the
+    message has since left by falling back."""
+    pmids = sorted({r.provider_message_id for _, r in matched})
+    rows = conn.execute(
+        sa.select(attempts.c.message_id, attempts.c.provider, attempts.c.provider_message_id, attempts.c.channel)
+        .join(messages, messages.c.id == attempts.c.message_id)
+        .where(
+            attempts.c.message_id.in_(sorted({m for m, _ in matched})),
+            attempts.c.provider_message_id.in_(pmids),
+            attempts.c.channel != messages.c.channel,
+        )
+    )
+    return {(row.message_id, row.provider, row.provider_message_id): row.channel for row in rows}
+
+
+def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]) -> set[str]:
+    """Of the messages with a delivered segment receipt here, those whose every segment is delivered.
+
+    Counted in the receipts table, which already holds this batch: segments come in any order, any
+    number of calls apart, and a duplicate segment receipt was collapsed by its dedup key.
+    """
+    parts = {
+        message_id: receipt.parts
+        for message_id, receipt in matched
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered"
+    }
+    if not parts:
+        return set()
+    delivered = conn.execute(
+        sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
+        .where(receipts.c.message_id.in_(sorted(parts)), receipts.c.status == "delivered", receipts.c.part.is_not(None))
+        .group_by(receipts.c.message_id)
+    ).all()
+    return {message_id for message_id, count in delivered if count >= parts[message_id]}
 
 
 def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
@@ -658,6 +788,8 @@ def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
                         status=row["status"],
                         error_code=row["error_code"],
                         occurred_at=row["occurred_at"],
+                        part=row["part"],
+                        parts=row["parts"],
                     ),
                 )
             )
@@ -718,9 +850,9 @@ def delivery_log_query(f: MessageFilter) -> Any:
     # An id is made from its message's creation time, so a time bound is also an id bound (with a
     # second to spare): the index then starts and stops at the window instead of scanning to it.
     if f.since is not None:
-        query = query.where(messages.c.created_at >= f.since, messages.c.id >= first_message_id_at(f.since - 1))
+        query = query.where(messages.c.created_at >= f.since, messages.c.id >= message_id_floor(f.since - 1))
     if f.until is not None:
-        query = query.where(messages.c.created_at < f.until, messages.c.id < first_message_id_at(f.until + 1))
+        query = query.where(messages.c.created_at < f.until, messages.c.id < message_id_floor(f.until + 1))
     if f.before_id is not None:
         query = query.where(messages.c.id < f.before_id)
     return query.order_by(messages.c.id.desc()).limit(f.limit)
@@ -1052,8 +1184,41 @@ def failure_timeline(
     return [(min(int(b), buckets - 1), reason, int(n)) for b, reason, n in rows]
 
 
+# What a purged message's content column holds: JSON null, so the API shows `"content": null`.
+PURGED_CONTENT = "null"
+
+
+def purge_content(conn: Connection, before_id: str, statuses: Sequence[str], limit: int, at: float) -> int:
+    """Drop the content of up to `limit` finished messages created before `before_id`; audited per tenant.
+
+    Ids are time-ordered, so the primary key finds the old rows without a scan of the new ones.
+    """
+    rows = conn.execute(
+        sa.select(messages.c.id, messages.c.tenant_id)
+        .where(
+            messages.c.id < before_id,
+            messages.c.status.in_(list(statuses)),
+            messages.c.content != PURGED_CONTENT,
+        )
+        .order_by(messages.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    conn.execute(messages.update().where(messages.c.id.in_([r.id for r in rows])).values(content=PURGED_CONTENT))
+    per_tenant: dict[str, int] = {}
+    for row in rows:
+        per_tenant[row.tenant_id] = per_tenant.get(row.tenant_id, 0) + 1
+    for tenant_id, count in per_tenant.items():
+        detail = orjson.dumps({"messages": count, "created_before": before_id}).decode()
+        _audit(conn, tenant_id, at, "retention", "content.purged", detail)
+    return len(rows)
+
+
 def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(messages.c.tenant_id == tenant_id)
+    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(
+        messages.c.tenant_id == tenant_id, messages.c.content != PURGED_CONTENT
+    )
     # A failure group's messages (the console's requeue): seek them in the failure window's index.
     in_window = bool(filters.get("statuses"))
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
@@ -1083,6 +1248,8 @@ def requeue(
                 messages.c.tenant_id == tenant_id,
                 messages.c.id.in_(list(message_ids)),
                 messages.c.status.in_(list(allowed)),
+                # Nothing left to send once the retention policy took the content.
+                messages.c.content != PURGED_CONTENT,
             )
         ).scalars()
     )
@@ -1245,6 +1412,43 @@ def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: S
         group["conversions"] = int(row["conversions"])
         group["value"] = float(row["value"] or 0.0)
     return list(groups.values())
+
+
+def campaign_link_report(conn: Connection, tenant_id: str, campaign: str) -> list[dict[str, Any]]:
+    """Clicks and conversions through per_campaign links, by variant: people are told apart by hashed IP."""
+    shared = sa.and_(links.c.message_id == "", links.c.tenant_id == tenant_id, links.c.campaign == campaign)
+    report: dict[Any, dict[str, Any]] = {}
+    for row in conn.execute(
+        sa.select(
+            links.c.variant,
+            sa.func.count(clicks.c.id).label("clicks"),
+            sa.func.sum(sa.case((clicks.c.automated.is_(False), 1), else_=0)).label("human_clicks"),
+            sa.func.count(sa.distinct(sa.case((clicks.c.automated.is_(False), clicks.c.ip_hash), else_=None))).label(
+                "unique_visitors"
+            ),
+        )
+        .select_from(links.outerjoin(clicks, clicks.c.token == links.c.token))
+        .where(shared)
+        .group_by(links.c.variant)
+    ).mappings():
+        report[row["variant"]] = {
+            "variant": row["variant"],
+            "clicks": int(row["clicks"] or 0),
+            "human_clicks": int(row["human_clicks"] or 0),
+            "unique_visitors": int(row["unique_visitors"] or 0),
+            "conversions": 0,
+            "value": 0.0,
+        }
+    for row in conn.execute(
+        sa.select(
+            links.c.variant, sa.func.count().label("conversions"), sa.func.sum(conversions.c.value).label("value")
+        )
+        .join(conversions, conversions.c.click_token == links.c.token)
+        .where(shared, conversions.c.message_id == "")
+        .group_by(links.c.variant)
+    ).mappings():
+        report[row["variant"]].update(conversions=int(row["conversions"]), value=float(row["value"] or 0.0))
+    return sorted(report.values(), key=lambda r: str(r["variant"] or ""))
 
 
 def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:

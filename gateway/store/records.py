@@ -59,10 +59,14 @@ class ReceiptRecord:
     error_code: str | None = None
     occurred_at: float | None = None
     raw: str | None = None
+    error_kind: str | None = None  # the provider's class of error_code (not stored; feeds number health)
+    part: int | None = None  # segment `part` of `parts`, when the provider reports segments apart
+    parts: int | None = None
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.provider}:{self.provider_message_id}:{self.status}:{self.error_code or ''}"
+        key = f"{self.provider}:{self.provider_message_id}:{self.status}:{self.error_code or ''}"
+        return f"{key}:{self.part}/{self.parts}" if self.parts else key
 
 
 @dataclass(frozen=True, slots=True)

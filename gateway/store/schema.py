@@ -99,6 +99,13 @@ messages = sa.Table(
         "ix_messages_tenant_status_updated", "tenant_id", "status", "updated_at", "reason", "provider", "error_code"
     ),
     sa.Index("ix_messages_provider_ref", "provider", "provider_message_id"),
+    # Sent jobs that may still fall back, by the deadline for their receipt (kept in next_attempt_at).
+    sa.Index(
+        "ix_messages_receipt_due",
+        "next_attempt_at",
+        sqlite_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
+        postgresql_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
+    ),
 )
 
 attempts = sa.Table(
@@ -131,6 +138,8 @@ receipts = sa.Table(
     sa.Column("message_id", sa.String(32), index=True),  # NULL while held for a send not yet recorded
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error_code", sa.String(64)),
+    sa.Column("part", sa.Integer),  # segment of a long SMS reported on its own: part of parts
+    sa.Column("parts", sa.Integer),
     sa.Column("occurred_at", sa.Float),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("raw", sa.Text),
@@ -180,6 +189,7 @@ links = sa.Table(
     metadata,
     sa.Column("token", sa.String(16), primary_key=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
+    # "" for a per_campaign link, shared by every message of its campaign and variant.
     sa.Column("message_id", sa.String(32), nullable=False, index=True),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("campaign", sa.String(128)),
@@ -206,10 +216,67 @@ conversions = sa.Table(
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("event_id", sa.String(128), nullable=False),
+    # "" when the conversion came through a campaign link, which belongs to no one message.
     sa.Column("message_id", sa.String(32), nullable=False, index=True),
+    sa.Column("click_token", sa.String(16), index=True),
     sa.Column("event", sa.String(64), nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("occurred_at", sa.Float, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.UniqueConstraint("tenant_id", "event_id", name="uq_conversions_event"),
+)
+
+# Sender number pools (docs/numbers.md). Numbers are shared by all tenants; an operator manages them.
+numbers = sa.Table(
+    "numbers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pool", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(64), nullable=False),  # E.164, short code or alphanumeric id
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(32)),  # NULL: any provider of the channel
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("countries", sa.String(400), nullable=False, server_default=""),  # comma-separated; "": any
+    sa.Column("categories", sa.String(100), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64)),
+    sa.Column("daily_cap", sa.Integer),
+    sa.Column("rate", sa.Float),
+    sa.Column("warmup", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state_reason", sa.String(128)),
+    sa.Column("state_since", sa.Float, nullable=False),
+    sa.Column("cooldown_until", sa.Float),
+    # Bumped when evidence stops counting (quarantine, probation, restore): health counters are per epoch.
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("checked_at", sa.Float),  # last reputation check
+    sa.Column("source", sa.String(16), nullable=False),  # config or api
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("pool", "sender", name="uq_numbers_pool_sender"),
+    sa.Index("ix_numbers_sender", "sender"),
+)
+
+# The number a recipient last got, so they keep seeing one familiar sender (survives restarts).
+number_assignments = sa.Table(
+    "number_assignments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("number_id", sa.String(32), nullable=False, index=True),
+    sa.Column("assigned_at", sa.Float, nullable=False),
+)
+
+number_events = sa.Table(
+    "number_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("number_id", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(128), nullable=False),
+    sa.Column("evidence", sa.Text),  # JSON
+    sa.Column("actor", sa.String(64), nullable=False),  # health, reputation, operator:<key id>, config
+    sa.Index("ix_number_events_number_at", "number_id", "at"),
 )

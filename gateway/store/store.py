@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.domain.failures import REQUEUEABLE
-from gateway.store import queries
+from gateway.domain.ids import message_id_floor
+from gateway.domain.models import FINAL, Status
+from gateway.store import migrations, queries
 from gateway.store.batcher import GroupCommitter
 from gateway.store.database import Database, open_database
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
@@ -62,7 +64,7 @@ class Store:
         )
 
     async def migrate(self) -> int:
-        return await self.db.write(queries.migrate)
+        return await self.db.write(migrations.migrate)
 
     async def close(self) -> None:
         await self._accepts.drain()
@@ -89,6 +91,22 @@ class Store:
 
     async def release_idempotency_keys(self) -> int:
         return await self.db.write(queries.release_idempotency_keys, time.time())
+
+    async def purge_content(self, older_than_days: float, batch: int = 5000) -> int:
+        """Drop the content of finished messages older than the retention period; the count purged.
+
+        In batches, so a first purge of a large backlog never holds the writer for long. A message
+        still waiting for a receipt (`sent`) counts as finished here: a receipt needs no content.
+        """
+        now = time.time()
+        floor = message_id_floor(now - older_than_days * 86400)
+        statuses = sorted(FINAL | {Status.SENT})
+        total = 0
+        while True:
+            purged = await self.db.write(queries.purge_content, floor, statuses, batch, now)
+            total += purged
+            if purged < batch:
+                return total
 
     # dispatch
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
@@ -125,12 +143,20 @@ class Store:
     async def flush_outcomes(self) -> None:
         await self._outcomes.drain()
 
+    async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(queries.unreceipted_sends, channels, time.time(), limit)
+
+    async def fall_back_unreceipted(self, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+        return await self.db.write(queries.fall_back_unreceipted, moves)
+
     async def release_leases(self, worker: str, message_ids: Sequence[str]) -> int:
         return await self.db.write(queries.release_leases, worker, message_ids)
 
     # receipts
-    async def apply_receipts(self, receipts: Sequence[ReceiptRecord]) -> dict[str, int]:
-        return await self.db.write(queries.apply_receipts, receipts, time.time())
+    async def apply_receipts(
+        self, receipts: Sequence[ReceiptRecord], observed: list[tuple[str, ReceiptRecord]] | None = None
+    ) -> dict[str, int]:
+        return await self.db.write(queries.apply_receipts, receipts, time.time(), observed)
 
     # clicks
     async def record_click(self, click: dict[str, Any]) -> None:
@@ -206,6 +232,9 @@ class Store:
 
     async def campaign_report(self, tenant_id: str, campaign: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
         return await self.db.read(queries.campaign_report, tenant_id, campaign, group_by)
+
+    async def campaign_link_report(self, tenant_id: str, campaign: str) -> list[dict[str, Any]]:
+        return await self.db.read(queries.campaign_link_report, tenant_id, campaign)
 
     async def campaign_names(self, tenant_id: str, limit: int = 200) -> list[str]:
         return await self.db.read(queries.campaign_names, tenant_id, limit)

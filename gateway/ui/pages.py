@@ -320,10 +320,11 @@ async def campaign(request: web.Request) -> web.Response:
     name = request.match_info["campaign"]
     errors: dict[str, str] = {}
     group_by = read_choices(request.query.get("group_by"), tuple(CAMPAIGN_DIMENSIONS), ("variant",), "group_by", errors)
-    groups = await context(request).store.campaign_report(principal.tenant_id, name, group_by)
+    store = context(request).store
+    groups = await store.campaign_report(principal.tenant_id, name, group_by)
     if not groups:
         raise ConsoleError(404, "No such campaign", f"No message of this tenant names the campaign {name!r}.")
-    report = campaign_summary(name, group_by, groups)
+    report = campaign_summary(name, group_by, groups, await store.campaign_link_report(principal.tenant_id, name))
 
     def stages(g: dict[str, Any]) -> list[tuple[str, int]]:
         return [

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from tests.fakes.http import FakeHttpService, Recorded, post, respond
+from tests.fakes.http import Answer, FakeHttpService, Recorded, post_answer, respond
 
 
 def _enc(value: str) -> str:
@@ -43,6 +43,7 @@ class FakeAliyunSms(FakeHttpService):
         self.number_codes: dict[str, str] = {}  # PhoneNumbers -> the Code to answer
         self._next_codes: list[str] = []
         self._nonces: set[str] = set()
+        self.answers: list[Answer] = []  # what each push got back
 
     def refuse_next(self, count: int, code: str) -> None:
         """The next requests are answered HTTP 200 with this business Code (as Aliyun does)."""
@@ -94,7 +95,9 @@ class FakeAliyunSms(FakeHttpService):
 
     # -- pushes (unsigned, as Aliyun sends them) ---------------------------------------------------
 
-    def sms_report(self, biz_id: str, success: bool = True, err_code: str = "DELIVERED") -> bytes:
+    def sms_report(
+        self, biz_id: str, success: bool = True, err_code: str = "DELIVERED", err_msg: str | None = None
+    ) -> bytes:
         params = self.sent[biz_id]
         return orjson.dumps(
             [
@@ -104,7 +107,7 @@ class FakeAliyunSms(FakeHttpService):
                     "report_time": "2025-03-04 18:20:30",
                     "success": success,
                     "err_code": err_code,
-                    "err_msg": "用户接收成功" if success else "失败",
+                    "err_msg": err_msg or ("用户接收成功" if success else "失败"),
                     "sms_size": "1",
                     "biz_id": biz_id,
                     "out_id": params.get("OutId", ""),
@@ -112,5 +115,34 @@ class FakeAliyunSms(FakeHttpService):
             ]
         )
 
+    def sms_up(self, phone_number: str, content: str, dest_code: str = "1234") -> bytes:
+        return orjson.dumps(
+            [
+                {
+                    "phone_number": phone_number,
+                    "send_time": "2025-03-04 18:00:00",
+                    "content": content,
+                    "sign_name": "阿里云短信测试",
+                    "dest_code": dest_code,
+                    "sequence_id": 1234567,
+                }
+            ]
+        )
+
     async def push(self, url: str, body: bytes) -> int:
-        return await post(url, body, {"Content-Type": "application/json"})
+        """Push a batch; the status back. `self.answers` keeps each whole answer."""
+        answer = await post_answer(url, body, {"Content-Type": "application/json"})
+        self.answers.append(answer)
+        return answer.status
+
+    @staticmethod
+    def acknowledged(answer: Answer) -> bool:
+        """Whether Aliyun counts a push as received: HTTP 200 with a JSON body whose `code` is 0.
+        Anything else is a failed push, and the batch comes again."""
+        if answer.status != 200:
+            return False
+        try:
+            reply = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(reply, dict) and reply.get("code") == 0

@@ -8,6 +8,7 @@ otherwise answer as the service would for that request (rules such as "this numb
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Recorded:
     body: bytes
     form: MultiDict[str] = field(default_factory=MultiDict)
     raw_path: str = ""  # path and query exactly as sent
+    at: float = field(default_factory=time.time)  # when it arrived
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -122,11 +124,23 @@ def respond(status: int, body: Any = None, headers: Mapping[str, str] | None = N
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
-async def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
-    """Deliver a callback the way the service would: one POST, the status back."""
+@dataclass
+class Answer:
+    """What a callback got back, as the service sees it."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+async def post_answer(url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    """Deliver a callback the way the service would: one POST, the whole answer back."""
     async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=dict(headers)) as response:
-        await response.read()
-        return response.status
+        return Answer(response.status, response.content_type, await response.read())
+
+
+async def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+    return (await post_answer(url, body, headers)).status
 
 
 class CallbackSink(FakeHttpService):

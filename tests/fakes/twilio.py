@@ -6,16 +6,19 @@ with each other and (through the adapter's published-vector tests) with Twilio.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from aiohttp import web
 
-from tests.fakes.http import FakeHttpService, Recorded, post, respond
+from tests.fakes.http import Answer, FakeHttpService, Recorded, post_answer, respond
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
@@ -49,8 +52,46 @@ class FakeTwilio(FakeHttpService):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.created: dict[str, Created] = {}
+        self.answers: list[Answer] = []  # what each callback got back
         # number -> (HTTP status, Twilio code, message): "number X is invalid" and the like.
         self.number_errors: dict[str, tuple[int, int, str]] = {}
+        # From number -> the same, for refusals of the sender itself (21212: invalid From).
+        self.sender_errors: dict[str, tuple[int, int, str]] = {}
+        # With auto_receipts, every message gets its status callback (delivered) as Twilio would
+        # send it, after receipt_delay; messages from a filtered From get undelivered + 30007.
+        self.auto_receipts = False
+        self.receipt_delay = 0.02
+        self.filtered_senders: set[str] = set()
+        self.callbacks: list[tuple[str, str, str | None]] = []  # (sid, status, error code) sent
+        self._callback_tasks: set[asyncio.Task[None]] = set()
+
+    def start_filtering(self, sender: str) -> None:
+        """The carrier starts filtering this From number as spam: receipts turn to undelivered/30007."""
+        self.filtered_senders.add(sender)
+
+    def stop_filtering(self, sender: str) -> None:
+        self.filtered_senders.discard(sender)
+
+    def refuse_sender(self, sender: str) -> None:
+        self.sender_errors[sender] = (400, 21212, f"The 'From' number {sender} is not a valid phone number.")
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._callback_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await super().__aexit__(*exc)
+
+    async def _callback_later(self, sid: str) -> None:
+        await asyncio.sleep(self.receipt_delay)
+        created = self.created[sid]
+        if created.first("From") in self.filtered_senders:
+            status, code = "undelivered", "30007"
+        else:
+            status, code = "delivered", None
+        self.callbacks.append((sid, status, code))
+        with contextlib.suppress(OSError):
+            await self.send_status(sid, status, code)
 
     def invalid_number(self, number: str) -> None:
         self.number_errors[number] = (400, 21211, f"The 'To' number {number} is not a valid phone number.")
@@ -85,6 +126,9 @@ class FakeTwilio(FakeHttpService):
         if to in self.number_errors:
             status, code, message = self.number_errors[to]
             return respond(status, error_body(code, message, status))
+        if form.get("From") in self.sender_errors:
+            status, code, message = self.sender_errors[form.get("From", "")]
+            return respond(status, error_body(code, message, status))
         if resource == "Messages.json":
             if not form.get("Body"):
                 return respond(400, error_body(21602, "Message body is required.", 400))
@@ -110,6 +154,10 @@ class FakeTwilio(FakeHttpService):
         }
         if kind == "message":
             answer["body"] = form.get("Body")
+            if self.auto_receipts and form.get("StatusCallback"):
+                task = asyncio.create_task(self._callback_later(sid))
+                self._callback_tasks.add(task)
+                task.add_done_callback(self._callback_tasks.discard)
         return respond(201, answer)
 
     # -- callbacks ---------------------------------------------------------------------------------
@@ -160,7 +208,32 @@ class FakeTwilio(FakeHttpService):
 
     async def send_status(self, sid: str, status: str, error_code: str | None = None, url: str | None = None) -> int:
         callback_url, body, headers = self.status_callback(sid, status, error_code)
-        return await post(url or callback_url, body, headers)
+        answer = await post_answer(url or callback_url, body, headers)
+        self.answers.append(answer)
+        return answer.status
+
+    async def send_incoming_sms(self, url: str, sender: str, to: str, text: str) -> Answer:
+        body, headers = self.incoming_sms(url, sender, to, text)
+        answer = await post_answer(url, body, headers)
+        self.answers.append(answer)
+        return answer
+
+    @staticmethod
+    def status_callback_taken(answer: Answer) -> bool:
+        """A status callback's answer is not read: any 2xx is taken."""
+        return 200 <= answer.status < 300
+
+    @staticmethod
+    def twiml_taken(answer: Answer) -> bool:
+        """An incoming-message webhook must answer 200 with TwiML (text/xml or application/xml,
+        a <Response> document); anything else shows as error 11200/12300 and no TwiML is run."""
+        if answer.status != 200 or answer.content_type not in ("text/xml", "application/xml"):
+            return False
+        try:
+            root = ElementTree.fromstring(answer.body)
+        except ElementTree.ParseError:
+            return False
+        return root.tag == "Response"
 
     def incoming_sms(self, url: str, sender: str, to: str, text: str) -> tuple[bytes, dict[str, str]]:
         params = [

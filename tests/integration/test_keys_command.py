@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from gateway.api import auth
@@ -40,3 +41,25 @@ async def test_keys_made_listed_and_revoked_on_the_command_line(tmp_path: Path) 
         assert refused.status == 401
     assert "revoked" in _gateway(db, "keys", "list").stdout
     assert _gateway(db, "keys", "revoke", key_id).returncode == 1
+
+
+async def test_an_expired_key_gets_401_from_its_expiry_on(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.db"
+    lifetime_days = 3.0 / 86400  # three seconds
+    created = _gateway(
+        db, "keys", "create", "--tenant", "acme", "--scopes", "send", "--expires-days", str(lifetime_days)
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    expires_at = time.time() + 3.0 - 0.5  # the command line ran a little before now
+
+    async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
+        headers = {"Authorization": f"Bearer {key}"}
+        sent = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers=headers)
+        assert sent.status == 202  # used while valid, so the key is in the gateway's cache
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.6)
+        refused = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers=headers)
+        assert refused.status == 401
+        problem = await refused.json()
+        assert problem["type"] == "/problems/unauthorized" and "expired" in problem["detail"]
+    assert "expired" in _gateway(db, "keys", "list").stdout

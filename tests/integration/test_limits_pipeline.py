@@ -6,11 +6,15 @@ import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import sqlalchemy as sa
 
+from gateway.store import schema
 from providers.sandbox import SIGNATURE_HEADER, sign_inbound
+from tests.fakes.twilio import FakeTwilio
 from tests.harness import SMS, GatewayStarter, Running
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -218,3 +222,39 @@ async def test_a_sleeping_user_is_left_alone_until_they_answer(start_gateway: Ga
             await gw.wait_status(
                 await _send(gw, {**SMS, "user_id": "awake", "content": {"text": f"more {n}"}}), {"delivered"}
             )
+
+
+async def test_provider_sections_sharing_an_account_share_its_limit(start_gateway: GatewayStarter) -> None:
+    async with FakeTwilio() as twilio:
+        section = {
+            "type": "twilio",
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+            "from_number": "+14155550100",
+            "api_base_url": twilio.url,
+        }
+        env = {
+            **_limits(throughput={"account": {f"twilio:{twilio.account_sid}": {"rate": 10, "burst": 1}}}),
+            "GATEWAY_PROVIDERS": json.dumps({"twilio-us": section, "twilio-eu": section}),
+            "GATEWAY_ROUTING": json.dumps(
+                {"channels": {"sms": [{"name": "twilio-us", "weight": 1}, {"name": "twilio-eu", "weight": 1}]}}
+            ),
+            "GATEWAY_SANDBOX__ENABLED": "false",
+        }
+        async with start_gateway(env) as gw:
+            batch = {"messages": [{**SMS, "to": f"+86139{n:08d}"} for n in range(30)]}
+            response = await gw.post("/v1/messages/batch", batch)
+            ids = [r["id"] for r in (await response.json())["results"]]
+            sent = [await gw.wait_status(i, {"sent", "delivered"}, within=20) for i in ids]
+
+            def hand_offs(conn: Any) -> list[float]:
+                # When each send left the pacer (the attempt starts once every limit has granted);
+                # arrival times at the fake would add the network's jitter on a loaded machine.
+                return [float(t) for t in conn.execute(sa.select(schema.attempts.c.started_at)).scalars()]
+
+            stamps = sorted(await gw.gateway.store.db.read(hand_offs))
+        assert {m["provider"] for m in sent} == {"twilio-us", "twilio-eu"}, "both sections carried messages"
+        assert len([r for r in twilio.requests if r.path.endswith("/Messages.json")]) == len(stamps) == 30
+        busiest = max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
+        assert busiest <= 10, "the account's 10/s held across both sections"
+        assert stamps[-1] - stamps[0] >= 29 / 10 - 0.1

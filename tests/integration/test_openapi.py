@@ -72,7 +72,9 @@ def test_the_document_names_every_route_the_app_serves() -> None:
     from gateway.app import build_web_app
 
     class _Ctx:
-        settings = type("S", (), {"api": type("A", (), {"max_batch_body_bytes": 1})()})()
+        settings = type(
+            "S", (), {"api": type("A", (), {"max_batch_body_bytes": 1, "body_read_timeout_seconds": 1.0})()}
+        )()
 
     app = build_web_app(_Ctx(), "all")  # type: ignore[arg-type]
     served = {(r.method.lower(), r.resource.canonical) for r in app.router.routes() if r.resource is not None}

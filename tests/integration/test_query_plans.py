@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.store import queries
 from gateway.store.records import MessageFilter
+from gateway.store.store import Store
 from tests.harness import GatewayStarter
 
 CASES = [
@@ -50,3 +52,47 @@ async def test_each_delivery_log_filter_uses_its_index(
         plan = await gw.gateway.store.db.write(_plan, queries.delivery_log_query(message_filter))
     assert any(name in plan for name in ((index,) if isinstance(index, str) else index)), plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, f"an extra sort:\n{plan}"
+
+
+def _unreceipted_plan(conn: Any) -> str:
+    """The plan of the no-receipt scan over a table of 60,000 sent messages, 60 of them with a fallback."""
+    conn.exec_driver_sql(
+        "INSERT INTO messages (id, tenant_id, channel, to_addr, content, category, status, fallback,"
+        " next_attempt_at, created_at, updated_at, attempt_count)"
+        " SELECT 'msg_' || n, 't', 'sms', '+8613912345678', '{}', 'marketing', 'sent',"
+        " CASE WHEN n % 1000 = 0 THEN 'voice' END, n, n, n, 1"
+        " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+    )
+    conn.exec_driver_sql("ANALYZE messages" if conn.dialect.name == "postgresql" else "ANALYZE")
+    assert len(queries.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
+    sql, params = queries.unreceipted_sql(conn.dialect.name, ["sms"])
+    for name, value in {**params, "now": 1e12, "limit": 500}.items():
+        sql = sql.replace(f":{name}", f"'{value}'" if isinstance(value, str) else str(value))
+    if conn.dialect.name == "sqlite":
+        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql))
+
+
+async def test_the_no_receipt_scan_reads_only_jobs_that_can_fall_back(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        plan = await gw.gateway.store.db.write(_unreceipted_plan)
+    assert "ix_messages_receipt_due" in plan, plan
+
+
+async def test_migrate_adds_an_index_introduced_after_the_table(database_url: str) -> None:
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+
+        def drop_and_list(conn: Any) -> list[str]:
+            conn.exec_driver_sql("DROP INDEX ix_messages_receipt_due")
+            return [i["name"] for i in sa.inspect(conn).get_indexes("messages")]
+
+        def names(conn: Any) -> list[str]:
+            return [i["name"] for i in sa.inspect(conn).get_indexes("messages")]
+
+        assert "ix_messages_receipt_due" not in await store.db.write(drop_and_list)
+        await store.migrate()  # a database created before the index existed
+        assert "ix_messages_receipt_due" in await store.db.read(names)
+    finally:
+        await store.close()

@@ -389,3 +389,91 @@ async def test_a_late_submit_result_never_lowers_a_receipt(database_url: str, re
         assert stored["status"] == receipt, f"{receipt} receipt, then a {result} result: {stored['status']}"
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("receipt", ["delivered", "undelivered", "failed", "sent"])
+async def test_a_late_receipt_for_the_channel_a_job_fell_back_from_changes_nothing(
+    database_url: str, receipt: str
+) -> None:
+    """No receipt came in time, so the job moved from sms to voice; then the SMS receipt arrives,
+    matched by the SMS's provider id, while the call is queued: the job must stay queued for its
+    call (a `delivered` would have cancelled it; `undelivered` or `failed` would end it)."""
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        message_id, sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
+        await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
+        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
+        deadline = now + 60
+        sent = submit_result(message_id, sid, "sent", now)
+        sent.next_attempt_at = deadline
+        await store.db.write(queries.record_outcomes, [sent])
+        assert await store.db.read(queries.unreceipted_sends, ["sms"], now + 59, 10) == []
+        [due] = await store.db.read(queries.unreceipted_sends, ["sms"], now + 61, 10)
+        assert due["id"] == message_id and due["next_attempt_at"] == deadline
+        move = Outcome(
+            message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
+            fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
+        )  # fmt: skip
+        assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [message_id]
+        assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [], "moved once"
+
+        code = None if receipt in ("sent", "delivered") else "30003"
+        late = ReceiptRecord(PROVIDER, sid, receipt, error_code=code)  # no reference: found by provider id
+        assert await store.db.write(queries.apply_receipts, [late], now + 62) == {
+            "applied": 1,
+            "duplicate": 0,
+            "held": 0,
+        }
+        stored = await store.db.read(queries.get_message, TENANT, message_id)
+        assert stored is not None
+        assert (stored["status"], stored["channel"], stored["reason"]) == ("queued", "voice", "fallback.no_receipt")
+        events = [(e["type"], e["status"], e["reason"]) for e in stored["events"]]
+        assert events[-2:] == [
+            ("status", "queued", "fallback.no_receipt"),
+            ("receipt.earlier_channel", None, f"receipt.{receipt}"),
+        ]
+        assert [r["provider_message_id"] for r in stored["receipts"]] == [sid]
+        claimed = await store.db.write(queries.claim_due, "w", now + 63, 10, now + 93)
+        assert [job["id"] for job in claimed] == [message_id], "the call is still due"
+    finally:
+        await store.close()
+
+
+async def test_a_receipt_before_the_deadline_keeps_the_job_on_its_channel(database_url: str) -> None:
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        message_id, sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
+        await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
+        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
+        sent = submit_result(message_id, sid, "sent", now)
+        sent.next_attempt_at = now + 60
+        await store.db.write(queries.record_outcomes, [sent])
+        [due] = await store.db.read(queries.unreceipted_sends, ["sms"], now + 61, 10)  # seen, then the receipt lands
+        await store.db.write(queries.apply_receipts, [ReceiptRecord(PROVIDER, sid, "delivered")], now + 61)
+        move = Outcome(message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice")
+        assert await store.db.write(queries.fall_back_unreceipted, [(move, due["next_attempt_at"])]) == []
+        stored = await store.db.read(queries.get_message, TENANT, message_id)
+        assert stored is not None and (stored["status"], stored["channel"]) == ("delivered", "sms")
+    finally:
+        await store.close()
+
+
+async def test_jobs_that_cannot_fall_back_do_not_crowd_out_those_that_can(database_url: str) -> None:
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        stuck = [
+            {**message_row(f"msg_{uuid.uuid4().hex[:24]}", now - 100), "status": "sent", "fallback": "email"}
+            for _ in range(20)
+        ]
+        movable = {**message_row(f"msg_{uuid.uuid4().hex[:24]}", now), "status": "sent", "fallback": "push,voice"}
+        await store.accept([*stuck, movable])
+        due = await store.db.read(queries.unreceipted_sends, ["sms", "voice"], now + 1, 5)
+        assert [row["id"] for row in due] == [movable["id"]], "an e-mail fallback cannot take the number"
+    finally:
+        await store.close()

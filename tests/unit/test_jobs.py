@@ -81,3 +81,13 @@ def test_idempotency_keys_are_1_to_255_printable_ascii(key: str) -> None:
 def test_no_json_value_crashes_validation(body: object) -> None:
     job, errors = validate_job(body, LIMITS)
     assert (job is None) == bool(errors)
+
+
+def test_channel_order_is_listed_by_default_or_cost() -> None:
+    base = {"channel": "voice", "to": "+8613812345678", "content": {"text": "hi"}, "fallback": ["sms"]}
+    job, _ = validate_job(base, LIMITS)
+    assert job is not None and job.channel_order == "listed"
+    job, _ = validate_job({**base, "channel_order": "cost"}, LIMITS)
+    assert job is not None and job.channel_order == "cost"
+    job, errors = validate_job({**base, "channel_order": "cheapest"}, LIMITS)
+    assert job is None and [(e.field, e.message) for e in errors] == [("/channel_order", "must be listed or cost")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +27,10 @@ from gateway.domain.limits import (
     resolve_hit,
 )
 from gateway.domain.models import Status
+from gateway.pacer import ThroughputPacer
+from gateway.provider_registry import build_providers
+from gateway.settings import load_settings
+from gateway.state.memory import MemoryState
 
 EXAMPLE = {"marketing": {"sms": ["1/day", "3/week"], "all": ["5/week"], "voice": ["1/week"]}}
 S = 1_000_000
@@ -288,3 +294,49 @@ def test_sleeping_policy_is_parsed_and_checked() -> None:
     assert parse_limits({}).sleeping is None
     with pytest.raises(ValueError, match=r"limits\.sleeping\.after"):
         parse_limits({"sleeping": {"after": 0}})
+
+
+def test_a_send_asks_for_its_provider_account_and_number_limits_together():
+    table = parse_limits(
+        {
+            "throughput": {
+                "provider": {"twilio-us": {"rate": 50}},
+                "account": {"twilio:AC1": {"rate": 100, "burst": 5}},
+                "number": {"*": {"rate": 1}},
+            }
+        }
+    ).throughput
+    pacer = ThroughputPacer(MemoryState(), table, {"twilio-us": "twilio:AC1", "twilio-eu": "twilio:AC1"})
+    request = pacer.request_for("twilio-us", "+14155550100", 1)
+    assert request is not None
+    assert [(limit.key, limit.burst) for limit in request.limits] == [
+        ("provider:twilio-us", 1),
+        ("account:twilio:AC1", 5),
+        ("number:+14155550100", 1),
+    ]
+    shared = pacer.request_for("twilio-eu", None, 1)
+    assert shared is not None and [limit.key for limit in shared.limits] == ["account:twilio:AC1"]
+    assert pacer.request_for("sandbox", None, 1) is None, "no account, no limit"
+
+
+def test_provider_sections_name_their_account_by_type_and_account_setting():
+    twilio = {"account_sid": "AC1", "auth_token": "t", "from_number": "+14155550100"}
+    settings = load_settings(
+        {
+            "GATEWAY_PROVIDERS": json.dumps(
+                {
+                    "twilio": twilio,
+                    "twilio-eu": {**twilio, "type": "twilio"},
+                    "aliyun": {
+                        "access_key_id": "LTAI9",
+                        "access_key_secret": "s",
+                        "sign_name": "x",
+                        "template_code": "y",
+                    },
+                    "webhook": {"secret": "whsec_" + base64.b64encode(b"k" * 24).decode()},
+                }
+            )
+        }
+    )
+    registry = build_providers(settings, secrets={"sandbox": "s" * 32}, dispatching=False)
+    assert registry.accounts == {"twilio": "twilio:AC1", "twilio-eu": "twilio:AC1", "aliyun": "aliyun:LTAI9"}

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
+import pytest
+
 from gateway.domain.regions import region_of
 from gateway.domain.routing import (
     CircuitBreaker,
     RoutingConfig,
+    cheapest_first,
     choose_route,
     denying_rule,
     next_channel,
     parse_routing,
+    receipt_deadline,
+    weighted_order,
 )
 
 BY_CHANNEL = {"sms": ("twilio", "aliyun", "sandbox"), "voice": ("twilio",)}
@@ -62,3 +70,123 @@ def test_the_breaker_opens_half_opens_and_closes() -> None:
     breaker.begin(22)
     breaker.success()
     assert breaker.state == "closed" and breaker.available(22)
+
+
+WEIGHTED = {"channels": {"sms": [{"name": "twilio", "weight": 3}, {"name": "aliyun", "weight": 1}]}}
+
+
+def message_ids(count: int, seed: int = 5) -> list[str]:
+    draw = random.Random(seed)
+    return [f"msg_{draw.getrandbits(128):026X}" for _ in range(count)]
+
+
+def test_a_weighted_list_splits_messages_by_weight() -> None:
+    config = parse_routing(WEIGHTED)
+    firsts = Counter(choose_route("sms", BY_CHANNEL, config, key=i).provider for i in message_ids(10_000))  # type: ignore[union-attr]
+    # 75/25 within 1.5 percentage points (the binomial standard deviation is 0.43 points).
+    assert abs(firsts["twilio"] / 10_000 - 0.75) < 0.015
+    assert firsts["twilio"] + firsts["aliyun"] == 10_000, "sandbox serves sms but is not in the list"
+
+
+def test_three_weights_split_first_and_second_choices() -> None:
+    weights = {"a": 5.0, "b": 3.0, "c": 2.0}
+    orders = [weighted_order(weights, i) for i in message_ids(10_000, seed=9)]
+    firsts = Counter(order[0] for order in orders)
+    assert all(abs(firsts[p] / 10_000 - w / 10) < 0.015 for p, w in weights.items())
+    assert all(sorted(order) == ["a", "b", "c"] for order in orders), "every provider stays in the order"
+    # Second choice when a was first: b and c split 3:2 among what is left.
+    seconds = Counter(order[1] for order in orders if order[0] == "a")
+    assert abs(seconds["b"] / sum(seconds.values()) - 0.6) < 0.03
+
+
+def test_a_message_keeps_its_weighted_choice_and_fails_over_to_the_rest() -> None:
+    config = parse_routing(WEIGHTED)
+    for message_id in message_ids(200):
+        first = choose_route("sms", BY_CHANNEL, config, key=message_id)
+        assert first == choose_route("sms", BY_CHANNEL, config, key=message_id), "stable across retries"
+        assert first is not None
+        other = "aliyun" if first.provider == "twilio" else "twilio"
+        retried = choose_route("sms", BY_CHANNEL, config, key=message_id, failed_last=first.provider)
+        assert retried is not None and retried.provider == other
+        tripped = choose_route("sms", BY_CHANNEL, config, key=message_id, unavailable=frozenset({first.provider}))
+        assert tripped is not None and tripped.provider == other
+
+
+def test_a_weighted_list_keeps_only_the_providers_that_serve_the_channel() -> None:
+    config = parse_routing({"channels": {"sms": [{"name": "gone", "weight": 9}, {"name": "aliyun", "weight": 1}]}})
+    assert {choose_route("sms", BY_CHANNEL, config, key=i).provider for i in message_ids(50)} == {"aliyun"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ({"sms": [{"name": "twilio", "weight": 0}]}, "routing.channels.sms[0].weight: 0 is not a positive number"),
+        ({"sms": [{"name": "twilio", "weight": "3"}]}, "routing.channels.sms[0].weight: '3' is not a positive number"),
+        ({"sms": [{"name": "twilio"}]}, "routing.channels.sms[0].weight: None is not a positive number"),
+        ({"sms": [{"weight": 1}]}, "routing.channels.sms[0].name: must be a provider name"),
+        (
+            {"sms": [{"name": "a", "weight": 1}, {"name": "a", "weight": 2}]},
+            "routing.channels.sms[1].name: 'a' is listed twice",
+        ),
+        ({"sms": [{"name": "a", "weight": 1, "cost": 2}]}, "routing.channels.sms[0].cost: unknown key"),
+        ({"sms": [{"name": "a", "weight": 1}, "b"]}, "routing.channels.sms: must be a list of provider names"),
+        ({"sms": ["a", "a"]}, "routing.channels.sms: names a provider twice"),
+    ],
+)
+def test_bad_weighted_lists_are_refused_naming_the_entry(channels: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_routing({"channels": channels})
+    assert str(caught.value).startswith(message)
+
+
+COSTS = {"sms": 0.0075, "voice": 0.013, "email": 0.0001}
+
+
+def test_the_cheapest_channel_that_takes_the_address_goes_first() -> None:
+    assert cheapest_first("voice", ["sms"], COSTS) == ("sms", ("voice",))
+    assert cheapest_first("sms", ["voice"], COSTS) == ("sms", ("voice",)), "already cheapest"
+    # e-mail is cheaper but cannot take a phone number: it keeps its place after the adequate ones.
+    assert cheapest_first("voice", ["email", "sms"], COSTS) == ("sms", ("voice", "email"))
+    assert cheapest_first("voice", ["sms"], {"voice": 0.013}) == ("voice", ("sms",)), "priced before unpriced"
+    assert cheapest_first("voice", ["sms"], {}) == ("voice", ("sms",)), "no costs: the job's order"
+    assert cheapest_first("voice", ["sms"], {"sms": 1, "voice": 1}) == ("voice", ("sms",)), "a tie keeps the order"
+    assert cheapest_first("push", ["sms"], COSTS) == ("push", ("sms",)), "a device token cannot go by sms"
+
+
+@pytest.mark.parametrize(
+    ("costs", "message"),
+    [
+        ({"fax": 1}, "routing.costs.fax: not a channel"),
+        ({"sms": -1}, "routing.costs.sms: -1 is not a cost (a number >= 0)"),
+        ({"sms": "cheap"}, "routing.costs.sms: 'cheap' is not a cost (a number >= 0)"),
+        ([1], "routing.costs: expected a table of channel = cost per message"),
+    ],
+)
+def test_bad_costs_are_refused_naming_the_key(costs: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_routing({"costs": costs})
+    assert str(caught.value) == message
+
+
+def test_a_receipt_deadline_only_for_jobs_that_can_still_fall_back() -> None:
+    config = parse_routing({"receipt_timeout": {"sms": 600, "voice": 90.5}})
+    assert receipt_deadline(config, "sms", ["voice"], 1000.0) == 1600.0
+    assert receipt_deadline(config, "voice", ["push", "sms"], 1000.0) == 1090.5
+    assert receipt_deadline(config, "sms", [], 1000.0) is None, "nothing to fall back to"
+    assert receipt_deadline(config, "sms", ["email"], 1000.0) is None, "e-mail cannot take the number"
+    assert receipt_deadline(parse_routing({}), "sms", ["voice"], 1000.0) is None, "no timeout configured"
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "message"),
+    [
+        ({"fax": 1}, "routing.receipt_timeout.fax: not a channel"),
+        ({"sms": 0}, "routing.receipt_timeout.sms: 0 is not a positive number of seconds"),
+        ({"sms": True}, "routing.receipt_timeout.sms: True is not a positive number of seconds"),
+        (600, "routing.receipt_timeout: expected a table of channel = seconds"),
+    ],
+)
+def test_bad_receipt_timeouts_are_refused_naming_the_key(timeouts: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_routing({"receipt_timeout": timeouts})
+    assert str(caught.value) == message

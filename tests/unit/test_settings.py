@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from gateway.provider_registry import build_configured
 from gateway.settings import SettingsError, load_settings
+from tests.fakes.fcm import FakeFcm
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -108,3 +113,139 @@ def test_routing_rules_are_checked_at_start(routing: str, needle: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"GATEWAY_ROUTING": routing})
     assert needle in str(caught.value)
+
+
+def test_number_pools_are_read_from_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        """
+[numbers]
+filtered_to_quarantine = 4
+cooldown_seconds = 7200
+
+[numbers.pools.us-marketing]
+provider = "twilio"
+countries = ["US", "CA"]
+categories = ["marketing"]
+daily_cap = 2000
+warmup = true
+senders = ["+14155550101", { sender = "+12125550101", region = "NY", daily_cap = 500 }]
+"""
+    )
+    settings = load_settings({"GATEWAY_CONFIG": str(config)})
+    pool = settings.numbers.pools["us-marketing"]
+    assert settings.numbers.filtered_to_quarantine == 4 and settings.numbers.cooldown_seconds == 7200
+    assert pool.countries == ("US", "CA") and pool.warmup and len(pool.senders) == 2
+
+
+@pytest.mark.parametrize(
+    ("pool", "needle"),
+    [
+        ('senders = ["4155550101"]', "not a phone number in E.164"),
+        ('senders = ["+14155550101", "+14155550101"]', "listed twice"),
+        ("senders = []", "senders"),
+        ('countries = ["usa"]\nsenders = ["+14155550101"]', "ISO 3166"),
+        ('channel = "email"\nsenders = ["+14155550101"]', "numbers.pools.p.channel"),
+        ('kind = "alphanumeric"\nsenders = ["ACME"]\nfrom = "x"', "numbers.pools.p.from"),
+    ],
+)
+def test_a_wrong_pool_is_named(tmp_path: Path, pool: str, needle: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"[numbers.pools.p]\n{pool}\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GATEWAY_CONFIG": str(config)})
+    assert needle in str(caught.value) and "numbers" in str(caught.value)
+
+
+def test_thresholds_that_cannot_work_are_refused() -> None:
+    with pytest.raises(SettingsError, match="filtered_to_suspect must not exceed"):
+        load_settings({"GATEWAY_NUMBERS__FILTERED_TO_SUSPECT": "5"})
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"w" * 24).decode()
+
+
+def secret_file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_every_provider_credential_can_come_from_a_file(tmp_path: Path) -> None:
+    account = FakeFcm().service_account()
+    env = {
+        "GATEWAY_PROVIDERS__TWILIO__ACCOUNT_SID": "AC1",
+        "GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": secret_file(tmp_path, "twilio", "tw-token-1\n"),
+        "GATEWAY_PROVIDERS__ALIYUN__ACCESS_KEY_ID": "LTAI1",
+        "GATEWAY_PROVIDERS__ALIYUN__ACCESS_KEY_SECRET_FILE": secret_file(tmp_path, "ak", "ak-secret-2\r\n"),
+        "GATEWAY_PROVIDERS__ALIYUN__CALLBACK_TOKEN_FILE": secret_file(tmp_path, "cb", "cb-token-3"),
+        "GATEWAY_PROVIDERS__ALIYUN__SIGN_NAME": "示例",
+        "GATEWAY_PROVIDERS__ALIYUN__TEMPLATE_CODE": "SMS_1",
+        "GATEWAY_PROVIDERS__SMTP__HOST": "mx.example.com",
+        "GATEWAY_PROVIDERS__SMTP__FROM_ADDRESS": "news@example.com",
+        "GATEWAY_PROVIDERS__SMTP__PASSWORD_FILE": secret_file(tmp_path, "smtp", "smtp-pass-4\n"),
+        "GATEWAY_PROVIDERS__FCM__SERVICE_ACCOUNT_FILE": secret_file(tmp_path, "sa.json", json.dumps(account)),
+        "GATEWAY_PROVIDERS__WEBHOOK__SECRET_FILE": secret_file(tmp_path, "wh", WEBHOOK_SECRET + "\n"),
+    }
+    settings = load_settings(env)
+    built = {p.name: p.settings for p in build_configured(settings)}  # type: ignore[attr-defined]
+    assert built["twilio"].auth_token == "tw-token-1", "the trailing newline is not part of the secret"
+    assert (built["aliyun"].access_key_secret, built["aliyun"].callback_token) == ("ak-secret-2", "cb-token-3")
+    assert built["smtp"].password == "smtp-pass-4"
+    assert built["fcm"].private_key == account["private_key"] and built["fcm"].project_id == account["project_id"]
+    assert built["webhook"].secret == WEBHOOK_SECRET
+    shown = repr(settings) + settings.model_dump_json() + str(settings.model_dump())
+    for secret in ("tw-token-1", "ak-secret-2", "cb-token-3", "smtp-pass-4", "PRIVATE KEY", WEBHOOK_SECRET):
+        assert secret not in shown, f"{secret} leaked into the settings' repr or dump"
+    assert "**********" in shown
+
+
+def test_credentials_given_inline_are_hidden_too() -> None:
+    settings = load_settings(
+        {"GATEWAY_PROVIDERS": json.dumps({"twilio": {"account_sid": "AC1", "auth_token": "inline-token-5"}})}
+    )
+    assert "inline-token-5" not in repr(settings) + settings.model_dump_json()
+    [twilio] = build_configured(settings)
+    assert twilio.settings.auth_token == "inline-token-5"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            lambda tmp: {"GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": str(tmp / "missing")},
+            "setting providers.twilio.auth_token_file (GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE): "
+            "cannot read {tmp}/missing: No such file or directory",
+        ),
+        (
+            lambda tmp: {"GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": str(tmp)},
+            "setting providers.twilio.auth_token_file (GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE): "
+            "cannot read {tmp}: Is a directory",
+        ),
+        (
+            lambda tmp: {"GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": secret_file(tmp, "empty", "\n")},
+            "setting providers.twilio.auth_token_file (GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE): "
+            "{tmp}/empty is empty",
+        ),
+        (
+            lambda tmp: {
+                "GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN": "x",
+                "GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE": secret_file(tmp, "t", "y"),
+            },
+            "setting providers.twilio.auth_token_file (GATEWAY_PROVIDERS__TWILIO__AUTH_TOKEN_FILE): "
+            "give auth_token or auth_token_file, not both",
+        ),
+        (
+            lambda tmp: {"GATEWAY_PROVIDERS__FCM__SERVICE_ACCOUNT_FILE": str(tmp / "sa.json")},
+            "setting providers.fcm.service_account_file (GATEWAY_PROVIDERS__FCM__SERVICE_ACCOUNT_FILE): "
+            "cannot read {tmp}/sa.json: No such file or directory",
+        ),
+    ],
+)
+def test_an_unreadable_secret_file_stops_start_up_naming_the_key(
+    tmp_path: Path, setup: Callable[[Path], dict[str, str]], message: str
+) -> None:
+    env = {"GATEWAY_PROVIDERS__TWILIO__ACCOUNT_SID": "AC1", **setup(tmp_path)}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert str(caught.value) == message.format(tmp=tmp_path)

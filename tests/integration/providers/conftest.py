@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.base import InboundRequest, Outbound
-from tests.fakes.http import CallbackSink
+from providers.base import CallbackAnswer, InboundRequest, Outbound
+from tests.fakes.http import Answer, CallbackSink
 
 
 @pytest.fixture
@@ -30,3 +30,8 @@ def outbound(channel: str, to: str, content: dict[str, object], **kwargs: object
         **kwargs,
     }
     return Outbound(channel=channel, to=to, content=content, **values)  # type: ignore[arg-type]
+
+
+def as_received(answer: CallbackAnswer) -> Answer:
+    """A provider's callback answer as the service receives it over HTTP."""
+    return Answer(answer.status, answer.content_type or "application/octet-stream", answer.body)

@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from providers.aliyun import AliyunSettings, AliyunSmsProvider, phone_number, rpc_signature
-from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError
+from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError, json_answer
 from tests.fakes.aliyun import FakeAliyunSms
 from tests.fakes.http import CallbackSink
-from tests.integration.providers.conftest import arrived, outbound
+from tests.integration.providers.conftest import arrived, as_received, outbound
 
 TOKEN = "push-token-5b1f0c"
 MOBILE = "+8613800138000"
@@ -195,3 +195,28 @@ def test_replies_are_parsed_from_an_sms_up_push(provider: AliyunSmsProvider) -> 
 def test_secrets_stay_out_of_repr(aliyun: FakeAliyunSms) -> None:
     settings = settings_for(aliyun)
     assert aliyun.access_key_secret not in repr(settings) and TOKEN not in repr(AliyunSmsProvider(settings))
+
+
+async def test_a_report_of_carrier_interception_says_the_sender_is_flagged(
+    aliyun: FakeAliyunSms, sink: CallbackSink
+) -> None:
+    adapter = AliyunSmsProvider(settings_for(aliyun, filtered_codes=("MK:0008",)))
+    await adapter.start()
+    try:
+        ids = [(await adapter.send(outbound("sms", MOBILE, {"text": t}))).provider_message_id or "" for t in "abc"]
+    finally:
+        await adapter.close()
+    url = f"{sink.url}/v1/receipts/aliyun?token={TOKEN}"
+    await aliyun.push(url, aliyun.sms_report(ids[0], success=False, err_code="MK:0008"))
+    await aliyun.push(url, aliyun.sms_report(ids[1], success=False, err_code="MK:0099", err_msg="运营商拦截"))
+    await aliyun.push(url, aliyun.sms_report(ids[2], success=False, err_code="MK:0001", err_msg="用户关机"))
+    kinds = [adapter.parse_receipts(arrived(sink, i))[0].error_kind for i in range(3)]
+    assert kinds == [ErrorKind.SENDER_FLAGGED, ErrorKind.SENDER_FLAGGED, None]
+
+
+def test_pushes_are_answered_as_aliyun_expects(provider: AliyunSmsProvider) -> None:
+    for kind in ("receipts", "inbound"):
+        answer = as_received(provider.acknowledge(kind, {"applied": 1}))  # type: ignore[arg-type]
+        assert FakeAliyunSms.acknowledged(answer)
+        assert orjson.loads(answer.body) == {"code": 0, "msg": "接收成功"}
+    assert not FakeAliyunSms.acknowledged(as_received(json_answer({"applied": 1}))), "Aliyun would push again"

@@ -7,12 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from providers.base import ErrorKind, InboundRequest, SignatureError
+from providers.base import ErrorKind, InboundRequest, SignatureError, json_answer
 from providers.http import HandoffUnknown
 from providers.twilio import TwilioProvider, TwilioSettings, compute_signature, validate_signature
 from tests.fakes.http import CallbackSink
 from tests.fakes.twilio import FakeTwilio, error_body
-from tests.integration.providers.conftest import arrived, outbound
+from tests.integration.providers.conftest import arrived, as_received, outbound
 from tests.servers import free_port
 
 SMS_TO = "+14155550100"
@@ -269,6 +269,28 @@ async def test_an_undelivered_callback_keeps_twilios_error_code(
     await twilio.send_status(sid, "undelivered", "30007")
     [receipt] = provider.parse_receipts(arrived(sink))
     assert (receipt.status, receipt.error_code) == ("undelivered", "30007")
+    # 30007: the carrier filtered it as spam; the number sent it is flagged.
+    assert receipt.error_kind == ErrorKind.SENDER_FLAGGED
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        ("undelivered", "30003", ErrorKind.TRANSIENT),
+        ("undelivered", "30034", ErrorKind.SENDER_FLAGGED),
+        ("failed", "30005", ErrorKind.RECIPIENT_INVALID),
+        ("undelivered", "39999", None),
+        ("delivered", None, None),
+    ],
+)
+async def test_a_callbacks_error_code_is_classified(
+    provider: TwilioProvider, twilio: FakeTwilio, sink: CallbackSink, status: str, code: str | None, kind: object
+) -> None:
+    sid = (await provider.send(outbound("sms", SMS_TO, {"text": "hi"}))).provider_message_id
+    assert sid is not None
+    await twilio.send_status(sid, status, code)
+    [receipt] = provider.parse_receipts(arrived(sink))
+    assert receipt.error_kind == kind
 
 
 async def test_intermediate_message_statuses_record_nothing(
@@ -383,3 +405,13 @@ def test_status_callback_reference_survives_encoding() -> None:
     adapter = TwilioProvider(TwilioSettings(account_sid="AC1", auth_token="x", public_base_url="https://g/"))
     url = adapter.status_callback_url("a b&c")
     assert url is not None and parse_qs(urlsplit(url).query)["ref"] == ["a b&c"]
+
+
+def test_callbacks_are_answered_as_twilio_expects() -> None:
+    adapter = TwilioProvider(TwilioSettings(account_sid="AC1", auth_token="x", public_base_url="https://g"))
+    reply = as_received(adapter.acknowledge("inbound", {"opted_out": 1}))
+    assert FakeTwilio.twiml_taken(reply), "an incoming message gets TwiML"
+    assert reply.body == b'<?xml version="1.0" encoding="UTF-8"?><Response/>', "empty: no reply is sent"
+    status = as_received(adapter.acknowledge("receipts", {"applied": 1}))
+    assert FakeTwilio.status_callback_taken(status) and status.body == b""
+    assert not FakeTwilio.twiml_taken(as_received(json_answer({"opted_out": 1}))), "our JSON is not TwiML"

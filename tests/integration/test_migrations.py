@@ -1,0 +1,133 @@
+"""Upgrading a database made by an older build: nothing lost, new columns, indexes and tables added."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.store.schema import SCHEMA_VERSION
+from tests.harness import SMS, running_gateway
+
+
+def _make_it_old(database_url: str) -> None:
+    """What an older build left behind: no `tz` column, one index and one table missing, no version row."""
+    statements = [
+        "DROP INDEX ix_messages_tenant_status",
+        "ALTER TABLE messages DROP COLUMN tz",
+        "ALTER TABLE api_keys DROP COLUMN last_used_at",
+        "DROP TABLE conversions",
+        "DELETE FROM schema_version",
+    ]
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.get_event_loop_policy().new_event_loop().run_until_complete(run())
+
+
+async def _columns(database_url: str, table: str) -> set[str]:
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT column_name FROM information_schema.columns WHERE table_name = $1", table)
+    finally:
+        await conn.close()
+    return {row["column_name"] for row in rows}
+
+
+async def _scalar(database_url: str, query: str) -> object:
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            row = conn.execute(query).fetchone()
+            return row[0] if row else None
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
+async def _old_database(tmp_path: Path, database_url: str) -> str:
+    async with running_gateway(tmp_path, database_url=database_url) as gw:
+        first = await gw.post("/v1/messages", {**SMS, "campaign": "before-upgrade"})
+        message_id = (await first.json())["id"]
+        await gw.wait_status(message_id, {"delivered"})
+    await _to_thread(_make_it_old, database_url)
+    assert "tz" not in await _columns(database_url, "messages")
+    return message_id
+
+
+async def _to_thread(fn: object, *args: object) -> None:
+    import asyncio
+
+    await asyncio.to_thread(fn, *args)  # type: ignore[arg-type]
+
+
+async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_path: Path, database_url: str) -> None:
+    message_id = await _old_database(tmp_path, database_url)
+    async with running_gateway(tmp_path, database_url=database_url) as gw:
+        old = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert (old["status"], old["campaign"], old["tz"]) == ("delivered", "before-upgrade", None)
+        new = await gw.post("/v1/messages", {**SMS, "tz": "Asia/Shanghai"})
+        assert new.status == 202, await new.text()
+        stored = await (await gw.get(f"/v1/messages/{(await new.json())['id']}")).json()
+        assert stored["tz"] == "Asia/Shanghai"
+        conversion = await gw.post(
+            "/v1/conversions", {"event": "purchase", "event_id": "order-1", "message_id": message_id, "value": 5}
+        )
+        assert conversion.status in (200, 201), await conversion.text()
+        listed = await (await gw.get("/v1/messages?status=delivered")).json()
+        assert message_id in [m["id"] for m in listed["data"]]
+    assert {"tz"} <= await _columns(database_url, "messages")
+    assert {"last_used_at"} <= await _columns(database_url, "api_keys")
+    assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
+
+
+def _gateway(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_DATABASE_URL"] = database_url
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+async def test_the_migrate_command_upgrades_and_refuses_a_newer_schema(tmp_path: Path, database_url: str) -> None:
+    await _old_database(tmp_path, database_url)
+    upgraded = _gateway(database_url, "migrate")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == f"schema version {SCHEMA_VERSION}"
+    assert "tz" in await _columns(database_url, "messages")
+    again = _gateway(database_url, "migrate")
+    assert again.returncode == 0 and again.stdout.strip() == f"schema version {SCHEMA_VERSION}"
+
+    await _scalar(database_url, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1}, 0)")
+    newer = _gateway(database_url, "migrate")
+    assert newer.returncode == 2
+    assert f"newer than this build's {SCHEMA_VERSION}" in newer.stderr
+    served = _gateway(database_url, "serve")
+    assert served.returncode == 2 and "downgrades are not supported" in served.stderr
