@@ -40,6 +40,9 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/messages/export", pages.export)
     app.router.add_get("/messages/{id}", pages.message)
     app.router.add_get("/live", pages.live)
+    app.router.add_get("/numbers", pages.numbers)
+    app.router.add_get("/numbers/{id}", pages.number)
+    app.router.add_post(r"/numbers/{id}/{action:flag|restore}", pages.number_action)
     return app
 
 

@@ -142,3 +142,38 @@ async def test_a_wrong_key_is_told_and_sign_out_ends_the_session(
         await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
         await page.goto(gw.url + "/ui/messages")
         await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+async def test_on_call_flags_a_number_and_sees_it_out_of_service(
+    browser: Browser, screenshots: Path, tmp_path: Path
+) -> None:
+    async with running_gateway(tmp_path) as gw:
+        numbers = [
+            await (await gw.post("/v1/numbers", {"pool": "us-sms", "sender": f"+1415555010{n}"})).json()
+            for n in range(3)
+        ]
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        await sign_in(page, gw)
+        await page.get_by_role("link", name="Numbers", exact=True).click()
+        await expect(page.locator("#numbers tbody tr")).to_have_count(3)
+        await expect(page.locator("#pools")).to_contain_text("3 active")
+        await shot(page, screenshots, "11-numbers")
+
+        await page.get_by_role("link", name=numbers[1]["sender"]).click()
+        await expect(page.locator("#state")).to_have_text("active")
+        await page.get_by_label("why").fill("carrier complaint, ticket 4711")
+        await page.get_by_role("button", name="Flag (take out of service)").click()
+        await expect(page.locator("#state")).to_have_text("quarantined")
+        await expect(page.locator("#state-reason")).to_contain_text("operator.flagged")
+        await expect(page.locator("#evidence li").first).to_contain_text("active → quarantined")
+        await expect(page.locator("#evidence li").first).to_contain_text("reason=carrier complaint, ticket 4711")
+        await shot(page, screenshots, "12-number-flagged")
+        api = await (await gw.get(f"/v1/numbers/{numbers[1]['id']}")).json()
+        assert api["state"] == "quarantined"
+
+        await page.get_by_role("link", name="← numbers").click()
+        await expect(page.locator("#pools")).to_contain_text("2 active")
+        await expect(page.locator("#pools")).to_contain_text("1 quarantined")
+        await page.get_by_role("link", name=numbers[1]["sender"]).click()
+        await page.get_by_role("button", name="Restore").click()
+        await expect(page.locator("#state")).to_have_text("active")

@@ -198,3 +198,41 @@ async def test_a_key_that_may_not_send_previews_but_cannot_requeue(start_gateway
         assert status == 403 and "lacks the &#39;send&#39; scope" in page
         after = await (await gw.get("/v1/reports/failures", params={"group_by": "status"})).json()
         assert after["groups"] == before["groups"]
+
+
+NUMBER = {"pool": "us-sms", "sender": "+14155550101", "countries": ["us"], "categories": ["marketing"]}
+
+
+async def test_numbers_are_listed_flagged_with_a_reason_and_restored(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw, Console(gw) as console:
+        number = await (await gw.post("/v1/numbers", NUMBER)).json()
+        await gw.post("/v1/numbers", {**NUMBER, "sender": "+14155550102"})
+        looker, _ = await add_key(gw, "acme", ("read", "report"))
+        await console.sign_in(looker)
+        status, page = await console.get("/ui/numbers")
+        assert status == 200 and page.count('<span class="status n-active">active</span>') == 2
+        status, page = await console.get(f"/ui/numbers/{number['id']}")
+        assert "needs a key with the <code>admin</code> scope" in page and 'id="flag"' not in page
+        status, _, page = await console.post(f"/ui/numbers/{number['id']}/flag", {"reason": "complaint"})
+        assert status == 403 and "lacks the &#39;admin&#39; scope" in page
+
+        await console.post("/ui/logout", {})
+        await console.sign_in()
+        status, _, page = await console.post(f"/ui/numbers/{number['id']}/flag", {"reason": "x"}, csrf=False)
+        assert status == 403 and "CSRF" in page
+        status, _, page = await console.post(f"/ui/numbers/{number['id']}/flag", {"reason": ""})
+        assert "Say why the number is flagged" in page
+        assert (await (await gw.get(f"/v1/numbers/{number['id']}")).json())["state"] == "active", "nothing changed"
+
+        status, path, page = await console.post(f"/ui/numbers/{number['id']}/flag", {"reason": "carrier ticket 4711"})
+        assert (status, path) == (200, f"/ui/numbers/{number['id']}")
+        assert '<span class="status n-quarantined" id="state">quarantined</span>' in page
+        flagged = (await (await gw.get(f"/v1/numbers/{number['id']}")).json())["events"][0]
+        assert (flagged["to"], flagged["reason"]) == ("quarantined", "operator.flagged")
+        assert flagged["evidence"] == {"reason": "carrier ticket 4711"}
+        assert flagged["actor"].startswith("operator:")
+        assert "reason=carrier ticket 4711" in page  # the evidence, on the page
+        status, _, page = await console.post(f"/ui/numbers/{number['id']}/restore", {})
+        assert '<span class="status n-active" id="state">active</span>' in page
+        _, page = await console.get("/ui/numbers", params={"state": "quarantined"})
+        assert "No sender number matches." in page
