@@ -84,11 +84,11 @@ CAMPAIGNS = [f"c{n:02d}" for n in range(40)]
 def create_schema(path: Path) -> None:
     import sqlalchemy as sa
 
-    from gateway.store import queries
+    from gateway.store import migrations
 
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        queries.migrate(conn)
+        migrations.migrate(conn)
     engine.dispose()
 
 
