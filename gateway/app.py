@@ -36,6 +36,7 @@ from gateway.settings import Settings
 from gateway.state.base import State, open_state
 from gateway.store import queries
 from gateway.store.store import Store
+from gateway.ui.routes import mount_console
 from gateway.worker import Worker
 
 Role = Literal["api", "worker", "all"]
@@ -80,6 +81,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/numbers/{id}/flag", numbers.flag_number)
         app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
         app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
+        mount_console(app, ctx)
     return app
 
 

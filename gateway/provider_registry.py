@@ -231,6 +231,7 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 ledger_path=sandbox.ledger_path if dispatching else None,
                 filtered_senders=sandbox.filtered_senders,
                 receipts_per_segment=sandbox.receipts_per_segment,
+                seed=sandbox.seed,
             )
         )
     return ProviderRegistry(providers, accounts)

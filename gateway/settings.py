@@ -84,6 +84,7 @@ class SandboxSettings(_Section):
         SandboxErrorSpec(code="SBX-21211", kind="recipient_invalid", weight=1, message="invalid 'To' number"),
     )
     delivery_rate: float = Field(1.0, ge=0, le=1, description="share of sent messages whose receipt says delivered")
+    seed: int | None = Field(None, description="seed of the simulated failures and fates, for a reproducible mix")
     receipts: bool = True
     receipts_per_segment: bool = Field(
         False, description="one receipt per segment of a long SMS, as SMPP routes send them"

@@ -30,6 +30,9 @@ class Principal:
     tenant_id: str
     scopes: frozenset[str]
 
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -113,27 +116,11 @@ class Authenticator:
                 "send the API key as 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": 'Bearer realm="delivery-gateway"'},
             )
-        digest = hash_key(token.strip())
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is None or cached[0] < now:
-            row = await self.store.db.read(queries.find_api_key, digest)
-            principal = None
-            if (
-                row is not None
-                and row["revoked_at"] is None
-                and (row["expires_at"] is None or row["expires_at"] > time.time())
-            ):
-                principal = Principal(row["id"], row["tenant_id"], frozenset(row["scopes"].split(",")))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            cache_until = now + CACHE_SECONDS
-            if principal is not None and row is not None and row["expires_at"] is not None:
-                # An expiring key is refused from its expiry on, not up to a cache period later.
-                cache_until = min(cache_until, now + row["expires_at"] - time.time())
-            self._cache[digest] = (cache_until, principal)
-        else:
-            principal = cached[1]
+        return await self.principal_for_digest(hash_key(token.strip()), scope)
+
+    async def principal_for_digest(self, digest: str, scope: str) -> Principal:
+        """The key behind a hash, checked again (revoked or expired keys fail within CACHE_SECONDS)."""
+        principal = await self.lookup(digest)
         if principal is None:
             raise Problem(
                 401,
@@ -142,12 +129,35 @@ class Authenticator:
                 "the API key is unknown, revoked or expired",
                 headers={"WWW-Authenticate": 'Bearer realm="delivery-gateway", error="invalid_token"'},
             )
-        if scope not in principal.scopes and "admin" not in principal.scopes:
+        if not principal.allows(scope):
             raise Problem(403, "forbidden", "Forbidden", f"this API key lacks the '{scope}' scope")
         if self.limiter is not None:
             self.limiter.check(principal.tenant_id)
         count, _ = self.uses.get((principal.key_id, principal.tenant_id), (0, 0.0))
         self.uses[(principal.key_id, principal.tenant_id)] = (count + 1, time.time())
+        return principal
+
+    async def lookup(self, digest: str) -> Principal | None:
+        """The live key with this hash, or None when unknown, revoked or expired."""
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] >= now:
+            return cached[1]
+        row = await self.store.db.read(queries.find_api_key, digest)
+        principal = None
+        if (
+            row is not None
+            and row["revoked_at"] is None
+            and (row["expires_at"] is None or row["expires_at"] > time.time())
+        ):
+            principal = Principal(row["id"], row["tenant_id"], frozenset(row["scopes"].split(",")))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        cache_until = now + CACHE_SECONDS
+        if principal is not None and row is not None and row["expires_at"] is not None:
+            # An expiring key is refused from its expiry on, not up to a cache period later.
+            cache_until = min(cache_until, now + row["expires_at"] - time.time())
+        self._cache[digest] = (cache_until, principal)
         return principal
 
     async def flush_uses(self) -> None:

@@ -82,7 +82,7 @@ async def failures(request: web.Request) -> web.Response:
         errors.append(FieldError("status", f"must be one or more of {', '.join(FAILURE_STATUSES)}"))
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    groups = await ctx.store.db.read(queries.failure_report, principal.tenant_id, since, until, group_by, statuses)
+    groups = await ctx.store.failure_report(principal.tenant_id, since, until, group_by, statuses)
     return web.Response(
         body=orjson.dumps(render_report(groups, group_by, since, until)), content_type="application/json"
     )
@@ -164,28 +164,5 @@ async def requeue_by_filter(request: web.Request) -> web.Response:
         errors.append(FieldError("/limit", f"must be an integer from 1 to {MAX_REQUEUE}"))
     if errors:
         raise validation_problem(errors)
-    candidates = await ctx.store.db.read(queries.requeue_candidates, principal.tenant_id, filters, limit)
-    now = time.time()
-    eligible = [
-        c["id"] for c in candidates if c["status"] in REQUEUEABLE and (c["expires_at"] is None or c["expires_at"] > now)
-    ]
-    skipped: dict[str, int] = {}
-    for c in candidates:
-        if c["id"] not in eligible:
-            why = c["status"] if c["status"] not in REQUEUEABLE else "expired_window"
-            skipped[why] = skipped.get(why, 0) + 1
-    requeued: list[str] = []
-    if not dry_run and eligible:
-        requeued = await ctx.store.db.write(
-            queries.requeue, principal.tenant_id, eligible, sorted(REQUEUEABLE), principal.key_id, now
-        )
-        ctx.store.work_available.set()
-    result = {
-        "dry_run": dry_run,
-        "matched": len(candidates),
-        "requeueable": len(eligible),
-        "requeued": len(requeued),
-        "skipped": skipped,
-        "sample_ids": eligible[:20],
-    }
+    result = await ctx.store.requeue_by_filter(principal.tenant_id, filters, limit, dry_run, principal.key_id)
     return web.Response(body=orjson.dumps(result), content_type="application/json")

@@ -134,7 +134,22 @@ async def campaign_report(request: web.Request) -> web.Response:
         )
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    groups = await ctx.store.db.read(queries.campaign_report, principal.tenant_id, campaign, group_by)
+    groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
+    campaign_links = await ctx.store.campaign_link_report(principal.tenant_id, campaign)
+    return web.Response(
+        body=orjson.dumps(campaign_summary(campaign, group_by, groups, campaign_links)),
+        content_type="application/json",
+    )
+
+
+TOTALS = ("messages", "sent", "delivered", "failed", "suppressed", "clicks", "human_clicks", "unique_clicks")
+
+
+def campaign_summary(
+    campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]], campaign_links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The campaign report as the API and the console show it: groups in order with their rates,
+    the totals, and the links shared by a whole variant (counted in the totals only)."""
     rendered: list[dict[str, Any]] = []
     for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
         waits = g.pop("seconds_to_first_click")
@@ -145,31 +160,15 @@ async def campaign_report(request: web.Request) -> web.Response:
             median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
         )
         rendered.append(g)
-    campaign_links = await ctx.store.db.read(queries.campaign_link_report, principal.tenant_id, campaign)
-    totals = {
-        k: sum(g[k] for g in rendered)
-        for k in (
-            "messages",
-            "sent",
-            "delivered",
-            "failed",
-            "suppressed",
-            "clicks",
-            "human_clicks",
-            "unique_clicks",
-            "conversions",
-            "value",
-        )
-    }
+    totals = {k: sum(g[k] for g in rendered) for k in (*TOTALS, "conversions", "value")}
     for shared in campaign_links:
         # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
         for name in ("clicks", "human_clicks", "conversions", "value"):
             totals[name] += shared[name]
-    report = {
+    return {
         "campaign": campaign,
         "group_by": list(group_by),
         "totals": totals,
         "groups": rendered,
         "campaign_links": campaign_links,
     }
-    return web.Response(body=orjson.dumps(report), content_type="application/json")

@@ -26,5 +26,8 @@ def message_id(now: float | None = None) -> str:
 
 
 def message_id_floor(at: float) -> str:
-    """The smallest message id minted at `at`: every message created before it sorts below."""
-    return "msg_" + ulid(at)[:10] + "0" * 16
+    """The smallest message id minted at `at`: every message created before it sorts below, every
+    one created at or after it above (a range of creation times is a range of ids). Times outside
+    what an id can hold are clamped."""
+    millis = min(max(int(at * 1000), 0), 2**48 - 1)
+    return "msg_" + base64.b32encode((millis << 110).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()

@@ -55,6 +55,9 @@ def migrate(conn: Connection) -> int:
 def _add_missing_columns_and_indexes(conn: Connection, existing: set[str]) -> None:
     inspector = sa.inspect(conn)
     preparer = conn.dialect.identifier_preparer
+    analysed = conn.dialect.name == "sqlite" and bool(
+        conn.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first()
+    )
     for table in metadata.sorted_tables:
         if table.name not in existing:
             continue
@@ -73,3 +76,7 @@ def _add_missing_columns_and_indexes(conn: Connection, existing: set[str]) -> No
         for index in table.indexes:
             if index.name not in indexes:
                 index.create(conn)
+                if analysed:
+                    # Knowing every index but this one, SQLite's planner may take it for the most
+                    # selective of all (seen: the delivery log's newest page went from 3 ms to 1 s).
+                    conn.execute(sa.text(f"ANALYZE {preparer.quote(str(index.name))}"))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from gateway.domain.ids import message_id_floor
 from gateway.domain.models import RECEIPT_RANK, Status
 from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
@@ -846,22 +847,59 @@ def delivery_log_query(f: MessageFilter) -> Any:
         query = query.where(messages.c.to_addr == f.to)
     if f.user_id is not None:
         query = query.where(messages.c.user_id == f.user_id)
+    # An id is made from its message's creation time, so a time bound is also an id bound (with a
+    # second to spare): the index then starts and stops at the window instead of scanning to it.
     if f.since is not None:
-        query = query.where(messages.c.created_at >= f.since)
+        query = query.where(messages.c.created_at >= f.since, messages.c.id >= message_id_floor(f.since - 1))
     if f.until is not None:
-        query = query.where(messages.c.created_at < f.until)
+        query = query.where(messages.c.created_at < f.until, messages.c.id < message_id_floor(f.until + 1))
     if f.before_id is not None:
         query = query.where(messages.c.id < f.before_id)
     return query.order_by(messages.c.id.desc()).limit(f.limit)
 
 
-def status_counts(conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending")) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses)).group_by(messages.c.status)
-    )
+def status_counts(
+    conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
+) -> dict[str, int]:
+    query = sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses))
+    if tenant_id is not None:
+        query = query.where(messages.c.tenant_id == tenant_id)
     counts = dict.fromkeys(statuses, 0)
-    counts.update({status: int(n) for status, n in rows})
+    counts.update({status: int(n) for status, n in conn.execute(query.group_by(messages.c.status))})
     return counts
+
+
+def campaign_names(conn: Connection, tenant_id: str, limit: int = 200) -> list[str]:
+    """A tenant's campaigns in name order, one index probe each (a loose index scan), so the list
+    costs the number of campaigns, not the number of messages."""
+    names: list[str] = []
+    after: str | None = None
+    while len(names) < limit:
+        query = sa.select(messages.c.campaign).where(
+            messages.c.tenant_id == tenant_id, messages.c.campaign.is_not(None)
+        )
+        if after is not None:
+            query = query.where(messages.c.campaign > after)
+        after = conn.execute(query.order_by(messages.c.campaign).limit(1)).scalar()
+        if after is None:
+            break
+        names.append(after)
+    return names
+
+
+def activity(
+    conn: Connection, tenant_id: str, since: float, until: float, bucket_seconds: float
+) -> list[tuple[int, str | None, int]]:
+    """Status changes per (time bucket, status) since `since`: accepted (queued), sent, delivered, failed..."""
+    offset = (events.c.at - since) / bucket_seconds
+    bucket = sa.func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    index = sa.cast(bucket, sa.Integer).label("bucket")
+    rows = conn.execute(
+        sa.select(index, events.c.status, sa.func.count())
+        .where(events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.type == "status")
+        .group_by(index, events.c.status)
+    )
+    return [(int(b), status, int(n)) for b, status, n in rows]
 
 
 # --- suppressions -----------------------------------------------------------------------------
@@ -1019,6 +1057,52 @@ REPORT_DIMENSIONS = {
 }
 
 
+def _failure_scope(conn: Connection, tenant_id: str, since: float, until: float, statuses: Sequence[str]) -> Any:
+    """Failed messages of a tenant in [since, until) by when they ended: the scope of every failure view."""
+    return sa.and_(
+        messages.c.tenant_id == tenant_id,
+        _rare(conn, messages.c.status.in_(list(statuses))),
+        messages.c.updated_at >= since,
+        messages.c.updated_at < until,
+    )
+
+
+def _rare(conn: Connection, condition: Any) -> Any:
+    """Tell SQLite's planner that few messages meet this (failures are a small share of them).
+    The gateway runs no ANALYZE, and without statistics SQLite takes an equality on tenant_id for
+    highly selective: it would walk (tenant_id, campaign, id) and read every message of the
+    tenant rather than seek the window in (tenant_id, status, updated_at, ...). PostgreSQL plans
+    from its own statistics."""
+    # The probability must be a literal constant, not a bound parameter.
+    return sa.func.likelihood(condition, sa.literal_column("0.05")) if conn.dialect.name == "sqlite" else condition
+
+
+def _by_id(conn: Connection, descending: bool = False) -> Any:
+    """Order by id without letting SQLite walk an index in id order to avoid the sort: for a
+    window of failed messages the seek plus a sort of what it finds beats reading every message
+    of the tenant newest first. ("+id" is SQLite's way to say "not through an index".)"""
+    column = sa.literal_column("+messages.id") if conn.dialect.name == "sqlite" else messages.c.id
+    return column.desc() if descending else column.asc()
+
+
+def _group_match(conn: Connection, group: dict[str, Any]) -> list[Any]:
+    """Conditions selecting one group of the failure report (a missing value matches NULL), applied
+    to the rows the failure window's index finds, not used to pick another index."""
+    return [
+        _filter_only(conn, REPORT_DIMENSIONS[name]).is_(None)
+        if value is None
+        else _filter_only(conn, REPORT_DIMENSIONS[name]) == value
+        for name, value in group.items()
+    ]
+
+
+def _filter_only(conn: Connection, column: Any) -> Any:
+    """A column SQLite must not search an index by ("+column" is its way to say so): without
+    statistics it would take provider = 'x' through (provider, provider_message_id) for selective
+    and read every message sent through that provider instead of the window's failures."""
+    return sa.literal_column(f"+messages.{column.name}") if conn.dialect.name == "sqlite" else column
+
+
 def failure_report(
     conn: Connection,
     tenant_id: str,
@@ -1031,12 +1115,7 @@ def failure_report(
 ) -> list[dict[str, Any]]:
     """Failed messages in [since, until) by when they ended, grouped; counts, first/last seen, samples."""
     columns = [REPORT_DIMENSIONS[name].label(name) for name in group_by]
-    where = sa.and_(
-        messages.c.tenant_id == tenant_id,
-        messages.c.status.in_(list(statuses)),
-        messages.c.updated_at >= since,
-        messages.c.updated_at < until,
-    )
+    where = _failure_scope(conn, tenant_id, since, until, statuses)
     rows = (
         conn.execute(
             sa.select(
@@ -1055,17 +1134,54 @@ def failure_report(
     )
     groups = []
     for row in rows:
-        match = [
-            REPORT_DIMENSIONS[name].is_(None) if row[name] is None else REPORT_DIMENSIONS[name] == row[name]
-            for name in group_by
-        ]
-        ids = (
-            conn.execute(sa.select(messages.c.id).where(where, *match).order_by(messages.c.id.desc()).limit(samples))
-            .scalars()
-            .all()
-        )
+        ids: Sequence[str] = []
+        if samples:
+            match = _group_match(conn, {name: row[name] for name in group_by})
+            query = sa.select(messages.c.id).where(where, *match).order_by(_by_id(conn, descending=True)).limit(samples)
+            ids = conn.execute(query).scalars().all()
         groups.append({**dict(row), "sample_ids": list(ids)})
     return groups
+
+
+def failure_samples(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    statuses: Sequence[str],
+    group: dict[str, Any],
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The newest messages of one failure-report group (dimension name -> value, None for NULL)."""
+    query = (
+        sa.select(messages)
+        .where(_failure_scope(conn, tenant_id, since, until, statuses), *_group_match(conn, group))
+        .order_by(_by_id(conn, descending=True))
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def failure_timeline(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    statuses: Sequence[str],
+    buckets: int,
+) -> list[tuple[int, str | None, int]]:
+    """Failures per (time bucket, reason): [since, until) cut into `buckets` equal slices."""
+    width = (until - since) / buckets
+    offset = (messages.c.updated_at - since) / width
+    # Non-negative inside the window, so truncation is the floor; PostgreSQL's cast would round.
+    bucket = sa.func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    index = sa.cast(bucket, sa.Integer).label("bucket")
+    rows = conn.execute(
+        sa.select(index, messages.c.reason, sa.func.count())
+        .where(_failure_scope(conn, tenant_id, since, until, statuses))
+        .group_by(index, messages.c.reason)
+    )
+    return [(min(int(b), buckets - 1), reason, int(n)) for b, reason, n in rows]
 
 
 # What a purged message's content column holds: JSON null, so the API shows `"content": null`.
@@ -1103,14 +1219,21 @@ def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any]
     query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(
         messages.c.tenant_id == tenant_id, messages.c.content != PURGED_CONTENT
     )
+    # A failure group's messages (the console's requeue): seek them in the failure window's index.
+    in_window = bool(filters.get("statuses"))
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
         if filters.get(name) is not None:
-            query = query.where(REPORT_DIMENSIONS[name] == filters[name])
+            column = _filter_only(conn, REPORT_DIMENSIONS[name]) if in_window else REPORT_DIMENSIONS[name]
+            query = query.where(column == filters[name])
+    order = messages.c.id.asc()
+    if in_window:
+        query = query.where(_rare(conn, messages.c.status.in_(list(filters["statuses"]))))
+        order = _by_id(conn)
     if filters.get("since") is not None:
         query = query.where(messages.c.updated_at >= filters["since"])
     if filters.get("until") is not None:
         query = query.where(messages.c.updated_at < filters["until"])
-    return [dict(r) for r in conn.execute(query.order_by(messages.c.id).limit(limit)).mappings()]
+    return [dict(r) for r in conn.execute(query.order_by(order).limit(limit)).mappings()]
 
 
 def requeue(

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.domain.failures import REQUEUEABLE
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import FINAL, Status
 from gateway.store import migrations, queries
@@ -184,8 +185,91 @@ class Store:
     async def list_messages(self, f: MessageFilter) -> list[dict[str, Any]]:
         return await self.db.read(queries.list_messages, f)
 
-    async def status_counts(self) -> dict[str, int]:
-        return await self.db.read(queries.status_counts)
+    async def status_counts(
+        self, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
+    ) -> dict[str, int]:
+        return await self.db.read(queries.status_counts, statuses, tenant_id)
+
+    async def message_clicks(self, message_id: str) -> list[dict[str, Any]]:
+        return await self.db.read(queries.message_clicks, message_id)
+
+    async def message_links(self, message_id: str) -> list[dict[str, Any]]:
+        return await self.db.read(queries.message_links, message_id)
+
+    async def activity(
+        self, tenant_id: str, since: float, until: float, bucket_seconds: float
+    ) -> list[tuple[int, str | None, int]]:
+        return await self.db.read(queries.activity, tenant_id, since, until, bucket_seconds)
+
+    # reports
+    async def failure_report(
+        self,
+        tenant_id: str,
+        since: float,
+        until: float,
+        group_by: Sequence[str],
+        statuses: Sequence[str],
+        samples: int = 3,
+    ) -> list[dict[str, Any]]:
+        """Failed messages in [since, until) grouped; `samples` newest ids of each group (0: none)."""
+        return await self.db.read(queries.failure_report, tenant_id, since, until, group_by, statuses, samples)
+
+    async def failure_samples(
+        self,
+        tenant_id: str,
+        since: float,
+        until: float,
+        statuses: Sequence[str],
+        group: dict[str, Any],
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        return await self.db.read(queries.failure_samples, tenant_id, since, until, statuses, group, limit)
+
+    async def failure_timeline(
+        self, tenant_id: str, since: float, until: float, statuses: Sequence[str], buckets: int
+    ) -> list[tuple[int, str | None, int]]:
+        return await self.db.read(queries.failure_timeline, tenant_id, since, until, statuses, buckets)
+
+    async def campaign_report(self, tenant_id: str, campaign: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
+        return await self.db.read(queries.campaign_report, tenant_id, campaign, group_by)
+
+    async def campaign_link_report(self, tenant_id: str, campaign: str) -> list[dict[str, Any]]:
+        return await self.db.read(queries.campaign_link_report, tenant_id, campaign)
+
+    async def campaign_names(self, tenant_id: str, limit: int = 200) -> list[str]:
+        return await self.db.read(queries.campaign_names, tenant_id, limit)
+
+    async def requeue_by_filter(
+        self, tenant_id: str, filters: dict[str, Any], limit: int, dry_run: bool, actor: str
+    ) -> dict[str, Any]:
+        """What a filter matches, what of it may be requeued (and why not the rest); unless a dry
+        run, requeue those. Only failed, unknown, undelivered or expired messages whose expires_at
+        is still ahead are ever put back."""
+        candidates = await self.db.read(queries.requeue_candidates, tenant_id, filters, limit)
+        now = time.time()
+        eligible = [
+            c["id"]
+            for c in candidates
+            if c["status"] in REQUEUEABLE and (c["expires_at"] is None or c["expires_at"] > now)
+        ]
+        chosen = set(eligible)
+        skipped: dict[str, int] = {}
+        for c in candidates:
+            if c["id"] not in chosen:
+                why = c["status"] if c["status"] not in REQUEUEABLE else "expired_window"
+                skipped[why] = skipped.get(why, 0) + 1
+        requeued: list[str] = []
+        if not dry_run and eligible:
+            requeued = await self.db.write(queries.requeue, tenant_id, eligible, sorted(REQUEUEABLE), actor, now)
+            self.work_available.set()
+        return {
+            "dry_run": dry_run,
+            "matched": len(candidates),
+            "requeueable": len(eligible),
+            "requeued": len(requeued),
+            "skipped": skipped,
+            "sample_ids": eligible[:20],
+        }
 
     # keys and secrets
     async def get_or_create_secret(self, name: str) -> str:

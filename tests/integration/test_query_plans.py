@@ -21,6 +21,8 @@ CASES = [
     (MessageFilter(tenant_id="t", user_id="u1"), "ix_messages_tenant_user"),
     (MessageFilter(tenant_id="t", status=("failed",)), "ix_messages_tenant_status"),
     (MessageFilter(tenant_id="t", campaign="spring", before_id="msg_01"), "ix_messages_tenant_campaign"),
+    # A creation-time window is an id range (ids are made from the time): the scan starts and stops there.
+    (MessageFilter(tenant_id="t", since=50.0, until=60.0), ("ix_messages_tenant_id", "messages_pkey")),
 ]
 
 
