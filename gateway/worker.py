@@ -84,6 +84,7 @@ class Worker:
         self.pacer = pacer
         # Jobs claimed by this worker and not yet recorded: their leases are renewed while held.
         self._held: set[str] = set()
+        self._handing_off: set[str] = set()  # held by a hand-off task, released when it ends
         self.providers = providers
         self.settings = settings
         self.metrics = metrics
@@ -144,7 +145,14 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             if jobs:
-                await self._dispatch(jobs)
+                # Held from the claim on, so the lease is renewed while the gate and the number pool
+                # decide (Redis round trips on a busy machine can outlast a short lease).
+                claimed = {job["id"] for job in jobs}
+                self._held.update(claimed)
+                try:
+                    await self._dispatch(jobs)
+                finally:
+                    self._held.difference_update(claimed - self._handing_off)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.store.work_available.wait(), poll)
@@ -215,6 +223,7 @@ class Worker:
                 job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], sender, now
             )
             self._held.add(job["id"])
+            self._handing_off.add(job["id"])
             task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"]), assignment))
             self._inflight.add(task)
             task.add_done_callback(self._done)
@@ -319,6 +328,7 @@ class Worker:
             await self._hand_off_held(mark, job, reservation, number)
         finally:
             self._held.discard(job["id"])
+            self._handing_off.discard(job["id"])
 
     async def _hand_off_held(
         self,
@@ -348,8 +358,23 @@ class Worker:
             mark.sender,
             time.time(),
             links=tracked,
+            worker=self.worker_id,
         )
-        await self.store.mark_sending(mark, self.settings.lease_seconds)
+        if not await self.store.mark_sending(mark, self.settings.lease_seconds):
+            # This process stalled past the job's lease and another worker claimed it: sending here too
+            # would deliver it twice. The other worker reserves its own caps and number.
+            log.warning(
+                "lease lost before the hand-off; the job is left to the worker that holds it",
+                message_id=job["id"],
+                tenant=job["tenant_id"],
+                campaign=job["campaign"],
+            )
+            with contextlib.suppress(Exception):
+                if reservation is not None:
+                    await self.state.release_caps([reservation])
+                if number is not None and self.numbers is not None and number.reservation is not None:
+                    await self.numbers.release([number.reservation])
+            return
         outbound = Outbound(
             reference=job["id"],
             tenant_id=job["tenant_id"],

@@ -307,9 +307,28 @@ def renew_leases(conn: Connection, worker: str, message_ids: Sequence[str], leas
     return renewed
 
 
-def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> None:
+def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> list[bool]:
+    """Mark jobs `sending`; per mark, whether it held: a job whose lease another worker took
+    meanwhile (this one stalled past its lease) is that worker's now, and must not be sent here."""
     if not marks:
-        return
+        return []
+    owners = {m.worker for m in marks}
+    if owners != {None}:
+        held = set(
+            conn.execute(
+                sa.select(messages.c.id)
+                .where(messages.c.id.in_([m.message_id for m in marks]), messages.c.lease_owner.in_(list(owners)))
+                # Locked until the commit: a concurrent claim skips these rows rather than taking one
+                # between this check and the update.
+                .with_for_update()
+            ).scalars()
+        )
+        ours = [m.message_id in held for m in marks]
+        marks = [m for m, kept in zip(marks, ours, strict=True) if kept]
+        if not marks:
+            return ours
+    else:
+        ours = [True] * len(marks)
     tracked = [link for m in marks for link in m.links]
     if tracked:
         # In the same commit as `sending`: a link in a message that left can always be resolved.
@@ -362,6 +381,7 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
             for m in marks
         ],
     )
+    return ours
 
 
 # --- no receipt in time -----------------------------------------------------------------------

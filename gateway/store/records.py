@@ -26,6 +26,8 @@ class SendingMark:
     sender: str | None
     at: float
     links: list[dict[str, Any]] = field(default_factory=list)  # tracked links in what is being sent
+    # The worker whose lease the job is under; the mark only holds while that lease does.
+    worker: str | None = None
 
 
 @dataclass(slots=True)

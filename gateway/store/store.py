@@ -26,7 +26,7 @@ class Store:
             max_items=group_commit_max_rows,
             name="accept-commit",
         )
-        self._marks: GroupCommitter[tuple[SendingMark, float], None] = GroupCommitter(
+        self._marks: GroupCommitter[tuple[SendingMark, float], bool] = GroupCommitter(
             self._flush_marks,
             delay_seconds=0.002,
             max_items=2000,
@@ -117,14 +117,14 @@ class Store:
         now = time.time()
         return await self.db.write(queries.claim_orphaned_handoffs, worker, now, limit, now + lease_seconds)
 
-    async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> None:
-        """Commit that this job is being handed off; sends admitted together share the commit."""
-        await self._marks.submit((mark, lease_seconds))
+    async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> bool:
+        """Commit that this job is being handed off; sends admitted together share the commit.
+        False when the job's lease passed to another worker: this one must not send it."""
+        return await self._marks.submit((mark, lease_seconds))
 
-    async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[None]:
+    async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[bool]:
         lease = max(seconds for _, seconds in items)
-        await self.db.write(queries.mark_sending, [mark for mark, _ in items], time.time() + lease)
-        return [None] * len(items)
+        return await self.db.write(queries.mark_sending, [mark for mark, _ in items], time.time() + lease)
 
     async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
         return await self.db.write(queries.renew_leases, worker, message_ids, time.time() + lease_seconds)
