@@ -56,11 +56,11 @@ from common import (
     source_revision,
     temporary_directory,
     uses_uvloop,
+    write_doc,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks" / "clicks.md"
-NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
 API_KEY = "bench-key-0123456789abcdef"
 SERVER_CPU, LOAD_CPU = "0", "1"
 TOKEN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -373,16 +373,6 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    kept = ""
-    if DOC.exists():
-        old = DOC.read_text()
-        if NOTES_MARKER in old:
-            kept = old[old.index(NOTES_MARKER) + len(NOTES_MARKER) :]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text + "\n" + NOTES_MARKER + (kept if kept else "\n"))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -416,7 +406,7 @@ def main() -> int:
     print(text)
     print(f"bench took {time.monotonic() - started:.0f} s", flush=True)
     if not args.no_write:
-        write_doc(text)
+        write_doc(DOC, text)
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 1 if gateway.failed else 0
 

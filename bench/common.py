@@ -512,6 +512,20 @@ def machine_info() -> dict[str, str]:
     }
 
 
+NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
+
+
+def write_doc(doc: Path, text: str) -> None:
+    """Rewrite a bench's results page, keeping the hand-written notes below NOTES_MARKER."""
+    kept = ""
+    if doc.exists():
+        old = doc.read_text()
+        if NOTES_MARKER in old:
+            kept = old[old.index(NOTES_MARKER) + len(NOTES_MARKER) :]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text + "\n" + NOTES_MARKER + (kept if kept else "\n"))
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

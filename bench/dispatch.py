@@ -61,10 +61,10 @@ from common import (  # noqa: E402
     run_load,
     source_revision,
     temporary_directory,
+    write_doc,
 )
 
 DOC = ROOT / "docs" / "benchmarks" / "dispatch.md"
-NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
 API_KEY = "bench-key-0123456789abcdef"
 BATCH = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -587,16 +587,6 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    kept = ""
-    if DOC.exists():
-        old = DOC.read_text()
-        if NOTES_MARKER in old:
-            kept = old[old.index(NOTES_MARKER) + len(NOTES_MARKER) :]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text + "\n" + NOTES_MARKER + (kept if kept else "\n"))
-
-
 @contextlib.contextmanager
 def servers() -> Iterator[tuple[str | None, str | None]]:
     from tests.servers import postgres_server, redis_server
@@ -646,7 +636,7 @@ def main() -> int:
     print(text)
     print(f"bench took {time.monotonic() - started:.0f} s", flush=True)
     if not args.no_write:
-        write_doc(text)
+        write_doc(DOC, text)
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 1 if any(r.failure for c in configs for r in c.runs) else 0
 

@@ -40,7 +40,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (  # noqa: E402
+from common import (  # noqa: E402
     PYTHON,
     ServerProcess,
     free_port,

@@ -48,11 +48,11 @@ from common import (
     source_revision,
     temporary_directory,
     uses_uvloop,
+    write_doc,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks" / "ui.md"
-NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
 API_KEY = "bench-key-0123456789abcdef"
 SERVER_CPU = "0"
 DAY = 86400.0
@@ -318,16 +318,6 @@ def report(args: argparse.Namespace, baseline: Timing, timings: list[Timing], se
     )
 
 
-def write_doc(text: str) -> None:
-    kept = ""
-    if DOC.exists():
-        old = DOC.read_text()
-        if NOTES_MARKER in old:
-            kept = old[old.index(NOTES_MARKER) + len(NOTES_MARKER) :]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text + "\n" + NOTES_MARKER + (kept if kept else "\n"))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000)
@@ -388,7 +378,7 @@ def main() -> int:
     print()
     print(text)
     if not args.no_write:
-        write_doc(text)
+        write_doc(DOC, text)
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 0 if all(t.status == 200 and t.median_ms < TARGET_MS for t in timings) else 1
 

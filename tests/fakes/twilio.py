@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -64,6 +65,16 @@ class FakeTwilio(FakeHttpService):
         self.filtered_senders: set[str] = set()
         self.callbacks: list[tuple[str, str, str | None]] = []  # (sid, status, error code) sent
         self._callback_tasks: set[asyncio.Task[None]] = set()
+
+    def gateway_env(self, from_number: str = "+14155550100") -> dict[str, str]:
+        """Settings for a gateway whose only provider is this fake (the sandbox off)."""
+        account = {
+            "account_sid": self.account_sid,
+            "auth_token": self.auth_token,
+            "from_number": from_number,
+            "api_base_url": self.url,
+        }
+        return {"GATEWAY_PROVIDERS": json.dumps({"twilio": account}), "GATEWAY_SANDBOX__ENABLED": "false"}
 
     def start_filtering(self, sender: str) -> None:
         """The carrier starts filtering this From number as spam: receipts turn to undelivered/30007."""

@@ -3,7 +3,6 @@ whose approved templates forbid variable links; clicks and conversions still rea
 
 from __future__ import annotations
 
-import json
 import re
 
 import aiohttp
@@ -20,17 +19,8 @@ async def test_every_recipient_of_a_variant_gets_the_same_link_and_the_report_co
     start_gateway: GatewayStarter,
 ) -> None:
     async with FakeTwilio() as fake:
-        providers = {
-            "twilio": {
-                "account_sid": fake.account_sid,
-                "auth_token": fake.auth_token,
-                "from_number": "+14155550100",
-                "api_base_url": fake.url,
-            }
-        }
         env = {
-            "GATEWAY_PROVIDERS": json.dumps(providers),
-            "GATEWAY_SANDBOX__ENABLED": "false",
+            **fake.gateway_env(),
             "GATEWAY_LINKS__BASE_URL": "https://go.example.com",
             "GATEWAY_LINKS__ROUTES__TWILIO": "per_campaign",
         }

@@ -16,15 +16,7 @@ from tests.harness import SMS, GatewayStarter
 
 async def test_an_sms_goes_out_through_twilio_and_its_receipt_comes_back(start_gateway: GatewayStarter) -> None:
     async with FakeTwilio() as fake:
-        providers = {
-            "twilio": {
-                "account_sid": fake.account_sid,
-                "auth_token": fake.auth_token,
-                "from_number": "+14155550100",
-                "api_base_url": fake.url,
-            }
-        }
-        env = {"GATEWAY_PROVIDERS": json.dumps(providers), "GATEWAY_SANDBOX__ENABLED": "false"}
+        env = fake.gateway_env()
         async with start_gateway(env) as gw:
             response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
             message_id = (await response.json())["id"]
@@ -55,15 +47,7 @@ async def test_an_sms_goes_out_through_twilio_and_its_receipt_comes_back(start_g
 async def test_a_provider_refusal_is_mapped_to_a_reason(start_gateway: GatewayStarter) -> None:
     async with FakeTwilio() as fake:
         fake.invalid_number(SMS["to"])
-        providers = {
-            "twilio": {
-                "account_sid": fake.account_sid,
-                "auth_token": fake.auth_token,
-                "from_number": "+14155550100",
-                "api_base_url": fake.url,
-            }
-        }
-        env = {"GATEWAY_PROVIDERS": json.dumps(providers), "GATEWAY_SANDBOX__ENABLED": "false"}
+        env = fake.gateway_env()
         async with start_gateway(env) as gw:
             response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
             failed = await gw.wait_status((await response.json())["id"], {"failed"})
