@@ -86,18 +86,7 @@ async def test_jobs_fail_over_when_the_first_provider_breaks_and_come_back_after
         first.fail_next(4, 503)
         first.hang_next(100, 2.0)
         async with start_gateway(env) as gw:
-            jobs = [
-                {
-                    "channel": "sms",
-                    "to": f"+86139{n:08d}",
-                    "content": {"text": f"code {n}"},
-                    "category": "transactional",
-                }
-                for n in range(20)
-            ]
-            response = await gw.post("/v1/messages/batch", {"messages": jobs})
-            ids = [r["id"] for r in (await response.json())["results"]]
-            finals = [await gw.wait_status(i, {"sent", "delivered"}, within=30) for i in ids]
+            jobs, finals = await send_codes(gw, 20)
             assert {m["provider"] for m in finals} == {"second"}, "every job failed over, none was lost"
             assert len(second.created) == 20
             breaker = gw.gateway.worker.breakers["first"] if gw.gateway.worker else None
@@ -111,6 +100,17 @@ async def test_jobs_fail_over_when_the_first_provider_breaks_and_come_back_after
             back = await gw.wait_status((await later.json())["id"], {"sent", "delivered"}, within=20)
             assert back["provider"] == "first"
             assert breaker.state == "closed"
+
+
+async def send_codes(gw: Running, count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`count` transactional SMS in one batch, and each one's record once it has been handed off."""
+    jobs: list[dict[str, Any]] = [
+        {"channel": "sms", "to": f"+86139{n:08d}", "content": {"text": f"code {n}"}, "category": "transactional"}
+        for n in range(count)
+    ]
+    response = await gw.post("/v1/messages/batch", {"messages": jobs})
+    ids = [r["id"] for r in (await response.json())["results"]]
+    return jobs, [await gw.wait_status(i, {"sent", "delivered"}, within=30) for i in ids]
 
 
 def twilio_account(fake: FakeTwilio) -> dict[str, object]:
@@ -141,18 +141,8 @@ async def test_a_weighted_list_splits_jobs_by_message_id_and_fails_over(start_ga
             "GATEWAY_WORKER__RETRY_BUDGET_FLOOR": "1000",
         }
         async with start_gateway(env) as gw:
-            jobs = [
-                {
-                    "channel": "sms",
-                    "to": f"+86139{n:08d}",
-                    "content": {"text": f"code {n}"},
-                    "category": "transactional",
-                }
-                for n in range(200)
-            ]
-            response = await gw.post("/v1/messages/batch", {"messages": jobs})
-            ids = [r["id"] for r in (await response.json())["results"]]
-            finals = [await gw.wait_status(i, {"sent", "delivered"}, within=30) for i in ids]
+            jobs, finals = await send_codes(gw, 200)
+            ids = [m["id"] for m in finals]
             chosen = {m["id"]: m["provider"] for m in finals}
             assert all(chosen[i] == weighted_order(weights, i)[0] for i in ids), "the message id decides"
             assert 120 <= sum(p == "big" for p in chosen.values()) <= 180, "about 3 in 4 (150 expected)"
