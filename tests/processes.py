@@ -14,6 +14,13 @@ from tests.harness import API_KEY
 from tests.servers import free_port
 
 
+def gateway_command(database: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `gateway ARGS` on a database (a SQLite file, or any database URL), as an operator would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_DATABASE_URL"] = database if isinstance(database, str) else f"sqlite:///{database}"
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
 class GatewayProcess:
     def __init__(
         self, workdir: Path, env: dict[str, str] | None = None, role: str = "all", port: int | None = None

@@ -3,50 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from gateway.api import auth
 from tests.harness import SMS, running_gateway
-
-
-def _gateway(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATABASE_URL"] = f"sqlite:///{db}"
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
+from tests.processes import gateway_command
 
 
 async def test_keys_made_listed_and_revoked_on_the_command_line(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
-    created = _gateway(db, "keys", "create", "--tenant", "acme", "--name", "crm", "--scopes", "send,read")
+    created = gateway_command(db, "keys", "create", "--tenant", "acme", "--name", "crm", "--scopes", "send,read")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("gw_") and "shown once" in created.stderr
     key_id = key.split("_")[1]
-    listed = _gateway(db, "keys", "list").stdout
+    listed = gateway_command(db, "keys", "list").stdout
     assert f"{key_id}" in listed and "acme" in listed and "active" in listed and key not in listed
-    assert _gateway(db, "keys", "create", "--scopes", "root").returncode == 2
+    assert gateway_command(db, "keys", "create", "--scopes", "root").returncode == 2
 
     async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
         headers = {"Authorization": f"Bearer {key}"}
         sent = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers=headers)
         assert sent.status == 202
-        revoked = _gateway(db, "keys", "revoke", key_id)
+        revoked = gateway_command(db, "keys", "revoke", key_id)
         assert revoked.returncode == 0 and "revoked" in revoked.stdout
         await asyncio.sleep(auth.CACHE_SECONDS + 0.5)  # another process revoked it: honoured within the cache time
         refused = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers=headers)
         assert refused.status == 401
-    assert "revoked" in _gateway(db, "keys", "list").stdout
-    assert _gateway(db, "keys", "revoke", key_id).returncode == 1
+    assert "revoked" in gateway_command(db, "keys", "list").stdout
+    assert gateway_command(db, "keys", "revoke", key_id).returncode == 1
 
 
 async def test_an_expired_key_gets_401_from_its_expiry_on(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     lifetime_days = 3.0 / 86400  # three seconds
-    created = _gateway(
+    created = gateway_command(
         db, "keys", "create", "--tenant", "acme", "--scopes", "send", "--expires-days", str(lifetime_days)
     )
     assert created.returncode == 0, created.stderr
@@ -62,4 +54,4 @@ async def test_an_expired_key_gets_401_from_its_expiry_on(tmp_path: Path) -> Non
         assert refused.status == 401
         problem = await refused.json()
         assert problem["type"] == "/problems/unauthorized" and "expired" in problem["detail"]
-    assert "expired" in _gateway(db, "keys", "list").stdout
+    assert "expired" in gateway_command(db, "keys", "list").stdout

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from gateway.store.schema import SCHEMA_VERSION
 from tests.harness import SMS, running_gateway
+from tests.processes import gateway_command
 
 
 def _make_it_old(database_url: str) -> None:
@@ -110,24 +108,18 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
 
-def _gateway(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATABASE_URL"] = database_url
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
-
-
 async def test_the_migrate_command_upgrades_and_refuses_a_newer_schema(tmp_path: Path, database_url: str) -> None:
     await _old_database(tmp_path, database_url)
-    upgraded = _gateway(database_url, "migrate")
+    upgraded = gateway_command(database_url, "migrate")
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout.strip() == f"schema version {SCHEMA_VERSION}"
     assert "tz" in await _columns(database_url, "messages")
-    again = _gateway(database_url, "migrate")
+    again = gateway_command(database_url, "migrate")
     assert again.returncode == 0 and again.stdout.strip() == f"schema version {SCHEMA_VERSION}"
 
     await _scalar(database_url, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1}, 0)")
-    newer = _gateway(database_url, "migrate")
+    newer = gateway_command(database_url, "migrate")
     assert newer.returncode == 2
     assert f"newer than this build's {SCHEMA_VERSION}" in newer.stderr
-    served = _gateway(database_url, "serve")
+    served = gateway_command(database_url, "serve")
     assert served.returncode == 2 and "downgrades are not supported" in served.stderr

@@ -4,15 +4,13 @@ flag, restore, retire; bad input refused with the field named and nothing writte
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.api.auth import key_row, new_key
 from gateway.store import queries
-from tests.harness import GatewayStarter, Running
+from tests.harness import GatewayStarter, Running, running_gateway
+from tests.processes import gateway_command
 
 NUMBER = {"pool": "us-sms", "sender": "+14155550101", "countries": ["us"], "categories": ["marketing"]}
 
@@ -145,35 +143,28 @@ async def test_changing_numbers_takes_the_admin_scope(start_gateway: GatewayStar
         assert await gw.count("numbers") == 1
 
 
-def _gateway(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATABASE_URL"] = f"sqlite:///{db}"
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
-
-
 async def test_gateway_numbers_prints_the_pool_as_a_table(tmp_path: Path) -> None:
-    from tests.harness import running_gateway
 
     db = tmp_path / "gateway.db"
     async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
         number = await (await gw.post("/v1/numbers", NUMBER)).json()
         await gw.post(f"/v1/numbers/{number['id']}/flag", {"reason": "vendor report"})
-    table = _gateway(db, "numbers")
+    table = gateway_command(db, "numbers")
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()[:2]
     assert header.split()[:4] == ["ID", "POOL", "SENDER", "STATE"]
     assert row.split()[:4] == [number["id"], "us-sms", "+14155550101", "quarantined"]
     assert row.rstrip().endswith("operator.flagged")
-    as_json = json.loads(_gateway(db, "numbers", "--json", "--state", "quarantined").stdout)
+    as_json = json.loads(gateway_command(db, "numbers", "--json", "--state", "quarantined").stdout)
     assert [n["id"] for n in as_json] == [number["id"]]
-    assert _gateway(db, "numbers", "--state", "nope").returncode == 2
+    assert gateway_command(db, "numbers", "--state", "nope").returncode == 2
 
-    restored = _gateway(db, "numbers", "restore", number["id"])
+    restored = gateway_command(db, "numbers", "restore", number["id"])
     assert restored.returncode == 0 and restored.stdout.strip() == f"{number['id']} +14155550101: active"
-    assert _gateway(db, "numbers", "flag", number["id"]).returncode == 2  # a flag needs its reason
-    flagged = _gateway(db, "numbers", "flag", number["id"], "--reason", "carrier letter")
+    assert gateway_command(db, "numbers", "flag", number["id"]).returncode == 2  # a flag needs its reason
+    flagged = gateway_command(db, "numbers", "flag", number["id"], "--reason", "carrier letter")
     assert flagged.stdout.strip().endswith("quarantined")
-    assert _gateway(db, "numbers", "retire", "num_0000000000000000").returncode == 1
+    assert gateway_command(db, "numbers", "retire", "num_0000000000000000").returncode == 1
     async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
         events = (await (await gw.get(f"/v1/numbers/{number['id']}")).json())["events"]
     assert (events[0]["actor"], events[0]["evidence"]) == ("operator:cli", {"reason": "carrier letter"})

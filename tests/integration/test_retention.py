@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from gateway.store import queries
 from gateway.store.records import Outcome
 from tests.harness import SMS, GatewayStarter, Running, running_gateway
+from tests.processes import gateway_command
 
 FAST_RETENTION = {
     "GATEWAY_RETENTION__CONTENT_DAYS": str(1.0 / 86400),  # one second
@@ -68,25 +66,19 @@ async def test_a_purged_failed_message_cannot_be_requeued(start_gateway: Gateway
         assert (await (await gw.get(f"/v1/messages/{message_id}")).json())["status"] == "failed"
 
 
-def _gateway(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATABASE_URL"] = f"sqlite:///{db}"
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=60)
-
-
 async def test_the_purge_command(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     async with running_gateway(tmp_path, database_url=f"sqlite:///{db}") as gw:
         message_id = (await (await gw.post("/v1/messages", SMS)).json())["id"]
         await gw.wait_status(message_id, {"delivered"})
-        kept = _gateway(db, "purge")  # default retention: 30 days, this message is seconds old
+        kept = gateway_command(db, "purge")  # default retention: 30 days, this message is seconds old
         assert kept.returncode == 0, kept.stderr
         assert "purged the content of 0 message(s)" in kept.stdout
         assert (await (await gw.get(f"/v1/messages/{message_id}")).json())["content"] == SMS["content"]
         await asyncio.sleep(1.1)
-        done = _gateway(db, "purge", "--older-than", "1s")
+        done = gateway_command(db, "purge", "--older-than", "1s")
         assert done.returncode == 0, done.stderr
         assert "purged the content of 1 message(s)" in done.stdout
         assert (await (await gw.get(f"/v1/messages/{message_id}")).json())["content"] is None
-    refused = _gateway(db, "purge", "--older-than", "a week")
+    refused = gateway_command(db, "purge", "--older-than", "a week")
     assert refused.returncode == 2 and "not a duration" in refused.stderr
