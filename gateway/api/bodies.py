@@ -38,14 +38,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refused when over `limit` bytes or slower to arrive than the configured deadline."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    if request.content.is_eof():
-        # The whole body came with the headers (nearly every job): nothing to wait for.
-        raw = await request.read()
-        if len(raw) > limit:
-            raise _too_large(limit)
-        return raw
+    # A body that came with its headers (nearly every job) has nothing to wait for: no deadline armed.
+    deadline = None if request.content.is_eof() else request.app.get(BODY_READ_TIMEOUT, 30.0)
     try:
-        async with asyncio.timeout(request.app.get(BODY_READ_TIMEOUT, 30.0)):
+        async with asyncio.timeout(deadline):
             # Without a Content-Length (chunked), the application's client_max_size bounds the read.
             raw = await request.read()
     except TimeoutError:
