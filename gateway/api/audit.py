@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +13,8 @@ from aiohttp import web
 from gateway.api.context import context
 from gateway.api.problems import Problem
 from gateway.api.render import iso
-from gateway.domain.jobs import FieldError, parse_timestamp
+from gateway.api.reports import time_window
+from gateway.domain.jobs import FieldError
 from gateway.store import queries
 from gateway.store.store import Store
 
@@ -62,15 +62,8 @@ async def export_events(request: web.Request) -> web.StreamResponse:
         FieldError(n, "is not a known query parameter")
         for n in sorted(set(query) - {"since", "until", "type", "message_id"})
     ]
-    now = time.time()
-    bounds = {"since": now - 86400, "until": now + 1}
-    for name in bounds:
-        if name in query:
-            parsed = parse_timestamp(query[name])
-            if parsed is None:
-                errors.append(FieldError(name, "must be an RFC 3339 date-time with an offset"))
-            else:
-                bounds[name] = parsed
+    # The default window reaches a second past now, so an event written this instant is exported.
+    since, until = time_window(query, errors, until_slack=1.0)
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
     types = tuple(t for t in query.get("type", "").split(",") if t)
@@ -85,9 +78,7 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if as_csv:
         await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
-    async for record in iterate_events(
-        ctx.store, principal.tenant_id, bounds["since"], bounds["until"], types, query.get("message_id")
-    ):
+    async for record in iterate_events(ctx.store, principal.tenant_id, since, until, types, query.get("message_id")):
         await response.write(csv_line(record).encode() if as_csv else orjson.dumps(record) + b"\n")
     await response.write_eof()
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -24,9 +25,11 @@ REQUEUE_FILTERS = frozenset(
 MAX_REQUEUE = 10_000
 
 
-def _window(query: dict[str, str], errors: list[FieldError]) -> tuple[float, float]:
+def time_window(query: Mapping[str, str], errors: list[FieldError], until_slack: float = 0.0) -> tuple[float, float]:
+    """`since`/`until` from the query (RFC 3339), by default the last 24 hours (to now + `until_slack`);
+    a bad value is added to `errors` under its parameter's name."""
     now = time.time()
-    bounds = {"since": now - 86400, "until": now}
+    bounds = {"since": now - 86400, "until": now + until_slack}
     for name in bounds:
         if name in query:
             parsed = parse_timestamp(query[name])
@@ -70,7 +73,7 @@ async def failures(request: web.Request) -> web.Response:
         FieldError(n, "is not a known query parameter")
         for n in sorted(set(query) - {"since", "until", "group_by", "status"})
     ]
-    since, until = _window(query, errors)
+    since, until = time_window(query, errors)
     group_by = tuple(g for g in query.get("group_by", ",".join(DEFAULT_GROUP_BY)).split(",") if g)
     unknown = [g for g in group_by if g not in queries.REPORT_DIMENSIONS]
     if unknown or not group_by:
