@@ -127,12 +127,13 @@ class ContentService:
         category: str = "marketing",
         provider: str | None = None,
     ) -> ContentReport:
-        carrier = carrier_list_key(to) if to and to.startswith("+") else None
+        words = self.words
+        carrier = carrier_list_key(to) if to and to.startswith("+") and words.has_carrier_lists else None
         return check_content(
             text,
             channel=channel,
             rules=self.rules_for(provider),
-            words=self.words,
+            words=words,
             carrier=carrier,
             category=category,
             tenant=tenant_id,

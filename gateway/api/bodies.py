@@ -39,11 +39,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     # A body that came with its headers (nearly every job) has nothing to wait for: no deadline armed.
-    deadline = None if request.content.is_eof() else request.app.get(BODY_READ_TIMEOUT, 30.0)
+    if request.content.is_eof():
+        raw = await request.read()
+    else:
+        raw = await _read_within_deadline(request)
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return raw
+
+
+async def _read_within_deadline(request: web.Request) -> bytes:
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(request.app.get(BODY_READ_TIMEOUT, 30.0)):
             # Without a Content-Length (chunked), the application's client_max_size bounds the read.
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:
         raise Problem(
             408,
@@ -52,12 +61,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             "the body took too long to arrive",
             close_connection=True,
         ) from None
-    if len(raw) > limit:
-        raise _too_large(limit)
-    return raw
 
 
-async def read_json(request: web.Request, limit: int) -> Any:
+def _check_json_media_type(request: web.Request) -> None:
     if not _is_json_media_type(request.content_type):
         raise Problem(
             415,
@@ -69,6 +75,15 @@ async def read_json(request: web.Request, limit: int) -> Any:
     charset = request.charset
     if charset and charset.lower() not in ("utf-8", "utf8"):
         raise Problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be UTF-8")
+
+
+# What campaign systems send nearly always; anything else goes through aiohttp's full header parser.
+_PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    if request.headers.get("Content-Type", "").lower() not in _PLAIN_JSON:
+        _check_json_media_type(request)
     raw = await read_body(request, limit)
     if not raw:
         raise Problem(

@@ -62,6 +62,7 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _EMAIL_RE = re.compile(
     r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
 _CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
     # field -> required
@@ -125,7 +126,7 @@ class _Checker:
         if not isinstance(value, str) or not value or len(value) > self.limits.max_label_chars:
             self.fail(f"/{name}", f"must be a non-empty string of at most {self.limits.max_label_chars} characters")
             return None
-        if any(ord(c) < 0x20 for c in value):
+        if _CONTROL_CHARS.search(value):
             self.fail(f"/{name}", "must not contain control characters")
             return None
         return value
@@ -161,8 +162,9 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
     if not isinstance(body, dict):
         check.fail("", "must be a JSON object")
         return None, check.errors
-    for name in sorted(set(body) - KNOWN_FIELDS):
-        check.fail(f"/{name}", "is not a known field")
+    if not KNOWN_FIELDS.issuperset(body):
+        for name in sorted(set(body) - KNOWN_FIELDS):
+            check.fail(f"/{name}", "is not a known field")
 
     channel: Channel | None = None
     raw_channel = body.get("channel")
@@ -301,8 +303,9 @@ def _validate_content(check: _Checker, channel: Channel | None, raw: Any) -> dic
     if channel is None:
         return None
     fields = _CONTENT_FIELDS[channel]
-    for name in sorted(set(raw) - set(fields)):
-        check.fail(f"/content/{name}", f"is not a field of {channel.value} content")
+    if not fields.keys() >= raw.keys():
+        for name in sorted(set(raw) - set(fields)):
+            check.fail(f"/content/{name}", f"is not a field of {channel.value} content")
     limits = check.limits
     errors_before = len(check.errors)
     if channel in (Channel.SMS, Channel.VOICE):

@@ -207,6 +207,25 @@ async def test_a_wrong_or_absent_content_type_is_415(
         await assert_store_empty(gw)
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        'application/json; charset="utf-8"',
+        "application/json; charset=utf8",
+        "application/vnd.campaign+json",
+    ],
+)
+async def test_json_media_types_in_any_spelling_are_accepted(start_gateway: GatewayStarter, content_type: str) -> None:
+    async with start_gateway() as gw:
+        response = await send(gw, "messages", orjson.dumps(SMS), {**AUTH, "Content-Type": content_type})
+        assert response.status == 202, await response.text()
+        stored = await gw.get(f"/v1/messages/{(await response.json())['id']}")
+        assert (await stored.json())["to"] == SMS["to"]
+
+
 async def test_unsigned_hostile_receipts_are_401_before_parsing(start_gateway: GatewayStarter) -> None:
     async with start_gateway() as gw:
         for data in (DEEP_ARRAY, BODIES["invalid-utf8"], b"null", orjson.dumps({"receipts": [{"sid": NUL}]})):

@@ -54,9 +54,13 @@ class Link(NamedTuple):  # tuples, not dataclasses: made for every link of every
         return found.group(1).lower() if found else ""
 
 
+# Every link form holds "://" or an ASCII dot followed by a letter or digit (a domain label), so
+# texts without one (dots that end sentences) skip the link pattern, which tries at every letter.
+_MAY_HOLD_LINK = re.compile(r"\.[A-Za-z0-9]|://")
+
+
 def find_links(text: str) -> list[Link]:
-    # Every link form carries an ASCII dot or "://", so most texts skip the regex entirely.
-    if "." not in text and "://" not in text:
+    if _MAY_HOLD_LINK.search(text) is None:
         return []
     links = []
     for found in LINK_PATTERN.finditer(text):

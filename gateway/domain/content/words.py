@@ -103,11 +103,12 @@ def _compile_pattern(folded_word: str, entries: list[ListEntry]) -> _Pattern:
 class WordLists:
     """An immutable matcher over several named lists; build once per change, share across threads."""
 
-    __slots__ = ("_automaton", "_list_keys", "_patterns")
+    __slots__ = ("_automaton", "_has_carrier_lists", "_list_keys", "_patterns")
 
     def __init__(self, patterns: list[str], compiled: list[_Pattern], list_keys: frozenset[str]) -> None:
         self._patterns = tuple(compiled)
         self._list_keys = list_keys
+        self._has_carrier_lists = any(list_scope(key)[0] == CARRIER_SCOPE for key in list_keys)
         self._automaton = (
             ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD) if patterns else None
         )
@@ -141,6 +142,11 @@ class WordLists:
     @property
     def list_keys(self) -> frozenset[str]:
         return self._list_keys
+
+    @property
+    def has_carrier_lists(self) -> bool:
+        """Whether any list belongs to a carrier: only then is a recipient's carrier worth looking up."""
+        return self._has_carrier_lists
 
     def find(self, text: str, *, carrier: str | None = None, tenant: str | None = None) -> list[WordMatch]:
         """Blocked words in text from the global lists and those of this carrier and tenant."""
