@@ -49,6 +49,9 @@ from providers.base import ErrorKind, Outbound, ProviderError, SendResult
 log = structlog.get_logger("gateway.worker")
 
 PROVIDER_CALL_TIMEOUT = 10.0
+# How long after its `sending` mark a hand-off may still reach the provider from a worker that is
+# alive but stalled past its lease: the call's own timeout, plus the commit of the mark before it.
+HANDOFF_SETTLE_SECONDS = PROVIDER_CALL_TIMEOUT + 5.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
 
 
@@ -612,7 +615,9 @@ class Worker:
         interval = max(0.5, min(10.0, self.settings.lease_seconds / 3))
         while not self._stopping.is_set():
             try:
-                orphans = await self.store.claim_orphaned_handoffs(self.worker_id, 500, self.settings.lease_seconds)
+                orphans = await self.store.claim_orphaned_handoffs(
+                    self.worker_id, 500, self.settings.lease_seconds, HANDOFF_SETTLE_SECONDS
+                )
                 if orphans:
                     log.warning("resolving hand-offs left by a dead worker", count=len(orphans))
                     outcomes = [

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -118,6 +119,7 @@ class SandboxProvider(JsonCallbackAnswers):
         self._random = random.Random(seed)
         self._ledger_fd: int | None = None
         self._ledger: dict[str, str] | None = None
+        self._ledger_read_to = 0  # bytes of the ledger file read into _ledger
         self._pending: list[tuple[float, Receipt]] = []
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -181,28 +183,33 @@ class SandboxProvider(JsonCallbackAnswers):
             self._ledger[reference] = sid
 
     async def lookup(self, reference: str) -> Lookup | None:
-        ledger = self._ledger
-        if ledger is None:
-            # Read once, off the event loop: only crash recovery asks, and the ledger may be large.
-            loaded, _ = await asyncio.to_thread(self._read_ledger)
-            self._ledger = ledger = loaded
-        sid = ledger.get(reference)
+        # Like a real provider's record, the ledger is shared: another worker process may have
+        # accepted this reference since we last looked. Only what was appended since is read (off
+        # the event loop: only crash recovery asks).
+        await asyncio.to_thread(self._catch_up)
+        sid = (self._ledger or {}).get(reference)
         return Lookup(accepted=sid is not None, provider_message_id=sid)
+
+    def _catch_up(self) -> None:
+        if self._ledger is None:
+            self._ledger, _ = self._read_ledger()
+        elif self.ledger_path and os.path.exists(self.ledger_path):
+            entries, self._ledger_read_to = _ledger_entries(self.ledger_path, self._ledger_read_to)
+            self._ledger.update((e["ref"], e["sid"]) for e in entries if "ref" in e and "sid" in e)
 
     def _read_ledger(self) -> tuple[dict[str, str], list[Receipt]]:
         """What was accepted (reference -> sid), and the receipts still owed for it."""
         ledger: dict[str, str] = {}
         owed: dict[str, Receipt] = {}
         if self.ledger_path and os.path.exists(self.ledger_path):
-            with open(self.ledger_path, "rb") as lines:
-                for line in lines:
-                    with contextlib.suppress(orjson.JSONDecodeError, KeyError):
-                        entry = orjson.loads(line)
-                        if "receipted" in entry:
-                            owed.pop(entry["receipted"], None)
-                            continue
-                        ledger[entry["ref"]] = entry["sid"]
-                        owed[entry["sid"]] = _receipt(entry["sid"], entry["ref"], entry.get("fate", "delivered"))
+            entries, self._ledger_read_to = _ledger_entries(self.ledger_path, 0)
+            for entry in entries:
+                with contextlib.suppress(KeyError):
+                    if "receipted" in entry:
+                        owed.pop(entry["receipted"], None)
+                        continue
+                    ledger[entry["ref"]] = entry["sid"]
+                    owed[entry["sid"]] = _receipt(entry["sid"], entry["ref"], entry.get("fate", "delivered"))
         return ledger, list(owed.values())
 
     async def _flush_receipts(self) -> None:
@@ -367,3 +374,19 @@ def _status(value: object) -> str:
     if value not in ("sent", "delivered", "undelivered", "failed"):
         raise ValueError(f"unknown receipt status {value!r}")
     return str(value)
+
+
+def _ledger_entries(path: str, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The entries appended to the ledger from `offset` on, and where the next read starts: a line
+    still being written by another process (no newline yet) is left for the next read."""
+    with open(path, "rb") as ledger:
+        ledger.seek(offset)
+        data = ledger.read()
+    complete = data.rfind(b"\n") + 1
+    entries = []
+    for line in data[:complete].splitlines():
+        with contextlib.suppress(orjson.JSONDecodeError):
+            entry = orjson.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries, offset + complete

@@ -274,10 +274,16 @@ def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -
 
 
 def claim_orphaned_handoffs(
-    conn: Connection, worker: str, now: float, limit: int, lease_until: float
+    conn: Connection, worker: str, now: float, limit: int, lease_until: float, marked_before: float
 ) -> list[dict[str, Any]]:
-    """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off."""
-    orphaned = sa.select(messages.c.id).where(messages.c.status == "sending", messages.c.lease_until < now).limit(limit)
+    """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off, or
+    stalled. Only those marked before `marked_before`: a stalled worker's provider call may still be
+    under way until then, and a lookup made meanwhile could miss a message about to arrive."""
+    orphaned = (
+        sa.select(messages.c.id)
+        .where(messages.c.status == "sending", messages.c.lease_until < now, messages.c.updated_at < marked_before)
+        .limit(limit)
+    )
     return _lease(conn, orphaned, worker, lease_until)
 
 

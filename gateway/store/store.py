@@ -113,9 +113,14 @@ class Store:
         now = time.time()
         return await self.db.write(queries.claim_due, worker, now, limit, now + lease_seconds)
 
-    async def claim_orphaned_handoffs(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+    async def claim_orphaned_handoffs(
+        self, worker: str, limit: int, lease_seconds: float, settle_seconds: float
+    ) -> list[dict[str, Any]]:
+        """Hand-offs whose worker's lease ran out, marked `sending` at least settle_seconds ago."""
         now = time.time()
-        return await self.db.write(queries.claim_orphaned_handoffs, worker, now, limit, now + lease_seconds)
+        return await self.db.write(
+            queries.claim_orphaned_handoffs, worker, now, limit, now + lease_seconds, now - settle_seconds
+        )
 
     async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> bool:
         """Commit that this job is being handed off; sends admitted together share the commit.
