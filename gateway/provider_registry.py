@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from gateway.settings import Settings
+from gateway.settings import Settings, read_secret_file
 from providers.base import ErrorKind, Provider
 from providers.sandbox import SandboxProvider, SimulatedError
 
@@ -114,21 +113,6 @@ def secret_keys(kind: str) -> frozenset[str]:
     if kind == "fcm":
         keys.add("service_account_json")
     return frozenset(keys)
-
-
-def read_secret_file(path: Any, key: str) -> str:
-    """A credential from a file (a mounted secret): its text without the trailing newline."""
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"{key}: must be the path of a file holding the secret")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ValueError(f"{key}: cannot read {path}: {reason}") from None
-    secret = text.rstrip("\r\n")
-    if not secret:
-        raise ValueError(f"{key}: {path} is empty")
-    return secret
 
 
 def resolve_secrets(providers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -226,6 +226,21 @@ class NumbersSettings(_Section):
         return self
 
 
+def read_secret_file(path: Any, key: str) -> str:
+    """A credential from a file (a mounted secret): its text without the trailing newline."""
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{key}: must be the path of a file holding the secret")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(f"{key}: cannot read {path}: {reason}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"{key}: {path} is empty")
+    return secret
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -242,6 +257,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     config: str | None = None
     api_key: SecretStr | None = None
+    # A mounted secret (Docker/Kubernetes) instead of the key in the environment.
+    api_key_file: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(10, gt=0)
@@ -317,6 +334,19 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_key_from_file(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or values.get("api_key_file") is None:
+            return values
+        if values.get("api_key") is not None:
+            raise ValueError("api_key_file: set api_key or api_key_file, not both")
+        path = values["api_key_file"]
+        key = read_secret_file(path, "api_key_file")
+        if len(key) < 16:
+            raise ValueError(f"api_key_file: the key in {path} must be at least 16 characters")
+        return {**values, "api_key": key}
 
     @property
     def base_url(self) -> str:

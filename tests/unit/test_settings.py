@@ -249,3 +249,33 @@ def test_an_unreadable_secret_file_stops_start_up_naming_the_key(
     with pytest.raises(SettingsError) as caught:
         load_settings(env)
     assert str(caught.value) == message.format(tmp=tmp_path)
+
+
+def test_the_api_key_can_come_from_a_mounted_secret(tmp_path: Path) -> None:
+    secret = tmp_path / "api-key"
+    secret.write_text("mounted-key-0123456789abcdef\n", encoding="utf-8")
+    settings = load_settings({"GATEWAY_API_KEY_FILE": str(secret)})
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "mounted-key-0123456789abcdef"
+    assert "mounted-key" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "needle"),
+    [
+        (None, {}, "setting api_key_file (GATEWAY_API_KEY_FILE): cannot read"),
+        ("\n", {}, "setting api_key_file (GATEWAY_API_KEY_FILE): "),
+        ("short\n", {}, "must be at least 16 characters"),
+        ("mounted-key-0123456789abcdef", {"GATEWAY_API_KEY": "inline-key-0123456789abcdef"}, "not both"),
+    ],
+)
+def test_a_wrong_api_key_file_stops_start_up_naming_the_variable(
+    tmp_path: Path, content: str | None, extra: dict[str, str], needle: str
+) -> None:
+    secret = tmp_path / "api-key"
+    if content is not None:
+        secret.write_text(content, encoding="utf-8")
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"GATEWAY_API_KEY_FILE": str(secret), **extra})
+    assert needle in str(raised.value)
+    assert "GATEWAY_API_KEY_FILE" in str(raised.value)
