@@ -20,7 +20,7 @@ import structlog
 
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import Category
-from gateway.domain.numbers import Signal
+from gateway.domain.numbers import Signal, receipt_signals
 from gateway.domain.regions import region_of
 from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import (
@@ -432,7 +432,12 @@ class Worker:
                 self.numbers.note(number.number, Signal.FILTERED)
             if outcome.status != "sent" and number.reservation is not None:
                 await self.numbers.release([number.reservation])
-        await self.store.record_outcome(outcome)
+        early_receipts = await self.store.record_outcome(outcome)
+        if number is not None and self.numbers is not None:
+            # A receipt that came before this hand-off was recorded is evidence about its number too.
+            for receipt in early_receipts:
+                for signal in receipt_signals(receipt.status, receipt.error_kind):
+                    self.numbers.note(number.number, signal)
 
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
         now = time.time()

@@ -8,9 +8,9 @@ from aiohttp import web
 from gateway.api.bodies import read_body
 from gateway.api.context import context
 from gateway.api.problems import Problem
-from gateway.domain.numbers import Signal
+from gateway.domain.numbers import receipt_signals
 from gateway.store.records import ReceiptRecord
-from providers.base import CallbackAnswer, CallbackFormatError, ErrorKind, InboundRequest, SignatureError
+from providers.base import CallbackAnswer, CallbackFormatError, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
 MAX_RECEIPT_BODY = 4 * 1024 * 1024
@@ -60,21 +60,16 @@ async def post_receipts(request: web.Request) -> web.Response:
     if ctx.numbers is not None and observed:
         try:
             await ctx.numbers.observe_senders(
-                [(sender, name, None, signal) for sender, receipt in observed for signal in signals_of(receipt)]
+                [
+                    (sender, name, None, signal)
+                    for sender, receipt in observed
+                    for signal in receipt_signals(receipt.status, receipt.error_kind)
+                ]
             )
         except Exception:
             # The receipts are recorded; losing their evidence must not make the provider resend them.
             log.exception("number health not updated from receipts", provider=name)
     return callback_response(provider.acknowledge("receipts", summary))
-
-
-def signals_of(receipt: ReceiptRecord) -> list[Signal]:
-    """What a final receipt says about the number the message went out from."""
-    if receipt.status == "delivered":
-        return [Signal.DELIVERED]
-    if receipt.error_kind == ErrorKind.SENDER_FLAGGED:
-        return [Signal.FAILED, Signal.FILTERED]
-    return [Signal.FAILED]
 
 
 def callback_response(answer: CallbackAnswer) -> web.Response:

@@ -63,6 +63,21 @@ class Signal(enum.StrEnum):
     OPT_OUT = "opt_out"  # a recipient replied STOP to it
 
 
+FINAL_RECEIPT_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+
+
+def receipt_signals(status: str, error_kind: str | None) -> list[Signal]:
+    """What a receipt says about the number its message went out from: nothing until it is final;
+    a filtered one (error kind `sender_flagged`) is the number's fault, any other failure may not be."""
+    if status not in FINAL_RECEIPT_STATUSES:
+        return []
+    if status == "delivered":
+        return [Signal.DELIVERED]
+    if error_kind == "sender_flagged":
+        return [Signal.FAILED, Signal.FILTERED]
+    return [Signal.FAILED]
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Evidence about one number (or a pool) within the sliding window."""

@@ -473,10 +473,11 @@ _KEEP = sa.or_(
 )
 
 
-def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
-    """Write what happened to each job; returns how many held receipts were applied on the way."""
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
+    """Write what happened to each job; returns the held receipts applied on the way (message id,
+    receipt): they came before their send was recorded."""
     if not outcomes:
-        return 0
+        return []
     conn.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
@@ -557,7 +558,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> int:
                 event["status"] = None
     conn.execute(events.insert(), new_events)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
-    return _apply_held_receipts(conn, sent) if sent else 0
+    return _apply_held_receipts(conn, sent) if sent else []
 
 
 def _status_event(o: Outcome) -> dict[str, Any]:
@@ -634,6 +635,7 @@ def apply_receipts(
                 "message_id": message_id,
                 "status": r.status,
                 "error_code": r.error_code,
+                "error_kind": r.error_kind,
                 "part": r.part,
                 "parts": r.parts,
                 "occurred_at": r.occurred_at,
@@ -792,7 +794,7 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     return {message_id for message_id, count in delivered if count >= parts[message_id]}
 
 
-def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
+def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
     by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
     held: list[tuple[str, ReceiptRecord]] = []
     for provider in {o.provider for o in sent}:
@@ -814,6 +816,7 @@ def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
                         status=row["status"],
                         error_code=row["error_code"],
                         occurred_at=row["occurred_at"],
+                        error_kind=row["error_kind"],
                         part=row["part"],
                         parts=row["parts"],
                     ),
@@ -821,7 +824,7 @@ def _apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> int:
             )
             conn.execute(receipts.update().where(receipts.c.id == row["id"]).values(message_id=message_id))
     _advance_statuses(conn, held, time.time())
-    return len(held)
+    return held
 
 
 # --- reads ------------------------------------------------------------------------------------

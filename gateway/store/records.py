@@ -61,7 +61,7 @@ class ReceiptRecord:
     error_code: str | None = None
     occurred_at: float | None = None
     raw: str | None = None
-    error_kind: str | None = None  # the provider's class of error_code (not stored; feeds number health)
+    error_kind: str | None = None  # the provider's class of error_code: feeds number health
     part: int | None = None  # segment `part` of `parts`, when the provider reports segments apart
     parts: int | None = None
 

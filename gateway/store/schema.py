@@ -138,6 +138,9 @@ receipts = sa.Table(
     sa.Column("message_id", sa.String(32), index=True),  # NULL while held for a send not yet recorded
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error_code", sa.String(64)),
+    # The provider's class of error_code (e.g. sender_flagged): a receipt held until its send is
+    # recorded still counts as evidence about the number it went out from.
+    sa.Column("error_kind", sa.String(32)),
     sa.Column("part", sa.Integer),  # segment of a long SMS reported on its own: part of parts
     sa.Column("parts", sa.Integer),
     sa.Column("occurred_at", sa.Float),

@@ -38,7 +38,7 @@ class Store:
             max_items=2000,
             name="click-commit",
         )
-        self._outcomes: GroupCommitter[Outcome, int] = GroupCommitter(
+        self._outcomes: GroupCommitter[Outcome, list[ReceiptRecord]] = GroupCommitter(
             self._flush_outcomes,
             delay_seconds=0.005,
             max_items=2000,
@@ -134,16 +134,21 @@ class Store:
     async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
         return await self.db.write(queries.renew_leases, worker, message_ids, time.time() + lease_seconds)
 
-    async def record_outcome(self, outcome: Outcome) -> None:
-        await self._outcomes.submit(outcome)
+    async def record_outcome(self, outcome: Outcome) -> list[ReceiptRecord]:
+        """Record what happened to a job; returns the receipts for it that had come before this record."""
+        return await self._outcomes.submit(outcome)
 
     async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         if outcomes:
             await self._outcomes.submit_many(outcomes)
 
-    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[int]:
-        await self.db.write(queries.record_outcomes, outcomes)
-        return [0] * len(outcomes)
+    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[list[ReceiptRecord]]:
+        held = await self.db.write(queries.record_outcomes, outcomes)
+        by_message: dict[str, list[ReceiptRecord]] = {}
+        for message_id, receipt in held:
+            by_message.setdefault(message_id, []).append(receipt)
+        # A message appears once per flush at most in practice; its earlier receipts go to the first.
+        return [by_message.pop(o.message_id, []) for o in outcomes]
 
     async def flush_outcomes(self) -> None:
         await self._outcomes.drain()

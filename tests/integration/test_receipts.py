@@ -61,7 +61,7 @@ async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(start_
             queries.record_outcomes,
             [Outcome(message_id, "default", "sent", time.time(), provider="sandbox", provider_message_id="SBX-early")],
         )
-        assert applied == 1
+        assert [(mid, receipt.status) for mid, receipt in applied] == [(message_id, "delivered")]
         detail = await (await gw.get(f"/v1/messages/{message_id}")).json()
         assert detail["status"] == "delivered"
 
