@@ -619,6 +619,20 @@ def apply_receipts(
                 )
             ):
                 by_provider_id[(provider, row.provider_message_id)] = row.id
+        # A job that fell back to another channel carries its new attempt's provider id; a late
+        # receipt of an earlier attempt is found through that attempt.
+        earlier = [r for r in unresolved if (r.provider, r.provider_message_id) not in by_provider_id]
+        for provider, pmids in _group(earlier).items():
+            for row in conn.execute(
+                sa.select(attempts.c.message_id, attempts.c.provider_message_id)
+                .join(messages, messages.c.id == attempts.c.message_id)
+                .where(
+                    attempts.c.provider == provider,
+                    attempts.c.provider_message_id.in_(sorted(pmids)),
+                    attempts.c.channel != messages.c.channel,
+                )
+            ):
+                by_provider_id.setdefault((provider, row.provider_message_id), row.message_id)
     matched: list[tuple[str, ReceiptRecord]] = []
     rows = []
     for r in fresh:

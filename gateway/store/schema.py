@@ -125,6 +125,8 @@ attempts = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("provider_message_id", sa.String(128)),
     sa.UniqueConstraint("message_id", "number", name="uq_attempts_message_number"),
+    # Late receipts of an attempt the job has since moved on from are matched through it.
+    sa.Index("ix_attempts_provider_ref", "provider", "provider_message_id"),
 )
 
 receipts = sa.Table(

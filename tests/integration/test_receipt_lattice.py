@@ -56,6 +56,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
@@ -437,6 +438,53 @@ async def test_a_late_receipt_for_the_channel_a_job_fell_back_from_changes_nothi
         assert [r["provider_message_id"] for r in stored["receipts"]] == [sid]
         claimed = await store.db.write(queries.claim_due, "w", now + 63, 10, now + 93)
         assert [job["id"] for job in claimed] == [message_id], "the call is still due"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("receipt", ["delivered", "undelivered"])
+async def test_a_late_receipt_without_our_id_finds_the_job_after_its_next_channel_was_tried(
+    database_url: str, receipt: str
+) -> None:
+    """The job fell back from sms to voice and the call went out (the message now carries the call's
+    provider id); then the SMS receipt arrives with only the SMS's provider id. It is matched through
+    the SMS attempt and kept as an earlier-channel receipt, not held forever as unknown."""
+    store = Store.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        message_id, sms_sid, call_sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}", "CALL-1"
+        await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
+        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
+        sent = submit_result(message_id, sms_sid, "sent", now)
+        sent.next_attempt_at = now + 60
+        await store.db.write(queries.record_outcomes, [sent])
+        move = Outcome(
+            message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
+            fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
+        )  # fmt: skip
+        assert await store.db.write(queries.fall_back_unreceipted, [(move, now + 60)]) == [message_id]
+        call = SendingMark(message_id, TENANT, 2, "voice", PROVIDER, "+10000", now + 62)
+        await store.db.write(queries.mark_sending, [call], now + 92)
+        call_sent = Outcome(
+            message_id, TENANT, "sent", now + 62, reason="provider.accepted", attempt=2, attempt_outcome="sent",
+            provider=PROVIDER, provider_message_id=call_sid, next_attempt_at=now + 120,
+        )  # fmt: skip
+        await store.db.write(queries.record_outcomes, [call_sent])
+
+        code = None if receipt == "delivered" else "30003"
+        late = ReceiptRecord(PROVIDER, sms_sid, receipt, error_code=code)  # no reference
+        assert await store.db.write(queries.apply_receipts, [late], now + 63) == {
+            "applied": 1,
+            "duplicate": 0,
+            "held": 0,
+        }
+        stored = await store.db.read(queries.get_message, TENANT, message_id)
+        assert stored is not None
+        assert (stored["status"], stored["channel"], stored["provider_message_id"]) == ("sent", "voice", call_sid)
+        [earlier] = [e for e in stored["events"] if e["type"] == "receipt.earlier_channel"]
+        assert earlier["reason"] == f"receipt.{receipt}"
+        assert orjson.loads(earlier["detail"])["channel"] == "sms"
     finally:
         await store.close()
 
