@@ -392,6 +392,34 @@ async def test_a_late_submit_result_never_lowers_a_receipt(database_url: str, re
         await store.close()
 
 
+async def _sms_that_fell_back_to_voice(store: Store, now: float) -> tuple[str, str]:
+    """An SMS job sent at `now` (provider id returned) that got no receipt within 60 s and moved to voice."""
+    message_id, sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
+    await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
+    await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
+    deadline = now + 60
+    sent = submit_result(message_id, sid, "sent", now)
+    sent.next_attempt_at = deadline
+    await store.db.write(queries.record_outcomes, [sent])
+    assert await store.db.read(queries.unreceipted_sends, ["sms"], now + 59, 10) == []
+    [due] = await store.db.read(queries.unreceipted_sends, ["sms"], now + 61, 10)
+    assert due["id"] == message_id and due["next_attempt_at"] == deadline
+    move = Outcome(
+        message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
+        fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
+    )  # fmt: skip
+    assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [message_id]
+    assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [], "moved once"
+    return message_id, sid
+
+
+async def _apply_late_receipt(store: Store, sid: str, receipt: str, at: float) -> None:
+    """The SMS's receipt, naming only its provider id (no reference): it must be matched, not held."""
+    code = None if receipt in ("sent", "delivered") else "30003"
+    late = ReceiptRecord(PROVIDER, sid, receipt, error_code=code)
+    assert await store.db.write(queries.apply_receipts, [late], at) == {"applied": 1, "duplicate": 0, "held": 0}
+
+
 @pytest.mark.parametrize("receipt", ["delivered", "undelivered", "failed", "sent"])
 async def test_a_late_receipt_for_the_channel_a_job_fell_back_from_changes_nothing(
     database_url: str, receipt: str
@@ -403,30 +431,8 @@ async def test_a_late_receipt_for_the_channel_a_job_fell_back_from_changes_nothi
     try:
         await store.migrate()
         now = time.time()
-        message_id, sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
-        await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
-        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
-        deadline = now + 60
-        sent = submit_result(message_id, sid, "sent", now)
-        sent.next_attempt_at = deadline
-        await store.db.write(queries.record_outcomes, [sent])
-        assert await store.db.read(queries.unreceipted_sends, ["sms"], now + 59, 10) == []
-        [due] = await store.db.read(queries.unreceipted_sends, ["sms"], now + 61, 10)
-        assert due["id"] == message_id and due["next_attempt_at"] == deadline
-        move = Outcome(
-            message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
-            fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
-        )  # fmt: skip
-        assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [message_id]
-        assert await store.db.write(queries.fall_back_unreceipted, [(move, deadline)]) == [], "moved once"
-
-        code = None if receipt in ("sent", "delivered") else "30003"
-        late = ReceiptRecord(PROVIDER, sid, receipt, error_code=code)  # no reference: found by provider id
-        assert await store.db.write(queries.apply_receipts, [late], now + 62) == {
-            "applied": 1,
-            "duplicate": 0,
-            "held": 0,
-        }
+        message_id, sid = await _sms_that_fell_back_to_voice(store, now)
+        await _apply_late_receipt(store, sid, receipt, now + 62)
         stored = await store.db.read(queries.get_message, TENANT, message_id)
         assert stored is not None
         assert (stored["status"], stored["channel"], stored["reason"]) == ("queued", "voice", "fallback.no_receipt")
@@ -453,17 +459,8 @@ async def test_a_late_receipt_without_our_id_finds_the_job_after_its_next_channe
     try:
         await store.migrate()
         now = time.time()
-        message_id, sms_sid, call_sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}", "CALL-1"
-        await store.accept([{**message_row(message_id, now), "fallback": "voice"}])
-        await store.db.write(queries.mark_sending, [mark(message_id, now)], now + 30)
-        sent = submit_result(message_id, sms_sid, "sent", now)
-        sent.next_attempt_at = now + 60
-        await store.db.write(queries.record_outcomes, [sent])
-        move = Outcome(
-            message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
-            fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
-        )  # fmt: skip
-        assert await store.db.write(queries.fall_back_unreceipted, [(move, now + 60)]) == [message_id]
+        message_id, sms_sid = await _sms_that_fell_back_to_voice(store, now)
+        call_sid = "CALL-1"
         call = SendingMark(message_id, TENANT, 2, "voice", PROVIDER, "+10000", now + 62)
         await store.db.write(queries.mark_sending, [call], now + 92)
         call_sent = Outcome(
@@ -472,13 +469,7 @@ async def test_a_late_receipt_without_our_id_finds_the_job_after_its_next_channe
         )  # fmt: skip
         await store.db.write(queries.record_outcomes, [call_sent])
 
-        code = None if receipt == "delivered" else "30003"
-        late = ReceiptRecord(PROVIDER, sms_sid, receipt, error_code=code)  # no reference
-        assert await store.db.write(queries.apply_receipts, [late], now + 63) == {
-            "applied": 1,
-            "duplicate": 0,
-            "held": 0,
-        }
+        await _apply_late_receipt(store, sms_sid, receipt, now + 63)
         stored = await store.db.read(queries.get_message, TENANT, message_id)
         assert stored is not None
         assert (stored["status"], stored["channel"], stored["provider_message_id"]) == ("sent", "voice", call_sid)
