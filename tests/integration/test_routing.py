@@ -239,11 +239,16 @@ async def test_no_receipt_in_time_moves_the_job_to_its_fallback_channel(start_ga
         [earlier] = [e for e in late["events"] if e["type"] == "receipt.earlier_channel"]
         assert earlier["reason"] == "receipt.delivered" and earlier["detail"]["channel"] == "sms"
         assert earlier["status"] is None
-        # Without our id it cannot be matched any more (the message carries the call's provider id):
-        # it is kept aside, and changes nothing either.
+        # Without our id (the message now carries the call's provider id) it is found through the
+        # SMS attempt, and changes nothing either.
         failed_sms = await _post_sandbox_receipt(gw, sms_sid, "failed")
-        assert failed_sms == {"applied": 0, "duplicate": 0, "held": 1}
-        assert (await (await gw.get(f"/v1/messages/{message_id}")).json())["status"] == "sent"
+        assert failed_sms == {"applied": 1, "duplicate": 0, "held": 0}
+        after = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert after["status"] == "sent"
+        assert [e["reason"] for e in after["events"] if e["type"] == "receipt.earlier_channel"] == [
+            "receipt.delivered",
+            "receipt.failed",
+        ]
 
         # The call's own receipt still moves it.
         await _post_sandbox_receipt(gw, moved["provider_message_id"], "delivered")
