@@ -112,7 +112,7 @@ class SqliteDatabase(Database):
         """The statements run here on the loop's thread; the commit, mostly a wait on the disk (WAL
         write and fsync, during which sqlite3 lets go of the GIL), on a thread of its own while the
         loop parses the next requests. Running the statements on a thread too made the two threads
-        trade the GIL for every row inserted: about a tenth of the single-job accept rate."""
+        trade the GIL for every row inserted, which cost about a tenth of the single-job accept rate."""
         await self._accept_turn.acquire()
         try:
             transaction = self._begin_accept()
@@ -129,8 +129,12 @@ class SqliteDatabase(Database):
         try:
             result = fn(transaction.connection, *args)
         except BaseException:
-            transaction.rollback()
-            self._accept_turn.release()
+            try:
+                transaction.rollback()
+            except Exception:
+                self._drop_accept_connection()  # a connection that cannot roll back is not reused
+            finally:
+                self._accept_turn.release()
             raise
         commit = asyncio.wrap_future(self._committer.submit(self._commit_accept, transaction))
         # The connection's next transaction waits for this commit to end, even if our caller is
