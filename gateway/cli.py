@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys, numbers, purge, check, report, export."""
+"""The `gateway` command: serve, migrate, keys, numbers, purge, check, report, export, config-example."""
 
 from __future__ import annotations
 
@@ -273,6 +273,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return int(result) if isinstance(result, int) else 1
 
 
+def cmd_config_example(_args: argparse.Namespace) -> int:
+    from gateway.config_example import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def cmd_numbers(args: argparse.Namespace) -> int:
     import logging
 
@@ -408,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
         step = numbers_sub.add_parser(action, help=text)
         step.add_argument("number_id")
         step.add_argument("--reason", required=action == "flag", help="recorded with the state change")
+    example = sub.add_parser("config-example", help="print every setting with its default and what it does (TOML)")
+    example.set_defaults(func=cmd_config_example)
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a new key (printed once)")

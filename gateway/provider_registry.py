@@ -48,6 +48,18 @@ def _webhook(name: str, section: dict[str, Any], settings: Settings) -> Provider
     return WebhookProvider(_settings(WebhookSettings, name, section), name=name)
 
 
+# Keys a builder reads beyond its adapter's settings class, for the example configuration.
+EXTRA_KEYS: Mapping[str, tuple[tuple[str, str, str], ...]] = {
+    "fcm": (
+        (
+            "service_account_file",
+            "/run/secrets/fcm-service-account.json",
+            "the service-account key JSON; project_id, client_email and private_key come from it",
+        ),
+    ),
+}
+
+
 BUILDERS: Mapping[str, Callable[[str, dict[str, Any], Settings], Provider]] = {
     "twilio": _twilio,
     "aliyun": _aliyun,

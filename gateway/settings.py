@@ -27,19 +27,23 @@ class _Section(BaseModel):
 
 class ApiSettings(_Section):
     max_body_bytes: int = Field(262_144, gt=0, description="largest accepted body of a single-job request")
-    max_batch_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    max_batch_items: int = Field(1000, gt=0, le=10_000)
-    require_idempotency_key: bool = False
-    idempotency_retention_hours: float = Field(24.0, gt=0)
+    max_batch_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="largest accepted body of a batch request")
+    max_batch_items: int = Field(1000, gt=0, le=10_000, description="most jobs in one batch request")
+    require_idempotency_key: bool = Field(False, description="true: a send without Idempotency-Key is a 400")
+    idempotency_retention_hours: float = Field(
+        24.0, gt=0, description="after this long an Idempotency-Key may be used for a new message"
+    )
     group_commit_ms: float = Field(
         2.0, ge=0, le=1000, description="how long an accept waits for company before committing"
     )
-    group_commit_max_rows: int = Field(2000, gt=0)
-    allow_http_webhooks: bool = False
+    group_commit_max_rows: int = Field(2000, gt=0, description="most jobs committed in one accept transaction")
+    allow_http_webhooks: bool = Field(False, description="true: webhook jobs may target plain http:// URLs")
     # Off (0) by default. Per tenant and per API process, so the accept path never waits on Redis: with N API
     # processes a tenant may reach N times this rate. 0 turns the limit off.
-    tenant_requests_per_second: float = Field(0.0, ge=0)
-    tenant_request_burst: int = Field(2000, ge=1)
+    tenant_requests_per_second: float = Field(
+        0.0, ge=0, description="API requests per second per tenant and API process; 0 turns the limit off"
+    )
+    tenant_request_burst: int = Field(2000, ge=1, description="requests a tenant may make at once above that rate")
     key_use_audit_seconds: float = Field(60.0, gt=0, description="how often key use is written to the audit log")
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, description="how long a client may take to send a request body before a 408"
@@ -47,50 +51,67 @@ class ApiSettings(_Section):
 
 
 class WorkerSettings(_Section):
-    batch_size: int = Field(200, gt=0, le=5000)
+    batch_size: int = Field(200, gt=0, le=5000, description="jobs claimed per round trip to the database")
     concurrency: int = Field(256, gt=0, description="provider calls in flight per worker process")
-    poll_interval_ms: float = Field(50.0, gt=0)
-    lease_seconds: float = Field(30.0, gt=0)
-    max_attempts: int = Field(5, gt=0)
-    backoff_base_seconds: float = Field(2.0, gt=0)
-    backoff_max_seconds: float = Field(600.0, gt=0)
+    poll_interval_ms: float = Field(50.0, gt=0, description="how often an idle worker looks for due jobs")
+    lease_seconds: float = Field(30.0, gt=0, description="a claim held by a dead worker is taken back after this")
+    max_attempts: int = Field(5, gt=0, description="provider attempts before a job fails for good")
+    backoff_base_seconds: float = Field(
+        2.0, gt=0, description="full-jitter backoff: uniform(0, min(max, base * 2^(n-1)))"
+    )
+    backoff_max_seconds: float = Field(600.0, gt=0, description="the longest wait between two attempts")
     # What to do with a job found in `sending` after its worker died, when the provider cannot tell
     # whether it took the message: resend (at-least-once) or mark unknown (at-most-once).
-    handoff_marketing: Literal["unknown", "resend"] = "unknown"
-    handoff_transactional: Literal["unknown", "resend"] = "resend"
-    shutdown_grace_seconds: float = Field(20.0, ge=0)
+    handoff_marketing: Literal["unknown", "resend"] = Field(
+        "unknown", description="after a crash mid hand-off: unknown (at-most-once) or resend (at-least-once)"
+    )
+    handoff_transactional: Literal["unknown", "resend"] = Field("resend", description="the same for transactional jobs")
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="on SIGTERM, how long provider calls in flight may finish"
+    )
     # Retries per provider at most this share of first attempts over the window (plus the floor).
-    retry_budget_ratio: float = Field(0.2, ge=0)
-    retry_budget_floor: int = Field(10, ge=0)
-    retry_budget_window_seconds: float = Field(60.0, gt=0)
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, description="retries per provider at most this share of first attempts over the window"
+    )
+    retry_budget_floor: int = Field(10, ge=0, description="retries always allowed per window, whatever the ratio")
+    retry_budget_window_seconds: float = Field(60.0, gt=0, description="the retry budget's window")
 
 
 class SandboxErrorSpec(_Section):
-    code: str
+    code: str = Field(description="the provider error code the simulator answers with")
     kind: Literal[
         "transient", "rate_limited", "permanent", "recipient_invalid", "recipient_opted_out", "sender_flagged"
     ]
-    weight: float = Field(1.0, gt=0)
-    message: str = ""
+    weight: float = Field(1.0, gt=0, description="how often this error is drawn, relative to the others")
+    message: str = Field("", description="the provider's error text")
 
 
 class SandboxSettings(_Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="offer the sandbox provider (a local simulator with receipts)")
     latency_ms: float = Field(20.0, ge=0, description="mean simulated provider latency")
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of sends the provider refuses")
-    errors: tuple[SandboxErrorSpec, ...] = (
-        SandboxErrorSpec(code="SBX-503", kind="transient", weight=3, message="service unavailable"),
-        SandboxErrorSpec(code="SBX-429", kind="rate_limited", weight=1, message="too many requests"),
-        SandboxErrorSpec(code="SBX-21211", kind="recipient_invalid", weight=1, message="invalid 'To' number"),
+    errors: tuple[SandboxErrorSpec, ...] = Field(
+        (
+            SandboxErrorSpec(code="SBX-503", kind="transient", weight=3, message="service unavailable"),
+            SandboxErrorSpec(code="SBX-429", kind="rate_limited", weight=1, message="too many requests"),
+            SandboxErrorSpec(code="SBX-21211", kind="recipient_invalid", weight=1, message="invalid 'To' number"),
+        ),
+        description="the errors a refused send answers with, drawn by weight",
     )
     delivery_rate: float = Field(1.0, ge=0, le=1, description="share of sent messages whose receipt says delivered")
-    seed: int | None = Field(None, description="seed of the simulated failures and fates, for a reproducible mix")
-    receipts: bool = True
+    seed: int | None = Field(
+        None, examples=[7], description="seed of the simulated failures and fates, for a reproducible mix"
+    )
+    receipts: bool = Field(True, description="send signed delivery receipts back to the gateway")
     receipts_per_segment: bool = Field(
         False, description="one receipt per segment of a long SMS, as SMPP routes send them"
     )
-    receipt_delay_ms: float = Field(200.0, ge=0)
-    receipt_url: str | None = None
+    receipt_delay_ms: float = Field(200.0, ge=0, description="how long after a send its receipt comes")
+    receipt_url: str | None = Field(
+        None,
+        examples=["http://127.0.0.1:8080/v1/receipts/sandbox"],
+        description="where receipts are posted; default <public_url>/v1/receipts/sandbox",
+    )
     ledger_path: str | None = Field(
         "gateway-sandbox.ndjson",
         description="append-only record of what the simulated provider accepted; lets crash recovery ask it",
@@ -103,67 +124,93 @@ class SandboxSettings(_Section):
 class ContentRouteSettings(_Section):
     """China marketing rules for a provider/route: a 【signature】 and the unsubscribe suffix it requires."""
 
-    china_marketing: bool = False
-    unsubscribe_suffixes: tuple[str, ...] = ("拒收请回复R", "回T退订")
-    signature_min_chars: int = Field(2, ge=1)
-    signature_max_chars: int = Field(12, ge=1)
+    china_marketing: bool = Field(
+        False, description="marketing SMS on this route needs a 【signature】 and an unsubscribe suffix"
+    )
+    unsubscribe_suffixes: tuple[str, ...] = Field(
+        ("拒收请回复R", "回T退订"), description="the suffixes that count as the unsubscribe instruction"
+    )
+    signature_min_chars: int = Field(2, ge=1, description="shortest signature between 【 and 】")
+    signature_max_chars: int = Field(12, ge=1, description="longest signature between 【 and 】")
 
 
 class ContentSettings(_Section):
     blocklist_dir: str | None = Field("config/blocklists", description="global and per-carrier word lists")
-    enforce_at_accept: bool = True
-    enforce_at_dispatch: bool = True
-    max_segments: int = Field(6, ge=1)
-    max_links: int = Field(2, ge=0)
-    link_domain_allowlist: tuple[str, ...] = ()
-    hard_max_chars: int = Field(1600, ge=1)
+    enforce_at_accept: bool = Field(True, description="refuse a job with a blocking finding at accept (422)")
+    enforce_at_dispatch: bool = Field(
+        True, description="re-check content per route at dispatch (lists may have changed)"
+    )
+    max_segments: int = Field(6, ge=1, description="most SMS segments a message may take")
+    max_links: int = Field(2, ge=0, description="most links in one SMS")
+    link_domain_allowlist: tuple[str, ...] = Field((), description="if set, links may only point to these domains")
+    hard_max_chars: int = Field(1600, ge=1, description="longest SMS text accepted at all")
     reload_seconds: float = Field(5.0, gt=0, description="how often processes look for changed tenant lists")
-    routes: dict[str, ContentRouteSettings] = Field(default_factory=dict, description="rules per provider")
+    routes: dict[str, ContentRouteSettings] = Field(
+        default_factory=dict, description="rules per provider", json_schema_extra={"section_name": "aliyun"}
+    )
 
 
 class LinkSettings(_Section):
     # per_message: every link in SMS, push and e-mail text becomes a short tracked link at dispatch.
     # per_campaign: one tracked link per campaign, variant and destination, the same for every
     # recipient (for routes whose approved templates forbid variable links). off: links as written.
-    tracking: Literal["per_message", "per_campaign", "off"] = "per_message"
+    tracking: Literal["per_message", "per_campaign", "off"] = Field(
+        "per_message",
+        description="per_message: each link a tracked short link; per_campaign: one per campaign, variant and"
+        " destination (for routes whose templates forbid variable links); off: links as written",
+    )
     routes: dict[str, Literal["per_message", "per_campaign", "off"]] = Field(
         default_factory=dict, description="tracking mode per provider name, overriding `tracking`"
     )
-    base_url: str | None = Field(None, description="the click domain, e.g. https://go.example.com; default public_url")
-    append_utm: bool = True
+    base_url: str | None = Field(
+        None,
+        examples=["https://go.example.com"],
+        description="the click domain, e.g. https://go.example.com; default public_url",
+    )
+    append_utm: bool = Field(True, description="add utm_campaign / utm_content to the destination on a click")
 
 
 class RetentionSettings(_Section):
     # Message text and payloads are personal data that the reports do not need: after this many days
     # a finished message keeps its metadata (status, reason, provider, campaign, times) and loses its
     # content. 0 keeps content for ever.
-    content_days: float = Field(30.0, ge=0)
+    content_days: float = Field(
+        30.0, ge=0, description="a finished message loses its text and payload after this many days; 0 keeps it"
+    )
     purge_interval_seconds: float = Field(3600.0, gt=0, description="how often a worker process purges")
 
 
 class SenderSettings(_Section):
     """One sender of a pool, when it differs from the pool's defaults."""
 
-    sender: str = Field(min_length=1, max_length=64)
-    kind: Literal["number", "short_code", "alphanumeric"] | None = None
-    region: str | None = Field(None, max_length=64)
-    daily_cap: int | None = Field(None, ge=1)
-    rate: float | None = Field(None, gt=0)
-    warmup: bool | None = None
+    sender: str = Field(min_length=1, max_length=64, description="the number (E.164) or alphanumeric id")
+    kind: Literal["number", "short_code", "alphanumeric"] | None = Field(None, description="default: the pool's")
+    region: str | None = Field(None, max_length=64, description="where the number is registered, for local caller id")
+    daily_cap: int | None = Field(None, ge=1, description="default: the pool's")
+    rate: float | None = Field(None, gt=0, description="default: the pool's")
+    warmup: bool | None = Field(None, description="default: the pool's")
 
 
 class PoolSettings(_Section):
     """`[numbers.pools.<name>]`: the senders of one pool and what they serve."""
 
-    provider: str | None = Field(None, description="the provider that sends from these numbers; default any")
-    channel: Literal["sms", "voice"] = "sms"
+    provider: str | None = Field(
+        None, examples=["twilio"], description="the provider that sends from these numbers; default any"
+    )
+    channel: Literal["sms", "voice"] = Field("sms", description="the channel these numbers send on")
     countries: tuple[str, ...] = Field((), description="recipients' ISO country codes served; empty: any")
-    categories: tuple[Literal["marketing", "transactional"], ...] = ()
-    kind: Literal["number", "short_code", "alphanumeric"] = "number"
-    daily_cap: int | None = Field(None, ge=1)
-    rate: float | None = Field(None, gt=0, description="messages per second per number")
-    warmup: bool = False
-    senders: tuple[str | SenderSettings, ...] = Field(min_length=1)
+    categories: tuple[Literal["marketing", "transactional"], ...] = Field(
+        (), description="the categories served; empty: any"
+    )
+    kind: Literal["number", "short_code", "alphanumeric"] = Field("number", description="what the senders are")
+    daily_cap: int | None = Field(None, ge=1, examples=[2000], description="messages per number per day")
+    rate: float | None = Field(None, gt=0, examples=[1.0], description="messages per second per number")
+    warmup: bool = Field(False, description="new numbers climb numbers.warmup_caps day by day")
+    senders: tuple[str | SenderSettings, ...] = Field(
+        min_length=1,
+        examples=[["+14155550101", {"sender": "+12125550101", "region": "NY", "warmup": True}]],
+        description="the numbers: E.164 strings, or tables that override the pool's defaults",
+    )
 
     @model_validator(mode="after")
     def _senders_in_their_form(self) -> PoolSettings:
@@ -186,33 +233,47 @@ class PoolSettings(_Section):
 class ReputationSettings(_Section):
     """A pluggable check that can mark numbers flagged: an HTTP hook or a Python entry point."""
 
-    url: str | None = Field(None, description="POSTed the numbers; answers which are flagged")
-    entry_point: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$", description="module:function")
+    url: str | None = Field(
+        None, examples=["https://checker.internal/numbers"], description="POSTed the numbers; answers which are flagged"
+    )
+    entry_point: str | None = Field(
+        None, examples=["mypackage.checks:flagged_numbers"], pattern=r"^[\w.]+:[\w.]+$", description="module:function"
+    )
     interval_seconds: float = Field(86_400.0, gt=0, description="how often each number is checked")
-    timeout_seconds: float = Field(10.0, gt=0)
-    batch_size: int = Field(100, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0, description="how long one check may take")
+    batch_size: int = Field(100, gt=0, description="numbers per check")
 
 
 class NumbersSettings(_Section):
     """Sender number pools and the thresholds of their health; see docs/numbers.md."""
 
     window_seconds: float = Field(3600.0, gt=0, description="sliding window the evidence is counted in")
-    filtered_to_suspect: int = Field(1, ge=1)
-    filtered_to_quarantine: int = Field(3, ge=1)
-    min_sample: int = Field(20, ge=1)
-    failure_ratio: float = Field(2.0, ge=1)
-    failure_margin: float = Field(0.10, ge=0, le=1)
-    assumed_baseline: float = Field(0.05, ge=0, le=1)
-    quarantine_failure_rate: float = Field(0.5, gt=0, le=1)
-    opt_out_rate: float = Field(0.05, gt=0, le=1)
-    cooldown_seconds: float = Field(86_400.0, ge=0)
-    probation_seconds: float = Field(3600.0, ge=0)
-    probation_deliveries: int = Field(5, ge=0)
-    probation_daily_cap: int = Field(100, ge=1)
-    warmup_caps: tuple[int, ...] = (50, 100, 200, 400, 800)
+    filtered_to_suspect: int = Field(1, ge=1, description="carrier-filtered receipts that make a number suspect")
+    filtered_to_quarantine: int = Field(3, ge=1, description="... and take it out of rotation")
+    min_sample: int = Field(20, ge=1, description="settled messages before a failure rate counts")
+    failure_ratio: float = Field(2.0, ge=1, description="suspect above this times the rest of the pool's failure rate")
+    failure_margin: float = Field(0.10, ge=0, le=1, description="... and this far above it")
+    assumed_baseline: float = Field(
+        0.05, ge=0, le=1, description="the failure rate assumed for a pool with too few messages of its own"
+    )
+    quarantine_failure_rate: float = Field(0.5, gt=0, le=1, description="a failure rate that quarantines at once")
+    opt_out_rate: float = Field(
+        0.05, gt=0, le=1, description="opt-out replies per delivered that make a number suspect"
+    )
+    cooldown_seconds: float = Field(86_400.0, ge=0, description="quarantined this long, then on probation")
+    probation_seconds: float = Field(3600.0, ge=0, description="on probation this long (with enough deliveries)")
+    probation_deliveries: int = Field(5, ge=0, description="deliveries on probation before a number is active again")
+    probation_daily_cap: int = Field(100, ge=1, description="daily cap of a number on probation")
+    warmup_caps: tuple[int, ...] = Field(
+        (50, 100, 200, 400, 800), description="daily caps of a new number (warmup = true), day by day"
+    )
     tick_seconds: float = Field(5.0, gt=0, description="how often time-based changes are looked for")
-    reputation: ReputationSettings = ReputationSettings()
-    pools: dict[str, PoolSettings] = Field(default_factory=dict)
+    reputation: ReputationSettings = Field(ReputationSettings(), description="a check that can mark numbers flagged")
+    pools: dict[str, PoolSettings] = Field(
+        default_factory=dict,
+        description="sender pools, one [numbers.pools.<name>] section each",
+        json_schema_extra={"section_name": "us-marketing"},
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> NumbersSettings:
@@ -250,32 +311,54 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    public_url: str | None = None
-    database_url: str = "sqlite:///gateway.db"
-    redis_url: str | None = None
-    config: str | None = None
-    api_key: SecretStr | None = None
+    host: str = Field("127.0.0.1", description="address the API listens on; 0.0.0.0 in a container")
+    port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
+    public_url: str | None = Field(
+        None,
+        examples=["https://gw.example.com"],
+        description="the origin providers call back and clicks reach, e.g. https://gw.example.com; default http://host:port",
+    )
+    database_url: str = Field(
+        "sqlite:///gateway.db", description="sqlite:///<file> (embedded) or postgresql://user@host/db (scale-out)"
+    )
+    redis_url: str | None = Field(
+        None,
+        examples=["redis://127.0.0.1:6379/0"],
+        description="redis://host:6379/0 for state shared by all processes; unset: in-process",
+    )
+    config: str | None = Field(None, description="this file (GATEWAY_CONFIG); set by the loader")
+    api_key: SecretStr | None = Field(None, description="the provisioned API key (16+ characters)")
     # A mounted secret (Docker/Kubernetes) instead of the key in the environment.
-    api_key_file: str | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
-    db_pool_size: int = Field(10, gt=0)
-    api: ApiSettings = ApiSettings()
-    worker: WorkerSettings = WorkerSettings()
-    sandbox: SandboxSettings = SandboxSettings()
-    content: ContentSettings = ContentSettings()
-    links: LinkSettings = LinkSettings()
-    retention: RetentionSettings = RetentionSettings()
-    numbers: NumbersSettings = NumbersSettings()
-    # One section per provider account: [providers.twilio], [providers.aliyun-marketing] (with
-    # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # Provider preference per channel, region rules (voice: deny province=Xinjiang -> sms), breakers.
-    routing: dict[str, Any] = Field(default_factory=dict)
-    # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
-    limits: dict[str, Any] = Field(default_factory=dict)
+    api_key_file: str | None = Field(
+        None, examples=["/run/secrets/gateway_api_key"], description="a mounted secret file holding the API key instead"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug | info | warning | error"
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        "FULL", description="FULL survives power loss; NORMAL only process crashes"
+    )
+    db_pool_size: int = Field(10, gt=0, description="PostgreSQL connections per process")
+    api: ApiSettings = Field(ApiSettings(), description="the HTTP API")
+    worker: WorkerSettings = Field(WorkerSettings(), description="dispatch")
+    sandbox: SandboxSettings = Field(SandboxSettings(), description="the local provider simulator")
+    content: ContentSettings = Field(ContentSettings(), description="the content policy")
+    links: LinkSettings = Field(LinkSettings(), description="tracked links; docs/tracking.md")
+    retention: RetentionSettings = Field(RetentionSettings(), description="what is kept how long")
+    numbers: NumbersSettings = Field(NumbersSettings(), description="sender number pools; docs/numbers.md")
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="one section per provider account, [providers.twilio], [providers.aliyun-marketing] (with"
+        ' type = "aliyun"), ...; keys are the adapter\'s settings (docs/providers.md)',
+    )
+    routing: dict[str, Any] = Field(
+        default_factory=dict,
+        description="provider preference per channel, region rules (voice: deny province=Xinjiang -> sms), breakers",
+    )
+    limits: dict[str, Any] = Field(
+        default_factory=dict,
+        description="caps, quiet hours, hit policies, throughput, opt-out keywords (docs/limits.md)",
+    )
 
     @model_validator(mode="after")
     def _valid_providers(self) -> Settings:

@@ -29,7 +29,7 @@ import hmac
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -50,6 +50,7 @@ from providers.base import (
     Receipt,
     SendResult,
     SignatureError,
+    setting,
 )
 from providers.http import HttpAdapter, ProviderNotStarted, http_status_kind, json_or_none, transport_failure
 
@@ -134,22 +135,31 @@ def phone_number(e164: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AliyunSettings:
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-    sign_name: str  # the approved 签名
-    template_code: str  # used when the job's content names none
-    # The template variable that carries a job's plain `text` when it gives no template params.
-    text_param: str = "content"
-    # The secret in the receipt push URL (`?token=`); None refuses every push.
-    callback_token: str | None = field(default=None, repr=False)
-    endpoint: str = "https://dysmsapi.aliyuncs.com"
-    region_id: str = "cn-hangzhou"
-    connect_timeout: float = 3.0
-    timeout: float = 8.0
-    max_per_second: float | None = None
-    # SmsReport err_codes that mean the carrier filtered the message as spam (the sender is flagged);
-    # a report whose err_msg says it was intercepted (拦截) or spam counts as such too.
-    filtered_codes: tuple[str, ...] = ()
+    access_key_id: str = setting(doc="the AccessKey ID", example="LTAI5t0000000000")
+    access_key_secret: str = setting(
+        doc="the AccessKey secret; or access_key_secret_file", secret=True, example="/run/secrets/aliyun_secret"
+    )
+    sign_name: str = setting(doc="the approved 签名 (SignName)", example="小店")
+    template_code: str = setting(doc="the TemplateCode used when the job names none", example="SMS_123456789")
+    text_param: str = setting(
+        "content", doc="the template variable that carries a job's plain text when it gives no template params"
+    )
+    callback_token: str | None = setting(
+        None,
+        doc="the secret in the receipt push URL (?token=); unset refuses every push",
+        secret=True,
+        example="/run/secrets/aliyun_callback_token",
+    )
+    endpoint: str = setting("https://dysmsapi.aliyuncs.com", doc="the API endpoint")
+    region_id: str = setting("cn-hangzhou", doc="the API region")
+    connect_timeout: float = setting(3.0, doc="seconds to connect")
+    timeout: float = setting(8.0, doc="seconds for the whole request")
+    max_per_second: float | None = setting(
+        None, doc="the account's send rate, used as its default throughput", example=100.0
+    )
+    filtered_codes: tuple[str, ...] = setting(
+        (), doc="SmsReport err_codes that mean the carrier filtered the message as spam (the sender is flagged)"
+    )
 
 
 FILTERED_WORDS = ("拦截", "spam")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
@@ -80,6 +80,17 @@ class Receipt:
     # (1-based) of `parts`. The gateway combines them: delivered once every part is.
     part: int | None = None
     parts: int | None = None
+
+
+def setting(
+    default: Any = MISSING, *, doc: str, secret: bool = False, example: Any = None, from_key_file: bool = False
+) -> Any:
+    """A field of a provider's settings class, with the line that documents it in the generated
+    example configuration: `secret` keeps it out of reprs and lets `<name>_file` supply it,
+    `example` is what the example shows for a key without a default, and `from_key_file` marks a
+    value read from a credentials file the section names rather than written in the section."""
+    metadata = {"doc": doc, "example": example, "from_key_file": from_key_file}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)

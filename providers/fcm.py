@@ -20,7 +20,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +40,7 @@ from providers.base import (
     Receipt,
     SendResult,
     SignatureError,
+    setting,
 )
 from providers.http import (
     HttpAdapter,
@@ -87,16 +88,20 @@ def signed_jwt(claims: Mapping[str, Any], private_key: rsa.RSAPrivateKey, key_id
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FcmSettings:
-    project_id: str
-    client_email: str
-    private_key: str = field(repr=False)  # PEM, as in the service-account JSON
-    private_key_id: str | None = None
-    token_uri: str = "https://oauth2.googleapis.com/token"
-    base_url: str = "https://fcm.googleapis.com"
-    token_margin: float = 300.0  # renew this long before the token expires
-    connect_timeout: float = 3.0
-    timeout: float = 8.0
-    max_per_second: float | None = None
+    project_id: str = setting(doc="the Firebase project", from_key_file=True)
+    client_email: str = setting(doc="the service account", from_key_file=True)
+    private_key: str = setting(doc="its PEM key", secret=True, from_key_file=True)
+    private_key_id: str | None = setting(None, doc="its key id", from_key_file=True)
+    token_uri: str = setting(
+        "https://oauth2.googleapis.com/token", doc="where access tokens are obtained", from_key_file=True
+    )
+    base_url: str = setting("https://fcm.googleapis.com", doc="the FCM API origin")
+    token_margin: float = setting(300.0, doc="renew an access token this many seconds before it expires")
+    connect_timeout: float = setting(3.0, doc="seconds to connect")
+    timeout: float = setting(8.0, doc="seconds for the whole request")
+    max_per_second: float | None = setting(
+        None, doc="the project's send rate, used as its default throughput", example=500.0
+    )
 
     @classmethod
     def from_service_account(cls, info: Mapping[str, Any] | str | Path, **overrides: Any) -> FcmSettings:

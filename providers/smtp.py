@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Literal
@@ -38,6 +38,7 @@ from providers.base import (
     Receipt,
     SendResult,
     SignatureError,
+    setting,
 )
 from providers.http import HandoffUnknown
 
@@ -85,21 +86,34 @@ def reply_kind(code: int, message: str) -> tuple[ErrorKind, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SmtpSettings:
-    host: str
-    from_address: str
-    port: int | None = None  # None: 465 for "tls", 587 for "starttls", 25 for "none"
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    validate_certs: bool = True
-    ca_file: str | None = None  # a private CA bundle for the relay's certificate
-    timeout: float = 8.0
-    # Marketing mail: "https://example.com/unsubscribe?m={reference}" and/or "unsubscribe@example.com".
-    unsubscribe_url: str | None = None
-    unsubscribe_mailto: str | None = None
-    message_id_domain: str | None = None  # defaults to the from address's domain
-    local_hostname: str | None = None
-    max_per_second: float | None = None
+    host: str = setting(doc="the SMTP relay", example="smtp.example.com")
+    from_address: str = setting(doc="the From address", example="Shop <noreply@example.com>")
+    port: int | None = setting(None, doc="default: 465 for tls, 587 for starttls, 25 for none", example=587)
+    security: Literal["starttls", "tls", "none"] = setting("starttls", doc="starttls | tls | none")
+    username: str | None = setting(None, doc="the relay login", example="gateway")
+    password: str | None = setting(
+        None, doc="the relay password; or password_file", secret=True, example="/run/secrets/smtp_password"
+    )
+    validate_certs: bool = setting(True, doc="check the relay's TLS certificate")
+    ca_file: str | None = setting(
+        None, doc="a private CA bundle for the relay's certificate", example="/etc/ssl/private-ca.pem"
+    )
+    timeout: float = setting(8.0, doc="seconds for the whole conversation")
+    unsubscribe_url: str | None = setting(
+        None,
+        doc="marketing mail's List-Unsubscribe URL, e.g. https://example.com/unsubscribe?m={reference}",
+        example="https://example.com/unsubscribe?m={reference}",
+    )
+    unsubscribe_mailto: str | None = setting(
+        None, doc="marketing mail's List-Unsubscribe address", example="unsubscribe@example.com"
+    )
+    message_id_domain: str | None = setting(
+        None, doc="the Message-ID domain; default the from address's", example="example.com"
+    )
+    local_hostname: str | None = setting(None, doc="the name given in EHLO", example="gw.example.com")
+    max_per_second: float | None = setting(
+        None, doc="the relay's send rate, used as its default throughput", example=20.0
+    )
 
 
 class SmtpProvider(JsonCallbackAnswers):

@@ -22,7 +22,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit, urlunsplit
@@ -44,6 +44,7 @@ from providers.base import (
     Receipt,
     SendResult,
     SignatureError,
+    setting,
 )
 from providers.http import (
     HttpAdapter,
@@ -143,19 +144,36 @@ def receipt_error_kind(code: str | None) -> ErrorKind | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TwilioSettings:
-    account_sid: str
-    auth_token: str = field(repr=False)
-    from_number: str | None = None  # used when the job has no sender from the number pool
-    messaging_service_sid: str | None = None  # alternative to a From number, for SMS
-    # Our public origin as Twilio reaches it (behind a proxy: the proxy's); receipts and signature
-    # checks use it. None: no StatusCallback is asked for and the public URL is the request's own.
-    public_base_url: str | None = None
-    api_base_url: str = "https://api.twilio.com"
-    voice_language: str = "en-US"
-    voice: str | None = None  # e.g. "Polly.Joanna"; None lets Twilio choose for the language
-    connect_timeout: float = 3.0
-    timeout: float = 8.0
-    max_per_second: float | None = None
+    account_sid: str = setting(doc="the account SID (AC...)", example="AC0123456789abcdef0123456789abcdef")
+    auth_token: str = setting(
+        doc="the auth token; or auth_token_file, a mounted secret",
+        secret=True,
+        example="/run/secrets/twilio_auth_token",
+    )
+    from_number: str | None = setting(
+        None, doc="the From number when the job has no sender from a number pool", example="+14155550100"
+    )
+    messaging_service_sid: str | None = setting(
+        None,
+        doc="a Messaging Service SID instead of a From number, for SMS",
+        example="MG0123456789abcdef0123456789abcdef",
+    )
+    public_base_url: str | None = setting(
+        None,
+        doc="our public origin as Twilio reaches it (behind a proxy: the proxy's), for receipts and their"
+        " signatures; default public_url",
+        example="https://gw.example.com",
+    )
+    api_base_url: str = setting("https://api.twilio.com", doc="the REST API origin")
+    voice_language: str = setting("en-US", doc="the language calls are read in")
+    voice: str | None = setting(
+        None, doc="the TTS voice, e.g. Polly.Joanna; unset lets Twilio choose for the language", example="Polly.Joanna"
+    )
+    connect_timeout: float = setting(3.0, doc="seconds to connect")
+    timeout: float = setting(8.0, doc="seconds for the whole request")
+    max_per_second: float | None = setting(
+        None, doc="the account's documented send rate, used as its default throughput", example=10.0
+    )
 
 
 def compute_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:

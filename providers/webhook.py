@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -34,6 +34,7 @@ from providers.base import (
     Receipt,
     SendResult,
     SignatureError,
+    setting,
 )
 from providers.http import HttpAdapter, ProviderNotStarted, header, retry_after, transport_failure
 
@@ -87,11 +88,13 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | No
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookSettings:
-    secret: str = field(repr=False)  # whsec_<base64>
-    connect_timeout: float = 3.0
-    timeout: float = 8.0
-    user_agent: str = "delivery-gateway-webhooks"
-    max_per_second: float | None = None
+    secret: str = setting(
+        doc="the signing secret, whsec_<base64>; or secret_file", secret=True, example="/run/secrets/webhook_secret"
+    )
+    connect_timeout: float = setting(3.0, doc="seconds to connect")
+    timeout: float = setting(8.0, doc="seconds for the whole request")
+    user_agent: str = setting("delivery-gateway-webhooks", doc="the User-Agent of our requests")
+    max_per_second: float | None = setting(None, doc="the default throughput of this section", example=50.0)
 
     def __post_init__(self) -> None:
         secret_bytes(self.secret)
