@@ -188,29 +188,26 @@ _OWN_SECTIONS = frozenset({"providers", "routing", "limits", "config", "api_key"
 
 
 def _provider_sections() -> Iterator[str]:
-    from gateway.provider_registry import BUILDERS, EXTRA_KEYS, _settings_class
+    from providers.catalog import provider_types
 
     yield ""
     yield "# One section per provider account; `type` defaults to the section's name, so several accounts of"
     yield '# one type are [providers.<any name>] with type = "<type>". A credential may come from a file'
     yield "# (a mounted secret) as <key>_file. docs/providers.md has each provider's details."
-    for kind in BUILDERS:
-        cls = _settings_class(kind)
-        if cls is None:
-            continue
+    for kind in provider_types().values():
         yield ""
-        yield f"# [providers.{kind}]"
-        for name, value, doc in EXTRA_KEYS.get(kind, ()):
-            yield _provider_line(name, value, doc)
-        for f in dataclasses.fields(cls):
+        yield f"# [providers.{kind.name}]"
+        for extra in kind.extra_keys:
+            yield _provider_line(extra.name, extra.example, extra.doc)
+        for f in dataclasses.fields(kind.settings):
             doc, example = str(f.metadata.get("doc", "")), f.metadata.get("example")
             if not doc:
-                raise ValueError(f"providers.{kind}.{f.name}: no doc; declare it with providers.base.setting()")
+                raise ValueError(f"providers.{kind.name}.{f.name}: no doc; declare it with providers.base.setting()")
             if f.metadata.get("from_key_file"):
                 continue
             if f.default is dataclasses.MISSING or f.default is None:
                 if example is None:
-                    raise ValueError(f"providers.{kind}.{f.name}: a key without a default needs an example")
+                    raise ValueError(f"providers.{kind.name}.{f.name}: a key without a default needs an example")
                 value = example
             else:
                 value = f.default

@@ -2,186 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-from pydantic import SecretStr
-
-from gateway.settings import Settings, read_secret_file
+from gateway.settings import Settings
 from providers.base import ErrorKind, Provider
+from providers.catalog import accounts_of, build_sections
 from providers.sandbox import SandboxProvider, SimulatedError
-
-
-def _twilio(name: str, section: dict[str, Any], settings: Settings) -> Provider:
-    from providers.twilio import TwilioProvider, TwilioSettings
-
-    section.setdefault("public_base_url", settings.base_url)
-    return TwilioProvider(_settings(TwilioSettings, name, section), name=name)
-
-
-def _aliyun(name: str, section: dict[str, Any], settings: Settings) -> Provider:
-    from providers.aliyun import AliyunSettings, AliyunSmsProvider
-
-    return AliyunSmsProvider(_settings(AliyunSettings, name, section), name=name)
-
-
-def _smtp(name: str, section: dict[str, Any], settings: Settings) -> Provider:
-    from providers.smtp import SmtpProvider, SmtpSettings
-
-    return SmtpProvider(_settings(SmtpSettings, name, section), name=name)
-
-
-def _fcm(name: str, section: dict[str, Any], settings: Settings) -> Provider:
-    from providers.fcm import FcmProvider, FcmSettings
-
-    account = section.pop("service_account_file", None) or section.pop("service_account_json", None)
-    if account is None:
-        raise ValueError(f"providers.{name}.service_account_file: is required (the service-account key JSON)")
-    return FcmProvider(FcmSettings.from_service_account(account, **section), name=name)
-
-
-def _webhook(name: str, section: dict[str, Any], settings: Settings) -> Provider:
-    from providers.webhook import WebhookProvider, WebhookSettings
-
-    return WebhookProvider(_settings(WebhookSettings, name, section), name=name)
-
-
-# Keys a builder reads beyond its adapter's settings class, for the example configuration.
-EXTRA_KEYS: Mapping[str, tuple[tuple[str, str, str], ...]] = {
-    "fcm": (
-        (
-            "service_account_file",
-            "/run/secrets/fcm-service-account.json",
-            "the service-account key JSON; project_id, client_email and private_key come from it",
-        ),
-    ),
-}
-
-
-BUILDERS: Mapping[str, Callable[[str, dict[str, Any], Settings], Provider]] = {
-    "twilio": _twilio,
-    "aliyun": _aliyun,
-    "smtp": _smtp,
-    "fcm": _fcm,
-    "webhook": _webhook,
-}
-
-
-# The setting that names the account a provider section sends through: sections of one type that
-# share it share the account's limits (`limits.throughput.account`, keyed "<type>:<value>").
-ACCOUNT_SETTINGS: Mapping[str, str] = {
-    "twilio": "account_sid",
-    "aliyun": "access_key_id",
-    "smtp": "host",
-    "fcm": "project_id",
-}
-
-
-def accounts_of(settings: Settings, providers: list[Provider]) -> dict[str, str]:
-    """Provider name -> its account's throughput name, e.g. twilio-us -> "twilio:AC123"."""
-    accounts: dict[str, str] = {}
-    by_name = {p.name: p for p in providers}
-    for name, raw in settings.providers.items():
-        kind = str(raw.get("type", name))
-        field_name = ACCOUNT_SETTINGS.get(kind)
-        provider_settings = getattr(by_name.get(name), "settings", None)
-        value = getattr(provider_settings, field_name, None) if field_name else None
-        if value:
-            accounts[name] = f"{kind}:{value}"
-    return accounts
-
-
-def _settings_class(kind: str) -> type[Any] | None:
-    if kind == "twilio":
-        from providers.twilio import TwilioSettings
-
-        return TwilioSettings
-    if kind == "aliyun":
-        from providers.aliyun import AliyunSettings
-
-        return AliyunSettings
-    if kind == "smtp":
-        from providers.smtp import SmtpSettings
-
-        return SmtpSettings
-    if kind == "fcm":
-        from providers.fcm import FcmSettings
-
-        return FcmSettings
-    if kind == "webhook":
-        from providers.webhook import WebhookSettings
-
-        return WebhookSettings
-    return None
-
-
-def secret_keys(kind: str) -> frozenset[str]:
-    """The settings of a provider type that are credentials: the adapter keeps them out of its repr.
-    FCM's whole service-account JSON is one too (`service_account_file` is its file)."""
-    cls = _settings_class(kind)
-    keys = {f.name for f in dataclasses.fields(cls) if not f.repr} if cls is not None else set()
-    if kind == "fcm":
-        keys.add("service_account_json")
-    return frozenset(keys)
-
-
-def resolve_secrets(providers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each provider section with `<secret>_file` read into `<secret>`, and every credential held as a
-    SecretStr so no repr, log line or dump of the settings shows it. Errors name the key."""
-    resolved: dict[str, dict[str, Any]] = {}
-    for name, raw in providers.items():
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"providers.{name}: expected a table of settings")
-        section = dict(raw)
-        kind = str(section.get("type", name))
-        for secret in sorted(secret_keys(kind)):
-            file_key = "service_account_file" if secret == "service_account_json" else f"{secret}_file"
-            if file_key not in section:
-                continue
-            if section.get(secret) is not None:
-                raise ValueError(f"providers.{name}.{file_key}: give {secret} or {file_key}, not both")
-            section[secret] = read_secret_file(section.pop(file_key), f"providers.{name}.{file_key}")
-        for secret in secret_keys(kind):
-            value = section.get(secret)
-            if isinstance(value, str):
-                section[secret] = SecretStr(value)
-        resolved[name] = section
-    return resolved
-
-
-def _revealed(section: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in section.items()}
-
-
-def _settings(cls: type[Any], name: str, section: Mapping[str, Any]) -> Any:
-    """The adapter's settings dataclass, with errors that name the key as the operator wrote it."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in section:
-        if key not in fields:
-            raise ValueError(f"providers.{name}.{key}: unknown setting (known: {', '.join(sorted(fields))})")
-    for field in fields.values():
-        missing = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        if missing and field.name not in section:
-            raise ValueError(f"providers.{name}.{field.name}: is required")
-    try:
-        return cls(**section)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"providers.{name}: {exc}") from None
 
 
 def build_configured(settings: Settings) -> list[Provider]:
     """Providers from `[providers.<name>]` sections; `type` defaults to the section's name."""
-    built = []
-    for name, raw in settings.providers.items():
-        section = _revealed(raw)
-        kind = section.pop("type", name)
-        builder = BUILDERS.get(kind)
-        if builder is None:
-            raise ValueError(f"providers.{name}.type: {kind!r} is not one of {', '.join(BUILDERS)}")
-        built.append(builder(name, section, settings))
-    return built
+    return build_sections(settings.providers, settings.base_url)
 
 
 class ProviderRegistry:
@@ -209,7 +41,7 @@ class ProviderRegistry:
 def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching: bool) -> ProviderRegistry:
     """`dispatching` is False for API-only processes: they verify callbacks but send nothing."""
     providers: list[Provider] = build_configured(settings)
-    accounts = accounts_of(settings, providers)
+    accounts = accounts_of(settings.providers, providers)
     sandbox = settings.sandbox
     if sandbox.enabled:
         receipt_url = None

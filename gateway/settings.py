@@ -6,6 +6,7 @@ GATEWAY_WORKER__BATCH_SIZE. A wrong value stops start-up with one line naming th
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import tomllib
@@ -14,7 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from providers.catalog import build_sections, read_secret_file, resolve_secrets
 
 
 class SettingsError(Exception):
@@ -287,21 +291,6 @@ class NumbersSettings(_Section):
         return self
 
 
-def read_secret_file(path: Any, key: str) -> str:
-    """A credential from a file (a mounted secret): its text without the trailing newline."""
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"{key}: must be the path of a file holding the secret")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ValueError(f"{key}: cannot read {path}: {reason}") from None
-    secret = text.rstrip("\r\n")
-    if not secret:
-        raise ValueError(f"{key}: {path} is empty")
-    return secret
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -362,16 +351,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _valid_providers(self) -> Settings:
-        from gateway.provider_registry import build_configured
-
-        build_configured(self)  # constructing an adapter opens nothing; it only checks the settings
+        build_sections(self.providers, self.base_url)  # constructing an adapter opens nothing; it only checks
         return self
 
     @field_validator("providers")
     @classmethod
     def _provider_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from gateway.provider_registry import resolve_secrets
-
         return resolve_secrets(value)
 
     @field_validator("routing")
@@ -447,8 +432,24 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # init carries the TOML file's values; the environment wins over it.
-        return (env_settings, init_settings)
+        # init carries the TOML file's values; the environment given to load_settings wins over it.
+        return (_GivenEnvironment(settings_cls, _environment.get()), init_settings)
+
+
+# The variables load_settings reads, for the duration of one load (the process's own by default),
+# so a caller's mapping is read without touching os.environ.
+_environment: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("environment", default=None)
+
+
+class _GivenEnvironment(EnvSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None) -> None:
+        self._given = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        if self._given is None:
+            return super()._load_env_vars()
+        return parse_env_vars(self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
@@ -481,11 +482,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"config: {config_path} is not valid TOML: {exc}") from None
         file_values["config"] = config_path
     _refuse_unknown_variables(env)
-    saved = dict(os.environ)
+    token = _environment.set(env)
     try:
-        if environ is not None:
-            os.environ.clear()
-            os.environ.update(environ)
         return Settings(**file_values)
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -511,6 +509,4 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             + (f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else "")
         ) from None
     finally:
-        if environ is not None:
-            os.environ.clear()
-            os.environ.update(saved)
+        _environment.reset(token)

@@ -47,6 +47,7 @@ from providers.base import (
     InboundRequest,
     Outbound,
     ProviderError,
+    ProviderType,
     Receipt,
     SendResult,
     SignatureError,
@@ -322,3 +323,11 @@ def china_time(value: Any) -> float | None:
         return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME).timestamp()
     except ValueError:
         return None
+
+
+PROVIDER_TYPE = ProviderType(
+    name="aliyun",
+    settings=AliyunSettings,
+    build=lambda settings, name: AliyunSmsProvider(settings, name=name),
+    account_key="access_key_id",
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -182,3 +182,32 @@ class Provider(Protocol):
         """The answer to a recorded receipts or inbound callback, in the form the provider documents
         (JsonCallbackAnswers gives our JSON summary). Refusals stay problem+json."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraKey:
+    """A key of a provider section that is not a field of its settings class (read by `prepare`)."""
+
+    name: str
+    example: str
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderType:
+    """How the gateway offers one kind of provider: a module of providers/ that declares
+    `PROVIDER_TYPE = ProviderType(...)` is found by providers.catalog; nothing else is registered."""
+
+    name: str  # the `type` of a [providers.<section>] section (default: the section's name)
+    settings: type[Any]  # a dataclass whose fields are declared with setting()
+    build: Callable[[Any, str], Provider]  # (settings, section name) -> the adapter; opens nothing
+    # The setting naming the account: sections of one type that share it share its limits
+    # (`limits.throughput.account`, keyed "<type>:<value>").
+    account_key: str | None = None
+    # Turns a section's keys into the settings class's (e.g. a credentials file into its fields),
+    # given the gateway's public URL.
+    prepare: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    extra_keys: tuple[ExtraKey, ...] = ()
+    # Credentials that are not settings fields, by the key of the file that may hold each one
+    # (FCM: service_account_file -> service_account_json).
+    secret_extras: Mapping[str, str] = field(default_factory=dict)

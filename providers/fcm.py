@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,10 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from providers.base import (
     Capabilities,
     ErrorKind,
+    ExtraKey,
     InboundMessage,
     InboundRequest,
     Outbound,
     ProviderError,
+    ProviderType,
     Receipt,
     SendResult,
     SignatureError,
@@ -270,3 +273,31 @@ def _names_token(details: list[Any]) -> bool:
             if isinstance(violation, dict) and str(violation.get("field", "")) == "message.token":
                 return True
     return False
+
+
+def _fcm_section(section: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """The service-account key (read from service_account_file by the settings) into its fields."""
+    account = section.pop("service_account_json", None)
+    if account is None:
+        raise ValueError("service_account_file: is required (the service-account key JSON)")
+    try:
+        return dataclasses.asdict(FcmSettings.from_service_account(account, **section))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"service_account_file: {exc}") from None
+
+
+PROVIDER_TYPE = ProviderType(
+    name="fcm",
+    settings=FcmSettings,
+    build=lambda settings, name: FcmProvider(settings, name=name),
+    account_key="project_id",
+    prepare=_fcm_section,
+    extra_keys=(
+        ExtraKey(
+            "service_account_file",
+            "/run/secrets/fcm-service-account.json",
+            "the service-account key JSON; project_id, client_email and private_key come from it",
+        ),
+    ),
+    secret_extras={"service_account_file": "service_account_json"},
+)

@@ -35,6 +35,7 @@ from providers.base import (
     Lookup,
     Outbound,
     ProviderError,
+    ProviderType,
     Receipt,
     SendResult,
     SignatureError,
@@ -216,3 +217,11 @@ class SmtpProvider(JsonCallbackAnswers):
             kind, code = reply_kind(exc.code, exc.message)
             return SendResult(error=ProviderError(kind, code, exc.message))
         return SendResult(provider_message_id=mail["Message-ID"])
+
+
+PROVIDER_TYPE = ProviderType(
+    name="smtp",
+    settings=SmtpSettings,
+    build=lambda settings, name: SmtpProvider(settings, name=name),
+    account_key="host",
+)

@@ -41,6 +41,7 @@ from providers.base import (
     InboundRequest,
     Outbound,
     ProviderError,
+    ProviderType,
     Receipt,
     SendResult,
     SignatureError,
@@ -403,3 +404,17 @@ def _rfc2822(value: str | None) -> float | None:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+def _twilio_section(section: dict[str, Any], public_url: str) -> dict[str, Any]:
+    # Receipts and signature checks need our public origin as Twilio reaches it.
+    return {"public_base_url": public_url, **section}
+
+
+PROVIDER_TYPE = ProviderType(
+    name="twilio",
+    settings=TwilioSettings,
+    build=lambda settings, name: TwilioProvider(settings, name=name),
+    account_key="account_sid",
+    prepare=_twilio_section,
+)

@@ -31,6 +31,7 @@ from providers.base import (
     InboundRequest,
     Outbound,
     ProviderError,
+    ProviderType,
     Receipt,
     SendResult,
     SignatureError,
@@ -160,3 +161,10 @@ class WebhookProvider(HttpAdapter):
         if kind == ErrorKind.RATE_LIMITED and wait is None:
             wait = DEFAULT_RETRY_AFTER
         return SendResult(error=ProviderError(kind, f"HTTP{status}", f"receiver answered {status}", wait))
+
+
+PROVIDER_TYPE = ProviderType(
+    name="webhook",
+    settings=WebhookSettings,
+    build=lambda settings, name: WebhookProvider(settings, name=name),
+)

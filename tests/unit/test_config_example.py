@@ -14,8 +14,9 @@ from gateway.domain.limits import parse_limits
 from gateway.domain.optout import parse_opt_out
 from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.routing import parse_routing
-from gateway.provider_registry import BUILDERS, build_configured
+from gateway.provider_registry import build_configured
 from gateway.settings import Settings, load_settings
+from providers.catalog import provider_types
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "gateway.example.toml"
 
@@ -81,11 +82,11 @@ def test_every_provider_type_has_a_section_whose_keys_build_it(tmp_path: Path) -
             path.write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" if "webhook" in secret else "secret-value")
         text = text.replace(secret, str(path))
     providers = tomllib.loads(text)["providers"]
-    assert set(providers) == set(BUILDERS)
+    assert set(providers) == set(provider_types())
     config = tmp_path / "providers.toml"
     config.write_text(_toml_tables("providers", providers), encoding="utf-8")
     settings = load_settings({"GATEWAY_CONFIG": str(config)})
-    assert sorted(p.name for p in build_configured(settings)) == sorted(BUILDERS)
+    assert sorted(p.name for p in build_configured(settings)) == sorted(provider_types())
 
 
 def _toml_tables(root: str, sections: dict[str, dict[str, Any]]) -> str:

@@ -279,3 +279,38 @@ def test_a_wrong_api_key_file_stops_start_up_naming_the_variable(
         load_settings({"GATEWAY_API_KEY_FILE": str(secret), **extra})
     assert needle in str(raised.value)
     assert "GATEWAY_API_KEY_FILE" in str(raised.value)
+
+
+class _WatchedEnvironment(dict[str, str]):
+    """The variables handed to load_settings; each read checks that the process's own environment is
+    untouched meanwhile (another thread may be reading it)."""
+
+    def __init__(self, values: dict[str, str], expected: dict[str, str]) -> None:
+        super().__init__(values)
+        self.expected = expected
+        self.reads = 0
+
+    def _check(self) -> None:
+        self.reads += 1
+        assert dict(os.environ) == self.expected, "os.environ was rewritten while settings were read"
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self._check()
+        return super().get(key, default)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().__iter__()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().items()
+
+
+def test_given_variables_are_read_without_rewriting_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_PORT", "9999")
+    given = _WatchedEnvironment({"GATEWAY_WORKER__BATCH_SIZE": "17"}, dict(os.environ))
+    settings = load_settings(given)
+    assert (settings.port, settings.worker.batch_size) == (8080, 17)  # only the given variables count
+    assert given.reads > 0
+    assert load_settings().port == 9999
