@@ -273,7 +273,14 @@ class Settings(BaseSettings):
     # type = "aliyun"), ... Keys are the adapter's settings; see docs/providers.md.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Provider preference per channel, region rules (voice: deny province=Xinjiang -> sms), breakers.
-    routing: dict[str, Any] = Field(default_factory=dict)
+    routing: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "provider order or weights per channel (channels), region rules (rules: {channel, deny, fallback?,"
+            " unknown_region?}; unknown_region = deny (default), fallback or allow says what a rule does with a"
+            " number whose region it cannot tell), circuit breaker, costs and receipt_timeout; docs/providers.md"
+        ),
+    )
     # Caps, quiet hours, hit policies, throughput and opt-out keywords; see docs/limits.md.
     limits: dict[str, Any] = Field(default_factory=dict)
 

@@ -29,9 +29,9 @@ from gateway.domain.routing import (
     Route,
     RoutingConfig,
     choose_route,
-    denying_rule,
     next_channel,
     receipt_deadline,
+    region_denial,
 )
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
@@ -281,11 +281,14 @@ class Worker:
         if not self.routing.rules or job["channel"] not in ("sms", "voice"):
             return None
         region = region_of(job["to_addr"])
-        rule = denying_rule(self.routing, job["channel"], region)
-        if rule is None:
+        remaining = [c for c in (job["fallback"] or "").split(",") if c]
+        denial = region_denial(self.routing, job["channel"], region, remaining)
+        if denial is None:
             return None
-        detail = {"rule": str(rule), "province": region.province, "country": region.country}
-        return self._fall_back(job, now, "route.region_denied", rule, detail)
+        detail: dict[str, Any] = {"rule": str(denial.rule), "province": region.province, "country": region.country}
+        if denial.unknown:
+            detail["unknown"] = list(denial.unknown)
+        return self._fall_back(job, now, denial.reason, denial.rule, detail)
 
     def _fall_back(
         self,
