@@ -55,6 +55,10 @@ HANDOFF_SETTLE_SECONDS = PROVIDER_CALL_TIMEOUT + 5.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
 
 
+# Statuses of a hand-off that reached the recipient's side: its cap and number reservations stand.
+HANDED_OVER = ("sent", "delivered")
+
+
 def result_is_failure(outcome: Outcome) -> bool:
     """What counts against a provider's circuit: it did not answer, or answered with a transient error."""
     return outcome.attempt_outcome in ("transient", "unknown")
@@ -423,7 +427,7 @@ class Worker:
             )
         else:
             bound.debug("message handed off", status=outcome.status, provider=mark.provider)
-        if reservation is not None and outcome.status != "sent":
+        if reservation is not None and outcome.status not in HANDED_OVER:
             # Nothing reached the recipient: the cap must not count it (a retry reserves again).
             with contextlib.suppress(Exception):
                 await self.state.release_caps([reservation])
@@ -433,7 +437,7 @@ class Worker:
             elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
                 # The provider refused the number itself: evidence, and the retry picks another one.
                 self.numbers.note(number.number, Signal.FILTERED)
-            if outcome.status != "sent" and number.reservation is not None:
+            if outcome.status not in HANDED_OVER and number.reservation is not None:
                 await self.numbers.release([number.reservation])
         early_receipts = await self.store.record_outcome(outcome)
         if number is not None and self.numbers is not None:
@@ -445,6 +449,18 @@ class Worker:
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
         now = time.time()
         base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
+        if result.error is None and result.delivered:
+            # The answer is the receipt (a webhook receiver's 2xx): delivered now, nothing to wait for.
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "delivered",
+                now,
+                reason="provider.delivered",
+                attempt_outcome="sent",
+                provider_message_id=result.provider_message_id,
+                **base,
+            )
         if result.error is None:
             return Outcome(
                 job["id"],
