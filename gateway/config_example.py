@@ -37,8 +37,14 @@ circuit_failures = 5
 circuit_cooldown_seconds = 30.0
 ## Region rules: a channel that must not be used for some recipients, and the channel to use
 ## instead. deny keys: country, province, city, carrier (what the number's prefix tells).
+## The seed fact behind this one:
+## calls to Xinjiang numbers often do not connect: voice to Xinjiang falls back to SMS.
+## The province comes from the number's 7-digit block; a number whose province is still
+## unknown (a block newer than the data) gets unknown_region: "deny" (the default: not called, it
+## falls back like a Xinjiang number), "fallback" (falls back when the job has somewhere to go,
+## else is called) or "allow" (called).
 rules = [
-  { channel = "voice", deny = { country = "CN", province = "Xinjiang" }, fallback = "sms" },
+  { channel = "voice", deny = { country = "CN", province = "Xinjiang" }, fallback = "sms", unknown_region = "deny" },
 ]
 
 ## Providers in order of preference per channel; unset: every provider that serves the channel.

@@ -342,7 +342,11 @@ class Settings(BaseSettings):
     )
     routing: dict[str, Any] = Field(
         default_factory=dict,
-        description="provider preference per channel, region rules (voice: deny province=Xinjiang -> sms), breakers",
+        description=(
+            "provider order or weights per channel (channels), region rules (rules: {channel, deny, fallback?,"
+            " unknown_region?}; unknown_region = deny (default), fallback or allow says what a rule does with a"
+            " number whose region it cannot tell), circuit breaker, costs and receipt_timeout; docs/providers.md"
+        ),
     )
     limits: dict[str, Any] = Field(
         default_factory=dict,

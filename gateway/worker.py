@@ -29,9 +29,9 @@ from gateway.domain.routing import (
     Route,
     RoutingConfig,
     choose_route,
-    denying_rule,
     next_channel,
     receipt_deadline,
+    region_denial,
 )
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
@@ -53,6 +53,10 @@ PROVIDER_CALL_TIMEOUT = 10.0
 # alive but stalled past its lease: the call's own timeout, plus the commit of the mark before it.
 HANDOFF_SETTLE_SECONDS = PROVIDER_CALL_TIMEOUT + 5.0
 FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
+
+
+# Statuses of a hand-off that reached the recipient's side: its cap and number reservations stand.
+HANDED_OVER = ("sent", "delivered")
 
 
 def result_is_failure(outcome: Outcome) -> bool:
@@ -281,11 +285,14 @@ class Worker:
         if not self.routing.rules or job["channel"] not in ("sms", "voice"):
             return None
         region = region_of(job["to_addr"])
-        rule = denying_rule(self.routing, job["channel"], region)
-        if rule is None:
+        remaining = [c for c in (job["fallback"] or "").split(",") if c]
+        denial = region_denial(self.routing, job["channel"], region, remaining)
+        if denial is None:
             return None
-        detail = {"rule": str(rule), "province": region.province, "country": region.country}
-        return self._fall_back(job, now, "route.region_denied", rule, detail)
+        detail: dict[str, Any] = {"rule": str(denial.rule), "province": region.province, "country": region.country}
+        if denial.unknown:
+            detail["unknown"] = list(denial.unknown)
+        return self._fall_back(job, now, denial.reason, denial.rule, detail)
 
     def _fall_back(
         self,
@@ -420,7 +427,7 @@ class Worker:
             )
         else:
             bound.debug("message handed off", status=outcome.status, provider=mark.provider)
-        if reservation is not None and outcome.status != "sent":
+        if reservation is not None and outcome.status not in HANDED_OVER:
             # Nothing reached the recipient: the cap must not count it (a retry reserves again).
             with contextlib.suppress(Exception):
                 await self.state.release_caps([reservation])
@@ -430,7 +437,7 @@ class Worker:
             elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
                 # The provider refused the number itself: evidence, and the retry picks another one.
                 self.numbers.note(number.number, Signal.FILTERED)
-            if outcome.status != "sent" and number.reservation is not None:
+            if outcome.status not in HANDED_OVER and number.reservation is not None:
                 await self.numbers.release([number.reservation])
         early_receipts = await self.store.record_outcome(outcome)
         if number is not None and self.numbers is not None:
@@ -442,6 +449,18 @@ class Worker:
     def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
         now = time.time()
         base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
+        if result.error is None and result.delivered:
+            # The answer is the receipt (a webhook receiver's 2xx): delivered now, nothing to wait for.
+            return Outcome(
+                job["id"],
+                job["tenant_id"],
+                "delivered",
+                now,
+                reason="provider.delivered",
+                attempt_outcome="sent",
+                provider_message_id=result.provider_message_id,
+                **base,
+            )
         if result.error is None:
             return Outcome(
                 job["id"],

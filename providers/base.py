@@ -51,6 +51,9 @@ class Outbound:
 class SendResult:
     provider_message_id: str | None = None
     error: ProviderError | None = None
+    # The answer is itself the delivery receipt (a webhook receiver's 2xx): the message is delivered
+    # as the answer is recorded, and no receipt will follow.
+    delivered: bool = False
 
     @property
     def accepted(self) -> bool:

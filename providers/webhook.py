@@ -5,10 +5,10 @@ drop duplicates), `webhook-timestamp` (Unix seconds) and `webhook-signature: v1,
 the signature is HMAC-SHA256, keyed by the base64-decoded part of a `whsec_` secret, of
 `{id}.{timestamp}.{body}`. The body is `{"id", "type": "message", "timestamp", "data"}`.
 
-A 2xx answer means the receiver has the message: the send is accepted and there is nothing more
-to learn (no receipts). 410 Gone means the endpoint is retired: permanent. 408, 429 and 5xx are
-retried (honouring Retry-After); any other answer, redirects included (the spec says not to follow
-them), is permanent.
+A 2xx answer means the receiver has the message: it is the end of the hand-off and the delivery
+receipt in one (the message is `delivered` as the answer is recorded; no receipt follows). 410 Gone
+means the endpoint is retired: permanent. 408, 429 and 5xx are retried (honouring Retry-After); any
+other answer, redirects included (the spec says not to follow them), is permanent.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class WebhookProvider(HttpAdapter):
     def __init__(self, settings: WebhookSettings, *, name: str = "webhook") -> None:
         self.name = name
         self.settings = settings
-        # A 2xx is the whole story: the adapter answers accepted and no receipt will follow.
+        # A 2xx is the whole story: the adapter answers delivered and no receipt will follow.
         self.capabilities = Capabilities(
             channels=frozenset({"webhook"}), receipts=False, lookup=False, max_per_second=settings.max_per_second
         )
@@ -155,7 +155,7 @@ class WebhookProvider(HttpAdapter):
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendResult(error=transport_failure(exc, self.name))
         if 200 <= status < 300:
-            return SendResult(provider_message_id=message.reference)
+            return SendResult(provider_message_id=message.reference, delivered=True)
         kind = STATUS_KINDS.get(status) or (ErrorKind.TRANSIENT if status >= 500 else ErrorKind.PERMANENT)
         wait = retry_after(response_headers) if kind.retryable else None
         if kind == ErrorKind.RATE_LIMITED and wait is None:

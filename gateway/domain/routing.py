@@ -8,10 +8,11 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from gateway.domain.models import Channel, is_member
-from gateway.domain.regions import Region
+from gateway.domain.regions import CHINA_PROVINCES, Region
 
 REGION_KEYS = ("country", "province", "city", "carrier")
 
@@ -22,6 +23,20 @@ class Route:
     sender: str | None = None
 
 
+# What a rule does with a number whose region it cannot tell (a key it names is unknown for the
+# number and no other key rules the number out):
+#   deny      treat it as inside the region: the channel is not used (safe, the default)
+#   fallback  move it to another channel when there is one, else use this channel after all
+#   allow     treat it as outside the region: use the channel
+UNKNOWN_REGION_POLICIES = ("deny", "fallback", "allow")
+
+
+class Match(Enum):
+    NO = "no"
+    YES = "yes"
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class RegionRule:
     """`voice: deny province=Xinjiang -> fallback sms`: every key in `deny` must match."""
@@ -29,19 +44,35 @@ class RegionRule:
     channel: str
     deny: Mapping[str, str]
     fallback: str | None = None
+    unknown_region: str = "deny"
 
-    def matches(self, channel: str, region: Region) -> bool:
+    def match(self, channel: str, region: Region) -> Match:
+        """YES when every key matches, NO when the channel differs or a known key differs, else
+        UNKNOWN: some key is not known for this number."""
         if channel != self.channel or not self.deny:
-            return False
+            return Match.NO
+        unknown = False
         for key, wanted in self.deny.items():
             value = region.value(key)
-            if value is None or value.casefold() != wanted.casefold():
-                return False
-        return True
+            if value is None:
+                unknown = True
+            elif value.casefold() != wanted.casefold():
+                return Match.NO
+        return Match.UNKNOWN if unknown else Match.YES
 
     def __str__(self) -> str:
         deny = ", ".join(f"{k}={v}" for k, v in self.deny.items())
         return f"{self.channel}: deny {deny}" + (f" -> fallback {self.fallback}" if self.fallback else "")
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDenial:
+    """A rule keeps a job off its channel: `reason` is the event's reason, `unknown` the keys the
+    rule could not tell for the number (empty when the number is known to be in the region)."""
+
+    rule: RegionRule
+    reason: str
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,19 +122,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         if len(set(providers)) != len(providers):
             raise ValueError(f"{key}.channels.{channel}: names a provider twice")
         channels[channel] = tuple(providers)
-    rules = []
-    for index, raw in enumerate(value.get("rules", [])):
-        rule_key = f"{key}.rules[{index}]"
-        if not isinstance(raw, Mapping) or set(raw) - {"channel", "deny", "fallback"}:
-            raise ValueError(f"{rule_key}: must be {{channel, deny, fallback?}}")
-        channel, deny, fallback = raw.get("channel"), raw.get("deny"), raw.get("fallback")
-        if not is_member(channel, Channel):
-            raise ValueError(f"{rule_key}.channel: {channel!r} is not a channel")
-        if not isinstance(deny, Mapping) or not deny or set(deny) - set(REGION_KEYS):
-            raise ValueError(f"{rule_key}.deny: must map some of {', '.join(REGION_KEYS)} to a value")
-        if fallback is not None and (not is_member(fallback, Channel) or fallback == channel):
-            raise ValueError(f"{rule_key}.fallback: {fallback!r} is not another channel")
-        rules.append(RegionRule(str(channel), {str(k): str(v) for k, v in deny.items()}, fallback))
+    rules = [_parse_rule(raw, f"{key}.rules[{index}]") for index, raw in enumerate(value.get("rules", []))]
     failures = value.get("circuit_failures", 5)
     cooldown = value.get("circuit_cooldown_seconds", 30.0)
     if not isinstance(failures, int) or failures < 1:
@@ -119,6 +138,34 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         costs=_parse_costs(value.get("costs"), key),
         receipt_timeouts=_parse_receipt_timeouts(value.get("receipt_timeout"), key),
     )
+
+
+_ENGLISH_PROVINCES = {name.casefold() for name in CHINA_PROVINCES.values()}
+
+
+def _parse_rule(raw: Any, key: str) -> RegionRule:
+    if not isinstance(raw, Mapping) or set(raw) - {"channel", "deny", "fallback", "unknown_region"}:
+        raise ValueError(f"{key}: must be {{channel, deny, fallback?, unknown_region?}}")
+    channel, deny, fallback = raw.get("channel"), raw.get("deny"), raw.get("fallback")
+    unknown_region = raw.get("unknown_region", "deny")
+    if not is_member(channel, Channel):
+        raise ValueError(f"{key}.channel: {channel!r} is not a channel")
+    if not isinstance(deny, Mapping) or not deny or set(deny) - set(REGION_KEYS):
+        raise ValueError(f"{key}.deny: must map some of {', '.join(REGION_KEYS)} to a value")
+    if fallback is not None and (not is_member(fallback, Channel) or fallback == channel):
+        raise ValueError(f"{key}.fallback: {fallback!r} is not another channel")
+    if unknown_region not in UNKNOWN_REGION_POLICIES:
+        raise ValueError(f"{key}.unknown_region: {unknown_region!r} is not one of {', '.join(UNKNOWN_REGION_POLICIES)}")
+    return RegionRule(str(channel), _scoped(deny), fallback, str(unknown_region))
+
+
+def _scoped(deny: Mapping[Any, Any]) -> dict[str, str]:
+    """A rule naming a Chinese province and no country is about Chinese numbers: a number from
+    elsewhere, whose province nobody knows, is then outside it rather than of unknown region."""
+    scoped = {str(k): str(v) for k, v in deny.items()}
+    if "country" not in scoped and scoped.get("province", "").casefold() in _ENGLISH_PROVINCES:
+        scoped = {"country": "CN", **scoped}
+    return scoped
 
 
 def _parse_receipt_timeouts(value: Any, key: str) -> dict[str, float]:
@@ -183,10 +230,21 @@ def weighted_order(weights: Mapping[str, float], key: str) -> list[str]:
     return sorted(weights, key=lambda p: math.log(_unit_draw(key, p)) / weights[p], reverse=True)
 
 
-def denying_rule(config: RoutingConfig, channel: str, region: Region) -> RegionRule | None:
+def region_denial(
+    config: RoutingConfig, channel: str, region: Region, job_fallback: Sequence[str] = ()
+) -> RegionDenial | None:
+    """Whether a region rule keeps the job off `channel`. A rule the number is known to match wins
+    over one that cannot tell; a number of unknown region gets the rule's `unknown_region` policy."""
     for rule in config.rules:
-        if rule.matches(channel, region):
-            return rule
+        if rule.match(channel, region) is Match.YES:
+            return RegionDenial(rule, "route.region_denied")
+    for rule in config.rules:
+        if rule.match(channel, region) is not Match.UNKNOWN or rule.unknown_region == "allow":
+            continue
+        if rule.unknown_region == "fallback" and next_channel(rule, job_fallback, channel) is None:
+            continue  # nowhere else to go: this channel, rather than no message
+        unknown = tuple(k for k in rule.deny if region.value(k) is None)
+        return RegionDenial(rule, "route.region_unknown", unknown)
     return None
 
 

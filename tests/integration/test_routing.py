@@ -56,6 +56,40 @@ async def test_a_region_rule_without_a_fallback_fails_with_the_reason(start_gate
         assert failed["attempts"] == []
 
 
+XINJIANG_PHONENUMBERS_MISSES = "+8616609001234"  # a 166 block phonenumbers has no province for
+PROVINCE_UNKNOWN = "+8619900001234"  # a 199 block no source places
+
+
+def voice_job(to: str) -> dict[str, Any]:
+    return {"channel": "voice", "to": to, "content": {"text": "您的验证码是 123456"}, "category": "transactional"}
+
+
+async def test_voice_to_xinjiang_blocks_phonenumbers_misses_and_to_unknown_ones_goes_by_sms(
+    start_gateway: GatewayStarter,
+) -> None:
+    routing = {"rules": [{"channel": "voice", "deny": {"province": "Xinjiang"}, "fallback": "sms"}]}
+    async with start_gateway({"GATEWAY_ROUTING": json.dumps(routing)}) as gw:
+        xinjiang = await gw.post("/v1/messages", voice_job(XINJIANG_PHONENUMBERS_MISSES))
+        unknown = await gw.post("/v1/messages", voice_job(PROVINCE_UNKNOWN))
+        for response, reason in ((xinjiang, "route.region_denied"), (unknown, "route.region_unknown")):
+            delivered = await gw.wait_status((await response.json())["id"], {"delivered"})
+            assert delivered["channel"] == "sms"
+            assert [a["channel"] for a in delivered["attempts"]] == ["sms"], "no call was placed"
+            moved = delivered["events"][1]
+            assert (moved["status"], moved["reason"]) == ("queued", reason)
+            assert (moved["detail"]["from"], moved["detail"]["to"]) == ("voice", "sms")
+        assert moved["detail"]["unknown"] == ["province"] and moved["detail"]["country"] == "CN"
+
+
+async def test_unknown_region_allow_places_the_call(start_gateway: GatewayStarter) -> None:
+    rule = {"channel": "voice", "deny": {"province": "Xinjiang"}, "fallback": "sms", "unknown_region": "allow"}
+    async with start_gateway({"GATEWAY_ROUTING": json.dumps({"rules": [rule]})}) as gw:
+        response = await gw.post("/v1/messages", voice_job(PROVINCE_UNKNOWN))
+        delivered = await gw.wait_status((await response.json())["id"], {"delivered"})
+        assert delivered["channel"] == "voice"
+        assert [e["reason"] for e in delivered["events"]][:2] == ["accepted", "attempt 1"]
+
+
 async def test_jobs_fail_over_when_the_first_provider_breaks_and_come_back_after(
     start_gateway: GatewayStarter,
 ) -> None:

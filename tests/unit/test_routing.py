@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import tomllib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +15,10 @@ from gateway.domain.routing import (
     RoutingConfig,
     cheapest_first,
     choose_route,
-    denying_rule,
     next_channel,
     parse_routing,
     receipt_deadline,
+    region_denial,
     weighted_order,
 )
 
@@ -34,9 +36,74 @@ def test_a_rule_matches_every_key_case_insensitively() -> None:
     config = parse_routing(
         {"rules": [{"channel": "voice", "deny": {"country": "cn", "province": "xinjiang"}, "fallback": "sms"}]}
     )
-    assert denying_rule(config, "voice", region_of("+8613999123456")) is not None
-    assert denying_rule(config, "sms", region_of("+8613999123456")) is None
-    assert denying_rule(config, "voice", region_of("+8613812345678")) is None
+    assert region_denial(config, "voice", region_of("+8613999123456")) is not None
+    assert region_denial(config, "sms", region_of("+8613999123456")) is None
+    assert region_denial(config, "voice", region_of("+8613812345678")) is None
+
+
+XINJIANG_RULE = {"channel": "voice", "deny": {"province": "Xinjiang"}, "fallback": "sms"}
+XINJIANG_PHONENUMBERS_MISSES = "+8616609001234"  # a 166 block: phonenumbers has no province for it
+PROVINCE_UNKNOWN = "+8619900001234"  # a 199 block neither phonenumbers nor the segment data places
+JIANGSU = "+8613812345678"
+
+
+def test_a_xinjiang_number_phonenumbers_cannot_place_is_denied_as_xinjiang() -> None:
+    config = parse_routing({"rules": [XINJIANG_RULE]})
+    denial = region_denial(config, "voice", region_of(XINJIANG_PHONENUMBERS_MISSES))
+    assert denial is not None and (denial.reason, denial.unknown) == ("route.region_denied", ())
+
+
+def test_a_number_of_unknown_province_is_kept_off_the_channel_by_default() -> None:
+    config = parse_routing({"rules": [XINJIANG_RULE]})
+    assert config.rules[0].unknown_region == "deny"
+    denial = region_denial(config, "voice", region_of(PROVINCE_UNKNOWN))
+    assert denial is not None and (denial.reason, denial.unknown) == ("route.region_unknown", ("province",))
+    assert next_channel(denial.rule, [], "voice") == "sms"
+    assert region_denial(config, "voice", region_of(JIANGSU)) is None, "a known province elsewhere is not in doubt"
+    assert region_denial(config, "sms", region_of(PROVINCE_UNKNOWN)) is None
+
+
+def test_unknown_region_allow_places_the_call() -> None:
+    config = parse_routing({"rules": [{**XINJIANG_RULE, "unknown_region": "allow"}]})
+    assert region_denial(config, "voice", region_of(PROVINCE_UNKNOWN)) is None
+    assert region_denial(config, "voice", region_of(XINJIANG_PHONENUMBERS_MISSES)) is not None
+
+
+def test_unknown_region_fallback_moves_only_when_there_is_somewhere_to_go() -> None:
+    with_sms = parse_routing({"rules": [{**XINJIANG_RULE, "unknown_region": "fallback"}]})
+    denial = region_denial(with_sms, "voice", region_of(PROVINCE_UNKNOWN))
+    assert denial is not None and denial.reason == "route.region_unknown"
+    deny_only = {"channel": "voice", "deny": {"province": "Xinjiang"}, "unknown_region": "fallback"}
+    nowhere = parse_routing({"rules": [deny_only]})
+    assert region_denial(nowhere, "voice", region_of(PROVINCE_UNKNOWN)) is None, "called rather than lost"
+    assert region_denial(nowhere, "voice", region_of(PROVINCE_UNKNOWN), ["sms"]) is not None, "the job's own fallback"
+    denied = parse_routing({"rules": [{"channel": "voice", "deny": {"province": "Xinjiang"}}]})
+    assert region_denial(denied, "voice", region_of(PROVINCE_UNKNOWN)) is not None, "deny: failed, not called"
+
+
+def test_a_rule_the_number_matches_wins_over_one_that_cannot_tell() -> None:
+    in_doubt = {"channel": "voice", "deny": {"province": "Tibet", "city": "Lhasa"}, "unknown_region": "fallback"}
+    config = parse_routing({"rules": [in_doubt, {"channel": "voice", "deny": {"province": "Xinjiang"}}]})
+    denial = region_denial(config, "voice", region_of(XINJIANG_PHONENUMBERS_MISSES))
+    assert denial is not None and denial.rule.deny["province"] == "Xinjiang" and denial.reason == "route.region_denied"
+
+
+def test_a_rule_naming_a_chinese_province_is_about_chinese_numbers() -> None:
+    [rule] = parse_routing({"rules": [XINJIANG_RULE]}).rules
+    assert dict(rule.deny) == {"country": "CN", "province": "Xinjiang"}
+    config = parse_routing({"rules": [XINJIANG_RULE]})
+    guernsey_mobile = region_of("+447911123456")  # no province: its place is only its country
+    assert guernsey_mobile.country == "GG" and guernsey_mobile.province is None
+    assert region_denial(config, "voice", guernsey_mobile) is None
+    [elsewhere] = parse_routing({"rules": [{"channel": "voice", "deny": {"province": "NY"}}]}).rules
+    assert dict(elsewhere.deny) == {"province": "NY"}, "only China's provinces imply the country"
+
+
+def test_an_unknown_region_policy_must_be_one_of_the_three() -> None:
+    with pytest.raises(
+        ValueError, match=r"routing\.rules\[0\]\.unknown_region: 'block' is not one of deny, fallback, allow"
+    ):
+        parse_routing({"rules": [{**XINJIANG_RULE, "unknown_region": "block"}]})
 
 
 def test_fallback_prefers_the_jobs_list_and_only_compatible_channels() -> None:
@@ -190,3 +257,15 @@ def test_bad_receipt_timeouts_are_refused_naming_the_key(timeouts: object, messa
     with pytest.raises(ValueError) as caught:
         parse_routing({"receipt_timeout": timeouts})
     assert str(caught.value) == message
+
+
+def test_the_example_config_ships_the_xinjiang_rule_commented() -> None:
+    text = (Path(__file__).parents[2] / "config" / "gateway.example.toml").read_text()
+    assert "routing" not in tomllib.loads(text), "shipped commented, not in force"
+    block = text[text.index("# [routing]") :].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block if line.startswith("# "))
+    config = parse_routing(tomllib.loads(uncommented)["routing"])
+    [rule] = config.rules
+    assert (rule.channel, rule.fallback, rule.unknown_region) == ("voice", "sms", "deny")
+    assert region_denial(config, "voice", region_of(XINJIANG_PHONENUMBERS_MISSES)) is not None
+    assert "calls to Xinjiang numbers often do not connect: voice to Xinjiang falls back to SMS" in text

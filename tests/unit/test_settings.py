@@ -107,6 +107,10 @@ def test_provider_sections_are_checked_at_start(env: dict[str, str], needle: str
             "routing.rules[0].fallback",
         ),
         ('{"channels": {"sms": "twilio"}}', "routing.channels.sms"),
+        (
+            '{"rules": [{"channel": "voice", "deny": {"province": "X"}, "unknown_region": "maybe"}]}',
+            "routing.rules[0].unknown_region",
+        ),
     ],
 )
 def test_routing_rules_are_checked_at_start(routing: str, needle: str) -> None:

@@ -58,6 +58,7 @@ async def test_a_job_is_posted_signed_and_the_receiver_accepts_it(
 ) -> None:
     result = await provider.send(outbound("webhook", receiver.url + "/hooks", {"payload": {"order": 42}}))
     assert result.accepted and result.provider_message_id == "msg_01HZX3"
+    assert result.delivered, "the 2xx is the delivery receipt"
     [received] = receiver.received
     assert received.valid and received.msg_id == "msg_01HZX3"
     body = orjson.loads(received.body)
