@@ -10,7 +10,7 @@ budget that 0.40 x the bare handler leaves, measured in the same launch.
    SQLite WAL, synchronous=FULL, as `gateway serve` runs):
    - the gateway's per-job work outside HTTP and the store: parse and duplicate-key screen,
      validation, content policy, request hash, the row, the answer body (its own objects);
-   - the durable commit of those rows through `queries.insert_accepted` in group commits of each
+   - the durable commit of those rows through `gateway.store.sql.accept.insert_accepted` in group commits of each
      batch size (under 64 connections the group commit forms batches of about 32);
    - the same rows committed with the sqlite3 module alone, no SQLAlchemy and no gateway code: the
      cost of SQLite's own work for the messages row and its audit event with the delivery log's
@@ -79,8 +79,8 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
     from gateway.domain.jobs import validate_job
     from gateway.logging import configure_logging
     from gateway.settings import load_settings
-    from gateway.store import queries
-    from gateway.store.store import Store
+    from gateway.store.sql import accept as accept_sql
+    from gateway.store.store import SqlStore
 
     configure_logging("warning")
     gateway = Gateway(load_settings(), role="api")
@@ -115,13 +115,13 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
         for size in args.batches:
             for run, rows in enumerate(rows_by_run):
                 # A fresh database per measurement, so every batch size starts from the same state.
-                store = Store.open(f"sqlite:///{directory / f'commit-{size}-{run}.db'}")
+                store = SqlStore.open(f"sqlite:///{directory / f'commit-{size}-{run}.db'}")
                 await store.migrate()
                 now = time.time()
                 chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
                 started = time.process_time()
                 for chunk in chunks:
-                    await store.db.write(queries.insert_accepted, chunk, now)
+                    await store.db.write(accept_sql.insert_accepted, chunk, now)
                 commit[size].append((time.process_time() - started) / len(rows) * 1e6)
                 await store.close()
         columns = list(rows_by_run[0][0])

@@ -127,15 +127,14 @@ def message_rows(count: int, now: float, seed: int = 11) -> Iterator[list[tuple[
 
 async def migrate_and_key(database_url: str) -> None:
     from gateway.api.auth import SCOPES, key_row, provisioned_key_id
-    from gateway.store import queries
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
-    store = Store.open(database_url)
+    store = SqlStore.open(database_url)
     try:
         await store.migrate()
-        await store.db.write(queries.ensure_tenant, "default")
+        await store.ensure_tenant("default")
         row = key_row(API_KEY, provisioned_key_id(API_KEY), "default", "bench", SCOPES)
-        await store.db.write(queries.insert_api_key, row)
+        await store.add_api_key(row)
     finally:
         await store.close()
 

@@ -34,8 +34,8 @@ from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
 from gateway.settings import Settings
 from gateway.state.base import State, open_state
-from gateway.store import queries
-from gateway.store.store import Store
+from gateway.store.port import KeyStore, Store
+from gateway.store.store import SqlStore
 from gateway.ui.routes import mount_console
 from gateway.worker import Worker
 
@@ -85,17 +85,17 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
     return app
 
 
-async def provision_keys(store: Store, settings: Settings) -> str | None:
+async def provision_keys(store: KeyStore, settings: Settings) -> str | None:
     """Store GATEWAY_API_KEY if given; on a first start without keys, make one. Returns a new key to show."""
     if settings.api_key is not None:
         key = settings.api_key.get_secret_value()
         row = key_row(key, provisioned_key_id(key), "default", "GATEWAY_API_KEY", SCOPES)
-        await store.db.write(queries.upsert_provisioned_key, row)
+        await store.provision_api_key(row)
         return None
-    if await store.db.read(queries.count_api_keys) > 0:
+    if await store.count_api_keys() > 0:
         return None
     key, key_id = new_key()
-    await store.db.write(queries.insert_api_key, key_row(key, key_id, "default", "first-start", SCOPES))
+    await store.add_api_key(key_row(key, key_id, "default", "first-start", SCOPES))
     return key
 
 
@@ -104,7 +104,7 @@ class Gateway:
         self.settings = settings
         self.role = role
         self.metrics = Metrics()
-        self.store = Store.open(
+        self.store: Store = SqlStore.open(
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
             pool_size=settings.db_pool_size,

@@ -45,12 +45,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     from gateway.store.migrations import SchemaError
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
 
     async def migrate() -> int:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
             return await store.migrate()
         finally:
@@ -65,7 +65,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
     days = settings.retention.content_days if args.older_than is None else args.older_than / 86400
@@ -76,7 +76,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         return 2
 
     async def purge() -> int:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
             await store.migrate()
             return await store.purge_content(days)
@@ -90,8 +90,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from gateway.api.auth import SCOPES, key_row, new_key
-    from gateway.store import queries
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
     scopes = tuple(s for s in args.scopes.split(",") if s) if getattr(args, "scopes", None) else SCOPES
@@ -101,19 +100,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
             await store.migrate()
             if args.keys_command == "create":
                 key, key_id = new_key()
                 expires = time.time() + args.expires_days * 86400 if args.expires_days else None
-                await store.db.write(
-                    queries.insert_api_key, key_row(key, key_id, args.tenant, args.name, scopes, expires)
-                )
+                await store.add_api_key(key_row(key, key_id, args.tenant, args.name, scopes, expires))
                 print(key)
                 print(f"key id {key_id}, tenant {args.tenant}, scopes {','.join(scopes)} (shown once)", file=sys.stderr)
             elif args.keys_command == "list":
-                rows = await store.db.read(queries.list_api_keys, args.tenant)
+                rows = await store.list_api_keys(args.tenant)
                 print(f"{'ID':<14} {'TENANT':<16} {'NAME':<20} {'SCOPES':<26} STATE")
                 for r in rows:
                     state = (
@@ -123,7 +120,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     )
                     print(f"{r['id']:<14} {r['tenant_id']:<16} {r['name'][:20]:<20} {r['scopes']:<26} {state}")
             elif args.keys_command == "revoke":
-                if not await store.db.write(queries.revoke_api_key, args.key_id, time.time()):
+                if not await store.revoke_api_key(args.key_id):
                     print(f"gateway: no active key {args.key_id}", file=sys.stderr)
                     return 1
                 print(f"revoked {args.key_id}")
@@ -193,16 +190,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
     from gateway.api.reports import render_report
-    from gateway.domain.failures import FAILURE_STATUSES
-    from gateway.store import queries
-    from gateway.store.store import Store
+    from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
     group_by = tuple(g for g in args.group_by.split(",") if g)
-    unknown = [g for g in group_by if g not in queries.REPORT_DIMENSIONS]
+    unknown = [g for g in group_by if g not in REPORT_DIMENSIONS]
     if unknown:
         print(
-            f"gateway: --group-by {','.join(unknown)}: choose from {', '.join(queries.REPORT_DIMENSIONS)}",
+            f"gateway: --group-by {','.join(unknown)}: choose from {', '.join(REPORT_DIMENSIONS)}",
             file=sys.stderr,
         )
         return 2
@@ -210,9 +206,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     since = until - args.since
 
     async def run() -> list[dict[str, object]]:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         try:
-            return await store.db.read(queries.failure_report, args.tenant, since, until, group_by, FAILURE_STATUSES)
+            return await store.failure_report(args.tenant, since, until, group_by, FAILURE_STATUSES)
         finally:
             await store.close()
 
@@ -244,14 +240,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from gateway.api.audit import CSV_COLUMNS, csv_line, iterate_events
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
     until = time.time() + 1
     since = until - 1 - args.since
 
     async def run() -> int:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         count = 0
         try:
             if args.format == "csv":
@@ -289,8 +285,7 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     from gateway.api.numbers import render_numbers
     from gateway.number_pool import NumberPool
     from gateway.state.base import open_state
-    from gateway.store import number_queries
-    from gateway.store.store import Store
+    from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()
     action = getattr(args, "action", None)
@@ -302,7 +297,7 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     )
 
     async def run() -> list[dict[str, object]] | str:
-        store = Store.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
         state = open_state(settings.redis_url)
         try:
             await store.migrate()
@@ -313,7 +308,7 @@ def cmd_numbers(args: argparse.Namespace) -> int:
                 if row is None:
                     return f"gateway: no number {args.number_id!r}"
                 return f"{row['id']} {row['sender']}: {row['state']}" + ("" if changed else " (unchanged)")
-            rows = await store.db.read(number_queries.list_numbers, args.pool, args.state)
+            rows = await store.number_rows(args.pool, args.state)
             return await render_numbers(pool, rows)
         finally:
             await store.close()

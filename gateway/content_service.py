@@ -27,8 +27,7 @@ from gateway.domain.content import (
 )
 from gateway.domain.content.words import Severity
 from gateway.settings import ContentSettings
-from gateway.store import queries
-from gateway.store.store import Store
+from gateway.store.port import BlocklistStore
 
 log = structlog.get_logger("gateway.content")
 
@@ -45,7 +44,7 @@ def primary_text(channel: str, content: Mapping[str, object]) -> str:
 
 
 class ContentService:
-    def __init__(self, settings: ContentSettings, store: Store | None) -> None:
+    def __init__(self, settings: ContentSettings, store: BlocklistStore | None) -> None:
         """Without a store (the `gateway check` command) only the list files apply."""
         self.settings = settings
         self.store = store
@@ -96,11 +95,11 @@ class ContentService:
             self.words = await asyncio.to_thread(WordLists.build, self._file_lists)
             return
         async with self._lock:
-            version = await self.store.db.read(queries.blocklists_version)
+            version = await self.store.blocklists_version()
             if not force and version == self._version:
                 return
             lists = dict(self._file_lists)
-            for row in await self.store.db.read(queries.get_blocklists):
+            for row in await self.store.blocklists():
                 lists[f"tenant:{row['tenant_id']}:{row['name']}"] = (row["words"], row["severity"])
             self.words = await asyncio.to_thread(WordLists.build, lists)
             self._version = version

@@ -18,8 +18,8 @@ from gateway.content_service import ContentService, primary_text
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
 from gateway.domain.quiet_hours import QuietHours, check
 from gateway.state.base import CapReservation, State
+from gateway.store.port import SuppressionStore
 from gateway.store.records import Outcome
-from gateway.store.store import Store
 
 
 @dataclass
@@ -33,7 +33,7 @@ class GateResult:
 class PolicyGate:
     def __init__(
         self,
-        store: Store,
+        store: SuppressionStore,
         state: State,
         limits: LimitsConfig,
         quiet_hours: QuietHours,

@@ -41,9 +41,8 @@ from gateway.metrics import Metrics
 from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
 from gateway.settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.state.base import CapReservation, State, WindowCounter
-from gateway.store import number_queries as nq
-from gateway.store.records import Outcome
-from gateway.store.store import Store
+from gateway.store.port import NumberStore
+from gateway.store.records import Outcome, to_number
 
 log = structlog.get_logger("gateway.numbers")
 
@@ -166,7 +165,7 @@ class PoolDecision:
 class NumberPool:
     def __init__(
         self,
-        store: Store,
+        store: NumberStore,
         state: State,
         settings: NumbersSettings,
         *,
@@ -194,7 +193,7 @@ class NumberPool:
         if not self.settings.pools:
             return 0
         now = self.clock()
-        return await self.store.db.write(nq.sync_config_numbers, config_rows(self.settings.pools, now), now)
+        return await self.store.sync_config_numbers(config_rows(self.settings.pools, now), now)
 
     def start(self, *, ticking: bool) -> None:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="numbers-flush"))
@@ -213,7 +212,7 @@ class NumberPool:
     # --- reading --------------------------------------------------------------------------------
 
     async def load(self, pool: str | None = None, state: str | None = None) -> list[SenderNumber]:
-        return [nq.to_number(r) for r in await self.store.db.read(nq.list_numbers, pool, state)]
+        return await self.store.sender_numbers(pool, state)
 
     async def has_numbers(self) -> bool:
         """Whether any number exists, looked up at most once a second while there are none (the
@@ -221,7 +220,7 @@ class NumberPool:
         now = self.clock()
         if now < self._empty_until:
             return False
-        if await self.store.db.read(nq.any_number):
+        if await self.store.any_number():
             return True
         self._empty_until = now + 1.0
         return False
@@ -281,9 +280,7 @@ class NumberPool:
                 wanted.append((job, r, served))
         if not wanted:
             return decision
-        sticky = await self.store.db.read(
-            nq.sticky_numbers, [(j["tenant_id"], j["channel"], j["to_addr"]) for j, _, _ in wanted]
-        )
+        sticky = await self.store.sticky_numbers([(j["tenant_id"], j["channel"], j["to_addr"]) for j, _, _ in wanted])
         by_sender: dict[str, set[str]] = {}
         for n in pool:
             by_sender.setdefault(n.sender, set()).add(n.id)
@@ -346,7 +343,7 @@ class NumberPool:
             and sticky.get((job["tenant_id"], job["channel"], job["to_addr"])) != decision.assigned[job["id"]].number.id
         ]
         if moved:
-            await self.store.db.write(nq.assign_sticky, moved)
+            await self.store.assign_sticky(moved)
         return decision
 
     def _reservation(self, job: dict[str, Any], number: SenderNumber, now: float) -> CapReservation | None:
@@ -447,10 +444,9 @@ class NumberPool:
         (sender, provider, channel, signal). Returns how many matched a pooled number."""
         if not items:
             return 0
-        rows = await self.store.db.read(nq.numbers_by_sender, [s for s, _, _, _ in items])
-        if not rows:
+        found = await self.store.numbers_by_sender([s for s, _, _, _ in items])
+        if not found:
             return 0
-        found = [nq.to_number(r) for r in rows]
         matched: list[tuple[SenderNumber, Signal]] = []
         for sender, provider, channel, signal in items:
             for n in found:
@@ -483,7 +479,7 @@ class NumberPool:
         return applied
 
     async def apply(self, number: SenderNumber, change: Transition, actor: str, now: float) -> dict[str, Any] | None:
-        row = await self.store.db.write(nq.apply_transition, number, change, actor, now)
+        row = await self.store.apply_number_transition(number, change, actor, now)
         if row is not None:
             if self.metrics is not None:
                 self.metrics.number_changes.labels(number.pool, change.to.value, change.reason).inc()
@@ -527,15 +523,15 @@ class NumberPool:
     async def check_reputation(self, now: float) -> list[dict[str, Any]]:
         assert self.reputation is not None
         rep = self.settings.reputation
-        rows = await self.store.db.write(nq.claim_checks, now, rep.interval_seconds, rep.batch_size)
+        rows = await self.store.claim_number_checks(now, rep.interval_seconds, rep.batch_size)
         if not rows:
             return []
-        due = [nq.to_number(r) for r in rows]
+        due = [to_number(r) for r in rows]
         try:
             flagged = await self.reputation.check(due)
         except Exception as exc:
             log.warning("reputation check failed; asking again next run", error=repr(exc), numbers=len(due))
-            await self.store.db.write(nq.unclaim_checks, {r["id"]: r["checked_at"] for r in rows}, now)
+            await self.store.unclaim_number_checks({r["id"]: r["checked_at"] for r in rows}, now)
             return []
         applied = []
         for number in due:
@@ -551,10 +547,10 @@ class NumberPool:
 
     async def operate(self, number_id: str, action: str, reason: str, actor: str) -> tuple[dict[str, Any] | None, bool]:
         """flag / restore / retire: (the number after, whether it changed); (None, False) if unknown."""
-        row = await self.store.db.read(nq.get_number, number_id)
+        row = await self.store.number_row(number_id)
         if row is None:
             return None, False
-        number = nq.to_number(row)
+        number = to_number(row)
         now = self.clock()
         if action == "flag":
             change = flag(number, reason, "operator", now, self.policy)
@@ -566,5 +562,5 @@ class NumberPool:
             return row, False
         applied = await self.apply(number, change, actor, now)
         if applied is None:  # moved by someone else meanwhile: report what it is now
-            return await self.store.db.read(nq.get_number, number_id), False
+            return await self.store.number_row(number_id), False
         return applied, True

@@ -42,8 +42,8 @@ from gateway.provider_registry import ProviderRegistry
 from gateway.retry_budget import RetryBudget
 from gateway.settings import WorkerSettings
 from gateway.state.base import CapReservation, State
+from gateway.store.port import DispatchStore
 from gateway.store.records import Outcome, SendingMark
-from gateway.store.store import Store
 from providers.base import ErrorKind, Outbound, ProviderError, SendResult
 
 log = structlog.get_logger("gateway.worker")
@@ -67,7 +67,7 @@ def result_is_failure(outcome: Outcome) -> bool:
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: DispatchStore,
         providers: ProviderRegistry,
         settings: WorkerSettings,
         metrics: Metrics,

@@ -15,8 +15,7 @@ from gateway.api.problems import Problem
 from gateway.api.render import iso
 from gateway.api.reports import time_window
 from gateway.domain.jobs import FieldError
-from gateway.store import queries
-from gateway.store.store import Store
+from gateway.store.port import ReportStore
 
 PAGE = 2000
 CSV_COLUMNS = ("id", "at", "type", "message_id", "status", "reason", "detail")
@@ -35,11 +34,11 @@ def event_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def iterate_events(
-    store: Store, tenant_id: str, since: float, until: float, types: tuple[str, ...], message_id: str | None
+    store: ReportStore, tenant_id: str, since: float, until: float, types: tuple[str, ...], message_id: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     after = 0
     while True:
-        rows = await store.db.read(queries.events_page, tenant_id, since, until, after, PAGE, types, message_id)
+        rows = await store.events_page(tenant_id, since, until, after, PAGE, types, message_id)
         for row in rows:
             yield event_record(row)
         if len(rows) < PAGE:

@@ -16,8 +16,7 @@ from aiohttp import web
 
 from gateway.api.problems import Problem
 from gateway.domain.limits import US_PER_S, emission_interval_us, gcra
-from gateway.store import queries
-from gateway.store.store import Store
+from gateway.store.port import KeyStore
 
 SCOPES = ("send", "read", "report", "admin")
 KEY_PREFIX = "gw_"
@@ -98,7 +97,7 @@ class TenantRateLimiter:
 
 
 class Authenticator:
-    def __init__(self, store: Store, limiter: TenantRateLimiter | None = None) -> None:
+    def __init__(self, store: KeyStore, limiter: TenantRateLimiter | None = None) -> None:
         self.store = store
         self.limiter = limiter
         self._cache: dict[str, tuple[float, Principal | None]] = {}
@@ -143,7 +142,7 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] >= now:
             return cached[1]
-        row = await self.store.db.read(queries.find_api_key, digest)
+        row = await self.store.find_api_key(digest)
         principal = None
         if (
             row is not None
@@ -164,4 +163,4 @@ class Authenticator:
         uses, self.uses = self.uses, {}
         if uses:
             rows = [(key_id, tenant, count, last) for (key_id, tenant), (count, last) in uses.items()]
-            await self.store.db.write(queries.record_key_use, rows, time.time())
+            await self.store.record_key_use(rows)

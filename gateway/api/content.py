@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import orjson
@@ -16,7 +15,6 @@ from gateway.api.render import iso
 from gateway.domain.content import ContentReport, validate_word_list
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.models import Category, Channel, is_member
-from gateway.store import queries
 
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_LIST_WORDS = 50_000
@@ -119,7 +117,7 @@ def _render(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _find(ctx: ApiContext, tenant_id: str, name: str) -> dict[str, Any]:
-    rows = [r for r in await ctx.store.db.read(queries.get_blocklists, tenant_id) if r["name"] == name]
+    rows = [r for r in await ctx.store.blocklists(tenant_id) if r["name"] == name]
     if not rows:
         raise Problem(404, "not-found", "Not Found", f"this tenant has no list {name!r}")
     return rows[0]
@@ -128,7 +126,7 @@ async def _find(ctx: ApiContext, tenant_id: str, name: str) -> dict[str, Any]:
 async def list_blocklists(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "read")
-    rows = await ctx.store.db.read(queries.get_blocklists, principal.tenant_id)
+    rows = await ctx.store.blocklists(principal.tenant_id)
     return web.Response(body=orjson.dumps({"data": [_render(r) for r in rows]}), content_type="application/json")
 
 
@@ -163,9 +161,7 @@ async def put_blocklist(request: web.Request) -> web.Response:
     if errors:
         raise validation_problem(errors)
     assert isinstance(words, list)
-    created = await ctx.store.db.write(
-        queries.put_blocklist, principal.tenant_id, name, [w.strip() for w in words], severity, time.time()
-    )
+    created = await ctx.store.put_blocklist(principal.tenant_id, name, [w.strip() for w in words], severity)
     assert ctx.content is not None
     await ctx.content.reload(force=True)  # this process applies it at once; others within reload_seconds
     row = await _find(ctx, principal.tenant_id, name)
@@ -178,7 +174,7 @@ async def delete_blocklist(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "admin")
     name = _list_name(request)
-    if not await ctx.store.db.write(queries.delete_blocklist, principal.tenant_id, name, time.time()):
+    if not await ctx.store.delete_blocklist(principal.tenant_id, name):
         raise Problem(404, "not-found", "Not Found", f"this tenant has no list {name!r}")
     assert ctx.content is not None
     await ctx.content.reload(force=True)

@@ -15,7 +15,7 @@ from gateway.number_pool import NumberPool
 from gateway.provider_registry import ProviderRegistry
 from gateway.settings import Settings
 from gateway.state.base import State
-from gateway.store.store import Store
+from gateway.store.port import Store
 
 
 @dataclass

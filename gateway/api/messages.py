@@ -30,7 +30,6 @@ from gateway.domain.jobs import (
 )
 from gateway.domain.models import Channel, SendJob, Status
 from gateway.domain.routing import cheapest_first
-from gateway.store import queries
 from gateway.store.records import AcceptOutcome, MessageFilter
 
 log = structlog.get_logger("gateway.api")
@@ -294,13 +293,13 @@ async def get_message(request: web.Request) -> web.Response:
         raise Problem(404, "not-found", "Not Found", f"no message {message_id!r}")
     row["clicks"] = [
         {"at": render.iso(c["at"]), "url": c["url"], "automated": bool(c["automated"])}
-        for c in await ctx.store.db.read(queries.message_clicks, row["id"])
+        for c in await ctx.store.message_clicks(row["id"])
     ]
     body = render.message_detail(row)
     base = (ctx.settings.links.base_url or ctx.settings.base_url).rstrip("/")
     body["links"] = [
         {"url": link["url"], "short_url": f"{base}/c/{link['token']}"}
-        for link in await ctx.store.db.read(queries.message_links, row["id"])
+        for link in await ctx.store.message_links(row["id"])
     ]
     return _json_response(body)
 

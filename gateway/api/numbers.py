@@ -19,9 +19,9 @@ from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.models import is_member
-from gateway.domain.numbers import NumberState, SenderKind, daily_cap
+from gateway.domain.numbers import EDITABLE, NumberState, SenderKind, daily_cap
 from gateway.number_pool import NumberPool, number_row
-from gateway.store import number_queries as nq
+from gateway.store.records import to_number
 
 MAX_BODY = 16_384
 POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -30,7 +30,7 @@ ALPHANUMERIC = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
 CHANNELS = ("sms", "voice")
 CATEGORIES = ("marketing", "transactional")
-CREATE_FIELDS = {"pool", "sender", *nq.EDITABLE}
+CREATE_FIELDS = {"pool", "sender", *EDITABLE}
 ACTIONS = {"flag": "flagged", "restore": "restored", "retire": "retired"}
 
 
@@ -45,7 +45,7 @@ async def _render(ctx: ApiContext, rows: list[dict[str, Any]]) -> list[dict[str,
 
 async def render_numbers(pool: NumberPool, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Numbers as the API and `gateway numbers` show them: state, last reason, health in the window."""
-    numbers = [nq.to_number(r) for r in rows]
+    numbers = [to_number(r) for r in rows]
     counts = await pool.counts(numbers)
     now = time.time()
     out = []
@@ -96,12 +96,12 @@ async def list_numbers(request: web.Request) -> web.Response:
         errors.append(FieldError("state", f"must be one of {', '.join(s.value for s in NumberState)}"))
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    rows = await ctx.store.db.read(nq.list_numbers, query.get("pool"), state)
+    rows = await ctx.store.number_rows(query.get("pool"), state)
     return _json({"data": await _render(ctx, rows)})
 
 
 async def _number_row(ctx: ApiContext, request: web.Request) -> dict[str, Any]:
-    row = await ctx.store.db.read(nq.get_number, request.match_info["id"])
+    row = await ctx.store.number_row(request.match_info["id"])
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"no number {request.match_info['id']!r}")
     return row
@@ -113,7 +113,7 @@ async def get_number(request: web.Request) -> web.Response:
     _pool(ctx)
     row = await _number_row(ctx, request)
     [rendered] = await _render(ctx, [row])
-    events = await ctx.store.db.read(nq.events_of, row["id"], 50)
+    events = await ctx.store.number_events(row["id"], 50)
     rendered["events"] = [
         {
             "at": iso(e["at"]),
@@ -241,10 +241,10 @@ async def create_number(request: web.Request) -> web.Response:
     )
     row["countries"] = attributes.get("countries", "")
     row["categories"] = attributes.get("categories", "")
-    if not await ctx.store.db.write(nq.insert_number, row):
+    if not await ctx.store.add_number(row):
         raise Problem(409, "conflict", "Conflict", f"pool {pool!r} already has sender {sender!r}")
     _pool(ctx).added()
-    stored = await ctx.store.db.read(nq.get_number, row["id"])
+    stored = await ctx.store.number_row(row["id"])
     assert stored is not None
     [rendered] = await _render(ctx, [stored])
     return web.Response(
@@ -266,7 +266,7 @@ async def update_number(request: web.Request) -> web.Response:
     changes = _check_attributes(ctx, body, errors)
     if errors:
         raise validation_problem(errors)
-    updated = await ctx.store.db.write(nq.update_number, row["id"], changes, time.time())
+    updated = await ctx.store.update_number(row["id"], changes)
     if updated is None:
         raise Problem(404, "not-found", "Not Found", f"no number {row['id']!r}")
     [rendered] = await _render(ctx, [updated])
@@ -277,7 +277,7 @@ async def delete_number(request: web.Request) -> web.Response:
     ctx = context(request)
     await ctx.auth.principal(request, "admin")
     _pool(ctx)
-    if not await ctx.store.db.write(nq.delete_number, request.match_info["id"]):
+    if not await ctx.store.delete_number(request.match_info["id"]):
         raise Problem(404, "not-found", "Not Found", f"no number {request.match_info['id']!r}")
     return web.Response(status=204)
 

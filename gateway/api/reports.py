@@ -14,9 +14,9 @@ from gateway.api.context import context
 from gateway.api.messages import MESSAGE_ID
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.domain.failures import FAILURE_STATUSES, REQUEUEABLE, advice_for
+from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE, advice_for
 from gateway.domain.jobs import FieldError, parse_timestamp
-from gateway.store import queries
+from gateway.store.records import PURGED_CONTENT
 
 DEFAULT_GROUP_BY = ("reason", "provider", "error_code")
 REQUEUE_FILTERS = frozenset(
@@ -75,11 +75,9 @@ async def failures(request: web.Request) -> web.Response:
     ]
     since, until = time_window(query, errors)
     group_by = tuple(g for g in query.get("group_by", ",".join(DEFAULT_GROUP_BY)).split(",") if g)
-    unknown = [g for g in group_by if g not in queries.REPORT_DIMENSIONS]
+    unknown = [g for g in group_by if g not in REPORT_DIMENSIONS]
     if unknown or not group_by:
-        errors.append(
-            FieldError("group_by", f"must be a comma-separated list of {', '.join(queries.REPORT_DIMENSIONS)}")
-        )
+        errors.append(FieldError("group_by", f"must be a comma-separated list of {', '.join(REPORT_DIMENSIONS)}"))
     statuses = tuple(s for s in query.get("status", ",".join(FAILURE_STATUSES)).split(",") if s)
     if not statuses or any(s not in FAILURE_STATUSES for s in statuses):
         errors.append(FieldError("status", f"must be one or more of {', '.join(FAILURE_STATUSES)}"))
@@ -105,7 +103,7 @@ async def retry_message(request: web.Request) -> web.Response:
             "Cannot requeue",
             f"a {row['status']} message is not requeued (only {', '.join(sorted(REQUEUEABLE))})",
         )
-    if row["content"] == queries.PURGED_CONTENT:
+    if row["content"] == PURGED_CONTENT:
         raise Problem(
             409,
             "content-purged",
@@ -120,9 +118,7 @@ async def retry_message(request: web.Request) -> web.Response:
             "expires_at has passed; send a new job instead",
             errors=[FieldError("/expires_at", "has passed")],
         )
-    done = await ctx.store.db.write(
-        queries.requeue, principal.tenant_id, [message_id], sorted(REQUEUEABLE), principal.key_id, time.time()
-    )
+    done = await ctx.store.requeue(principal.tenant_id, [message_id], principal.key_id)
     if not done:
         raise Problem(409, "not-requeueable", "Cannot requeue", "the message changed status meanwhile; look again")
     ctx.store.work_available.set()

@@ -18,7 +18,6 @@ from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.numbers import Signal
 from gateway.domain.optout import ReplyIntent, parse_opt_out
-from gateway.store import queries
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
 MAX_INBOUND_BODY = 1024 * 1024
@@ -98,8 +97,7 @@ async def list_suppressions(request: web.Request) -> web.Response:
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
     recipient = _recipient(dict(query))
-    rows = await ctx.store.db.read(
-        queries.list_suppressions,
+    rows = await ctx.store.list_suppressions(
         principal.tenant_id,
         recipient[0] if recipient else None,
         recipient[1] if recipient else None,
@@ -126,9 +124,7 @@ async def delete_suppression(request: web.Request) -> web.Response:
             "name the recipient with ?address= or ?user_id=",
             errors=[FieldError("address", "give an address or a user_id")],
         )
-    removed = await ctx.store.db.write(
-        queries.remove_suppression, principal.tenant_id, recipient[0], recipient[1], "api", time.time()
-    )
+    removed = await ctx.store.remove_suppression(principal.tenant_id, recipient[0], recipient[1], "api")
     if not removed:
         raise Problem(404, "not-found", "Not Found", f"{recipient[1]!r} is not on the suppression list")
     return web.Response(status=204)
@@ -159,7 +155,7 @@ async def post_inbound(request: web.Request) -> web.Response:
             counts["other"] += 1
             continue
         address = normalise_address(reply.sender)
-        tenants = await ctx.store.db.read(queries.tenants_that_messaged, address)
+        tenants = await ctx.store.tenants_that_messaged(address)
         if not tenants:
             counts["unmatched"] += 1
             continue
@@ -179,9 +175,7 @@ async def post_inbound(request: web.Request) -> web.Response:
                     ]
                 )
             else:
-                await ctx.store.db.write(
-                    queries.remove_suppression, tenant_id, "address", address, f"inbound:{name}", now
-                )
+                await ctx.store.remove_suppression(tenant_id, "address", address, f"inbound:{name}")
         counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
         if intent is ReplyIntent.OPT_OUT and reply.to and ctx.numbers is not None:
             # Recipients answering a number with STOP: complaints come next, then the carrier's flag.

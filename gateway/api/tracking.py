@@ -15,8 +15,7 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.domain.jobs import FieldError, parse_timestamp
-from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
-from gateway.store import queries
+from gateway.domain.tracking import CAMPAIGN_DIMENSIONS, TOKEN_RE, looks_automated, with_attribution
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
@@ -27,7 +26,7 @@ async def click(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
-    link = await ctx.store.db.read(queries.find_link, token)
+    link = await ctx.store.find_link(token)
     if link is None:
         raise NOT_FOUND
     user_agent = request.headers.get("User-Agent", "")[:512]
@@ -84,11 +83,7 @@ async def conversion(request: web.Request) -> web.Response:
     if errors:
         raise validation_problem(errors)
     if token is not None:
-        link = (
-            await ctx.store.db.read(queries.find_link, token)
-            if isinstance(token, str) and TOKEN_RE.match(token)
-            else None
-        )
+        link = await ctx.store.find_link(token) if isinstance(token, str) and TOKEN_RE.match(token) else None
         if link is None or link["tenant_id"] != principal.tenant_id:
             raise Problem(404, "not-found", "Not Found", "no such click_token")
         message_id = link["message_id"]  # "" for a campaign link: the conversion counts for its variant
@@ -105,7 +100,7 @@ async def conversion(request: web.Request) -> web.Response:
         "occurred_at": occurred,
         "received_at": time.time(),
     }
-    created, stored = await ctx.store.db.write(queries.add_conversion, row)
+    created, stored = await ctx.store.add_conversion(row)
     answer = {
         "event_id": stored["event_id"],
         "message_id": stored["message_id"] or None,
@@ -128,10 +123,8 @@ async def campaign_report(request: web.Request) -> web.Response:
     unknown = sorted(set(request.query) - {"group_by"})
     group_by = tuple(g for g in request.query.get("group_by", "variant").split(",") if g)
     errors = [FieldError(n, "is not a known query parameter") for n in unknown]
-    if not group_by or any(g not in queries.CAMPAIGN_DIMENSIONS for g in group_by):
-        errors.append(
-            FieldError("group_by", f"must be a comma-separated list of {', '.join(queries.CAMPAIGN_DIMENSIONS)}")
-        )
+    if not group_by or any(g not in CAMPAIGN_DIMENSIONS for g in group_by):
+        errors.append(FieldError("group_by", f"must be a comma-separated list of {', '.join(CAMPAIGN_DIMENSIONS)}"))
     if errors:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
     groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)

@@ -13,6 +13,8 @@ FAILURE_STATUSES = ("failed", "rejected", "suppressed", "expired", "unknown", "u
 # Requeueing these cannot be right: delivered is done; policy said no to the others.
 NEVER_REQUEUE = frozenset({"delivered", "sent", "sending", "queued", "deferred", "suppressed", "rejected"})
 REQUEUEABLE = frozenset({"failed", "unknown", "undelivered", "expired"})
+# What the failure report groups by (each one a field of the message).
+REPORT_DIMENSIONS = ("reason", "provider", "error_code", "sender", "campaign", "channel", "status")
 
 
 @dataclass(frozen=True, slots=True)

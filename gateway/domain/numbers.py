@@ -34,6 +34,9 @@ from typing import Any
 
 DAY_SECONDS = 86_400.0
 
+# Attributes an operator may change (API PATCH) and config sync refreshes; never the state.
+EDITABLE = ("kind", "provider", "channel", "countries", "categories", "region", "daily_cap", "rate", "warmup")
+
 
 class NumberState(enum.StrEnum):
     ACTIVE = "active"

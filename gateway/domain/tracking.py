@@ -17,6 +17,9 @@ TOKEN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 TOKEN_LENGTH = 10  # 59 bits: short enough for an SMS, far too many to guess
 TOKEN_RE = re.compile(rf"^[0-9A-Za-z]{{{TOKEN_LENGTH}}}$")
 
+# What a campaign report groups by (each one a field of the message).
+CAMPAIGN_DIMENSIONS = ("variant", "channel", "provider", "sender")
+
 # Link previews (chat apps), crawlers and mail security scanners open links no person clicked.
 _BOT_MARKERS = re.compile(
     r"bot|crawl|spider|slurp|preview|facebookexternalhit|whatsapp|telegram|skype|slack|discord|"

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from gateway.domain.numbers import NumberState, SenderKind, SenderNumber
+
+# What a purged message's content column holds: JSON null, so the API shows `"content": null`.
+PURGED_CONTENT = "null"
 
 
 @dataclass(slots=True)
@@ -82,3 +88,29 @@ class MessageFilter:
     until: float | None = None
     before_id: str | None = None
     limit: int = 50
+
+
+def _split(value: str | None) -> frozenset[str]:
+    return frozenset(part for part in (value or "").split(",") if part)
+
+
+def to_number(row: Mapping[str, Any]) -> SenderNumber:
+    return SenderNumber(
+        id=row["id"],
+        pool=row["pool"],
+        sender=row["sender"],
+        channel=row["channel"],
+        state=NumberState(row["state"]),
+        kind=SenderKind(row["kind"]),
+        provider=row["provider"],
+        countries=_split(row["countries"]),
+        categories=_split(row["categories"]),
+        region=row["region"],
+        daily_cap=row["daily_cap"],
+        rate=row["rate"],
+        warmup=bool(row["warmup"]),
+        epoch=int(row["epoch"]),
+        state_since=float(row["state_since"]),
+        cooldown_until=row["cooldown_until"],
+        created_at=float(row["created_at"]),
+    )

@@ -22,11 +22,10 @@ from gateway.api.messages import MESSAGE_ID
 from gateway.api.numbers import render_numbers
 from gateway.api.reports import DEFAULT_GROUP_BY, MAX_REQUEUE, REQUEUE_FILTERS
 from gateway.api.tracking import campaign_summary
-from gateway.domain.failures import FAILURE_STATUSES, REQUEUEABLE, advice_for
+from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE, advice_for
 from gateway.domain.numbers import NumberState
+from gateway.domain.tracking import CAMPAIGN_DIMENSIONS
 from gateway.number_pool import NumberPool
-from gateway.store import number_queries as nq
-from gateway.store.queries import CAMPAIGN_DIMENSIONS, REPORT_DIMENSIONS
 from gateway.store.records import MessageFilter
 from gateway.ui import charts
 from gateway.ui.console import (
@@ -563,7 +562,7 @@ async def numbers(request: web.Request) -> web.Response:
     if state is not None and state not in NUMBER_STATES:
         errors["state"] = f"must be one of {', '.join(NUMBER_STATES)}"
         state = None
-    rows = await context(request).store.db.read(nq.list_numbers, pool_name, state)
+    rows = await context(request).store.number_rows(pool_name, state)
     listed = await render_numbers(pool, rows)
     by_pool: dict[str, Counter[str]] = {}
     for number in listed:
@@ -585,11 +584,11 @@ async def number(request: web.Request) -> web.Response:
     principal = await signed_in(request, "read")
     pool = _number_pool(request)
     store = context(request).store
-    row = await store.db.read(nq.get_number, request.match_info["id"])
+    row = await store.number_row(request.match_info["id"])
     if row is None:
         raise ConsoleError(404, "No such number", f"No sender number {request.match_info['id']!r}.")
     [shown] = await render_numbers(pool, [row])
-    events = await store.db.read(nq.events_of, row["id"], 50)
+    events = await store.number_events(row["id"], 50)
     return page(
         request,
         "number.html",

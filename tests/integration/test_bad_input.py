@@ -186,11 +186,10 @@ async def test_a_missing_or_unknown_api_key_is_401(start_gateway: GatewayStarter
 
 async def test_a_key_without_the_send_scope_is_403(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
-    from gateway.store import queries
 
     async with start_gateway() as gw:
         key, key_id = new_key()
-        await gw.gateway.store.db.write(queries.insert_api_key, key_row(key, key_id, "default", "ro", ("read",)))
+        await gw.gateway.store.add_api_key(key_row(key, key_id, "default", "ro", ("read",)))
         response = await gw.session.post(gw.url + "/v1/messages", json=SMS, headers={"Authorization": f"Bearer {key}"})
         assert response.status == 403
         assert "send" in (await _problem(response))["detail"]

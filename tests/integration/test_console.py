@@ -7,13 +7,11 @@ import csv
 import html
 import io
 import re
-import time
 from typing import Any
 
 import orjson
 
 from gateway.api.auth import key_row, new_key
-from gateway.store import queries
 from tests.console import FAILING_SANDBOX, Console, requeueable_group, seeded_traffic
 from tests.harness import GatewayStarter, Running
 
@@ -36,8 +34,8 @@ def page_groups(page: str) -> dict[tuple[Any, ...], int]:
 
 async def add_key(gw: Running, tenant: str, scopes: tuple[str, ...]) -> tuple[str, str]:
     key, key_id = new_key()
-    await gw.gateway.store.db.write(queries.ensure_tenant, tenant)
-    await gw.gateway.store.db.write(queries.insert_api_key, key_row(key, key_id, tenant, "console test", scopes))
+    await gw.gateway.store.ensure_tenant(tenant)
+    await gw.gateway.store.add_api_key(key_row(key, key_id, tenant, "console test", scopes))
     return key, key_id
 
 
@@ -110,7 +108,7 @@ async def test_a_revoked_key_ends_the_session(start_gateway: GatewayStarter) -> 
         key, key_id = await add_key(gw, "default", ("read", "report"))
         status, path, _ = await console.sign_in(key)
         assert (status, path) == (200, "/ui/failures")
-        await gw.gateway.store.db.write(queries.revoke_api_key, key_id, time.time())
+        await gw.gateway.store.revoke_api_key(key_id)
 
         async def signed_out() -> str | None:
             async with console.session.get(gw.url + "/ui/failures", allow_redirects=False) as response:

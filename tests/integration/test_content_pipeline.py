@@ -90,7 +90,6 @@ async def test_a_list_added_after_accept_rejects_the_job_at_dispatch(start_gatew
 
 async def test_tenant_lists_crud_audited_and_scoped(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
-    from gateway.store import queries
 
     async with start_gateway() as gw:
         url = gw.url + "/v1/blocklists/brand"
@@ -105,7 +104,7 @@ async def test_tenant_lists_crud_audited_and_scoped(start_gateway: GatewayStarte
         _, report = await _check(gw, text="比竞品A便宜")
         assert report["ok"] is False
         other_key, key_id = new_key()
-        await gw.gateway.store.db.write(queries.insert_api_key, key_row(other_key, key_id, "acme", "t", ("send",)))
+        await gw.gateway.store.add_api_key(key_row(other_key, key_id, "acme", "t", ("send",)))
         other = await gw.session.post(
             gw.url + "/v1/content/check",
             json={"channel": "sms", "text": "比竞品A便宜"},

@@ -11,7 +11,6 @@ from tests.harness import SMS, GatewayStarter
 
 async def test_events_export_as_ndjson_and_csv(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
-    from gateway.store import queries
 
     async with start_gateway() as gw:
         ids = []
@@ -48,6 +47,6 @@ async def test_events_export_as_ndjson_and_csv(start_gateway: GatewayStarter) ->
         assert bad.status == 400
 
         other_key, key_id = new_key()
-        await gw.gateway.store.db.write(queries.insert_api_key, key_row(other_key, key_id, "acme", "t", ("read",)))
+        await gw.gateway.store.add_api_key(key_row(other_key, key_id, "acme", "t", ("read",)))
         theirs = await gw.session.get(gw.url + "/v1/events", headers={"Authorization": f"Bearer {other_key}"})
         assert (await theirs.text()) == "", "another tenant sees none of these events"

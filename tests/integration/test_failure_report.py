@@ -6,7 +6,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from gateway.store import queries
 from gateway.store.records import Outcome
 from tests.harness import SMS, GatewayStarter, Running
 
@@ -37,7 +36,7 @@ async def _seed(gw: Running) -> dict[str, list[str]]:
             outcomes.append(
                 Outcome(message_id, "default", status, time.time(), reason=reason, provider=provider, error_code=code)
             )
-    await gw.gateway.store.db.write(queries.record_outcomes, outcomes)
+    await gw.gateway.store.record_outcomes(outcomes)
     return ids
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api.auth import key_row, new_key
-from gateway.store import queries
 from tests.harness import GatewayStarter, Running, running_gateway
 from tests.processes import gateway_command
 
@@ -17,7 +16,7 @@ NUMBER = {"pool": "us-sms", "sender": "+14155550101", "countries": ["us"], "cate
 
 async def _read_only_key(gw: Running) -> dict[str, str]:
     key, key_id = new_key()
-    await gw.gateway.store.db.write(queries.insert_api_key, key_row(key, key_id, "default", "ro", ("read", "send")))
+    await gw.gateway.store.add_api_key(key_row(key, key_id, "default", "ro", ("read", "send")))
     return {"Authorization": f"Bearer {key}"}
 
 

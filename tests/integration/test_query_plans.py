@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.store import queries
 from gateway.store.records import MessageFilter
-from gateway.store.store import Store
+from gateway.store.sql import messages, outcomes
+from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
 
 CASES = [
@@ -49,7 +49,7 @@ async def test_each_delivery_log_filter_uses_its_index(
     start_gateway: GatewayStarter, message_filter: MessageFilter, index: str | tuple[str, ...]
 ) -> None:
     async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
-        plan = await gw.gateway.store.db.write(_plan, queries.delivery_log_query(message_filter))
+        plan = await gw.gateway.store.db.write(_plan, messages.delivery_log_query(message_filter))
     assert any(name in plan for name in ((index,) if isinstance(index, str) else index)), plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, f"an extra sort:\n{plan}"
 
@@ -64,8 +64,8 @@ def _unreceipted_plan(conn: Any) -> str:
         " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
     )
     conn.exec_driver_sql("ANALYZE messages" if conn.dialect.name == "postgresql" else "ANALYZE")
-    assert len(queries.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
-    sql, params = queries.unreceipted_sql(conn.dialect.name, ["sms"])
+    assert len(outcomes.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
+    sql, params = outcomes.unreceipted_sql(conn.dialect.name, ["sms"])
     for name, value in {**params, "now": 1e12, "limit": 500}.items():
         sql = sql.replace(f":{name}", f"'{value}'" if isinstance(value, str) else str(value))
     if conn.dialect.name == "sqlite":
@@ -80,7 +80,7 @@ async def test_the_no_receipt_scan_reads_only_jobs_that_can_fall_back(start_gate
 
 
 async def test_migrate_adds_an_index_introduced_after_the_table(database_url: str) -> None:
-    store = Store.open(database_url, synchronous="OFF")
+    store = SqlStore.open(database_url, synchronous="OFF")
     try:
         await store.migrate()
 

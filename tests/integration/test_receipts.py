@@ -52,13 +52,13 @@ async def test_a_receipt_before_the_send_is_recorded_is_held_then_applied(start_
         # The provider id is not known to us yet: the receipt is kept, not dropped.
         early = await _post_receipts(gw, [{"sid": "SBX-early", "status": "delivered"}], secret)
         assert await early.json() == {"applied": 0, "duplicate": 0, "held": 1}
-        from gateway.store import queries
         from gateway.store.records import Outcome
+        from gateway.store.sql import outcomes as outcome_sql
 
         r = await gw.post("/v1/messages", {**SMS, "send_at": "2999-01-01T00:00:00Z"})
         message_id = (await r.json())["id"]
         applied = await gw.gateway.store.db.write(
-            queries.record_outcomes,
+            outcome_sql.record_outcomes,
             [Outcome(message_id, "default", "sent", time.time(), provider="sandbox", provider_message_id="SBX-early")],
         )
         assert [(mid, receipt.status) for mid, receipt in applied] == [(message_id, "delivered")]

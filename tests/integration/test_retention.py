@@ -6,7 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from gateway.store import queries
 from gateway.store.records import Outcome
 from tests.harness import SMS, GatewayStarter, Running, running_gateway
 from tests.processes import gateway_command
@@ -55,7 +54,7 @@ async def test_a_purged_failed_message_cannot_be_requeued(start_gateway: Gateway
         response = await gw.post("/v1/messages", {**SMS, "send_at": "2999-01-01T00:00:00Z"})
         message_id = (await response.json())["id"]
         failure = Outcome(message_id, "default", "failed", time.time(), reason="provider.transient.exhausted")
-        await gw.gateway.store.db.write(queries.record_outcomes, [failure])
+        await gw.gateway.store.record_outcomes([failure])
         assert (await _wait_purged(gw, message_id))["content"] is None
 
         refused = await gw.post(f"/v1/messages/{message_id}/retry", None)

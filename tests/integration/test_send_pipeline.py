@@ -67,13 +67,10 @@ async def test_fifty_concurrent_requests_with_one_key_make_one_message(start_gat
 
 async def test_keys_are_scoped_to_the_tenant(start_gateway: GatewayStarter) -> None:
     from gateway.api.auth import key_row, new_key
-    from gateway.store import queries
 
     async with start_gateway() as gw:
         other_key, key_id = new_key()
-        await gw.gateway.store.db.write(
-            queries.insert_api_key, key_row(other_key, key_id, "acme", "t", ("send", "read"))
-        )
+        await gw.gateway.store.add_api_key(key_row(other_key, key_id, "acme", "t", ("send", "read")))
         mine = await gw.post("/v1/messages", SMS, key="shared-key")
         theirs = await gw.session.post(
             gw.url + "/v1/messages",

@@ -1,10 +1,11 @@
 """Store functions for sender number pools: numbers, sticky assignments, state-change events.
 
-Like gateway.store.queries: synchronous SQLAlchemy Core, one unit of work per function.
+Like the other modules here: synchronous SQLAlchemy Core, one unit of work per function.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,38 +13,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.domain.numbers import NumberState, SenderKind, SenderNumber, Transition
-from gateway.store.queries import _executemany_fast, _insert
+from gateway.domain.numbers import EDITABLE, NumberState, SenderNumber, Transition
+from gateway.store.records import to_number
 from gateway.store.schema import number_assignments, number_events, numbers
-
-# Attributes an operator may change (API PATCH) and config sync refreshes; never the state.
-EDITABLE = ("kind", "provider", "channel", "countries", "categories", "region", "daily_cap", "rate", "warmup")
-
-
-def _split(value: str | None) -> frozenset[str]:
-    return frozenset(part for part in (value or "").split(",") if part)
-
-
-def to_number(row: Mapping[str, Any]) -> SenderNumber:
-    return SenderNumber(
-        id=row["id"],
-        pool=row["pool"],
-        sender=row["sender"],
-        channel=row["channel"],
-        state=NumberState(row["state"]),
-        kind=SenderKind(row["kind"]),
-        provider=row["provider"],
-        countries=_split(row["countries"]),
-        categories=_split(row["categories"]),
-        region=row["region"],
-        daily_cap=row["daily_cap"],
-        rate=row["rate"],
-        warmup=bool(row["warmup"]),
-        epoch=int(row["epoch"]),
-        state_since=float(row["state_since"]),
-        cooldown_until=row["cooldown_until"],
-        created_at=float(row["created_at"]),
-    )
+from gateway.store.sql.common import Room, dialect_insert, executemany_fast
 
 
 def list_numbers(conn: Connection, pool: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
@@ -74,7 +47,9 @@ def numbers_by_sender(conn: Connection, senders: Sequence[str]) -> list[dict[str
 
 def insert_number(conn: Connection, row: dict[str, Any]) -> bool:
     """False when the pool already has this sender."""
-    result = conn.execute(_insert(conn, numbers).on_conflict_do_nothing(index_elements=["pool", "sender"]), [row])
+    result = conn.execute(
+        dialect_insert(conn, numbers).on_conflict_do_nothing(index_elements=["pool", "sender"]), [row]
+    )
     if result.rowcount != 1:
         return False
     _event(conn, row["id"], row["created_at"], None, row["state"], "created", {"source": row["source"]}, row["source"])
@@ -186,13 +161,13 @@ def sticky_numbers(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> di
 def assign_sticky(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    stmt = _insert(conn, number_assignments)
+    stmt = dialect_insert(conn, number_assignments)
     upsert = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "channel", "recipient"],
         set_={"number_id": stmt.excluded.number_id, "assigned_at": stmt.excluded.assigned_at},
     )
     # One row per new recipient on the dispatch path: skip SQLAlchemy's per-row work.
-    _executemany_fast(conn, "assign_sticky", upsert, rows)
+    executemany_fast(conn, "assign_sticky", upsert, rows)
 
 
 def claim_checks(conn: Connection, at: float, interval: float, limit: int) -> list[dict[str, Any]]:
@@ -229,3 +204,56 @@ def unclaim_checks(conn: Connection, previous: Mapping[str, float | None], at: f
         conn.execute(
             numbers.update().where(numbers.c.id == number_id, numbers.c.checked_at == at).values(checked_at=checked_at)
         )
+
+
+class NumbersRoom(Room):
+    """Rows (dicts) are what the API, CLI and console render; SenderNumber is what the pool decides on."""
+
+    async def number_rows(self, pool: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        return await self.db.read(list_numbers, pool, state)
+
+    async def sender_numbers(self, pool: str | None = None, state: str | None = None) -> list[SenderNumber]:
+        return [to_number(row) for row in await self.db.read(list_numbers, pool, state)]
+
+    async def any_number(self) -> bool:
+        return await self.db.read(any_number)
+
+    async def number_row(self, number_id: str) -> dict[str, Any] | None:
+        return await self.db.read(get_number, number_id)
+
+    async def numbers_by_sender(self, senders: Sequence[str]) -> list[SenderNumber]:
+        return [to_number(row) for row in await self.db.read(numbers_by_sender, senders)]
+
+    async def add_number(self, row: dict[str, Any]) -> bool:
+        """False when the pool already has this sender."""
+        return await self.db.write(insert_number, row)
+
+    async def sync_config_numbers(self, rows: Sequence[dict[str, Any]], now: float) -> int:
+        return await self.db.write(sync_config_numbers, rows, now)
+
+    async def update_number(self, number_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return await self.db.write(update_number, number_id, changes, time.time())
+
+    async def delete_number(self, number_id: str) -> bool:
+        return await self.db.write(delete_number, number_id)
+
+    async def apply_number_transition(
+        self, number: SenderNumber, change: Transition, actor: str, now: float
+    ) -> dict[str, Any] | None:
+        """The number after the change; None when another process moved it first."""
+        return await self.db.write(apply_transition, number, change, actor, now)
+
+    async def number_events(self, number_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.db.read(events_of, number_id, limit)
+
+    async def sticky_numbers(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        return await self.db.read(sticky_numbers, keys)
+
+    async def assign_sticky(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.db.write(assign_sticky, rows)
+
+    async def claim_number_checks(self, at: float, interval: float, limit: int) -> list[dict[str, Any]]:
+        return await self.db.write(claim_checks, at, interval, limit)
+
+    async def unclaim_number_checks(self, previous: Mapping[str, float | None], at: float) -> None:
+        await self.db.write(unclaim_checks, previous, at)

@@ -1,0 +1,73 @@
+"""Helpers every store module shares: the dialect's INSERT, the fast executemany, the audit entry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from gateway.store.database import Database
+from gateway.store.schema import events
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def ping(conn: Connection) -> bool:
+    return conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+def audit(
+    conn: Connection,
+    tenant_id: str,
+    at: float,
+    kind: str,
+    reason: str | None,
+    detail: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """One entry in the audit log for an act that is not a status change (no status)."""
+    conn.execute(
+        events.insert().values(
+            tenant_id=tenant_id, message_id=message_id, at=at, type=kind, status=None, reason=reason, detail=detail
+        )
+    )
+
+
+_COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+
+
+def executemany_fast(conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """executemany of a Core statement without SQLAlchemy's per-row parameter processing.
+
+    The statement is compiled once per dialect (so it stays one SQL layer for SQLite and
+    PostgreSQL) and rows go to the driver as tuples: on the accept path the per-row work of
+    Connection.execute cost more than the insert itself.
+    """
+    keys = tuple(rows[0])
+    cache_key = (conn.dialect.name, name, keys)
+    compiled = _COMPILED.get(cache_key)
+    if compiled is None:
+        done = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+        order = tuple(done.positiontup or ())
+        compiled = _COMPILED[cache_key] = (str(done), order)
+    sql, order = compiled
+    conn.exec_driver_sql(sql, [tuple(row[k] for k in order) for row in rows])
+
+
+class Room:
+    """One concern of the SQL store: its methods run that concern's functions on the database.
+
+    The rooms are put together in gateway.store.store.SqlStore; nothing outside gateway/store runs
+    SQL, it calls the Store's methods (gateway.store.port)."""
+
+    db: Database
+
+    async def ping(self) -> bool:
+        return await self.db.read(ping)

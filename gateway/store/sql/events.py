@@ -1,0 +1,67 @@
+"""The audit log: pages of it for export, and status changes over time for the console."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.schema import events
+from gateway.store.sql.common import Room
+
+
+def events_page(
+    conn: Connection,
+    tenant_id: str,
+    since: float,
+    until: float,
+    after_id: int,
+    limit: int,
+    types: Sequence[str] = (),
+    message_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """One page of the audit log in id order (keyset pagination, so an export streams at any size)."""
+    query = sa.select(events).where(
+        events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.id > after_id
+    )
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    if message_id is not None:
+        query = query.where(events.c.message_id == message_id)
+    return [dict(r) for r in conn.execute(query.order_by(events.c.id).limit(limit)).mappings()]
+
+
+def activity(
+    conn: Connection, tenant_id: str, since: float, until: float, bucket_seconds: float
+) -> list[tuple[int, str | None, int]]:
+    """Status changes per (time bucket, status) since `since`: accepted (queued), sent, delivered, failed..."""
+    offset = (events.c.at - since) / bucket_seconds
+    bucket = sa.func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    index = sa.cast(bucket, sa.Integer).label("bucket")
+    rows = conn.execute(
+        sa.select(index, events.c.status, sa.func.count())
+        .where(events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.type == "status")
+        .group_by(index, events.c.status)
+    )
+    return [(int(b), status, int(n)) for b, status, n in rows]
+
+
+class EventsRoom(Room):
+    async def events_page(
+        self,
+        tenant_id: str,
+        since: float,
+        until: float,
+        after_id: int,
+        limit: int,
+        types: Sequence[str] = (),
+        message_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return await self.db.read(events_page, tenant_id, since, until, after_id, limit, types, message_id)
+
+    async def activity(
+        self, tenant_id: str, since: float, until: float, bucket_seconds: float
+    ) -> list[tuple[int, str | None, int]]:
+        return await self.db.read(activity, tenant_id, since, until, bucket_seconds)

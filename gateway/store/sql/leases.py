@@ -1,0 +1,193 @@
+"""Claims and leases: which worker holds which job, and the fenced `sending` mark before a hand-off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.batcher import GroupCommitter
+from gateway.store.records import SendingMark
+from gateway.store.schema import attempts, events, links, messages
+from gateway.store.sql.common import Room, dialect_insert
+
+DISPATCHABLE = ("queued", "deferred")
+
+
+def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[dict[str, Any]]:
+    """Lease up to `limit` due jobs to this worker; other workers skip them until the lease ends."""
+    due = (
+        sa.select(messages.c.id)
+        .where(
+            messages.c.status.in_(DISPATCHABLE),
+            messages.c.next_attempt_at <= now,
+            sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
+        )
+        .order_by(messages.c.next_attempt_at)
+        .limit(limit)
+    )
+    return _lease(conn, due, worker, lease_until)
+
+
+def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -> list[dict[str, Any]]:
+    """Lease the candidate rows in one statement; concurrent workers skip rows another has locked."""
+    stmt = (
+        messages.update()
+        .where(messages.c.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery()))
+        .values(lease_owner=worker, lease_until=lease_until)
+        .returning(*messages.c)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def claim_orphaned_handoffs(
+    conn: Connection, worker: str, now: float, limit: int, lease_until: float, marked_before: float
+) -> list[dict[str, Any]]:
+    """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off, or
+    stalled. Only those marked before `marked_before`: a stalled worker's provider call may still be
+    under way until then, and a lookup made meanwhile could miss a message about to arrive."""
+    orphaned = (
+        sa.select(messages.c.id)
+        .where(messages.c.status == "sending", messages.c.lease_until < now, messages.c.updated_at < marked_before)
+        .limit(limit)
+    )
+    return _lease(conn, orphaned, worker, lease_until)
+
+
+def release_leases(conn: Connection, worker: str, message_ids: Sequence[str]) -> int:
+    if not message_ids:
+        return 0
+    result = conn.execute(
+        messages.update()
+        .where(
+            messages.c.id.in_(list(message_ids)), messages.c.lease_owner == worker, messages.c.status.in_(DISPATCHABLE)
+        )
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def renew_leases(conn: Connection, worker: str, message_ids: Sequence[str], lease_until: float) -> int:
+    """Keep jobs this worker still holds (waiting for throughput, or in a slow hand-off) its own."""
+    renewed = 0
+    for start in range(0, len(message_ids), 500):
+        result = conn.execute(
+            messages.update()
+            .where(messages.c.id.in_(list(message_ids[start : start + 500])), messages.c.lease_owner == worker)
+            .values(lease_until=lease_until)
+        )
+        renewed += int(result.rowcount or 0)
+    return renewed
+
+
+def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> list[bool]:
+    """Mark jobs `sending`; per mark, whether it held: a job whose lease another worker took
+    meanwhile (this one stalled past its lease) is that worker's now, and must not be sent here."""
+    if not marks:
+        return []
+    owners = {m.worker for m in marks}
+    if owners != {None}:
+        held = set(
+            conn.execute(
+                sa.select(messages.c.id)
+                .where(messages.c.id.in_([m.message_id for m in marks]), messages.c.lease_owner.in_(list(owners)))
+                # Locked until the commit: a concurrent claim skips these rows rather than taking one
+                # between this check and the update.
+                .with_for_update()
+            ).scalars()
+        )
+        ours = [m.message_id in held for m in marks]
+        marks = [m for m, kept in zip(marks, ours, strict=True) if kept]
+        if not marks:
+            return ours
+    else:
+        ours = [True] * len(marks)
+    tracked = [link for m in marks for link in m.links]
+    if tracked:
+        # In the same commit as `sending`: a link in a message that left can always be resolved.
+        # A campaign link is registered by the first message that carries it; the rest find it there.
+        unique = list({link["token"]: link for link in tracked}.values())
+        conn.execute(dialect_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(
+            status="sending",
+            provider=sa.bindparam("b_provider"),
+            sender=sa.bindparam("b_sender"),
+            attempt_count=sa.bindparam("b_attempt"),
+            updated_at=sa.bindparam("b_at"),
+            lease_until=lease_until,
+        ),
+        [
+            {"b_id": m.message_id, "b_provider": m.provider, "b_sender": m.sender, "b_attempt": m.attempt, "b_at": m.at}
+            for m in marks
+        ],
+    )
+    conn.execute(
+        attempts.insert(),
+        [
+            {
+                "message_id": m.message_id,
+                "number": m.attempt,
+                "channel": m.channel,
+                "provider": m.provider,
+                "sender": m.sender,
+                "started_at": m.at,
+                "outcome": "pending",
+            }
+            for m in marks
+        ],
+    )
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "tenant_id": m.tenant_id,
+                "message_id": m.message_id,
+                "at": m.at,
+                "type": "status",
+                "status": "sending",
+                "reason": f"attempt {m.attempt}",
+                "detail": orjson.dumps({"provider": m.provider}).decode(),
+            }
+            for m in marks
+        ],
+    )
+    return ours
+
+
+class LeasesRoom(Room):
+    _marks: GroupCommitter[tuple[SendingMark, float], bool]
+
+    async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+        now = time.time()
+        return await self.db.write(claim_due, worker, now, limit, now + lease_seconds)
+
+    async def claim_orphaned_handoffs(
+        self, worker: str, limit: int, lease_seconds: float, settle_seconds: float
+    ) -> list[dict[str, Any]]:
+        """Hand-offs whose worker's lease ran out, marked `sending` at least settle_seconds ago."""
+        now = time.time()
+        return await self.db.write(
+            claim_orphaned_handoffs, worker, now, limit, now + lease_seconds, now - settle_seconds
+        )
+
+    async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> bool:
+        """Commit that this job is being handed off; sends admitted together share the commit.
+        False when the job's lease passed to another worker: this one must not send it."""
+        return await self._marks.submit((mark, lease_seconds))
+
+    async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[bool]:
+        lease = max(seconds for _, seconds in items)
+        return await self.db.write(mark_sending, [mark for mark, _ in items], time.time() + lease)
+
+    async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
+        return await self.db.write(renew_leases, worker, message_ids, time.time() + lease_seconds)
+
+    async def release_leases(self, worker: str, message_ids: Sequence[str]) -> int:
+        return await self.db.write(release_leases, worker, message_ids)

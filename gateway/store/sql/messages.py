@@ -1,0 +1,96 @@
+"""Reading messages: one message with its history, the delivery log, counts by status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.domain.ids import message_id_floor
+from gateway.store.records import MessageFilter
+from gateway.store.schema import attempts, events, messages, receipts
+from gateway.store.sql.common import Room
+
+
+def get_message(conn: Connection, tenant_id: str, message_id: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(messages).where(messages.c.id == message_id, messages.c.tenant_id == tenant_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    result = dict(row)
+    result["attempts"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(attempts).where(attempts.c.message_id == message_id).order_by(attempts.c.number)
+        ).mappings()
+    ]
+    result["receipts"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(receipts).where(receipts.c.message_id == message_id).order_by(receipts.c.id)
+        ).mappings()
+    ]
+    result["events"] = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(events).where(events.c.message_id == message_id).order_by(events.c.id)
+        ).mappings()
+    ]
+    return result
+
+
+def list_messages(conn: Connection, f: MessageFilter) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(delivery_log_query(f)).mappings()]
+
+
+def delivery_log_query(f: MessageFilter) -> Any:
+    """The delivery log's query: every filter pairs with an index led by tenant_id and ending in
+    id, so newest-first paging needs no sort whatever the table's size."""
+    query = sa.select(messages).where(messages.c.tenant_id == f.tenant_id)
+    if f.campaign is not None:
+        query = query.where(messages.c.campaign == f.campaign)
+    if f.status:
+        query = query.where(messages.c.status.in_(f.status))
+    if f.to is not None:
+        query = query.where(messages.c.to_addr == f.to)
+    if f.user_id is not None:
+        query = query.where(messages.c.user_id == f.user_id)
+    # An id is made from its message's creation time, so a time bound is also an id bound (with a
+    # second to spare): the index then starts and stops at the window instead of scanning to it.
+    if f.since is not None:
+        query = query.where(messages.c.created_at >= f.since, messages.c.id >= message_id_floor(f.since - 1))
+    if f.until is not None:
+        query = query.where(messages.c.created_at < f.until, messages.c.id < message_id_floor(f.until + 1))
+    if f.before_id is not None:
+        query = query.where(messages.c.id < f.before_id)
+    return query.order_by(messages.c.id.desc()).limit(f.limit)
+
+
+def status_counts(
+    conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
+) -> dict[str, int]:
+    query = sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses))
+    if tenant_id is not None:
+        query = query.where(messages.c.tenant_id == tenant_id)
+    counts = dict.fromkeys(statuses, 0)
+    counts.update({status: int(n) for status, n in conn.execute(query.group_by(messages.c.status))})
+    return counts
+
+
+class MessagesRoom(Room):
+    async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:
+        """One message with its attempts, receipts and events; None when the tenant has no such message."""
+        return await self.db.read(get_message, tenant_id, message_id)
+
+    async def list_messages(self, f: MessageFilter) -> list[dict[str, Any]]:
+        return await self.db.read(list_messages, f)
+
+    async def status_counts(
+        self, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
+    ) -> dict[str, int]:
+        return await self.db.read(status_counts, statuses, tenant_id)

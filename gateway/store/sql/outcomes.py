@@ -1,0 +1,237 @@
+"""What happened to each job: attempt outcomes, and sent jobs moved on when their receipt is late."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.domain.routing import INTERCHANGEABLE
+from gateway.store.batcher import GroupCommitter
+from gateway.store.records import Outcome, ReceiptRecord
+from gateway.store.schema import attempts, events, messages
+from gateway.store.sql.common import Room
+from gateway.store.sql.leases import DISPATCHABLE
+from gateway.store.sql.receipts import apply_held_receipts
+
+
+def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The no-receipt scan: only jobs whose fallback list names a channel that takes their address
+    (the others could not move, and would crowd the ones that can out of the batch)."""
+    hint = " INDEXED BY ix_messages_receipt_due" if dialect == "sqlite" else ""
+    terms, params = [], {}
+    for i, channel in enumerate(sorted(channels)):
+        targets = sorted(INTERCHANGEABLE.get(channel, ()))
+        if not targets:
+            continue
+        params[f"c{i}"] = channel
+        alternatives = []
+        for j, target in enumerate(targets):
+            params[f"f{i}_{j}"] = f"%{target}%"
+            alternatives.append(f"fallback LIKE :f{i}_{j}")
+        terms.append(f"(channel = :c{i} AND ({' OR '.join(alternatives)}))")
+    movable = " OR ".join(terms) or "1 = 0"
+    sql = (
+        f"SELECT * FROM messages{hint} WHERE status = 'sent' AND fallback IS NOT NULL"
+        f" AND next_attempt_at <= :now AND ({movable}) ORDER BY next_attempt_at LIMIT :limit"
+    )
+    return sql, params
+
+
+def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[dict[str, Any]]:
+    """Sent jobs that can fall back whose receipt deadline (next_attempt_at, set when they were
+    sent) has passed with no receipt: a receipt would have moved them past `sent`."""
+    # Served by the partial index ix_messages_receipt_due, whose predicate the WHERE repeats word
+    # for word; SQLite, without range statistics, would pick ix_messages_due (every sent row) unless told.
+    sql, params = unreceipted_sql(conn.dialect.name, channels)
+    rows = conn.execute(sa.text(sql), {**params, "now": now, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+    """Move each job to its fallback channel, only if it is still the same unreceipted hand-off:
+    still `sent` with the deadline that was seen. A receipt, a requeue or another worker that got
+    there first leaves the row alone; only the process whose update matched writes the event.
+    The message keeps the earlier provider id, so a late receipt for it still finds the message."""
+    moved: list[str] = []
+    for outcome, deadline in moves:
+        result = conn.execute(
+            messages.update()
+            .where(
+                messages.c.id == outcome.message_id,
+                messages.c.status == "sent",
+                messages.c.next_attempt_at == deadline,
+            )
+            .values(
+                status=outcome.status,
+                reason=outcome.reason,
+                channel=outcome.channel,
+                fallback=outcome.fallback,
+                next_attempt_at=outcome.next_attempt_at,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=outcome.at,
+            )
+        )
+        if result.rowcount == 1:
+            moved.append(outcome.message_id)
+            conn.execute(events.insert(), [_status_event(outcome)])
+    return moved
+
+
+# The final statuses a receipt can set; no later outcome of the same hand-off moves a job out of them.
+_RECEIPTED = sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered", messages.c.status == "failed")
+
+
+# ... and a `sent` receipt means the provider has the message: an unknown hand-off or a retry of
+# the same attempt must not undo that (a retry would send it twice).
+_KEEP = sa.or_(
+    _RECEIPTED,
+    sa.and_(
+        messages.c.status == "sent",
+        # Equalities, not IN: an expanding IN cannot run in an executemany.
+        sa.or_(sa.bindparam("b_status", type_=sa.String) == "unknown", sa.bindparam("b_status") == "queued"),
+    ),
+)
+
+
+def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
+    """Write what happened to each job; returns the held receipts applied on the way (message id,
+    receipt): they came before their send was recorded."""
+    if not outcomes:
+        return []
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(
+            # A receipt may already have moved the job past `sent`; never move it back.
+            # A receipt is the provider's word on what reached the handset: once one has put the job
+            # at delivered or undelivered, no later outcome of the hand-off (sent, unknown, a retry)
+            # moves it back down the lattice.
+            status=sa.case((_KEEP, messages.c.status), else_=sa.bindparam("b_status")),
+            reason=sa.case((_KEEP, messages.c.reason), else_=sa.bindparam("b_reason")),
+            provider_message_id=sa.func.coalesce(sa.bindparam("b_pmid"), messages.c.provider_message_id),
+            provider=sa.func.coalesce(sa.bindparam("b_provider", type_=sa.String), messages.c.provider),
+            channel=sa.func.coalesce(sa.bindparam("b_channel", type_=sa.String), messages.c.channel),
+            fallback=sa.case(
+                (sa.bindparam("b_channel", type_=sa.String).is_(None), messages.c.fallback),
+                else_=sa.bindparam("b_fallback", type_=sa.String),
+            ),
+            error_code=sa.bindparam("b_error_code"),
+            error_message=sa.bindparam("b_error_message"),
+            next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Float), messages.c.next_attempt_at),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=sa.bindparam("b_at"),
+        ),
+        [
+            {
+                "b_id": o.message_id,
+                "b_status": o.status,
+                "b_reason": o.reason,
+                "b_pmid": o.provider_message_id,
+                "b_provider": o.provider,
+                "b_channel": o.channel,
+                "b_fallback": o.fallback,
+                "b_error_code": o.error_code,
+                "b_error_message": o.error_message,
+                "b_next": o.next_attempt_at,
+                "b_at": o.at,
+            }
+            for o in outcomes
+        ],
+    )
+    tried = [o for o in outcomes if o.attempt_outcome is not None and o.attempt is not None]
+    if tried:
+        conn.execute(
+            attempts.update()
+            .where(attempts.c.message_id == sa.bindparam("b_id"), attempts.c.number == sa.bindparam("b_n"))
+            .values(
+                finished_at=sa.bindparam("b_at"),
+                outcome=sa.bindparam("b_outcome"),
+                error_kind=sa.bindparam("b_kind"),
+                error_code=sa.bindparam("b_code"),
+                error_message=sa.bindparam("b_msg"),
+                provider_message_id=sa.bindparam("b_pmid"),
+            ),
+            [
+                {
+                    "b_id": o.message_id,
+                    "b_n": o.attempt,
+                    "b_at": o.at,
+                    "b_outcome": o.attempt_outcome,
+                    "b_kind": o.error_kind,
+                    "b_code": o.error_code,
+                    "b_msg": o.error_message,
+                    "b_pmid": o.provider_message_id,
+                }
+                for o in tried
+            ],
+        )
+    new_events = [_status_event(o) for o in outcomes]
+    later = [o.message_id for o in outcomes if o.status not in ("delivered", "undelivered", "failed")]
+    if later:
+        # A receipt may have overtaken the hand-off's own commit: then the status stays where the
+        # receipt put it, and the event says what the attempt did, not a step back down the lattice.
+        overtaken = set(conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(later), _RECEIPTED)).scalars())
+        for event in new_events:
+            if event["message_id"] in overtaken and event["status"] not in ("delivered", "undelivered", "failed"):
+                event["type"] = "attempt.accepted" if event["status"] == "sent" else f"attempt.{event['status']}"
+                event["status"] = None
+    conn.execute(events.insert(), new_events)
+    sent = [o for o in outcomes if o.provider_message_id and o.provider]
+    return apply_held_receipts(conn, sent) if sent else []
+
+
+def _status_event(o: Outcome) -> dict[str, Any]:
+    detail = dict(o.detail)
+    for name in ("provider", "provider_message_id", "error_kind", "error_code", "error_message"):
+        value = getattr(o, name)
+        if value is not None:
+            detail[name] = value
+    if o.next_attempt_at is not None and o.status in DISPATCHABLE:
+        detail["next_attempt_at"] = o.next_attempt_at
+    if o.attempt is not None:
+        detail["attempt"] = o.attempt
+    return {
+        "tenant_id": o.tenant_id,
+        "message_id": o.message_id,
+        "at": o.at,
+        "type": "status",
+        "status": o.status,
+        "reason": o.reason,
+        "detail": orjson.dumps(detail).decode() if detail else None,
+    }
+
+
+class OutcomesRoom(Room):
+    _outcomes: GroupCommitter[Outcome, list[ReceiptRecord]]
+
+    async def record_outcome(self, outcome: Outcome) -> list[ReceiptRecord]:
+        """Record what happened to a job; returns the receipts for it that had come before this record."""
+        return await self._outcomes.submit(outcome)
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if outcomes:
+            await self._outcomes.submit_many(outcomes)
+
+    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[list[ReceiptRecord]]:
+        held = await self.db.write(record_outcomes, outcomes)
+        by_message: dict[str, list[ReceiptRecord]] = {}
+        for message_id, receipt in held:
+            by_message.setdefault(message_id, []).append(receipt)
+        # A message appears once per flush at most in practice; its earlier receipts go to the first.
+        return [by_message.pop(o.message_id, []) for o in outcomes]
+
+    async def flush_outcomes(self) -> None:
+        await self._outcomes.drain()
+
+    async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(unreceipted_sends, channels, time.time(), limit)
+
+    async def fall_back_unreceipted(self, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
+        return await self.db.write(fall_back_unreceipted, moves)

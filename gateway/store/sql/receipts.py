@@ -1,0 +1,281 @@
+"""Delivery receipts: stored once each, matched to their message, and the status moved up only."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.store.records import Outcome, ReceiptRecord
+from gateway.store.schema import attempts, events, messages, receipts
+from gateway.store.sql.common import Room, dialect_insert
+
+
+def apply_receipts(
+    conn: Connection,
+    incoming: Sequence[ReceiptRecord],
+    now: float,
+    observed: list[tuple[str, ReceiptRecord]] | None = None,
+) -> dict[str, int]:
+    """Store receipts once each and move message statuses forward only; unknown ids are held.
+
+    `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
+    out from a sender number: the evidence number health is judged on."""
+    unique: dict[str, ReceiptRecord] = {}
+    for receipt in incoming:
+        unique.setdefault(receipt.dedup_key, receipt)
+    if not unique:
+        return {"applied": 0, "duplicate": 0, "held": 0}
+    seen = set(conn.execute(sa.select(receipts.c.dedup_key).where(receipts.c.dedup_key.in_(list(unique)))).scalars())
+    fresh = [r for key, r in unique.items() if key not in seen]
+    duplicates = len(incoming) - len(fresh)
+    by_reference = {r.reference for r in fresh if r.reference}
+    known_refs: set[str] = set()
+    if by_reference:
+        known_refs = set(
+            conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(sorted(by_reference)))).scalars()
+        )
+    by_provider_id: dict[tuple[str, str], str] = {}
+    unresolved = [r for r in fresh if r.reference not in known_refs]
+    if unresolved:
+        for provider, pmids in _group(unresolved).items():
+            for row in conn.execute(
+                sa.select(messages.c.id, messages.c.provider_message_id).where(
+                    messages.c.provider == provider, messages.c.provider_message_id.in_(sorted(pmids))
+                )
+            ):
+                by_provider_id[(provider, row.provider_message_id)] = row.id
+        # A job that fell back to another channel carries its new attempt's provider id; a late
+        # receipt of an earlier attempt is found through that attempt.
+        earlier = [r for r in unresolved if (r.provider, r.provider_message_id) not in by_provider_id]
+        for provider, pmids in _group(earlier).items():
+            for row in conn.execute(
+                sa.select(attempts.c.message_id, attempts.c.provider_message_id)
+                .join(messages, messages.c.id == attempts.c.message_id)
+                .where(
+                    attempts.c.provider == provider,
+                    attempts.c.provider_message_id.in_(sorted(pmids)),
+                    attempts.c.channel != messages.c.channel,
+                )
+            ):
+                by_provider_id.setdefault((provider, row.provider_message_id), row.message_id)
+    matched: list[tuple[str, ReceiptRecord]] = []
+    rows = []
+    for r in fresh:
+        message_id = (
+            r.reference if r.reference in known_refs else by_provider_id.get((r.provider, r.provider_message_id))
+        )
+        if message_id:
+            matched.append((message_id, r))
+        rows.append(
+            {
+                "dedup_key": r.dedup_key,
+                "provider": r.provider,
+                "provider_message_id": r.provider_message_id,
+                "message_id": message_id,
+                "status": r.status,
+                "error_code": r.error_code,
+                "error_kind": r.error_kind,
+                "part": r.part,
+                "parts": r.parts,
+                "occurred_at": r.occurred_at,
+                "received_at": now,
+                "raw": r.raw,
+            }
+        )
+    if rows:
+        conn.execute(dialect_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+    senders: dict[str, str | None] | None = {} if observed is not None else None
+    _advance_statuses(conn, matched, now, senders)
+    if observed is not None and senders:
+        for message_id, receipt in matched:
+            sender = senders.get(message_id)
+            if sender is not None and receipt.status in ("delivered", "undelivered", "failed"):
+                observed.append((sender, receipt))
+    return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+
+
+def _group(items: Iterable[ReceiptRecord]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for r in items:
+        grouped[r.provider].add(r.provider_message_id)
+    return grouped
+
+
+def _advance_statuses(
+    conn: Connection,
+    matched: Sequence[tuple[str, ReceiptRecord]],
+    now: float,
+    senders: dict[str, str | None] | None = None,
+) -> None:
+    """`senders`, when given, gets each matched message's sender number (read in the same query)."""
+    if not matched:
+        return
+    rows = conn.execute(
+        sa.select(
+            messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id, messages.c.sender
+        ).where(messages.c.id.in_(sorted({m for m, _ in matched})))
+    ).all()
+    if senders is not None:
+        senders.update((row.id, row.sender) for row in rows)
+    current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
+    earlier = _earlier_channel_attempts(conn, matched)
+    whole = _messages_with_every_part_delivered(conn, matched)
+    updates: dict[str, dict[str, Any]] = {}
+    new_events = []
+    for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
+        status, tenant_id, _ = current[message_id]
+        left_channel = earlier.get((message_id, receipt.provider, receipt.provider_message_id))
+        if left_channel is not None:
+            # The job fell back from that channel: the receipt is kept and shown, but the status
+            # belongs to the channel the job is on now.
+            new_events.append(
+                {
+                    "tenant_id": tenant_id,
+                    "message_id": message_id,
+                    "at": now,
+                    "type": "receipt.earlier_channel",
+                    "status": None,
+                    "reason": f"receipt.{receipt.status}",
+                    "detail": orjson.dumps(
+                        {
+                            "channel": left_channel,
+                            "provider": receipt.provider,
+                            "provider_message_id": receipt.provider_message_id,
+                            "error_code": receipt.error_code,
+                        }
+                    ).decode(),
+                }
+            )
+            continue
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered" and message_id not in whole:
+            continue  # one segment arrived; the message is delivered when all of them have
+        effective = updates.get(message_id, {}).get("b_status", status)
+        if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
+            continue
+        reason = (
+            "receipt" if receipt.status == "delivered" else f"provider.{receipt.status}.{receipt.error_code or 'none'}"
+        )
+        updates[message_id] = {
+            "b_id": message_id,
+            "b_status": receipt.status,
+            "b_reason": reason,
+            "b_code": receipt.error_code,
+            "b_pmid": receipt.provider_message_id,
+            "b_at": now,
+        }
+        new_events.append(
+            {
+                "tenant_id": tenant_id,
+                "message_id": message_id,
+                "at": now,
+                "type": "status",
+                "status": receipt.status,
+                "reason": reason,
+                "detail": orjson.dumps(
+                    {"provider": receipt.provider, "error_code": receipt.error_code, "occurred_at": receipt.occurred_at}
+                ).decode(),
+            }
+        )
+    if new_events and not updates:
+        conn.execute(events.insert(), new_events)
+    if updates:
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                reason=sa.bindparam("b_reason"),
+                error_code=sa.func.coalesce(sa.bindparam("b_code"), messages.c.error_code),
+                provider_message_id=sa.func.coalesce(messages.c.provider_message_id, sa.bindparam("b_pmid")),
+                updated_at=sa.bindparam("b_at"),
+            ),
+            list(updates.values()),
+        )
+        conn.execute(events.insert(), new_events)
+
+
+def _earlier_channel_attempts(
+    conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]
+) -> dict[tuple[str, str, str], str]:
+    """(message, provider, provider id) -> channel, for receipts of an attempt made on a channel the
+    message has since left by falling back."""
+    pmids = sorted({r.provider_message_id for _, r in matched})
+    rows = conn.execute(
+        sa.select(attempts.c.message_id, attempts.c.provider, attempts.c.provider_message_id, attempts.c.channel)
+        .join(messages, messages.c.id == attempts.c.message_id)
+        .where(
+            attempts.c.message_id.in_(sorted({m for m, _ in matched})),
+            attempts.c.provider_message_id.in_(pmids),
+            attempts.c.channel != messages.c.channel,
+        )
+    )
+    return {(row.message_id, row.provider, row.provider_message_id): row.channel for row in rows}
+
+
+def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]) -> set[str]:
+    """Of the messages with a delivered segment receipt here, those whose every segment is delivered.
+
+    Counted in the receipts table, which already holds this batch: segments come in any order, any
+    number of calls apart, and a duplicate segment receipt was collapsed by its dedup key.
+    """
+    parts = {
+        message_id: receipt.parts
+        for message_id, receipt in matched
+        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered"
+    }
+    if not parts:
+        return set()
+    delivered = conn.execute(
+        sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
+        .where(receipts.c.message_id.in_(sorted(parts)), receipts.c.status == "delivered", receipts.c.part.is_not(None))
+        .group_by(receipts.c.message_id)
+    ).all()
+    return {message_id for message_id, count in delivered if count >= parts[message_id]}
+
+
+def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
+    by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
+    held: list[tuple[str, ReceiptRecord]] = []
+    for provider in {o.provider for o in sent}:
+        pmids = sorted(o.provider_message_id for o in sent if o.provider == provider and o.provider_message_id)
+        for row in conn.execute(
+            sa.select(receipts).where(
+                receipts.c.message_id.is_(None),
+                receipts.c.provider == provider,
+                receipts.c.provider_message_id.in_(pmids),
+            )
+        ).mappings():
+            message_id = by_pmid[(provider, row["provider_message_id"])]
+            held.append(
+                (
+                    message_id,
+                    ReceiptRecord(
+                        provider=row["provider"],
+                        provider_message_id=row["provider_message_id"],
+                        status=row["status"],
+                        error_code=row["error_code"],
+                        occurred_at=row["occurred_at"],
+                        error_kind=row["error_kind"],
+                        part=row["part"],
+                        parts=row["parts"],
+                    ),
+                )
+            )
+            conn.execute(receipts.update().where(receipts.c.id == row["id"]).values(message_id=message_id))
+    _advance_statuses(conn, held, time.time())
+    return held
+
+
+class ReceiptsRoom(Room):
+    async def apply_receipts(
+        self, receipts: Sequence[ReceiptRecord], observed: list[tuple[str, ReceiptRecord]] | None = None
+    ) -> dict[str, int]:
+        """Store receipts once each and move statuses up; `observed` gets (sender, final receipt)."""
+        return await self.db.write(apply_receipts, receipts, time.time(), observed)

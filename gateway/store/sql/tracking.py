@@ -1,0 +1,97 @@
+"""Tracked links, their clicks and the conversions attributed to them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.batcher import GroupCommitter
+from gateway.store.schema import clicks, conversions, links
+from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
+
+
+def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(links).where(links.c.token == token)).mappings().first()
+    return dict(row) if row else None
+
+
+def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        executemany_fast(conn, "click", clicks.insert(), rows)
+
+
+def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Record a conversion once per (tenant, event_id); a repeat returns the first one."""
+    stmt = (
+        dialect_insert(conn, conversions).values(**row).on_conflict_do_nothing(index_elements=["tenant_id", "event_id"])
+    )
+    created = conn.execute(stmt.returning(conversions.c.id)).first() is not None
+    stored = (
+        conn.execute(
+            sa.select(conversions).where(
+                conversions.c.tenant_id == row["tenant_id"], conversions.c.event_id == row["event_id"]
+            )
+        )
+        .mappings()
+        .one()
+    )
+    if created:
+        audit(
+            conn,
+            row["tenant_id"],
+            row["received_at"],
+            "conversion",
+            row["event"],
+            detail=orjson.dumps({"value": row["value"]}).decode(),
+            message_id=row["message_id"],
+        )
+    return created, dict(stored)
+
+
+def message_clicks(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            sa.select(clicks.c.at, clicks.c.automated, clicks.c.token, links.c.url)
+            .join(links, links.c.token == clicks.c.token)
+            .where(clicks.c.message_id == message_id)
+            .order_by(clicks.c.id)
+        ).mappings()
+    ]
+
+
+def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            sa.select(links.c.token, links.c.url).where(links.c.message_id == message_id).order_by(links.c.token)
+        ).mappings()
+    ]
+
+
+class TrackingRoom(Room):
+    _clicks: GroupCommitter[dict[str, Any], None]
+
+    async def find_link(self, token: str) -> dict[str, Any] | None:
+        return await self.db.read(find_link, token)
+
+    async def record_click(self, click: dict[str, Any]) -> None:
+        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts)."""
+        await self._clicks.submit(click)
+
+    async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
+        await self.db.write(record_clicks, rows)
+        return [None] * len(rows)
+
+    async def add_conversion(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        return await self.db.write(add_conversion, row)
+
+    async def message_clicks(self, message_id: str) -> list[dict[str, Any]]:
+        return await self.db.read(message_clicks, message_id)
+
+    async def message_links(self, message_id: str) -> list[dict[str, Any]]:
+        return await self.db.read(message_links, message_id)
