@@ -113,11 +113,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 rows = await store.list_api_keys(args.tenant)
                 print(f"{'ID':<14} {'TENANT':<16} {'NAME':<20} {'SCOPES':<26} STATE")
                 for r in rows:
-                    state = (
-                        "revoked"
-                        if r["revoked_at"]
-                        else ("expired" if r["expires_at"] and r["expires_at"] < time.time() else "active")
-                    )
+                    expired = r["expires_at"] and r["expires_at"] < time.time()
+                    state = "revoked" if r["revoked_at"] else "expired" if expired else "active"  # not a status
                     print(f"{r['id']:<14} {r['tenant_id']:<16} {r['name'][:20]:<20} {r['scopes']:<26} {state}")
             elif args.keys_command == "revoke":
                 if not await store.revoke_api_key(args.key_id):
@@ -326,7 +323,9 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     if not numbers:
         print("no sender numbers (declare pools under [numbers.pools.<name>] or POST /v1/numbers)")
         return 0
-    headers = ["id", "pool", "sender", "state", "since", "sent", "deliv", "failed", "filtered", "stop", "fail%", "cap"]
+    # The health counts are named by their signal, not by a message status.
+    headers = ["id", "pool", "sender", "state", "since"]
+    headers += ["sent", "deliv", "failed", "filtered", "stop", "fail%", "cap"]  # not a status
     table = []
     for n in numbers:
         health = n["health"]

@@ -16,7 +16,9 @@ import orjson
 
 from gateway.content_service import ContentService, primary_text
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
+from gateway.domain.models import Job, Status
 from gateway.domain.quiet_hours import QuietHours, check
+from gateway.domain.retry import REASON_EXPIRED
 from gateway.state.base import CapReservation, State
 from gateway.store.port import SuppressionStore
 from gateway.store.records import Outcome
@@ -24,7 +26,7 @@ from gateway.store.records import Outcome
 
 @dataclass
 class GateResult:
-    passed: list[dict[str, Any]] = field(default_factory=list)
+    passed: list[Job] = field(default_factory=list)
     decided: list[Outcome] = field(default_factory=list)
     # Cap reservations held for passed jobs, by message id: released if the send does not happen.
     reservations: dict[str, CapReservation] = field(default_factory=dict)
@@ -48,43 +50,43 @@ class PolicyGate:
         self.quiet_hours = quiet_hours
         self.clock = clock
 
-    async def judge(self, jobs: Sequence[dict[str, Any]], providers: Mapping[str, str]) -> GateResult:
+    async def judge(self, jobs: Sequence[Job], providers: Mapping[str, str]) -> GateResult:
         """`providers` is the provider each job is routed to (content rules differ per route)."""
         result = GateResult()
         now = self.clock()
         if self.content is not None:
             jobs = self._content_allowed(jobs, providers, now, result)
         suppressed = await self.store.suppressed_among(
-            [(j["tenant_id"], "address", j["to_addr"]) for j in jobs]
-            + [(j["tenant_id"], "user_id", j["user_id"]) for j in jobs if j["user_id"]]
+            [(j.tenant_id, "address", j.to_addr) for j in jobs]
+            + [(j.tenant_id, "user_id", j.user_id) for j in jobs if j.user_id]
         )
         sleeping = await self._sleeping(jobs, now)
-        capped: list[tuple[dict[str, Any], CapReservation]] = []
+        capped: list[tuple[Job, CapReservation]] = []
         for job in jobs:
-            reason = suppressed.get((job["tenant_id"], "address", job["to_addr"])) or (
-                suppressed.get((job["tenant_id"], "user_id", job["user_id"])) if job["user_id"] else None
+            reason = suppressed.get((job.tenant_id, "address", job.to_addr)) or (
+                suppressed.get((job.tenant_id, "user_id", job.user_id)) if job.user_id else None
             )
             if reason is not None:
                 result.decided.append(
                     Outcome(
-                        job["id"],
-                        job["tenant_id"],
-                        "suppressed",
+                        job.id,
+                        job.tenant_id,
+                        Status.SUPPRESSED,
                         now,
                         reason="suppressed.opt_out",
                         detail={"suppression": reason},
                     )
                 )
                 continue
-            if job["id"] in sleeping:
+            if job.id in sleeping:
                 result.decided.append(
                     Outcome(
-                        job["id"],
-                        job["tenant_id"],
-                        "suppressed",
+                        job.id,
+                        job.tenant_id,
+                        Status.SUPPRESSED,
                         now,
                         reason="suppressed.sleeping",
-                        detail=sleeping[job["id"]],
+                        detail=sleeping[job.id],
                     )
                 )
                 continue
@@ -92,7 +94,7 @@ class PolicyGate:
             if blocked_until is not False:
                 result.decided.append(self._hit(job, HitReason.QUIET_HOURS, blocked_until, now))
                 continue
-            rules = self.caps.rules_for(job["category"], job["channel"], job["campaign"])
+            rules = self.caps.rules_for(job.category, job.channel, job.campaign)
             if not rules:
                 result.passed.append(job)
                 continue
@@ -100,10 +102,10 @@ class PolicyGate:
                 (
                     job,
                     CapReservation(
-                        id=job["id"],
-                        subject=cap_subject(job["channel"], job["to_addr"], job["user_id"]),
-                        category=job["category"],
-                        channel=job["channel"],
+                        id=job.id,
+                        subject=cap_subject(job.channel, job.to_addr, job.user_id),
+                        category=job.category,
+                        channel=job.channel,
                         rules=rules,
                         retention=self.caps.retention_seconds,
                     ),
@@ -114,7 +116,7 @@ class PolicyGate:
             for (job, reservation), decision in zip(capped, decisions, strict=True):
                 if decision.allowed:
                     result.passed.append(job)
-                    result.reservations[job["id"]] = reservation
+                    result.reservations[job.id] = reservation
                     continue
                 until = decision.retry_at
                 if until is not None:
@@ -126,39 +128,39 @@ class PolicyGate:
                 )
         return result
 
-    async def _sleeping(self, jobs: Sequence[dict[str, Any]], now: float) -> dict[str, dict[str, Any]]:
+    async def _sleeping(self, jobs: Sequence[Job], now: float) -> dict[str, dict[str, Any]]:
         """Marketing jobs to recipients who never answered the last N messages: left alone."""
         policy = self.limits.sleeping
-        marketing = [j for j in jobs if j["category"] == "marketing"]
+        marketing = [j for j in jobs if j.category == "marketing"]
         if policy is None or not marketing:
             return {}
         found: dict[str, dict[str, Any]] = {}
-        for tenant_id in {j["tenant_id"] for j in marketing}:
-            mine = [j for j in marketing if j["tenant_id"] == tenant_id]
-            subjects = [("user_id", j["user_id"]) if j["user_id"] else ("address", j["to_addr"]) for j in mine]
+        for tenant_id in {j.tenant_id for j in marketing}:
+            mine = [j for j in marketing if j.tenant_id == tenant_id]
+            subjects = [("user_id", j.user_id) if j.user_id else ("address", j.to_addr) for j in mine]
             seen = await self.store.engagement(tenant_id, subjects, now - policy.window_seconds)
             for job, subject in zip(mine, subjects, strict=True):
                 sends, engaged = seen.get(subject, (0, False))
                 if is_sleeping(policy, sends, engaged):
-                    found[job["id"]] = {"unanswered": sends, "window_days": policy.window_seconds / 86400}
+                    found[job.id] = {"unanswered": sends, "window_days": policy.window_seconds / 86400}
         return found
 
     def _content_allowed(
-        self, jobs: Sequence[dict[str, Any]], providers: Mapping[str, str], now: float, result: GateResult
-    ) -> list[dict[str, Any]]:
+        self, jobs: Sequence[Job], providers: Mapping[str, str], now: float, result: GateResult
+    ) -> list[Job]:
         """Re-check content against the lists of this moment: they may have changed since accept."""
         assert self.content is not None
         allowed = []
         for job in jobs:
-            text = primary_text(job["channel"], orjson.loads(job["content"]))
+            text = primary_text(job.channel, orjson.loads(job.content))
             report = (
                 self.content.check(
-                    channel=job["channel"],
+                    channel=job.channel,
                     text=text,
-                    tenant_id=job["tenant_id"],
-                    to=job["to_addr"],
-                    category=job["category"],
-                    provider=providers.get(job["id"]),
+                    tenant_id=job.tenant_id,
+                    to=job.to_addr,
+                    category=job.category,
+                    provider=providers.get(job.id),
                 )
                 if text
                 else None
@@ -170,9 +172,9 @@ class PolicyGate:
             first = blocking[0]
             result.decided.append(
                 Outcome(
-                    job["id"],
-                    job["tenant_id"],
-                    "rejected",
+                    job.id,
+                    job.tenant_id,
+                    Status.REJECTED,
                     now,
                     reason=f"content.{first.rule}",
                     error_message=first.message,
@@ -185,16 +187,16 @@ class PolicyGate:
             )
         return allowed
 
-    def _quiet_until(self, job: dict[str, Any], at: float) -> float | bool | None:
+    def _quiet_until(self, job: Job, at: float) -> float | bool | None:
         """False when a send at `at` is inside the allowed window; else the next allowed moment
         (None: the candidate zones never share one)."""
         decision = check(
             self.quiet_hours,
             datetime.fromtimestamp(at, UTC),
-            category=job["category"],
-            channel=job["channel"],
-            to=job["to_addr"] if job["channel"] in ("sms", "voice") else None,
-            tz=job["tz"],
+            category=job.category,
+            channel=job.channel,
+            to=job.to_addr if job.channel in ("sms", "voice") else None,
+            tz=job.tz,
         )
         if decision.allowed:
             return False
@@ -202,25 +204,25 @@ class PolicyGate:
 
     def _hit(
         self,
-        job: dict[str, Any],
+        job: Job,
         reason: HitReason,
         until: float | bool | None,
         now: float,
         detail: dict[str, Any] | None = None,
     ) -> Outcome:
         retry_at = None if until is False or until is None else float(until)
-        hit = resolve_hit(self.limits.policy(job["category"]), reason, retry_at, job["expires_at"])
+        hit = resolve_hit(self.limits.policy(job.category), reason, retry_at, job.expires_at)
         info = {"blocked_by": reason.value, **(detail or {})}
         if hit.action is HitAction.DEFER:
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "deferred",
+                job.id,
+                job.tenant_id,
+                Status.DEFERRED,
                 now,
                 reason=reason.value,
                 next_attempt_at=hit.until,
                 detail=info,
             )
         if hit.action is HitAction.EXPIRE:
-            return Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired", detail=info)
-        return Outcome(job["id"], job["tenant_id"], "suppressed", now, reason=reason.value, detail=info)
+            return Outcome(job.id, job.tenant_id, Status.EXPIRED, now, reason=REASON_EXPIRED, detail=info)
+        return Outcome(job.id, job.tenant_id, Status.SUPPRESSED, now, reason=reason.value, detail=info)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any, Literal
 
+from gateway.domain.models import Job
 from gateway.domain.tracking import campaign_token, new_token, rewrite_links
 
 LinkMode = Literal["per_message", "per_campaign", "off"]
@@ -32,23 +33,21 @@ class LinkTracker:
     def enabled(self) -> bool:
         return self.default_mode != "off" or any(m != "off" for m in self.route_modes.values())
 
-    def track(
-        self, job: Mapping[str, Any], content: dict[str, Any], provider: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def track(self, job: Job, content: dict[str, Any], provider: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The content with its links made short tracked links, and the link rows to store."""
         mode = self.mode(provider)
         if mode == "off":
             return content, []
         per_campaign = mode == "per_campaign"
         make_token = (
-            partial(campaign_token, self.secret, job["tenant_id"], job["campaign"], job["variant"])
+            partial(campaign_token, self.secret, job.tenant_id, job.campaign, job.variant)
             if per_campaign
             else new_token
         )
         rows: list[dict[str, Any]] = []
         content = dict(content)
         now = time.time()
-        for name in TRACKED_FIELDS.get(job["channel"], ()):
+        for name in TRACKED_FIELDS.get(job.channel, ()):
             text = content.get(name)
             if not isinstance(text, str):
                 continue
@@ -56,11 +55,11 @@ class LinkTracker:
             rows.extend(
                 {
                     "token": link.token,
-                    "tenant_id": job["tenant_id"],
-                    "message_id": CAMPAIGN_LINK if per_campaign else job["id"],
+                    "tenant_id": job.tenant_id,
+                    "message_id": CAMPAIGN_LINK if per_campaign else job.id,
                     "url": link.url,
-                    "campaign": job["campaign"],
-                    "variant": job["variant"],
+                    "campaign": job.campaign,
+                    "variant": job.variant,
                     "created_at": now,
                 }
                 for link in tracked

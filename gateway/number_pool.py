@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from gateway.domain.limits import ALL_CHANNELS, CapRule, Period
+from gateway.domain.models import Job, Status
 from gateway.domain.numbers import (
     Counts,
     HealthPolicy,
@@ -245,12 +246,12 @@ class NumberPool:
 
     # --- choosing a number ----------------------------------------------------------------------
 
-    async def assign(self, jobs: Sequence[dict[str, Any]], routes: Mapping[str, str], now: float) -> PoolDecision:
+    async def assign(self, jobs: Sequence[Job], routes: Mapping[str, str], now: float) -> PoolDecision:
         """A sender number for each job its route's pool serves; jobs without a pool are left out
         (their provider's own sender is used). One Store read for the pool and one for the sticky
         numbers, then one State call per round of daily-cap reservations."""
         decision = PoolDecision()
-        phone_jobs = [j for j in jobs if j["channel"] in NUMBER_CHANNELS]
+        phone_jobs = [j for j in jobs if j.channel in NUMBER_CHANNELS]
         if not phone_jobs:
             return decision
         if not await self.has_numbers():
@@ -263,13 +264,13 @@ class NumberPool:
         placed = any(n.countries or n.region for n in pool)
         servers: dict[Recipient, list[SenderNumber]] = {}
         rotations: dict[Recipient, Rotation] = {}
-        wanted: list[tuple[dict[str, Any], Recipient, list[SenderNumber]]] = []
+        wanted: list[tuple[Job, Recipient, list[SenderNumber]]] = []
         for job in phone_jobs:
-            region = region_of(job["to_addr"]) if placed else None
+            region = region_of(job.to_addr) if placed else None
             r = Recipient(
-                routes[job["id"]],
-                job["channel"],
-                job["category"],
+                routes[job.id],
+                job.channel,
+                job.category,
                 region.country if region else None,
                 region.province if region else None,
             )
@@ -280,17 +281,17 @@ class NumberPool:
                 wanted.append((job, r, served))
         if not wanted:
             return decision
-        sticky = await self.store.sticky_numbers([(j["tenant_id"], j["channel"], j["to_addr"]) for j, _, _ in wanted])
+        sticky = await self.store.sticky_numbers([(j.tenant_id, j.channel, j.to_addr) for j, _, _ in wanted])
         by_sender: dict[str, set[str]] = {}
         for n in pool:
             by_sender.setdefault(n.sender, set()).add(n.id)
         # Each job's candidates in order, and how far down them it is (past numbers found full).
-        queue: dict[str, tuple[dict[str, Any], list[SenderNumber], int]] = {}
+        queue: dict[str, tuple[Job, list[SenderNumber], int]] = {}
         for job, r, served in wanted:
             avoid: frozenset[str] = frozenset()
-            if job["sender"] and str(job["reason"] or "").startswith("retry.sender_flagged"):
-                avoid = frozenset(by_sender.get(job["sender"], ()))
-            key = (job["tenant_id"], job["channel"], job["to_addr"])
+            if job.sender and str(job.reason or "").startswith("retry.sender_flagged"):
+                avoid = frozenset(by_sender.get(job.sender, ()))
+            key = (job.tenant_id, job.channel, job.to_addr)
             rotation = rotations.get(r)
             if rotation is None:
                 rotation = rotations[r] = Rotation(served, r, self.last_used)
@@ -300,7 +301,7 @@ class NumberPool:
                 continue
             # Given out now, so the next job of this batch starts from the next least-used number.
             self.last_used[order[0].id] = now + len(queue) * 1e-6
-            queue[job["id"]] = (job, order, 0)
+            queue[job.id] = (job, order, 0)
         full: dict[str, float | None] = {}  # numbers found at their cap in this batch -> when one frees
         while queue:
             asks: list[tuple[str, CapReservation]] = []
@@ -332,60 +333,58 @@ class NumberPool:
                 queue[job_id] = (job, order, index + 1)
         moved = [
             {
-                "tenant_id": job["tenant_id"],
-                "channel": job["channel"],
-                "recipient": job["to_addr"],
-                "number_id": decision.assigned[job["id"]].number.id,
+                "tenant_id": job.tenant_id,
+                "channel": job.channel,
+                "recipient": job.to_addr,
+                "number_id": decision.assigned[job.id].number.id,
                 "assigned_at": now,
             }
             for job, _, _ in wanted
-            if job["id"] in decision.assigned
-            and sticky.get((job["tenant_id"], job["channel"], job["to_addr"])) != decision.assigned[job["id"]].number.id
+            if job.id in decision.assigned
+            and sticky.get((job.tenant_id, job.channel, job.to_addr)) != decision.assigned[job.id].number.id
         ]
         if moved:
             await self.store.assign_sticky(moved)
         return decision
 
-    def _reservation(self, job: dict[str, Any], number: SenderNumber, now: float) -> CapReservation | None:
+    def _reservation(self, job: Job, number: SenderNumber, now: float) -> CapReservation | None:
         cap = daily_cap(number, self.policy, now)
         if cap is None:
             return None
         return CapReservation(
-            id=job["id"],
+            id=job.id,
             subject=f"num:{number.id}",
             category=CAP_CATEGORY,
-            channel=job["channel"],
+            channel=job.channel,
             rules=(CapRule(ALL_CHANNELS, cap, Period.DAY),),
             retention=Period.DAY.seconds,
         )
 
-    def _exhausted(self, job: dict[str, Any], served: Sequence[SenderNumber], now: float) -> Outcome:
+    def _exhausted(self, job: Job, served: Sequence[SenderNumber], now: float) -> Outcome:
         states: dict[str, int] = {}
         for n in served:
             states[n.state.value] = states.get(n.state.value, 0) + 1
         return Outcome(
-            job["id"],
-            job["tenant_id"],
-            "failed",
+            job.id,
+            job.tenant_id,
+            Status.FAILED,
             now,
             reason="number.pool_exhausted",
             error_message="no usable sender number in the pool",
             detail={"pools": sorted({n.pool for n in served}), "states": states},
         )
 
-    def _capped(
-        self, job: dict[str, Any], order: Sequence[SenderNumber], full: Mapping[str, float | None], now: float
-    ) -> Outcome:
+    def _capped(self, job: Job, order: Sequence[SenderNumber], full: Mapping[str, float | None], now: float) -> Outcome:
         """Every candidate is at its cap: wait for the first to free up."""
         times = [at for n in order if (at := full.get(n.id)) is not None]
         frees = min(times) if times else None
         detail = {"pools": sorted({n.pool for n in order}), "numbers": len(order)}
-        if frees is None or (job["expires_at"] is not None and frees >= job["expires_at"]):
-            return Outcome(job["id"], job["tenant_id"], "expired", now, reason="number.daily_cap", detail=detail)
+        if frees is None or (job.expires_at is not None and frees >= job.expires_at):
+            return Outcome(job.id, job.tenant_id, Status.EXPIRED, now, reason="number.daily_cap", detail=detail)
         return Outcome(
-            job["id"],
-            job["tenant_id"],
-            "deferred",
+            job.id,
+            job.tenant_id,
+            Status.DEFERRED,
             now,
             reason="number.daily_cap",
             next_attempt_at=frees,

@@ -67,7 +67,8 @@ class WorkerSettings(_Section):
     # What to do with a job found in `sending` after its worker died, when the provider cannot tell
     # whether it took the message: resend (at-least-once) or mark unknown (at-most-once).
     handoff_marketing: Literal["unknown", "resend"] = Field(
-        "unknown", description="after a crash mid hand-off: unknown (at-most-once) or resend (at-least-once)"
+        "unknown",  # not a status: the hand-off policy
+        description="after a crash mid hand-off: unknown (at-most-once) or resend (at-least-once)",
     )
     handoff_transactional: Literal["unknown", "resend"] = Field("resend", description="the same for transactional jobs")
     shutdown_grace_seconds: float = Field(

@@ -19,10 +19,10 @@ import orjson
 import structlog
 
 from gateway.domain.content.encoding import measure_sms
-from gateway.domain.models import Category
+from gateway.domain.models import FINAL_FAILURES, HANDED_OVER, AttemptOutcome, Category, Job, Status
 from gateway.domain.numbers import Signal, receipt_signals
 from gateway.domain.regions import region_of
-from gateway.domain.retry import GiveUp, RetryPolicy, next_retry
+from gateway.domain.retry import REASON_EXPIRED, GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import (
     CircuitBreaker,
     RegionRule,
@@ -52,16 +52,11 @@ PROVIDER_CALL_TIMEOUT = 10.0
 # How long after its `sending` mark a hand-off may still reach the provider from a worker that is
 # alive but stalled past its lease: the call's own timeout, plus the commit of the mark before it.
 HANDOFF_SETTLE_SECONDS = PROVIDER_CALL_TIMEOUT + 5.0
-FINAL_FAILURES = frozenset({"failed", "rejected", "suppressed", "expired", "unknown"})
-
-
-# Statuses of a hand-off that reached the recipient's side: its cap and number reservations stand.
-HANDED_OVER = ("sent", "delivered")
 
 
 def result_is_failure(outcome: Outcome) -> bool:
     """What counts against a provider's circuit: it did not answer, or answered with a transient error."""
-    return outcome.attempt_outcome in ("transient", "unknown")
+    return outcome.attempt_outcome in (AttemptOutcome.TRANSIENT, AttemptOutcome.UNKNOWN)
 
 
 class Worker:
@@ -154,7 +149,7 @@ class Worker:
             if jobs:
                 # Held from the claim on, so the lease is renewed while the gate and the number pool
                 # decide (Redis round trips on a busy machine can outlast a short lease).
-                claimed = {job["id"] for job in jobs}
+                claimed = {job.id for job in jobs}
                 self._held.update(claimed)
                 try:
                     await self._dispatch(jobs)
@@ -164,38 +159,38 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.store.work_available.wait(), poll)
 
-    async def _dispatch(self, jobs: list[dict[str, Any]]) -> None:
+    async def _dispatch(self, jobs: list[Job]) -> None:
         now = time.time()
         decided: list[Outcome] = []
-        routable: list[dict[str, Any]] = []
+        routable: list[Job] = []
         routes: dict[str, str] = {}
         unavailable = frozenset(name for name, breaker in self.breakers.items() if not breaker.available(now))
         for job in jobs:
             denial = self._region_denial(job, now)
             route = self._route(job, unavailable)
-            if job["expires_at"] is not None and now >= job["expires_at"]:
-                decided.append(Outcome(job["id"], job["tenant_id"], "expired", now, reason="expired"))
+            if job.expires_at is not None and now >= job.expires_at:
+                decided.append(Outcome(job.id, job.tenant_id, Status.EXPIRED, now, reason=REASON_EXPIRED))
             elif denial is not None:
                 decided.append(denial)
             elif route is None:
                 decided.append(
                     Outcome(
-                        job["id"],
-                        job["tenant_id"],
-                        "failed",
+                        job.id,
+                        job.tenant_id,
+                        Status.FAILED,
                         now,
                         reason="route.no_provider",
-                        detail={"channel": job["channel"]},
+                        detail={"channel": job.channel},
                     )
                 )
-            elif job["attempt_count"] >= 1 and not self.budget.allows_retry(route.provider):
+            elif job.attempt_count >= 1 and not self.budget.allows_retry(route.provider):
                 # Over the retry budget: wait, without calling the provider, and without losing the job.
                 wait = self.budget.policy.window_seconds / 4 * random.uniform(0.5, 1.0)
                 decided.append(
                     Outcome(
-                        job["id"],
-                        job["tenant_id"],
-                        "queued",
+                        job.id,
+                        job.tenant_id,
+                        Status.QUEUED,
                         now,
                         reason="retry.budget",
                         next_attempt_at=now + wait,
@@ -204,14 +199,14 @@ class Worker:
                 )
             else:
                 # Counted when decided, not when sent, so one batch cannot overdraw the budget.
-                self.budget.record(route.provider, is_retry=job["attempt_count"] >= 1)
-                routes[job["id"]] = route.provider
+                self.budget.record(route.provider, is_retry=job.attempt_count >= 1)
+                routes[job.id] = route.provider
                 routable.append(job)
         gate = await self.gate.judge(routable, routes) if routable else None
         if gate is not None:
             decided.extend(gate.decided)
         if decided:
-            channels = {job["id"]: job["channel"] for job in jobs}
+            channels = {job.id: job.channel for job in jobs}
             for outcome in decided:
                 if outcome.status in FINAL_FAILURES:
                     self.metrics.failed.labels(channels[outcome.message_id], "", outcome.reason or "").inc()
@@ -222,22 +217,20 @@ class Worker:
         numbers = await self._assign_numbers(passed, routes, gate.reservations, now)
         if numbers.decided:
             gone = {outcome.message_id for outcome in numbers.decided}
-            passed = [job for job in passed if job["id"] not in gone]
+            passed = [job for job in passed if job.id not in gone]
         for job in passed:
-            assignment = numbers.assigned.get(job["id"])
+            assignment = numbers.assigned.get(job.id)
             sender = assignment.number.sender if assignment is not None else None
-            mark = SendingMark(
-                job["id"], job["tenant_id"], job["attempt_count"] + 1, job["channel"], routes[job["id"]], sender, now
-            )
-            self._held.add(job["id"])
-            self._handing_off.add(job["id"])
-            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job["id"]), assignment))
+            mark = SendingMark(job.id, job.tenant_id, job.attempt_count + 1, job.channel, routes[job.id], sender, now)
+            self._held.add(job.id)
+            self._handing_off.add(job.id)
+            task = asyncio.create_task(self._hand_off(mark, job, gate.reservations.get(job.id), assignment))
             self._inflight.add(task)
             task.add_done_callback(self._done)
 
     async def _assign_numbers(
         self,
-        jobs: list[dict[str, Any]],
+        jobs: list[Job],
         routes: dict[str, str],
         reservations: dict[str, CapReservation],
         now: float,
@@ -252,7 +245,7 @@ class Worker:
             log.exception("choosing sender numbers failed; the jobs wait a moment")
             decision = PoolDecision(
                 decided=[
-                    Outcome(j["id"], j["tenant_id"], "queued", now, reason="retry.numbers", next_attempt_at=now + 1.0)
+                    Outcome(j.id, j.tenant_id, Status.QUEUED, now, reason="retry.numbers", next_attempt_at=now + 1.0)
                     for j in jobs
                 ]
             )
@@ -262,31 +255,31 @@ class Worker:
             if held:
                 with contextlib.suppress(Exception):
                     await self.state.release_caps(held)
-            channels = {job["id"]: job["channel"] for job in jobs}
+            channels = {job.id: job.channel for job in jobs}
             for outcome in decision.decided:
                 if outcome.status in FINAL_FAILURES:
                     self.metrics.failed.labels(channels[outcome.message_id], "", outcome.reason or "").inc()
             await self.store.record_outcomes(decision.decided)
         return decision
 
-    def _route(self, job: dict[str, Any], unavailable: frozenset[str]) -> Route | None:
-        retrying = job["reason"] is not None and str(job["reason"]).startswith(("retry.", "recovered."))
+    def _route(self, job: Job, unavailable: frozenset[str]) -> Route | None:
+        retrying = job.reason is not None and str(job.reason).startswith(("retry.", "recovered."))
         return choose_route(
-            job["channel"],
+            job.channel,
             self.providers.by_channel,
             self.routing,
             unavailable=unavailable,
-            failed_last=job["provider"] if retrying else None,
-            key=job["id"],
+            failed_last=job.provider if retrying else None,
+            key=job.id,
         )
 
-    def _region_denial(self, job: dict[str, Any], now: float) -> Outcome | None:
+    def _region_denial(self, job: Job, now: float) -> Outcome | None:
         """A channel that cannot reach the recipient's region: fall back, or fail with the rule."""
-        if not self.routing.rules or job["channel"] not in ("sms", "voice"):
+        if not self.routing.rules or job.channel not in ("sms", "voice"):
             return None
-        region = region_of(job["to_addr"])
-        remaining = [c for c in (job["fallback"] or "").split(",") if c]
-        denial = region_denial(self.routing, job["channel"], region, remaining)
+        region = region_of(job.to_addr)
+        remaining = [c for c in (job.fallback or "").split(",") if c]
+        denial = region_denial(self.routing, job.channel, region, remaining)
         if denial is None:
             return None
         detail: dict[str, Any] = {"rule": str(denial.rule), "province": region.province, "country": region.country}
@@ -296,28 +289,28 @@ class Worker:
 
     def _fall_back(
         self,
-        job: dict[str, Any],
+        job: Job,
         now: float,
         reason: str,
         rule: RegionRule | None,
         detail: dict[str, Any],
         **extra: Any,
     ) -> Outcome:
-        remaining = [c for c in (job["fallback"] or "").split(",") if c]
-        channel = next_channel(rule, remaining, job["channel"])
+        remaining = [c for c in (job.fallback or "").split(",") if c]
+        channel = next_channel(rule, remaining, job.channel)
         if channel is None:
-            return Outcome(job["id"], job["tenant_id"], "failed", now, reason=reason, detail=detail, **extra)
+            return Outcome(job.id, job.tenant_id, Status.FAILED, now, reason=reason, detail=detail, **extra)
         left = ",".join(c for c in remaining if c != channel) or None
         return Outcome(
-            job["id"],
-            job["tenant_id"],
-            "queued",
+            job.id,
+            job.tenant_id,
+            Status.QUEUED,
             now,
             reason=reason,
             channel=channel,
             fallback=left,
             next_attempt_at=now,
-            detail={**detail, "from": job["channel"], "to": channel},
+            detail={**detail, "from": job.channel, "to": channel},
             **extra,
         )
 
@@ -330,30 +323,30 @@ class Worker:
     async def _hand_off(
         self,
         mark: SendingMark,
-        job: dict[str, Any],
+        job: Job,
         reservation: CapReservation | None,
         number: Assignment | None = None,
     ) -> None:
         try:
             await self._hand_off_held(mark, job, reservation, number)
         finally:
-            self._held.discard(job["id"])
-            self._handing_off.discard(job["id"])
+            self._held.discard(job.id)
+            self._handing_off.discard(job.id)
 
     async def _hand_off_held(
         self,
         mark: SendingMark,
-        job: dict[str, Any],
+        job: Job,
         reservation: CapReservation | None,
         number: Assignment | None,
     ) -> None:
         provider = self.providers.get(mark.provider)
         assert provider is not None
-        content = orjson.loads(job["content"])
+        content = orjson.loads(job.content)
         tracked: list[dict[str, Any]] = []
         if self.links is not None:
             content, tracked = self.links.track(job, content, mark.provider)
-        segments = measure_sms(content.get("text", "")).segments if job["channel"] == "sms" else 1
+        segments = measure_sms(content.get("text", "")).segments if job.channel == "sms" else 1
         # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
         # queued (safe to resend), not in an unknowable hand-off.
         await self.pacer.admit(
@@ -375,9 +368,9 @@ class Worker:
             # would deliver it twice. The other worker reserves its own caps and number.
             log.warning(
                 "lease lost before the hand-off; the job is left to the worker that holds it",
-                message_id=job["id"],
-                tenant=job["tenant_id"],
-                campaign=job["campaign"],
+                message_id=job.id,
+                tenant=job.tenant_id,
+                campaign=job.campaign,
             )
             with contextlib.suppress(Exception):
                 if reservation is not None:
@@ -386,18 +379,18 @@ class Worker:
                     await self.numbers.release([number.reservation])
             return
         outbound = Outbound(
-            reference=job["id"],
-            tenant_id=job["tenant_id"],
-            channel=job["channel"],
-            to=job["to_addr"],
+            reference=job.id,
+            tenant_id=job.tenant_id,
+            channel=job.channel,
+            to=job.to_addr,
             content=content,
-            category=job["category"],
+            category=job.category,
             sender=mark.sender,
-            campaign=job["campaign"],
+            campaign=job.campaign,
             attempt=mark.attempt,
             segments=segments,
         )
-        bound = log.bind(message_id=job["id"], tenant=job["tenant_id"], campaign=job["campaign"])
+        bound = log.bind(message_id=job.id, tenant=job.tenant_id, campaign=job.campaign)
         breaker = self.breakers.setdefault(
             mark.provider, CircuitBreaker(self.routing.circuit_failures, self.routing.circuit_cooldown_seconds)
         )
@@ -417,11 +410,11 @@ class Worker:
             breaker.success()
         finished = time.time()
         self.metrics.provider_call.labels(mark.provider).observe(time.monotonic() - started)
-        due = max(job["created_at"], job["send_at"] or 0.0, job["next_attempt_at"] or 0.0)
-        self.metrics.dispatch_latency.labels(job["channel"], mark.provider).observe(max(0.0, finished - due))
-        self.metrics.dispatched.labels(job["channel"], mark.provider, outcome.attempt_outcome or "none").inc()
+        due = max(job.created_at, job.send_at or 0.0, job.next_attempt_at or 0.0)
+        self.metrics.dispatch_latency.labels(job.channel, mark.provider).observe(max(0.0, finished - due))
+        self.metrics.dispatched.labels(job.channel, mark.provider, outcome.attempt_outcome or "none").inc()
         if outcome.status in FINAL_FAILURES:
-            self.metrics.failed.labels(job["channel"], mark.provider, outcome.reason or "").inc()
+            self.metrics.failed.labels(job.channel, mark.provider, outcome.reason or "").inc()
             bound.info(
                 "message not delivered", status=outcome.status, reason=outcome.reason, error_code=outcome.error_code
             )
@@ -432,7 +425,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.state.release_caps([reservation])
         if number is not None and self.numbers is not None:
-            if outcome.attempt_outcome == "sent":
+            if outcome.attempt_outcome == AttemptOutcome.SENT:
                 self.numbers.note(number.number, Signal.SENT)
             elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
                 # The provider refused the number itself: evidence, and the retry picks another one.
@@ -446,29 +439,29 @@ class Worker:
                 for signal in receipt_signals(receipt.status, receipt.error_kind):
                     self.numbers.note(number.number, signal)
 
-    def _outcome_of(self, job: dict[str, Any], mark: SendingMark, result: SendResult) -> Outcome:
+    def _outcome_of(self, job: Job, mark: SendingMark, result: SendResult) -> Outcome:
         now = time.time()
         base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
         if result.error is None and result.delivered:
             # The answer is the receipt (a webhook receiver's 2xx): delivered now, nothing to wait for.
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "delivered",
+                job.id,
+                job.tenant_id,
+                Status.DELIVERED,
                 now,
                 reason="provider.delivered",
-                attempt_outcome="sent",
+                attempt_outcome=AttemptOutcome.SENT,
                 provider_message_id=result.provider_message_id,
                 **base,
             )
         if result.error is None:
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "sent",
+                job.id,
+                job.tenant_id,
+                Status.SENT,
                 now,
                 reason="provider.accepted",
-                attempt_outcome="sent",
+                attempt_outcome=AttemptOutcome.SENT,
                 provider_message_id=result.provider_message_id,
                 next_attempt_at=self._receipt_deadline(job, now),
                 **base,
@@ -484,40 +477,40 @@ class Worker:
                 self.retry_policy,
                 attempt=mark.attempt,
                 now=now,
-                expires_at=job["expires_at"],
+                expires_at=job.expires_at,
                 retry_after=error.retry_after,
             )
             if isinstance(decision, GiveUp):
-                status = "expired" if decision.reason == "expired" else "failed"
+                status = Status.EXPIRED if decision.reason == REASON_EXPIRED else Status.FAILED
                 return Outcome(
-                    job["id"],
-                    job["tenant_id"],
+                    job.id,
+                    job.tenant_id,
                     status,
                     now,
                     reason=decision.reason,
-                    attempt_outcome="transient",
+                    attempt_outcome=AttemptOutcome.TRANSIENT,
                     **base,
                     **errors,
                 )
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "queued",
+                job.id,
+                job.tenant_id,
+                Status.QUEUED,
                 now,
                 reason=f"retry.{error.kind.value}",
-                attempt_outcome="transient",
+                attempt_outcome=AttemptOutcome.TRANSIENT,
                 next_attempt_at=decision.at,
                 **base,
                 **errors,
             )
         if error.kind == ErrorKind.RECIPIENT_OPTED_OUT:
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "suppressed",
+                job.id,
+                job.tenant_id,
+                Status.SUPPRESSED,
                 now,
                 reason="provider.opted_out",
-                attempt_outcome="failed",
+                attempt_outcome=AttemptOutcome.FAILED,
                 **base,
                 **errors,
             )
@@ -526,7 +519,7 @@ class Worker:
             if error.kind == ErrorKind.RECIPIENT_INVALID
             else f"provider.permanent.{error.code}"
         )
-        if job["fallback"]:
+        if job.fallback:
             # A permanent refusal on this channel; the job names another to try (same address).
             fallen = self._fall_back(
                 job,
@@ -535,20 +528,27 @@ class Worker:
                 None,
                 {"error_code": error.code},
                 attempt=mark.attempt,
-                attempt_outcome="failed",
+                attempt_outcome=AttemptOutcome.FAILED,
                 provider=mark.provider,
                 **errors,
             )
-            if fallen.status == "queued":
+            if fallen.status == Status.QUEUED:
                 return fallen
         return Outcome(
-            job["id"], job["tenant_id"], "failed", now, reason=reason, attempt_outcome="failed", **base, **errors
+            job.id,
+            job.tenant_id,
+            Status.FAILED,
+            now,
+            reason=reason,
+            attempt_outcome=AttemptOutcome.FAILED,
+            **base,
+            **errors,
         )
 
-    def _receipt_deadline(self, job: dict[str, Any], now: float) -> float | None:
+    def _receipt_deadline(self, job: Job, now: float) -> float | None:
         """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""
-        fallback = [c for c in (job["fallback"] or "").split(",") if c]
-        return receipt_deadline(self.routing, job["channel"], fallback, now)
+        fallback = [c for c in (job.fallback or "").split(",") if c]
+        return receipt_deadline(self.routing, job.channel, fallback, now)
 
     async def _fall_back_unreceipted(self) -> int:
         """Sent jobs whose receipt did not come in time move to their next fallback channel."""
@@ -556,11 +556,11 @@ class Worker:
         now = time.time()
         moves = []
         for job in rows:
-            waited = now - job["updated_at"]
-            detail = {"provider": job["provider"], "waited_seconds": round(waited, 3)}
+            waited = now - job.updated_at
+            detail = {"provider": job.provider, "waited_seconds": round(waited, 3)}
             outcome = self._fall_back(job, now, "fallback.no_receipt", None, detail)
-            if outcome.status == "queued":
-                moves.append((outcome, job["next_attempt_at"]))
+            if outcome.status == Status.QUEUED:
+                moves.append((outcome, job.next_attempt_at))
         moved = await self.store.fall_back_unreceipted(moves) if moves else []
         if moved:
             log.info("no receipt in time: jobs moved to their fallback channel", count=len(moved))
@@ -569,7 +569,7 @@ class Worker:
 
     # --- crash recovery ---------------------------------------------------------------------
 
-    async def _resolve_unknown(self, job: dict[str, Any], provider_name: str, attempt: int, why: str) -> Outcome:
+    async def _resolve_unknown(self, job: Job, provider_name: str, attempt: int, why: str) -> Outcome:
         """Decide a hand-off whose outcome we do not know: ask the provider, else apply the policy."""
         now = time.time()
         base: dict[str, Any] = {"attempt": attempt, "provider": provider_name, "error_message": why}
@@ -577,51 +577,57 @@ class Worker:
         lookup = None
         if provider is not None and provider.capabilities.lookup:
             with contextlib.suppress(Exception):
-                lookup = await asyncio.wait_for(provider.lookup(job["id"]), PROVIDER_CALL_TIMEOUT)
+                lookup = await asyncio.wait_for(provider.lookup(job.id), PROVIDER_CALL_TIMEOUT)
         if lookup is not None:
             if lookup.accepted:
                 self.metrics.handoff_recovered.labels("provider_says_sent").inc()
                 return Outcome(
-                    job["id"],
-                    job["tenant_id"],
-                    "sent",
+                    job.id,
+                    job.tenant_id,
+                    Status.SENT,
                     now,
                     reason="recovered.provider_lookup",
-                    attempt_outcome="sent",
+                    attempt_outcome=AttemptOutcome.SENT,
                     provider_message_id=lookup.provider_message_id,
                     next_attempt_at=self._receipt_deadline(job, now),
                     **base,
                 )
             self.metrics.handoff_recovered.labels("provider_says_not_sent").inc()
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "queued",
+                job.id,
+                job.tenant_id,
+                Status.QUEUED,
                 now,
                 reason="recovered.not_sent",
-                attempt_outcome="failed",
+                attempt_outcome=AttemptOutcome.FAILED,
                 next_attempt_at=now,
                 **base,
             )
         policy = (
             self.settings.handoff_transactional
-            if job["category"] == Category.TRANSACTIONAL
+            if job.category == Category.TRANSACTIONAL
             else self.settings.handoff_marketing
         )
         self.metrics.handoff_recovered.labels(f"policy_{policy}").inc()
         if policy == "resend":
             return Outcome(
-                job["id"],
-                job["tenant_id"],
-                "queued",
+                job.id,
+                job.tenant_id,
+                Status.QUEUED,
                 now,
                 reason="recovered.resend",
-                attempt_outcome="unknown",
+                attempt_outcome=AttemptOutcome.UNKNOWN,
                 next_attempt_at=now,
                 **base,
             )
         return Outcome(
-            job["id"], job["tenant_id"], "unknown", now, reason="unknown.handoff", attempt_outcome="unknown", **base
+            job.id,
+            job.tenant_id,
+            Status.UNKNOWN,
+            now,
+            reason="unknown.handoff",
+            attempt_outcome=AttemptOutcome.UNKNOWN,
+            **base,
         )
 
     async def _lease_loop(self) -> None:
@@ -646,7 +652,7 @@ class Worker:
                     log.warning("resolving hand-offs left by a dead worker", count=len(orphans))
                     outcomes = [
                         await self._resolve_unknown(
-                            job, job["provider"] or "", job["attempt_count"], "worker died during the hand-off"
+                            job, job.provider or "", job.attempt_count, "worker died during the hand-off"
                         )
                         for job in orphans
                     ]

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FAILURE_STATUSES = ("failed", "rejected", "suppressed", "expired", "unknown", "undelivered")
-# Requeueing these cannot be right: delivered is done; policy said no to the others.
-NEVER_REQUEUE = frozenset({"delivered", "sent", "sending", "queued", "deferred", "suppressed", "rejected"})
-REQUEUEABLE = frozenset({"failed", "unknown", "undelivered", "expired"})
+from gateway.domain.models import Status
+
+# What on-call reviews as failures (the report's default filter, in this order).
+FAILURE_STATUSES = (
+    Status.FAILED,
+    Status.REJECTED,
+    Status.SUPPRESSED,
+    Status.EXPIRED,
+    Status.UNKNOWN,
+    Status.UNDELIVERED,
+)
+# What a requeue may put back; never delivered (done) nor what policy refused (suppressed, rejected).
+REQUEUEABLE = frozenset({Status.FAILED, Status.UNKNOWN, Status.UNDELIVERED, Status.EXPIRED})
 # What the failure report groups by (each one a field of the message).
 REPORT_DIMENSIONS = ("reason", "provider", "error_code", "sender", "campaign", "channel", "status")
 

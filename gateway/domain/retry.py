@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+# The reason code of a job whose expires_at came before it could go out.
+REASON_EXPIRED = "expired"
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -46,7 +49,7 @@ def next_retry(
         wait = max(wait, retry_after)
     at = now + wait
     if expires_at is not None and at >= expires_at:
-        return GiveUp("expired")
+        return GiveUp(REASON_EXPIRED)
     return Retry(at)
 
 

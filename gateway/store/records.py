@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway.domain.models import AttemptOutcome, Job, Status
 from gateway.domain.numbers import NumberState, SenderKind, SenderNumber
 
 # What a purged message's content column holds: JSON null, so the API shows `"content": null`.
@@ -42,11 +43,11 @@ class Outcome:
 
     message_id: str
     tenant_id: str
-    status: str
+    status: Status
     at: float
     reason: str | None = None
     attempt: int | None = None
-    attempt_outcome: str | None = None  # sent, transient, failed, unknown; None: no attempt was made
+    attempt_outcome: AttemptOutcome | None = None  # None: no attempt was made
     provider: str | None = None
     provider_message_id: str | None = None
     error_kind: str | None = None
@@ -113,4 +114,31 @@ def to_number(row: Mapping[str, Any]) -> SenderNumber:
         state_since=float(row["state_since"]),
         cooldown_until=row["cooldown_until"],
         created_at=float(row["created_at"]),
+    )
+
+
+def to_job(row: Mapping[Any, Any]) -> Job:
+    """The dispatch path's view of a claimed (or unreceipted) messages row."""
+    return Job(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        channel=row["channel"],
+        to_addr=row["to_addr"],
+        content=row["content"],
+        category=row["category"],
+        status=Status(row["status"]),
+        attempt_count=int(row["attempt_count"]),
+        next_attempt_at=float(row["next_attempt_at"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        user_id=row["user_id"],
+        campaign=row["campaign"],
+        variant=row["variant"],
+        send_at=row["send_at"],
+        expires_at=row["expires_at"],
+        fallback=row["fallback"],
+        tz=row["tz"],
+        reason=row["reason"],
+        provider=row["provider"],
+        sender=row["sender"],
     )

@@ -23,6 +23,7 @@ from gateway.api.numbers import render_numbers
 from gateway.api.reports import DEFAULT_GROUP_BY, MAX_REQUEUE, REQUEUE_FILTERS
 from gateway.api.tracking import campaign_summary
 from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE, advice_for
+from gateway.domain.models import IN_QUEUE, Status
 from gateway.domain.numbers import NumberState
 from gateway.domain.tracking import CAMPAIGN_DIMENSIONS
 from gateway.number_pool import NumberPool
@@ -333,8 +334,8 @@ async def campaign(request: web.Request) -> web.Response:
 
     def stages(g: dict[str, Any]) -> list[tuple[str, int]]:
         return [
-            ("sent", g["sent"]),
-            ("delivered", g["delivered"]),
+            ("sent", g["sent"]),  # not a status: the funnel's stages
+            ("delivered", g["delivered"]),  # not a status
             ("clicked", g["unique_clicks"]),
             ("converted", g["conversions"]),
         ]
@@ -503,22 +504,28 @@ async def message(request: web.Request) -> web.Response:
 # --- live -----------------------------------------------------------------------------------------
 
 
+# The live page: statuses charted per minute, those charted even when flat, and the rates shown.
+LIVE_STATUSES = (Status.QUEUED, Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED, Status.SUPPRESSED)
+ALWAYS_CHARTED = (Status.QUEUED, Status.SENT)
+RATE_STATUSES = (Status.QUEUED, Status.SENT, Status.DELIVERED)
+
+
 async def live(request: web.Request) -> web.Response:
     principal = await signed_in(request, "read")
     store = context(request).store
     now = time.time()
-    depth = await store.status_counts(("queued", "deferred", "sending"), principal.tenant_id)
+    depth = await store.status_counts(IN_QUEUE, principal.tenant_id)
     since = (now // 60 + 1) * 60 - LIVE_MINUTES * 60  # whole minutes, the current one last
     points = await store.activity(principal.tenant_id, since, now + 1, 60.0)
-    shown = ("queued", "sent", "delivered", "failed", "undelivered", "suppressed")
-    per_status = {status: [0] * LIVE_MINUTES for status in shown}
+    shown = LIVE_STATUSES
+    per_status: dict[str, list[int]] = {status: [0] * LIVE_MINUTES for status in shown}
     for bucket, status, count in points:
         if status in per_status and 0 <= bucket < LIVE_MINUTES:
             per_status[status][bucket] += count
     labels = [_time_label(since + i * 60, 3600) for i in range(LIVE_MINUTES)]
     chart = charts.lines(
         labels,
-        [(status, values) for status, values in per_status.items() if any(values) or status in ("queued", "sent")],
+        [(status, values) for status, values in per_status.items() if any(values) or status in ALWAYS_CHARTED],
         title="Messages per minute by status reached",
     )
     minutes = [
@@ -533,7 +540,7 @@ async def live(request: web.Request) -> web.Response:
         "live.html",
         tenant=principal.tenant_id,
         depth=depth,
-        rates={status: last_minute[status] / 60 for status in ("queued", "sent", "delivered")},
+        rates={status: last_minute[status] / 60 for status in RATE_STATUSES},
         chart=charts_markup(chart),
         minutes=minutes,
         shown=shown,

@@ -24,11 +24,11 @@ async def test_only_the_worker_holding_the_lease_can_mark_a_job_sending(database
         stalled, taken = f"msg_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}"
         await store.accept([message_row(stalled, now), message_row(taken, now)])
         claimed = await store.db.write(leases.claim_due, "worker-a", now, 10, now + 0.001)
-        assert {job["id"] for job in claimed} == {stalled, taken}
+        assert {job.id for job in claimed} == {stalled, taken}
         # worker-a stalls; its leases run out and worker-b claims both jobs
         later = now + 1.0
         again = await store.db.write(leases.claim_due, "worker-b", later, 10, later + 30)
-        assert {job["id"] for job in again} == {stalled, taken}
+        assert {job.id for job in again} == {stalled, taken}
 
         late = await store.db.write(
             leases.mark_sending, [_mark(stalled, "worker-a", later), _mark(taken, "worker-a", later)], later + 30

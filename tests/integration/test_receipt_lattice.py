@@ -410,7 +410,7 @@ async def _sms_that_fell_back_to_voice(store: SqlStore, now: float) -> tuple[str
     await store.db.write(outcome_sql.record_outcomes, [sent])
     assert await store.db.read(outcome_sql.unreceipted_sends, ["sms"], now + 59, 10) == []
     [due] = await store.db.read(outcome_sql.unreceipted_sends, ["sms"], now + 61, 10)
-    assert due["id"] == message_id and due["next_attempt_at"] == deadline
+    assert due.id == message_id and due.next_attempt_at == deadline
     move = Outcome(
         message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice",
         fallback=None, next_attempt_at=now + 61, detail={"from": "sms", "to": "voice"},
@@ -450,7 +450,7 @@ async def test_a_late_receipt_for_the_channel_a_job_fell_back_from_changes_nothi
         ]
         assert [r["provider_message_id"] for r in stored["receipts"]] == [sid]
         claimed = await store.db.write(leases.claim_due, "w", now + 63, 10, now + 93)
-        assert [job["id"] for job in claimed] == [message_id], "the call is still due"
+        assert [job.id for job in claimed] == [message_id], "the call is still due"
     finally:
         await store.close()
 
@@ -503,7 +503,7 @@ async def test_a_receipt_before_the_deadline_keeps_the_job_on_its_channel(databa
         )  # seen, then the receipt lands
         await store.db.write(receipt_sql.apply_receipts, [ReceiptRecord(PROVIDER, sid, "delivered")], now + 61)
         move = Outcome(message_id, TENANT, "queued", now + 61, reason="fallback.no_receipt", channel="voice")
-        assert await store.db.write(outcome_sql.fall_back_unreceipted, [(move, due["next_attempt_at"])]) == []
+        assert await store.db.write(outcome_sql.fall_back_unreceipted, [(move, due.next_attempt_at)]) == []
         stored = await store.db.read(message_sql.get_message, TENANT, message_id)
         assert stored is not None and (stored["status"], stored["channel"]) == ("delivered", "sms")
     finally:
@@ -522,6 +522,6 @@ async def test_jobs_that_cannot_fall_back_do_not_crowd_out_those_that_can(databa
         movable = {**message_row(f"msg_{uuid.uuid4().hex[:24]}", now), "status": "sent", "fallback": "push,voice"}
         await store.accept([*stuck, movable])
         due = await store.db.read(outcome_sql.unreceipted_sends, ["sms", "voice"], now + 1, 5)
-        assert [row["id"] for row in due] == [movable["id"]], "an e-mail fallback cannot take the number"
+        assert [job.id for job in due] == [movable["id"]], "an e-mail fallback cannot take the number"
     finally:
         await store.close()

@@ -8,14 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.domain.models import FAILED, SENT, Status
 from gateway.domain.tracking import CAMPAIGN_DIMENSIONS
 from gateway.store.schema import clicks, conversions, links, messages
 from gateway.store.sql.common import Room
 
 # Every dimension of the campaign report is the messages column of that name.
 CAMPAIGN_COLUMNS = {name: messages.c[name] for name in CAMPAIGN_DIMENSIONS}
-SENT = ("sent", "delivered", "undelivered")
-FAILED = ("failed", "undelivered", "rejected", "expired", "unknown")
 
 
 def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
@@ -31,10 +30,10 @@ def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: S
         sa.select(
             *dims,
             sa.func.count().label("messages"),
-            count_if(messages.c.status.in_(SENT)).label("sent"),
-            count_if(messages.c.status == "delivered").label("delivered"),
-            count_if(messages.c.status.in_(FAILED)).label("failed"),
-            count_if(messages.c.status == "suppressed").label("suppressed"),
+            count_if(messages.c.status.in_(sorted(SENT))).label("sent"),
+            count_if(messages.c.status == Status.DELIVERED).label("delivered"),
+            count_if(messages.c.status.in_(sorted(FAILED))).label("failed"),
+            count_if(messages.c.status == Status.SUPPRESSED).label("suppressed"),
         )
         .where(scope)
         .group_by(*keys)

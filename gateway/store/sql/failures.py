@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.failures import REPORT_DIMENSIONS, REQUEUEABLE
+from gateway.domain.models import Status
 from gateway.store.records import PURGED_CONTENT
 from gateway.store.schema import events, messages
 from gateway.store.sql.common import Room
@@ -191,7 +192,7 @@ def requeue(
         messages.update()
         .where(messages.c.id.in_(ids), messages.c.status.in_(list(allowed)))
         .values(
-            status="queued",
+            status=Status.QUEUED,
             reason="requeued",
             next_attempt_at=at,
             lease_owner=None,
@@ -207,7 +208,7 @@ def requeue(
                 "message_id": mid,
                 "at": at,
                 "type": "status",
-                "status": "queued",
+                "status": Status.QUEUED,
                 "reason": "requeued",
                 "detail": orjson.dumps({"by": actor}).decode(),
             }

@@ -10,20 +10,19 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
 from gateway.store.batcher import GroupCommitter
-from gateway.store.records import SendingMark
+from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
 from gateway.store.sql.common import Room, dialect_insert
 
-DISPATCHABLE = ("queued", "deferred")
 
-
-def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[dict[str, Any]]:
+def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[Job]:
     """Lease up to `limit` due jobs to this worker; other workers skip them until the lease ends."""
     due = (
         sa.select(messages.c.id)
         .where(
-            messages.c.status.in_(DISPATCHABLE),
+            messages.c.status.in_(sorted(DISPATCHABLE)),
             messages.c.next_attempt_at <= now,
             sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
         )
@@ -33,7 +32,7 @@ def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until
     return _lease(conn, due, worker, lease_until)
 
 
-def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -> list[dict[str, Any]]:
+def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -> list[Job]:
     """Lease the candidate rows in one statement; concurrent workers skip rows another has locked."""
     stmt = (
         messages.update()
@@ -41,18 +40,18 @@ def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -
         .values(lease_owner=worker, lease_until=lease_until)
         .returning(*messages.c)
     )
-    return [dict(r) for r in conn.execute(stmt).mappings()]
+    return [to_job(r) for r in conn.execute(stmt).mappings()]
 
 
 def claim_orphaned_handoffs(
     conn: Connection, worker: str, now: float, limit: int, lease_until: float, marked_before: float
-) -> list[dict[str, Any]]:
+) -> list[Job]:
     """Jobs left in `sending` by a worker whose lease ran out: it died during the hand-off, or
     stalled. Only those marked before `marked_before`: a stalled worker's provider call may still be
     under way until then, and a lookup made meanwhile could miss a message about to arrive."""
     orphaned = (
         sa.select(messages.c.id)
-        .where(messages.c.status == "sending", messages.c.lease_until < now, messages.c.updated_at < marked_before)
+        .where(messages.c.status == Status.SENDING, messages.c.lease_until < now, messages.c.updated_at < marked_before)
         .limit(limit)
     )
     return _lease(conn, orphaned, worker, lease_until)
@@ -64,7 +63,9 @@ def release_leases(conn: Connection, worker: str, message_ids: Sequence[str]) ->
     result = conn.execute(
         messages.update()
         .where(
-            messages.c.id.in_(list(message_ids)), messages.c.lease_owner == worker, messages.c.status.in_(DISPATCHABLE)
+            messages.c.id.in_(list(message_ids)),
+            messages.c.lease_owner == worker,
+            messages.c.status.in_(sorted(DISPATCHABLE)),
         )
         .values(lease_owner=None, lease_until=None)
     )
@@ -116,7 +117,7 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
         .values(
-            status="sending",
+            status=Status.SENDING,
             provider=sa.bindparam("b_provider"),
             sender=sa.bindparam("b_sender"),
             attempt_count=sa.bindparam("b_attempt"),
@@ -138,7 +139,7 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
                 "provider": m.provider,
                 "sender": m.sender,
                 "started_at": m.at,
-                "outcome": "pending",
+                "outcome": AttemptOutcome.PENDING,
             }
             for m in marks
         ],
@@ -151,7 +152,7 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
                 "message_id": m.message_id,
                 "at": m.at,
                 "type": "status",
-                "status": "sending",
+                "status": Status.SENDING,
                 "reason": f"attempt {m.attempt}",
                 "detail": orjson.dumps({"provider": m.provider}).decode(),
             }
@@ -164,13 +165,13 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
 class LeasesRoom(Room):
     _marks: GroupCommitter[tuple[SendingMark, float], bool]
 
-    async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+    async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
         now = time.time()
         return await self.db.write(claim_due, worker, now, limit, now + lease_seconds)
 
     async def claim_orphaned_handoffs(
         self, worker: str, limit: int, lease_seconds: float, settle_seconds: float
-    ) -> list[dict[str, Any]]:
+    ) -> list[Job]:
         """Hand-offs whose worker's lease ran out, marked `sending` at least settle_seconds ago."""
         now = time.time()
         return await self.db.write(

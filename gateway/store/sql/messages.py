@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.ids import message_id_floor
+from gateway.domain.models import IN_QUEUE
 from gateway.store.records import MessageFilter
 from gateway.store.schema import attempts, events, messages, receipts
 from gateway.store.sql.common import Room
@@ -71,9 +72,7 @@ def delivery_log_query(f: MessageFilter) -> Any:
     return query.order_by(messages.c.id.desc()).limit(f.limit)
 
 
-def status_counts(
-    conn: Connection, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
-) -> dict[str, int]:
+def status_counts(conn: Connection, statuses: Sequence[str] = IN_QUEUE, tenant_id: str | None = None) -> dict[str, int]:
     query = sa.select(messages.c.status, sa.func.count()).where(messages.c.status.in_(statuses))
     if tenant_id is not None:
         query = query.where(messages.c.tenant_id == tenant_id)
@@ -90,7 +89,5 @@ class MessagesRoom(Room):
     async def list_messages(self, f: MessageFilter) -> list[dict[str, Any]]:
         return await self.db.read(list_messages, f)
 
-    async def status_counts(
-        self, statuses: Sequence[str] = ("queued", "deferred", "sending"), tenant_id: str | None = None
-    ) -> dict[str, int]:
+    async def status_counts(self, statuses: Sequence[str] = IN_QUEUE, tenant_id: str | None = None) -> dict[str, int]:
         return await self.db.read(status_counts, statuses, tenant_id)

@@ -10,12 +10,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.domain.models import DISPATCHABLE, RECEIPTED, Job, Status
 from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.batcher import GroupCommitter
-from gateway.store.records import Outcome, ReceiptRecord
+from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql.common import Room
-from gateway.store.sql.leases import DISPATCHABLE
 from gateway.store.sql.receipts import apply_held_receipts
 
 
@@ -42,14 +42,14 @@ def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[st
     return sql, params
 
 
-def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[dict[str, Any]]:
+def unreceipted_sends(conn: Connection, channels: Sequence[str], now: float, limit: int) -> list[Job]:
     """Sent jobs that can fall back whose receipt deadline (next_attempt_at, set when they were
     sent) has passed with no receipt: a receipt would have moved them past `sent`."""
     # Served by the partial index ix_messages_receipt_due, whose predicate the WHERE repeats word
     # for word; SQLite, without range statistics, would pick ix_messages_due (every sent row) unless told.
     sql, params = unreceipted_sql(conn.dialect.name, channels)
     rows = conn.execute(sa.text(sql), {**params, "now": now, "limit": limit})
-    return [dict(r) for r in rows.mappings()]
+    return [to_job(r) for r in rows.mappings()]
 
 
 def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float]]) -> list[str]:
@@ -63,7 +63,7 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
             messages.update()
             .where(
                 messages.c.id == outcome.message_id,
-                messages.c.status == "sent",
+                messages.c.status == Status.SENT,
                 messages.c.next_attempt_at == deadline,
             )
             .values(
@@ -84,7 +84,7 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
 
 
 # The final statuses a receipt can set; no later outcome of the same hand-off moves a job out of them.
-_RECEIPTED = sa.or_(messages.c.status == "delivered", messages.c.status == "undelivered", messages.c.status == "failed")
+_RECEIPTED = sa.or_(*(messages.c.status == status for status in sorted(RECEIPTED)))
 
 
 # ... and a `sent` receipt means the provider has the message: an unknown hand-off or a retry of
@@ -92,9 +92,9 @@ _RECEIPTED = sa.or_(messages.c.status == "delivered", messages.c.status == "unde
 _KEEP = sa.or_(
     _RECEIPTED,
     sa.and_(
-        messages.c.status == "sent",
+        messages.c.status == Status.SENT,
         # Equalities, not IN: an expanding IN cannot run in an executemany.
-        sa.or_(sa.bindparam("b_status", type_=sa.String) == "unknown", sa.bindparam("b_status") == "queued"),
+        sa.or_(sa.bindparam("b_status", type_=sa.String) == Status.UNKNOWN, sa.bindparam("b_status") == Status.QUEUED),
     ),
 )
 
@@ -173,14 +173,14 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
             ],
         )
     new_events = [_status_event(o) for o in outcomes]
-    later = [o.message_id for o in outcomes if o.status not in ("delivered", "undelivered", "failed")]
+    later = [o.message_id for o in outcomes if o.status not in RECEIPTED]
     if later:
         # A receipt may have overtaken the hand-off's own commit: then the status stays where the
         # receipt put it, and the event says what the attempt did, not a step back down the lattice.
         overtaken = set(conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(later), _RECEIPTED)).scalars())
         for event in new_events:
-            if event["message_id"] in overtaken and event["status"] not in ("delivered", "undelivered", "failed"):
-                event["type"] = "attempt.accepted" if event["status"] == "sent" else f"attempt.{event['status']}"
+            if event["message_id"] in overtaken and event["status"] not in RECEIPTED:
+                event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
                 event["status"] = None
     conn.execute(events.insert(), new_events)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
@@ -230,7 +230,7 @@ class OutcomesRoom(Room):
     async def flush_outcomes(self) -> None:
         await self._outcomes.drain()
 
-    async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[Job]:
         return await self.db.read(unreceipted_sends, channels, time.time(), limit)
 
     async def fall_back_unreceipted(self, moves: Sequence[tuple[Outcome, float]]) -> list[str]:

@@ -11,7 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.domain.models import RECEIPT_RANK, RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, events, messages, receipts
 from gateway.store.sql.common import Room, dialect_insert
@@ -96,7 +96,7 @@ def apply_receipts(
     if observed is not None and senders:
         for message_id, receipt in matched:
             sender = senders.get(message_id)
-            if sender is not None and receipt.status in ("delivered", "undelivered", "failed"):
+            if sender is not None and receipt.status in RECEIPTED:
                 observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
 
@@ -154,13 +154,15 @@ def _advance_statuses(
                 }
             )
             continue
-        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered" and message_id not in whole:
+        if receipt.parts and receipt.parts > 1 and receipt.status == Status.DELIVERED and message_id not in whole:
             continue  # one segment arrived; the message is delivered when all of them have
         effective = updates.get(message_id, {}).get("b_status", status)
         if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
             continue
         reason = (
-            "receipt" if receipt.status == "delivered" else f"provider.{receipt.status}.{receipt.error_code or 'none'}"
+            "receipt"
+            if receipt.status == Status.DELIVERED
+            else f"provider.{receipt.status}.{receipt.error_code or 'none'}"
         )
         updates[message_id] = {
             "b_id": message_id,
@@ -228,13 +230,17 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     parts = {
         message_id: receipt.parts
         for message_id, receipt in matched
-        if receipt.parts and receipt.parts > 1 and receipt.status == "delivered"
+        if receipt.parts and receipt.parts > 1 and receipt.status == Status.DELIVERED
     }
     if not parts:
         return set()
     delivered = conn.execute(
         sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
-        .where(receipts.c.message_id.in_(sorted(parts)), receipts.c.status == "delivered", receipts.c.part.is_not(None))
+        .where(
+            receipts.c.message_id.in_(sorted(parts)),
+            receipts.c.status == Status.DELIVERED,
+            receipts.c.part.is_not(None),
+        )
         .group_by(receipts.c.message_id)
     ).all()
     return {message_id for message_id, count in delivered if count >= parts[message_id]}

@@ -11,8 +11,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.domain.models import SENT
 from gateway.store.schema import clicks, conversions, messages, suppressions, tenants
-from gateway.store.sql.campaigns import SENT
 from gateway.store.sql.common import Room, audit, dialect_insert
 
 
@@ -122,7 +122,7 @@ def engagement(
             column.in_(values),
             messages.c.category == "marketing",
             messages.c.created_at >= since,
-            messages.c.status.in_(SENT),
+            messages.c.status.in_(sorted(SENT)),
         )
         sends: dict[str, int] = {
             v: int(n) for v, n in conn.execute(sa.select(column, sa.func.count()).where(scope).group_by(column))
