@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from pathlib import Path
 
 import structlog
 
@@ -72,18 +71,12 @@ class ContentService:
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        directory = self.settings.blocklist_dir
-        if directory:
-            self._file_lists = await asyncio.to_thread(self._read_files, directory)
+        """Raises BlocklistError when the configured lists cannot be read: never run without them."""
+        directory = self.settings.blocklist_path
+        if directory is not None:
+            self._file_lists = await asyncio.to_thread(load_blocklist_dir, directory)
         await self.reload(force=True)
         self._poller = asyncio.create_task(self._poll(), name="content-lists")
-
-    @staticmethod
-    def _read_files(directory: str) -> dict[str, tuple[list[str], Severity]]:
-        if not Path(directory).is_dir():
-            log.warning("blocklist directory not found; only tenant lists apply", path=directory)
-            return {}
-        return load_blocklist_dir(directory)
 
     async def close(self) -> None:
         if self._poller is not None:

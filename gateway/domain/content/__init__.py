@@ -4,7 +4,7 @@ signature and unsubscribe rules. Pure functions; the only file access is in list
 from gateway.domain.content.carriers import carrier_list_key, carrier_name
 from gateway.domain.content.encoding import SmsLength, measure_sms
 from gateway.domain.content.folding import fold
-from gateway.domain.content.listfiles import load_blocklist_dir, parse_blocklist
+from gateway.domain.content.listfiles import BlocklistError, load_blocklist_dir, parse_blocklist
 from gateway.domain.content.policy import (
     RULES,
     ContentReport,
@@ -19,6 +19,7 @@ from gateway.domain.content.words import Severity, WordLists, list_scope, valida
 __all__ = [
     "COMMON_UNSUBSCRIBE_SUFFIXES",
     "RULES",
+    "BlocklistError",
     "ContentReport",
     "ContentRules",
     "Severity",
