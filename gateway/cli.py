@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 
 from gateway.settings import Settings, SettingsError, load_settings
@@ -178,9 +179,30 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             for v in report.violations:
                 span = f"{v.start}-{v.end}"
-                print(f"{number:>4}  {v.rule:<20} {v.severity:<8} {span:<9} {v.match[:24]:<24} {v.message}")
+                print(f"{number:>4}  {v.rule:<20} {v.severity:<8} {span:<9} {_cell(v.match, 24)} {v.message}")
         print(f"{len(texts)} text(s), {blocked} blocked")
     return 1 if blocked else 0
+
+
+def _display_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _cell(text: str, width: int) -> str:
+    """text cut and padded to `width` terminal columns: CJK characters take two. Control and
+    format characters (new lines, bidi controls) are shown escaped so they cannot break the table."""
+    shown = "".join(
+        ascii(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") else char for char in text
+    )
+    cell, used = "", 0
+    for char in shown:
+        if used + _display_width(char) > width:
+            break
+        cell += char
+        used += _display_width(char)
+    return cell + " " * (width - used)
 
 
 def _texts_to_check(args: argparse.Namespace) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -94,3 +95,25 @@ def test_a_malformed_list_file_is_one_line_naming_the_file_and_exit_2(tmp_path: 
 
 def test_turning_the_file_lists_off_is_explicit(tmp_path: Path) -> None:
     assert _run("加微信", cwd=tmp_path, GATEWAY_CONTENT__BLOCKLIST_DIR="").returncode == 0
+
+
+def _columns(text: str) -> int:
+    """Terminal columns: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
+def test_the_table_lines_up_when_matches_are_cjk(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text(
+        "点击https://t.cn/A6x进入\n详情加 微 信，低息贷款\nget f r e e m o n e y now\n" + "好" * 450 + "\n",
+        encoding="utf-8",
+    )
+    result = _run("--file", str(texts))
+    lines = result.stdout.splitlines()
+    header, rows = lines[0], lines[1:-1]
+    message_column = _columns(header[: header.index("MESSAGE")])
+    assert len(rows) == 5
+    for row in rows:
+        assert _columns(row[: row.index(" the ") + 1]) == message_column, row
+    # A long CJK match is cut to the column's width, not to a number of characters.
+    assert f"{'好' * 12} the text needs 7 SMS segments" in rows[-1]
