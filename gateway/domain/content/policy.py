@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gateway.domain.content.controls import describe, find_hidden_controls, remove_hidden_controls
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.content.links import (
     GluedLink,
@@ -43,6 +44,7 @@ RULE_HARD_MAX = "hard_max"
 RULE_SIGNATURE_MISSING = "signature_missing"
 RULE_SIGNATURE_LENGTH = "signature_length"
 RULE_UNSUBSCRIBE_MISSING = "unsubscribe_missing"
+RULE_HIDDEN_CONTROL = "hidden_control"
 RULES = (
     RULE_BLOCKED_WORD,
     RULE_LINK_SPACING,
@@ -54,6 +56,7 @@ RULES = (
     RULE_SIGNATURE_MISSING,
     RULE_SIGNATURE_LENGTH,
     RULE_UNSUBSCRIBE_MISSING,
+    RULE_HIDDEN_CONTROL,
 )
 
 
@@ -73,7 +76,9 @@ class ContentReport:
     encoding: ContentEncoding
     segments: int
     violations: tuple[Violation, ...]
-    fixed_text: str  # the text with spaces inserted around glued links, nothing else changed
+    # The text with what can be fixed mechanically fixed: spaces around glued links, hidden control
+    # characters removed; nothing else changed.
+    fixed_text: str
 
 
 @dataclass(frozen=True)
@@ -162,14 +167,16 @@ def check_content(
 
     violations: list[Violation] = []
     links = find_links(text)
-    fixed_text = text
+    glued: list[GluedLink] = []
     if links:
         glued = glued_links(text, links)
         violations.extend(_link_spacing_violations(glued, rules.link_spacing_severity))
-        fixed_text = insert_link_spacing(text, glued)
         violations.extend(_link_count_violations(links, rules))
         if rules.link_domain_allowlist_lower:
             violations.extend(_link_domain_violations(links, rules))
+    controls = _hidden_control_violations(text)
+    violations.extend(controls)
+    fixed_text = _fixed_text(text, glued, has_controls=bool(controls))
 
     for found in words.find(text, carrier=carrier, tenant=tenant):
         violations.append(_blocked_word_violation(text, found))
@@ -197,6 +204,29 @@ def check_content(
     violations.sort(key=lambda violation: (violation.start, violation.end, violation.rule))
     ok = all(violation.severity != "block" for violation in violations)
     return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
+
+
+def _fixed_text(text: str, glued: list[GluedLink], *, has_controls: bool) -> str:
+    if has_controls:
+        # Spacing is decided on the text the recipient will get, once the controls are gone.
+        text = remove_hidden_controls(text)
+        glued = glued_links(text, find_links(text))
+    return insert_link_spacing(text, glued) if glued else text
+
+
+def _hidden_control_violations(text: str) -> list[Violation]:
+    return [
+        Violation(
+            RULE_HIDDEN_CONTROL,
+            "warn",
+            run.start,
+            run.end,
+            text[run.start : run.end],
+            f"the text holds invisible control characters ({describe(text[run.start : run.end])}); they "
+            "can reorder what the recipient sees, disguising a link, or split a word — remove them",
+        )
+        for run in find_hidden_controls(text)
+    ]
 
 
 def _strip_scope(name: str, scope: str) -> str:

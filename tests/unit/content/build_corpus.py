@@ -114,6 +114,8 @@ def _default_severity(rule: str, match: str, ruleset: str) -> str:
         return "warn"
     if rule == "link_spacing" and ruleset == "warn_spacing":
         return "warn"
+    if rule == "hidden_control":
+        return "warn"
     return "block"
 
 
@@ -420,6 +422,26 @@ case("push-glued-link", f"新品上架{LINK}", (L, LINK), channel="push", fixed=
 case("webhook-long-ok", "好" * 500, channel="webhook", encoding="UTF-8", segments=1)
 case("voice-word", "您好，这里是贷款中心", (W, "贷款"), channel="voice", encoding="UTF-8")
 case("email-empty", "", ("empty", "", "block", 0), channel="email", segments=1)
+
+# --- hidden control characters: bidi embeddings, overrides, isolates; C0 and C1 controls -----------
+H = "hidden_control"
+case(
+    "control-rlo-disguises-link",
+    "点击 https://a.cn/\u202eexe.gpj 领取",
+    (L, "https://a.cn/"),
+    (H, "\u202e"),
+    fixed="点击 https://a.cn/exe.gpj 领取",
+)
+case("control-isolates", "订单\u206712345\u2069已发货", (H, "\u2067"), (H, "\u2069"), fixed="订单12345已发货")
+case("control-embedding-run", "价格\u202a\u202b99元", (H, "\u202a\u202b"), fixed="价格99元")
+case("control-pdf", "Hello\u202c world", (H, "\u202c"), fixed="Hello world")
+case("control-c1-next-line", "您好\x85欢迎光临", (H, "\x85"), fixed="您好欢迎光临")
+case("control-c1-csi", "Sale\x9b31m today", (H, "\x9b"), fixed="Sale31m today")
+case("control-c0-bell", "Hi\x07 there", (H, "\x07"), fixed="Hi there")
+case("control-c0-escape", "code\x1b[0m 1234", (H, "\x1b"), fixed="code[0m 1234")
+case("control-hides-word", "加\u202e微信", (W, "加\u202e微信"), (H, "\u202e"), fixed="加微信")
+case("control-rtl-marks-kept", "مرحبا\u200f 123 \u200e\u061c")
+case("control-push", "新品\u202e上架", (H, "\u202e"), channel="push", fixed="新品上架", encoding="UTF-8")
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ def test_corpus_is_large_and_covers_every_rule() -> None:
     rules_seen = {violation["rule"] for case in cases for violation in case["expect"]["violations"]}
     assert rules_seen == {
         "blocked_word", "link_spacing", "too_many_links", "link_domain", "too_long", "empty",
-        "hard_max", "signature_missing", "signature_length", "unsubscribe_missing",
+        "hard_max", "signature_missing", "signature_length", "unsubscribe_missing", "hidden_control",
     }  # fmt: skip
 
 
