@@ -19,6 +19,7 @@ from gateway.domain.content.links import (
     glued_links,
     host_allowed,
     insert_link_spacing,
+    with_ascii_schemes,
 )
 from gateway.domain.content.signature import (
     COMMON_UNSUBSCRIBE_SUFFIXES,
@@ -45,6 +46,8 @@ RULE_SIGNATURE_MISSING = "signature_missing"
 RULE_SIGNATURE_LENGTH = "signature_length"
 RULE_UNSUBSCRIBE_MISSING = "unsubscribe_missing"
 RULE_HIDDEN_CONTROL = "hidden_control"
+RULE_LINK_FULLWIDTH = "link_fullwidth"
+RULE_LINK_NON_ASCII = "link_non_ascii"
 RULES = (
     RULE_BLOCKED_WORD,
     RULE_LINK_SPACING,
@@ -57,6 +60,8 @@ RULES = (
     RULE_SIGNATURE_LENGTH,
     RULE_UNSUBSCRIBE_MISSING,
     RULE_HIDDEN_CONTROL,
+    RULE_LINK_FULLWIDTH,
+    RULE_LINK_NON_ASCII,
 )
 
 
@@ -76,8 +81,8 @@ class ContentReport:
     encoding: ContentEncoding
     segments: int
     violations: tuple[Violation, ...]
-    # The text with what can be fixed mechanically fixed: spaces around glued links, hidden control
-    # characters removed; nothing else changed.
+    # The text with what can be fixed mechanically fixed: ASCII spaces around glued links, link
+    # schemes in ASCII, hidden control characters removed; nothing else changed.
     fixed_text: str
 
 
@@ -168,15 +173,20 @@ def check_content(
     violations: list[Violation] = []
     links = find_links(text)
     glued: list[GluedLink] = []
+    wide_schemes: list[Violation] = []
     if links:
         glued = glued_links(text, links)
         violations.extend(_link_spacing_violations(glued, rules.link_spacing_severity))
+        wide_schemes = _link_form_violations(links, rules.link_spacing_severity)
+        violations.extend(wide_schemes)
         violations.extend(_link_count_violations(links, rules))
         if rules.link_domain_allowlist_lower:
             violations.extend(_link_domain_violations(links, rules))
     controls = _hidden_control_violations(text)
     violations.extend(controls)
-    fixed_text = _fixed_text(text, glued, has_controls=bool(controls))
+    fixed_text = _fixed_text(
+        text, glued, rewrite=bool(controls) or any(v.rule == RULE_LINK_FULLWIDTH for v in wide_schemes)
+    )
 
     for found in words.find(text, carrier=carrier, tenant=tenant):
         violations.append(_blocked_word_violation(text, found))
@@ -206,12 +216,45 @@ def check_content(
     return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
 
 
-def _fixed_text(text: str, glued: list[GluedLink], *, has_controls: bool) -> str:
-    if has_controls:
-        # Spacing is decided on the text the recipient will get, once the controls are gone.
+def _fixed_text(text: str, glued: list[GluedLink], *, rewrite: bool) -> str:
+    if rewrite:
+        # Spacing is decided on the text the recipient will get, once the controls are gone and
+        # the schemes are ASCII (a link then starts at its scheme, not after it).
         text = remove_hidden_controls(text)
+        text = with_ascii_schemes(text, find_links(text))
         glued = glued_links(text, find_links(text))
     return insert_link_spacing(text, glued) if glued else text
+
+
+def _link_form_violations(links: list[Link], wide_scheme_severity: Severity) -> list[Violation]:
+    violations = []
+    for link in links:
+        if link.has_wide_scheme:
+            violations.append(
+                Violation(
+                    RULE_LINK_FULLWIDTH,
+                    wide_scheme_severity,
+                    link.start,
+                    link.end,
+                    link.url,
+                    f"the link {link.url} starts with a scheme in full-width characters; handsets only "
+                    f"recognise an ASCII scheme, so it shows as text or opens a wrong address — write {link.href}",
+                )
+            )
+        if link.has_non_ascii_path:
+            violations.append(
+                Violation(
+                    RULE_LINK_NON_ASCII,
+                    "warn",
+                    link.start,
+                    link.end,
+                    link.url,
+                    f"the link {link.url} has non-ASCII characters in its path; handsets take every letter "
+                    f"up to the next space into the link and open {link.href} — make sure the link ends "
+                    "there, or send a percent-encoded or short link",
+                )
+            )
+    return violations
 
 
 def _hidden_control_violations(text: str) -> list[Violation]:
@@ -245,6 +288,11 @@ def _link_spacing_violations(glued: list[GluedLink], severity: Severity) -> list
         if item.after:
             sides.append(f"to {item.after!r} after it")
             advice.append("after")
+        note = (
+            " (not every handset ends a link at a Unicode space such as U+3000)"
+            if item.before.isspace() or item.after.isspace()
+            else ""
+        )
         violations.append(
             Violation(
                 RULE_LINK_SPACING,
@@ -252,8 +300,8 @@ def _link_spacing_violations(glued: list[GluedLink], severity: Severity) -> list
                 item.link.start,
                 item.link.end,
                 item.link.url,
-                f"the link {item.link.url} is glued {' and '.join(sides)}; many handsets will not "
-                f"recognise or open it — put a space {' and '.join(advice)} it",
+                f"the link {item.link.url} is glued {' and '.join(sides)}{note}; many handsets will not "
+                f"recognise or open it — put an ASCII space {' and '.join(advice)} it",
             )
         )
     return violations
