@@ -21,6 +21,7 @@ from gateway.domain.content import (
     WordLists,
     carrier_list_key,
     check_content,
+    check_fields,
     china_marketing_rules,
     load_blocklist_dir,
 )
@@ -30,17 +31,6 @@ from gateway.store import queries
 from gateway.store.store import Store
 
 log = structlog.get_logger("gateway.content")
-
-
-def primary_text(channel: str, content: Mapping[str, object]) -> str:
-    """The words a recipient reads, as one text: what the policy checks for each channel."""
-    if channel in ("sms", "voice"):
-        return str(content.get("text", ""))
-    if channel == "push":
-        return f"{content.get('title', '')}\n{content.get('body', '')}"
-    if channel == "email":
-        return f"{content.get('subject', '')}\n{content.get('text', '')}"
-    return ""
 
 
 class ContentService:
@@ -121,13 +111,39 @@ class ContentService:
         provider: str | None = None,
     ) -> ContentReport:
         words = self.words
-        carrier = carrier_list_key(to) if to and to.startswith("+") and words.has_carrier_lists else None
         return check_content(
             text,
             channel=channel,
             rules=self.rules_for(provider),
             words=words,
-            carrier=carrier,
+            carrier=self._carrier(words, to),
             category=category,
             tenant=tenant_id,
         )
+
+    def check_message(
+        self,
+        *,
+        channel: str,
+        content: Mapping[str, object],
+        tenant_id: str,
+        to: str | None = None,
+        category: str = "marketing",
+        provider: str | None = None,
+    ) -> ContentReport | None:
+        """A job's content, field by field (an e-mail's subject and text); None when the channel
+        carries no text (webhook)."""
+        words = self.words
+        return check_fields(
+            content,
+            channel=channel,
+            rules=self.rules_for(provider),
+            words=words,
+            carrier=self._carrier(words, to),
+            category=category,
+            tenant=tenant_id,
+        )
+
+    @staticmethod
+    def _carrier(words: WordLists, to: str | None) -> str | None:
+        return carrier_list_key(to) if to and to.startswith("+") and words.has_carrier_lists else None

@@ -7,6 +7,7 @@ at dispatch (the lists may have changed since accept). Violation rule names beco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -73,6 +74,7 @@ class Violation:
     end: int
     match: str
     message: str
+    field: str = ""  # the content field the span points into ("subject"); "" for the one text checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,9 @@ class ContentReport:
     # The text with what can be fixed mechanically fixed: ASCII spaces around glued links, link
     # schemes in ASCII, hidden control characters removed; nothing else changed.
     fixed_text: str
+    # Per content field ({"subject": ..., "text": ...}) when a message was checked field by field
+    # (check_fields); fixed_text is then that of the main field.
+    fixed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
