@@ -140,13 +140,13 @@ class Gateway:
         if s.port == 0 and not s.public_url:
             s = self.settings = s.model_copy(update={"port": self.port})
         await self.store.migrate()
+        await self.content.start()  # before anything needs closing: unreadable lists stop start-up
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
         dispatching = self.role in ("worker", "all")
         await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
         await self.providers.start()
-        await self.content.start()
         ctx = ApiContext(
             settings=s,
             store=self.store,

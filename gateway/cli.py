@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 
 from gateway.settings import Settings, SettingsError, load_settings
@@ -30,6 +31,7 @@ def _run(coro: object) -> object:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import serve
+    from gateway.domain.content import BlocklistError
     from gateway.logging import configure_logging
     from gateway.store.migrations import SchemaError
 
@@ -37,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         _run(serve(settings, args.role))
-    except SchemaError as exc:
+    except (SchemaError, BlocklistError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -137,17 +139,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gateway.domain.content import WordLists, load_blocklist_dir
 
     settings = _settings_or_exit()
-    if args.file:
-        with open(args.file, encoding="utf-8") as lines:
-            texts = [line.rstrip("\n") for line in lines if line.strip()]
-    elif args.text:
-        texts = [args.text]
-    else:
-        print("gateway check: give a TEXT or --file FILE", file=sys.stderr)
+    try:
+        texts = _texts_to_check(args)
+        directory = args.lists or settings.content.blocklist_path
+        lists = load_blocklist_dir(directory) if directory else {}
+    except OSError as exc:
+        print(f"gateway check: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a BlocklistError, or no text given
+        print(f"gateway check: {exc}", file=sys.stderr)
         return 2
     service = ContentService(settings.content, store=None)
-    directory = args.lists or settings.content.blocklist_dir
-    service.words = WordLists.build(load_blocklist_dir(directory) if directory else {})
+    service.words = WordLists.build(lists)
     blocked = 0
     reports = []
     for number, text in enumerate(texts, 1):
@@ -170,9 +173,39 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             for v in report.violations:
                 span = f"{v.start}-{v.end}"
-                print(f"{number:>4}  {v.rule:<20} {v.severity:<8} {span:<9} {v.match[:24]:<24} {v.message}")
+                print(f"{number:>4}  {v.rule:<20} {v.severity:<8} {span:<9} {_cell(v.match, 24)} {v.message}")
         print(f"{len(texts)} text(s), {blocked} blocked")
     return 1 if blocked else 0
+
+
+def _display_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _cell(text: str, width: int) -> str:
+    """text cut and padded to `width` terminal columns: CJK characters take two. Control and
+    format characters (new lines, bidi controls) are shown escaped so they cannot break the table."""
+    shown = "".join(
+        ascii(char)[1:-1] if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") else char for char in text
+    )
+    cell, used = "", 0
+    for char in shown:
+        if used + _display_width(char) > width:
+            break
+        cell += char
+        used += _display_width(char)
+    return cell + " " * (width - used)
+
+
+def _texts_to_check(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        with open(args.file, encoding="utf-8") as lines:
+            return [line.rstrip("\n") for line in lines if line.strip()]
+    if args.text:
+        return [args.text]
+    raise ValueError("give a TEXT or --file FILE")
 
 
 def _duration(text: str) -> float:
@@ -377,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--to", help="recipient number in E.164 (selects the carrier's word list)")
     check.add_argument("--category", default="marketing", choices=["marketing", "transactional"])
     check.add_argument("--provider", help="apply this provider's route rules (e.g. China marketing)")
-    check.add_argument("--lists", help="blocklist directory (default: content.blocklist_dir)")
+    check.add_argument("--lists", help="blocklist directory (default: content.blocklist_dir, else the shipped lists)")
     check.add_argument("--json", action="store_true", help="one JSON report per line")
     check.set_defaults(func=cmd_check)
     report = sub.add_parser("report", help="reports for on-call")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from pathlib import Path
 
 import structlog
 
@@ -22,6 +21,7 @@ from gateway.domain.content import (
     WordLists,
     carrier_list_key,
     check_content,
+    check_fields,
     china_marketing_rules,
     load_blocklist_dir,
 )
@@ -30,17 +30,6 @@ from gateway.settings import ContentSettings
 from gateway.store.port import BlocklistStore
 
 log = structlog.get_logger("gateway.content")
-
-
-def primary_text(channel: str, content: Mapping[str, object]) -> str:
-    """The words a recipient reads, as one text: what the policy checks for each channel."""
-    if channel in ("sms", "voice"):
-        return str(content.get("text", ""))
-    if channel == "push":
-        return f"{content.get('title', '')}\n{content.get('body', '')}"
-    if channel == "email":
-        return f"{content.get('subject', '')}\n{content.get('text', '')}"
-    return ""
 
 
 class ContentService:
@@ -71,18 +60,12 @@ class ContentService:
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        directory = self.settings.blocklist_dir
-        if directory:
-            self._file_lists = await asyncio.to_thread(self._read_files, directory)
+        """Raises BlocklistError when the configured lists cannot be read: never run without them."""
+        directory = self.settings.blocklist_path
+        if directory is not None:
+            self._file_lists = await asyncio.to_thread(load_blocklist_dir, directory)
         await self.reload(force=True)
         self._poller = asyncio.create_task(self._poll(), name="content-lists")
-
-    @staticmethod
-    def _read_files(directory: str) -> dict[str, tuple[list[str], Severity]]:
-        if not Path(directory).is_dir():
-            log.warning("blocklist directory not found; only tenant lists apply", path=directory)
-            return {}
-        return load_blocklist_dir(directory)
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -127,13 +110,39 @@ class ContentService:
         provider: str | None = None,
     ) -> ContentReport:
         words = self.words
-        carrier = carrier_list_key(to) if to and to.startswith("+") and words.has_carrier_lists else None
         return check_content(
             text,
             channel=channel,
             rules=self.rules_for(provider),
             words=words,
-            carrier=carrier,
+            carrier=self._carrier(words, to),
             category=category,
             tenant=tenant_id,
         )
+
+    def check_message(
+        self,
+        *,
+        channel: str,
+        content: Mapping[str, object],
+        tenant_id: str,
+        to: str | None = None,
+        category: str = "marketing",
+        provider: str | None = None,
+    ) -> ContentReport | None:
+        """A job's content, field by field (an e-mail's subject and text); None when the channel
+        carries no text (webhook)."""
+        words = self.words
+        return check_fields(
+            content,
+            channel=channel,
+            rules=self.rules_for(provider),
+            words=words,
+            carrier=self._carrier(words, to),
+            category=category,
+            tenant=tenant_id,
+        )
+
+    @staticmethod
+    def _carrier(words: WordLists, to: str | None) -> str | None:
+        return carrier_list_key(to) if to and to.startswith("+") and words.has_carrier_lists else None

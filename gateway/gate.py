@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.content_service import ContentService, primary_text
+from gateway.content_service import ContentService
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
 from gateway.domain.models import Job, Status
 from gateway.domain.quiet_hours import QuietHours, check
@@ -152,18 +152,13 @@ class PolicyGate:
         assert self.content is not None
         allowed = []
         for job in jobs:
-            text = primary_text(job.channel, orjson.loads(job.content))
-            report = (
-                self.content.check(
-                    channel=job.channel,
-                    text=text,
-                    tenant_id=job.tenant_id,
-                    to=job.to_addr,
-                    category=job.category,
-                    provider=providers.get(job.id),
-                )
-                if text
-                else None
+            report = self.content.check_message(
+                channel=job.channel,
+                content=orjson.loads(job.content),
+                tenant_id=job.tenant_id,
+                to=job.to_addr,
+                category=job.category,
+                provider=providers.get(job.id),
             )
             blocking = [v for v in report.violations if v.severity == "block"] if report else []
             if not blocking:
@@ -180,7 +175,14 @@ class PolicyGate:
                     error_message=first.message,
                     detail={
                         "violations": [
-                            {"rule": v.rule, "match": v.match, "start": v.start, "end": v.end} for v in blocking
+                            {
+                                "rule": v.rule,
+                                "field": f"/content/{v.field}",
+                                "match": v.match,
+                                "start": v.start,
+                                "end": v.end,
+                            }
+                            for v in blocking
                         ]
                     },
                 )

@@ -139,8 +139,16 @@ class ContentRouteSettings(_Section):
     signature_max_chars: int = Field(12, ge=1, description="longest signature between 【 and 】")
 
 
+SHIPPED_BLOCKLIST_DIR = Path(__file__).parent / "blocklists"
+
+
 class ContentSettings(_Section):
-    blocklist_dir: str | None = Field("config/blocklists", description="global and per-carrier word lists")
+    blocklist_dir: str | None = Field(
+        None,
+        examples=["blocklists"],
+        description="your own global and per-carrier word lists (relative: next to the config file); unset: the"
+        " lists shipped with the gateway, empty: none",
+    )
     enforce_at_accept: bool = Field(True, description="refuse a job with a blocking finding at accept (422)")
     enforce_at_dispatch: bool = Field(
         True, description="re-check content per route at dispatch (lists may have changed)"
@@ -153,6 +161,23 @@ class ContentSettings(_Section):
     routes: dict[str, ContentRouteSettings] = Field(
         default_factory=dict, description="rules per provider", json_schema_extra={"section_name": "aliyun"}
     )
+
+    @field_validator("blocklist_dir")
+    @classmethod
+    def _existing_blocklist_dir(cls, value: str | None) -> str | None:
+        # A list that is not there must stop start-up: running without it lets its words through.
+        if not value:
+            return value
+        if not Path(value).is_dir():
+            raise ValueError("no such directory")
+        return str(Path(value).resolve())
+
+    @property
+    def blocklist_path(self) -> Path | None:
+        """The directory of the file lists; None when the operator turned them off."""
+        if self.blocklist_dir is None:
+            return SHIPPED_BLOCKLIST_DIR
+        return Path(self.blocklist_dir) if self.blocklist_dir else None
 
 
 class LinkSettings(_Section):
@@ -473,6 +498,13 @@ def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
             raise SettingsError(f"setting {name}: no such setting (known: {', '.join(sorted(known))})")
 
 
+def _resolve_from(folder: Path, file_values: dict[str, Any]) -> None:
+    """A relative path in the file means next to the file, wherever the process was started."""
+    content = file_values.get("content")
+    if isinstance(content, dict) and isinstance(content.get("blocklist_dir"), str) and content["blocklist_dir"]:
+        content["blocklist_dir"] = str(folder / content["blocklist_dir"])
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raises SettingsError with one line naming the bad key."""
     env = os.environ if environ is None else environ
@@ -486,6 +518,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config: {config_path} is not valid TOML: {exc}") from None
         file_values["config"] = config_path
+        _resolve_from(Path(config_path).parent, file_values)
     _refuse_unknown_variables(env)
     token = _environment.set(env)
     try:
@@ -497,6 +530,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         got = first.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         named = re.match(r"^Value error, ([\w.\-\[\]]+): (.*)$", message)
+        message = message.removeprefix("Value error, ")  # a validator's own sentence reads better bare
         key = ".".join(str(part) for part in loc)
         env_name = _env_name(loc)
         if not loc and named:

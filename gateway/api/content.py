@@ -12,7 +12,7 @@ from gateway.api.bodies import read_json
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.domain.content import ContentReport, validate_word_list
+from gateway.domain.content import TEXT_FIELDS, ContentReport, validate_word_list
 from gateway.domain.jobs import FieldError, normalise_phone
 from gateway.domain.models import Category, Channel, is_member
 
@@ -20,7 +20,9 @@ LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_LIST_WORDS = 50_000
 
 
-def report_body(report: ContentReport) -> dict[str, Any]:
+def report_body(report: ContentReport, base: str = "") -> dict[str, Any]:
+    """The report as the API shows it. Each violation names its field as a JSON pointer under
+    `base` ("/content/subject"; "/text" for a single text); `fixed` holds each checked field fixed."""
     return {
         "ok": report.ok,
         "encoding": report.encoding,
@@ -29,6 +31,7 @@ def report_body(report: ContentReport) -> dict[str, Any]:
             {
                 "rule": v.rule,
                 "severity": v.severity,
+                "field": f"{base}/{v.field or 'text'}",
                 "start": v.start,
                 "end": v.end,
                 "match": v.match,
@@ -37,19 +40,21 @@ def report_body(report: ContentReport) -> dict[str, Any]:
             for v in report.violations
         ],
         "fixed_text": report.fixed_text,
+        "fixed": dict(report.fixed) or {"text": report.fixed_text},
     }
 
 
-def content_problem(report: ContentReport, field: str) -> Problem:
-    """A job refused at accept: the violations say what to change, and where."""
-    blocking = [v for v in report.violations if v.severity == "block"]
+def content_problem(report: ContentReport, base: str) -> Problem:
+    """A job refused at accept: the violations say what to change, and in which field under `base`."""
+    body = report_body(report, base)
+    blocking = [v for v in body["violations"] if v["severity"] == "block"]
     return Problem(
         422,
         "content-policy",
         "Content refused by policy",
-        "; ".join(v.message for v in blocking[:3]),
-        errors=[FieldError(field, f"{v.rule}: {v.message}") for v in blocking],
-        extra={"violations": report_body(report)["violations"], "fixed_text": report.fixed_text},
+        "; ".join(v["message"] for v in blocking[:3]),
+        errors=[FieldError(v["field"], f"{v['rule']}: {v['message']}") for v in blocking],
+        extra={"violations": body["violations"], "fixed_text": body["fixed_text"], "fixed": body["fixed"]},
     )
 
 
@@ -61,14 +66,16 @@ async def check(request: web.Request) -> web.Response:
         raise validation_problem([FieldError("/", "must be a JSON object")])
     errors = [
         FieldError(f"/{n}", "is not a known field")
-        for n in sorted(set(body) - {"channel", "to", "text", "category", "provider"})
+        for n in sorted(set(body) - {"channel", "to", "text", "content", "category", "provider"})
     ]
     channel = body.get("channel")
     if not is_member(channel, Channel):
         errors.append(FieldError("/channel", f"must be one of {', '.join(c.value for c in Channel)}"))
-    text = body.get("text")
+    text, content = body.get("text"), body.get("content")
     hard_max = ctx.settings.content.hard_max_chars
-    if not isinstance(text, str) or not text.strip():
+    if content is not None:
+        errors.extend(_content_errors(content, channel, hard_max, given_text=text is not None))
+    elif not isinstance(text, str) or not text.strip():
         errors.append(FieldError("/text", "must be a non-empty string"))
     elif len(text) > hard_max:
         errors.append(FieldError("/text", f"must be at most {hard_max} characters (got {len(text)})"))
@@ -83,16 +90,42 @@ async def check(request: web.Request) -> web.Response:
         errors.append(FieldError("/provider", "is not a configured provider"))
     if errors:
         raise validation_problem(errors)
-    assert ctx.content is not None and isinstance(text, str)
+    assert ctx.content is not None
+    tenant_id, category = principal.tenant_id, str(category)
+    to = normalise_phone(to) if isinstance(to, str) and to.startswith("+") else to
+    if isinstance(content, dict):
+        report = ctx.content.check_message(
+            channel=str(channel), content=content, tenant_id=tenant_id, to=to, category=category, provider=provider
+        )
+        assert report is not None  # _content_errors refuses a channel without text fields
+        return web.Response(body=orjson.dumps(report_body(report, "/content")), content_type="application/json")
+    assert isinstance(text, str)
     report = ctx.content.check(
-        channel=str(channel),
-        text=text,
-        tenant_id=principal.tenant_id,
-        to=normalise_phone(to) if isinstance(to, str) and to.startswith("+") else to,
-        category=str(category),
-        provider=provider,
+        channel=str(channel), text=text, tenant_id=tenant_id, to=to, category=category, provider=provider
     )
     return web.Response(body=orjson.dumps(report_body(report)), content_type="application/json")
+
+
+def _content_errors(content: object, channel: object, hard_max: int, *, given_text: bool) -> list[FieldError]:
+    """`content` as a job carries it ({"subject", "text"} for email, {"title", "body"} for push)."""
+    if given_text:
+        return [FieldError("/content", "give text or content, not both")]
+    if not isinstance(content, dict):
+        return [FieldError("/content", "must be an object")]
+    fields = TEXT_FIELDS.get(str(channel), ()) if is_member(channel, Channel) else None
+    if fields == ():
+        return [FieldError("/content", f"{channel} messages carry no text to check")]
+    errors = []
+    for name, value in content.items():
+        if fields is not None and name not in fields:
+            errors.append(FieldError(f"/content/{name}", f"is not a text field of {channel} ({', '.join(fields)})"))
+        elif not isinstance(value, str):
+            errors.append(FieldError(f"/content/{name}", "must be a string"))
+        elif len(value) > hard_max:
+            errors.append(FieldError(f"/content/{name}", f"must be at most {hard_max} characters (got {len(value)})"))
+    if not errors and not any(isinstance(v, str) and v.strip() for v in content.values()):
+        errors.append(FieldError("/content", "must hold a non-empty text field"))
+    return errors
 
 
 def _list_name(request: web.Request) -> str:

@@ -19,7 +19,6 @@ from gateway.api.bodies import read_json
 from gateway.api.content import content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
-from gateway.content_service import primary_text
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import (
     FieldError,
@@ -83,9 +82,6 @@ def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_ha
     }
 
 
-CONTENT_FIELD = {"sms": "text", "voice": "text", "push": "body", "email": "text"}
-
-
 def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
     """The job as it will be tried: with `channel_order: cost`, the cheapest adequate channel first
     (decided at accept, so the answer, the content check and the record all show it)."""
@@ -99,16 +95,12 @@ def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str =
     """A job whose words the policy blocks is refused now, before it is stored, with what to fix."""
     if ctx.content is None or not ctx.settings.content.enforce_at_accept or job.channel.value == "webhook":
         return None
-    report = ctx.content.check(
-        channel=job.channel.value,
-        text=primary_text(job.channel.value, job.content),
-        tenant_id=tenant_id,
-        to=job.to,
-        category=job.category.value,
+    report = ctx.content.check_message(
+        channel=job.channel.value, content=job.content, tenant_id=tenant_id, to=job.to, category=job.category.value
     )
-    if report.ok:
+    if report is None or report.ok:
         return None
-    return content_problem(report, f"{prefix}/content/{CONTENT_FIELD[job.channel.value]}")
+    return content_problem(report, f"{prefix}/content")
 
 
 def _idempotency_problem(outcome: AcceptOutcome) -> Problem:

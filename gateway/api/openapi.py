@@ -351,19 +351,25 @@ SCHEMAS: dict[str, Any] = {
     },
     "ContentCheckRequest": {
         "type": "object",
-        "required": ["channel", "text"],
+        "required": ["channel"],
+        "description": "give `text` (one text) or `content` (a job's content, checked field by field), not both",
         "additionalProperties": False,
         "properties": {
             "channel": {"enum": CHANNELS},
             "to": {"type": "string", "description": "E.164 picks the carrier's word lists"},
             "text": {"type": "string", "minLength": 1},
+            "content": {
+                "type": "object",
+                "description": "sms/voice {text}, push {title, body}, email {subject, text}",
+                "additionalProperties": {"type": "string"},
+            },
             "category": {"enum": [c.value for c in Category], "default": "marketing"},
             "provider": {"type": "string", "description": "apply that route's rules (e.g. China marketing)"},
         },
     },
     "ContentReport": {
         "type": "object",
-        "required": ["ok", "encoding", "segments", "violations", "fixed_text"],
+        "required": ["ok", "encoding", "segments", "violations", "fixed_text", "fixed"],
         "properties": {
             "ok": {"type": "boolean"},
             "encoding": {"enum": ["GSM-7", "UCS-2", "UTF-8"]},
@@ -372,10 +378,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["rule", "severity", "start", "end", "match", "message"],
+                    "required": ["rule", "severity", "field", "start", "end", "match", "message"],
                     "properties": {
                         "rule": {"type": "string"},
                         "severity": {"enum": ["block", "warn"]},
+                        "field": {
+                            "type": "string",
+                            "description": "JSON pointer of the text the span points into: /text, /content/subject",
+                        },
                         "start": {"type": "integer"},
                         "end": {"type": "integer"},
                         "match": {"type": "string"},
@@ -383,7 +393,15 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
-            "fixed_text": {"type": "string"},
+            "fixed_text": {
+                "type": "string",
+                "description": "the fixed text (of the main field: email text, push body)",
+            },
+            "fixed": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "each checked field, fixed: {text} or {subject, text} / {title, body}",
+            },
         },
     },
     "Blocklist": {

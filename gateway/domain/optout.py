@@ -1,8 +1,9 @@
 """Opt-out and opt-in keywords in inbound replies.
 
 A reply is an opt-out when the whole message, once normalised, is a keyword ("STOP", " stop! ",
-"ＳＴＯＰ", "退订", "T"), or echoes a Chinese footer such as "回T退订" / "回复TD退订", or contains a
-phrase that cannot mean anything else ("退订"). Whole-message matching is what carriers do for
+"ＳＴＯＰ", "退订", "拒收", "T"), or echoes a Chinese footer such as "回T退订" / "回复TD退订" /
+"拒收请回复R", or contains a phrase that cannot mean anything else in a reply ("退订", and the
+everyday refusals "不要再发了", "别发了"). Whole-message matching is what carriers do for
 the English keywords: "don't stop" or "I'll be there at 3, no need to cancel" must not opt
 anybody out, and single letters (T, R, N) only make sense alone.
 
@@ -36,14 +37,21 @@ DEFAULT_OPT_OUT = (
     "取消",
     "退订全部",
     "取消订阅",
+    # "Refuse to receive": the word of the common footer "拒收请回复R". Only as the whole reply,
+    # because inside a sentence it is as often about a parcel ("我没拒收快递").
+    "拒收",
 )
 DEFAULT_OPT_IN = ("START", "UNSTOP", "SUBSCRIBE")
 # Substrings that are an opt-out wherever they appear: in Chinese replies the request usually
-# comes wrapped ("请帮我退订", "退订谢谢"), and the word has no innocent reading in a reply.
-DEFAULT_CONTAINS = ("退订",)
+# comes wrapped ("请帮我退订", "退订谢谢", "别再发了！烦"), and these have no innocent reading in a
+# reply to a message: people who want no more messages write "don't send again" far more often
+# than the keyword. Matched on the normalised text without spaces ("不要 再发了" too).
+DEFAULT_CONTAINS = ("退订", "不要再发", "不要发了", "别再发", "别发了", "勿再发")
 
-# "回T退订", "回复TD退订", "回复 T 退订", "退订回T" - the user pasted the footer back.
-_ECHO_RE = re.compile(r"^(?:回复?|reply)(?P<kw>[a-z0-9]{1,8})退订$|^退订回复?(?P<kw2>[a-z0-9]{1,8})$")
+# "回T退订", "回复TD退订", "回复 T 退订", "退订回T", "拒收请回复R" - the user pasted the footer back.
+_ECHO_RE = re.compile(
+    r"^(?:回复?|reply)(?P<kw>[a-z0-9]{1,8})退订$|^退订回复?(?P<kw2>[a-z0-9]{1,8})$|^拒收请?回复?(?P<kw3>[a-z0-9]{1,8})$"
+)
 
 
 class ReplyIntent(enum.StrEnum):
@@ -108,7 +116,7 @@ class OptOutKeywords:
                 return ReplyClassification(ReplyIntent.OPT_IN, form)
         m = _ECHO_RE.match(forms[1])
         if m is not None:
-            kw = m.group("kw") or m.group("kw2")
+            kw = m.group("kw") or m.group("kw2") or m.group("kw3")
             return ReplyClassification(ReplyIntent.OPT_OUT, kw if kw in self.opt_out else "退订")
         hits_in = [k for k in self.opt_in if _has_word(forms[0], k)]
         for phrase in self.contains:

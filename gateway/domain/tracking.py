@@ -84,7 +84,7 @@ def rewrite_links(text: str, base: str, make_token: Callable[[str], str] = new_t
     pieces: list[str] = []
     position = 0
     for link in links:
-        destination = normalise_destination(link.url)
+        destination = normalise_destination(link.href)  # what the handset opens
         if destination is None:
             continue
         token = make_token(destination)

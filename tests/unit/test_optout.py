@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.optout import ReplyIntent, classify_reply, is_opt_out, parse_opt_out
+from gateway.domain.optout import ReplyClassification, ReplyIntent, classify_reply, is_opt_out, parse_opt_out
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,35 @@ def test_bad_keyword_config_names_the_key(config, message):
     with pytest.raises(ValueError) as err:
         parse_opt_out(config)
     assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("不要再发了", "不要再发"),
+        ("请不要再发了，谢谢", "不要再发"),
+        ("不要 再 发了", "不要再发"),
+        ("别发了", "别发了"),
+        ("别再发了！！烦死了", "别再发"),
+        ("以后不要发了", "不要发了"),
+        ("请勿再发", "勿再发"),
+        ("拒收", "拒收"),
+        ("拒收。", "拒收"),
+        ("拒收请回复R", "r"),
+    ],
+)
+def test_everyday_chinese_refusals_are_opt_outs(text, keyword):
+    assert classify_reply(text) == ReplyClassification(ReplyIntent.OPT_OUT, keyword)
+
+
+@pytest.mark.parametrize("text", ["我没拒收快递", "快递被拒收了吗？", "发了吗", "别急，我明天到"])
+def test_refusal_words_with_another_meaning_are_not_opt_outs(text):
+    assert classify_reply(text).intent is ReplyIntent.NONE
+
+
+def test_the_refusal_phrases_are_configurable():
+    only_tuiding = parse_opt_out({"contains": ["退订"]})
+    assert not is_opt_out("不要再发了", only_tuiding)
+    assert is_opt_out("请退订", only_tuiding)
+    assert is_opt_out("不要再推送了", parse_opt_out({"contains": ["退订", "不要再推送"]}))
+    assert not is_opt_out("拒收", parse_opt_out({"keywords": ["STOP"]}))

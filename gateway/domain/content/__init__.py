@@ -3,8 +3,9 @@ signature and unsubscribe rules. Pure functions; the only file access is in list
 
 from gateway.domain.content.carriers import carrier_list_key, carrier_name
 from gateway.domain.content.encoding import SmsLength, measure_sms
+from gateway.domain.content.fields import MAIN_FIELD, TEXT_FIELDS, check_fields
 from gateway.domain.content.folding import fold
-from gateway.domain.content.listfiles import load_blocklist_dir, parse_blocklist
+from gateway.domain.content.listfiles import BlocklistError, load_blocklist_dir, parse_blocklist
 from gateway.domain.content.policy import (
     RULES,
     ContentReport,
@@ -18,7 +19,10 @@ from gateway.domain.content.words import Severity, WordLists, list_scope, valida
 
 __all__ = [
     "COMMON_UNSUBSCRIBE_SUFFIXES",
+    "MAIN_FIELD",
     "RULES",
+    "TEXT_FIELDS",
+    "BlocklistError",
     "ContentReport",
     "ContentRules",
     "Severity",
@@ -29,6 +33,7 @@ __all__ = [
     "carrier_list_key",
     "carrier_name",
     "check_content",
+    "check_fields",
     "china_marketing_rules",
     "fold",
     "list_scope",

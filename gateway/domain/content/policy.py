@@ -7,9 +7,11 @@ at dispatch (the lists may have changed since accept). Violation rule names beco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from gateway.domain.content.controls import describe, find_hidden_controls, remove_hidden_controls
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.content.links import (
     GluedLink,
@@ -18,6 +20,7 @@ from gateway.domain.content.links import (
     glued_links,
     host_allowed,
     insert_link_spacing,
+    with_ascii_schemes,
 )
 from gateway.domain.content.signature import (
     COMMON_UNSUBSCRIBE_SUFFIXES,
@@ -43,6 +46,9 @@ RULE_HARD_MAX = "hard_max"
 RULE_SIGNATURE_MISSING = "signature_missing"
 RULE_SIGNATURE_LENGTH = "signature_length"
 RULE_UNSUBSCRIBE_MISSING = "unsubscribe_missing"
+RULE_HIDDEN_CONTROL = "hidden_control"
+RULE_LINK_FULLWIDTH = "link_fullwidth"
+RULE_LINK_NON_ASCII = "link_non_ascii"
 RULES = (
     RULE_BLOCKED_WORD,
     RULE_LINK_SPACING,
@@ -54,6 +60,9 @@ RULES = (
     RULE_SIGNATURE_MISSING,
     RULE_SIGNATURE_LENGTH,
     RULE_UNSUBSCRIBE_MISSING,
+    RULE_HIDDEN_CONTROL,
+    RULE_LINK_FULLWIDTH,
+    RULE_LINK_NON_ASCII,
 )
 
 
@@ -65,6 +74,7 @@ class Violation:
     end: int
     match: str
     message: str
+    field: str = ""  # the content field the span points into ("subject"); "" for the one text checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +83,12 @@ class ContentReport:
     encoding: ContentEncoding
     segments: int
     violations: tuple[Violation, ...]
-    fixed_text: str  # the text with spaces inserted around glued links, nothing else changed
+    # The text with what can be fixed mechanically fixed: ASCII spaces around glued links, link
+    # schemes in ASCII, hidden control characters removed; nothing else changed.
+    fixed_text: str
+    # Per content field ({"subject": ..., "text": ...}) when a message was checked field by field
+    # (check_fields); fixed_text is then that of the main field.
+    fixed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,14 +177,21 @@ def check_content(
 
     violations: list[Violation] = []
     links = find_links(text)
-    fixed_text = text
+    glued: list[GluedLink] = []
+    wide_schemes: list[Violation] = []
     if links:
         glued = glued_links(text, links)
         violations.extend(_link_spacing_violations(glued, rules.link_spacing_severity))
-        fixed_text = insert_link_spacing(text, glued)
+        wide_schemes = _link_form_violations(links, rules.link_spacing_severity)
+        violations.extend(wide_schemes)
         violations.extend(_link_count_violations(links, rules))
         if rules.link_domain_allowlist_lower:
             violations.extend(_link_domain_violations(links, rules))
+    controls = _hidden_control_violations(text)
+    violations.extend(controls)
+    fixed_text = _fixed_text(
+        text, glued, rewrite=bool(controls) or any(v.rule == RULE_LINK_FULLWIDTH for v in wide_schemes)
+    )
 
     for found in words.find(text, carrier=carrier, tenant=tenant):
         violations.append(_blocked_word_violation(text, found))
@@ -199,6 +221,62 @@ def check_content(
     return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
 
 
+def _fixed_text(text: str, glued: list[GluedLink], *, rewrite: bool) -> str:
+    if rewrite:
+        # Spacing is decided on the text the recipient will get, once the controls are gone and
+        # the schemes are ASCII (a link then starts at its scheme, not after it).
+        text = remove_hidden_controls(text)
+        text = with_ascii_schemes(text, find_links(text))
+        glued = glued_links(text, find_links(text))
+    return insert_link_spacing(text, glued) if glued else text
+
+
+def _link_form_violations(links: list[Link], wide_scheme_severity: Severity) -> list[Violation]:
+    violations = []
+    for link in links:
+        if link.has_wide_scheme:
+            violations.append(
+                Violation(
+                    RULE_LINK_FULLWIDTH,
+                    wide_scheme_severity,
+                    link.start,
+                    link.end,
+                    link.url,
+                    f"the link {link.url} starts with a scheme in full-width characters; handsets only "
+                    f"recognise an ASCII scheme, so it shows as text or opens a wrong address — write {link.href}",
+                )
+            )
+        if link.has_non_ascii_path:
+            violations.append(
+                Violation(
+                    RULE_LINK_NON_ASCII,
+                    "warn",
+                    link.start,
+                    link.end,
+                    link.url,
+                    f"the link {link.url} has non-ASCII characters in its path; handsets take every letter "
+                    f"up to the next space into the link and open {link.href} — make sure the link ends "
+                    "there, or send a percent-encoded or short link",
+                )
+            )
+    return violations
+
+
+def _hidden_control_violations(text: str) -> list[Violation]:
+    return [
+        Violation(
+            RULE_HIDDEN_CONTROL,
+            "warn",
+            run.start,
+            run.end,
+            text[run.start : run.end],
+            f"the text holds invisible control characters ({describe(text[run.start : run.end])}); they "
+            "can reorder what the recipient sees, disguising a link, or split a word — remove them",
+        )
+        for run in find_hidden_controls(text)
+    ]
+
+
 def _strip_scope(name: str, scope: str) -> str:
     prefix = scope + ":"
     return name[len(prefix) :] if name.startswith(prefix) else name
@@ -215,6 +293,11 @@ def _link_spacing_violations(glued: list[GluedLink], severity: Severity) -> list
         if item.after:
             sides.append(f"to {item.after!r} after it")
             advice.append("after")
+        note = (
+            " (not every handset ends a link at a Unicode space such as U+3000)"
+            if item.before.isspace() or item.after.isspace()
+            else ""
+        )
         violations.append(
             Violation(
                 RULE_LINK_SPACING,
@@ -222,8 +305,8 @@ def _link_spacing_violations(glued: list[GluedLink], severity: Severity) -> list
                 item.link.start,
                 item.link.end,
                 item.link.url,
-                f"the link {item.link.url} is glued {' and '.join(sides)}; many handsets will not "
-                f"recognise or open it — put a space {' and '.join(advice)} it",
+                f"the link {item.link.url} is glued {' and '.join(sides)}{note}; many handsets will not "
+                f"recognise or open it — put an ASCII space {' and '.join(advice)} it",
             )
         )
     return violations

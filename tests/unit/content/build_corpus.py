@@ -114,6 +114,8 @@ def _default_severity(rule: str, match: str, ruleset: str) -> str:
         return "warn"
     if rule == "link_spacing" and ruleset == "warn_spacing":
         return "warn"
+    if rule in ("hidden_control", "link_non_ascii"):
+        return "warn"
     return "block"
 
 
@@ -241,7 +243,65 @@ case("link-ascii-comma", f"Open {LINK}, then log in", (L, LINK), fixed=f"Open {L
 case("link-ascii-quote", f'Tap "{LINK}" now', (L, LINK), fixed=f'Tap " {LINK} " now')
 case("link-glued-latin", f"Visit:{LINK} today", (L, LINK), fixed=f"Visit: {LINK} today")
 case("link-tab-newline", f"点击\t{LINK}\n领取")
-case("link-ideographic-space", f"点击\u3000{LINK}\u3000领取")
+# U+3000 and the other Unicode spaces do not end a link on every handset (older Android releases took
+# them into the path): glued, and the fix makes them ASCII spaces. docs/content.md has the sources.
+case("link-ideographic-space", f"点击\u3000{LINK}\u3000领取", (L, LINK), fixed=f"点击 {LINK} 领取")
+case("link-ideographic-space-after", f"点击 {LINK}\u3000领取", (L, LINK), fixed=f"点击 {LINK} 领取")
+case("link-nbsp-before", f"Tap\u00a0{LINK} now", (L, LINK), fixed=f"Tap {LINK} now")
+case("link-ideographic-between-two", "a.cn/1\u3000b.cn/2", (L, "a.cn/1"), (L, "b.cn/2"), fixed="a.cn/1 b.cn/2")
+# A scheme in full-width forms is no scheme to any linkifier: reported from the scheme on, written in ASCII.
+case(
+    "link-fullwidth-scheme-glued",
+    "点击ｈｔｔｐｓ：／／a.cn/x领取",
+    (L, "ｈｔｔｐｓ：／／a.cn/x"),
+    ("link_fullwidth", "ｈｔｔｐｓ：／／a.cn/x"),
+    fixed="点击 https://a.cn/x 领取",
+)
+case(
+    "link-fullwidth-scheme-spaced",
+    "点击 ｈｔｔｐ：／／a.cn/x 领取",
+    ("link_fullwidth", "ｈｔｔｐ：／／a.cn/x"),
+    fixed="点击 http://a.cn/x 领取",
+)
+case(
+    "link-fullwidth-colon-only",
+    "Open https：//example.com/a now",
+    ("link_fullwidth", "https：//example.com/a"),
+    fixed="Open https://example.com/a now",
+)
+case(
+    "link-fullwidth-upper",
+    "ＨＴＴＰＳ：／／t.cn/Ab",
+    ("link_fullwidth", "ＨＴＴＰＳ：／／t.cn/Ab"),
+    fixed="https://t.cn/Ab",
+)
+case(
+    "link-fullwidth-scheme-warn",
+    "点 ｈｔｔｐｓ：／／a.cn",
+    ("link_fullwidth", "ｈｔｔｐｓ：／／a.cn", "warn"),
+    ruleset="warn_spacing",
+    fixed="点 https://a.cn",
+)
+# A path segment or query value that opens with a non-ASCII letter belongs to the link (IRI), up
+# to white space or punctuation, as Android's and iOS's linkifiers read it; a warning says so.
+case("link-iri-path", "https://a.cn/路径/中文领取", ("link_non_ascii", "https://a.cn/路径/中文领取"))
+case(
+    "link-iri-path-glued-before",
+    "点击https://a.cn/路径/中文",
+    (L, "https://a.cn/路径/中文"),
+    ("link_non_ascii", "https://a.cn/路径/中文"),
+    fixed="点击 https://a.cn/路径/中文",
+)
+case(
+    "link-iri-path-then-punctuation",
+    "详见 https://a.cn/活动，谢谢",
+    (L, "https://a.cn/活动"),
+    ("link_non_ascii", "https://a.cn/活动"),
+    fixed="详见 https://a.cn/活动 ，谢谢",
+)
+case("link-iri-query", "搜 https://a.cn/s?q=中文 看看", ("link_non_ascii", "https://a.cn/s?q=中文"))
+case("link-iri-bare", "点 t.cn/领取 吧", ("link_non_ascii", "t.cn/领取"))
+case("link-ascii-segment-then-cjk", "https://a.cn/x/领", ("link_non_ascii", "https://a.cn/x/领"))
 case("link-bare-short", "点击 t.cn/RxY2 领取")
 case("link-bare-short-glued", "点击t.cn/RxY2领取", (L, "t.cn/RxY2"), fixed="点击 t.cn/RxY2 领取")
 case("link-www-glued", "官网www.example.com欢迎访问", (L, "www.example.com"), fixed="官网 www.example.com 欢迎访问")
@@ -420,6 +480,26 @@ case("push-glued-link", f"新品上架{LINK}", (L, LINK), channel="push", fixed=
 case("webhook-long-ok", "好" * 500, channel="webhook", encoding="UTF-8", segments=1)
 case("voice-word", "您好，这里是贷款中心", (W, "贷款"), channel="voice", encoding="UTF-8")
 case("email-empty", "", ("empty", "", "block", 0), channel="email", segments=1)
+
+# --- hidden control characters: bidi embeddings, overrides, isolates; C0 and C1 controls -----------
+H = "hidden_control"
+case(
+    "control-rlo-disguises-link",
+    "点击 https://a.cn/\u202eexe.gpj 领取",
+    (L, "https://a.cn/"),
+    (H, "\u202e"),
+    fixed="点击 https://a.cn/exe.gpj 领取",
+)
+case("control-isolates", "订单\u206712345\u2069已发货", (H, "\u2067"), (H, "\u2069"), fixed="订单12345已发货")
+case("control-embedding-run", "价格\u202a\u202b99元", (H, "\u202a\u202b"), fixed="价格99元")
+case("control-pdf", "Hello\u202c world", (H, "\u202c"), fixed="Hello world")
+case("control-c1-next-line", "您好\x85欢迎光临", (H, "\x85"), fixed="您好欢迎光临")
+case("control-c1-csi", "Sale\x9b31m today", (H, "\x9b"), fixed="Sale31m today")
+case("control-c0-bell", "Hi\x07 there", (H, "\x07"), fixed="Hi there")
+case("control-c0-escape", "code\x1b[0m 1234", (H, "\x1b"), fixed="code[0m 1234")
+case("control-hides-word", "加\u202e微信", (W, "加\u202e微信"), (H, "\u202e"), fixed="加微信")
+case("control-rtl-marks-kept", "مرحبا\u200f 123 \u200e\u061c")
+case("control-push", "新品\u202e上架", (H, "\u202e"), channel="push", fixed="新品上架", encoding="UTF-8")
 
 
 def main() -> None:

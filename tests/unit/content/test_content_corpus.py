@@ -35,7 +35,8 @@ def test_corpus_is_large_and_covers_every_rule() -> None:
     rules_seen = {violation["rule"] for case in cases for violation in case["expect"]["violations"]}
     assert rules_seen == {
         "blocked_word", "link_spacing", "too_many_links", "link_domain", "too_long", "empty",
-        "hard_max", "signature_missing", "signature_length", "unsubscribe_missing",
+        "hard_max", "signature_missing", "signature_length", "unsubscribe_missing", "hidden_control",
+        "link_fullwidth", "link_non_ascii",
     }  # fmt: skip
 
 
@@ -65,5 +66,7 @@ def test_corpus_case(case: dict[str, Any]) -> None:
     for violation in report.violations:
         assert case["text"][violation.start : violation.end] == violation.match
         # An operator reading the message must see which link or signature is meant.
-        if violation.rule in ("link_spacing", "link_domain", "too_many_links", "signature_length"):
+        if violation.rule in (
+            "link_spacing", "link_domain", "too_many_links", "signature_length", "link_fullwidth", "link_non_ascii"
+        ):  # fmt: skip
             assert violation.match in violation.message

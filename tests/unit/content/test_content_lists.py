@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.domain.content import (
+    BlocklistError,
     ContentRules,
     WordLists,
     carrier_list_key,
@@ -122,7 +123,7 @@ def test_a_rebuilt_list_applies_to_the_next_check() -> None:
 
 
 def test_the_shipped_blocklists_load_and_are_valid() -> None:
-    lists = load_blocklist_dir(REPO / "config" / "blocklists")
+    lists = load_blocklist_dir(REPO / "gateway" / "blocklists")
     assert {"global", "carrier:china_mobile", "carrier:china_unicom", "carrier:china_telecom"} <= set(lists)
     for words, severity in lists.values():
         assert words and validate_word_list(words, severity) == []
@@ -153,7 +154,7 @@ def test_a_misplaced_or_invalid_severity_line_is_an_error() -> None:
 
 
 def test_a_missing_blocklist_directory_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(BlocklistError, match=f"^blocklist directory {tmp_path / 'nope'} does not exist$"):
         load_blocklist_dir(tmp_path / "nope")
 
 
@@ -217,3 +218,17 @@ def test_domain_modules_import_no_io_library() -> None:
         }
         imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & forbidden, module.name
+
+
+def test_every_shipped_list_file_is_package_data() -> None:
+    """The lists must reach an installed gateway, not only a checkout of the repository."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"
+    ]["gateway"]
+    shipped = REPO / "gateway" / "blocklists"
+    files = [path.relative_to(REPO / "gateway").as_posix() for path in shipped.rglob("*") if path.is_file()]
+    assert any(name.endswith(".txt") for name in files)
+    assert [name for name in files if not any(fnmatch.fnmatch(name, pattern) for pattern in patterns)] == []
