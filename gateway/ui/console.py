@@ -72,6 +72,14 @@ def ago(ts: float | None, now: float | None = None) -> str:
     return f"{seconds}s ago"
 
 
+def sentence(text: str) -> str:
+    """Advice is written to fit a table cell; placed after another sentence it needs a capital and a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def _query(params: Mapping[str, Any], **overrides: Any) -> str:
     merged = {**params, **overrides}
     return urlencode({k: v for k, v in merged.items() if v not in (None, "")})
@@ -86,6 +94,7 @@ templates = jinja2.Environment(
 )
 templates.filters["when"] = when
 templates.filters["ago"] = ago
+templates.filters["sentence"] = sentence
 templates.filters["urlpart"] = lambda value: quote(str(value), safe="")
 templates.globals["query"] = _query
 
