@@ -110,6 +110,7 @@ class Gateway:
             pool_size=settings.db_pool_size,
             group_commit_ms=settings.api.group_commit_ms,
             group_commit_max_rows=settings.api.group_commit_max_rows,
+            sqlite_cache_mib=settings.sqlite_cache_mib,
         )
         self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None

@@ -262,6 +262,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(10, gt=0)
+    sqlite_cache_mib: int = Field(
+        64,
+        gt=0,
+        description="page cache per SQLite connection, in MiB; a process opens up to 7 (docs/DEPLOYMENT.md)",
+    )
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()

@@ -45,10 +45,17 @@ class Database:
 
 
 WRITE_BUSY_TIMEOUT_SECONDS = 30.0
+# Each connection caches up to this many MiB of pages; a process opens up to 7 connections (the
+# accept connection, the inline writer, the writer thread's, one per reader thread): docs/DEPLOYMENT.md.
+DEFAULT_CACHE_MIB = 64
 
 
 def _sqlite_engine(
-    path: str, synchronous: str, immediate: bool, busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS
+    path: str,
+    synchronous: str,
+    immediate: bool,
+    busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+    cache_mib: int = DEFAULT_CACHE_MIB,
 ) -> Engine:
     engine = sa.create_engine(
         f"sqlite:///{path}",
@@ -63,7 +70,7 @@ def _sqlite_engine(
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size={-1024 * cache_mib}")  # negative: KiB, not pages
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -77,20 +84,22 @@ def _sqlite_engine(
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: str, synchronous: str = "FULL", readers: int = 4) -> None:
+    def __init__(
+        self, path: str, synchronous: str = "FULL", readers: int = 4, cache_mib: int = DEFAULT_CACHE_MIB
+    ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._writer_engine = _sqlite_engine(path, synchronous, immediate=True)
+        self._writer_engine = _sqlite_engine(path, synchronous, immediate=True, cache_mib=cache_mib)
         # Writes run on the event loop's own thread when the lock is free: a group commit takes a
         # millisecond or two there, while a thread hop per commit costs more in GIL hand-offs than
         # the write itself. If another process holds the lock, the write waits on the writer thread.
-        self._inline_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0)
-        self._reader_engine = _sqlite_engine(path, synchronous, immediate=False)
+        self._inline_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
+        self._reader_engine = _sqlite_engine(path, synchronous, immediate=False, cache_mib=cache_mib)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         # The accept group commit: one connection, its statements on the loop, its commit on a thread.
-        self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0)
+        self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
         self._accept_connection: Connection | None = None
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
@@ -216,7 +225,9 @@ class PostgresDatabase(Database):
         await self._engine.dispose()
 
 
-def open_database(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Database:
+def open_database(
+    url: str, *, synchronous: str = "FULL", pool_size: int = 10, sqlite_cache_mib: int = DEFAULT_CACHE_MIB
+) -> Database:
     if url.startswith("sqlite:///"):
-        return SqliteDatabase(url.removeprefix("sqlite:///") or ":memory:", synchronous=synchronous)
+        return SqliteDatabase(url.removeprefix("sqlite:///") or ":memory:", synchronous, cache_mib=sqlite_cache_mib)
     return PostgresDatabase(url, pool_size=pool_size)
