@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from gateway.settings import Settings, read_secret_file
 from providers.base import ErrorKind, Provider
-from providers.sandbox import SandboxProvider, SimulatedError
+from providers.sandbox import SandboxProvider, SimulatedError, ledger_beside_database
 
 
 def _twilio(name: str, section: dict[str, Any], settings: Settings) -> Provider:
@@ -212,7 +212,7 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 errors=[SimulatedError(e.code, ErrorKind(e.kind), e.weight, e.message) for e in sandbox.errors],
                 delivery_rate=sandbox.delivery_rate,
                 receipt_delay_ms=sandbox.receipt_delay_ms,
-                ledger_path=sandbox.ledger_path if dispatching else None,
+                ledger_path=ledger_beside_database(sandbox.ledger_path, settings.database_url) if dispatching else None,
                 filtered_senders=sandbox.filtered_senders,
                 receipts_per_segment=sandbox.receipts_per_segment,
                 seed=sandbox.seed,

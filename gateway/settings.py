@@ -93,7 +93,8 @@ class SandboxSettings(_Section):
     receipt_url: str | None = None
     ledger_path: str | None = Field(
         "gateway-sandbox.ndjson",
-        description="append-only record of what the simulated provider accepted; lets crash recovery ask it",
+        description="append-only record of what the simulated provider accepted, so crash recovery can ask it;"
+        " a relative path is taken beside the SQLite database file",
     )
     filtered_senders: tuple[str, ...] = Field(
         (), description="sender numbers the simulated carrier filters as spam (receipts: undelivered, SBX-30007)"
