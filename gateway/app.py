@@ -111,6 +111,8 @@ class Gateway:
             group_commit_ms=settings.api.group_commit_ms,
             group_commit_max_rows=settings.api.group_commit_max_rows,
             sqlite_cache_mib=settings.sqlite_cache_mib,
+            sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+            outage_log_seconds=settings.db_outage_log_seconds,
         )
         self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None

@@ -268,6 +268,18 @@ class Settings(BaseSettings):
         gt=0,
         description="page cache per SQLite connection, in MiB; a process opens up to 7 (docs/DEPLOYMENT.md)",
     )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how long a write waits for another connection's lock on the SQLite file before it fails"
+        " (a request then gets 503 with Retry-After)",
+    )
+    db_outage_log_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="while the database is unavailable, how often the outage is logged (with the count of"
+        " failed operations) instead of once per request",
+    )
     api: ApiSettings = ApiSettings()
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
