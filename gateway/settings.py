@@ -44,6 +44,18 @@ class ApiSettings(_Section):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, description="how long a client may take to send a request body before a 408"
     )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how long a client may take to send a request line and headers, from connecting (or from"
+        " the first byte of its next request on a kept-alive connection); then the connection is closed",
+    )
+    max_connections_per_client: int = Field(
+        256,
+        ge=0,
+        description="connections one IP address may hold open at once; more are closed on arrival (0: no limit)."
+        " Behind a proxy every connection comes from its address: raise it above the proxy's pool or set 0",
+    )
 
 
 class WorkerSettings(_Section):
