@@ -12,7 +12,7 @@ from gateway.domain.ids import message_id_floor
 from gateway.domain.models import FINAL, Status
 from gateway.store import migrations, queries
 from gateway.store.batcher import GroupCommitter
-from gateway.store.database import Database, open_database
+from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
 
 
@@ -56,9 +56,19 @@ class Store:
         pool_size: int = 10,
         group_commit_ms: float = 2.0,
         group_commit_max_rows: int = 2000,
+        sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
+        sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+        outage_log_seconds: float = 10.0,
     ) -> Store:
         return cls(
-            open_database(url, synchronous=synchronous, pool_size=pool_size),
+            open_database(
+                url,
+                synchronous=synchronous,
+                pool_size=pool_size,
+                sqlite_cache_mib=sqlite_cache_mib,
+                sqlite_busy_timeout=sqlite_busy_timeout,
+                outage_log_seconds=outage_log_seconds,
+            ),
             group_commit_ms=group_commit_ms,
             group_commit_max_rows=group_commit_max_rows,
         )
