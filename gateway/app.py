@@ -16,9 +16,10 @@ from aiohttp import web
 from gateway.api import audit, content, messages, numbers, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.bodies import BODY_READ_TIMEOUT
+from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
-from gateway.api.protocol_errors import GatewayAppRunner
+from gateway.api.server import GatewayAppRunner
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
@@ -110,6 +111,9 @@ class Gateway:
             pool_size=settings.db_pool_size,
             group_commit_ms=settings.api.group_commit_ms,
             group_commit_max_rows=settings.api.group_commit_max_rows,
+            sqlite_cache_mib=settings.sqlite_cache_mib,
+            sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+            outage_log_seconds=settings.db_outage_log_seconds,
         )
         self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None
@@ -163,7 +167,11 @@ class Gateway:
             routing=parse_routing(s.routing),
         )
         self.runner = GatewayAppRunner(
-            build_web_app(ctx, self.role), access_log=None, handle_signals=False, shutdown_timeout=5.0
+            build_web_app(ctx, self.role),
+            limits=ConnectionLimits(s.api.header_read_timeout_seconds, s.api.max_connections_per_client),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
         )
         await self.runner.setup()
         await web.SockSite(self.runner, sock).start()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from gateway.settings import Settings
 from providers.base import ErrorKind, Provider
 from providers.catalog import accounts_of, build_sections
-from providers.sandbox import SandboxProvider, SimulatedError
+from providers.sandbox import SandboxProvider, SimulatedError, ledger_beside_database
 
 
 def build_configured(settings: Settings) -> list[Provider]:
@@ -56,7 +56,7 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 errors=[SimulatedError(e.code, ErrorKind(e.kind), e.weight, e.message) for e in sandbox.errors],
                 delivery_rate=sandbox.delivery_rate,
                 receipt_delay_ms=sandbox.receipt_delay_ms,
-                ledger_path=sandbox.ledger_path if dispatching else None,
+                ledger_path=ledger_beside_database(sandbox.ledger_path, settings.database_url) if dispatching else None,
                 filtered_senders=sandbox.filtered_senders,
                 receipts_per_segment=sandbox.receipts_per_segment,
                 seed=sandbox.seed,

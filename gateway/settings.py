@@ -52,6 +52,18 @@ class ApiSettings(_Section):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, description="how long a client may take to send a request body before a 408"
     )
+    header_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how long a client may take to send a request line and headers, from connecting (or from"
+        " the first byte of its next request on a kept-alive connection); then the connection is closed",
+    )
+    max_connections_per_client: int = Field(
+        256,
+        ge=0,
+        description="connections one IP address may hold open at once; more are closed on arrival (0: no limit)."
+        " Behind a proxy every connection comes from its address: raise it above the proxy's pool or set 0",
+    )
 
 
 class WorkerSettings(_Section):
@@ -119,7 +131,8 @@ class SandboxSettings(_Section):
     )
     ledger_path: str | None = Field(
         "gateway-sandbox.ndjson",
-        description="append-only record of what the simulated provider accepted; lets crash recovery ask it",
+        description="append-only record of what the simulated provider accepted, so crash recovery can ask it;"
+        " a relative path is taken beside the SQLite database file",
     )
     filtered_senders: tuple[str, ...] = Field(
         (), description="sender numbers the simulated carrier filters as spam (receipts: undelivered, SBX-30007)"
@@ -354,6 +367,23 @@ class Settings(BaseSettings):
         "FULL", description="FULL survives power loss; NORMAL only process crashes"
     )
     db_pool_size: int = Field(10, gt=0, description="PostgreSQL connections per process")
+    sqlite_cache_mib: int = Field(
+        64,
+        gt=0,
+        description="page cache per SQLite connection, in MiB; a process opens up to 7 (docs/DEPLOYMENT.md)",
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how long a write waits for another connection's lock on the SQLite file before it fails"
+        " (a request then gets 503 with Retry-After)",
+    )
+    db_outage_log_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="while the database is unavailable, how often the outage is logged (with the count of"
+        " failed operations) instead of once per request",
+    )
     api: ApiSettings = Field(ApiSettings(), description="the HTTP API")
     worker: WorkerSettings = Field(WorkerSettings(), description="dispatch")
     sandbox: SandboxSettings = Field(SandboxSettings(), description="the local provider simulator")

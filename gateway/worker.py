@@ -42,11 +42,19 @@ from gateway.provider_registry import ProviderRegistry
 from gateway.retry_budget import RetryBudget
 from gateway.settings import WorkerSettings
 from gateway.state.base import CapReservation, State
+from gateway.store.outage import DatabaseUnavailable
 from gateway.store.port import DispatchStore
 from gateway.store.records import Outcome, SendingMark
 from providers.base import ErrorKind, Outbound, ProviderError, SendResult
 
 log = structlog.get_logger("gateway.worker")
+
+
+def _log_failure(exc: Exception, message: str) -> None:
+    # A database outage is logged by the store once per interval; a traceback per retry adds nothing.
+    if not isinstance(exc, DatabaseUnavailable):
+        log.error(message, exc_info=exc)
+
 
 PROVIDER_CALL_TIMEOUT = 10.0
 # How long after its `sending` mark a hand-off may still reach the provider from a worker that is
@@ -142,8 +150,8 @@ class Worker:
                 jobs = await self.store.claim_due(
                     self.worker_id, min(free, self.settings.batch_size), self.settings.lease_seconds
                 )
-            except Exception:
-                log.exception("claiming due jobs failed; retrying")
+            except Exception as exc:
+                _log_failure(exc, "claiming due jobs failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if jobs:
@@ -153,6 +161,11 @@ class Worker:
                 self._held.update(claimed)
                 try:
                     await self._dispatch(jobs)
+                except Exception as exc:
+                    # The loop must outlive a failed batch (e.g. a database outage): the jobs not yet
+                    # handed off are no longer held, so they are claimed again once their lease ends.
+                    _log_failure(exc, "dispatching a batch failed; its jobs are claimed again after their lease")
+                    await asyncio.sleep(1.0)
                 finally:
                     self._held.difference_update(claimed - self._handing_off)
                 continue

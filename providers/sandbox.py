@@ -77,6 +77,19 @@ def verify(
         raise SignatureError("signature does not match")
 
 
+def ledger_beside_database(ledger_path: str | None, database_url: str) -> str | None:
+    """Where the ledger is kept. A relative path is taken beside the SQLite database file, so every
+    process on one database shares one ledger whatever folder it was started from: crash recovery
+    asks that ledger what the "provider" took. PostgreSQL has no such folder; there a relative path
+    stays relative to the working directory (give workers an absolute one)."""
+    if ledger_path is None or os.path.isabs(ledger_path) or not database_url.startswith("sqlite:///"):
+        return ledger_path
+    database = database_url.removeprefix("sqlite:///")
+    if database in ("", ":memory:"):
+        return ledger_path
+    return os.path.join(os.path.dirname(os.path.abspath(database)), ledger_path)
+
+
 class _ServerBusy(Exception):
     """The gateway answered 5xx: worth another try."""
 

@@ -23,9 +23,15 @@ def gateway_command(database: Path | str, *args: str) -> subprocess.CompletedPro
 
 class GatewayProcess:
     def __init__(
-        self, workdir: Path, env: dict[str, str] | None = None, role: str = "all", port: int | None = None
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        role: str = "all",
+        port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.workdir = workdir
+        self.cwd = cwd or workdir  # the folder the process is started from
         self.port = port or free_port()
         self.role = role
         self.env = {
@@ -50,7 +56,7 @@ class GatewayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--role", self.role],
-            cwd=self.workdir,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -71,41 +72,43 @@ def redis_server() -> Iterator[str | None]:
             proc.wait(timeout=10)
 
 
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str | None]:
-    """Yields a postgresql:// URL, or None when no PostgreSQL is available here."""
-    url = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    initdb, postgres = _pg_tool("initdb"), _pg_tool("postgres")
-    if initdb is None or postgres is None:
-        yield None
-        return
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="gw-pg-") as workdir:
-        data = Path(workdir) / "data"
-        run_as: list[str] = []
+class PostgresServer:
+    """A PostgreSQL of our own in a temporary folder, which a test may stop and start again (same
+    port, same data) to play an outage."""
+
+    def __init__(self, workdir: Path, initdb: str, postgres: str) -> None:
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.port = free_port()
+        self.postgres = postgres
+        self.run_as: list[str] = []
         if os.geteuid() == 0:
             # initdb refuses to run as root; the Debian package creates the postgres user.
             os.chmod(workdir, 0o777)
-            run_as = ["runuser", "-u", "postgres", "--"]
+            self.run_as = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
-            [*run_as, initdb, "-D", str(data), "-U", "gateway", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            [*self.run_as, initdb, "-D", str(self.data), "-U", "gateway", "--auth=trust", "-E", "UTF8", "--no-sync"],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        proc = subprocess.Popen(
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://gateway@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
             [
-                *run_as,
-                postgres,
+                *self.run_as,
+                self.postgres,
                 "-D",
-                str(data),
+                str(self.data),
                 "-p",
-                str(port),
+                str(self.port),
                 "-k",
-                workdir,
+                str(self.workdir),
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
@@ -116,10 +119,51 @@ def postgres_server() -> Iterator[str | None]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        wait_for_port(self.port)
+        time.sleep(0.3)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Fast shutdown: sessions are cut, as in a crash or failover of the server."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                # Signalled directly: runuser does not pass SIGINT on to the postmaster.
+                os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+            except (OSError, ValueError, IndexError):
+                self.proc.terminate()
+            self.proc.wait(timeout=timeout)
+        self.proc = None
+
+
+def postgres_binaries() -> tuple[str, str] | None:
+    initdb, postgres = _pg_tool("initdb"), _pg_tool("postgres")
+    return None if initdb is None or postgres is None else (initdb, postgres)
+
+
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[PostgresServer | None]:
+    """A PostgreSQL of the caller's own (never the shared one named by GATEWAY_TEST_POSTGRES_URL),
+    or None when no binaries are here."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="gw-pg-") as workdir:
+        server = PostgresServer(Path(workdir), *binaries)
         try:
-            wait_for_port(port)
-            time.sleep(0.3)
-            yield f"postgresql://gateway@127.0.0.1:{port}/postgres"
+            server.start()
+            yield server
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            server.stop()
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str | None]:
+    """Yields a postgresql:// URL, or None when no PostgreSQL is available here."""
+    url = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    with own_postgres_server() as server:
+        yield None if server is None else server.url

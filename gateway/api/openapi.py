@@ -515,6 +515,7 @@ AUTH_ERRORS = {
     "429": _problem_response("over the tenant's request rate; see Retry-After"),
     "401": _problem_response("missing, unknown, revoked or expired API key"),
     "403": _problem_response("the key lacks the needed scope"),
+    "503": _problem_response("the database is unavailable just now; see Retry-After"),
 }
 
 

@@ -10,9 +10,12 @@ import structlog
 from aiohttp import web
 
 from gateway.domain.jobs import FieldError
+from gateway.store.outage import DatabaseUnavailable
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
+# A database restart or failover takes seconds; clients that come back sooner only add load.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 log = structlog.get_logger("gateway.api")
 
 
@@ -79,6 +82,18 @@ def validation_problem(errors: Sequence[FieldError], detail: str | None = None) 
     )
 
 
+def unavailable_problem() -> Problem:
+    """The database cannot take the request just now. Logged by the store once per interval, not here
+    once per request."""
+    return Problem(
+        503,
+        "unavailable",
+        "Service Unavailable",
+        "the gateway's database is unavailable just now; try again after Retry-After (with the same Idempotency-Key)",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
 _STATUS_SLUGS = {
     400: "bad-request",
     401: "unauthorized",
@@ -103,6 +118,8 @@ async def problem_middleware(
         return await handler(request)
     except Problem as problem:
         return problem.response(request.path)
+    except DatabaseUnavailable:
+        return unavailable_problem().response(request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,12 +2,11 @@
 
 aiohttp answers a malformed or over-long request line or header itself, in text/plain that echoes the
 first bytes of the input. A campaign system's client parses one error format, and echoing attacker
-bytes back helps nobody, so the runner below swaps in a request handler whose error page is a problem.
+bytes back helps nobody, so the server (gateway/api/server.py) uses a request handler whose error
+page is a problem.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -45,7 +44,7 @@ def problem_for_protocol_error(status: int, exc: BaseException | None) -> Proble
     )
 
 
-class _ProblemRequestHandler(RequestHandler):
+class ProblemRequestHandler(RequestHandler):
     def handle_error(
         self,
         request: BaseRequest,
@@ -62,18 +61,3 @@ class _ProblemRequestHandler(RequestHandler):
             log.info("request refused by the HTTP parser", status=problem.status, error=type(exc).__name__)
         problem.close_connection = True
         return problem.response()
-
-
-class _ProblemServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
-class GatewayAppRunner(web.AppRunner):
-    def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        super().__init__(app, max_line_size=REQUEST_LINE_LIMIT, max_field_size=HEADER_FIELD_LIMIT, **kwargs)
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        server.__class__ = _ProblemServer
-        return server

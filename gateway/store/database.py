@@ -21,34 +21,84 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_unavailable
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class Database:
-    """`write` runs a function in one write transaction, `read` in a read-only one."""
+    """`write` runs a function in one write transaction, `read` in a read-only one. Either raises
+    DatabaseUnavailable when the database cannot be reached or written just now; such outages are
+    logged once per interval (`write_outage`, `read_outage`), not once per failure."""
 
     dialect: str
+    write_outage: OutageLog
+    read_outage: OutageLog
+
+    def _outage_logs(self, interval_seconds: float) -> None:
+        self.write_outage = OutageLog("writes", interval_seconds)
+        self.read_outage = OutageLog("reads", interval_seconds)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        raise NotImplementedError
+        try:
+            result = await self._write(fn, *args)
+        except Exception as exc:
+            _raise_if_unavailable(exc, self.write_outage)
+            raise
+        self.write_outage.succeeded()
+        return result
 
     async def write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """`write`, for a transaction whose commit may wait on the disk while the loop works on."""
-        return await self.write(fn, *args)
+        try:
+            result = await self._write_beside_loop(fn, *args)
+        except Exception as exc:
+            _raise_if_unavailable(exc, self.write_outage)
+            raise
+        self.write_outage.succeeded()
+        return result
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            result = await self._read(fn, *args)
+        except Exception as exc:
+            _raise_if_unavailable(exc, self.read_outage)
+            raise
+        self.read_outage.succeeded()
+        return result
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._write(fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
     async def close(self) -> None:
         raise NotImplementedError
 
 
+def _raise_if_unavailable(exc: Exception, outage: OutageLog) -> None:
+    if is_unavailable(exc):
+        outage.failed(exc)
+        raise DatabaseUnavailable(f"the database is unavailable: {describe(exc)}") from exc
+
+
 WRITE_BUSY_TIMEOUT_SECONDS = 30.0
+# Each connection caches up to this many MiB of pages; a process opens up to 7 connections (the
+# accept connection, the inline writer, the writer thread's, one per reader thread): docs/DEPLOYMENT.md.
+DEFAULT_CACHE_MIB = 64
 
 
 def _sqlite_engine(
-    path: str, synchronous: str, immediate: bool, busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS
+    path: str,
+    synchronous: str,
+    immediate: bool,
+    busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+    cache_mib: int = DEFAULT_CACHE_MIB,
 ) -> Engine:
     engine = sa.create_engine(
         f"sqlite:///{path}",
@@ -63,7 +113,7 @@ def _sqlite_engine(
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size={-1024 * cache_mib}")  # negative: KiB, not pages
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -77,20 +127,34 @@ def _sqlite_engine(
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: str, synchronous: str = "FULL", readers: int = 4) -> None:
+    def __init__(
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        readers: int = 4,
+        cache_mib: int = DEFAULT_CACHE_MIB,
+        busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+        outage_log_seconds: float = 10.0,
+    ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._writer_engine = _sqlite_engine(path, synchronous, immediate=True)
+        self._outage_logs(outage_log_seconds)
+        self._busy_timeout = busy_timeout
+        self._writer_engine = _sqlite_engine(
+            path, synchronous, immediate=True, busy_timeout=busy_timeout, cache_mib=cache_mib
+        )
         # Writes run on the event loop's own thread when the lock is free: a group commit takes a
         # millisecond or two there, while a thread hop per commit costs more in GIL hand-offs than
         # the write itself. If another process holds the lock, the write waits on the writer thread.
-        self._inline_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0)
-        self._reader_engine = _sqlite_engine(path, synchronous, immediate=False)
+        self._inline_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
+        self._reader_engine = _sqlite_engine(
+            path, synchronous, immediate=False, busy_timeout=busy_timeout, cache_mib=cache_mib
+        )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         # The accept group commit: one connection, its statements on the loop, its commit on a thread.
-        self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0)
+        self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
         self._accept_connection: Connection | None = None
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
@@ -99,7 +163,7 @@ class SqliteDatabase(Database):
         with engine.begin() as conn:
             return fn(conn, *args)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return self._run(self._inline_engine, fn, args)
         except sa.exc.OperationalError as exc:
@@ -108,7 +172,7 @@ class SqliteDatabase(Database):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args)
 
-    async def write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """The statements run here on the loop's thread; the commit, mostly a wait on the disk (WAL
         write and fsync, during which sqlite3 lets go of the GIL), on a thread of its own while the
         loop parses the next requests. Running the statements on a thread too made the two threads
@@ -159,7 +223,7 @@ class SqliteDatabase(Database):
                 return None  # the connection stays usable: no transaction was begun
             self._drop_accept_connection()
             raise
-        sqlite.execute(f"PRAGMA busy_timeout={int(WRITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+        sqlite.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
         return transaction
 
     def _commit_accept(self, transaction: sa.RootTransaction) -> None:
@@ -175,7 +239,7 @@ class SqliteDatabase(Database):
         if connection is not None:
             connection.invalidate()
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._run, self._reader_engine, fn, args)
 
@@ -196,17 +260,18 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, outage_log_seconds: float = 10.0) -> None:
+        self._outage_logs(outage_log_seconds)
         async_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
             "postgres://", "postgresql+asyncpg://", 1
         )
         self._engine: AsyncEngine = create_async_engine(async_url, pool_size=pool_size, max_overflow=pool_size)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:
             return await conn.run_sync(fn, *args)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.connect() as conn:
             result = await conn.run_sync(fn, *args)
             await conn.rollback()
@@ -216,7 +281,21 @@ class PostgresDatabase(Database):
         await self._engine.dispose()
 
 
-def open_database(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Database:
+def open_database(
+    url: str,
+    *,
+    synchronous: str = "FULL",
+    pool_size: int = 10,
+    sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
+    sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+    outage_log_seconds: float = 10.0,
+) -> Database:
     if url.startswith("sqlite:///"):
-        return SqliteDatabase(url.removeprefix("sqlite:///") or ":memory:", synchronous=synchronous)
-    return PostgresDatabase(url, pool_size=pool_size)
+        return SqliteDatabase(
+            url.removeprefix("sqlite:///") or ":memory:",
+            synchronous,
+            cache_mib=sqlite_cache_mib,
+            busy_timeout=sqlite_busy_timeout,
+            outage_log_seconds=outage_log_seconds,
+        )
+    return PostgresDatabase(url, pool_size=pool_size, outage_log_seconds=outage_log_seconds)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.store import migrations
 from gateway.store.batcher import GroupCommitter
-from gateway.store.database import Database, open_database
+from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
 from gateway.store.records import AcceptOutcome, Outcome, ReceiptRecord, SendingMark
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
@@ -80,9 +80,19 @@ class SqlStore(
         pool_size: int = 10,
         group_commit_ms: float = 2.0,
         group_commit_max_rows: int = 2000,
+        sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
+        sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+        outage_log_seconds: float = 10.0,
     ) -> SqlStore:
         return cls(
-            open_database(url, synchronous=synchronous, pool_size=pool_size),
+            open_database(
+                url,
+                synchronous=synchronous,
+                pool_size=pool_size,
+                sqlite_cache_mib=sqlite_cache_mib,
+                sqlite_busy_timeout=sqlite_busy_timeout,
+                outage_log_seconds=outage_log_seconds,
+            ),
             group_commit_ms=group_commit_ms,
             group_commit_max_rows=group_commit_max_rows,
         )

@@ -16,7 +16,8 @@ from multidict import MultiDictProxy
 
 from gateway.api.auth import Principal
 from gateway.api.context import context
-from gateway.api.problems import Problem
+from gateway.api.problems import UNAVAILABLE_RETRY_AFTER_SECONDS, Problem
+from gateway.store.outage import DatabaseUnavailable
 from gateway.ui.session import COOKIE, CSRF_FIELD, LIFETIME_SECONDS, Session, SessionCodec
 
 log = structlog.get_logger("gateway.ui")
@@ -72,6 +73,14 @@ def ago(ts: float | None, now: float | None = None) -> str:
     return f"{seconds}s ago"
 
 
+def sentence(text: str) -> str:
+    """Advice is written to fit a table cell; placed after another sentence it needs a capital and a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def _query(params: Mapping[str, Any], **overrides: Any) -> str:
     merged = {**params, **overrides}
     return urlencode({k: v for k, v in merged.items() if v not in (None, "")})
@@ -86,6 +95,7 @@ templates = jinja2.Environment(
 )
 templates.filters["when"] = when
 templates.filters["ago"] = ago
+templates.filters["sentence"] = sentence
 templates.filters["urlpart"] = lambda value: quote(str(value), safe="")
 templates.globals["query"] = _query
 
@@ -166,6 +176,14 @@ async def console_middleware(
         response = web.Response(status=303, headers={"Location": redirect.location, "Cache-Control": "no-store"})
     except ConsoleError as error:
         response = _error_page(request, error.status, error.title, error.detail)
+    except DatabaseUnavailable:
+        response = _error_page(
+            request,
+            503,
+            "The database is unavailable",
+            "The gateway cannot reach its database just now; try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
     except Problem as problem:
         response = _error_page(request, problem.status, problem.title, problem.detail)
         response.headers.update({k: v for k, v in problem.headers.items() if k.lower() == "retry-after"})

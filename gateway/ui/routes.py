@@ -11,10 +11,16 @@ from gateway.ui import pages
 from gateway.ui.console import CODEC, PREFIX, console_middleware
 
 STYLESHEET = files("gateway.ui").joinpath("static/console.css").read_bytes()
+# Linked from every page: without an icon the browser asks for /favicon.ico and logs its 404 each time.
+FAVICON = files("gateway.ui").joinpath("static/favicon.svg").read_bytes()
 
 
 async def stylesheet(_request: web.Request) -> web.Response:
     return web.Response(body=STYLESHEET, content_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def favicon(_request: web.Request) -> web.Response:
+    return web.Response(body=FAVICON, content_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def to_console(_request: web.Request) -> web.Response:
@@ -27,6 +33,7 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app[CODEC] = []
     app.router.add_get("/", pages.home)
     app.router.add_get("/static/console.css", stylesheet)
+    app.router.add_get("/static/favicon.svg", favicon)
     app.router.add_get("/login", pages.login_form)
     app.router.add_post("/login", pages.login)
     app.router.add_post("/logout", pages.logout)
