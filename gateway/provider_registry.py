@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from gateway.settings import Settings, read_secret_file
-from providers.base import ErrorKind, Provider
+from providers.base import CallbackIntake, ErrorKind, Provider
 from providers.sandbox import SandboxProvider, SimulatedError
 
 
@@ -48,12 +48,19 @@ def _webhook(name: str, section: dict[str, Any], settings: Settings) -> Provider
     return WebhookProvider(_settings(WebhookSettings, name, section), name=name)
 
 
+def _smpp(name: str, section: dict[str, Any], settings: Settings) -> Provider:
+    from providers.smpp import SmppProvider, SmppSettings
+
+    return SmppProvider(_settings(SmppSettings, name, section), name=name)
+
+
 BUILDERS: Mapping[str, Callable[[str, dict[str, Any], Settings], Provider]] = {
     "twilio": _twilio,
     "aliyun": _aliyun,
     "smtp": _smtp,
     "fcm": _fcm,
     "webhook": _webhook,
+    "smpp": _smpp,
 }
 
 
@@ -64,6 +71,7 @@ ACCOUNT_SETTINGS: Mapping[str, str] = {
     "aliyun": "access_key_id",
     "smtp": "host",
     "fcm": "project_id",
+    "smpp": "system_id",
 }
 
 
@@ -102,6 +110,10 @@ def _settings_class(kind: str) -> type[Any] | None:
         from providers.webhook import WebhookSettings
 
         return WebhookSettings
+    if kind == "smpp":
+        from providers.smpp import SmppSettings
+
+        return SmppSettings
     return None
 
 
@@ -184,6 +196,13 @@ class ProviderRegistry:
 
     def get(self, name: str) -> Provider | None:
         return self.by_name.get(name)
+
+    def attach(self, intake: CallbackIntake) -> None:
+        """Hand the intake to providers that receive over their own connections (they have `attach`)."""
+        for provider in self.by_name.values():
+            attach = getattr(provider, "attach", None)
+            if attach is not None:
+                attach(intake)
 
     async def start(self) -> None:
         for provider in self.by_name.values():

@@ -385,6 +385,7 @@ class FakeSmsc:
         self.acks: list[tuple[Delivery, int]] = []
         self.owed: list[Delivery] = []  # waiting for a bind that can receive
         self.held: list[Delivery] = []  # receipts kept back by hold_receipts
+        self.lost_ids: set[str] = set()  # ids of submits lost in a cut: no receipt for them
         self.submitted_count = 0
         self.changed = asyncio.Event()
 
@@ -493,9 +494,12 @@ class FakeSmsc:
                 # The cut comes with this submit in flight: taken (its response is lost) or lost.
                 knobs.drop_after = None
                 for cut in self.submissions:
-                    in_flight = cut.session == session.number and cut.status is None and cut.message_id is None
-                    if in_flight and knobs.drop_takes_in_flight:
-                        cut.message_id = self.new_id()
+                    if cut.session == session.number and cut.status is None:
+                        if knobs.drop_takes_in_flight:
+                            cut.message_id = cut.message_id or self.new_id()
+                        elif cut.message_id is not None:
+                            self.lost_ids.add(cut.message_id)  # the SMSC never committed it
+                            cut.message_id = None
                 session.closed = True
                 if session.transport is not None:
                     session.transport.abort()
@@ -646,6 +650,8 @@ class FakeSmsc:
     def flush_owed(self) -> None:
         waiting, self.owed = self.owed, []
         for delivery in waiting:
+            if delivery.message_id in self.lost_ids:
+                continue
             receivers = [s for s in self.sessions if s.can_receive and s.system_id == delivery.system_id]
             if not receivers:
                 self.owed.append(delivery)
