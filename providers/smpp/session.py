@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -101,8 +102,8 @@ class Session(asyncio.Protocol):
         self._keepalive = asyncio.create_task(self._keep_alive(), name=f"{self.label}-enquire-link")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, though they behave as one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.bound = False

@@ -32,6 +32,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 GENERIC_NACK = 0x80000000
 BIND_RECEIVER = 0x00000001
@@ -263,8 +264,8 @@ class Session(asyncio.Protocol):
         return self.bound in ("rx", "trx") and not self.closed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, though they behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         self.smsc.sessions.append(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

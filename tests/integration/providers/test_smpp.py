@@ -403,3 +403,25 @@ def test_settings_refuse_what_cannot_work() -> None:
         with pytest.raises(ValueError, match=message):
             SmppSettings(**{**base, **bad})  # type: ignore[arg-type]
     assert "hunter2" not in repr(replace(SmppSettings(**base), password="hunter2"))  # type: ignore[arg-type]
+
+
+def test_it_works_on_uvloop_as_the_gateway_runs_it() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def round_trip() -> tuple[str | None, int]:
+        async with FakeSmsc({"acme": "secret"}) as fake:
+            intake = Intake()
+            provider = await started(fake, intake)
+            try:
+                result = await provider.send(sms())
+                await fake.wait_for(lambda: len(intake.recorded) == 1)
+            finally:
+                await provider.close()
+            return result.provider_message_id, len(intake.recorded)
+
+    loop = uvloop.new_event_loop()
+    try:
+        message_id, receipts = loop.run_until_complete(round_trip())
+    finally:
+        loop.close()
+    assert message_id is not None and receipts == 1
