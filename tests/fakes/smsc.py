@@ -244,6 +244,7 @@ class Knobs:
     destination_errors: dict[str, int] = field(default_factory=dict)
     source_errors: dict[str, int] = field(default_factory=dict)
     fates: dict[str, Fate] = field(default_factory=dict)  # destination -> receipt stat
+    keep_submissions: bool = True  # a long benchmark keeps only `taken_log`
 
 
 class Session(asyncio.Protocol):
@@ -388,6 +389,8 @@ class FakeSmsc:
         self.held: list[Delivery] = []  # receipts kept back by hold_receipts
         self.lost_ids: set[str] = set()  # ids of submits lost in a cut: no receipt for them
         self.submitted_count = 0
+        self.taken_log: list[str] = []  # "time destination" of each submit taken, when logging
+        self.logging = False
         self.changed = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -484,7 +487,8 @@ class FakeSmsc:
 
     def submit(self, session: Session, sequence: int, body: bytes) -> None:
         submission = self.read_submit(session, sequence, body)
-        self.submissions.append(submission)
+        if self.knobs.keep_submissions:
+            self.submissions.append(submission)
         session.outstanding += 1
         self.max_outstanding = max(self.max_outstanding, session.outstanding)
         self.changed.set()
@@ -509,6 +513,8 @@ class FakeSmsc:
         if status == ESME_ROK:
             submission.message_id = self.new_id()
             self.submitted_count += 1
+            if self.logging:
+                self.taken_log.append(f"{submission.received_at:.4f} {submission.destination_addr}\n")
         if status is None:
             return  # taken, never answered
         if status == ESME_ROK and knobs.receipts and submission.registered_delivery & 0x01:
@@ -682,8 +688,13 @@ def _append(path: str, line: str) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     accounts = dict(pair.split(":", 1) for pair in args.account)
     smsc = FakeSmsc(
-        accounts, port=args.port, latency=args.latency_ms / 1000, receipt_delay=args.receipt_delay_ms / 1000
+        accounts,
+        port=args.port,
+        latency=args.latency_ms / 1000,
+        receipt_delay=args.receipt_delay_ms / 1000,
+        keep_submissions=False,
     )
+    smsc.logging = bool(args.log)
     await smsc.start()
     print(f"fake SMSC listening on 127.0.0.1:{smsc.port} accounts={','.join(accounts)}", flush=True)
     stop = asyncio.Event()
@@ -699,8 +710,13 @@ async def _serve(args: argparse.Namespace) -> None:
             if args.stats:
                 _append(args.stats, f"{int(time.time()) - 1},{smsc.submitted_count - last},{smsc.submitted_count}\n")
                 last = smsc.submitted_count
+            if args.log and smsc.taken_log:
+                lines, smsc.taken_log = smsc.taken_log, []
+                _append(args.log, "".join(lines))
     finally:
         await smsc.stop()
+        if args.log and smsc.taken_log:
+            _append(args.log, "".join(smsc.taken_log))
         print(f"SUMMARY submit_sm={smsc.submitted_count} receipts={len(smsc.delivered)}", flush=True)
 
 
@@ -711,6 +727,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of each submit_sm_resp")
     parser.add_argument("--receipt-delay-ms", type=float, default=0.0)
     parser.add_argument("--stats", help="append 'second,submits in it,total' lines to this CSV")
+    parser.add_argument("--log", help="append 'time destination' of every submit taken to this file")
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop by itself after this long")
     args = parser.parse_args()
     if not args.account:
