@@ -1,6 +1,6 @@
 """SMPP delivery, ours against Jasmin 0.11.1, on one SMSC simulator in the same launch (issue 22).
 
-    .venv/bin/python bench/smpp.py --runs 3 --seconds 20 --jasmin-dir /work/peer-jasmin
+    JASMIN_DIR=/work/peer-jasmin .venv/bin/python bench/smpp.py --runs 3 --seconds 20
 
 The SMSC is tests/fakes/smsc.py in its own process on 127.0.0.1:<--smsc-port>, answering every
 submit_sm at once and logging when it took each one and for which destination. Every request of
@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key-0123456789abcdef"
 JASMIN_HTTP = 1401
 JCLI = 8990
+JASMIN_DIR = Path(os.environ.get("JASMIN_DIR", "/work/peer-jasmin"))  # the peer recipe's scratch folder
 
 
 # --- the SMSC -----------------------------------------------------------------------------------
@@ -304,6 +305,13 @@ def jasmin_ready() -> str | None:
     return None
 
 
+def purge_jasmin() -> None:
+    """Empty the connector's RabbitMQ queue (the peer recipe's rabbitmqctl, its HOME under --jasmin-dir)."""
+    env = {**os.environ, "HOME": str(JASMIN_DIR / "rabbitmq" / "home"), "RABBITMQ_NODENAME": "rabbit@localhost"}
+    ctl = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+    subprocess.run([ctl, "-q", "purge_queue", "submit.sm.smsc1"], env=env, capture_output=True, check=False)
+
+
 # --- measurements -------------------------------------------------------------------------------
 
 
@@ -330,8 +338,10 @@ def sustained(system: str, rate: float, seconds: float, smsc: Smsc, work: Path, 
             result = run_async(paced(target, rate, seconds, prefix))
             time.sleep(2.0)
     else:
+        purge_jasmin()  # what an earlier rate left queued would be counted against this one
         result = run_async(paced(Target("jasmin", JASMIN_HTTP), rate, seconds, prefix))
         time.sleep(2.0)
+        purge_jasmin()
     figures = latency_figures(result["sent"], smsc.taken(), result["t0"], seconds)
     return {"system": system, "offered": rate, **figures, "statuses": result["statuses"]}
 
@@ -387,8 +397,12 @@ def accept_while_draining(system: str, seconds: float, smsc: Smsc, binds: int, w
         run_async(jcli("smppccm -0 smsc1"))
         time.sleep(1)
         run_async(paced(Target("jasmin", JASMIN_HTTP), 1e9, backlog / 1e9, prefix, connections=32))
+        before = smsc.count()
         run_async(jcli("smppccm -1 smsc1"))
-        time.sleep(3.0)  # the connector binds
+        for _ in range(60):  # the connector binds: wait for its first submit
+            time.sleep(0.5)
+            if smsc.count() > before:
+                break
         idle_start = time.time()
         time.sleep(5.0)
         busy_start = time.time()
@@ -398,13 +412,7 @@ def accept_while_draining(system: str, seconds: float, smsc: Smsc, binds: int, w
     busy = window_rate(busy_start + 1, busy_end)
     if system == "jasmin":
         with contextlib.suppress(Exception):
-            run_async(jcli("smppccm -0 smsc1"))  # the rest of the backlog is left behind, then purged
-            subprocess.run(
-                ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-q", "purge_queue", "submit.sm.smsc1"],
-                env={**os.environ, "HOME": "/work/peer-jasmin/rabbitmq/home", "RABBITMQ_NODENAME": "rabbit@localhost"},
-                capture_output=True,
-            )
-            run_async(jcli("smppccm -1 smsc1"))
+            purge_jasmin()  # the rest of the backlog
             time.sleep(3)
     return {"system": system, "idle_per_s": idle, "busy_per_s": busy, "ratio": busy / idle if idle else None, **load}
 
