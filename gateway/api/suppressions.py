@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
@@ -15,25 +14,14 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.receipts import callback_response
 from gateway.api.render import iso
-from gateway.domain.jobs import FieldError, normalise_phone
-from gateway.domain.numbers import Signal
-from gateway.domain.optout import ReplyIntent, parse_opt_out
+from gateway.callback_intake import normalise_address
+from gateway.domain.jobs import FieldError
 from gateway.store import queries
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
 MAX_INBOUND_BODY = 1024 * 1024
 log = structlog.get_logger("gateway.api.suppressions")
 KINDS = ("address", "user_id")
-
-
-def normalise_address(value: str) -> str:
-    """The form addresses are stored in, so a suppression matches however it was written."""
-    if value.startswith("+"):
-        return normalise_phone(value) or value
-    if "@" in value and "://" not in value:
-        local, _, domain = value.rpartition("@")
-        return f"{local}@{domain.lower()}"
-    return value
 
 
 def _recipient(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -151,41 +139,6 @@ async def post_inbound(request: web.Request) -> web.Response:
         raise Problem(401, "invalid-signature", "Invalid signature", str(exc)) from None
     except CallbackFormatError as exc:
         raise Problem(400, "malformed-callback", "Malformed callback", str(exc)) from None
-    keywords = parse_opt_out(ctx.settings.limits.get("opt_out"))
-    counts = {"opted_out": 0, "opted_in": 0, "other": 0, "unmatched": 0}
-    for reply in replies:
-        intent = keywords.classify(reply.text).intent
-        if intent not in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
-            counts["other"] += 1
-            continue
-        address = normalise_address(reply.sender)
-        tenants = await ctx.store.db.read(queries.tenants_that_messaged, address)
-        if not tenants:
-            counts["unmatched"] += 1
-            continue
-        now = time.time()
-        for tenant_id in tenants:
-            if intent is ReplyIntent.OPT_OUT:
-                await ctx.store.add_suppressions(
-                    [
-                        {
-                            "tenant_id": tenant_id,
-                            "kind": "address",
-                            "value": address,
-                            "reason": "opt_out.reply",
-                            "source": f"inbound:{name}",
-                            "created_at": now,
-                        }
-                    ]
-                )
-            else:
-                await ctx.store.db.write(
-                    queries.remove_suppression, tenant_id, "address", address, f"inbound:{name}", now
-                )
-        counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
-        if intent is ReplyIntent.OPT_OUT and reply.to and ctx.numbers is not None:
-            # Recipients answering a number with STOP: complaints come next, then the carrier's flag.
-            with contextlib.suppress(Exception):
-                await ctx.numbers.observe_senders([(reply.to, name, None, Signal.OPT_OUT)])
-        log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
+    assert ctx.intake is not None
+    counts = await ctx.intake.inbound(name, replies)
     return callback_response(provider.acknowledge("inbound", counts))
