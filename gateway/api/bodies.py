@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.api.problems import Problem
+from gateway.api.problems import Problem, validation_problem
 from gateway.domain.jobs import FieldError
 
 
@@ -113,6 +113,12 @@ async def read_json(request: web.Request, limit: int) -> Any:
             f"the body is not valid JSON: {exc}",
             errors=[FieldError("/", "not valid JSON")],
         ) from None
+    check_parsed(raw, parsed)
+    return parsed
+
+
+def check_parsed(raw: bytes, parsed: Any) -> None:
+    """Refuses what a parse would hide: a key given twice in one object, an integer it rounded."""
     duplicate = duplicate_key(raw, parsed)
     if duplicate is not None:
         # Last-one-wins would store a value other than the one a proxy or a signature check saw.
@@ -123,7 +129,35 @@ async def read_json(request: web.Request, limit: int) -> Any:
             f"the body repeats the key {duplicate}: each key may appear once per object",
             errors=[FieldError(duplicate, "duplicate key")],
         )
-    return parsed
+    if _LONG_DIGITS.search(raw):
+        rounded = _rounded_integers(raw)
+        if rounded:
+            raise validation_problem([FieldError(pointer, _ROUNDED_MESSAGE) for pointer in rounded])
+
+
+# orjson reads integers from -2**63 to 2**64-1 as they are and any other as a float, losing digits
+# (a 30-digit order id would be stored rounded). Only an integer of 19 digits or more can be outside.
+_EXACT_INTEGERS = range(-(2**63), 2**64)
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_ROUNDED_MESSAGE = (
+    "is an integer beyond 64 bits (-9223372036854775808 to 18446744073709551615), which would lose digits: "
+    "send it as a string"
+)
+
+
+def _rounded_integers(raw: bytes) -> list[str]:
+    """Pointers to the body's integers outside the 64-bit range, in the body's order."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", _exact_parse(raw))]
+    while stack:
+        pointer, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((pointer + pointer_token(k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
+        elif type(value) is int and value not in _EXACT_INTEGERS:
+            found.append(pointer or "/")
+    return found
 
 
 # A key whose closing quote is followed by white space before its colon: the body's count misses it.

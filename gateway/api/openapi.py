@@ -31,6 +31,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# Any JSON value; an integer only within 64 bits (the parse would round one beyond).
+EXACT_INTEGER = {"if": {"type": "integer"}, "then": {"minimum": -(2**63), "maximum": 2**64 - 1}}
+
 SEND_JOB: dict[str, Any] = {
     "type": "object",
     "required": ["channel", "to", "content"],
@@ -62,7 +65,11 @@ SEND_JOB: dict[str, Any] = {
             "description": "cost: of `channel` and `fallback`, the channels that take this address are tried "
             "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
         },
-        "metadata": {"type": "object"},
+        "metadata": {
+            "type": "object",
+            "description": "a small JSON object; integers beyond 64 bits are refused (send them as strings)",
+            "additionalProperties": EXACT_INTEGER,
+        },
         "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },
 }
@@ -311,7 +318,7 @@ SCHEMAS: dict[str, Any] = {
             "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
             "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
             "region": {"type": ["string", "null"], "maxLength": 64},
-            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1},
             "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "warmup": {"type": "boolean"},
         },
@@ -329,7 +336,7 @@ SCHEMAS: dict[str, Any] = {
             "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
             "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
             "region": {"type": ["string", "null"], "maxLength": 64},
-            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1},
             "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "warmup": {"type": "boolean"},
         },
@@ -635,7 +642,7 @@ def openapi_document() -> dict[str, Any]:
                         **AUTH_ERRORS,
                         "413": _problem_response("too many items or body too large"),
                         "415": _problem_response("not application/json"),
-                        "422": _problem_response("not a batch"),
+                        "422": _problem_response("not a batch, or an integer beyond 64 bits in an item"),
                     },
                 },
             },
