@@ -57,7 +57,11 @@ SEND_JOB: dict[str, Any] = {
         "campaign": {"type": "string", "maxLength": 128},
         "variant": {"type": "string", "maxLength": 128},
         "send_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
+        "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when the job is no longer worth sending; must be in the future and after send_at",
+        },
         "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
         "channel_order": {
             "enum": ["listed", "cost"],

@@ -156,8 +156,12 @@ class _Checker:
             self.fail(path, f"must serialise to at most {max_bytes} bytes (got {size})")
 
 
-def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJob | None, list[FieldError]]:
-    """Judge one send job; returns the job, or None with every problem found (not just the first)."""
+def validate_job(
+    body: Any, limits: JobLimits, prefix: str = "", *, now: float | None = None
+) -> tuple[SendJob | None, list[FieldError]]:
+    """Judge one send job; returns the job, or None with every problem found (not just the first).
+
+    `now` is the time of the request: a job that would expire before it could be sent is refused."""
     check = _Checker(prefix, limits)
     if not isinstance(body, dict):
         check.fail("", "must be a JSON object")
@@ -206,6 +210,8 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
             expires_at = parsed
     if send_at is not None and expires_at is not None and expires_at <= send_at:
         check.fail("/expires_at", "must be later than send_at")
+    elif now is not None and expires_at is not None and expires_at <= now:
+        check.fail("/expires_at", "is already past: the job would expire unsent")
 
     fallback: list[Channel] = []
     raw_fallback = body.get("fallback")

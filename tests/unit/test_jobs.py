@@ -91,3 +91,16 @@ def test_channel_order_is_listed_by_default_or_cost() -> None:
     assert job is not None and job.channel_order == "cost"
     job, errors = validate_job({**base, "channel_order": "cheapest"}, LIMITS)
     assert job is None and [(e.field, e.message) for e in errors] == [("/channel_order", "must be listed or cost")]
+
+
+def test_a_job_that_would_expire_before_it_is_accepted_is_refused() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    body = {"channel": "sms", "to": "+8613812345678", "content": {"text": "hi"}}
+    job, errors = validate_job({**body, "expires_at": "2026-01-01T08:00:00+08:00"}, LIMITS, now=now)
+    assert job is None
+    assert [(e.field, e.message) for e in errors] == [("/expires_at", "is already past: the job would expire unsent")]
+    job, _ = validate_job({**body, "expires_at": "2026-01-01T08:00:01+08:00"}, LIMITS, now=now)
+    assert job is not None
+    late = {**body, "send_at": "2026-01-01T02:00:00Z", "expires_at": "2026-01-01T01:00:00Z"}
+    _, errors = validate_job(late, LIMITS, now=now)
+    assert [(e.field, e.message) for e in errors] == [("/expires_at", "must be later than send_at")]
