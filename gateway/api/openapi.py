@@ -62,7 +62,13 @@ SEND_JOB: dict[str, Any] = {
             "format": "date-time",
             "description": "when the job is no longer worth sending; must be in the future and after send_at",
         },
-        "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "fallback": {
+            "type": "array",
+            "items": {"enum": CHANNELS},
+            "maxItems": 4,
+            "description": "channels to try next; only those that take the job's address (sms and voice share a "
+            "phone number): another is refused naming /fallback/<i> and the channels that can",
+        },
         "channel_order": {
             "enum": ["listed", "cost"],
             "default": "listed",

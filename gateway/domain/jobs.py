@@ -18,6 +18,7 @@ import phonenumbers
 from gateway.domain.models import Category, Channel, SendJob, is_member
 from gateway.domain.phones import parse_international
 from gateway.domain.quiet_hours import zone
+from gateway.domain.routing import INTERCHANGEABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,21 @@ _CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
     Channel.EMAIL: {"subject": True, "text": True, "html": False},
     Channel.WEBHOOK: {"payload": True},
 }
+
+
+ADDRESS_KINDS = {
+    Channel.SMS: "phone number",
+    Channel.VOICE: "phone number",
+    Channel.PUSH: "device token",
+    Channel.EMAIL: "e-mail address",
+    Channel.WEBHOOK: "URL",
+}
+
+
+def reachable_channels(channel: Channel) -> list[str]:
+    """The channels a job on `channel` can be tried on: its own and those that take the same address
+    and content (a job carries one `to`, so a fallback to any other could never be used)."""
+    return [c.value for c in Channel if c == channel or c.value in INTERCHANGEABLE.get(channel.value, ())]
 
 
 def valid_idempotency_key(key: str) -> bool:
@@ -224,6 +240,12 @@ def validate_job(
                     check.fail(f"/fallback/{index}", f"must be one of {', '.join(c.value for c in Channel)}")
                 elif Channel(item) == channel or Channel(item) in fallback:
                     check.fail(f"/fallback/{index}", "repeats a channel already tried")
+                elif channel is not None and item not in reachable_channels(channel):
+                    check.fail(
+                        f"/fallback/{index}",
+                        f"{item} cannot reach a {ADDRESS_KINDS[channel]}; "
+                        f"the channels that can: {', '.join(reachable_channels(channel))}",
+                    )
                 else:
                     fallback.append(Channel(item))
 

@@ -49,6 +49,19 @@ CASES = [
         id="expires-before-a-future-send-at",
     ),
     pytest.param({**SMS, "fallback": ["sms"]}, 422, ["/fallback/0"], id="fallback-repeats-channel"),
+    pytest.param({**SMS, "fallback": ["voice", "email"]}, 422, ["/fallback/1"], id="fallback-cannot-take-a-number"),
+    pytest.param(
+        {"channel": "push", "to": "device-token-0001", "content": {"title": "t", "body": "b"}, "fallback": ["sms"]},
+        422,
+        ["/fallback/0"],
+        id="push-fallback-to-sms",
+    ),
+    pytest.param(
+        {**SMS, "channel": "voice", "fallback": ["email", "sms"], "channel_order": "cost"},
+        422,
+        ["/fallback/0"],
+        id="cost-order-entry-cannot-take-a-number",
+    ),
     pytest.param({**SMS, "metadata": {"k": "v" * 5000}}, 422, ["/metadata"], id="metadata-too-large"),
     pytest.param({**SMS, "category": "promo"}, 422, ["/category"], id="unknown-category"),
     pytest.param({**SMS, "tz": "Mars/Olympus_Mons"}, 422, ["/tz"], id="unknown-time-zone"),
@@ -113,6 +126,30 @@ async def test_a_batch_item_already_expired_is_refused_on_its_own(start_gateway:
         assert second["status"] == 422
         assert second["problem"]["errors"] == [
             {"field": "/messages/1/expires_at", "message": "is already past: the job would expire unsent"}
+        ]
+        assert await gw.count() == 1
+
+
+async def test_a_fallback_that_cannot_reach_the_address_names_the_channels_that_can(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway() as gw:
+        push = {"channel": "push", "to": "device-token-0001", "content": {"title": "t", "body": "b"}}
+        items = [{**SMS, "fallback": ["voice"]}, {**push, "fallback": ["sms"]}, {**SMS, "fallback": ["email"]}]
+        response = await gw.post("/v1/messages/batch", {"messages": items})
+        results = (await response.json())["results"]
+        assert [r["status"] for r in results] == [202, 422, 422]
+        assert results[1]["problem"]["errors"] == [
+            {
+                "field": "/messages/1/fallback/0",
+                "message": "sms cannot reach a device token; the channels that can: push",
+            }
+        ]
+        assert results[2]["problem"]["errors"] == [
+            {
+                "field": "/messages/2/fallback/0",
+                "message": "email cannot reach a phone number; the channels that can: sms, voice",
+            }
         ]
         assert await gw.count() == 1
 
