@@ -248,9 +248,24 @@ SCHEMAS: dict[str, Any] = {
     "SuppressionRequest": {
         "type": "object",
         "additionalProperties": False,
+        "minProperties": 1,
+        "anyOf": [{"required": ["address"]}, {"required": ["user_id"]}],
+        "description": "address, user_id or both (each is suppressed); each judged as a send job's to and user_id",
         "properties": {
-            "address": {"type": "string", "minLength": 1, "maxLength": 2048},
-            "user_id": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "address": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2048,
+                "description": "a phone number in E.164 form, an e-mail address or an https URL; "
+                "a device token with channel push",
+            },
+            "channel": {"enum": CHANNELS, "description": "judge the address by this channel's rules for `to`"},
+            "user_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$",
+            },
             "reason": {"type": "string", "minLength": 1, "maxLength": 128, "default": "opt_out"},
         },
     },
@@ -774,7 +789,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "post": {
                     "operationId": "addSuppression",
-                    "summary": "Suppress a recipient (address or user_id)",
+                    "summary": "Suppress a recipient: an address, a user_id, or both at once",
                     "security": BEARER,
                     "requestBody": {
                         "required": True,
@@ -786,12 +801,12 @@ def openapi_document() -> dict[str, Any]:
                         "400": _problem_response("malformed JSON"),
                         **AUTH_ERRORS,
                         "415": _problem_response("not application/json"),
-                        "422": _problem_response("invalid field"),
+                        "422": _problem_response("an address or user_id a send job could not have; unknown field"),
                     },
                 },
                 "delete": {
                     "operationId": "deleteSuppression",
-                    "summary": "Lift a suppression (?address= or ?user_id=)",
+                    "summary": "Lift a suppression (?address=, ?user_id=, or both)",
                     "security": BEARER,
                     "parameters": [
                         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}

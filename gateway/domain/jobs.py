@@ -126,6 +126,15 @@ def parse_timestamp(value: Any) -> float | None:
     return parsed.timestamp()
 
 
+def label_problem(value: Any, limits: JobLimits) -> str | None:
+    """Why `value` cannot be a user_id, campaign or variant; None when it can."""
+    if not isinstance(value, str) or not value or len(value) > limits.max_label_chars:
+        return f"must be a non-empty string of at most {limits.max_label_chars} characters"
+    if _CONTROL_CHARS.search(value):
+        return "must not contain control characters"
+    return None
+
+
 class _Checker:
     def __init__(self, prefix: str, limits: JobLimits) -> None:
         self.prefix = prefix
@@ -139,13 +148,11 @@ class _Checker:
         value = body.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or not value or len(value) > self.limits.max_label_chars:
-            self.fail(f"/{name}", f"must be a non-empty string of at most {self.limits.max_label_chars} characters")
+        problem = label_problem(value, self.limits)
+        if problem is not None:
+            self.fail(f"/{name}", problem)
             return None
-        if _CONTROL_CHARS.search(value):
-            self.fail(f"/{name}", "must not contain control characters")
-            return None
-        return value
+        return str(value)
 
     def text(self, content: dict[str, Any], name: str, max_chars: int, required: bool) -> None:
         value = content.get(name)
@@ -287,6 +294,31 @@ def validate_job(
         ),
         [],
     )
+
+
+ADDRESS_FORMS = "a phone number in E.164 form, an e-mail address or an https URL"
+
+
+def suppression_address(raw: str, channel: Channel | None, limits: JobLimits) -> tuple[str | None, str | None]:
+    """An address to suppress, in the form jobs store it (so it matches them), or the reason it is not one.
+
+    It is judged by the rules of a job's `to` on `channel`, or on the channel its form shows (`+`: a
+    phone number, `@`: an e-mail address, `://`: a URL); a device token looks like any word, so it
+    is taken only with its channel named."""
+    channel = channel or _channel_shown_by(raw)
+    if channel is None:
+        return None, f'must be {ADDRESS_FORMS} (a device token with "channel": "push")'
+    check = _Checker("", limits)
+    value = _validate_to(check, channel, raw)
+    return (None, check.errors[0].message) if check.errors else (value, None)
+
+
+def _channel_shown_by(address: str) -> Channel | None:
+    if address.startswith("+"):
+        return Channel.SMS
+    if "://" in address:
+        return Channel.WEBHOOK
+    return Channel.EMAIL if "@" in address else None
 
 
 def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | None:
