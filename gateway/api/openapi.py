@@ -44,7 +44,8 @@ SEND_JOB: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "description": (
-                "E.164 for sms/voice, an address for email, a device token for push, an https URL for webhook"
+                "E.164 for sms/voice, an address for email (a display name and an internationalised address "
+                "allowed: 张三 <zhang@例子.中国>), a device token for push, an https URL for webhook"
             ),
         },
         "content": {

@@ -15,6 +15,7 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.receipts import callback_response
 from gateway.api.render import iso
+from gateway.domain.email_address import parse_mailbox
 from gateway.domain.jobs import FieldError, JobLimits, label_problem, normalise_phone, suppression_address
 from gateway.domain.models import Channel, is_member
 from gateway.domain.numbers import Signal
@@ -34,6 +35,9 @@ def normalise_address(value: str) -> str:
     if value.startswith("+"):
         return normalise_phone(value) or value
     if "@" in value and "://" not in value:
+        mailbox = parse_mailbox(value)
+        if mailbox is not None:
+            return mailbox.address
         local, _, domain = value.rpartition("@")
         return f"{local}@{domain.lower()}"
     return value
