@@ -155,7 +155,7 @@ def _rounded_integers(raw: bytes) -> list[str]:
     while stack:
         pointer, value = stack.pop()
         if isinstance(value, dict):
-            stack.extend((pointer + pointer_token(k), v) for k, v in reversed(value.items()))
+            stack.extend((pointer + _pointer_token(k), v) for k, v in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
         elif type(value) is int and value not in _EXACT_INTEGERS:
@@ -203,7 +203,7 @@ def _first_duplicate_key(raw: bytes) -> str | None:
         seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
-                raise _DuplicateKey(pointer_token(key))
+                raise _DuplicateKey(_pointer_token(key))
             seen[key] = value
         return seen
 
@@ -214,7 +214,7 @@ def _first_duplicate_key(raw: bytes) -> str | None:
     return None
 
 
-def pointer_token(key: str) -> str:
+def _pointer_token(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
