@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from gateway.domain.email_address import parse_mailbox
 from gateway.domain.jobs import normalise_phone
 from gateway.domain.numbers import Signal, receipt_signals
 from gateway.domain.optout import ReplyIntent, parse_opt_out
@@ -30,6 +31,9 @@ def normalise_address(value: str) -> str:
     if value.startswith("+"):
         return normalise_phone(value) or value
     if "@" in value and "://" not in value:
+        mailbox = parse_mailbox(value)
+        if mailbox is not None:
+            return mailbox.address
         local, _, domain = value.rpartition("@")
         return f"{local}@{domain.lower()}"
     return value
