@@ -73,7 +73,7 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
     os.environ["GATEWAY_DATABASE_URL"] = f"sqlite:///{directory / 'gateway.db'}"
     os.chdir(directory)
     from gateway.api import messages, render
-    from gateway.api.bodies import _may_have_duplicate_keys
+    from gateway.api.bodies import check_parsed
     from gateway.api.context import CONTEXT
     from gateway.app import Gateway
     from gateway.domain.jobs import validate_job
@@ -98,7 +98,7 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
             def handle_all(bodies: list[bytes] = bodies, out: list[dict[str, Any]] = holder, run: int = run) -> int:
                 for index, raw in enumerate(bodies):
                     body = orjson.loads(raw)
-                    _may_have_duplicate_keys(raw, body)
+                    check_parsed(raw, body)
                     job, _ = validate_job(body, ctx.limits)
                     assert job is not None
                     assert messages.content_refusal(ctx, tenant, job) is None

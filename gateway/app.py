@@ -20,6 +20,7 @@ from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
 from gateway.api.server import GatewayAppRunner
+from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
@@ -150,6 +151,11 @@ class Gateway:
         dispatching = self.role in ("worker", "all")
         await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
+        intake = CallbackIntake(self.store, self.metrics, self.numbers, s.limits)
+        if dispatching:
+            # Providers that push receipts over their own connections (SMPP) open them where jobs are
+            # dispatched, and record what arrives there as the HTTP callbacks do.
+            self.providers.attach(intake)
         await self.providers.start()
         ctx = ApiContext(
             settings=s,
@@ -165,6 +171,7 @@ class Gateway:
             click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
             routing=parse_routing(s.routing),
+            intake=intake,
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from gateway.settings import Settings
-from providers.base import ErrorKind, Provider
+from providers.base import CallbackIntake, ErrorKind, Provider
 from providers.catalog import accounts_of, build_sections
 from providers.sandbox import SandboxProvider, SimulatedError, ledger_beside_database
 
@@ -28,6 +28,13 @@ class ProviderRegistry:
 
     def get(self, name: str) -> Provider | None:
         return self.by_name.get(name)
+
+    def attach(self, intake: CallbackIntake) -> None:
+        """Hand the intake to providers that receive over their own connections (they have `attach`)."""
+        for provider in self.by_name.values():
+            attach = getattr(provider, "attach", None)
+            if attach is not None:
+                attach(intake)
 
     async def start(self) -> None:
         for provider in self.by_name.values():

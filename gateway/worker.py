@@ -359,7 +359,8 @@ class Worker:
         tracked: list[dict[str, Any]] = []
         if self.links is not None:
             content, tracked = self.links.track(job, content, mark.provider)
-        segments = measure_sms(content.get("text", "")).segments if job.channel == "sms" else 1
+        length = measure_sms(content.get("text", "")) if job.channel == "sms" else None
+        segments = length.segments if length is not None else 1
         # Wait for throughput before the job is marked `sending`: a crash while waiting leaves it
         # queued (safe to resend), not in an unknowable hand-off.
         await self.pacer.admit(
@@ -402,6 +403,8 @@ class Worker:
             campaign=job.campaign,
             attempt=mark.attempt,
             segments=segments,
+            encoding=length.encoding if length is not None else None,
+            expires_at=job.expires_at,
         )
         bound = log.bind(message_id=job.id, tenant=job.tenant_id, campaign=job.campaign)
         breaker = self.breakers.setdefault(
@@ -477,6 +480,7 @@ class Worker:
                 attempt_outcome=AttemptOutcome.SENT,
                 provider_message_id=result.provider_message_id,
                 next_attempt_at=self._receipt_deadline(job, now),
+                part_ids=result.part_ids,
                 **base,
             )
         error: ProviderError = result.error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -45,6 +45,8 @@ class Outbound:
     campaign: str | None = None
     attempt: int = 1
     segments: int = 1  # SMS segments of the content as sent (after link rewriting)
+    encoding: str | None = None  # the content policy's SMS encoding of the text ("GSM-7" or "UCS-2")
+    expires_at: float | None = None  # the job's own deadline (epoch seconds): no use delivering it later
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ class SendResult:
     # The answer is itself the delivery receipt (a webhook receiver's 2xx): the message is delivered
     # as the answer is recorded, and no receipt will follow.
     delivered: bool = False
+    # When the provider gave each segment of a long SMS an id of its own (SMPP), all of them in part
+    # order (the first is provider_message_id): their receipts name these ids.
+    part_ids: tuple[str, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -156,6 +161,16 @@ class SignatureError(Exception):
 
 class CallbackFormatError(Exception):
     """A callback is signed correctly but cannot be understood."""
+
+
+class CallbackIntake(Protocol):
+    """Where a provider that pushes over its own connection (SMPP) hands receipts and replies: the
+    same recording, opt-out handling and number evidence as the HTTP callbacks. It returns once they
+    are committed, so the provider acknowledges only what is recorded; it raises when they are not."""
+
+    async def receipts(self, provider: str, receipts: Sequence[Receipt]) -> Mapping[str, int]: ...
+
+    async def inbound(self, provider: str, replies: Sequence[InboundMessage]) -> Mapping[str, int]: ...
 
 
 @runtime_checkable

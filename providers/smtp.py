@@ -19,12 +19,14 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Literal
 from urllib.parse import quote
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 
 from providers.base import (
     Capabilities,
@@ -71,6 +73,23 @@ REPLY_KINDS: dict[int, ErrorKind] = {
     554: ErrorKind.PERMANENT,
 }
 ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+SMTPUTF8_REFUSAL = (
+    "the recipient's mailbox name is not ASCII and the relay does not offer SMTPUTF8 (RFC 6531), "
+    "so it cannot take this address"
+)
+
+
+def mailbox_address(to: str) -> tuple[str, bool]:
+    """The recipient as the envelope and the To header carry it, and whether that takes SMTPUTF8
+    (RFC 6531): an internationalised domain goes as Punycode, which any relay takes; a local part
+    that is not ASCII has no such form."""
+    if to.isascii():
+        return to, False
+    try:
+        checked = validate_email(to, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError:
+        return to, True
+    return (checked.ascii_email, False) if checked.ascii_email else (checked.normalized, True)
 
 
 def reply_kind(code: int, message: str) -> tuple[ErrorKind, str]:
@@ -159,7 +178,11 @@ class SmtpProvider(JsonCallbackAnswers):
         mail = EmailMessage()
         sender = message.sender if message.sender and "@" in message.sender else self.settings.from_address
         mail["From"] = sender
-        mail["To"] = message.to
+        address, _ = mailbox_address(message.to)
+        local, _, domain = address.rpartition("@")
+        # The display name of `张三 <a@b.cn>` travels as content.to_name; the header policy encodes it
+        # (RFC 2047, or UTF-8 as it is when the message goes with SMTPUTF8).
+        mail["To"] = Address(display_name=str(content.get("to_name") or ""), username=local, domain=domain)
         mail["Subject"] = str(content.get("subject", ""))
         mail["Date"] = formatdate(time.time(), localtime=False, usegmt=True)
         mail["Message-ID"] = self.message_id(message.reference)
@@ -183,11 +206,13 @@ class SmtpProvider(JsonCallbackAnswers):
         if message.channel != "email":
             return SendResult(error=ProviderError(ErrorKind.PERMANENT, "unsupported_channel", message.channel))
         mail = self.build(message)
+        recipient, needs_smtputf8 = mailbox_address(message.to)
         security = self.settings.security
         port = self.settings.port or {"tls": 465, "starttls": 587, "none": 25}[security]
         try:
             await aiosmtplib.send(
                 mail,
+                recipients=[recipient],
                 hostname=self.settings.host,
                 port=port,
                 username=self.settings.username,
@@ -205,7 +230,12 @@ class SmtpProvider(JsonCallbackAnswers):
         except aiosmtplib.SMTPSenderRefused as exc:
             # Our envelope sender refused: every message would be; the relay account's problem.
             return SendResult(error=ProviderError(ErrorKind.TRANSIENT, f"sender {exc.code}", exc.message))
-        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPNotSupported, aiosmtplib.SMTPHeloError) as exc:
+        except aiosmtplib.SMTPNotSupported as exc:
+            if needs_smtputf8 and "SMTPUTF8" in str(exc):
+                # The relay would have to pass a mailbox name that is not ASCII: no retry changes that.
+                return SendResult(error=ProviderError(ErrorKind.PERMANENT, "smtputf8_unsupported", SMTPUTF8_REFUSAL))
+            return SendResult(error=ProviderError(ErrorKind.TRANSIENT, "connect_failed", str(exc)))
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPHeloError) as exc:
             return SendResult(error=ProviderError(ErrorKind.TRANSIENT, "connect_failed", str(exc)))
         except ssl.SSLError as exc:
             # The TLS handshake comes before any mail is handed over: safe to retry, likely elsewhere.

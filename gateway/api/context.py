@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway.api.auth import Authenticator
+from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.routing import RoutingConfig
@@ -31,6 +32,7 @@ class ApiContext:
     click_secret: str = ""
     numbers: NumberPool | None = None
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    intake: CallbackIntake | None = None  # what receipts and replies go through once parsed
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)

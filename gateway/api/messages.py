@@ -145,14 +145,14 @@ async def create_message(request: web.Request) -> web.Response:
             errors=[FieldError("Idempotency-Key", "is required")],
         )
     body = await read_json(request, ctx.settings.api.max_body_bytes)
-    job, errors = validate_job(body, ctx.limits)
+    now = time.time()
+    job, errors = validate_job(body, ctx.limits, now=now)
     if job is None:
         raise validation_problem(errors)
     job = in_channel_order(ctx, job)
     refusal = content_refusal(ctx, principal.tenant_id, job)
     if refusal is not None:
         raise refusal
-    now = time.time()
     row = _row(ctx, principal.tenant_id, job, key, request_hash(body), now)
     flight = (principal.tenant_id, key) if key else None
     if flight is not None:
@@ -215,7 +215,7 @@ async def create_batch(request: web.Request) -> web.Response:
             key_errors.append(FieldError(f"{prefix}/idempotency_key", "must be 1-255 printable ASCII characters"))
         elif key is None and require_key and isinstance(item, dict):
             key_errors.append(FieldError(f"{prefix}/idempotency_key", "is required"))
-        job, errors = validate_job(job_body, ctx.limits, prefix)
+        job, errors = validate_job(job_body, ctx.limits, prefix, now=now)
         if job is None or key_errors:
             results[index] = {"index": index, "status": 422, "problem": validation_problem(key_errors + errors).body()}
             continue

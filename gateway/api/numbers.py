@@ -30,6 +30,7 @@ ALPHANUMERIC = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
 SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
 CHANNELS = ("sms", "voice")
 CATEGORIES = ("marketing", "transactional")
+MAX_DAILY_CAP = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 CREATE_FIELDS = {"pool", "sender", *EDITABLE}
 ACTIONS = {"flag": "flagged", "restore": "restored", "retire": "retired"}
 
@@ -168,8 +169,8 @@ def _check_attributes(ctx: ApiContext, body: dict[str, Any], errors: list[FieldE
             out["region"] = region
     if "daily_cap" in body:
         cap = body["daily_cap"]
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            errors.append(FieldError("/daily_cap", "must be a whole number >= 1 or null"))
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_DAILY_CAP):
+            errors.append(FieldError("/daily_cap", f"must be a whole number from 1 to {MAX_DAILY_CAP} or null"))
         else:
             out["daily_cap"] = cap
     if "rate" in body:

@@ -31,6 +31,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# Any JSON value; an integer only within 64 bits (the parse would round one beyond).
+EXACT_INTEGER = {"if": {"type": "integer"}, "then": {"minimum": -(2**63), "maximum": 2**64 - 1}}
+
 SEND_JOB: dict[str, Any] = {
     "type": "object",
     "required": ["channel", "to", "content"],
@@ -41,7 +44,8 @@ SEND_JOB: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "description": (
-                "E.164 for sms/voice, an address for email, a device token for push, an https URL for webhook"
+                "E.164 for sms/voice, an address for email (a display name and an internationalised address "
+                "allowed: 张三 <zhang@例子.中国>), a device token for push, an https URL for webhook"
             ),
         },
         "content": {
@@ -54,15 +58,29 @@ SEND_JOB: dict[str, Any] = {
         "campaign": {"type": "string", "maxLength": 128},
         "variant": {"type": "string", "maxLength": 128},
         "send_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "fallback": {"type": "array", "items": {"enum": CHANNELS}, "maxItems": 4},
+        "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when the job is no longer worth sending; must be in the future and after send_at",
+        },
+        "fallback": {
+            "type": "array",
+            "items": {"enum": CHANNELS},
+            "maxItems": 4,
+            "description": "channels to try next; only those that take the job's address (sms and voice share a "
+            "phone number): another is refused naming /fallback/<i> and the channels that can",
+        },
         "channel_order": {
             "enum": ["listed", "cost"],
             "default": "listed",
             "description": "cost: of `channel` and `fallback`, the channels that take this address are tried "
             "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
         },
-        "metadata": {"type": "object"},
+        "metadata": {
+            "type": "object",
+            "description": "a small JSON object; integers beyond 64 bits are refused (send them as strings)",
+            "additionalProperties": EXACT_INTEGER,
+        },
         "tz": {"type": "string", "description": "the recipient's IANA time zone; default: from the number"},
     },
 }
@@ -231,9 +249,24 @@ SCHEMAS: dict[str, Any] = {
     "SuppressionRequest": {
         "type": "object",
         "additionalProperties": False,
+        "minProperties": 1,
+        "anyOf": [{"required": ["address"]}, {"required": ["user_id"]}],
+        "description": "address, user_id or both (each is suppressed); each judged as a send job's to and user_id",
         "properties": {
-            "address": {"type": "string", "minLength": 1, "maxLength": 2048},
-            "user_id": {"type": "string", "minLength": 1, "maxLength": 2048},
+            "address": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2048,
+                "description": "a phone number in E.164 form, an e-mail address or an https URL; "
+                "a device token with channel push",
+            },
+            "channel": {"enum": CHANNELS, "description": "judge the address by this channel's rules for `to`"},
+            "user_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": "^[^\\x00-\\x1f]*[^\\s\\x00-\\x1f][^\\x00-\\x1f]*$",
+            },
             "reason": {"type": "string", "minLength": 1, "maxLength": 128, "default": "opt_out"},
         },
     },
@@ -311,7 +344,7 @@ SCHEMAS: dict[str, Any] = {
             "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
             "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
             "region": {"type": ["string", "null"], "maxLength": 64},
-            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1},
             "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "warmup": {"type": "boolean"},
         },
@@ -329,7 +362,7 @@ SCHEMAS: dict[str, Any] = {
             "countries": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
             "categories": {"type": "array", "items": {"enum": [c.value for c in Category]}},
             "region": {"type": ["string", "null"], "maxLength": 64},
-            "daily_cap": {"type": ["integer", "null"], "minimum": 1},
+            "daily_cap": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**31 - 1},
             "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
             "warmup": {"type": "boolean"},
         },
@@ -654,7 +687,7 @@ def openapi_document() -> dict[str, Any]:
                         **AUTH_ERRORS,
                         "413": _problem_response("too many items or body too large"),
                         "415": _problem_response("not application/json"),
-                        "422": _problem_response("not a batch"),
+                        "422": _problem_response("not a batch, or an integer beyond 64 bits in an item"),
                     },
                 },
             },
@@ -776,7 +809,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "post": {
                     "operationId": "addSuppression",
-                    "summary": "Suppress a recipient (address or user_id)",
+                    "summary": "Suppress a recipient: an address, a user_id, or both at once",
                     "security": BEARER,
                     "requestBody": {
                         "required": True,
@@ -788,12 +821,12 @@ def openapi_document() -> dict[str, Any]:
                         "400": _problem_response("malformed JSON"),
                         **AUTH_ERRORS,
                         "415": _problem_response("not application/json"),
-                        "422": _problem_response("invalid field"),
+                        "422": _problem_response("an address or user_id a send job could not have; unknown field"),
                     },
                 },
                 "delete": {
                     "operationId": "deleteSuppression",
-                    "summary": "Lift a suppression (?address= or ?user_id=)",
+                    "summary": "Lift a suppression (?address=, ?user_id=, or both)",
                     "security": BEARER,
                     "parameters": [
                         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}

@@ -8,8 +8,6 @@ from aiohttp import web
 from gateway.api.bodies import read_body
 from gateway.api.context import context
 from gateway.api.problems import Problem
-from gateway.domain.numbers import receipt_signals
-from gateway.store.records import ReceiptRecord
 from providers.base import CallbackAnswer, CallbackFormatError, InboundRequest, SignatureError
 
 log = structlog.get_logger("gateway.api.receipts")
@@ -35,40 +33,8 @@ async def post_receipts(request: web.Request) -> web.Response:
     except CallbackFormatError as exc:
         ctx.metrics.receipts.labels(name, "malformed").inc()
         raise Problem(400, "malformed-receipt", "Malformed receipt", str(exc)) from None
-    records = [
-        ReceiptRecord(
-            provider=name,
-            provider_message_id=r.provider_message_id,
-            status=r.status,
-            reference=r.reference,
-            error_code=r.error_code,
-            occurred_at=r.occurred_at,
-            raw=r.raw,
-            error_kind=r.error_kind.value if r.error_kind is not None else None,
-            part=r.part,
-            parts=r.parts,
-        )
-        for r in parsed
-    ]
-    observed: list[tuple[str, ReceiptRecord]] | None = None
-    if ctx.numbers is not None and await ctx.numbers.has_numbers():
-        observed = []
-    summary = await ctx.store.apply_receipts(records, observed)
-    for result, count in summary.items():
-        if count:
-            ctx.metrics.receipts.labels(name, result).inc(count)
-    if ctx.numbers is not None and observed:
-        try:
-            await ctx.numbers.observe_senders(
-                [
-                    (sender, name, None, signal)
-                    for sender, receipt in observed
-                    for signal in receipt_signals(receipt.status, receipt.error_kind)
-                ]
-            )
-        except Exception:
-            # The receipts are recorded; losing their evidence must not make the provider resend them.
-            log.exception("number health not updated from receipts", provider=name)
+    assert ctx.intake is not None
+    summary = await ctx.intake.receipts(name, parsed)
     return callback_response(provider.acknowledge("receipts", summary))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
@@ -15,32 +14,64 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.receipts import callback_response
 from gateway.api.render import iso
-from gateway.domain.jobs import FieldError, normalise_phone
-from gateway.domain.numbers import Signal
-from gateway.domain.optout import ReplyIntent, parse_opt_out
+from gateway.callback_intake import normalise_address
+from gateway.domain.jobs import FieldError, JobLimits, label_problem, suppression_address
+from gateway.domain.models import Channel, is_member
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
 MAX_INBOUND_BODY = 1024 * 1024
 log = structlog.get_logger("gateway.api.suppressions")
 KINDS = ("address", "user_id")
-
-
-def normalise_address(value: str) -> str:
-    """The form addresses are stored in, so a suppression matches however it was written."""
-    if value.startswith("+"):
-        return normalise_phone(value) or value
-    if "@" in value and "://" not in value:
-        local, _, domain = value.rpartition("@")
-        return f"{local}@{domain.lower()}"
-    return value
+BODY_FIELDS = frozenset({*KINDS, "channel", "reason"})
+MAX_ADDRESS_CHARS = 2048  # the suppressions table's column
 
 
 def _recipient(body: dict[str, Any]) -> tuple[str, str] | None:
+    """The recipient a query names (the first of address, user_id), in its stored form."""
     for kind in KINDS:
         value = body.get(kind)
         if isinstance(value, str) and value.strip():
             return kind, normalise_address(value.strip()) if kind == "address" else value.strip()
     return None
+
+
+def _recipients_to_add(body: dict[str, Any], limits: JobLimits, errors: list[FieldError]) -> list[tuple[str, str]]:
+    """Each recipient the body names (address, user_id or both), judged as a job's `to` and `user_id` are."""
+    channel = body.get("channel")
+    if channel is not None and not is_member(channel, Channel):
+        errors.append(FieldError("/channel", f"must be one of {', '.join(c.value for c in Channel)}"))
+        channel = None
+    found: list[tuple[str, str]] = []
+    for kind in KINDS:
+        raw = body.get(kind)
+        if raw is None:
+            continue
+        if kind == "address":
+            value, problem = _address_to_add(raw, Channel(channel) if channel else None, limits)
+        else:
+            value, problem = _user_id_to_add(raw, limits)
+        if value is None:
+            errors.append(FieldError(f"/{kind}", problem or "is not valid"))
+        else:
+            found.append((kind, value))
+    if all(body.get(kind) is None for kind in KINDS):
+        errors.append(FieldError("/address", "give an address or a user_id (or both)"))
+    return found
+
+
+def _address_to_add(raw: Any, channel: Channel | None, limits: JobLimits) -> tuple[str | None, str | None]:
+    if not isinstance(raw, str):
+        return None, "must be a string"
+    value, problem = suppression_address(raw.strip(), channel, limits)
+    if value is not None and len(value) > MAX_ADDRESS_CHARS:
+        return None, f"must be at most {MAX_ADDRESS_CHARS} characters"
+    return value, problem
+
+
+def _user_id_to_add(raw: Any, limits: JobLimits) -> tuple[str | None, str | None]:
+    value = raw.strip() if isinstance(raw, str) else raw
+    problem = label_problem(value, limits)
+    return (None, problem) if problem is not None else (value, None)
 
 
 def _render(row: dict[str, Any]) -> dict[str, Any]:
@@ -56,31 +87,30 @@ async def add_suppression(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
     body = await read_json(request, 16_384)
-    errors: list[FieldError] = []
     if not isinstance(body, dict):
         raise validation_problem([FieldError("/", "must be a JSON object")])
-    for name in sorted(set(body) - {"address", "user_id", "reason"}):
-        errors.append(FieldError(f"/{name}", "is not a known field"))
-    recipient = _recipient(body)
-    if recipient is None:
-        errors.append(FieldError("/address", "give an address or a user_id"))
-    elif len(recipient[1]) > 2048:
-        errors.append(FieldError(f"/{recipient[0]}", "must be at most 2048 characters"))
+    errors = [FieldError(f"/{name}", "is not a known field") for name in sorted(set(body) - BODY_FIELDS)]
+    recipients = _recipients_to_add(body, ctx.limits, errors)
     reason = body.get("reason", "opt_out")
     if not isinstance(reason, str) or not 1 <= len(reason) <= 128:
         errors.append(FieldError("/reason", "must be a string of 1-128 characters"))
-    if errors or recipient is None:
+    if errors:
         raise validation_problem(errors)
-    row = {
-        "tenant_id": principal.tenant_id,
-        "kind": recipient[0],
-        "value": recipient[1],
-        "reason": reason,
-        "source": "api",
-        "created_at": time.time(),
-    }
-    added = await ctx.store.add_suppressions([row])
-    return web.Response(status=201 if added else 200, body=orjson.dumps(_render(row)), content_type="application/json")
+    now = time.time()
+    rows = [
+        {
+            "tenant_id": principal.tenant_id,
+            "kind": kind,
+            "value": value,
+            "reason": reason,
+            "source": "api",
+            "created_at": now,
+        }
+        for kind, value in recipients
+    ]
+    added = await ctx.store.add_suppressions(rows)
+    answer = {**{row["kind"]: row["value"] for row in rows}, "reason": reason, "source": "api", "created_at": iso(now)}
+    return web.Response(status=201 if added else 200, body=orjson.dumps(answer), content_type="application/json")
 
 
 async def list_suppressions(request: web.Request) -> web.Response:
@@ -115,18 +145,20 @@ async def list_suppressions(request: web.Request) -> web.Response:
 async def delete_suppression(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
-    recipient = _recipient(dict(request.query))
-    if recipient is None:
+    query = request.query
+    named = [recipient for kind in KINDS if (recipient := _recipient({kind: query.get(kind)})) is not None]
+    if not named:
         raise Problem(
             400,
             "invalid-query",
             "Invalid query",
-            "name the recipient with ?address= or ?user_id=",
+            "name the recipient with ?address= or ?user_id= (or both)",
             errors=[FieldError("address", "give an address or a user_id")],
         )
-    removed = await ctx.store.remove_suppression(principal.tenant_id, recipient[0], recipient[1], "api")
-    if not removed:
-        raise Problem(404, "not-found", "Not Found", f"{recipient[1]!r} is not on the suppression list")
+    removed = [await ctx.store.remove_suppression(principal.tenant_id, kind, value, "api") for kind, value in named]
+    if not any(removed):
+        listed = " or ".join(repr(value) for _, value in named)
+        raise Problem(404, "not-found", "Not Found", f"{listed} is not on the suppression list")
     return web.Response(status=204)
 
 
@@ -147,39 +179,6 @@ async def post_inbound(request: web.Request) -> web.Response:
         raise Problem(401, "invalid-signature", "Invalid signature", str(exc)) from None
     except CallbackFormatError as exc:
         raise Problem(400, "malformed-callback", "Malformed callback", str(exc)) from None
-    keywords = parse_opt_out(ctx.settings.limits.get("opt_out"))
-    counts = {"opted_out": 0, "opted_in": 0, "other": 0, "unmatched": 0}
-    for reply in replies:
-        intent = keywords.classify(reply.text).intent
-        if intent not in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
-            counts["other"] += 1
-            continue
-        address = normalise_address(reply.sender)
-        tenants = await ctx.store.tenants_that_messaged(address)
-        if not tenants:
-            counts["unmatched"] += 1
-            continue
-        now = time.time()
-        for tenant_id in tenants:
-            if intent is ReplyIntent.OPT_OUT:
-                await ctx.store.add_suppressions(
-                    [
-                        {
-                            "tenant_id": tenant_id,
-                            "kind": "address",
-                            "value": address,
-                            "reason": "opt_out.reply",
-                            "source": f"inbound:{name}",
-                            "created_at": now,
-                        }
-                    ]
-                )
-            else:
-                await ctx.store.remove_suppression(tenant_id, "address", address, f"inbound:{name}")
-        counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
-        if intent is ReplyIntent.OPT_OUT and reply.to and ctx.numbers is not None:
-            # Recipients answering a number with STOP: complaints come next, then the carrier's flag.
-            with contextlib.suppress(Exception):
-                await ctx.numbers.observe_senders([(reply.to, name, None, Signal.OPT_OUT)])
-        log.info("reply changed a suppression", provider=name, to=address, intent=intent.value)
+    assert ctx.intake is not None
+    counts = await ctx.intake.inbound(name, replies)
     return callback_response(provider.acknowledge("inbound", counts))

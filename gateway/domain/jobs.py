@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 import phonenumbers
 
+from gateway.domain.email_address import parse_mailbox
 from gateway.domain.models import Category, Channel, SendJob, is_member
 from gateway.domain.phones import parse_international
 from gateway.domain.quiet_hours import zone
+from gateway.domain.routing import INTERCHANGEABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,6 @@ KNOWN_FIELDS = frozenset(
 )
 CHANNEL_ORDERS = ("listed", "cost")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
-_EMAIL_RE = re.compile(
-    r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
 _CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
@@ -72,6 +71,21 @@ _CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
     Channel.EMAIL: {"subject": True, "text": True, "html": False},
     Channel.WEBHOOK: {"payload": True},
 }
+
+
+ADDRESS_KINDS = {
+    Channel.SMS: "phone number",
+    Channel.VOICE: "phone number",
+    Channel.PUSH: "device token",
+    Channel.EMAIL: "e-mail address",
+    Channel.WEBHOOK: "URL",
+}
+
+
+def reachable_channels(channel: Channel) -> list[str]:
+    """The channels a job on `channel` can be tried on: its own and those that take the same address
+    and content (a job carries one `to`, so a fallback to any other could never be used)."""
+    return [c.value for c in Channel if c == channel or c.value in INTERCHANGEABLE.get(channel.value, ())]
 
 
 def valid_idempotency_key(key: str) -> bool:
@@ -110,11 +124,21 @@ def parse_timestamp(value: Any) -> float | None:
     return parsed.timestamp()
 
 
+def label_problem(value: Any, limits: JobLimits) -> str | None:
+    """Why `value` cannot be a user_id, campaign or variant; None when it can."""
+    if not isinstance(value, str) or not value or len(value) > limits.max_label_chars:
+        return f"must be a non-empty string of at most {limits.max_label_chars} characters"
+    if _CONTROL_CHARS.search(value):
+        return "must not contain control characters"
+    return None
+
+
 class _Checker:
     def __init__(self, prefix: str, limits: JobLimits) -> None:
         self.prefix = prefix
         self.limits = limits
         self.errors: list[FieldError] = []
+        self.display_name: str | None = None  # of an e-mail `to` written as `name <address>`
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(self.prefix + path, message))
@@ -123,13 +147,11 @@ class _Checker:
         value = body.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or not value or len(value) > self.limits.max_label_chars:
-            self.fail(f"/{name}", f"must be a non-empty string of at most {self.limits.max_label_chars} characters")
+        problem = label_problem(value, self.limits)
+        if problem is not None:
+            self.fail(f"/{name}", problem)
             return None
-        if _CONTROL_CHARS.search(value):
-            self.fail(f"/{name}", "must not contain control characters")
-            return None
-        return value
+        return str(value)
 
     def text(self, content: dict[str, Any], name: str, max_chars: int, required: bool) -> None:
         value = content.get(name)
@@ -156,8 +178,12 @@ class _Checker:
             self.fail(path, f"must serialise to at most {max_bytes} bytes (got {size})")
 
 
-def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJob | None, list[FieldError]]:
-    """Judge one send job; returns the job, or None with every problem found (not just the first)."""
+def validate_job(
+    body: Any, limits: JobLimits, prefix: str = "", *, now: float | None = None
+) -> tuple[SendJob | None, list[FieldError]]:
+    """Judge one send job; returns the job, or None with every problem found (not just the first).
+
+    `now` is the time of the request: a job that would expire before it could be sent is refused."""
     check = _Checker(prefix, limits)
     if not isinstance(body, dict):
         check.fail("", "must be a JSON object")
@@ -177,6 +203,9 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
 
     to = _validate_to(check, channel, body.get("to"))
     content = _validate_content(check, channel, body.get("content"))
+    if check.display_name and content is not None:
+        # Kept with the content (and purged with it), so `to` stays the bare address everything matches on.
+        content = {**content, "to_name": check.display_name}
 
     category = Category.MARKETING
     raw_category = body.get("category")
@@ -206,6 +235,8 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
             expires_at = parsed
     if send_at is not None and expires_at is not None and expires_at <= send_at:
         check.fail("/expires_at", "must be later than send_at")
+    elif now is not None and expires_at is not None and expires_at <= now:
+        check.fail("/expires_at", "is already past: the job would expire unsent")
 
     fallback: list[Channel] = []
     raw_fallback = body.get("fallback")
@@ -218,6 +249,12 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
                     check.fail(f"/fallback/{index}", f"must be one of {', '.join(c.value for c in Channel)}")
                 elif Channel(item) == channel or Channel(item) in fallback:
                     check.fail(f"/fallback/{index}", "repeats a channel already tried")
+                elif channel is not None and item not in reachable_channels(channel):
+                    check.fail(
+                        f"/fallback/{index}",
+                        f"{item} cannot reach a {ADDRESS_KINDS[channel]}; "
+                        f"the channels that can: {', '.join(reachable_channels(channel))}",
+                    )
                 else:
                     fallback.append(Channel(item))
 
@@ -261,6 +298,31 @@ def validate_job(body: Any, limits: JobLimits, prefix: str = "") -> tuple[SendJo
     )
 
 
+ADDRESS_FORMS = "a phone number in E.164 form, an e-mail address or an https URL"
+
+
+def suppression_address(raw: str, channel: Channel | None, limits: JobLimits) -> tuple[str | None, str | None]:
+    """An address to suppress, in the form jobs store it (so it matches them), or the reason it is not one.
+
+    It is judged by the rules of a job's `to` on `channel`, or on the channel its form shows (`+`: a
+    phone number, `@`: an e-mail address, `://`: a URL); a device token looks like any word, so it
+    is taken only with its channel named."""
+    channel = channel or _channel_shown_by(raw)
+    if channel is None:
+        return None, f'must be {ADDRESS_FORMS} (a device token with "channel": "push")'
+    check = _Checker("", limits)
+    value = _validate_to(check, channel, raw)
+    return (None, check.errors[0].message) if check.errors else (value, None)
+
+
+def _channel_shown_by(address: str) -> Channel | None:
+    if address.startswith("+"):
+        return Channel.SMS
+    if "://" in address:
+        return Channel.WEBHOOK
+    return Channel.EMAIL if "@" in address else None
+
+
 def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | None:
     if raw is None:
         check.fail("/to", "is required")
@@ -274,11 +336,12 @@ def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | No
             check.fail("/to", "must be a valid phone number in E.164 form, e.g. +8613812345678")
         return number
     if channel == Channel.EMAIL:
-        if len(raw) > 254 or not _EMAIL_RE.match(raw):
-            check.fail("/to", "must be an e-mail address")
+        mailbox = parse_mailbox(raw)
+        if mailbox is None:
+            check.fail("/to", "must be an e-mail address, e.g. ann@example.com or 张三 <zhang@example.cn>")
             return None
-        local, _, domain = raw.rpartition("@")
-        return f"{local}@{domain.lower()}"
+        check.display_name = mailbox.display_name
+        return mailbox.address
     if channel == Channel.PUSH:
         if not _PUSH_TOKEN_RE.match(raw):
             check.fail("/to", "must be a device token of 8-4096 printable characters")

@@ -87,6 +87,10 @@ class SuppressionStore(Protocol):
     ) -> dict[tuple[str, str], tuple[int, bool]]: ...
 
 
+class IntakeStore(ReceiptStore, SuppressionStore, Protocol):
+    """What receipts and replies change once parsed (gateway/callback_intake.py): statuses and opt-outs."""
+
+
 class BlocklistStore(Protocol):
     async def put_blocklist(self, tenant_id: str, name: str, words: Sequence[str], severity: str) -> bool: ...
     async def delete_blocklist(self, tenant_id: str, name: str) -> bool: ...

@@ -55,6 +55,7 @@ class Outcome:
     error_message: str | None = None
     next_attempt_at: float | None = None
     channel: str | None = None  # set when the job falls back to another channel
+    part_ids: tuple[str, ...] = ()  # the provider's id of each segment, when it numbered them apart
     fallback: str | None = None  # the job's remaining fallback channels, with `channel`
     detail: dict[str, Any] = field(default_factory=dict)
 

@@ -151,6 +151,18 @@ receipts = sa.Table(
     sa.Index("ix_receipts_provider_ref", "provider", "provider_message_id"),
 )
 
+# Segments of a long SMS that the provider numbered apart (SMPP gives each submit_sm its own id): a
+# receipt names its segment's id, and is recorded as part `part` of the message's first id.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("provider", sa.String(32), primary_key=True),
+    sa.Column("part_message_id", sa.String(128), primary_key=True),
+    sa.Column("provider_message_id", sa.String(128), nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+)
+
 events = sa.Table(
     "events",
     metadata,

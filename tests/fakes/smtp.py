@@ -58,6 +58,8 @@ class Delivered:
     message: Message
     authenticated_as: str | None
     tls: bool
+    mail_options: list[str] = field(default_factory=list)
+    raw: bytes = b""
 
 
 @dataclass
@@ -76,16 +78,17 @@ class Handler:
         if self.data_replies:
             return self.data_replies.popleft()
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
         self.delivered.append(
             Delivered(
                 str(envelope.mail_from),
                 list(envelope.rcpt_tos),
-                message_from_bytes(
-                    envelope.content if isinstance(envelope.content, bytes) else b"", policy=policy.default
-                ),
+                message_from_bytes(raw, policy=policy.default),
                 login,
                 session.ssl is not None
                 or (server.transport is not None and server.transport.get_extra_info("ssl_object") is not None),
+                list(envelope.mail_options),
+                raw,
             )
         )
         return "250 2.0.0 Ok: queued as 4F2A1"
@@ -94,14 +97,26 @@ class Handler:
 class FakeSmtp:
     """`mode` "starttls" (port offers STARTTLS and requires it before AUTH) or "tls" (implicit TLS)."""
 
-    def __init__(self, directory: Path, mode: str = "starttls", username: str = "relay", password: str = "pw") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        mode: str = "starttls",
+        username: str = "relay",
+        password: str = "pw",
+        *,
+        smtputf8: bool = False,
+    ) -> None:
         self.cert, self.key = self_signed(directory)
         self.username, self.password = username, password
         self.handler = Handler()
         self.port = free_port()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
-        kwargs: dict[str, Any] = {"authenticator": self._authenticate, "auth_required": True}
+        kwargs: dict[str, Any] = {
+            "authenticator": self._authenticate,
+            "auth_required": True,
+            "enable_SMTPUTF8": smtputf8,  # whether EHLO advertises SMTPUTF8 (RFC 6531)
+        }
         if mode == "tls":
             kwargs["ssl_context"] = context
             kwargs["auth_require_tls"] = False  # the whole session is TLS already

@@ -35,7 +35,33 @@ CASES = [
         ["/expires_at"],
         id="expires-before-send",
     ),
+    pytest.param({**SMS, "expires_at": "2020-01-01T00:00:00Z"}, 422, ["/expires_at"], id="expires-already-past"),
+    pytest.param(
+        {**SMS, "send_at": "2020-01-01T00:00:00Z", "expires_at": "2020-01-02T00:00:00+08:00"},
+        422,
+        ["/expires_at"],
+        id="expires-past-after-a-past-send-at",
+    ),
+    pytest.param(
+        {**SMS, "send_at": "2999-01-02T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"},
+        422,
+        ["/expires_at"],
+        id="expires-before-a-future-send-at",
+    ),
     pytest.param({**SMS, "fallback": ["sms"]}, 422, ["/fallback/0"], id="fallback-repeats-channel"),
+    pytest.param({**SMS, "fallback": ["voice", "email"]}, 422, ["/fallback/1"], id="fallback-cannot-take-a-number"),
+    pytest.param(
+        {"channel": "push", "to": "device-token-0001", "content": {"title": "t", "body": "b"}, "fallback": ["sms"]},
+        422,
+        ["/fallback/0"],
+        id="push-fallback-to-sms",
+    ),
+    pytest.param(
+        {**SMS, "channel": "voice", "fallback": ["email", "sms"], "channel_order": "cost"},
+        422,
+        ["/fallback/0"],
+        id="cost-order-entry-cannot-take-a-number",
+    ),
     pytest.param({**SMS, "metadata": {"k": "v" * 5000}}, 422, ["/metadata"], id="metadata-too-large"),
     pytest.param({**SMS, "category": "promo"}, 422, ["/category"], id="unknown-category"),
     pytest.param({**SMS, "tz": "Mars/Olympus_Mons"}, 422, ["/tz"], id="unknown-time-zone"),
@@ -87,6 +113,45 @@ async def test_invalid_jobs_are_refused_naming_each_field(
         assert [e["field"] for e in problem["errors"]] == fields
         assert await gw.count() == 0
         assert await gw.count("events") == 0
+
+
+async def test_a_batch_item_already_expired_is_refused_on_its_own(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        future = {**SMS, "expires_at": "2999-01-01T00:00:00Z"}
+        past = {**SMS, "expires_at": "2020-01-01T00:00:00+08:00"}
+        response = await gw.post("/v1/messages/batch", {"messages": [future, past]})
+        assert response.status == 200
+        first, second = (await response.json())["results"]
+        assert first["status"] == 202
+        assert second["status"] == 422
+        assert second["problem"]["errors"] == [
+            {"field": "/messages/1/expires_at", "message": "is already past: the job would expire unsent"}
+        ]
+        assert await gw.count() == 1
+
+
+async def test_a_fallback_that_cannot_reach_the_address_names_the_channels_that_can(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway() as gw:
+        push = {"channel": "push", "to": "device-token-0001", "content": {"title": "t", "body": "b"}}
+        items = [{**SMS, "fallback": ["voice"]}, {**push, "fallback": ["sms"]}, {**SMS, "fallback": ["email"]}]
+        response = await gw.post("/v1/messages/batch", {"messages": items})
+        results = (await response.json())["results"]
+        assert [r["status"] for r in results] == [202, 422, 422]
+        assert results[1]["problem"]["errors"] == [
+            {
+                "field": "/messages/1/fallback/0",
+                "message": "sms cannot reach a device token; the channels that can: push",
+            }
+        ]
+        assert results[2]["problem"]["errors"] == [
+            {
+                "field": "/messages/2/fallback/0",
+                "message": "email cannot reach a phone number; the channels that can: sms, voice",
+            }
+        ]
+        assert await gw.count() == 1
 
 
 async def test_malformed_json_is_400(start_gateway: GatewayStarter) -> None:

@@ -565,6 +565,25 @@ DUPLICATE_KEY_BODIES = [
         id="batch-item",
     ),
     pytest.param(
+        "messages",
+        b'{"to":"+8613812345601","channel":"sms","content":{"text":"hi \\"\\u003a"},"to":"+8613812345604"}',
+        "/to",
+        id="messages-escaped-quote-colon",
+    ),
+    pytest.param(
+        "batch",
+        b'{"messages":[{"to":"+8613812345601","channel":"sms","content":{"text":"hi \\"\\u003a"},'
+        b'"to":"+8613812345604"}]}',
+        "/to",
+        id="batch-escaped-quote-colon",
+    ),
+    pytest.param(
+        "messages",
+        b'{"channel":"sms","to":"+8613812345678","content":{"text":"x"},"metadata":{"\\u003a":1,":":2}}',
+        "/:",
+        id="messages-key-starting-with-a-colon",
+    ),
+    pytest.param(
         "suppressions", b'{"address":"+8613812345678","address":5,"user_id":7}', "/address", id="suppr-last-invalid"
     ),
     pytest.param("suppressions", b'{"address":5,"address":"+8613812345678"}', "/address", id="suppr-last-valid"),
@@ -582,6 +601,16 @@ async def test_duplicate_keys_are_400_naming_the_key(
         body = await problem(await send(gw, endpoint, raw), 400, "malformed-json")
         assert fields(body) == [named]
         assert "repeats the key" in body["detail"]
+        await assert_store_empty(gw)
+
+
+async def test_a_body_too_deep_for_the_exact_key_check_is_400_not_500(start_gateway: GatewayStarter) -> None:
+    """orjson takes 1,024 levels, the standard library's parser (the exact check) fewer."""
+    deep = b'{"a" :' * 1000 + b"1" + b"}" * 1000  # the spaced colon sends it to the exact check
+    async with start_gateway() as gw:
+        body = await problem(await send(gw, "messages", deep), 400, "malformed-json")
+        assert fields(body) == ["/"]
+        assert "nests too deeply" in body["detail"]
         await assert_store_empty(gw)
 
 

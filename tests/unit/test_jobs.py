@@ -20,7 +20,7 @@ def test_a_valid_sms_job_is_normalised() -> None:
             "to": "+86 138-1234-5678",
             "content": {"text": "hi"},
             "send_at": "2026-01-31T09:00:00+08:00",
-            "fallback": ["push"],
+            "fallback": ["voice"],
             "category": "transactional",
         },
         LIMITS,
@@ -30,7 +30,7 @@ def test_a_valid_sms_job_is_normalised() -> None:
     assert job.to == "+8613812345678"
     assert job.channel is Channel.SMS and job.category is Category.TRANSACTIONAL
     assert job.send_at == datetime(2026, 1, 31, 1, 0, tzinfo=UTC).timestamp()
-    assert job.fallback == (Channel.PUSH,)
+    assert job.fallback == (Channel.VOICE,)
 
 
 def test_every_problem_is_reported_with_the_prefix_of_its_batch_item() -> None:
@@ -91,3 +91,29 @@ def test_channel_order_is_listed_by_default_or_cost() -> None:
     assert job is not None and job.channel_order == "cost"
     job, errors = validate_job({**base, "channel_order": "cheapest"}, LIMITS)
     assert job is None and [(e.field, e.message) for e in errors] == [("/channel_order", "must be listed or cost")]
+
+
+def test_a_job_that_would_expire_before_it_is_accepted_is_refused() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    body = {"channel": "sms", "to": "+8613812345678", "content": {"text": "hi"}}
+    job, errors = validate_job({**body, "expires_at": "2026-01-01T08:00:00+08:00"}, LIMITS, now=now)
+    assert job is None
+    assert [(e.field, e.message) for e in errors] == [("/expires_at", "is already past: the job would expire unsent")]
+    job, _ = validate_job({**body, "expires_at": "2026-01-01T08:00:01+08:00"}, LIMITS, now=now)
+    assert job is not None
+    late = {**body, "send_at": "2026-01-01T02:00:00Z", "expires_at": "2026-01-01T01:00:00Z"}
+    _, errors = validate_job(late, LIMITS, now=now)
+    assert [(e.field, e.message) for e in errors] == [("/expires_at", "must be later than send_at")]
+
+
+def test_a_fallback_channel_that_cannot_take_the_address_is_refused_naming_those_that_can() -> None:
+    push = {"channel": "push", "to": "device-token-0001", "content": {"title": "t", "body": "b"}, "fallback": ["sms"]}
+    _, errors = validate_job(push, LIMITS)
+    assert [(e.field, e.message) for e in errors] == [
+        ("/fallback/0", "sms cannot reach a device token; the channels that can: push")
+    ]
+    sms = {"channel": "sms", "to": "+8613812345678", "content": {"text": "hi"}, "fallback": ["voice", "email"]}
+    _, errors = validate_job({**sms, "channel_order": "cost"}, LIMITS, "/messages/2")
+    assert [(e.field, e.message) for e in errors] == [
+        ("/messages/2/fallback/1", "email cannot reach a phone number; the channels that can: sms, voice")
+    ]

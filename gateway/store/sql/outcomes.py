@@ -16,7 +16,7 @@ from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql.common import Room
-from gateway.store.sql.receipts import apply_held_receipts
+from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 
 
 def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -104,6 +104,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
     receipt): they came before their send was recorded."""
     if not outcomes:
         return []
+    serialise_receipt_matching(conn, {o.provider for o in outcomes if o.provider and o.provider_message_id})
     conn.execute(
         messages.update()
         .where(messages.c.id == sa.bindparam("b_id"))
@@ -184,6 +185,7 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
                 event["status"] = None
     conn.execute(events.insert(), new_events)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
+    record_parts(conn, sent)
     return apply_held_receipts(conn, sent) if sent else []
 
 

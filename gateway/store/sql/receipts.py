@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import RECEIPT_RANK, RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
-from gateway.store.schema import attempts, events, messages, receipts
+from gateway.store.schema import attempts, events, message_parts, messages, receipts
 from gateway.store.sql.common import Room, dialect_insert
 
 
@@ -27,6 +28,11 @@ def apply_receipts(
 
     `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
     out from a sender number: the evidence number health is judged on."""
+    # Receipts matched by the provider's id may have to be held for a send not yet recorded: take the
+    # lock before anything is read for them (the segment ids included), or the recording of that send
+    # may commit in between and never see them.
+    serialise_receipt_matching(conn, {r.provider for r in incoming if not r.reference})
+    incoming = _as_parts(conn, incoming)
     unique: dict[str, ReceiptRecord] = {}
     for receipt in incoming:
         unique.setdefault(receipt.dedup_key, receipt)
@@ -44,6 +50,7 @@ def apply_receipts(
     by_provider_id: dict[tuple[str, str], str] = {}
     unresolved = [r for r in fresh if r.reference not in known_refs]
     if unresolved:
+        serialise_receipt_matching(conn, {r.provider for r in unresolved if r.reference})
         for provider, pmids in _group(unresolved).items():
             for row in conn.execute(
                 sa.select(messages.c.id, messages.c.provider_message_id).where(
@@ -99,6 +106,59 @@ def apply_receipts(
             if sender is not None and receipt.status in RECEIPTED:
                 observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+
+
+def serialise_receipt_matching(conn: Connection, providers: set[str]) -> None:
+    """On PostgreSQL, a receipt held for a send not yet recorded and the recording of that send must
+    not pass each other unseen (each in a transaction the other cannot see yet, the receipt would be
+    held for ever): both take the provider's transaction lock first, so the second sees the first.
+    SQLite runs one writer at a time already."""
+    if conn.dialect.name != "postgresql":
+        return
+    for provider in sorted(providers):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"receipts:{provider}"})
+
+
+def record_parts(conn: Connection, sent: Sequence[Outcome]) -> None:
+    """Each segment id of a send the provider numbered apart, so its receipts find the message."""
+    rows = [
+        {
+            "provider": o.provider,
+            "part_message_id": part_id,
+            "provider_message_id": o.provider_message_id,
+            "part": number,
+            "parts": len(o.part_ids),
+        }
+        for o in sent
+        if len(o.part_ids) > 1
+        for number, part_id in enumerate(o.part_ids, start=1)
+    ]
+    if rows:
+        conn.execute(dialect_insert(conn, message_parts).on_conflict_do_nothing(), rows)
+
+
+def _as_parts(conn: Connection, incoming: Sequence[ReceiptRecord]) -> list[ReceiptRecord]:
+    """Receipts naming a segment's own id, as receipts for that part of the message's first id."""
+    lone = _group(r for r in incoming if r.parts is None)
+    if not lone:
+        return list(incoming)
+    known: dict[tuple[str, str], tuple[str, int, int]] = {}
+    for provider, pmids in lone.items():
+        for row in conn.execute(
+            sa.select(message_parts).where(
+                message_parts.c.provider == provider, message_parts.c.part_message_id.in_(sorted(pmids))
+            )
+        ):
+            known[(provider, row.part_message_id)] = (row.provider_message_id, row.part, row.parts)
+    if not known:
+        return list(incoming)
+    translated = []
+    for r in incoming:
+        found = known.get((r.provider, r.provider_message_id)) if r.parts is None else None
+        if found is not None:
+            r = dataclasses.replace(r, provider_message_id=found[0], part=found[1], parts=found[2])
+        translated.append(r)
+    return translated
 
 
 def _group(items: Iterable[ReceiptRecord]) -> dict[str, set[str]]:
@@ -248,9 +308,17 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
 
 def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
     by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
+    # A segment's receipt held under the segment's own id becomes that part of the message's receipt.
+    segments: dict[tuple[str | None, str], tuple[str, int, int]] = {
+        (o.provider, part_id): (o.provider_message_id, number, len(o.part_ids))
+        for o in sent
+        if len(o.part_ids) > 1 and o.provider_message_id
+        for number, part_id in enumerate(o.part_ids, start=1)
+    }
+    by_pmid.update({key: by_pmid[(key[0], head)] for key, (head, _, _) in segments.items()})
     held: list[tuple[str, ReceiptRecord]] = []
     for provider in {o.provider for o in sent}:
-        pmids = sorted(o.provider_message_id for o in sent if o.provider == provider and o.provider_message_id)
+        pmids = sorted({pmid for p, pmid in by_pmid if p == provider and pmid})
         for row in conn.execute(
             sa.select(receipts).where(
                 receipts.c.message_id.is_(None),
@@ -259,22 +327,29 @@ def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple
             )
         ).mappings():
             message_id = by_pmid[(provider, row["provider_message_id"])]
+            pmid, part, parts = row["provider_message_id"], row["part"], row["parts"]
+            if parts is None and (provider, pmid) in segments:
+                pmid, part, parts = segments[(provider, pmid)]
             held.append(
                 (
                     message_id,
                     ReceiptRecord(
                         provider=row["provider"],
-                        provider_message_id=row["provider_message_id"],
+                        provider_message_id=pmid,
                         status=row["status"],
                         error_code=row["error_code"],
                         occurred_at=row["occurred_at"],
                         error_kind=row["error_kind"],
-                        part=row["part"],
-                        parts=row["parts"],
+                        part=part,
+                        parts=parts,
                     ),
                 )
             )
-            conn.execute(receipts.update().where(receipts.c.id == row["id"]).values(message_id=message_id))
+            conn.execute(
+                receipts.update()
+                .where(receipts.c.id == row["id"])
+                .values(message_id=message_id, provider_message_id=pmid, part=part, parts=parts)
+            )
     _advance_statuses(conn, held, time.time())
     return held
 

@@ -147,3 +147,41 @@ def test_reply_codes_without_enhanced_status() -> None:
 def test_the_password_stays_out_of_repr() -> None:
     settings = SmtpSettings(host="h", from_address="a@b.example", password="hunter2")
     assert "hunter2" not in repr(settings) and "hunter2" not in repr(SmtpProvider(settings))
+
+
+async def test_a_display_name_and_an_idn_domain_are_encoded_in_the_to_header(
+    provider: SmtpProvider, smtp: FakeSmtp
+) -> None:
+    content = {**EMAIL, "to_name": "张三"}
+    assert (await provider.send(outbound("email", "zhang@例子.中国", content))).accepted
+    [mail] = smtp.handler.delivered
+    assert mail.rcpt_tos == ["zhang@xn--fsqu00a.xn--fiqs8s"]
+    assert not any(option.upper() == "SMTPUTF8" for option in mail.mail_options), "an ASCII mailbox needs no SMTPUTF8"
+    assert b"\r\nTo: =?utf-8?b?5byg5LiJ?= <zhang@xn--fsqu00a.xn--fiqs8s>\r\n" in mail.raw
+    assert mail.raw.isascii()
+    assert (mail.message["To"].addresses[0].display_name, mail.message["To"].addresses[0].domain) == (
+        "张三",
+        "xn--fsqu00a.xn--fiqs8s",
+    )
+
+
+async def test_a_non_ascii_mailbox_goes_with_smtputf8_where_the_relay_offers_it(tmp_path: Path) -> None:
+    with FakeSmtp(tmp_path, smtputf8=True) as server:
+        adapter = SmtpProvider(settings_for(server))
+        await adapter.start()
+        result = await adapter.send(outbound("email", "用户@例子.中国", {**EMAIL, "to_name": "张三"}))
+        assert result.accepted, result.error
+        [mail] = server.handler.delivered
+        assert "SMTPUTF8" in [option.upper() for option in mail.mail_options]
+        assert mail.rcpt_tos == ["用户@例子.中国"]
+        assert "\r\nTo: 张三 <用户@例子.中国>\r\n".encode() in mail.raw
+
+
+async def test_a_non_ascii_mailbox_fails_for_good_with_a_clear_reason_where_the_relay_lacks_smtputf8(
+    provider: SmtpProvider, smtp: FakeSmtp
+) -> None:
+    result = await provider.send(outbound("email", "用户@例子.中国", EMAIL))
+    assert result.error is not None
+    assert (result.error.kind, result.error.code) == (ErrorKind.PERMANENT, "smtputf8_unsupported")
+    assert "not ASCII" in result.error.message and "SMTPUTF8" in result.error.message
+    assert smtp.handler.delivered == []

@@ -1,0 +1,545 @@
+"""SMPP delivery, ours against Jasmin 0.11.1, on one SMSC simulator in the same launch (issue 22).
+
+    JASMIN_DIR=/work/peer-jasmin .venv/bin/python bench/smpp.py --runs 3 --seconds 20
+
+The SMSC is tests/fakes/smsc.py in its own process on 127.0.0.1:<--smsc-port>, answering every
+submit_sm at once and logging when it took each one and for which destination. Every request of
+the load carries a different destination, so each message's accept-to-submit_sm latency is the
+SMSC's time for it minus the client's send time (one clock, one machine), the same way for both.
+
+1. Sustained paced load: an open-loop client offers R requests/s for --seconds (ours: POST
+   /v1/messages; Jasmin: GET /send); delivered rate = messages the SMSC took within the load window
+   plus one second, over the window; p50/p99 latency over all delivered messages.
+2. Backlog drain: --drain jobs accepted with dispatch off (ours: `--role api`, batch requests;
+   Jasmin: its connector stopped), then dispatch on (ours: `--role worker`; Jasmin: the connector
+   started): messages the SMSC took per second, first to last.
+3. HTTP accept while draining: a backlog drains for 5 s idle, then a closed-loop client saturates
+   the API for --seconds; the dispatch rate during the saturation against the idle one.
+
+Ours runs the gateway (SQLite, uvloop) with `binds` x `window`; Jasmin with the same number of
+connectors (the recipe in ../shared/peers/jasmin/, prepared beforehand: RabbitMQ, Redis, jasmind,
+jcli_setup.py pointing its connector `smsc1` at --smsc-port). Neither asks for receipts
+(Jasmin's /send does not by default). When Jasmin's HTTP API or jCli does not answer, its rows
+are skipped with the reason. Results: docs/benchmarks/smpp.md; summary in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    PYTHON,
+    ServerProcess,
+    fmt,
+    free_port,
+    load_average,
+    machine_info,
+    markdown_table,
+    median,
+    source_revision,
+    temporary_directory,
+    write_doc,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "bench-key-0123456789abcdef"
+JASMIN_HTTP = 1401
+JCLI = 8990
+JASMIN_DIR = Path(os.environ.get("JASMIN_DIR", "/work/peer-jasmin"))  # the peer recipe's scratch folder
+
+
+# --- the SMSC -----------------------------------------------------------------------------------
+
+
+class Smsc:
+    """The fake SMSC in its own process, logging each taken submit_sm ("time destination")."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.log = workdir / f"smsc-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Smsc:
+        self.log.write_text("")
+        argv = [PYTHON, "-m", "tests.fakes.smsc", "--port", str(self.port), "--log", str(self.log)]
+        argv += ["--account", "acme:secret", "--account", "smppclient1:password", "--max-seconds", "3000"]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError(f"the SMSC did not start: {line}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def taken(self) -> dict[str, float]:
+        """destination -> when the SMSC took it (the log is flushed every second)."""
+        time.sleep(1.2)
+        seen: dict[str, float] = {}
+        for line in self.log.read_text().splitlines():
+            at, destination = line.split(" ", 1)
+            seen.setdefault(destination, float(at))
+        return seen
+
+    def count(self) -> int:
+        return sum(1 for _ in self.log.open())
+
+
+# --- HTTP clients (open loop and closed loop), raw asyncio streams --------------------------------
+
+
+@dataclass
+class Target:
+    system: str  # "ours" or "jasmin"
+    port: int
+
+    def request(self, destination: str) -> bytes:
+        if self.system == "jasmin":
+            path = f"/send?username=foo&password=bar&to={destination}&from=TEST&content=hello+world"
+            return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        body = json.dumps(
+            {"channel": "sms", "to": "+" + destination, "content": {"text": "hello world"}, "category": "transactional"}
+        ).encode()
+        head = (
+            f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+
+async def _answer(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length, chunked = 0, False
+    for line in head.split(b"\r\n"):
+        lowered = line.lower()
+        if lowered.startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+        elif lowered.startswith(b"transfer-encoding:") and b"chunked" in lowered:
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(length)
+    return status
+
+
+def destinations(prefix: str, count: int) -> list[str]:
+    """`prefix` is "8613" and a digit per phase, then a random base: a valid mobile number each."""
+    base = int(prefix[5:] or 0)
+    return [f"{prefix[:5]}{base + i:08d}" for i in range(count)]
+
+
+def phase_prefix(digit: int) -> str:
+    return f"8613{digit}{random.randrange(0, 90_000_000)}"
+
+
+async def paced(target: Target, rate: float, seconds: float, prefix: str, connections: int = 64) -> dict[str, Any]:
+    """Request i is due at t0 + i/rate; returns send times by destination and the answers."""
+    wanted = destinations(prefix, int(rate * seconds))
+    sent: dict[str, float] = {}
+    statuses: dict[int, int] = {}
+    state = {"next": 0}
+    t0 = time.time() + 0.3
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+        try:
+            while state["next"] < len(wanted):
+                index = state["next"]
+                state["next"] += 1
+                delay = t0 + index / rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                destination = wanted[index]
+                sent[destination] = time.time()
+                writer.write(target.request(destination))
+                status = await _answer(reader)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(connection() for _ in range(connections))), seconds + 30)
+    return {"t0": t0, "sent": sent, "statuses": statuses}
+
+
+async def closed_loop(target: Target, seconds: float, prefix: str, connections: int = 32) -> dict[str, Any]:
+    counter = {"n": 0, "ok": 0}
+    deadline = time.time() + seconds
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+        try:
+            while time.time() < deadline:
+                counter["n"] += 1
+                writer.write(target.request(f"{prefix[:5]}{int(prefix[5:]) + counter['n']:08d}"))
+                if await _answer(reader) in (200, 202):
+                    counter["ok"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return {"accepted": counter["ok"], "accepted_per_s": counter["ok"] / seconds}
+
+
+def run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+# --- ours ------------------------------------------------------------------------------------
+
+
+def gateway_env(workdir: Path, smsc_port: int, binds: int, window: int) -> dict[str, str]:
+    provider = {
+        "host": "127.0.0.1",
+        "port": smsc_port,
+        "system_id": "acme",
+        "password": "secret",
+        "binds": binds,
+        "window": window,
+        "source_addr": "ACME",
+        "registered_delivery": False,
+    }
+    return {
+        "GATEWAY_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",
+        "GATEWAY_API_KEY": API_KEY,
+        "GATEWAY_PROVIDERS": json.dumps({"smpp": provider}),
+        "GATEWAY_ROUTING": json.dumps({"channels": {"sms": ["smpp"]}}),
+        "GATEWAY_SANDBOX__ENABLED": "false",
+        "GATEWAY_LOG_LEVEL": "warning",
+        "GATEWAY_LINKS__TRACKING": "off",
+    }
+
+
+@contextlib.contextmanager
+def gateway(workdir: Path, smsc_port: int, binds: int, window: int, role: str = "all") -> Iterator[Target]:
+    port = free_port()
+    env = {**gateway_env(workdir, smsc_port, binds, window), "GATEWAY_PORT": str(port)}
+    argv = [PYTHON, "-m", "gateway", "serve", "--role", role]
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=workdir):
+        time.sleep(0.5)  # the binds come up
+        yield Target("ours", port)
+
+
+def preload(target: Target, count: int, prefix: str) -> None:
+    """Jobs accepted in batches of 1000 (the fastest accept path)."""
+    import urllib.request
+
+    for start in range(0, count, 1000):
+        jobs = [
+            {
+                "channel": "sms",
+                "to": "+" + d,
+                "content": {"text": "hello world"},
+                "category": "transactional",
+                "idempotency_key": d,
+            }
+            for d in destinations(prefix, count)[start : start + 1000]
+        ]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{target.port}/v1/messages/batch",
+            data=json.dumps({"messages": jobs}).encode(),
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+
+
+# --- Jasmin ------------------------------------------------------------------------------------
+
+
+async def jcli(*commands: str) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", JCLI), 5)
+    out = []
+    try:
+        # jCli asks for the user name only after telnet option negotiation, which this client skips.
+        await asyncio.wait_for(reader.readuntil(b"Authentication required."), 5)
+        writer.write(b"jcliadmin\r\n")
+        await asyncio.wait_for(reader.readuntil(b"Password: "), 5)
+        writer.write(b"jclipwd\r\n")
+        await asyncio.wait_for(reader.readuntil(b"jcli : "), 5)
+        for command in commands:
+            writer.write(command.encode() + b"\r\n")
+            out.append((await asyncio.wait_for(reader.readuntil(b"jcli : "), 15)).decode(errors="replace"))
+        writer.write(b"quit\r\n")
+    finally:
+        writer.close()
+    return "".join(out)
+
+
+def jasmin_ready() -> str | None:
+    """None when Jasmin answers on HTTP and jCli with its connector bound; else why not."""
+    try:
+        listing = run_async(jcli("smppccm --list"))
+    except (OSError, TimeoutError) as exc:
+        return f"Jasmin's jCli (127.0.0.1:{JCLI}) does not answer ({exc}); prepare it per ../shared/peers/jasmin/"
+    if "smsc1" not in listing:
+        return "Jasmin has no connector smsc1: run jcli_setup.py 1 <smsc port> from the peer recipe"
+    return None
+
+
+def purge_jasmin() -> None:
+    """Empty the connector's RabbitMQ queue (the peer recipe's rabbitmqctl, its HOME under --jasmin-dir)."""
+    env = {**os.environ, "HOME": str(JASMIN_DIR / "rabbitmq" / "home"), "RABBITMQ_NODENAME": "rabbit@localhost"}
+    ctl = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+    subprocess.run([ctl, "-q", "purge_queue", "submit.sm.smsc1"], env=env, capture_output=True, check=False)
+
+
+# --- measurements -------------------------------------------------------------------------------
+
+
+def latency_figures(sent: dict[str, float], taken: dict[str, float], t0: float, seconds: float) -> dict[str, Any]:
+    delays = sorted(taken[d] - at for d, at in sent.items() if d in taken)
+    in_window = sum(1 for d in sent if d in taken and taken[d] <= t0 + seconds + 1.0)
+
+    def pct(p: float) -> float | None:
+        return delays[min(len(delays) - 1, int(p * len(delays)))] * 1000 if delays else None
+
+    return {
+        "requested": len(sent),
+        "delivered_total": len(delays),
+        "delivered_per_s": in_window / seconds,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
+
+
+def sustained(system: str, rate: float, seconds: float, smsc: Smsc, work: Path, binds: int, window: int) -> dict:
+    prefix = phase_prefix(5)
+    if system == "ours":
+        with temporary_directory("smpp-bench-") as tmp, gateway(tmp, smsc.port, binds, window) as target:
+            result = run_async(paced(target, rate, seconds, prefix))
+            time.sleep(2.0)
+    else:
+        purge_jasmin()  # what an earlier rate left queued would be counted against this one
+        result = run_async(paced(Target("jasmin", JASMIN_HTTP), rate, seconds, prefix))
+        time.sleep(2.0)
+        purge_jasmin()
+    figures = latency_figures(result["sent"], smsc.taken(), result["t0"], seconds)
+    return {"system": system, "offered": rate, **figures, "statuses": result["statuses"]}
+
+
+def drain_rate(smsc: Smsc, prefix: str, count: int, within: float) -> dict[str, Any]:
+    wanted = set(destinations(prefix, count))
+    deadline = time.time() + within
+    while time.time() < deadline:
+        taken = smsc.taken()
+        mine = sorted(at for d, at in taken.items() if d in wanted)
+        if len(mine) >= count:
+            break
+    span = mine[-1] - mine[0] if len(mine) > 1 else 0.0
+    return {"drained": len(mine), "seconds": span, "per_s": len(mine) / span if span else None}
+
+
+def drain(system: str, count: int, smsc: Smsc, binds: int, window: int) -> dict[str, Any]:
+    prefix = phase_prefix(6)
+    if system == "ours":
+        with temporary_directory("smpp-bench-") as tmp:
+            with gateway(tmp, smsc.port, binds, window, role="api") as target:
+                preload(target, count, prefix)
+            with gateway(tmp, smsc.port, binds, window, role="worker"):
+                return {"system": system, **drain_rate(smsc, prefix, count, 300)}
+    run_async(jcli("smppccm -0 smsc1"))
+    time.sleep(1)
+    run_async(paced(Target("jasmin", JASMIN_HTTP), 1e9, count / 1e9, prefix, connections=32))
+    accepted_by = time.time()
+    run_async(jcli("smppccm -1 smsc1"))
+    result = drain_rate(smsc, prefix, count, 300)
+    return {"system": system, **result, "accept_s": accepted_by}
+
+
+def accept_while_draining(system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int) -> dict:
+    prefix = phase_prefix(7)
+    load_prefix = phase_prefix(8)
+
+    def window_rate(start: float, end: float) -> float:
+        taken = smsc.taken()
+        return sum(1 for d, at in taken.items() if d.startswith(prefix[:5]) and start <= at < end) / (end - start)
+
+    if system == "ours":
+        with temporary_directory("smpp-bench-") as tmp:
+            with gateway(tmp, smsc.port, binds, window, role="api") as target:
+                preload(target, backlog, prefix)
+            with gateway(tmp, smsc.port, binds, window, role="all") as target:
+                idle_start = time.time()
+                time.sleep(5.0)
+                busy_start = time.time()
+                load = run_async(closed_loop(target, seconds, load_prefix))
+                busy_end = time.time()
+    else:
+        run_async(jcli("smppccm -0 smsc1"))
+        time.sleep(1)
+        run_async(paced(Target("jasmin", JASMIN_HTTP), 1e9, backlog / 1e9, prefix, connections=32))
+        before = smsc.count()
+        run_async(jcli("smppccm -1 smsc1"))
+        for _ in range(60):  # the connector binds: wait for its first submit
+            time.sleep(0.5)
+            if smsc.count() > before:
+                break
+        idle_start = time.time()
+        time.sleep(5.0)
+        busy_start = time.time()
+        load = run_async(closed_loop(Target("jasmin", JASMIN_HTTP), seconds, load_prefix))
+        busy_end = time.time()
+    idle = window_rate(idle_start + 1, busy_start)
+    busy = window_rate(busy_start + 1, busy_end)
+    if system == "jasmin":
+        with contextlib.suppress(Exception):
+            purge_jasmin()  # the rest of the backlog
+            time.sleep(3)
+    return {"system": system, "idle_per_s": idle, "busy_per_s": busy, "ratio": busy / idle if idle else None, **load}
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | None) -> str:
+    rows = []
+    for rate in args.rates:
+        cells = [fmt(rate)]
+        for system in ("ours", "jasmin"):
+            runs = [r for r in results["sustained"] if r["system"] == system and r["offered"] == rate]
+            if not runs:
+                cells += ["skipped", "", ""]
+                continue
+            cells += [
+                fmt(median([r["delivered_per_s"] for r in runs])),
+                fmt(median([r["p50_ms"] for r in runs]), 1),
+                fmt(median([r["p99_ms"] for r in runs]), 1),
+            ]
+        rows.append(cells)
+    sustained_table = markdown_table(
+        ["offered/s", "ours delivered/s", "ours p50 ms", "ours p99 ms", "Jasmin delivered/s", "p50 ms", "p99 ms"],
+        rows,
+    )
+    drains = {s: median([r["per_s"] for r in results["drain"] if r["system"] == s]) for s in ("ours", "jasmin")}
+    accepts = {s: [r for r in results["accept"] if r["system"] == s] for s in ("ours", "jasmin")}
+
+    def accept_row(system: str) -> list[str]:
+        runs = accepts[system]
+        if not runs:
+            return [system, "skipped", "", "", ""]
+        return [
+            system,
+            fmt(median([r["idle_per_s"] for r in runs])),
+            fmt(median([r["busy_per_s"] for r in runs])),
+            fmt(median([r["ratio"] for r in runs]), 2),
+            fmt(median([r["accepted_per_s"] for r in runs])),
+        ]
+
+    lines = [
+        "# SMPP: ours against Jasmin (bench/smpp.py)",
+        "",
+        f"Command: `.venv/bin/python bench/smpp.py {' '.join(sys.argv[1:])}`",
+        f"Machine: {machine_info()}; load average before: {results['load_before']}, after: {load_average()};"
+        f" source {source_revision(ROOT)}; binds/connectors {args.binds}, window {args.window}.",
+        "",
+        f"Jasmin: {skipped or 'measured in the same launch, one connector per bind, against the same SMSC'}",
+        "",
+        "## Sustained paced load (medians of the runs)",
+        "",
+        sustained_table,
+        "",
+        "## Backlog drain",
+        "",
+        markdown_table(
+            ["system", f"{args.drain} jobs drained per s", "vs Jasmin"],
+            [
+                ["ours", fmt(drains["ours"]), fmt(drains["ours"] / drains["jasmin"], 2) if drains["jasmin"] else "-"],
+                ["jasmin", fmt(drains["jasmin"]), "1.00" if drains["jasmin"] else "skipped"],
+            ],
+        ),
+        "",
+        "## Dispatch while the API is saturated",
+        "",
+        markdown_table(
+            ["system", "idle dispatch/s", "dispatch/s under accept load", "ratio", "accepted/s meanwhile"],
+            [accept_row("ours"), accept_row("jasmin")],
+        ),
+        "",
+        "## Every run",
+        "",
+        "```json",
+        json.dumps(results, indent=1, default=str)[:60_000],
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def rates(value: str) -> list[float]:
+    return [float(x) for x in value.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--rates", type=lambda v: [float(x) for x in v.split(",")], default=[100, 500, 1000, 2000, 4000]
+    )
+    parser.add_argument("--drain", type=int, default=20_000)
+    parser.add_argument("--binds", type=int, default=1)
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--smsc-port", type=int, default=12775, help="Jasmin's connector must point here")
+    parser.add_argument("--only", choices=["ours", "jasmin"], default=None)
+    parser.add_argument("--parts", default="sustained,drain,accept")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "smpp.md")
+    args = parser.parse_args()
+    skipped = None if args.only != "ours" else "not run (--only ours)"
+    systems = ["ours"] if args.only == "ours" else ["jasmin"] if args.only == "jasmin" else ["ours", "jasmin"]
+    results: dict[str, Any] = {"load_before": load_average(), "sustained": [], "drain": [], "accept": []}
+    with temporary_directory("smpp-smsc-") as work, Smsc(args.smsc_port, work) as smsc:
+        if "jasmin" in systems:
+            time.sleep(4)  # Jasmin's connector rebinds to the new SMSC
+            skipped = jasmin_ready()
+            if skipped:
+                print(f"Jasmin skipped: {skipped}", flush=True)
+                systems.remove("jasmin")
+        for run in range(args.runs):
+            for system in systems:
+                if "sustained" in args.parts:
+                    for rate in args.rates:
+                        outcome = sustained(system, rate, args.seconds, smsc, work, args.binds, args.window)
+                        print(json.dumps({"run": run, **{k: v for k, v in outcome.items()}}), flush=True)
+                        results["sustained"].append(outcome)
+                if "drain" in args.parts:
+                    outcome = drain(system, args.drain, smsc, args.binds, args.window)
+                    print(json.dumps({"run": run, **outcome}), flush=True)
+                    results["drain"].append(outcome)
+                if "accept" in args.parts:
+                    outcome = accept_while_draining(system, args.seconds, smsc, args.binds, args.window, args.drain * 2)
+                    print(json.dumps({"run": run, **outcome}), flush=True)
+                    results["accept"].append(outcome)
+    write_doc(args.doc, report(args, results, skipped))
+    print(f"written {args.doc}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
