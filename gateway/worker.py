@@ -458,28 +458,18 @@ class Worker:
     def _outcome_of(self, job: Job, mark: SendingMark, result: SendResult) -> Outcome:
         now = time.time()
         base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
-        if result.error is None and result.delivered:
-            # The answer is the receipt (a webhook receiver's 2xx): delivered now, nothing to wait for.
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.DELIVERED,
-                now,
-                reason="provider.delivered",
-                attempt_outcome=AttemptOutcome.SENT,
-                provider_message_id=result.provider_message_id,
-                **base,
-            )
         if result.error is None:
+            # A delivered answer is itself the receipt (a webhook receiver's 2xx): nothing to wait for.
+            delivered = result.delivered
             return Outcome(
                 job.id,
                 job.tenant_id,
-                Status.SENT,
+                Status.DELIVERED if delivered else Status.SENT,
                 now,
-                reason="provider.accepted",
+                reason="provider.delivered" if delivered else "provider.accepted",
                 attempt_outcome=AttemptOutcome.SENT,
                 provider_message_id=result.provider_message_id,
-                next_attempt_at=self._receipt_deadline(job, now),
+                next_attempt_at=None if delivered else self._receipt_deadline(job, now),
                 part_ids=result.part_ids,
                 **base,
             )
