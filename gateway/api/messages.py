@@ -19,14 +19,11 @@ from gateway.api.bodies import read_json
 from gateway.api.content import content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
+from gateway.contract.base import judge
+from gateway.contract.jobs import judge_job
+from gateway.contract.messages import BatchRequest, MessageQuery
 from gateway.domain.ids import message_id
-from gateway.domain.jobs import (
-    FieldError,
-    normalise_phone,
-    parse_timestamp,
-    valid_idempotency_key,
-    validate_job,
-)
+from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
 from gateway.domain.models import Channel, SendJob, Status
 from gateway.domain.routing import cheapest_first
 from gateway.store.records import AcceptOutcome, MessageFilter
@@ -34,7 +31,6 @@ from gateway.store.records import AcceptOutcome, MessageFilter
 log = structlog.get_logger("gateway.api")
 JSON = "application/json"
 MESSAGE_ID = re.compile(r"^msg_[0-9A-Z]{26}$")
-LIST_PARAMS = frozenset({"campaign", "status", "to", "user_id", "since", "until", "limit", "cursor"})
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -103,6 +99,25 @@ def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str =
     return content_problem(report, f"{prefix}/content")
 
 
+def _refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:
+    timing = timing_problems(job.send_at, job.expires_at, now)
+    if timing:
+        return validation_problem([FieldError(prefix + f, m) for f, m in timing])
+    return content_refusal(ctx, tenant_id, job, prefix)
+
+
+async def _earlier_answer(ctx: ApiContext, tenant_id: str, key: str, body_hash: str) -> web.Response | None:
+    """The answer the gateway gave a request with this key, if it took one."""
+    row = await ctx.store.find_by_idempotency_key(tenant_id, key)
+    if row is None:
+        return None
+    if row["request_hash"] != body_hash:
+        raise _idempotency_problem(AcceptOutcome("mismatch", row))
+    ctx.metrics.replayed.inc()
+    headers = {"Location": f"/v1/messages/{row['id']}", "Idempotent-Replayed": "true"}
+    return _json_response(render.accepted_message(row), 202, headers)
+
+
 def _idempotency_problem(outcome: AcceptOutcome) -> Problem:
     return Problem(
         422,
@@ -146,14 +161,20 @@ async def create_message(request: web.Request) -> web.Response:
         )
     body = await read_json(request, ctx.settings.api.max_body_bytes)
     now = time.time()
-    job, errors = validate_job(body, ctx.limits, now=now)
-    if job is None:
+    judged, errors = judge_job(body, ctx.limits)
+    if judged is None:
         raise validation_problem(errors)
-    job = in_channel_order(ctx, job)
-    refusal = content_refusal(ctx, principal.tenant_id, job)
+    job = in_channel_order(ctx, judged.to_send_job())
+    body_hash = request_hash(body)
+    # Refusals that depend on the moment (an expiry now past, a word list changed since) come after the
+    # key: a retry of a request the gateway already took gets the first answer, not a new verdict.
+    refusal = _refusal_now(ctx, principal.tenant_id, job, now)
     if refusal is not None:
+        earlier = await _earlier_answer(ctx, principal.tenant_id, key, body_hash) if key else None
+        if earlier is not None:
+            return earlier
         raise refusal
-    row = _row(ctx, principal.tenant_id, job, key, request_hash(body), now)
+    row = _row(ctx, principal.tenant_id, job, key, body_hash, now)
     flight = (principal.tenant_id, key) if key else None
     if flight is not None:
         if flight in ctx.inflight_keys:
@@ -180,23 +201,22 @@ async def create_batch(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
     body = await read_json(request, ctx.settings.api.max_batch_body_bytes)
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        limit = ctx.settings.api.max_batch_items
+        if len(body["messages"]) > limit:
+            raise Problem(
+                413,
+                "batch-too-large",
+                "Batch too large",
+                f"a batch holds at most {limit} messages (got {len(body['messages'])})",
+                errors=[FieldError("/messages", f"must hold at most {limit} items")],
+            )
+    if not isinstance(body, dict):
         raise validation_problem([FieldError("/messages", "must be a list of send jobs")])
-    unknown = sorted(set(body) - {"messages"})
-    if unknown:
-        raise validation_problem([FieldError(f"/{name}", "is not a known field") for name in unknown])
-    items: list[Any] = body["messages"]
-    limit = ctx.settings.api.max_batch_items
-    if len(items) > limit:
-        raise Problem(
-            413,
-            "batch-too-large",
-            "Batch too large",
-            f"a batch holds at most {limit} messages (got {len(items)})",
-            errors=[FieldError("/messages", f"must hold at most {limit} items")],
-        )
-    if not items:
-        raise validation_problem([FieldError("/messages", "must hold at least one item")])
+    envelope, errors = judge(BatchRequest, body)
+    if envelope is None:
+        raise validation_problem(errors)
+    items: list[Any] = envelope.messages
 
     now = time.time()
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -208,23 +228,24 @@ async def create_batch(request: web.Request) -> web.Response:
     require_key = ctx.settings.api.require_idempotency_key
     for index, item in enumerate(items):
         prefix = f"/messages/{index}"
-        key = item.get("idempotency_key") if isinstance(item, dict) else None
-        job_body = {k: v for k, v in item.items() if k != "idempotency_key"} if isinstance(item, dict) else item
-        key_errors: list[FieldError] = []
-        if key is not None and (not isinstance(key, str) or not valid_idempotency_key(key)):
-            key_errors.append(FieldError(f"{prefix}/idempotency_key", "must be 1-255 printable ASCII characters"))
-        elif key is None and require_key and isinstance(item, dict):
-            key_errors.append(FieldError(f"{prefix}/idempotency_key", "is required"))
-        job, errors = validate_job(job_body, ctx.limits, prefix, now=now)
-        if job is None or key_errors:
-            results[index] = {"index": index, "status": 422, "problem": validation_problem(key_errors + errors).body()}
+        judged, errors = judge_job(item, ctx.limits, prefix, batch=True)
+        key = judged.idempotency_key if judged is not None else None  # type: ignore[attr-defined]
+        if judged is not None and key is None and require_key:
+            errors = [FieldError(f"{prefix}/idempotency_key", "is required")]
+        if judged is None or errors:
+            results[index] = {"index": index, "status": 422, "problem": validation_problem(errors).body()}
             continue
-        job = in_channel_order(ctx, job)
-        refusal = content_refusal(ctx, principal.tenant_id, job, prefix)
-        if refusal is not None:
-            results[index] = {"index": index, "status": 422, "problem": refusal.body()}
-            continue
+        job = in_channel_order(ctx, judged.to_send_job())
+        job_body = {k: v for k, v in item.items() if k != "idempotency_key"}
         body_hash = request_hash(job_body)
+        refusal = _refusal_now(ctx, principal.tenant_id, job, now, prefix)
+        if refusal is not None:
+            earlier = await ctx.store.find_by_idempotency_key(principal.tenant_id, key) if key else None
+            if earlier is not None and earlier["request_hash"] == body_hash:
+                results[index] = {"index": index, "status": 202, "id": earlier["id"], "replayed": True}
+            else:
+                results[index] = {"index": index, "status": 422, "problem": refusal.body()}
+            continue
         if key is not None:
             if key in first_of_key:
                 first_index, first_hash = first_of_key[key]
@@ -311,48 +332,25 @@ def _cursor_decode(cursor: str) -> str | None:
 async def list_messages(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "read")
-    query = request.query
-    errors: list[FieldError] = [
-        FieldError(name, "is not a known query parameter") for name in sorted(set(query) - LIST_PARAMS)
-    ]
-    statuses: tuple[str, ...] = ()
-    if "status" in query:
-        statuses = tuple(s for s in query["status"].split(",") if s)
-        bad = [s for s in statuses if s not in Status._value2member_map_]
-        if bad or not statuses:
-            errors.append(FieldError("status", f"must be one or more of {', '.join(s.value for s in Status)}"))
-    bounds: dict[str, float | None] = {"since": None, "until": None}
-    for name in bounds:
-        if name in query:
-            bounds[name] = parse_timestamp(query[name])
-            if bounds[name] is None:
-                errors.append(FieldError(name, "must be an RFC 3339 date-time with an offset"))
-    limit = 50
-    if "limit" in query:
-        raw = query["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 500:
-            errors.append(FieldError("limit", "must be an integer from 1 to 500"))
-        else:
-            limit = int(raw)
-    before: str | None = None
-    if "cursor" in query:
-        before = _cursor_decode(query["cursor"])
-        if before is None:
-            errors.append(FieldError("cursor", "is not a cursor this API gave out"))
-    to = query.get("to")
+    query, errors = MessageQuery.judge(request.query)
+    before = _cursor_decode(query.cursor) if query is not None and query.cursor is not None else None
+    if query is not None and query.cursor is not None and before is None:
+        errors.append(FieldError("cursor", "is not a cursor this API gave out"))
+    if query is None or errors:
+        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    to = query.to
     if to is not None and to.startswith("+"):
         to = normalise_phone(to) or to
-    if errors:
-        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    limit = query.limit
     rows = await ctx.store.list_messages(
         MessageFilter(
             tenant_id=principal.tenant_id,
-            campaign=query.get("campaign"),
-            status=statuses,
+            campaign=query.campaign,
+            status=query.statuses,
             to=to,
-            user_id=query.get("user_id"),
-            since=bounds["since"],
-            until=bounds["until"],
+            user_id=query.user_id,
+            since=query.since,
+            until=query.until,
             before_id=before,
             limit=limit + 1,
         )

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.context import context
-from gateway.api.openapi import openapi_document
+from gateway.contract.document import openapi_document
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -92,7 +92,18 @@ def valid_idempotency_key(key: str) -> bool:
     return bool(IDEMPOTENCY_KEY_RE.match(key))
 
 
-def _valid_zone(name: str) -> bool:
+def timing_problems(send_at: float | None, expires_at: float | None, now: float | None) -> list[tuple[str, str]]:
+    """What is wrong with a job's times as (field, message): one that would expire unsent is refused."""
+    if expires_at is None:
+        return []
+    if send_at is not None and expires_at <= send_at:
+        return [("/expires_at", "must be later than send_at")]
+    if now is not None and expires_at <= now:
+        return [("/expires_at", "is already past: the job would expire unsent")]
+    return []
+
+
+def valid_zone(name: str) -> bool:
     try:
         zone(name)
     except ValueError:
@@ -263,7 +274,7 @@ def validate_job(
         check.fail("/channel_order", "must be listed or cost")
 
     tz = body.get("tz")
-    if tz is not None and (not isinstance(tz, str) or len(tz) > 64 or not _valid_zone(tz)):
+    if tz is not None and (not isinstance(tz, str) or len(tz) > 64 or not valid_zone(tz)):
         check.fail("/tz", "must be an IANA time zone, e.g. Asia/Shanghai")
         tz = None
 

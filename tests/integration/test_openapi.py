@@ -68,7 +68,7 @@ async def test_real_traffic_conforms_to_the_openapi_document(start_gateway: Gate
 
 
 def test_the_document_names_every_route_the_app_serves() -> None:
-    from gateway.api.openapi import openapi_document
+    from gateway.contract.document import openapi_document
     from gateway.app import build_web_app
 
     class _Ctx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,7 +82,22 @@ def status_counts(conn: Connection, statuses: Sequence[str] = IN_QUEUE, tenant_i
     return counts
 
 
+def find_by_idempotency_key(conn: Connection, tenant_id: str, key: str, now: float) -> dict[str, Any] | None:
+    """The message a request with this key created, while the key is retained."""
+    row = (
+        conn.execute(sa.select(messages).where(messages.c.tenant_id == tenant_id, messages.c.idempotency_key == key))
+        .mappings()
+        .first()
+    )
+    if row is None or (row["idempotency_expires_at"] is not None and row["idempotency_expires_at"] < now):
+        return None
+    return dict(row)
+
+
 class MessagesRoom(Room):
+    async def find_by_idempotency_key(self, tenant_id: str, key: str) -> dict[str, Any] | None:
+        return await self.db.read(find_by_idempotency_key, tenant_id, key, time.time())
+
     async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:
         """One message with its attempts, receipts and events; None when the tenant has no such message."""
         return await self.db.read(get_message, tenant_id, message_id)

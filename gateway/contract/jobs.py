@@ -1,0 +1,371 @@
+"""The send job as the API takes it: one model per channel (the channel decides what `to`, `content`
+and `fallback` may be), validated into the domain's SendJob."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
+
+from gateway.contract.base import (
+    Body,
+    JsonObject,
+    JsonValue,
+    Label,
+    Timestamp,
+    explain_pattern,
+    fail,
+    json_size,
+    judge,
+    text,
+)
+from gateway.contract.operations import Named
+from gateway.domain.email_address import parse_mailbox
+from gateway.domain.jobs import (
+    ADDRESS_KINDS,
+    FieldError,
+    JobLimits,
+    normalise_phone,
+    reachable_channels,
+    timing_problems,
+    valid_zone,
+)
+from gateway.domain.models import Category, Channel, SendJob
+
+LIMITS = JobLimits()
+_CATEGORIES = {c.value: c for c in Category}
+CHANNELS = tuple(c.value for c in Channel)
+
+
+def _phone(raw: str) -> str:
+    number = normalise_phone(raw)
+    if number is None:
+        raise fail("must be a valid phone number in E.164 form, e.g. +8613812345678")
+    return number
+
+
+def _mailbox(raw: str) -> str:
+    if parse_mailbox(raw) is None:
+        raise fail("must be an e-mail address, e.g. ann@example.com or 张三 <zhang@example.cn>")
+    return raw
+
+
+def _zone(raw: str) -> str:
+    if not valid_zone(raw):
+        raise fail("must be an IANA time zone, e.g. Asia/Shanghai")
+    return raw
+
+
+# `format` names a check JSON Schema has no keyword for; the description says what it is.
+PhoneNumber = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=20),
+    AfterValidator(_phone),
+    Field(
+        description="a valid phone number in E.164 form (spaces and dashes are tolerated)",
+        json_schema_extra={"format": "phone-e164"},
+        examples=["+8613812345678"],
+    ),
+]
+Mailbox = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=254 + 200),
+    AfterValidator(_mailbox),
+    Field(
+        description="an e-mail address, optionally with a display name; internationalised addresses allowed: "
+        "张三 <zhang@例子.中国>",
+        json_schema_extra={"format": "mailbox"},
+        examples=["ann@example.com"],
+    ),
+]
+DeviceToken = Annotated[
+    str,
+    StringConstraints(
+        pattern=explain_pattern(r"^[\x21-\x7e]{8,4096}$", "must be a device token of 8-4096 printable characters")
+    ),
+    Field(description="a push device token: 8-4096 printable ASCII characters", examples=["fcm-token-0001"]),
+]
+HTTPS_URL = explain_pattern(r"^https://\S*$", "must be an https URL")
+ANY_HTTP_URL = explain_pattern(r"^https?://\S*$", "must be an http or https URL")
+TimeZone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_zone),
+    Field(
+        description="the recipient's IANA time zone; default: from the number",
+        json_schema_extra={"format": "iana-time-zone"},
+        examples=["Asia/Shanghai"],
+    ),
+]
+
+
+def _fallback(channel: Channel) -> Any:
+    """The channels a job on `channel` may fall back to: only those that take the same address (a job
+    carries one `to`), each once."""
+    others = [c for c in reachable_channels(channel) if c != channel.value]
+
+    def check(value: str) -> str:
+        if value == channel.value:
+            raise fail("repeats a channel already tried")
+        if value not in others:
+            if value not in CHANNELS:
+                raise fail(f"must be one of {', '.join(CHANNELS)}")
+            raise fail(
+                f"{value} cannot reach a {ADDRESS_KINDS[channel]}; "
+                f"the channels that can: {', '.join(reachable_channels(channel))}"
+            )
+        return value
+
+    def once_each(values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise fail("repeats a channel already tried")
+        return values
+
+    item = Annotated[str, AfterValidator(check)]
+    schema: dict[str, Any] = {"type": "array", "items": {"enum": others}, "maxItems": len(others), "uniqueItems": True}
+    if not others:
+        schema = {"type": "array", "maxItems": 0}
+    schema["description"] = (
+        "channels to try next; only those that take the job's address (sms and voice share a phone number)"
+    )
+    return Annotated[list[item], AfterValidator(once_each), WithJsonSchema(schema)]
+
+
+Metadata = Annotated[
+    JsonObject,
+    json_size(LIMITS.max_metadata_bytes),
+    Field(description=f"a small JSON object kept with the message; at most {LIMITS.max_metadata_bytes} bytes"),
+]
+
+
+class _JobFields(Body):
+    """What every job carries, whatever its channel."""
+
+    category: Literal["marketing", "transactional"] = Field(
+        "marketing", description="transactional messages skip marketing caps and quiet hours"
+    )
+    user_id: Label | None = None
+    campaign: Label | None = None
+    variant: Label | None = None
+    send_at: Timestamp | None = None
+    expires_at: Timestamp | None = Field(
+        None, description="when the job is no longer worth sending; must be in the future and after send_at"
+    )
+    channel_order: Literal["listed", "cost"] = Field(
+        "listed",
+        description="cost: of `channel` and `fallback`, the channels that take this address are tried cheapest "
+        "first by the operator's routing.costs (decided at accept; the message shows the order)",
+    )
+    metadata: Metadata | None = None
+    tz: TimeZone | None = None
+
+    channel_value: ClassVar[Channel]
+
+    def to_send_job(self) -> SendJob:
+        # The content's fields as given (a plain dict copy is several times cheaper than model_dump).
+        content = {k: v for k, v in self.content.__dict__.items() if v is not None}  # type: ignore[attr-defined]
+        return SendJob(
+            channel=self.channel_value,
+            to=self.to,  # type: ignore[attr-defined]
+            content=content,
+            category=_CATEGORIES[self.category],
+            user_id=self.user_id,
+            campaign=self.campaign,
+            variant=self.variant,
+            send_at=self.send_at,
+            expires_at=self.expires_at,
+            fallback=tuple(map(Channel, self.fallback)),  # type: ignore[attr-defined]
+            metadata=self.metadata or {},
+            tz=self.tz,
+            channel_order=self.channel_order,
+        )
+
+
+class SmsContent(Body):
+    text: text(LIMITS.max_text_chars)  # type: ignore[valid-type]
+
+
+class VoiceContent(Body):
+    text: text(LIMITS.max_text_chars)  # type: ignore[valid-type]
+    language: text(16, required=False) | None = Field(None, examples=["zh-CN"])  # type: ignore[valid-type]
+    voice: text(64, required=False) | None = None  # type: ignore[valid-type]
+
+
+class PushContent(Body):
+    title: text(LIMITS.max_push_title_chars)  # type: ignore[valid-type]
+    body: text(LIMITS.max_push_body_chars)  # type: ignore[valid-type]
+    data: (
+        Annotated[
+            dict[str, str], json_size(4000), Field(description="string values handed to the app; at most 4000 bytes")
+        ]
+        | None
+    ) = None
+
+
+class EmailContent(Body):
+    subject: text(LIMITS.max_subject_chars, one_line=True)  # type: ignore[valid-type]
+    text: text(LIMITS.max_email_body_chars)  # type: ignore[valid-type]
+    html: text(LIMITS.max_email_body_chars, required=False) | None = None  # type: ignore[valid-type]
+
+
+class WebhookContent(Body):
+    payload: Annotated[
+        JsonObject | list[JsonValue],
+        json_size(LIMITS.max_payload_bytes),
+        Field(description=f"the JSON posted to the receiver; at most {LIMITS.max_payload_bytes} bytes serialised"),
+    ]
+
+
+class SmsJob(_JobFields):
+    channel_value = Channel.SMS
+    channel: Literal["sms"]
+    to: PhoneNumber
+    content: SmsContent
+    fallback: _fallback(Channel.SMS) = Field(default_factory=list)  # type: ignore[valid-type]
+
+
+class VoiceJob(_JobFields):
+    channel_value = Channel.VOICE
+    channel: Literal["voice"]
+    to: PhoneNumber
+    content: VoiceContent
+    fallback: _fallback(Channel.VOICE) = Field(default_factory=list)  # type: ignore[valid-type]
+
+
+class PushJob(_JobFields):
+    channel_value = Channel.PUSH
+    channel: Literal["push"]
+    to: DeviceToken
+    content: PushContent
+    fallback: _fallback(Channel.PUSH) = Field(default_factory=list)  # type: ignore[valid-type]
+
+
+class EmailJob(_JobFields):
+    channel_value = Channel.EMAIL
+    channel: Literal["email"]
+    to: Mailbox
+    content: EmailContent
+    fallback: _fallback(Channel.EMAIL) = Field(default_factory=list)  # type: ignore[valid-type]
+
+    def to_send_job(self) -> SendJob:
+        job = super().to_send_job()
+        mailbox = parse_mailbox(self.to)
+        assert mailbox is not None  # judged at validation
+        content = {**job.content, "to_name": mailbox.display_name} if mailbox.display_name else job.content
+        # `to_name` is kept with the content (and purged with it), so `to` stays the bare address.
+        return SendJob(**{**_fields(job), "to": mailbox.address, "content": content})
+
+
+class WebhookJob(_JobFields):
+    channel_value = Channel.WEBHOOK
+    channel: Literal["webhook"]
+    to: Annotated[str, StringConstraints(max_length=2048, pattern=HTTPS_URL), Field(description="an https URL")]
+    content: WebhookContent
+    fallback: _fallback(Channel.WEBHOOK) = Field(default_factory=list)  # type: ignore[valid-type]
+
+
+class PlainHttpWebhookJob(WebhookJob):
+    """A webhook job where the operator allows plain http receivers (`api.allow_http_webhooks`)."""
+
+    to: Annotated[str, StringConstraints(max_length=2048, pattern=ANY_HTTP_URL), Field(description="an http(s) URL")]
+
+
+def _fields(job: SendJob) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in SendJob.__dataclass_fields__}
+
+
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(
+        pattern=explain_pattern(r"^[\x21-\x7e]{1,255}$", "must be 1-255 printable ASCII characters"),
+    ),
+    Field(description="this item's idempotency key (the Idempotency-Key header of a single send)"),
+]
+
+
+class _BatchItem(Body):
+    idempotency_key: IdempotencyKey | None = None
+
+
+class SmsBatchItem(SmsJob, _BatchItem):
+    pass
+
+
+class VoiceBatchItem(VoiceJob, _BatchItem):
+    pass
+
+
+class PushBatchItem(PushJob, _BatchItem):
+    pass
+
+
+class EmailBatchItem(EmailJob, _BatchItem):
+    pass
+
+
+class WebhookBatchItem(WebhookJob, _BatchItem):
+    pass
+
+
+class PlainHttpWebhookBatchItem(PlainHttpWebhookJob, _BatchItem):
+    pass
+
+
+_SINGLE: dict[str, type[_JobFields]] = {"sms": SmsJob, "voice": VoiceJob, "push": PushJob, "email": EmailJob}
+_BATCH: dict[str, type[_JobFields]] = {
+    "sms": SmsBatchItem,
+    "voice": VoiceBatchItem,
+    "push": PushBatchItem,
+    "email": EmailBatchItem,
+}
+
+
+@functools.cache
+def job_models(allow_http_webhooks: bool, batch: bool) -> dict[str, type[_JobFields]]:
+    if batch:
+        return {**_BATCH, "webhook": PlainHttpWebhookBatchItem if allow_http_webhooks else WebhookBatchItem}
+    return {**_SINGLE, "webhook": PlainHttpWebhookJob if allow_http_webhooks else WebhookJob}
+
+
+def judge_job(
+    body: Any, limits: JobLimits = LIMITS, prefix: str = "", *, now: float | None = None, batch: bool = False
+) -> tuple[_JobFields | None, list[FieldError]]:
+    """One send job judged: the job's model, or None with every problem found (not just the first).
+
+    `now` is the time of the request: a job that would expire before it could be sent is refused."""
+    if not isinstance(body, dict):
+        return None, [FieldError(prefix or "/", "must be a JSON object")]
+    channel = body.get("channel")
+    model = job_models(limits.allow_http_webhooks, batch).get(channel) if isinstance(channel, str) else None
+    if model is None:
+        message = "is required" if body.get("channel") is None else f"must be one of {', '.join(CHANNELS)}"
+        return None, [FieldError(f"{prefix}/channel", message)]
+    judged, errors = judge(model, body, prefix)
+    if judged is None:
+        return None, errors
+    errors = [FieldError(prefix + f, m) for f, m in timing_problems(judged.send_at, judged.expires_at, now)]
+    return (None, errors) if errors else (judged, [])
+
+
+def validate_job(
+    body: Any, limits: JobLimits = LIMITS, prefix: str = "", *, now: float | None = None
+) -> tuple[SendJob | None, list[FieldError]]:
+    """One send job judged into the domain's SendJob."""
+    judged, errors = judge_job(body, limits, prefix, now=now)
+    return (judged.to_send_job() if judged is not None else None), errors
+
+
+SEND_JOB = Named(
+    "SendJob",
+    TypeAdapter(Annotated[SmsJob | VoiceJob | PushJob | EmailJob | WebhookJob, Field(discriminator="channel")]),
+)
+BATCH_ITEM = Named(
+    "BatchItem",
+    TypeAdapter(
+        Annotated[
+            SmsBatchItem | VoiceBatchItem | PushBatchItem | EmailBatchItem | WebhookBatchItem,
+            Field(discriminator="channel"),
+        ]
+    ),
+)

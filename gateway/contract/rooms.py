@@ -1,0 +1,10 @@
+"""Every operation of the API, room by room: the one list the document is generated from."""
+
+from __future__ import annotations
+
+from gateway.contract import messages
+from gateway.contract.operations import Named, Operation
+
+ALL_OPERATIONS: tuple[Operation, ...] = (*messages.OPERATIONS,)
+# Schemas named in the document without an operation of their own (clients generate types from them).
+NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED,)
