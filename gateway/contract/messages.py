@@ -171,11 +171,11 @@ class BatchResponse(Reply):
 
 
 class BatchRequest(Body):
-    """Up to 1000 send jobs. Each item is judged on its own, so the envelope takes any object as an item
+    """Up to 1000 send jobs. Each item is judged on its own, so the envelope takes any value as an item
     and an item that is not a valid BatchItem gets its own 422 in `results` (the others go ahead)."""
 
     messages: Annotated[
-        list[dict[str, Any]],
+        list[Any],
         Field(
             min_length=1,
             max_length=MAX_BATCH_ITEMS,
