@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.limits import ALL_CHANNELS, CapRule, Period
 from gateway.domain.models import Job, Status
 from gateway.domain.numbers import (
@@ -207,8 +208,10 @@ class NumberPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        with contextlib.suppress(Exception):
+        try:
             await self.flush()
+        except Exception as exc:  # noqa: BLE001 - closing goes on; the evidence is lost, not the numbers
+            survived(self.metrics, "numbers-flush", "counting number evidence at close failed", exc)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -392,9 +395,12 @@ class NumberPool:
         )
 
     async def release(self, reservations: Sequence[CapReservation]) -> None:
-        if reservations:
-            with contextlib.suppress(Exception):
-                await self.state.release_caps(reservations)
+        if not reservations:
+            return
+        try:
+            await self.state.release_caps(reservations)
+        except Exception as exc:  # noqa: BLE001 - the reservation lapses with its day; no job fails for it
+            survived(self.metrics, "numbers-release", "releasing number cap reservations failed", exc)
 
     # --- evidence ------------------------------------------------------------------------------
 
@@ -411,8 +417,8 @@ class NumberPool:
             self._wakeup.clear()
             try:
                 await self.flush()
-            except Exception:
-                log.exception("counting number evidence failed")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
+                survived(self.metrics, "numbers-flush", "counting number evidence failed", exc)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -500,8 +506,8 @@ class NumberPool:
             await asyncio.sleep(self.settings.tick_seconds)
             try:
                 await self.tick(self.clock())
-            except Exception:
-                log.exception("number health tick failed")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
+                survived(self.metrics, "numbers-tick", "number health tick failed", exc)
 
     async def tick(self, now: float) -> list[dict[str, Any]]:
         everything = await self.load()
@@ -528,8 +534,14 @@ class NumberPool:
         due = [to_number(r) for r in rows]
         try:
             flagged = await self.reputation.check(due)
-        except Exception as exc:
-            log.warning("reputation check failed; asking again next run", error=repr(exc), numbers=len(due))
+        except Exception as exc:  # noqa: BLE001 - whatever the checker raised, its numbers are asked again
+            survived(
+                self.metrics,
+                "numbers-reputation",
+                "reputation check failed; asking again next run",
+                exc,
+                numbers=len(due),
+            )
             await self.store.unclaim_number_checks({r["id"]: r["checked_at"] for r in rows}, now)
             return []
         applied = []
