@@ -289,7 +289,7 @@ class Run:
         return self.jobs / total if total else None
 
 
-def time_dispatch(
+def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the table reports it
     run: Run,
     counter: SqliteCounter | PostgresCounter,
     dispatchers: list[ServerProcess],

@@ -314,7 +314,7 @@ class SmppProvider(JsonCallbackAnswers):
         try:
             delivered = pdu.deliver_sm(frame)
         except pdu.MalformedPdu as exc:
-            log.error("SMPP deliver_sm unreadable", provider=self.name, error=str(exc))
+            log.exception("SMPP deliver_sm unreadable", provider=self.name, error=str(exc))
             session.answer_deliver(frame.sequence, 0x08)  # ESME_RSYSERR
             return
         item: Receipt | InboundMessage | None
