@@ -289,7 +289,7 @@ class Run:
         return self.jobs / total if total else None
 
 
-def time_dispatch(
+def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the table reports it
     run: Run,
     counter: SqliteCounter | PostgresCounter,
     dispatchers: list[ServerProcess],
@@ -308,7 +308,7 @@ def time_dispatch(
             rss = rss_mb(process.proc.pid)
             if rss is not None:
                 run.worker_rss_start_mb.append(rss)
-        except Exception as exc:  # reported in the table
+        except Exception as exc:  # noqa: BLE001 - a failed run is reported in the table, the others go on
             errors.append(str(exc)[-500:])
 
     launched = time.monotonic()

@@ -20,6 +20,7 @@ from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
 from gateway.api.server import GatewayAppRunner
+from gateway.background import survived
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
@@ -118,7 +119,7 @@ class Gateway:
         )
         self.state: State = open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None
-        self.content = ContentService(settings.content, self.store)
+        self.content = ContentService(settings.content, self.store, self.metrics)
         self.worker: Worker | None = None
         self.numbers = NumberPool(
             self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
@@ -191,12 +192,13 @@ class Gateway:
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
             )
-            pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts)
+            pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts, self.metrics)
             budget = RetryBudget(
                 self.state,
                 RetryBudgetPolicy(
                     s.worker.retry_budget_ratio, s.worker.retry_budget_floor, s.worker.retry_budget_window_seconds
                 ),
+                self.metrics,
             )
             self.worker = Worker(
                 self.store,
@@ -253,21 +255,27 @@ class Gateway:
 
     async def _track_queue_depth(self) -> None:
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 for status, count in (await self.store.status_counts()).items():
                     self.metrics.queue_depth.labels(status).set(count)
+            except Exception as exc:  # noqa: BLE001 - the gauge keeps its last value until the next read
+                survived(self.metrics, "queue-depth", "reading the queue depth failed", exc)
             await asyncio.sleep(5.0)
 
     async def _audit_key_use(self, authenticator: Authenticator) -> None:
         try:
             while True:
                 await asyncio.sleep(self.settings.api.key_use_audit_seconds)
-                with contextlib.suppress(Exception):
-                    await authenticator.flush_uses()
+                await self._record_key_use(authenticator)
         finally:
             # On the way out, the last minute of use is recorded too.
-            with contextlib.suppress(Exception):
-                await authenticator.flush_uses()
+            await self._record_key_use(authenticator)
+
+    async def _record_key_use(self, authenticator: Authenticator) -> None:
+        try:
+            await authenticator.flush_uses()
+        except Exception as exc:  # noqa: BLE001 - an audit record lost must not stop the recorder
+            survived(self.metrics, "key-use", "recording API key use failed", exc)
 
     async def _link_tracker(self) -> LinkTracker | None:
         s = self.settings
@@ -286,15 +294,17 @@ class Gateway:
                 purged = await self.store.purge_content(retention.content_days)
                 if purged:
                     log.info("message content purged", messages=purged, older_than_days=retention.content_days)
-            except Exception:
-                log.exception("content purge failed; next try at the next interval")
+            except Exception as exc:  # noqa: BLE001 - retention runs again at the next interval
+                survived(self.metrics, "retention", "content purge failed; next try at the next interval", exc)
             await asyncio.sleep(retention.purge_interval_seconds)
 
     async def _release_idempotency_keys(self) -> None:
         while True:
             await asyncio.sleep(60.0)
-            with contextlib.suppress(Exception):
+            try:
                 await self.store.release_idempotency_keys()
+            except Exception as exc:  # noqa: BLE001 - expired keys are released at the next round
+                survived(self.metrics, "idempotency-keys", "releasing expired idempotency keys failed", exc)
 
 
 async def serve(settings: Settings, role: Role) -> None:

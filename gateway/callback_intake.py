@@ -5,13 +5,13 @@ health; an opt-out or opt-in reply changes the suppression list at once."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.email_address import parse_mailbox
 from gateway.domain.jobs import normalise_phone
 from gateway.domain.numbers import Signal, receipt_signals
@@ -64,6 +64,9 @@ class CallbackIntake:
         self.numbers = numbers
         self.keywords = parse_opt_out(limits.get("opt_out"))
 
+    def survived(self, loop: str, event: str, exc: BaseException, **context: Any) -> None:
+        survived(self.metrics, loop, event, exc, **context)
+
     async def receipts(self, provider: str, receipts: Sequence[Receipt]) -> dict[str, int]:
         records = [receipt_record(provider, r) for r in receipts]
         observed: list[tuple[str, ReceiptRecord]] | None = None
@@ -82,9 +85,11 @@ class CallbackIntake:
                         for signal in receipt_signals(receipt.status, receipt.error_kind)
                     ]
                 )
-            except Exception:
+            except Exception as exc:  # noqa: BLE001
                 # The receipts are recorded; losing their evidence must not make the provider resend them.
-                log.exception("number health not updated from receipts", provider=provider)
+                survived(
+                    self.metrics, "receipt-evidence", "number health not updated from receipts", exc, provider=provider
+                )
         return summary
 
     async def inbound(self, provider: str, replies: Sequence[InboundMessage]) -> dict[str, int]:
@@ -103,8 +108,12 @@ class CallbackIntake:
             counts["opted_out" if intent is ReplyIntent.OPT_OUT else "opted_in"] += 1
             if intent is ReplyIntent.OPT_OUT and reply.to and self.numbers is not None:
                 # Recipients answering a number with STOP: complaints come next, then the carrier's flag.
-                with contextlib.suppress(Exception):
+                try:
                     await self.numbers.observe_senders([(reply.to, provider, None, Signal.OPT_OUT)])
+                except Exception as exc:  # noqa: BLE001 - the opt-out is recorded; only its evidence is lost
+                    survived(
+                        self.metrics, "reply-evidence", "number health not updated from a reply", exc, provider=provider
+                    )
             log.info("reply changed a suppression", provider=provider, to=address, intent=intent.value)
         return counts
 

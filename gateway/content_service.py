@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.content import (
     ContentReport,
     ContentRules,
@@ -26,6 +27,7 @@ from gateway.domain.content import (
     load_blocklist_dir,
 )
 from gateway.domain.content.words import Severity
+from gateway.metrics import Metrics
 from gateway.settings import ContentSettings
 from gateway.store.port import BlocklistStore
 
@@ -33,8 +35,9 @@ log = structlog.get_logger("gateway.content")
 
 
 class ContentService:
-    def __init__(self, settings: ContentSettings, store: BlocklistStore | None) -> None:
+    def __init__(self, settings: ContentSettings, store: BlocklistStore | None, metrics: Metrics | None = None) -> None:
         """Without a store (the `gateway check` command) only the list files apply."""
+        self.metrics = metrics
         self.settings = settings
         self.store = store
         self.default_rules = ContentRules(
@@ -93,8 +96,8 @@ class ContentService:
             await asyncio.sleep(self.settings.reload_seconds)
             try:
                 await self.reload()
-            except Exception:
-                log.exception("reloading content lists failed; keeping the current ones")
+            except Exception as exc:  # noqa: BLE001 - the lists in force stay; the next poll tries again
+                survived(self.metrics, "content-lists", "reloading content lists failed; keeping the current ones", exc)
 
     def rules_for(self, provider: str | None) -> ContentRules:
         return self.route_rules.get(provider or "", self.default_rules)

@@ -72,3 +72,9 @@ class Metrics:
             ["resolution"],
             registry=r,
         )
+        self.background_errors = Counter(
+            "gateway_background_errors_total",
+            "Errors a background loop caught and carried on after (each one is also logged)",
+            ["loop"],
+            registry=r,
+        )

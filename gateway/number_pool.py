@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.limits import ALL_CHANNELS, CapRule, Period
 from gateway.domain.models import Job, Status
 from gateway.domain.numbers import (
@@ -163,6 +164,36 @@ class PoolDecision:
     decided: list[Outcome] = field(default_factory=list)  # jobs that get no number now
 
 
+# A job, its candidate numbers in order, and how far down them it is (past numbers found full).
+_Candidates = tuple[Job, list[SenderNumber], int]
+
+
+def _served(
+    jobs: Sequence[Job], routes: Mapping[str, str], pool: Sequence[SenderNumber]
+) -> list[tuple[Job, Recipient, list[SenderNumber]]]:
+    """The jobs some pool serves, each with its recipient and the numbers that serve it."""
+    # Where the recipient is matters only to pools that name countries or regions (and costs a
+    # phone-number lookup per recipient); jobs with the same route share one list of servers.
+    placed = any(n.countries or n.region for n in pool)
+    servers: dict[Recipient, list[SenderNumber]] = {}
+    wanted = []
+    for job in jobs:
+        region = region_of(job.to_addr) if placed else None
+        r = Recipient(
+            routes[job.id],
+            job.channel,
+            job.category,
+            region.country if region else None,
+            region.province if region else None,
+        )
+        served = servers.get(r)
+        if served is None:
+            served = servers[r] = serving(pool, r)
+        if served:
+            wanted.append((job, r, served))
+    return wanted
+
+
 class NumberPool:
     def __init__(
         self,
@@ -207,8 +238,10 @@ class NumberPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        with contextlib.suppress(Exception):
+        try:
             await self.flush()
+        except Exception as exc:  # noqa: BLE001 - closing goes on; the evidence is lost, not the numbers
+            survived(self.metrics, "numbers-flush", "counting number evidence at close failed", exc)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -252,56 +285,64 @@ class NumberPool:
         numbers, then one State call per round of daily-cap reservations."""
         decision = PoolDecision()
         phone_jobs = [j for j in jobs if j.channel in NUMBER_CHANNELS]
-        if not phone_jobs:
-            return decision
-        if not await self.has_numbers():
+        if not phone_jobs or not await self.has_numbers():
             return decision
         pool = await self.load()
-        if not pool:
-            return decision
-        # Where the recipient is matters only to pools that name countries or regions (and costs a
-        # phone-number lookup per recipient); jobs with the same route share one list of servers.
-        placed = any(n.countries or n.region for n in pool)
-        servers: dict[Recipient, list[SenderNumber]] = {}
-        rotations: dict[Recipient, Rotation] = {}
-        wanted: list[tuple[Job, Recipient, list[SenderNumber]]] = []
-        for job in phone_jobs:
-            region = region_of(job.to_addr) if placed else None
-            r = Recipient(
-                routes[job.id],
-                job.channel,
-                job.category,
-                region.country if region else None,
-                region.province if region else None,
-            )
-            served = servers.get(r)
-            if served is None:
-                served = servers[r] = serving(pool, r)
-            if served:
-                wanted.append((job, r, served))
+        wanted = _served(phone_jobs, routes, pool) if pool else []
         if not wanted:
             return decision
         sticky = await self.store.sticky_numbers([(j.tenant_id, j.channel, j.to_addr) for j, _, _ in wanted])
+        queue = self._candidates(wanted, pool, sticky, now, decision)
+        await self._reserve(queue, now, decision)
+        moved = [
+            {
+                "tenant_id": job.tenant_id,
+                "channel": job.channel,
+                "recipient": job.to_addr,
+                "number_id": decision.assigned[job.id].number.id,
+                "assigned_at": now,
+            }
+            for job, _, _ in wanted
+            if job.id in decision.assigned
+            and sticky.get((job.tenant_id, job.channel, job.to_addr)) != decision.assigned[job.id].number.id
+        ]
+        if moved:
+            await self.store.assign_sticky(moved)
+        return decision
+
+    def _candidates(
+        self,
+        wanted: Sequence[tuple[Job, Recipient, list[SenderNumber]]],
+        pool: Sequence[SenderNumber],
+        sticky: Mapping[tuple[str, str, str], str],
+        now: float,
+        decision: PoolDecision,
+    ) -> dict[str, _Candidates]:
+        """Each job's numbers in the order to try them; a job with none left is failed in `decision`."""
         by_sender: dict[str, set[str]] = {}
         for n in pool:
             by_sender.setdefault(n.sender, set()).add(n.id)
-        # Each job's candidates in order, and how far down them it is (past numbers found full).
-        queue: dict[str, tuple[Job, list[SenderNumber], int]] = {}
+        rotations: dict[Recipient, Rotation] = {}
+        queue: dict[str, _Candidates] = {}
         for job, r, served in wanted:
             avoid: frozenset[str] = frozenset()
             if job.sender and str(job.reason or "").startswith("retry.sender_flagged"):
                 avoid = frozenset(by_sender.get(job.sender, ()))
-            key = (job.tenant_id, job.channel, job.to_addr)
             rotation = rotations.get(r)
             if rotation is None:
                 rotation = rotations[r] = Rotation(served, r, self.last_used)
-            order = rotation.take(sticky.get(key), avoid)
+            order = rotation.take(sticky.get((job.tenant_id, job.channel, job.to_addr)), avoid)
             if not order:
                 decision.decided.append(self._exhausted(job, served, now))
                 continue
             # Given out now, so the next job of this batch starts from the next least-used number.
             self.last_used[order[0].id] = now + len(queue) * 1e-6
             queue[job.id] = (job, order, 0)
+        return queue
+
+    async def _reserve(self, queue: dict[str, _Candidates], now: float, decision: PoolDecision) -> None:
+        """Walk each job down its numbers until one has room under its daily cap (one State call per
+        round); a job whose every number is full waits for the first to free up."""
         full: dict[str, float | None] = {}  # numbers found at their cap in this batch -> when one frees
         while queue:
             asks: list[tuple[str, CapReservation]] = []
@@ -321,7 +362,7 @@ class NumberPool:
                 else:
                     asks.append((job_id, reservation))
             if not asks:
-                break
+                return
             answers = await self.state.reserve_caps([r for _, r in asks])
             for (job_id, reservation), answer in zip(asks, answers, strict=True):
                 job, order, index = queue[job_id]
@@ -331,21 +372,6 @@ class NumberPool:
                     continue
                 full[order[index].id] = answer.retry_at
                 queue[job_id] = (job, order, index + 1)
-        moved = [
-            {
-                "tenant_id": job.tenant_id,
-                "channel": job.channel,
-                "recipient": job.to_addr,
-                "number_id": decision.assigned[job.id].number.id,
-                "assigned_at": now,
-            }
-            for job, _, _ in wanted
-            if job.id in decision.assigned
-            and sticky.get((job.tenant_id, job.channel, job.to_addr)) != decision.assigned[job.id].number.id
-        ]
-        if moved:
-            await self.store.assign_sticky(moved)
-        return decision
 
     def _reservation(self, job: Job, number: SenderNumber, now: float) -> CapReservation | None:
         cap = daily_cap(number, self.policy, now)
@@ -392,9 +418,12 @@ class NumberPool:
         )
 
     async def release(self, reservations: Sequence[CapReservation]) -> None:
-        if reservations:
-            with contextlib.suppress(Exception):
-                await self.state.release_caps(reservations)
+        if not reservations:
+            return
+        try:
+            await self.state.release_caps(reservations)
+        except Exception as exc:  # noqa: BLE001 - the reservation lapses with its day; no job fails for it
+            survived(self.metrics, "numbers-release", "releasing number cap reservations failed", exc)
 
     # --- evidence ------------------------------------------------------------------------------
 
@@ -411,8 +440,8 @@ class NumberPool:
             self._wakeup.clear()
             try:
                 await self.flush()
-            except Exception:
-                log.exception("counting number evidence failed")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
+                survived(self.metrics, "numbers-flush", "counting number evidence failed", exc)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -500,8 +529,8 @@ class NumberPool:
             await asyncio.sleep(self.settings.tick_seconds)
             try:
                 await self.tick(self.clock())
-            except Exception:
-                log.exception("number health tick failed")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
+                survived(self.metrics, "numbers-tick", "number health tick failed", exc)
 
     async def tick(self, now: float) -> list[dict[str, Any]]:
         everything = await self.load()
@@ -528,8 +557,14 @@ class NumberPool:
         due = [to_number(r) for r in rows]
         try:
             flagged = await self.reputation.check(due)
-        except Exception as exc:
-            log.warning("reputation check failed; asking again next run", error=repr(exc), numbers=len(due))
+        except Exception as exc:  # noqa: BLE001 - whatever the checker raised, its numbers are asked again
+            survived(
+                self.metrics,
+                "numbers-reputation",
+                "reputation check failed; asking again next run",
+                exc,
+                numbers=len(due),
+            )
             await self.store.unclaim_number_checks({r["id"]: r["checked_at"] for r in rows}, now)
             return []
         applied = []

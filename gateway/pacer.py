@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.limits import ThroughputRule, ThroughputTable
+from gateway.metrics import Metrics
 from gateway.state.base import RateLimit, State, ThroughputRequest
 
 log = structlog.get_logger("gateway.pacer")
@@ -30,7 +32,14 @@ class _Lane:
 
 
 class ThroughputPacer:
-    def __init__(self, state: State, table: ThroughputTable, accounts: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        state: State,
+        table: ThroughputTable,
+        accounts: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.state = state
         self.table = table
         # provider name -> its account ("twilio:AC123"): sections sharing an account share its limit.
@@ -74,8 +83,14 @@ class ThroughputPacer:
             batch = [lane.waiting[i] for i in range(min(MAX_ASK, len(lane.waiting)))]
             try:
                 decisions = await self.state.acquire_throughput([request for request, _ in batch])
-            except Exception:
-                log.exception("throughput limiter unavailable; holding sends")
+            except Exception as exc:  # noqa: BLE001 - sends are held, not lost, until the State answers
+                survived(
+                    self.metrics,
+                    "pacer",
+                    "throughput limiter unavailable; holding sends",
+                    exc,
+                    waiting=len(lane.waiting),
+                )
                 await asyncio.sleep(0.5)
                 continue
             wait = 0.0

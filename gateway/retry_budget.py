@@ -14,7 +14,9 @@ from collections import defaultdict
 
 import structlog
 
+from gateway.background import survived
 from gateway.domain.retry import RetryBudgetPolicy, retry_within_budget
+from gateway.metrics import Metrics
 from gateway.state.base import State, WindowCounter
 
 log = structlog.get_logger("gateway.retry_budget")
@@ -22,7 +24,8 @@ SYNC_SECONDS = 1.0
 
 
 class RetryBudget:
-    def __init__(self, state: State, policy: RetryBudgetPolicy) -> None:
+    def __init__(self, state: State, policy: RetryBudgetPolicy, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.state = state
         self.policy = policy
         self._pending: dict[tuple[str, str], int] = defaultdict(int)
@@ -64,13 +67,15 @@ class RetryBudget:
             await asyncio.sleep(SYNC_SECONDS)
             try:
                 await self.sync()
-            except Exception:
-                log.exception("syncing the retry budget failed")
+            except Exception as exc:  # noqa: BLE001 - the counts are kept and sent at the next sync
+                survived(self.metrics, "retry-budget", "syncing the retry budget failed", exc)
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):
+        try:
             await self.sync()
+        except Exception as exc:  # noqa: BLE001 - closing goes on; the last counts only shape a budget
+            survived(self.metrics, "retry-budget", "syncing the retry budget at close failed", exc)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import structlog
 
+from gateway.background import survived
 from gateway.domain.content.encoding import measure_sms
 from gateway.domain.models import FINAL_FAILURES, HANDED_OVER, AttemptOutcome, Category, Job, Status
 from gateway.domain.numbers import Signal, receipt_signals
@@ -42,18 +43,11 @@ from gateway.provider_registry import ProviderRegistry
 from gateway.retry_budget import RetryBudget
 from gateway.settings import WorkerSettings
 from gateway.state.base import CapReservation, State
-from gateway.store.outage import DatabaseUnavailable
 from gateway.store.port import DispatchStore
 from gateway.store.records import Outcome, SendingMark
 from providers.base import ErrorKind, Outbound, ProviderError, SendResult
 
 log = structlog.get_logger("gateway.worker")
-
-
-def _log_failure(exc: Exception, message: str) -> None:
-    # A database outage is logged by the store once per interval; a traceback per retry adds nothing.
-    if not isinstance(exc, DatabaseUnavailable):
-        log.error(message, exc_info=exc)
 
 
 PROVIDER_CALL_TIMEOUT = 10.0
@@ -150,8 +144,8 @@ class Worker:
                 jobs = await self.store.claim_due(
                     self.worker_id, min(free, self.settings.batch_size), self.settings.lease_seconds
                 )
-            except Exception as exc:
-                _log_failure(exc, "claiming due jobs failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a failed claim (e.g. an outage)
+                survived(self.metrics, "dispatch", "claiming due jobs failed; retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
             if jobs:
@@ -161,10 +155,16 @@ class Worker:
                 self._held.update(claimed)
                 try:
                     await self._dispatch(jobs)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     # The loop must outlive a failed batch (e.g. a database outage): the jobs not yet
                     # handed off are no longer held, so they are claimed again once their lease ends.
-                    _log_failure(exc, "dispatching a batch failed; its jobs are claimed again after their lease")
+                    survived(
+                        self.metrics,
+                        "dispatch",
+                        "dispatching a batch failed; its jobs are claimed again after their lease",
+                        exc,
+                        jobs=len(jobs),
+                    )
                     await asyncio.sleep(1.0)
                 finally:
                     self._held.difference_update(claimed - self._handing_off)
@@ -254,8 +254,8 @@ class Worker:
             return PoolDecision()
         try:
             decision = await self.numbers.assign(jobs, routes, now)
-        except Exception:
-            log.exception("choosing sender numbers failed; the jobs wait a moment")
+        except Exception as exc:  # noqa: BLE001 - the batch waits a moment rather than failing its jobs
+            survived(self.metrics, "numbers-assign", "choosing sender numbers failed; the jobs wait a moment", exc)
             decision = PoolDecision(
                 decided=[
                     Outcome(j.id, j.tenant_id, Status.QUEUED, now, reason="retry.numbers", next_attempt_at=now + 1.0)
@@ -266,8 +266,7 @@ class Worker:
             # Nothing goes out for these: the recipients' caps must not count them.
             held = [reservations[o.message_id] for o in decision.decided if o.message_id in reservations]
             if held:
-                with contextlib.suppress(Exception):
-                    await self.state.release_caps(held)
+                await self._release_caps(held)
             channels = {job.id: job.channel for job in jobs}
             for outcome in decision.decided:
                 if outcome.status in FINAL_FAILURES:
@@ -386,11 +385,10 @@ class Worker:
                 tenant=job.tenant_id,
                 campaign=job.campaign,
             )
-            with contextlib.suppress(Exception):
-                if reservation is not None:
-                    await self.state.release_caps([reservation])
-                if number is not None and self.numbers is not None and number.reservation is not None:
-                    await self.numbers.release([number.reservation])
+            if reservation is not None:
+                await self._release_caps([reservation], message_id=job.id, tenant=job.tenant_id)
+            if number is not None and self.numbers is not None and number.reservation is not None:
+                await self.numbers.release([number.reservation])
             return
         outbound = Outbound(
             reference=job.id,
@@ -414,7 +412,7 @@ class Worker:
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(provider.send(outbound), PROVIDER_CALL_TIMEOUT)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever a provider's code raises, the hand-off is of unknown outcome
             # The provider may or may not have taken the message: this is a hand-off of unknown outcome.
             bound.warning("provider call ended without an answer", provider=mark.provider, error=repr(exc))
             outcome = await self._resolve_unknown(job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}")
@@ -438,8 +436,7 @@ class Worker:
             bound.debug("message handed off", status=outcome.status, provider=mark.provider)
         if reservation is not None and outcome.status not in HANDED_OVER:
             # Nothing reached the recipient: the cap must not count it (a retry reserves again).
-            with contextlib.suppress(Exception):
-                await self.state.release_caps([reservation])
+            await self._release_caps([reservation], message_id=job.id, tenant=job.tenant_id)
         if number is not None and self.numbers is not None:
             if outcome.attempt_outcome == AttemptOutcome.SENT:
                 self.numbers.note(number.number, Signal.SENT)
@@ -583,8 +580,18 @@ class Worker:
         provider = self.providers.get(provider_name)
         lookup = None
         if provider is not None and provider.capabilities.lookup:
-            with contextlib.suppress(Exception):
+            try:
                 lookup = await asyncio.wait_for(provider.lookup(job.id), PROVIDER_CALL_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - no answer: the hand-off policy decides instead
+                survived(
+                    self.metrics,
+                    "handoff-lookup",
+                    "asking the provider about a hand-off failed; deciding by policy",
+                    exc,
+                    message_id=job.id,
+                    tenant=job.tenant_id,
+                    provider=provider_name,
+                )
         if lookup is not None:
             if lookup.accepted:
                 self.metrics.handoff_recovered.labels("provider_says_sent").inc()
@@ -645,8 +652,8 @@ class Worker:
             if self._held:
                 try:
                     await self.store.renew_leases(self.worker_id, sorted(self._held), self.settings.lease_seconds)
-                except Exception:
-                    log.exception("renewing leases failed")
+                except Exception as exc:  # noqa: BLE001 - renewed again next round, before the leases run out
+                    survived(self.metrics, "lease", "renewing leases failed", exc, jobs=len(self._held))
 
     async def _recovery_loop(self) -> None:
         interval = max(0.5, min(10.0, self.settings.lease_seconds / 3))
@@ -665,12 +672,22 @@ class Worker:
                     ]
                     await self.store.record_outcomes(outcomes)
                     continue
-            except Exception:
-                log.exception("hand-off recovery failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the orphans are still there next round
+                survived(self.metrics, "recovery", "hand-off recovery failed; retrying", exc)
             if self.routing.receipt_timeouts:
                 try:
                     await self._fall_back_unreceipted()
-                except Exception:
-                    log.exception("falling back after a missing receipt failed; retrying")
+                except Exception as exc:  # noqa: BLE001 - the overdue jobs are found again next round
+                    survived(
+                        self.metrics, "receipt-fallback", "falling back after a missing receipt failed; retrying", exc
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
+
+    async def _release_caps(self, reservations: list[CapReservation], **context: Any) -> None:
+        """Give back cap reservations of jobs that sent nothing; if the State is away they lapse with
+        their window (the recipient is under-contacted for a while, never over-contacted)."""
+        try:
+            await self.state.release_caps(reservations)
+        except Exception as exc:  # noqa: BLE001 - a lapsed reservation must not fail the job
+            survived(self.metrics, "cap-release", "releasing cap reservations failed", exc, **context)

@@ -172,6 +172,9 @@ class CallbackIntake(Protocol):
 
     async def inbound(self, provider: str, replies: Sequence[InboundMessage]) -> Mapping[str, int]: ...
 
+    def survived(self, loop: str, event: str, exc: BaseException, **context: Any) -> None:
+        """Report an error the provider's own loop caught and carries on after (logged and counted)."""
+
 
 @runtime_checkable
 class Provider(Protocol):

@@ -303,10 +303,7 @@ class SandboxProvider(JsonCallbackAnswers):
         verify(self.secret, request.headers.get(SIGNATURE_HEADER), request.body, time.time())
         try:
             payload = orjson.loads(request.body)
-            items = payload["receipts"]
-            if not isinstance(items, list):
-                raise TypeError("receipts must be a list")
-            return [_receipt_of(item) for item in items]
+            return [_receipt_of(item) for item in _listed(payload["receipts"], "receipts")]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CallbackFormatError(f"not a sandbox receipt batch: {exc}") from None
 
@@ -403,3 +400,9 @@ def _ledger_entries(path: str, offset: int) -> tuple[list[dict[str, Any]], int]:
             if isinstance(entry, dict):
                 entries.append(entry)
     return entries, offset + complete
+
+
+def _listed(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{name} must be a list")
+    return value

@@ -196,12 +196,13 @@ def parse_quiet_hours(value: Any, key: str = "limits.quiet_hours") -> QuietHours
 
 def zone(name: str, key: str = "tz") -> ZoneInfo:
     """An IANA zone, or ValueError naming the field and the bad value."""
+    unknown = ValueError(f"{key}: {name!r} is not an IANA time zone")
+    if not isinstance(name, str) or not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+        raise unknown
     try:
-        if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
-            raise ValueError
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"{key}: {name!r} is not an IANA time zone") from None
+        raise unknown from None
 
 
 def _parse_number(to: str) -> phonenumbers.PhoneNumber | None:

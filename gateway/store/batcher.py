@@ -72,9 +72,7 @@ class GroupCommitter(Generic[Item, Result]):
 
     async def _run(self, items: list[Item], groups: list[tuple[int, int, asyncio.Future[list[Result]]]]) -> None:
         try:
-            results = list(await self._flush(items))
-            if len(results) != len(items):
-                raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
+            results = _one_each(list(await self._flush(items)), items, self._name)
         except BaseException as exc:  # every waiter must learn the batch failed, whatever the error
             for _, _, future in groups:
                 if not future.done():
@@ -99,3 +97,9 @@ class GroupCommitter(Generic[Item, Result]):
             running = self._running
             if running is not None:
                 await asyncio.wait([running])
+
+
+def _one_each(results: list[Result], items: list[Item], name: str) -> list[Result]:
+    if len(results) != len(items):
+        raise RuntimeError(f"{name}: {len(results)} results for {len(items)} items")
+    return results

@@ -195,7 +195,7 @@ class SqliteDatabase(Database):
         except BaseException:
             try:
                 transaction.rollback()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the batch's own error is raised below; this one only retires the connection
                 self._drop_accept_connection()  # a connection that cannot roll back is not reused
             finally:
                 self._accept_turn.release()

@@ -164,13 +164,7 @@ async def console_middleware(
     try:
         if request.method == "POST":
             request[FORM] = await request.post()
-            if not session.csrf_matches(_text(request[FORM].get(CSRF_FIELD))):
-                raise ConsoleError(
-                    403,
-                    "Refused: the form's CSRF token is missing or stale",
-                    "This form did not come from a page of this console, or the page is too old."
-                    " Nothing was changed. Reload the page and try again.",
-                )
+            _check_csrf(session, _text(request[FORM].get(CSRF_FIELD)))
         response = await handler(request)
     except Redirect as redirect:
         response = web.Response(status=303, headers={"Location": redirect.location, "Cache-Control": "no-store"})
@@ -212,3 +206,13 @@ async def console_middleware(
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _check_csrf(session: Session, token: str | None) -> None:
+    if not session.csrf_matches(token):
+        raise ConsoleError(
+            403,
+            "Refused: the form's CSRF token is missing or stale",
+            "This form did not come from a page of this console, or the page is too old."
+            " Nothing was changed. Reload the page and try again.",
+        )

@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from gateway.api.context import CONTEXT, ApiContext
-from gateway.ui import pages
+from gateway.ui import campaign_pages, failure_pages, live_page, message_pages, number_pages, pages
 from gateway.ui.console import CODEC, PREFIX, console_middleware
 
 STYLESHEET = files("gateway.ui").joinpath("static/console.css").read_bytes()
@@ -37,19 +37,19 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/login", pages.login_form)
     app.router.add_post("/login", pages.login)
     app.router.add_post("/logout", pages.logout)
-    app.router.add_get("/failures", pages.failures)
-    app.router.add_get("/failures/group", pages.failure_group)
-    app.router.add_get("/failures/requeue", pages.requeue_preview)
-    app.router.add_post("/failures/requeue", pages.requeue)
-    app.router.add_get("/campaigns", pages.campaigns)
-    app.router.add_get("/campaigns/{campaign}", pages.campaign)
-    app.router.add_get("/messages", pages.delivery_log)
-    app.router.add_get("/messages/export", pages.export)
-    app.router.add_get("/messages/{id}", pages.message)
-    app.router.add_get("/live", pages.live)
-    app.router.add_get("/numbers", pages.numbers)
-    app.router.add_get("/numbers/{id}", pages.number)
-    app.router.add_post(r"/numbers/{id}/{action:flag|restore}", pages.number_action)
+    app.router.add_get("/failures", failure_pages.failures)
+    app.router.add_get("/failures/group", failure_pages.failure_group)
+    app.router.add_get("/failures/requeue", failure_pages.requeue_preview)
+    app.router.add_post("/failures/requeue", failure_pages.requeue)
+    app.router.add_get("/campaigns", campaign_pages.campaigns)
+    app.router.add_get("/campaigns/{campaign}", campaign_pages.campaign)
+    app.router.add_get("/messages", message_pages.delivery_log)
+    app.router.add_get("/messages/export", message_pages.export)
+    app.router.add_get("/messages/{id}", message_pages.message)
+    app.router.add_get("/live", live_page.live)
+    app.router.add_get("/numbers", number_pages.numbers)
+    app.router.add_get("/numbers/{id}", number_pages.number)
+    app.router.add_post(r"/numbers/{id}/{action:flag|restore}", number_pages.number_action)
     return app
 
 

@@ -98,6 +98,10 @@ class Delivered:
     tlvs: dict[int, bytes]
 
 
+# What decoding a malformed PDU raises.
+MalformedPdu = (smpp34.SmppError, ValueError)
+
+
 def deliver_sm(frame: Frame) -> Delivered:
     """Raises smpp34.SmppError (or ValueError) when the PDU is malformed."""
     decoded = smpp34.decode(frame.raw)

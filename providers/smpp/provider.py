@@ -313,8 +313,8 @@ class SmppProvider(JsonCallbackAnswers):
     def _delivered(self, session: Session, frame: pdu.Frame) -> None:
         try:
             delivered = pdu.deliver_sm(frame)
-        except Exception as exc:
-            log.error("SMPP deliver_sm unreadable", provider=self.name, error=str(exc))
+        except pdu.MalformedPdu as exc:
+            log.exception("SMPP deliver_sm unreadable", provider=self.name, error=str(exc))
             session.answer_deliver(frame.sequence, 0x08)  # ESME_RSYSERR
             return
         item: Receipt | InboundMessage | None
@@ -353,9 +353,10 @@ class SmppProvider(JsonCallbackAnswers):
                 await self.intake.receipts(self.name, receipts)
             if replies:
                 await self.intake.inbound(self.name, replies)
-        except Exception:
-            # Not recorded: the SMSC is told to try again later rather than told we have them.
-            log.exception("SMPP receipts not recorded; the SMSC will resend them", provider=self.name)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the SMSC is told to resend, never that we have them
+            self.intake.survived(
+                "smpp-intake", "SMPP receipts not recorded; the SMSC will resend them", exc, provider=self.name
+            )
             status = pdu.ESME_RX_T_APPN
         for incoming in batch:
             incoming.session.answer_deliver(incoming.sequence, status)

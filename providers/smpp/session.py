@@ -125,7 +125,7 @@ class Session(asyncio.Protocol):
         try:
             frames = pdu.frames(self.buffer)
         except ValueError as exc:
-            log.error("SMPP stream corrupt; dropping the connection", bind=self.label, error=str(exc))
+            log.exception("SMPP stream corrupt; dropping the connection", bind=self.label, error=str(exc))
             self.abort()
             return
         for frame in frames:

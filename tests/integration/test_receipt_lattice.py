@@ -37,7 +37,8 @@ Two machines:
   `test_a_late_submit_result_never_lowers_a_receipt`.
 
 How it was checked that `TestLattice` can fail: in a scratch copy of the tree (copied to /tmp,
-this one untouched), flipping the comparison in `receipts._advance_statuses` from `<=` to `>=`
+this one untouched), flipping the comparison in `domain/receipts.receipt_may_replace` (then in
+`receipts._advance_statuses`) from `>` to `<`
 makes it fail within the first examples (a later, lower receipt overwrites `delivered`); dropping
 the `apply_held_receipts` call at the end of `record_outcomes` fails it on a held receipt that
 is never applied; and counting a repeat as fresh (the `seen` filter in `apply_receipts`

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from gateway.domain.content.controls import describe, find_hidden_controls, remove_hidden_controls
-from gateway.domain.content.encoding import measure_sms
+from gateway.domain.content.encoding import SmsLength, measure_sms
 from gateway.domain.content.links import (
     GluedLink,
     Link,
@@ -155,25 +155,9 @@ def check_content(
         tenant = _strip_scope(tenant, TENANT_SCOPE)
     is_sms = channel == "sms"
 
-    if not text or text.isspace():
-        empty = Violation(RULE_EMPTY, "block", 0, len(text), text, "the message text is empty")
-        return ContentReport(False, "GSM-7" if is_sms else "UTF-8", 0 if is_sms else 1, (empty,), text)
-    if len(text) > rules.hard_max_chars:
-        # Refuse to scan arbitrarily large input; nothing else is worth reporting about it. The span
-        # marks only the first character over the limit so the report stays small.
-        limit = rules.hard_max_chars
-        too_big = Violation(
-            RULE_HARD_MAX,
-            "block",
-            limit,
-            limit + 1,
-            text[limit],
-            f"the text has {len(text)} characters; at most {limit} are accepted — cut it from character {limit + 1} on",
-        )
-        if is_sms:
-            length = measure_sms(text)
-            return ContentReport(False, length.encoding, length.segments, (too_big,), text)
-        return ContentReport(False, "UTF-8", 1, (too_big,), text)
+    unscannable = _unscannable(text, is_sms, rules)
+    if unscannable is not None:
+        return unscannable
 
     violations: list[Violation] = []
     links = find_links(text)
@@ -200,25 +184,55 @@ def check_content(
     segments = 1
     if is_sms:
         length = measure_sms(text)
-        encoding = length.encoding
-        segments = length.segments
-        if segments > rules.max_segments:
-            violations.append(_too_long_violation(text, length.encoding, length.units, segments, rules))
-        signature_rule = rules.signature
-        if signature_rule is not None and category in signature_rule.categories:
-            violations.extend(_signature_violations(text, signature_rule))
-        if (
-            rules.unsubscribe_suffixes
-            and category == "marketing"
-            and not ends_with_unsubscribe(text, rules.unsubscribe_suffixes)
-        ):
-            violations.append(_unsubscribe_violation(text, rules.unsubscribe_suffixes))
+        encoding, segments = length.encoding, length.segments
+        violations.extend(_sms_violations(text, length, category, rules))
 
     if not violations:
         return ContentReport(True, encoding, segments, (), fixed_text)
     violations.sort(key=lambda violation: (violation.start, violation.end, violation.rule))
     ok = all(violation.severity != "block" for violation in violations)
     return ContentReport(ok, encoding, segments, tuple(violations), fixed_text)
+
+
+def _unscannable(text: str, is_sms: bool, rules: ContentRules) -> ContentReport | None:
+    """The report for a text not worth scanning (empty, or over the hard limit); None otherwise."""
+    if not text or text.isspace():
+        empty = Violation(RULE_EMPTY, "block", 0, len(text), text, "the message text is empty")
+        return ContentReport(False, "GSM-7" if is_sms else "UTF-8", 0 if is_sms else 1, (empty,), text)
+    if len(text) <= rules.hard_max_chars:
+        return None
+    # Refuse to scan arbitrarily large input; nothing else is worth reporting about it. The span
+    # marks only the first character over the limit so the report stays small.
+    limit = rules.hard_max_chars
+    too_big = Violation(
+        RULE_HARD_MAX,
+        "block",
+        limit,
+        limit + 1,
+        text[limit],
+        f"the text has {len(text)} characters; at most {limit} are accepted — cut it from character {limit + 1} on",
+    )
+    if is_sms:
+        length = measure_sms(text)
+        return ContentReport(False, length.encoding, length.segments, (too_big,), text)
+    return ContentReport(False, "UTF-8", 1, (too_big,), text)
+
+
+def _sms_violations(text: str, length: SmsLength, category: str, rules: ContentRules) -> list[Violation]:
+    """What only an SMS is checked for: its length, the route's signature and unsubscribe suffix."""
+    violations = []
+    if length.segments > rules.max_segments:
+        violations.append(_too_long_violation(text, length.encoding, length.units, length.segments, rules))
+    signature_rule = rules.signature
+    if signature_rule is not None and category in signature_rule.categories:
+        violations.extend(_signature_violations(text, signature_rule))
+    if (
+        rules.unsubscribe_suffixes
+        and category == "marketing"
+        and not ends_with_unsubscribe(text, rules.unsubscribe_suffixes)
+    ):
+        violations.append(_unsubscribe_violation(text, rules.unsubscribe_suffixes))
+    return violations
 
 
 def _fixed_text(text: str, glued: list[GluedLink], *, rewrite: bool) -> str:

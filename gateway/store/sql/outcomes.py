@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import DISPATCHABLE, RECEIPTED, Job, Status
+from gateway.domain.receipts import SENT_HOLDS_AGAINST
 from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
@@ -87,14 +88,14 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
 _RECEIPTED = sa.or_(*(messages.c.status == status for status in sorted(RECEIPTED)))
 
 
-# ... and a `sent` receipt means the provider has the message: an unknown hand-off or a retry of
-# the same attempt must not undo that (a retry would send it twice).
+# When a message keeps its status against an outcome: `receipts.outcome_keeps_status` (domain), in
+# SQL so the UPDATE judges the status it finds.
 _KEEP = sa.or_(
     _RECEIPTED,
     sa.and_(
         messages.c.status == Status.SENT,
         # Equalities, not IN: an expanding IN cannot run in an executemany.
-        sa.or_(sa.bindparam("b_status", type_=sa.String) == Status.UNKNOWN, sa.bindparam("b_status") == Status.QUEUED),
+        sa.or_(*(sa.bindparam("b_status", type_=sa.String) == status for status in sorted(SENT_HOLDS_AGAINST))),
     ),
 )
 

@@ -12,7 +12,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.domain.models import RECEIPT_RANK, RECEIPTED, Status
+from gateway.domain import receipts as rules
+from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, events, message_parts, messages, receipts
 from gateway.store.sql.common import Room, dialect_insert
@@ -47,31 +48,8 @@ def apply_receipts(
         known_refs = set(
             conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(sorted(by_reference)))).scalars()
         )
-    by_provider_id: dict[tuple[str, str], str] = {}
     unresolved = [r for r in fresh if r.reference not in known_refs]
-    if unresolved:
-        serialise_receipt_matching(conn, {r.provider for r in unresolved if r.reference})
-        for provider, pmids in _group(unresolved).items():
-            for row in conn.execute(
-                sa.select(messages.c.id, messages.c.provider_message_id).where(
-                    messages.c.provider == provider, messages.c.provider_message_id.in_(sorted(pmids))
-                )
-            ):
-                by_provider_id[(provider, row.provider_message_id)] = row.id
-        # A job that fell back to another channel carries its new attempt's provider id; a late
-        # receipt of an earlier attempt is found through that attempt.
-        earlier = [r for r in unresolved if (r.provider, r.provider_message_id) not in by_provider_id]
-        for provider, pmids in _group(earlier).items():
-            for row in conn.execute(
-                sa.select(attempts.c.message_id, attempts.c.provider_message_id)
-                .join(messages, messages.c.id == attempts.c.message_id)
-                .where(
-                    attempts.c.provider == provider,
-                    attempts.c.provider_message_id.in_(sorted(pmids)),
-                    attempts.c.channel != messages.c.channel,
-                )
-            ):
-                by_provider_id.setdefault((provider, row.provider_message_id), row.message_id)
+    by_provider_id = _match_by_provider_id(conn, unresolved) if unresolved else {}
     matched: list[tuple[str, ReceiptRecord]] = []
     rows = []
     for r in fresh:
@@ -106,6 +84,36 @@ def apply_receipts(
             if sender is not None and receipt.status in RECEIPTED:
                 observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+
+
+def _match_by_provider_id(conn: Connection, unresolved: Sequence[ReceiptRecord]) -> dict[tuple[str, str], str]:
+    """(provider, provider id) -> message id, for receipts that did not name a message we know."""
+    by_provider_id: dict[tuple[str, str], str] = {}
+    serialise_receipt_matching(conn, {r.provider for r in unresolved if r.reference})
+    for provider, pmids in _group(unresolved).items():
+        for row in conn.execute(
+            sa.select(messages.c.id, messages.c.provider_message_id).where(
+                messages.c.provider == provider, messages.c.provider_message_id.in_(sorted(pmids))
+            )
+        ):
+            by_provider_id[(provider, row.provider_message_id)] = row.id
+    # A job that fell back to another channel carries its new attempt's provider id; a late
+    # receipt of an earlier attempt is found through that attempt.
+    earlier = [r for r in unresolved if (r.provider, r.provider_message_id) not in by_provider_id]
+    for provider, pmids in _group(earlier).items():
+        for attempt in conn.execute(
+            sa.select(
+                attempts.c.message_id,
+                attempts.c.provider_message_id,
+                attempts.c.channel,
+                messages.c.channel.label("message_channel"),
+            )
+            .join(messages, messages.c.id == attempts.c.message_id)
+            .where(attempts.c.provider == provider, attempts.c.provider_message_id.in_(sorted(pmids)))
+        ):
+            if rules.is_earlier_channel(attempt.channel, attempt.message_channel):
+                by_provider_id.setdefault((provider, attempt.provider_message_id), attempt.message_id)
+    return by_provider_id
 
 
 def serialise_receipt_matching(conn: Connection, providers: set[str]) -> None:
@@ -174,79 +182,34 @@ def _advance_statuses(
     now: float,
     senders: dict[str, str | None] | None = None,
 ) -> None:
-    """`senders`, when given, gets each matched message's sender number (read in the same query)."""
+    """Apply what the receipt rules (domain/receipts.py) decide for each matched receipt.
+
+    `senders`, when given, gets each matched message's sender number (read in the same query)."""
     if not matched:
         return
     rows = conn.execute(
-        sa.select(
-            messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.provider_message_id, messages.c.sender
-        ).where(messages.c.id.in_(sorted({m for m, _ in matched})))
+        sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.sender).where(
+            messages.c.id.in_(sorted({m for m, _ in matched}))
+        )
     ).all()
     if senders is not None:
         senders.update((row.id, row.sender) for row in rows)
-    current = {row.id: (row.status, row.tenant_id, row.provider_message_id) for row in rows}
+    tenants = {row.id: row.tenant_id for row in rows}
     earlier = _earlier_channel_attempts(conn, matched)
-    whole = _messages_with_every_part_delivered(conn, matched)
+    judged = rules.judge_batch(
+        matched,
+        {row.id: row.status for row in rows},
+        lambda message_id, r: earlier.get((message_id, r.provider, r.provider_message_id)),
+        _messages_with_every_part_delivered(conn, matched),
+    )
     updates: dict[str, dict[str, Any]] = {}
     new_events = []
-    for message_id, receipt in sorted(matched, key=lambda m: RECEIPT_RANK.get(Status(m[1].status), 0)):
-        status, tenant_id, _ = current[message_id]
-        left_channel = earlier.get((message_id, receipt.provider, receipt.provider_message_id))
-        if left_channel is not None:
-            # The job fell back from that channel: the receipt is kept and shown, but the status
-            # belongs to the channel the job is on now.
-            new_events.append(
-                {
-                    "tenant_id": tenant_id,
-                    "message_id": message_id,
-                    "at": now,
-                    "type": "receipt.earlier_channel",
-                    "status": None,
-                    "reason": f"receipt.{receipt.status}",
-                    "detail": orjson.dumps(
-                        {
-                            "channel": left_channel,
-                            "provider": receipt.provider,
-                            "provider_message_id": receipt.provider_message_id,
-                            "error_code": receipt.error_code,
-                        }
-                    ).decode(),
-                }
-            )
-            continue
-        if receipt.parts and receipt.parts > 1 and receipt.status == Status.DELIVERED and message_id not in whole:
-            continue  # one segment arrived; the message is delivered when all of them have
-        effective = updates.get(message_id, {}).get("b_status", status)
-        if RECEIPT_RANK.get(Status(receipt.status), 0) <= RECEIPT_RANK.get(Status(effective), 99):
-            continue
-        reason = (
-            "receipt"
-            if receipt.status == Status.DELIVERED
-            else f"provider.{receipt.status}.{receipt.error_code or 'none'}"
-        )
-        updates[message_id] = {
-            "b_id": message_id,
-            "b_status": receipt.status,
-            "b_reason": reason,
-            "b_code": receipt.error_code,
-            "b_pmid": receipt.provider_message_id,
-            "b_at": now,
-        }
-        new_events.append(
-            {
-                "tenant_id": tenant_id,
-                "message_id": message_id,
-                "at": now,
-                "type": "status",
-                "status": receipt.status,
-                "reason": reason,
-                "detail": orjson.dumps(
-                    {"provider": receipt.provider, "error_code": receipt.error_code, "occurred_at": receipt.occurred_at}
-                ).decode(),
-            }
-        )
-    if new_events and not updates:
-        conn.execute(events.insert(), new_events)
+    for j in judged:
+        if j.verdict is rules.Verdict.EARLIER_CHANNEL:
+            new_events.append(_earlier_channel_event(tenants[j.message_id], j, now))
+        elif j.verdict is rules.Verdict.ADVANCE:
+            updates[j.message_id] = _status_update(j.message_id, j.receipt, now)
+            new_events.append(_status_event(tenants[j.message_id], j.message_id, j.receipt, now))
     if updates:
         conn.execute(
             messages.update()
@@ -260,7 +223,54 @@ def _advance_statuses(
             ),
             list(updates.values()),
         )
+    if new_events:
         conn.execute(events.insert(), new_events)
+
+
+def _status_update(message_id: str, receipt: ReceiptRecord, now: float) -> dict[str, Any]:
+    return {
+        "b_id": message_id,
+        "b_status": receipt.status,
+        "b_reason": rules.status_reason(receipt.status, receipt.error_code),
+        "b_code": receipt.error_code,
+        "b_pmid": receipt.provider_message_id,
+        "b_at": now,
+    }
+
+
+def _status_event(tenant_id: str, message_id: str, receipt: ReceiptRecord, now: float) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "message_id": message_id,
+        "at": now,
+        "type": "status",
+        "status": receipt.status,
+        "reason": rules.status_reason(receipt.status, receipt.error_code),
+        "detail": orjson.dumps(
+            {"provider": receipt.provider, "error_code": receipt.error_code, "occurred_at": receipt.occurred_at}
+        ).decode(),
+    }
+
+
+def _earlier_channel_event(tenant_id: str, judged: rules.Judged[ReceiptRecord], now: float) -> dict[str, Any]:
+    """The receipt is kept and shown; the status belongs to the channel the job is on now."""
+    receipt = judged.receipt
+    return {
+        "tenant_id": tenant_id,
+        "message_id": judged.message_id,
+        "at": now,
+        "type": "receipt.earlier_channel",
+        "status": None,
+        "reason": f"receipt.{receipt.status}",
+        "detail": orjson.dumps(
+            {
+                "channel": judged.left_channel,
+                "provider": receipt.provider,
+                "provider_message_id": receipt.provider_message_id,
+                "error_code": receipt.error_code,
+            }
+        ).decode(),
+    }
 
 
 def _earlier_channel_attempts(
@@ -270,15 +280,24 @@ def _earlier_channel_attempts(
     message has since left by falling back."""
     pmids = sorted({r.provider_message_id for _, r in matched})
     rows = conn.execute(
-        sa.select(attempts.c.message_id, attempts.c.provider, attempts.c.provider_message_id, attempts.c.channel)
+        sa.select(
+            attempts.c.message_id,
+            attempts.c.provider,
+            attempts.c.provider_message_id,
+            attempts.c.channel,
+            messages.c.channel.label("message_channel"),
+        )
         .join(messages, messages.c.id == attempts.c.message_id)
         .where(
             attempts.c.message_id.in_(sorted({m for m, _ in matched})),
             attempts.c.provider_message_id.in_(pmids),
-            attempts.c.channel != messages.c.channel,
         )
     )
-    return {(row.message_id, row.provider, row.provider_message_id): row.channel for row in rows}
+    return {
+        (row.message_id, row.provider, row.provider_message_id): row.channel
+        for row in rows
+        if rules.is_earlier_channel(row.channel, row.message_channel)
+    }
 
 
 def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]) -> set[str]:
@@ -290,7 +309,7 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     parts = {
         message_id: receipt.parts
         for message_id, receipt in matched
-        if receipt.parts and receipt.parts > 1 and receipt.status == Status.DELIVERED
+        if receipt.parts is not None and rules.is_delivered_segment(receipt.status, receipt.parts)
     }
     if not parts:
         return set()
@@ -303,7 +322,7 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
         )
         .group_by(receipts.c.message_id)
     ).all()
-    return {message_id for message_id, count in delivered if count >= parts[message_id]}
+    return {message_id for message_id, count in delivered if rules.segments_complete(parts[message_id], count)}
 
 
 def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:

@@ -38,6 +38,10 @@ class Intake:
         self.replies: list[InboundMessage] = []
         self.gate: asyncio.Event | None = None
         self.failures = 0
+        self.survived_errors: list[tuple[str, str]] = []
+
+    def survived(self, loop: str, event: str, exc: BaseException, **context: Any) -> None:
+        self.survived_errors.append((loop, repr(exc)))
 
     async def receipts(self, provider: str, receipts: Sequence[Receipt]) -> dict[str, int]:
         if self.gate is not None:
@@ -366,6 +370,7 @@ async def test_a_receipt_that_could_not_be_recorded_is_refused_and_comes_again(s
         await provider.close()
     assert [status for _, status in smsc.acks] == [0x64, 0]  # ESME_RX_T_APPN, then taken
     assert intake.recorded[0].provider_message_id == result.provider_message_id
+    assert intake.survived_errors == [("smpp-intake", "RuntimeError('store unavailable')")], "reported, not silent"
 
 
 @pytest.mark.parametrize("text", ["STOP", "退订"])

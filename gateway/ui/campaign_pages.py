@@ -1,0 +1,67 @@
+"""The console's campaign pages: the list, and one campaign's funnel by variant and channel."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.api.context import context
+from gateway.api.tracking import campaign_summary
+from gateway.domain.tracking import CAMPAIGN_DIMENSIONS
+from gateway.ui import charts
+from gateway.ui.charts import as_markup
+from gateway.ui.console import PREFIX, ConsoleError, Redirect, page, signed_in
+from gateway.ui.filters import read_choices
+
+CAMPAIGN_GROUPINGS = ("variant", "channel", "variant,channel")
+
+
+async def campaigns(request: web.Request) -> web.Response:
+    principal = await signed_in(request, "report")
+    wanted = request.query.get("name", "").strip()
+    if wanted:
+        raise Redirect(f"{PREFIX}/campaigns/{quote(wanted, safe='')}")
+    names = await context(request).store.campaign_names(principal.tenant_id)
+    return page(request, "campaigns.html", tenant=principal.tenant_id, names=names)
+
+
+async def campaign(request: web.Request) -> web.Response:
+    principal = await signed_in(request, "report")
+    name = request.match_info["campaign"]
+    errors: dict[str, str] = {}
+    group_by = read_choices(request.query.get("group_by"), tuple(CAMPAIGN_DIMENSIONS), ("variant",), "group_by", errors)
+    store = context(request).store
+    groups = await store.campaign_report(principal.tenant_id, name, group_by)
+    if not groups:
+        raise ConsoleError(404, "No such campaign", f"No message of this tenant names the campaign {name!r}.")
+    report = campaign_summary(name, group_by, groups, await store.campaign_link_report(principal.tenant_id, name))
+
+    def stages(g: dict[str, Any]) -> list[tuple[str, int]]:
+        return [
+            ("sent", g["sent"]),  # not a status: the funnel's stages
+            ("delivered", g["delivered"]),  # not a status
+            ("clicked", g["unique_clicks"]),
+            ("converted", g["conversions"]),
+        ]
+
+    funnels = [
+        {
+            "label": " / ".join(f"{dim} {g[dim] if g[dim] is not None else '-'}" for dim in group_by),
+            "chart": as_markup(charts.funnel(stages(g), title="Funnel")),
+        }
+        for g in report["groups"]
+    ]
+    return page(
+        request,
+        "campaign.html",
+        tenant=principal.tenant_id,
+        errors=errors,
+        name=name,
+        group_by=group_by,
+        groupings=CAMPAIGN_GROUPINGS,
+        report=report,
+        total_funnel=as_markup(charts.funnel(stages(report["totals"]), title=f"Funnel of {name}")),
+        funnels=funnels,
+    )
