@@ -68,8 +68,8 @@ async def test_real_traffic_conforms_to_the_openapi_document(start_gateway: Gate
 
 
 def test_the_document_names_every_route_the_app_serves() -> None:
-    from gateway.contract.document import openapi_document
     from gateway.app import build_web_app
+    from gateway.contract.document import openapi_document
 
     class _Ctx:
         settings = type(
