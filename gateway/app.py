@@ -59,9 +59,10 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/v1/messages", messages.list_messages)
         app.router.add_post("/v1/messages/batch", messages.create_batch)
         app.router.add_post("/v1/messages/requeue", reports.requeue_by_filter)
-        app.router.add_post("/v1/messages/{id}/retry", reports.retry_message)
+        # An id has its own shape, so /v1/messages/batch is not mistaken for one (405 would list GET).
+        app.router.add_post("/v1/messages/{id:msg_[0-9A-Z]{26}}/retry", reports.retry_message)
         app.router.add_get("/v1/reports/failures", reports.failures)
-        app.router.add_get("/v1/messages/{id}", messages.get_message)
+        app.router.add_get("/v1/messages/{id:msg_[0-9A-Z]{26}}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
         app.router.add_get("/c/{token}", tracking.click)

@@ -201,20 +201,13 @@ async def create_batch(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
     body = await read_json(request, ctx.settings.api.max_batch_body_bytes)
-    if isinstance(body, dict) and isinstance(body.get("messages"), list):
-        limit = ctx.settings.api.max_batch_items
-        if len(body["messages"]) > limit:
-            raise Problem(
-                413,
-                "batch-too-large",
-                "Batch too large",
-                f"a batch holds at most {limit} messages (got {len(body['messages'])})",
-                errors=[FieldError("/messages", f"must hold at most {limit} items")],
-            )
     if not isinstance(body, dict):
         raise validation_problem([FieldError("/messages", "must be a list of send jobs")])
     envelope, errors = judge(BatchRequest, body)
-    if envelope is None:
+    limit = ctx.settings.api.max_batch_items
+    if envelope is not None and len(envelope.messages) > limit:
+        errors = [FieldError("/messages", f"must hold at most {limit} items")]
+    if envelope is None or errors:
         raise validation_problem(errors)
     items: list[Any] = envelope.messages
 
@@ -317,16 +310,16 @@ async def get_message(request: web.Request) -> web.Response:
     return _json_response(body)
 
 
-def _cursor_encode(message_id: str) -> str:
-    return base64.urlsafe_b64encode(message_id.encode()).decode().rstrip("=")
-
-
 def _cursor_decode(cursor: str) -> str | None:
+    """The message a page ends at. A cursor is that message's id; one base64-encoded (as cursors were
+    once given out) is still read."""
+    if MESSAGE_ID.match(cursor):
+        return cursor
     try:
         decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    return decoded if decoded.startswith("msg_") and len(decoded) <= 40 else None
+    return decoded if MESSAGE_ID.match(decoded) else None
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -356,5 +349,5 @@ async def list_messages(request: web.Request) -> web.Response:
         )
     )
     page = rows[:limit]
-    next_cursor = _cursor_encode(page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = page[-1]["id"] if len(rows) > limit else None
     return _json_response({"data": [render.message(r) for r in page], "next_cursor": next_cursor})

@@ -86,7 +86,7 @@ def _timestamp(value: Any) -> float:
 Timestamp = Annotated[
     float,
     BeforeValidator(_timestamp),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-01-31T09:00:00+08:00"]}),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -103,11 +103,26 @@ def json_size(max_bytes: int) -> Any:
 # Any JSON value, an integer only within 64 bits: the body's parse would round one beyond (refused
 # before validation with a 422 naming it).
 ExactInteger = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+# No NUL anywhere: PostgreSQL cannot store it (the body is refused before validation if it has one).
+JsonString = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+JsonFraction = Annotated[float, Field(ge=-(2**63), le=2**64 - 1)]
 JsonValue = TypeAliasType(
     "JsonValue",
-    "bool | ExactInteger | float | str | list[JsonValue] | dict[str, JsonValue] | None",
+    "bool | ExactInteger | JsonFraction | JsonString | list[JsonValue] | dict[JsonString, JsonValue] | None",
 )
-JsonObject = dict[str, JsonValue]
+JsonObject = dict[JsonString, JsonValue]
+# JsonValue as the document states it: one schema whose keywords each apply to their own type (no
+# anyOf of alternatives, which generators mutate into another alternative and call that invalid).
+JSON_VALUE_SCHEMA = {
+    "description": "any JSON value; no NUL in a string, numbers within 64 bits (send larger ones as strings)",
+    "type": ["null", "boolean", "number", "string", "array", "object"],
+    "minimum": -(2**63),
+    "maximum": 2**64 - 1,
+    "pattern": "^[^\\x00]*$",
+    "items": {"$ref": "#/components/schemas/JsonValue"},
+    "propertyNames": {"pattern": "^[^\\x00]*$"},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
 
 
 def json_object(max_bytes: int, description: str) -> Any:

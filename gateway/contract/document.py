@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
+from gateway.contract.base import JSON_VALUE_SCHEMA
 from gateway.contract.operations import Named, Operation, Query, Schema
 
 REF = "#/components/schemas/{model}"
@@ -21,15 +22,31 @@ INFO = {
 
 
 class _Untitled(GenerateJsonSchema):
-    """Leaves out the `title` pydantic derives from each field name: noise to a reader of the document."""
+    """Leaves out the `title` pydantic derives from each field name (noise to a reader of the document),
+    and states a constrained key of a mapping as `propertyNames` (pydantic's `patternProperties` would
+    leave other keys unconstrained)."""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
+
+    def dict_schema(self, schema: Any) -> dict[str, Any]:
+        generated = super().dict_schema(schema)
+        patterns = generated.pop("patternProperties", None)
+        if patterns:
+            ((pattern, values),) = patterns.items()
+            generated["propertyNames"] = {"pattern": pattern}
+            generated["additionalProperties"] = values
+        return generated
 
 
 class _Components:
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {}
+
+    def _collect(self, definitions: dict[str, Any]) -> None:
+        self.schemas.update(definitions)
+        if "JsonValue" in definitions:
+            self.schemas["JsonValue"] = JSON_VALUE_SCHEMA
 
     def schema_of(self, schema: Schema, mode: JsonSchemaMode) -> dict[str, Any]:
         if isinstance(schema, dict):
@@ -42,7 +59,7 @@ class _Components:
             generated = schema.json_schema(ref_template=REF, mode=mode, schema_generator=_Untitled)
         else:
             generated = schema.model_json_schema(ref_template=REF, mode=mode, schema_generator=_Untitled)
-        self.schemas.update(generated.pop("$defs", {}))
+        self._collect(generated.pop("$defs", {}))
         if isinstance(schema, type) and issubclass(schema, BaseModel):
             name = schema.model_config.get("title") or schema.__name__
             self.schemas[name] = generated
@@ -62,7 +79,7 @@ def _parameters(op: Operation, components: _Components) -> list[dict[str, Any]]:
 
 def _query_parameters(query: type[Query], components: _Components) -> Iterable[dict[str, Any]]:
     schema = query.model_json_schema(ref_template=REF, schema_generator=_Untitled)
-    components.schemas.update(schema.pop("$defs", {}))
+    components._collect(schema.pop("$defs", {}))
     required = set(schema.get("required", ()))
     for name, prop in schema.get("properties", {}).items():
         param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}

@@ -86,8 +86,8 @@ DeviceToken = Annotated[
     ),
     Field(description="a push device token: 8-4096 printable ASCII characters", examples=["fcm-token-0001"]),
 ]
-HTTPS_URL = explain_pattern(r"^https://\S*$", "must be an https URL")
-ANY_HTTP_URL = explain_pattern(r"^https?://\S*$", "must be an http or https URL")
+HTTPS_URL = explain_pattern(r"^https://[^\s\x00-\x1f\x7f]*$", "must be an https URL")
+ANY_HTTP_URL = explain_pattern(r"^https?://[^\s\x00-\x1f\x7f]*$", "must be an http or https URL")
 TimeZone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
@@ -148,9 +148,11 @@ class _JobFields(Body):
     user_id: Label | None = None
     campaign: Label | None = None
     variant: Label | None = None
-    send_at: Timestamp | None = None
+    send_at: Timestamp | None = Field(None, description="not before this time", examples=["2031-01-31T09:00:00+08:00"])
     expires_at: Timestamp | None = Field(
-        None, description="when the job is no longer worth sending; must be in the future and after send_at"
+        None,
+        description="when the job is no longer worth sending; must be in the future and after send_at",
+        examples=["2031-02-01T09:00:00+08:00"],
     )
     channel_order: Literal["listed", "cost"] = Field(
         "listed",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
-from gateway.contract.base import Body, Reply, Timestamp, fail
+from gateway.contract.base import NO_CONTROL, Body, JsonValue, Label, Reply, Timestamp, explain_pattern
 from gateway.contract.jobs import BATCH_ITEM, SEND_JOB
 from gateway.contract.operations import (
     Answer,
@@ -20,6 +20,10 @@ from gateway.contract.problems import Problem
 from gateway.domain.models import Status
 
 STATUSES = tuple(s.value for s in Status)
+_ONE_STATUS = "|".join(STATUSES)
+_STATUS_LIST = explain_pattern(
+    f"^({_ONE_STATUS})(,({_ONE_STATUS}))*$", f"must be one or more of {', '.join(STATUSES)}, comma-separated"
+)
 MESSAGE_ID_PATTERN = r"^msg_[0-9A-Z]{26}$"
 Channel = Literal["sms", "voice", "push", "email", "webhook"]
 Category = Literal["marketing", "transactional"]
@@ -175,7 +179,7 @@ class BatchRequest(Body):
     and an item that is not a valid BatchItem gets its own 422 in `results` (the others go ahead)."""
 
     messages: Annotated[
-        list[Any],
+        list[JsonValue],
         Field(
             min_length=1,
             max_length=MAX_BATCH_ITEMS,
@@ -185,23 +189,20 @@ class BatchRequest(Body):
 
 
 class MessageQuery(Query):
-    campaign: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    status: str | None = Field(None, description=f"comma-separated, any of: {', '.join(STATUSES)}")
-    to: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    campaign: Label | None = None
+    status: Annotated[str, StringConstraints(pattern=_STATUS_LIST)] | None = Field(
+        None, description=f"comma-separated, any of: {', '.join(STATUSES)}", examples=["failed,undelivered"]
+    )
+    to: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=NO_CONTROL)] | None = Field(
+        None, description="the address as the job gave it (a phone number in any E.164 spelling)"
+    )
+    user_id: Label | None = None
     since: Timestamp | None = None
     until: Timestamp | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
-    cursor: str | None = Field(None, description="next_cursor of the previous page")
-
-    @field_validator("status")
-    @classmethod
-    def _statuses(cls, value: str | None) -> str | None:
-        if value is not None:
-            names = value.split(",")
-            if not all(n in STATUSES for n in names):
-                raise fail(f"must be one or more of {', '.join(STATUSES)}")
-        return value
+    cursor: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)] | None = Field(
+        None, description="next_cursor of the previous page: the page goes on after that message"
+    )
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -215,7 +216,7 @@ ACCEPTED_HEADERS: dict[str, dict[str, Any]] = {
         "description": "present when this is the answer to an earlier request with the same key",
     },
 }
-MESSAGE_ID = {"type": "string", "description": "msg_ and 26 characters", "examples": ["msg_01JD5ZQ8W1X2Y3Z4A5B6C7D8E9"]}
+MESSAGE_ID = {"type": "string", "pattern": MESSAGE_ID_PATTERN, "examples": ["msg_01JD5ZQ8W1X2Y3Z4A5B6C7D8E9"]}
 
 OPERATIONS = (
     Operation(
@@ -255,8 +256,7 @@ OPERATIONS = (
             200: Answer("one result per item, in order", BatchResponse),
             **body_answers(),
             **auth_answers(),
-            413: problem(f"more than {MAX_BATCH_ITEMS} items, or the body too large"),
-            422: problem("not a batch"),
+            422: problem(f"not a batch, or more than {MAX_BATCH_ITEMS} items (or the operator's api.max_batch_items)"),
         },
     ),
     Operation(

@@ -195,10 +195,10 @@ async def test_a_body_over_the_limit_is_413(start_gateway: GatewayStarter) -> No
         assert await gw.count() == 0
 
 
-async def test_a_batch_over_1000_items_is_413_and_nothing_is_stored(start_gateway: GatewayStarter) -> None:
+async def test_a_batch_over_1000_items_is_422_and_nothing_is_stored(start_gateway: GatewayStarter) -> None:
     async with start_gateway() as gw:
         response = await gw.post("/v1/messages/batch", {"messages": [SMS] * 1001})
-        assert response.status == 413
+        assert response.status == 422
         problem = await _problem(response)
         assert problem["errors"] == [{"field": "/messages", "message": "must hold at most 1000 items"}]
         assert await gw.count() == 0

@@ -101,3 +101,17 @@ async def test_a_list_added_after_accept_rejects_an_email_naming_its_subject(sta
         assert rejected["reason"] == "content.blocked_word"
         [violation] = rejected["events"][-1]["detail"]["violations"]
         assert (violation["field"], violation["start"], violation["end"]) == ("/content/subject", 2, 4)
+
+
+async def test_a_push_body_or_an_email_longer_than_an_sms_is_taken_up_to_its_own_limit(
+    start_gateway: GatewayStarter,
+) -> None:
+    # The content policy's hard maximum (1,600) is the SMS one; a push body may be 4,096 characters
+    # and an e-mail's text 200,000, as the document says.
+    async with start_gateway() as gw:
+        push = await gw.post("/v1/messages", {**PUSH, "content": {"title": "Hi", "body": "a" * 4096}})
+        email = await gw.post("/v1/messages", {**EMAIL, "content": {"subject": "Hi", "text": "b" * 20_000}})
+        assert (push.status, email.status) == (202, 202)
+        too_long = await gw.post("/v1/messages", {**PUSH, "content": {"title": "Hi", "body": "a" * 4097}})
+        assert too_long.status == 422
+        assert [e["field"] for e in (await too_long.json())["errors"]] == ["/content/body"]

@@ -199,7 +199,8 @@ def _unscannable(text: str, is_sms: bool, rules: ContentRules) -> ContentReport 
     if not text or text.isspace():
         empty = Violation(RULE_EMPTY, "block", 0, len(text), text, "the message text is empty")
         return ContentReport(False, "GSM-7" if is_sms else "UTF-8", 0 if is_sms else 1, (empty,), text)
-    if len(text) <= rules.hard_max_chars:
+    # The hard maximum is an SMS one (a push body or an e-mail is bounded by its own field limit).
+    if not is_sms or len(text) <= rules.hard_max_chars:
         return None
     # Refuse to scan arbitrarily large input; nothing else is worth reporting about it. The span
     # marks only the first character over the limit so the report stays small.
@@ -212,10 +213,8 @@ def _unscannable(text: str, is_sms: bool, rules: ContentRules) -> ContentReport 
         text[limit],
         f"the text has {len(text)} characters; at most {limit} are accepted — cut it from character {limit + 1} on",
     )
-    if is_sms:
-        length = measure_sms(text)
-        return ContentReport(False, length.encoding, length.segments, (too_big,), text)
-    return ContentReport(False, "UTF-8", 1, (too_big,), text)
+    length = measure_sms(text)
+    return ContentReport(False, length.encoding, length.segments, (too_big,), text)
 
 
 def _sms_violations(text: str, length: SmsLength, category: str, rules: ContentRules) -> list[Violation]:
