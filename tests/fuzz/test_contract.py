@@ -1,0 +1,77 @@
+"""The document and the server agree: `schemathesis run` against a real gateway's /openapi.json, with
+every check, valid and invalid requests, finds nothing (no 5xx, no answer outside the document, no
+valid request refused, no invalid one taken), and reaches the accept path.
+
+The gateway's content policy is an operator's rule about words, links and a text's length in SMS
+segments: it refuses with a documented 422 content-policy that JSON Schema cannot foresee, so the
+fuzzed gateway allows as many segments as the document allows characters. Bounded by
+``GATEWAY_FUZZ_EXAMPLES`` (default 100) examples per operation; the seed is fixed so a failure
+reproduces (``GATEWAY_FUZZ_SEED`` to explore others).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.harness import API_KEY
+from tests.processes import GatewayProcess
+
+pytest.importorskip("schemathesis")
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = os.environ.get("GATEWAY_FUZZ_EXAMPLES", "100")
+SEED = os.environ.get("GATEWAY_FUZZ_SEED", "20261205")
+ROOT = Path(__file__).resolve().parents[2]
+# The rooms whose operations are declared as typed models (gateway/contract); the rest still come
+# from the hand-written document and are fuzzed by test_schemathesis.py with fewer checks.
+ON_THE_CONTRACT = r"^/v1/messages(/batch|/\{id\})?$"
+
+
+def _accepted(metrics: str) -> float:
+    return sum(float(v) for v in re.findall(r"^gateway_messages_accepted_total\{[^}]*\} (\S+)$", metrics, re.M))
+
+
+def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, env={"GATEWAY_CONTENT__MAX_SEGMENTS": "30", "GATEWAY_LOG_LEVEL": "warning"})
+    gateway.start()
+    try:
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{gateway.url}/openapi.json",
+                "--header",
+                f"Authorization: Bearer {API_KEY}",
+                "--checks",
+                "all",
+                "--mode",
+                "all",
+                "--max-examples",
+                EXAMPLES,
+                "--seed",
+                SEED,
+                "--include-path-regex",
+                ON_THE_CONTRACT,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        with urllib.request.urlopen(gateway.url + "/metrics", timeout=10) as response:
+            accepted = _accepted(response.read().decode())
+    finally:
+        gateway.stop_quietly()
+    report = run.stdout[-6000:]
+    print(report)
+    assert run.returncode == 0, report
+    # Generated requests reached the accept path, not only the refusals.
+    assert accepted >= 100, f"only {accepted:.0f} messages accepted over the run\n{report}"
