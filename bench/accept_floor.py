@@ -76,7 +76,7 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
     from gateway.api.bodies import check_parsed
     from gateway.api.context import CONTEXT
     from gateway.app import Gateway
-    from gateway.domain.jobs import validate_job
+    from gateway.contract.jobs import validate_job
     from gateway.logging import configure_logging
     from gateway.settings import load_settings
     from gateway.store.sql import accept as accept_sql

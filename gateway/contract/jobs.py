@@ -100,6 +100,10 @@ TimeZone = Annotated[
 ]
 
 
+def _with_article(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def _fallback(channel: Channel) -> Any:
     """The channels a job on `channel` may fall back to: only those that take the same address (a job
     carries one `to`), each once."""
@@ -112,7 +116,7 @@ def _fallback(channel: Channel) -> Any:
             if value not in CHANNELS:
                 raise fail(f"must be one of {', '.join(CHANNELS)}")
             raise fail(
-                f"{value} cannot reach a {ADDRESS_KINDS[channel]}; "
+                f"{value} cannot reach {_with_article(ADDRESS_KINDS[channel])}; "
                 f"the channels that can: {', '.join(reachable_channels(channel))}"
             )
         return value

@@ -16,7 +16,7 @@ import orjson
 import phonenumbers
 
 from gateway.domain.email_address import parse_mailbox
-from gateway.domain.models import Category, Channel, SendJob, is_member
+from gateway.domain.models import Channel
 from gateway.domain.phones import parse_international
 from gateway.domain.quiet_hours import zone
 from gateway.domain.routing import INTERCHANGEABLE
@@ -42,35 +42,9 @@ class JobLimits:
     allow_http_webhooks: bool = False
 
 
-KNOWN_FIELDS = frozenset(
-    {
-        "channel",
-        "to",
-        "content",
-        "category",
-        "user_id",
-        "campaign",
-        "variant",
-        "send_at",
-        "expires_at",
-        "fallback",
-        "metadata",
-        "tz",
-        "channel_order",
-    }
-)
-CHANNEL_ORDERS = ("listed", "cost")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
-_CONTENT_FIELDS: dict[Channel, dict[str, bool]] = {
-    # field -> required
-    Channel.SMS: {"text": True},
-    Channel.VOICE: {"text": True, "language": False, "voice": False},
-    Channel.PUSH: {"title": True, "body": True, "data": False},
-    Channel.EMAIL: {"subject": True, "text": True, "html": False},
-    Channel.WEBHOOK: {"payload": True},
-}
 
 
 ADDRESS_KINDS = {
@@ -189,126 +163,6 @@ class _Checker:
             self.fail(path, f"must serialise to at most {max_bytes} bytes (got {size})")
 
 
-def validate_job(
-    body: Any, limits: JobLimits, prefix: str = "", *, now: float | None = None
-) -> tuple[SendJob | None, list[FieldError]]:
-    """Judge one send job; returns the job, or None with every problem found (not just the first).
-
-    `now` is the time of the request: a job that would expire before it could be sent is refused."""
-    check = _Checker(prefix, limits)
-    if not isinstance(body, dict):
-        check.fail("", "must be a JSON object")
-        return None, check.errors
-    if not KNOWN_FIELDS.issuperset(body):
-        for name in sorted(set(body) - KNOWN_FIELDS):
-            check.fail(f"/{name}", "is not a known field")
-
-    channel: Channel | None = None
-    raw_channel = body.get("channel")
-    if raw_channel is None:
-        check.fail("/channel", "is required")
-    elif not is_member(raw_channel, Channel):
-        check.fail("/channel", f"must be one of {', '.join(c.value for c in Channel)}")
-    else:
-        channel = Channel(raw_channel)
-
-    to = _validate_to(check, channel, body.get("to"))
-    content = _validate_content(check, channel, body.get("content"))
-    if check.display_name and content is not None:
-        # Kept with the content (and purged with it), so `to` stays the bare address everything matches on.
-        content = {**content, "to_name": check.display_name}
-
-    category = Category.MARKETING
-    raw_category = body.get("category")
-    if raw_category is not None:
-        if not is_member(raw_category, Category):
-            check.fail("/category", "must be marketing or transactional")
-        else:
-            category = Category(raw_category)
-
-    user_id = check.label(body, "user_id")
-    campaign = check.label(body, "campaign")
-    variant = check.label(body, "variant")
-
-    send_at = expires_at = None
-    for name in ("send_at", "expires_at"):
-        raw = body.get(name)
-        if raw is None:
-            continue
-        parsed = parse_timestamp(raw)
-        if parsed is None:
-            check.fail(
-                f"/{name}", "must be an RFC 3339 date-time with a time zone offset, e.g. 2026-01-31T09:00:00+08:00"
-            )
-        elif name == "send_at":
-            send_at = parsed
-        else:
-            expires_at = parsed
-    if send_at is not None and expires_at is not None and expires_at <= send_at:
-        check.fail("/expires_at", "must be later than send_at")
-    elif now is not None and expires_at is not None and expires_at <= now:
-        check.fail("/expires_at", "is already past: the job would expire unsent")
-
-    fallback: list[Channel] = []
-    raw_fallback = body.get("fallback")
-    if raw_fallback is not None:
-        if not isinstance(raw_fallback, list) or len(raw_fallback) > limits.max_fallback:
-            check.fail("/fallback", f"must be a list of at most {limits.max_fallback} channels")
-        else:
-            for index, item in enumerate(raw_fallback):
-                if not is_member(item, Channel):
-                    check.fail(f"/fallback/{index}", f"must be one of {', '.join(c.value for c in Channel)}")
-                elif Channel(item) == channel or Channel(item) in fallback:
-                    check.fail(f"/fallback/{index}", "repeats a channel already tried")
-                elif channel is not None and item not in reachable_channels(channel):
-                    check.fail(
-                        f"/fallback/{index}",
-                        f"{item} cannot reach a {ADDRESS_KINDS[channel]}; "
-                        f"the channels that can: {', '.join(reachable_channels(channel))}",
-                    )
-                else:
-                    fallback.append(Channel(item))
-
-    channel_order = body.get("channel_order", "listed")
-    if channel_order not in CHANNEL_ORDERS:
-        check.fail("/channel_order", "must be listed or cost")
-
-    tz = body.get("tz")
-    if tz is not None and (not isinstance(tz, str) or len(tz) > 64 or not valid_zone(tz)):
-        check.fail("/tz", "must be an IANA time zone, e.g. Asia/Shanghai")
-        tz = None
-
-    metadata: dict[str, Any] = {}
-    raw_metadata = body.get("metadata")
-    if raw_metadata is not None:
-        if not isinstance(raw_metadata, dict):
-            check.fail("/metadata", "must be a JSON object")
-        else:
-            check.json_size("/metadata", raw_metadata, limits.max_metadata_bytes)
-            metadata = raw_metadata
-
-    if check.errors or channel is None or to is None or content is None:
-        return None, check.errors
-    return (
-        SendJob(
-            channel=channel,
-            to=to,
-            content=content,
-            category=category,
-            user_id=user_id,
-            campaign=campaign,
-            variant=variant,
-            send_at=send_at,
-            expires_at=expires_at,
-            fallback=tuple(fallback),
-            metadata=metadata,
-            tz=tz,
-            channel_order=channel_order,
-        ),
-        [],
-    )
-
-
 ADDRESS_FORMS = "a phone number in E.164 form, an e-mail address or an https URL"
 
 
@@ -365,50 +219,3 @@ def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | No
             return None
         return raw
     return raw
-
-
-def _validate_content(check: _Checker, channel: Channel | None, raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        check.fail("/content", "is required")
-        return None
-    if not isinstance(raw, dict):
-        check.fail("/content", "must be a JSON object")
-        return None
-    if channel is None:
-        return None
-    fields = _CONTENT_FIELDS[channel]
-    if not fields.keys() >= raw.keys():
-        for name in sorted(set(raw) - set(fields)):
-            check.fail(f"/content/{name}", f"is not a field of {channel.value} content")
-    limits = check.limits
-    errors_before = len(check.errors)
-    if channel in (Channel.SMS, Channel.VOICE):
-        check.text(raw, "text", limits.max_text_chars, True)
-        if channel == Channel.VOICE:
-            check.text(raw, "language", 16, False)
-            check.text(raw, "voice", 64, False)
-    elif channel == Channel.PUSH:
-        check.text(raw, "title", limits.max_push_title_chars, True)
-        check.text(raw, "body", limits.max_push_body_chars, True)
-        data = raw.get("data")
-        if data is not None:
-            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-                check.fail("/content/data", "must be an object of string values")
-            else:
-                check.json_size("/content/data", data, 4000)
-    elif channel == Channel.EMAIL:
-        check.text(raw, "subject", limits.max_subject_chars, True)
-        check.text(raw, "text", limits.max_email_body_chars, True)
-        check.text(raw, "html", limits.max_email_body_chars, False)
-        subject = raw.get("subject")
-        if isinstance(subject, str) and ("\r" in subject or "\n" in subject):
-            check.fail("/content/subject", "must be one line")
-    elif channel == Channel.WEBHOOK:
-        payload = raw.get("payload")
-        if payload is None:
-            check.fail("/content/payload", "is required")
-        elif not isinstance(payload, dict | list):
-            check.fail("/content/payload", "must be a JSON object or array")
-        else:
-            check.json_size("/content/payload", payload, limits.max_payload_bytes)
-    return raw if len(check.errors) == errors_before else None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.jobs import JobLimits, normalise_phone, parse_timestamp, valid_idempotency_key, validate_job
+from gateway.contract.jobs import validate_job
+from gateway.domain.jobs import JobLimits, normalise_phone, parse_timestamp, valid_idempotency_key
 from gateway.domain.models import Category, Channel
 
 LIMITS = JobLimits()
@@ -36,7 +37,7 @@ def test_a_valid_sms_job_is_normalised() -> None:
 def test_every_problem_is_reported_with_the_prefix_of_its_batch_item() -> None:
     job, errors = validate_job({"channel": "sms", "to": "123", "content": {"text": ""}, "x": 1}, LIMITS, "/messages/3")
     assert job is None
-    assert [e.field for e in errors] == ["/messages/3/x", "/messages/3/to", "/messages/3/content/text"]
+    assert [e.field for e in errors] == ["/messages/3/to", "/messages/3/content/text", "/messages/3/x"]
 
 
 def test_email_domains_are_lowercased_and_local_parts_kept() -> None:
