@@ -1,0 +1,85 @@
+"""Real traffic on the sender-number, suppression, blocked-word and content-check rooms conforms to
+/openapi.json: what the document allows is taken, what it refuses is refused naming the field, and
+every answer has the documented status, media type and shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import ValidationError
+
+from tests.harness import GatewayStarter, Running
+from tests.integration.test_openapi import Contract
+
+
+class Traffic:
+    def __init__(self, gw: Running, document: dict[str, Any]) -> None:
+        self.gw = gw
+        self.contract = Contract(document)
+
+    async def call(self, method: str, template: str, path: str | None = None, body: Any = None, **params: str) -> Any:
+        """One exchange; its answer must be documented. Returns (status, JSON body or None)."""
+        gw = self.gw
+        kwargs: dict[str, Any] = {"headers": gw.headers, "params": params}
+        if body is not None:
+            kwargs["json"] = body
+        response = await gw.session.request(method, gw.url + (path or template), **kwargs)
+        payload = await response.json(content_type=None) if response.status != 204 else None
+        documented = self.contract.document["paths"][template][method]["responses"]
+        assert str(response.status) in documented, f"{method} {template} documents no {response.status}"
+        if payload is not None:
+            self.contract.response(template, method, response.status, response.content_type, payload)
+        return response.status, payload
+
+    async def accepted(self, method: str, template: str, path: str | None = None, body: Any = None, **q: str) -> Any:
+        if body is not None:
+            self.contract.request(template, method, body)
+        status, payload = await self.call(method, template, path, body, **q)
+        assert 200 <= status < 300, (method, path or template, body, q, payload)
+        return payload
+
+    async def refused(
+        self, method: str, template: str, field: str, path: str | None = None, body: Any = None, **q: str
+    ) -> dict[str, Any]:
+        """A request the document refuses is refused by the server too, naming the field."""
+        if body is not None:
+            try:
+                self.contract.request(template, method, body)
+            except ValidationError:
+                pass
+            else:
+                raise AssertionError(f"the document allows {body!r}")
+        status, problem = await self.call(method, template, path, body, **q)
+        assert status in (400, 422), (status, problem)
+        assert field in [e["field"] for e in problem["errors"]], problem
+        return dict(problem)
+
+
+async def _traffic(gw: Running) -> Traffic:
+    return Traffic(gw, await (await gw.get("/openapi.json")).json())
+
+
+async def test_number_traffic_conforms_to_the_document(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        t = await _traffic(gw)
+        number = await t.accepted("post", "/v1/numbers", body={"pool": "us", "sender": "+14155552671"})
+        await t.accepted("post", "/v1/numbers", body={"pool": "us", "sender": "12345", "kind": "short_code"})
+        await t.refused("post", "/v1/numbers", "/sender", body={"pool": "us", "sender": "ACME", "kind": "short_code"})
+        await t.refused("post", "/v1/numbers", "/countries/0", body={"pool": "us", "sender": "AB", "countries": ["U"]})
+        one = f"/v1/numbers/{number['id']}"
+        await t.accepted("get", "/v1/numbers", state="active", pool="us")
+        await t.refused("get", "/v1/numbers", "state", state="asleep")
+        await t.accepted("get", "/v1/numbers/{id}", one)
+        await t.accepted("patch", "/v1/numbers/{id}", one, {"daily_cap": 500, "provider": None, "countries": ["us"]})
+        await t.refused("patch", "/v1/numbers/{id}", "/kind", one, {"kind": None})
+        await t.refused("patch", "/v1/numbers/{id}", "/pool", one, {"pool": "elsewhere"})
+        await t.refused("post", "/v1/numbers/{id}/flag", "/reason", one + "/flag", {})
+        await t.accepted("post", "/v1/numbers/{id}/flag", one + "/flag", {"reason": "vendor report"})
+        await t.refused("post", "/v1/numbers/{id}/restore", "/reason", one + "/restore", {"reason": ""})
+        await t.accepted("post", "/v1/numbers/{id}/restore", one + "/restore", {"reason": "cleared"})
+        await t.refused("post", "/v1/numbers/{id}/retire", "/why", one + "/retire", {"why": "x"})
+        assert (await t.accepted("post", "/v1/numbers/{id}/retire", one + "/retire", {}))["state"] == "retired"
+        assert (await t.call("post", "/v1/numbers/{id}/flag", one + "/flag", {"reason": "x"}))[0] == 409
+        await t.accepted("delete", "/v1/numbers/{id}", one)
+        assert (await t.call("get", "/v1/numbers/{id}", one))[0] == 404
+        assert await gw.count("numbers") == 1
