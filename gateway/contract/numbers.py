@@ -46,13 +46,10 @@ ANY_CAP = f"must be a whole number from 1 to {MAX_DAILY_CAP} or null"
 ANY_RATE = "must be a positive number of messages per second or null"
 
 
-def _without_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
 def _absent() -> Any:
     """An optional field that may not be null: absent means "as it is" (or the default)."""
-    return Field(None, json_schema_extra=_without_default)
+    # A default from a factory is left out of the document: null is no value a client may send.
+    return Field(default_factory=lambda: None)
 
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LABEL_PATTERN)]

@@ -83,3 +83,23 @@ async def test_number_traffic_conforms_to_the_document(start_gateway: GatewaySta
         await t.accepted("delete", "/v1/numbers/{id}", one)
         assert (await t.call("get", "/v1/numbers/{id}", one))[0] == 404
         assert await gw.count("numbers") == 1
+
+
+async def test_suppression_traffic_conforms_to_the_document(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        t = await _traffic(gw)
+        both = {"address": "Ann <ann@Example.com>", "user_id": "u-1", "reason": "complaint"}
+        assert (await t.accepted("post", "/v1/suppressions", body=both))["address"] == "ann@example.com"
+        await t.accepted("post", "/v1/suppressions", body={"address": "device-token-0001", "channel": "push"})
+        await t.accepted("post", "/v1/suppressions", body={"address": "+8613812345678", "channel": "voice"})
+        await t.refused("post", "/v1/suppressions", "/channel", body={"address": "+8613812345678", "channel": "fax"})
+        await t.refused("post", "/v1/suppressions", "/address", body={"reason": "complaint"})
+        await t.refused("post", "/v1/suppressions", "/channel", body={"address": "+8613812345678", "channel": None})
+        page = await t.accepted("get", "/v1/suppressions", limit="2")
+        assert page["next_cursor"] is not None
+        await t.accepted("get", "/v1/suppressions", cursor=page["next_cursor"], address="ann@example.com")
+        await t.refused("get", "/v1/suppressions", "cursor", cursor="yesterday")
+        await t.refused("delete", "/v1/suppressions", "address")
+        await t.accepted("delete", "/v1/suppressions", user_id="u-1", address="+8613812345678")
+        assert (await t.call("delete", "/v1/suppressions", user_id="u-1"))[0] == 404
+        assert await gw.count("suppressions") == 2
