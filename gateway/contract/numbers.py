@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
-from gateway.contract.base import LABEL_PATTERN, Body, Reply, explain_pattern, judge
+from gateway.contract.base import LABEL_PATTERN, Body, Reply, absent, explain_pattern, judge
 from gateway.contract.jobs import PhoneNumber
 from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError
@@ -32,7 +32,7 @@ ProviderName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=32, pattern=LABEL_PATTERN),
     Field(
-        description="the name of a provider configured on this gateway (null: any provider of the channel)",
+        description="the name of a provider configured on this gateway",
         json_schema_extra={"format": "provider-name"},
         examples=["sandbox"],
     ),
@@ -46,29 +46,23 @@ ANY_CAP = f"must be a whole number from 1 to {MAX_DAILY_CAP} or null"
 ANY_RATE = "must be a positive number of messages per second or null"
 
 
-def _absent() -> Any:
-    """An optional field that may not be null: absent means "as it is" (or the default)."""
-    # A default from a factory is left out of the document: null is no value a client may send.
-    return Field(default_factory=lambda: None)
-
-
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LABEL_PATTERN)]
 
 
 class NumberAttributes(Body):
     """What an operator may change on a number: not its pool, sender or state."""
 
-    kind: Literal[KINDS] = _absent()  # type: ignore[valid-type]
-    provider: ProviderName | None = None
-    channel: Channel = _absent()
-    countries: Annotated[list[Country], Field(max_length=MAX_COUNTRIES, description="empty: any")] = _absent()
-    categories: Annotated[list[Category], Field(description="empty: any")] = _absent()
+    kind: Literal[KINDS] = absent()  # type: ignore[valid-type]
+    provider: ProviderName | None = Field(None, description="null: any provider of the channel")
+    channel: Channel = absent()
+    countries: Annotated[list[Country], Field(max_length=MAX_COUNTRIES, description="empty: any")] = absent()
+    categories: Annotated[list[Category], Field(description="empty: any")] = absent()
     region: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=LABEL_PATTERN)] | None = Field(
         None, examples=["guangdong"]
     )
     daily_cap: Annotated[int, Field(ge=1, le=MAX_DAILY_CAP)] | None = None
     rate: Annotated[float, Field(gt=0, description="messages per second")] | None = None
-    warmup: Annotated[bool, Field(description="ramp the daily cap up over the first days")] = _absent()
+    warmup: Annotated[bool, Field(description="ramp the daily cap up over the first days")] = absent()
 
     error_messages: ClassVar[dict[tuple[str, str], str]] = {
         **{("daily_cap", kind): ANY_CAP for kind in ("int_type", "greater_than_equal", "less_than_equal")},

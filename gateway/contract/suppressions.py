@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from gateway.contract.base import LABEL_PATTERN, Body, Label, Reply, explain_pattern, fail, judge
+from gateway.contract.base import LABEL_PATTERN, Body, Label, Reply, absent, explain_pattern, fail, judge
 from gateway.contract.jobs import ANY_HTTP_URL, CHANNELS, HTTPS_URL, DeviceToken, Mailbox, PhoneNumber
 from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError, JobLimits, suppression_address
@@ -19,12 +19,6 @@ from gateway.domain.models import Channel
 MAX_ADDRESS_CHARS = 2048  # the suppressions table's column
 GIVE_ONE = "give an address or a user_id (or both)"
 Iso = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-
-
-def _absent() -> Any:
-    """An optional field that may not be null."""
-    # A default from a factory is left out of the document: null is no value a client may send.
-    return Field(default_factory=lambda: None)
 
 
 def _by_form(limits: JobLimits) -> Any:
@@ -62,8 +56,8 @@ class _Suppression(Body):
 
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["address"]}, {"required": ["user_id"]}]})
 
-    address: str = _absent()
-    user_id: Label = _absent()
+    address: str = absent()
+    user_id: Label = absent()
     reason: Reason = Field("opt_out", examples=["complaint"])
     channel_value: ClassVar[Channel | None] = None
 
@@ -79,39 +73,39 @@ class _Suppression(Body):
 
 
 class SuppressionByForm(_Suppression):
-    address: _by_form(JobLimits()) = _absent()  # type: ignore[valid-type]
+    address: _by_form(JobLimits()) = absent()  # type: ignore[valid-type]
 
 
 class SuppressionByFormPlainHttp(_Suppression):
-    address: _by_form(JobLimits(allow_http_webhooks=True)) = _absent()  # type: ignore[valid-type]
+    address: _by_form(JobLimits(allow_http_webhooks=True)) = absent()  # type: ignore[valid-type]
 
 
 class PhoneSuppression(_Suppression):
     channel_value = Channel.SMS
     channel: Literal["sms", "voice"]
-    address: PhoneNumber = _absent()
+    address: PhoneNumber = absent()
 
 
 class EmailSuppression(_Suppression):
     channel_value = Channel.EMAIL
     channel: Literal["email"]
-    address: Mailbox = _absent()
+    address: Mailbox = absent()
 
 
 class PushSuppression(_Suppression):
     channel_value = Channel.PUSH
     channel: Literal["push"]
-    address: StoredDeviceToken = _absent()
+    address: StoredDeviceToken = absent()
 
 
 class WebhookSuppression(_Suppression):
     channel_value = Channel.WEBHOOK
     channel: Literal["webhook"]
-    address: Url = _absent()
+    address: Url = absent()
 
 
 class PlainHttpWebhookSuppression(WebhookSuppression):
-    address: PlainHttpUrl = _absent()
+    address: PlainHttpUrl = absent()
 
 
 _BY_CHANNEL: dict[str, type[_Suppression]] = {

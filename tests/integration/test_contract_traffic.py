@@ -103,3 +103,30 @@ async def test_suppression_traffic_conforms_to_the_document(start_gateway: Gatew
         await t.accepted("delete", "/v1/suppressions", user_id="u-1", address="+8613812345678")
         assert (await t.call("delete", "/v1/suppressions", user_id="u-1"))[0] == 404
         assert await gw.count("suppressions") == 2
+
+
+async def test_content_and_blocklist_traffic_conforms_to_the_document(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        t = await _traffic(gw)
+        report = await t.accepted("post", "/v1/content/check", body={"channel": "sms", "text": "点击t.cn/x"})
+        assert report["fixed_text"] == "点击 t.cn/x"
+        email = {"channel": "email", "content": {"subject": "春季上新t.cn/x", "text": ""}, "provider": "sandbox"}
+        assert [v["field"] for v in (await t.accepted("post", "/v1/content/check", body=email))["violations"]] == [
+            "/content/subject"
+        ]
+        await t.refused(
+            "post", "/v1/content/check", "/content/html", body={"channel": "email", "content": {"html": "x"}}
+        )
+        await t.refused("post", "/v1/content/check", "/text", body={"channel": "sms", "text": " "})
+        created = await t.accepted("put", "/v1/blocklists/{name}", "/v1/blocklists/brand", {"words": ["竞品A"]})
+        assert created["severity"] == "block"
+        await t.refused("put", "/v1/blocklists/{name}", "/words/1", "/v1/blocklists/brand", {"words": ["a", " "]})
+        await t.refused(
+            "put", "/v1/blocklists/{name}", "/severity", "/v1/blocklists/brand", {"words": [], "severity": 1}
+        )
+        assert (await t.accepted("get", "/v1/blocklists"))["data"][0]["words"] == ["竞品A"]
+        await t.accepted("get", "/v1/blocklists/{name}", "/v1/blocklists/brand")
+        assert (await t.call("get", "/v1/blocklists/{name}", "/v1/blocklists/Brand"))[0] == 404
+        await t.accepted("delete", "/v1/blocklists/{name}", "/v1/blocklists/brand")
+        assert (await t.call("delete", "/v1/blocklists/{name}", "/v1/blocklists/brand"))[0] == 404
+        assert await gw.count("blocklists") == 0

@@ -329,7 +329,7 @@ FIELD_CASES: list[Any] = [
     ("blocklist", {"words": ["ok"], "k\u0000": 1}, 422, "validation", ["/k\u0000"], (), ""),
     ("blocklist", {"words": ["ok"], "severity": NUL}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": "casino"}, 422, "validation", ["/words"], (), ""),
-    ("blocklist", {"words": ["casino", 1]}, 422, "validation", ["/words"], (), ""),
+    ("blocklist", {"words": ["casino", 1]}, 422, "validation", ["/words/1"], (), ""),
     ("blocklist", {"words": ["casino"], "severity": ["block"]}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": ["casino"], "severity": {"block": 1}}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": [LONG]}, 422, "validation", ["/words/0"], (), ""),
