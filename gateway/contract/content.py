@@ -93,14 +93,14 @@ class SmsCheckContent(_Content):
 
 class PushCheckContent(_Content):
     model_config = ConfigDict(json_schema_extra=_says_something("title", "body"))
-    title: OptionalText | None = None
-    body: OptionalText | None = None
+    title: OptionalText = absent()
+    body: OptionalText = absent()
 
 
 class EmailCheckContent(_Content):
     model_config = ConfigDict(json_schema_extra=_says_something("subject", "text"))
-    subject: OptionalText | None = None
-    text: OptionalText | None = None
+    subject: OptionalText = absent()
+    text: OptionalText = absent()
 
 
 class _FieldsCheck(ContentCheck):
@@ -149,7 +149,7 @@ def judge_content_check(body: Any) -> tuple[ContentCheck | None, list[FieldError
     channel = body.get("channel")
     model = _CONTENT_CHECKS.get(channel) if isinstance(channel, str) else None
     if model is None:
-        if channel in TEXT_FIELDS:
+        if isinstance(channel, str) and channel in TEXT_FIELDS:
             return None, [FieldError("/content", f"{channel} messages carry no text to check")]
         return None, [FieldError("/channel", f"must be one of {', '.join(CHANNELS)}")]
     return judge(model, body)
@@ -179,6 +179,7 @@ class BlocklistRequest(Body):
         Field(
             max_length=MAX_LIST_WORDS,
             description="no two that match the same texts (e.g. differing only in case)",
+            json_schema_extra={"uniqueItems": True},
             examples=[["竞品A", "rival b"]],
         ),
     ]

@@ -28,9 +28,9 @@ State = Literal[STATES]  # type: ignore[valid-type]
 Iso = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 PoolName = Annotated[str, StringConstraints(pattern=POOL_PATTERN), Field(examples=["us-sms"])]
+# Which names are configured is the gateway's configuration: the handler checks it (a `format`).
 ProviderName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=32, pattern=LABEL_PATTERN),
     Field(
         description="the name of a provider configured on this gateway",
         json_schema_extra={"format": "provider-name"},

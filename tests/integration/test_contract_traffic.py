@@ -118,6 +118,9 @@ async def test_content_and_blocklist_traffic_conforms_to_the_document(start_gate
             "post", "/v1/content/check", "/content/html", body={"channel": "email", "content": {"html": "x"}}
         )
         await t.refused("post", "/v1/content/check", "/text", body={"channel": "sms", "text": " "})
+        null_text = {"channel": "email", "content": {"subject": "s", "text": None}}
+        await t.refused("post", "/v1/content/check", "/content/text", body=null_text)
+        await t.refused("put", "/v1/blocklists/{name}", "/words/1", "/v1/blocklists/brand", {"words": ["0", "0"]})
         created = await t.accepted("put", "/v1/blocklists/{name}", "/v1/blocklists/brand", {"words": ["竞品A"]})
         assert created["severity"] == "block"
         await t.refused("put", "/v1/blocklists/{name}", "/words/1", "/v1/blocklists/brand", {"words": ["a", " "]})

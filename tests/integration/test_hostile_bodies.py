@@ -298,6 +298,7 @@ FIELD_CASES: list[Any] = [
     ("content", {"channel": "sms", "text": "x", "provider": NUL}, 422, "validation", ["/provider"], (), ""),
     ("content", {"channel": ["sms"], "text": "x"}, 422, "validation", ["/channel"], (), ""),
     ("content", {"channel": {"sms": 1}, "text": "x"}, 422, "validation", ["/channel"], (), ""),
+    ("content", {"channel": {"sms": 1}, "content": {"text": "x"}}, 422, "validation", ["/channel"], (), ""),
     (
         "content",
         {"channel": "sms", "text": "x", "category": ["marketing"]},
