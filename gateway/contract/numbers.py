@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter
+from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter
 
 from gateway.contract.base import LABEL_PATTERN, Body, Reply, absent, explain_pattern, judge
 from gateway.contract.jobs import PhoneNumber
@@ -46,6 +46,11 @@ ANY_CAP = f"must be a whole number from 1 to {MAX_DAILY_CAP} or null"
 ANY_RATE = "must be a positive number of messages per second or null"
 
 
+def _whole(value: Any) -> Any:
+    """JSON has one number type: 500.0 is the integer 500 to JSON Schema, so to the API too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=LABEL_PATTERN)]
 
 
@@ -60,7 +65,7 @@ class NumberAttributes(Body):
     region: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=LABEL_PATTERN)] | None = Field(
         None, examples=["guangdong"]
     )
-    daily_cap: Annotated[int, Field(ge=1, le=MAX_DAILY_CAP)] | None = None
+    daily_cap: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=MAX_DAILY_CAP)] | None = None
     rate: Annotated[float, Field(gt=0, description="messages per second")] | None = None
     warmup: Annotated[bool, Field(description="ramp the daily cap up over the first days")] = absent()
 

@@ -70,7 +70,9 @@ async def test_number_traffic_conforms_to_the_document(start_gateway: GatewaySta
         await t.accepted("get", "/v1/numbers", state="active", pool="us")
         await t.refused("get", "/v1/numbers", "state", state="asleep")
         await t.accepted("get", "/v1/numbers/{id}", one)
-        await t.accepted("patch", "/v1/numbers/{id}", one, {"daily_cap": 500, "provider": None, "countries": ["us"]})
+        patch = {"daily_cap": 500.0, "provider": None, "countries": ["us"]}
+        assert (await t.accepted("patch", "/v1/numbers/{id}", one, patch))["daily_cap"] == 500
+        await t.refused("patch", "/v1/numbers/{id}", "/daily_cap", one, {"daily_cap": 500.5})
         await t.refused("patch", "/v1/numbers/{id}", "/kind", one, {"kind": None})
         await t.refused("patch", "/v1/numbers/{id}", "/pool", one, {"pool": "elsewhere"})
         await t.refused("post", "/v1/numbers/{id}/flag", "/reason", one + "/flag", {})
