@@ -6,7 +6,6 @@ the `admin` scope; reading them takes `read`.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -17,21 +16,14 @@ from gateway.api.bodies import read_json
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.domain.jobs import FieldError, normalise_phone
-from gateway.domain.models import is_member
-from gateway.domain.numbers import EDITABLE, NumberState, SenderKind, daily_cap
+from gateway.contract.base import judge
+from gateway.contract.numbers import FlagRequest, NumberAction, NumberAttributes, NumberQuery, judge_new_number
+from gateway.domain.jobs import FieldError
+from gateway.domain.numbers import NumberState, daily_cap
 from gateway.number_pool import NumberPool, number_row
 from gateway.store.records import to_number
 
 MAX_BODY = 16_384
-POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
-ALPHANUMERIC = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
-SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
-CHANNELS = ("sms", "voice")
-CATEGORIES = ("marketing", "transactional")
-MAX_DAILY_CAP = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
-CREATE_FIELDS = {"pool", "sender", *EDITABLE}
 ACTIONS = {"flag": "flagged", "restore": "restored", "retire": "retired"}
 
 
@@ -90,14 +82,10 @@ async def list_numbers(request: web.Request) -> web.Response:
     ctx = context(request)
     await ctx.auth.principal(request, "read")
     _pool(ctx)
-    query = request.query
-    errors = [FieldError(n, "is not a known query parameter") for n in sorted(set(query) - {"pool", "state"})]
-    state = query.get("state")
-    if state is not None and state not in {s.value for s in NumberState}:
-        errors.append(FieldError("state", f"must be one of {', '.join(s.value for s in NumberState)}"))
-    if errors:
+    query, errors = NumberQuery.judge(request.query)
+    if query is None:
         raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    rows = await ctx.store.number_rows(query.get("pool"), state)
+    rows = await ctx.store.number_rows(query.pool, query.state)
     return _json({"data": await _render(ctx, rows)})
 
 
@@ -129,79 +117,12 @@ async def get_number(request: web.Request) -> web.Response:
     return _json(rendered)
 
 
-def _check_attributes(ctx: ApiContext, body: dict[str, Any], errors: list[FieldError]) -> dict[str, Any]:
-    """The editable attributes in `body`, checked and in their stored form."""
-    out: dict[str, Any] = {}
-    if "kind" in body:
-        if not is_member(body["kind"], SenderKind):
-            errors.append(FieldError("/kind", f"must be one of {', '.join(k.value for k in SenderKind)}"))
-        else:
-            out["kind"] = body["kind"]
-    if "channel" in body:
-        if not isinstance(body["channel"], str) or body["channel"] not in CHANNELS:
-            errors.append(FieldError("/channel", "must be sms or voice"))
-        else:
-            out["channel"] = body["channel"]
-    if "provider" in body:
-        provider = body["provider"]
-        if provider is not None and (not isinstance(provider, str) or ctx.providers.get(provider) is None):
-            errors.append(FieldError("/provider", "must name a configured provider (or be null: any)"))
-        else:
-            out["provider"] = provider
-    for name, allowed in (("countries", None), ("categories", CATEGORIES)):
-        if name not in body:
-            continue
-        values = body[name]
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            errors.append(FieldError(f"/{name}", "must be a list of strings"))
-            continue
-        bad = [v for v in values if (v not in allowed if allowed else not COUNTRY.match(v.upper()))]
-        if bad:
-            what = "marketing or transactional" if allowed else "ISO 3166 alpha-2 country codes"
-            errors.append(FieldError(f"/{name}", f"must hold {what} (not {bad[0]!r})"))
-            continue
-        out[name] = ",".join(sorted({v.upper() if name == "countries" else v for v in values}))
-    if "region" in body:
-        region = body["region"]
-        if region is not None and (not isinstance(region, str) or not 1 <= len(region) <= 64):
-            errors.append(FieldError("/region", "must be a string of 1-64 characters or null"))
-        else:
-            out["region"] = region
-    if "daily_cap" in body:
-        cap = body["daily_cap"]
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_DAILY_CAP):
-            errors.append(FieldError("/daily_cap", f"must be a whole number from 1 to {MAX_DAILY_CAP} or null"))
-        else:
-            out["daily_cap"] = cap
-    if "rate" in body:
-        rate = body["rate"]
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0):
-            errors.append(FieldError("/rate", "must be a positive number of messages per second or null"))
-        else:
-            out["rate"] = float(rate) if rate is not None else None
-    if "warmup" in body:
-        if not isinstance(body["warmup"], bool):
-            errors.append(FieldError("/warmup", "must be true or false"))
-        else:
-            out["warmup"] = body["warmup"]
-    return out
-
-
-def _check_sender(kind: str, sender: Any, errors: list[FieldError]) -> str | None:
-    if not isinstance(sender, str) or not sender.strip():
-        errors.append(FieldError("/sender", "is required: the number, short code or alphanumeric id"))
-        return None
-    text = sender.strip()
-    if kind == SenderKind.NUMBER:
-        normal = normalise_phone(text)
-        if normal is None:
-            errors.append(FieldError("/sender", "must be a phone number in E.164 (+<country><number>)"))
-        return normal
-    if kind == SenderKind.SHORT_CODE and not SHORT_CODE.match(text):
-        errors.append(FieldError("/sender", "a short code is 3-8 digits"))
-    if kind == SenderKind.ALPHANUMERIC and not ALPHANUMERIC.match(text):
-        errors.append(FieldError("/sender", "an alphanumeric id is 1-11 letters, digits or spaces"))
-    return text
+def _unknown_provider(ctx: ApiContext, body: dict[str, Any]) -> list[FieldError]:
+    """Which providers exist is this gateway's configuration, not the contract's: checked here."""
+    provider = body.get("provider")
+    if isinstance(provider, str) and ctx.providers.get(provider) is None:
+        return [FieldError("/provider", "must name a configured provider (or be null: any)")]
+    return []
 
 
 async def _object_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -218,32 +139,27 @@ async def create_number(request: web.Request) -> web.Response:
     principal = await ctx.auth.principal(request, "admin")
     _pool(ctx)
     body = await _object_body(request)
-    errors = [FieldError(f"/{n}", "is not a known field") for n in sorted(set(body) - CREATE_FIELDS)]
-    pool = body.get("pool")
-    if not isinstance(pool, str) or not POOL_NAME.match(pool):
-        errors.append(FieldError("/pool", "is required: 1-64 letters, digits, '.', '_' or '-'"))
-    attributes = _check_attributes(ctx, body, errors)
-    kind = attributes.get("kind", SenderKind.NUMBER.value)
-    sender = _check_sender(kind, body.get("sender"), errors)
-    if errors or sender is None:
+    number, errors = judge_new_number(body)
+    errors += _unknown_provider(ctx, body)
+    if number is None or errors:
         raise validation_problem(errors)
     row = number_row(
-        pool=str(pool),
-        sender=sender,
-        channel=attributes.get("channel", "sms"),
-        kind=kind,
-        provider=attributes.get("provider"),
-        region=attributes.get("region"),
-        daily_cap=attributes.get("daily_cap"),
-        rate=attributes.get("rate"),
-        warmup=attributes.get("warmup", False),
+        pool=number.pool,
+        sender=number.sender,
+        channel=number.channel,
+        kind=number.kind,
+        provider=number.provider,
+        countries=number.countries or (),
+        categories=number.categories or (),
+        region=number.region,
+        daily_cap=number.daily_cap,
+        rate=number.rate,
+        warmup=number.warmup,
         source=f"api:{principal.key_id}",
         now=time.time(),
     )
-    row["countries"] = attributes.get("countries", "")
-    row["categories"] = attributes.get("categories", "")
     if not await ctx.store.add_number(row):
-        raise Problem(409, "conflict", "Conflict", f"pool {pool!r} already has sender {sender!r}")
+        raise Problem(409, "conflict", "Conflict", f"pool {number.pool!r} already has sender {number.sender!r}")
     _pool(ctx).added()
     stored = await ctx.store.number_row(row["id"])
     assert stored is not None
@@ -262,12 +178,11 @@ async def update_number(request: web.Request) -> web.Response:
     _pool(ctx)
     row = await _number_row(ctx, request)
     body = await _object_body(request)
-    errors = [FieldError(f"/{n}", "cannot be changed") for n in sorted(set(body) & {"pool", "sender"})]
-    errors += [FieldError(f"/{n}", "is not a known field") for n in sorted(set(body) - CREATE_FIELDS)]
-    changes = _check_attributes(ctx, body, errors)
-    if errors:
+    attributes, errors = judge(NumberAttributes, body)
+    errors += _unknown_provider(ctx, body)
+    if attributes is None or errors:
         raise validation_problem(errors)
-    updated = await ctx.store.update_number(row["id"], changes)
+    updated = await ctx.store.update_number(row["id"], attributes.changes())
     if updated is None:
         raise Problem(404, "not-found", "Not Found", f"no number {row['id']!r}")
     [rendered] = await _render(ctx, [updated])
@@ -288,19 +203,17 @@ async def _operate(request: web.Request, action: str) -> web.Response:
     principal = await ctx.auth.principal(request, "admin")
     pool = _pool(ctx)
     await _number_row(ctx, request)
-    body = await _object_body(request, optional=action != "flag")
-    errors = [FieldError(f"/{n}", "is not a known field") for n in sorted(set(body) - {"reason"})]
-    reason = body.get("reason", f"{ACTIONS[action]} by an operator")
-    if action == "flag" and "reason" not in body:
-        errors.append(FieldError("/reason", "is required: why the number is flagged"))
-    elif not isinstance(reason, str) or not 1 <= len(reason) <= 200:
-        errors.append(FieldError("/reason", "must be a string of 1-200 characters"))
-    if errors:
+    flagging = action == "flag"
+    body = await _object_body(request, optional=not flagging)
+    model: type[NumberAction] = FlagRequest if flagging else NumberAction
+    judged, errors = judge(model, body)
+    if judged is None:
         raise validation_problem(errors)
+    reason = judged.reason or f"{ACTIONS[action]} by an operator"
     row, _ = await pool.operate(request.match_info["id"], action, reason, f"operator:{principal.key_id}")
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"no number {request.match_info['id']!r}")
-    if action == "flag" and row["state"] == NumberState.RETIRED:
+    if flagging and row["state"] == NumberState.RETIRED:
         raise Problem(409, "conflict", "Conflict", "a retired number cannot be flagged; restore it first")
     [rendered] = await _render(ctx, [row])
     return _json(rendered)

@@ -46,6 +46,12 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def absent() -> Any:
+    """The default of an optional field that may not be null: left out of the document, since null is
+    no value a client may send (pydantic does not show a default made by a factory)."""
+    return Field(default_factory=lambda: None)
+
+
 def fail(message: str) -> PydanticCustomError:
     """A validator's refusal, carried to the client as the field's message word for word."""
     return PydanticCustomError("field", message)

@@ -113,7 +113,7 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
         media: dict[str, Any] = {"schema": components.schema_of(op.body, "validation")}
         if op.body_examples:
             media["examples"] = {name: {"value": value} for name, value in op.body_examples.items()}
-        doc["requestBody"] = {"required": True, "content": {op.body_content_type: media}}
+        doc["requestBody"] = {"required": op.body_required, "content": {op.body_content_type: media}}
     responses: dict[str, Any] = {}
     for status, answer in sorted(op.answers.items()):
         response: dict[str, Any] = {"description": answer.description}

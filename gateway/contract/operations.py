@@ -73,6 +73,8 @@ class Operation:
     description: str = ""
     tags: tuple[str, ...] = ()
     body_examples: Mapping[str, Any] = field(default_factory=dict)
+    # False: the body may be left out altogether (an action whose fields all have defaults).
+    body_required: bool = True
 
 
 class Empty(Reply):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.contract import messages
+from gateway.contract import content, messages, numbers, suppressions
 from gateway.contract.operations import Named, Operation
 
-ALL_OPERATIONS: tuple[Operation, ...] = (*messages.OPERATIONS,)
+ALL_OPERATIONS: tuple[Operation, ...] = (
+    *messages.OPERATIONS,
+    *numbers.OPERATIONS,
+    *suppressions.OPERATIONS,
+    *content.OPERATIONS,
+)
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED,)

@@ -298,6 +298,7 @@ FIELD_CASES: list[Any] = [
     ("content", {"channel": "sms", "text": "x", "provider": NUL}, 422, "validation", ["/provider"], (), ""),
     ("content", {"channel": ["sms"], "text": "x"}, 422, "validation", ["/channel"], (), ""),
     ("content", {"channel": {"sms": 1}, "text": "x"}, 422, "validation", ["/channel"], (), ""),
+    ("content", {"channel": {"sms": 1}, "content": {"text": "x"}}, 422, "validation", ["/channel"], (), ""),
     (
         "content",
         {"channel": "sms", "text": "x", "category": ["marketing"]},
@@ -329,7 +330,7 @@ FIELD_CASES: list[Any] = [
     ("blocklist", {"words": ["ok"], "k\u0000": 1}, 422, "validation", ["/k\u0000"], (), ""),
     ("blocklist", {"words": ["ok"], "severity": NUL}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": "casino"}, 422, "validation", ["/words"], (), ""),
-    ("blocklist", {"words": ["casino", 1]}, 422, "validation", ["/words"], (), ""),
+    ("blocklist", {"words": ["casino", 1]}, 422, "validation", ["/words/1"], (), ""),
     ("blocklist", {"words": ["casino"], "severity": ["block"]}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": ["casino"], "severity": {"block": 1}}, 422, "validation", ["/severity"], (), ""),
     ("blocklist", {"words": [LONG]}, 422, "validation", ["/words/0"], (), ""),

@@ -66,12 +66,12 @@ async def test_a_device_token_is_suppressed_when_its_channel_is_named(start_gate
         pytest.param({"address": "not-a-phone-or-email"}, [("/address", ADDRESS_FORMS)], id="not-an-address"),
         pytest.param(
             {"user_id": "u" * 129},
-            [("/user_id", "must be a non-empty string of at most 128 characters")],
+            [("/user_id", "must be at most 128 characters")],
             id="user-id-too-long",
         ),
         pytest.param(
             {"address": "+8613812345678", "user_id": "u" * 129},
-            [("/user_id", "must be a non-empty string of at most 128 characters")],
+            [("/user_id", "must be at most 128 characters")],
             id="good-address-bad-user-id",
         ),
         pytest.param({"address": "not-a-phone", "user_id": "u-1"}, [("/address", ADDRESS_FORMS)], id="bad-address"),
