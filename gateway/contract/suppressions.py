@@ -207,8 +207,8 @@ OPERATIONS = (
             "device": {"address": "fcm-device-token-0001", "channel": "push"},
         },
         answers={
-            200: Answer("already suppressed", Suppression),
-            201: Answer("suppressed", Suppression),
+            200: Answer("on the list already", Suppression),
+            201: Answer("added to the list", Suppression),
             **body_answers(),
             **auth_answers(),
             422: problem("an address or user_id a send job could not have; an unknown field"),
