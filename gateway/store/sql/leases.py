@@ -14,6 +14,7 @@ from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
+from gateway.store.sql import batches
 from gateway.store.sql.common import Room, dialect_insert
 
 
@@ -106,29 +107,27 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     meanwhile (this one stalled past its lease) is that worker's now, and must not be sent here."""
     if not marks:
         return []
-    owners = {m.worker for m in marks}
-    if owners != {None}:
-        held = set(
+    if conn.dialect.name == "postgresql":
+        held = batches.mark_sending(conn, marks, lease_until)
+        _register_links(conn, [m for m in marks if m.message_id in held])
+        return [m.message_id in held for m in marks]
+    if any(m.worker is not None for m in marks):
+        owner = dict(
             conn.execute(
-                sa.select(messages.c.id)
-                .where(messages.c.id.in_([m.message_id for m in marks]), messages.c.lease_owner.in_(list(owners)))
-                # Locked until the commit: a concurrent claim skips these rows rather than taking one
-                # between this check and the update.
-                .with_for_update()
-            ).scalars()
+                sa.select(messages.c.id, messages.c.lease_owner).where(
+                    messages.c.id.in_([m.message_id for m in marks if m.worker is not None])
+                )
+            ).all()
         )
-        ours = [m.message_id in held for m in marks]
+        # Each mark against its own worker's lease (SQLite: the write lock is held from BEGIN
+        # IMMEDIATE, so no claim comes between this read and the update).
+        ours = [m.worker is None or owner.get(m.message_id) == m.worker for m in marks]
         marks = [m for m, kept in zip(marks, ours, strict=True) if kept]
         if not marks:
             return ours
     else:
         ours = [True] * len(marks)
-    tracked = [link for m in marks for link in m.links]
-    if tracked:
-        # In the same commit as `sending`: a link in a message that left can always be resolved.
-        # A campaign link is registered by the first message that carries it; the rest find it there.
-        unique = list({link["token"]: link for link in tracked}.values())
-        conn.execute(dialect_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
+    _register_links(conn, marks)
     conn.execute(
         _MARK_SENDING,
         [
@@ -174,6 +173,15 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
         ],
     )
     return ours
+
+
+def _register_links(conn: Connection, marks: Sequence[SendingMark]) -> None:
+    """In the same commit as `sending`: a link in a message that left can always be resolved.
+    A campaign link is registered by the first message that carries it; the rest find it there."""
+    tracked = [link for m in marks for link in m.links]
+    if tracked:
+        unique = list({link["token"]: link for link in tracked}.values())
+        conn.execute(dialect_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
 
 
 class LeasesRoom(Room):

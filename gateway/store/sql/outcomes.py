@@ -15,6 +15,7 @@ from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
+from gateway.store.sql import batches
 from gateway.store.sql.common import Room
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 
@@ -146,6 +147,17 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
     if not outcomes:
         return []
     serialise_receipt_matching(conn, {o.provider for o in outcomes if o.provider and o.provider_message_id})
+    if conn.dialect.name == "postgresql":
+        batches.record_outcomes(conn, outcomes, [_status_event(o)["detail"] for o in outcomes])
+    else:
+        _record_each(conn, outcomes)
+    sent = [o for o in outcomes if o.provider_message_id and o.provider]
+    record_parts(conn, sent)
+    return apply_held_receipts(conn, sent) if sent else []
+
+
+def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    """The per-row form (SQLite: in-process, an executemany costs no round trips)."""
     conn.execute(
         _RECORD_OUTCOME,
         [
@@ -194,9 +206,6 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
                 event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
                 event["status"] = None
     conn.execute(events.insert(), new_events)
-    sent = [o for o in outcomes if o.provider_message_id and o.provider]
-    record_parts(conn, sent)
-    return apply_held_receipts(conn, sent) if sent else []
 
 
 def _status_event(o: Outcome) -> dict[str, Any]:
