@@ -165,6 +165,12 @@ class SqliteDatabase(Database):
             return fn(conn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._accept_turn.locked():
+            # A group commit beside the loop holds the write lock until its thread commits: wait for
+            # it here rather than fail inline and sleep in SQLite's busy handler on the writer thread.
+            # Nothing runs between the release and the inline write below (no await in between).
+            async with self._accept_turn:
+                pass
         try:
             return self._run(self._inline_engine, fn, args)
         except sa.exc.OperationalError as exc:
