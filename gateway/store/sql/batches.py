@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import RECEIPTED, AttemptOutcome, Status
 from gateway.store.records import Outcome, SendingMark
+from gateway.store.schema import messages
+from gateway.store.sql.common import dialect_insert
 
 
 def _words(statuses: Sequence[str]) -> str:
@@ -188,3 +190,86 @@ def _columns(items: list[tuple[Outcome, str | None]]) -> dict[str, Any]:
         "attempt_outcomes": [str(o.attempt_outcome) if t else None for o, t in zip(outcomes, tried, strict=True)],
         "details": [detail for _, detail in items],
     }
+
+
+_ARRAY_TYPES: dict[type, str] = {sa.Float: "DOUBLE PRECISION", sa.Integer: "BIGINT", sa.String: "TEXT"}
+_INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], sa.TextClause] = {}
+
+
+def _array_type(column: sa.Column[Any]) -> str:
+    for kind, name in _ARRAY_TYPES.items():
+        if isinstance(column.type, kind):
+            return name
+    raise TypeError(f"no array type for {column}")
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str] = ()) -> None:
+    """Insert rows (all with the same keys) in one statement on PostgreSQL, skipping those whose
+    `unique` columns are taken when given; an executemany elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        insert = dialect_insert(conn, table)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=list(unique)) if unique else insert, rows)
+        return
+    keys = tuple(rows[0])
+    cache_key = (table.name, keys, tuple(unique))
+    stmt = _INSERTS.get(cache_key)
+    if stmt is None:
+        arrays = ", ".join(f"CAST(:{key} AS {_array_type(table.c[key])}[])" for key in keys)
+        conflict = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING" if unique else ""
+        stmt = _INSERTS[cache_key] = sa.text(
+            f"INSERT INTO {table.name} ({', '.join(keys)}) SELECT * FROM unnest({arrays}){conflict}"
+        )
+    conn.execute(stmt, {key: [row[key] for row in rows] for key in keys})
+
+
+_ADVANCE_BY_RECEIPTS = sa.text(
+    """
+    UPDATE messages AS m
+    SET status = b.status, reason = b.reason, error_code = COALESCE(b.code, m.error_code),
+        provider_message_id = COALESCE(m.provider_message_id, b.pmid), updated_at = b.at
+    FROM unnest(
+        CAST(:ids AS TEXT[]), CAST(:statuses AS TEXT[]), CAST(:reasons AS TEXT[]), CAST(:codes AS TEXT[]),
+        CAST(:pmids AS TEXT[]), CAST(:ats AS DOUBLE PRECISION[])
+    ) AS b(id, status, reason, code, pmid, at)
+    WHERE m.id = b.id
+    """
+)
+
+
+def advance_by_receipts(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
+    """The statuses receipts moved up (one update per message, decided by the caller), in one
+    statement on PostgreSQL; an executemany elsewhere."""
+    if not updates:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(_ADVANCE_EACH, updates)
+        return
+    conn.execute(
+        _ADVANCE_BY_RECEIPTS,
+        {
+            name: [u[key] for u in updates]
+            for name, key in (
+                ("ids", "b_id"),
+                ("statuses", "b_status"),
+                ("reasons", "b_reason"),
+                ("codes", "b_code"),
+                ("pmids", "b_pmid"),
+                ("ats", "b_at"),
+            )
+        },
+    )
+
+
+_ADVANCE_EACH = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        reason=sa.bindparam("b_reason"),
+        error_code=sa.func.coalesce(sa.bindparam("b_code"), messages.c.error_code),
+        provider_message_id=sa.func.coalesce(messages.c.provider_message_id, sa.bindparam("b_pmid")),
+        updated_at=sa.bindparam("b_at"),
+    )
+)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain.models import RECEIPT_RANK, RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, events, message_parts, messages, receipts
+from gateway.store.sql import batches
 from gateway.store.sql.common import Room, dialect_insert
 
 
@@ -97,7 +98,7 @@ def apply_receipts(
             }
         )
     if rows:
-        conn.execute(dialect_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+        batches.insert_rows(conn, receipts, rows, unique=["dedup_key"])
     senders: dict[str, str | None] | None = {} if observed is not None else None
     _advance_statuses(conn, matched, now, senders)
     if observed is not None and senders:
@@ -245,22 +246,8 @@ def _advance_statuses(
                 ).decode(),
             }
         )
-    if new_events and not updates:
-        conn.execute(events.insert(), new_events)
-    if updates:
-        conn.execute(
-            messages.update()
-            .where(messages.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                reason=sa.bindparam("b_reason"),
-                error_code=sa.func.coalesce(sa.bindparam("b_code"), messages.c.error_code),
-                provider_message_id=sa.func.coalesce(messages.c.provider_message_id, sa.bindparam("b_pmid")),
-                updated_at=sa.bindparam("b_at"),
-            ),
-            list(updates.values()),
-        )
-        conn.execute(events.insert(), new_events)
+    batches.advance_by_receipts(conn, list(updates.values()))
+    batches.insert_rows(conn, events, new_events)
 
 
 def _earlier_channel_attempts(
