@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain.models import RECEIPTED, AttemptOutcome, Status
 from gateway.store.records import Outcome, SendingMark
 from gateway.store.schema import messages
-from gateway.store.sql.common import dialect_insert
+from gateway.store.sql.common import dialect_insert, executemany_fast
 
 
 def _words(statuses: Sequence[str]) -> str:
@@ -210,7 +210,8 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
         return
     if conn.dialect.name != "postgresql":
         insert = dialect_insert(conn, table)
-        conn.execute(insert.on_conflict_do_nothing(index_elements=list(unique)) if unique else insert, rows)
+        stmt = insert.on_conflict_do_nothing(index_elements=list(unique)) if unique else insert
+        executemany_fast(conn, f"insert_rows:{table.name}:{','.join(unique)}", stmt, rows)
         return
     keys = tuple(rows[0])
     cache_key = (table.name, keys, tuple(unique))
@@ -244,7 +245,7 @@ def advance_by_receipts(conn: Connection, updates: Sequence[dict[str, Any]]) -> 
     if not updates:
         return
     if conn.dialect.name != "postgresql":
-        conn.execute(_ADVANCE_EACH, updates)
+        executemany_fast(conn, "advance_by_receipts", _ADVANCE_EACH, updates)
         return
     conn.execute(
         _ADVANCE_BY_RECEIPTS,

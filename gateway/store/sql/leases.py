@@ -15,7 +15,7 @@ from gateway.store.batcher import GroupCommitter
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, dialect_insert
+from gateway.store.sql.common import Room, dialect_insert, executemany_fast
 
 
 def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[Job]:
@@ -128,7 +128,11 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
     else:
         ours = [True] * len(marks)
     _register_links(conn, marks)
-    conn.execute(
+    # SQLite runs this path: rows go to the driver as tuples (executemany_fast), not through
+    # SQLAlchemy's per-row parameter processing, which cost more than the row's own write.
+    executemany_fast(
+        conn,
+        "mark_sending",
         _MARK_SENDING,
         [
             {
@@ -142,7 +146,9 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
             for m in marks
         ],
     )
-    conn.execute(
+    executemany_fast(
+        conn,
+        "mark_sending.attempts",
         attempts.insert(),
         [
             {
@@ -157,7 +163,9 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
             for m in marks
         ],
     )
-    conn.execute(
+    executemany_fast(
+        conn,
+        "events",
         events.insert(),
         [
             {

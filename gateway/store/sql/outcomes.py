@@ -16,7 +16,7 @@ from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room
+from gateway.store.sql.common import Room, executemany_fast
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 
 
@@ -158,7 +158,9 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
 
 def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     """The per-row form (SQLite: in-process, an executemany costs no round trips)."""
-    conn.execute(
+    executemany_fast(
+        conn,
+        "record_outcomes",
         _RECORD_OUTCOME,
         [
             {
@@ -179,7 +181,9 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     )
     tried = [o for o in outcomes if o.attempt_outcome is not None and o.attempt is not None]
     if tried:
-        conn.execute(
+        executemany_fast(
+            conn,
+            "record_outcomes.attempts",
             _FINISH_ATTEMPT,
             [
                 {
@@ -205,7 +209,7 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
             if event["message_id"] in overtaken and event["status"] not in RECEIPTED:
                 event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
                 event["status"] = None
-    conn.execute(events.insert(), new_events)
+    executemany_fast(conn, "events", events.insert(), new_events)
 
 
 def _status_event(o: Outcome) -> dict[str, Any]:
