@@ -1,15 +1,17 @@
-"""Set-based dispatch on PostgreSQL: a batch of `sending` marks, or of outcomes, in one statement each.
+"""Set-based dispatch on PostgreSQL: a batch of `sending` marks, of outcomes, or of receipts' writes,
+in one statement each.
 
 An executemany runs its statement once per row (one call each in pg_stat_statements, one plan
-execution and its bookkeeping each), so marking a batch `sending` cost three statements per job and
-recording its outcomes four. Here each batch travels as one array per column, unnested into rows,
-and the message update, the attempt rows and the events are data-modifying CTEs of one statement.
-One array per column, not a VALUES list: the SQL text is the same whatever the batch size, so it is
-prepared once per connection and counted as one statement.
+execution and its bookkeeping each), so marking a batch `sending` cost three statements per job,
+recording its outcomes three more and applying its receipts three more. Here each batch travels as
+one array per column, unnested into rows, and the message update, the attempt rows and the events
+are data-modifying CTEs of one statement. One array per column, not a VALUES list: the SQL text is
+the same whatever the batch size, so it is prepared once per connection and counted as one statement.
 
-The rules are the same as the per-row statements' (gateway/store/sql/leases.py, outcomes.py):
-a mark holds only while the worker's lease does; an outcome never moves a job back down the
-status lattice. SQLite keeps the per-row executemany (in-process, no round trips to save).
+The rules are the callers' (leases.py, outcomes.py, receipts.py decide; this module writes): a mark
+holds only while the worker's lease does; an outcome never moves a job back down the status lattice.
+SQLite keeps the per-row executemany (in-process, no round trips to save), its rows handed to the
+driver as tuples.
 """
 
 from __future__ import annotations
