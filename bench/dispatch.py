@@ -25,6 +25,12 @@ CPU 1, the two workers of (c) on CPU 0 and CPU 1; PostgreSQL and Redis unpinned.
 every process (from /proc) are reported, so "messages per worker CPU-second" does not depend on
 what else the two CPUs had to carry. The same-launch baseline is bench/accept.py's bare aiohttp
 POST handler under wrk, so the figures can be read as ratios against it.
+
+With --gateway-root DIR (e.g. a `git archive` of main, unpacked) every configuration also runs with
+that source, alternating run by run, as "(x0)" rows: a before/after in the same launch. With
+--statements the bench starts its own PostgreSQL with pg_stat_statements loaded, resets it once the
+preload is done and counts the statements the dispatch ran (workers and the API taking receipts,
+the bench's own polling left out), per delivered message; the most frequent go under "Every run".
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -265,6 +272,21 @@ class Run:
     worker_rss_start_mb: list[float] = field(default_factory=list)  # RSS when it first answered /readyz
     statuses: dict[str, int] = field(default_factory=dict)
     failure: str | None = None
+    statements: int | None = None  # pg_stat_statements calls during the dispatch (--statements)
+    transaction_statements: int | None = None  # of which BEGIN / COMMIT / ROLLBACK
+    top_statements: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def statements_per_message(self) -> float | None:
+        return self.statements / self.jobs if self.statements is not None else None
+
+    def cpu_ms_per_message(self, seconds: float | None) -> float | None:
+        return seconds * 1000 / self.jobs if seconds is not None else None
+
+    @property
+    def system_cpu_s(self) -> float | None:
+        parts = [sum(self.worker_cpu) or None, self.api_cpu, self.pg_cpu, self.redis_cpu]
+        return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
 
     def rate(self, seconds: float | None) -> float | None:
         return self.jobs / seconds if seconds else None
@@ -350,10 +372,10 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
     run.statuses = counter.statuses()
 
 
-def run_sqlite(args: argparse.Namespace, index: int) -> Run:
+def run_sqlite(args: argparse.Namespace, index: int, source: Path) -> Run:
     with temporary_directory("bench-dispatch-") as tmp:
         db = tmp / "gateway.db"
-        env = base_env(tmp, f"sqlite:///{db}")
+        env = {**base_env(tmp, f"sqlite:///{db}"), "PYTHONPATH": str(source)}
         with gateway("api", env, tmp, "1") as api:
             preload_s = preload(api.ready_url.rsplit("/", 1)[0], args.jobs, f"a{index}{uuid.uuid4().hex[:6]}")
         run = Run(args.jobs, preload_s)
@@ -388,12 +410,12 @@ def flush_redis(url: str) -> None:
     client.close()
 
 
-def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str, redis_url: str) -> Run:
+def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str, redis_url: str, source: Path) -> Run:
     with temporary_directory("bench-dispatch-") as tmp:
         name = f"bench_{workers}w_{index}_{uuid.uuid4().hex[:6]}"
         url = asyncio.run(_fresh_database(pg_url, name))
         flush_redis(redis_url)
-        env = {**base_env(tmp, url), "GATEWAY_REDIS_URL": redis_url}
+        env = {**base_env(tmp, url), "GATEWAY_REDIS_URL": redis_url, "PYTHONPATH": str(source)}
         api_port = free_port()
         env["GATEWAY_SANDBOX__RECEIPT_URL"] = f"http://127.0.0.1:{api_port}/v1/receipts/sandbox"
         pg_port = int(pg_url.rsplit(":", 1)[1].split("/")[0])
@@ -408,8 +430,12 @@ def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str
             redis_before = sum(cpu_seconds(p) for p in redis_pids)
             counter = PostgresCounter(url)
             dispatchers = [gateway("worker", env, tmp, str(i % 2)) for i in range(workers)]
+            if args.statements:
+                asyncio.run(reset_statements(pg_url))
             try:
                 time_dispatch(run, counter, dispatchers, args.timeout)
+                if args.statements:
+                    asyncio.run(count_statements(pg_url, name, run))
                 run.api_cpu = cpu_seconds(api.proc.pid) - api_before
                 # Backends that came and went during the run are not counted; the pools keep theirs open.
                 run.pg_cpu = sum(cpu_seconds(p) - pg_before.get(p, 0.0) for p in pids_listening_on(pg_port))
@@ -421,6 +447,53 @@ def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str
                     d.stop()
                 counter.close()
         return run
+
+
+# --- statements (pg_stat_statements) ----------------------------------------------------------
+
+# The bench's own polling (PostgresCounter) and these queries are not the gateway's work.
+_BENCH_QUERIES = ("FROM messages WHERE status IN", "FROM messages GROUP BY status", "pg_stat_statements")
+
+
+async def enable_statements(server: Any) -> None:
+    """Load pg_stat_statements into the bench's own server (a restart, same port and data)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(server.url)
+    await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    await conn.close()
+    server.stop()
+    server.start()
+    conn = await asyncpg.connect(server.url)
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    await conn.close()
+
+
+async def reset_statements(admin_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute("SELECT pg_stat_statements_reset()")
+    await conn.close()
+
+
+async def count_statements(admin_url: str, database: str, run: Run) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    rows = await conn.fetch(
+        "SELECT calls, query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = $1 ORDER BY calls DESC",
+        database,
+    )
+    await conn.close()
+    ours = [(int(r["calls"]), " ".join(r["query"].split())) for r in rows]
+    ours = [(calls, query) for calls, query in ours if not any(q in query for q in _BENCH_QUERIES)]
+    run.statements = sum(calls for calls, _ in ours)
+    run.transaction_statements = sum(
+        calls for calls, query in ours if query.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))
+    )
+    run.top_statements = [(calls, query[:110]) for calls, query in ours[:8]]
 
 
 # --- baseline ---------------------------------------------------------------------------------
@@ -452,6 +525,7 @@ def baseline(args: argparse.Namespace) -> float | None:
 class Config:
     name: str
     workers: int
+    source: Path = ROOT
     runs: list[Run] = field(default_factory=list)
 
     def med(self, get: Callable[[Run], float | None]) -> float | None:
@@ -544,7 +618,9 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
         " fresh database and FLUSHALL per run",
         f"- baseline: bare aiohttp + uvloop POST handler of bench/accept.py under {load_tool()} (64 connections,"
         f" server CPU 0, load CPU 1), {args.baseline_seconds:g} s, same launch: **{fmt(base)} req/s**",
-        f"- gateway source: `{ROOT}` ({source_revision(ROOT)})",
+        "- gateway source: "
+        + "; ".join(sorted({f"`{c.source}` ({source_revision(c.source)})" for c in configs}))
+        + (" — rows marked (x0) run the --gateway-root source" if any(c.source != ROOT for c in configs) else ""),
         f"- load average before / after: {args.load_before} / {load_average()} (other work on this machine skews"
         " every figure, the baseline included)",
         "- worker CPU s, API CPU s, PostgreSQL CPU s: user+system CPU seconds spent during the dispatch"
@@ -555,6 +631,8 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
         ' "Every run"',
         "",
         table,
+        "",
+        cost_table(configs),
         "",
         "## Targets",
         "",
@@ -583,16 +661,53 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
                 f" peak {[round(x) for x in r.worker_rss_mb]} MB; statuses {r.statuses}"
                 + (f"; FAILED: {r.failure}" if r.failure else "")
             )
+            for calls, query in r.top_statements:
+                lines.append(f"  - {calls:,} x `{query}`")
     lines.append("")
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def servers() -> Iterator[tuple[str | None, str | None]]:
-    from tests.servers import postgres_server, redis_server
+def cost_table(configs: list[Config]) -> str:
+    """What a delivered message cost, per configuration (medians): CPU of each part, and statements."""
+    rows = []
+    for c in configs:
+        per = [
+            c.med(lambda r: r.cpu_ms_per_message(sum(r.worker_cpu) or None)),
+            c.med(lambda r: r.cpu_ms_per_message(r.api_cpu)),
+            c.med(lambda r: r.cpu_ms_per_message(r.pg_cpu)),
+            c.med(lambda r: r.cpu_ms_per_message(r.system_cpu_s)),
+        ]
+        statements = c.med(lambda r: r.statements_per_message)
+        bare = c.med(
+            lambda r: (r.statements - (r.transaction_statements or 0)) / r.jobs if r.statements is not None else None
+        )
+        rows.append([c.name, *(fmt(x, 3) for x in per), fmt(statements, 2), fmt(bare, 2)])
+    return markdown_table(
+        [
+            "configuration",
+            "worker CPU ms/msg",
+            "API CPU ms/msg",
+            "PostgreSQL CPU ms/msg",
+            "whole system CPU ms/msg",
+            "statements/msg",
+            "statements/msg without BEGIN/COMMIT",
+        ],
+        rows,
+    )
 
-    with postgres_server() as pg, redis_server() as rd:
-        yield pg, rd
+
+@contextlib.contextmanager
+def servers(statements: bool = False) -> Iterator[tuple[str | None, str | None]]:
+    from tests.servers import own_postgres_server, postgres_server, redis_server
+
+    if not statements:
+        with postgres_server() as pg, redis_server() as rd:
+            yield pg, rd
+        return
+    with own_postgres_server() as server, redis_server() as rd:
+        if server is not None:
+            asyncio.run(enable_statements(server))
+        yield (server.url if server is not None else None), rd
 
 
 def main() -> int:
@@ -603,34 +718,42 @@ def main() -> int:
     parser.add_argument("--configs", default="sqlite,pg1,pg2", help="any of sqlite, pg1, pg2")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up a run after this many seconds")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
+    parser.add_argument("--gateway-root", type=Path, default=None, help="a baseline source, run in the same launch")
+    parser.add_argument("--statements", action="store_true", help="count statements with pg_stat_statements")
     args = parser.parse_args()
     command = ".venv/bin/python bench/dispatch.py " + " ".join(sys.argv[1:])
     started = time.monotonic()
     args.load_before = load_average()
     wanted = args.configs.split(",")
+    sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
     base = baseline(args)
     configs: list[Config] = []
     if "sqlite" in wanted:
-        c = Config("(a) embedded: gateway serve, SQLite", 1)
+        pair = [Config(f"(a{tag}) embedded: gateway serve, SQLite", 1, source) for tag, source in sources]
         for i in range(args.runs):
-            run = run_sqlite(args, i)
-            print(f"  {c.name} run {i + 1}: {run}", flush=True)
-            c.runs.append(run)
-        configs.append(c)
+            for c in pair[:: -1 if i % 2 else 1]:
+                run = run_sqlite(args, i, c.source)
+                print(f"  {c.name} run {i + 1}: {run}", flush=True)
+                c.runs.append(run)
+        configs.extend(pair)
     pg_configs = [(n, w) for n, w in (("pg1", 1), ("pg2", 2)) if n in wanted]
     if pg_configs:
-        with servers() as (pg, rd):
+        with servers(args.statements) as (pg, rd):
             if pg is None or rd is None:
                 print("no PostgreSQL or Redis binaries here: skipping (b) and (c)", flush=True)
             else:
                 for _name, workers in pg_configs:
-                    label = "(b)" if workers == 1 else "(c)"
-                    c = Config(f"{label} PostgreSQL + Redis, 1 API + {workers} worker", workers)
+                    label = "b" if workers == 1 else "c"
+                    pair = [
+                        Config(f"({label}{tag}) PostgreSQL + Redis, 1 API + {workers} worker", workers, source)
+                        for tag, source in sources
+                    ]
                     for i in range(args.runs):
-                        run = run_postgres(args, i, workers, pg, rd)
-                        print(f"  {c.name} run {i + 1}: {run}", flush=True)
-                        c.runs.append(run)
-                    configs.append(c)
+                        for c in pair[:: -1 if i % 2 else 1]:
+                            run = run_postgres(args, i, workers, pg, rd, c.source)
+                            print(f"  {c.name} run {i + 1}: {run}", flush=True)
+                            c.runs.append(run)
+                    configs.extend(pair)
     text = report(args, base, configs, command.strip())
     print()
     print(text)

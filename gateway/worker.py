@@ -20,40 +20,33 @@ import structlog
 
 from gateway.background import survived
 from gateway.domain.content.encoding import measure_sms
-from gateway.domain.models import FINAL_FAILURES, HANDED_OVER, AttemptOutcome, Category, Job, Status
+from gateway.domain.models import FINAL_FAILURES, HANDED_OVER, AttemptOutcome, Job, Status
 from gateway.domain.numbers import Signal, receipt_signals
 from gateway.domain.regions import region_of
-from gateway.domain.retry import REASON_EXPIRED, GiveUp, RetryPolicy, next_retry
+from gateway.domain.retry import REASON_EXPIRED, RetryPolicy
 from gateway.domain.routing import (
     CircuitBreaker,
-    RegionRule,
     Route,
     RoutingConfig,
     choose_route,
-    next_channel,
-    receipt_deadline,
     region_denial,
 )
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.number_pool import Assignment, NumberPool, PoolDecision
+from gateway.outcome_rules import OutcomeRules
 from gateway.pacer import ThroughputPacer
 from gateway.provider_registry import ProviderRegistry
+from gateway.recovery import PROVIDER_CALL_TIMEOUT, Recovery
 from gateway.retry_budget import RetryBudget
 from gateway.settings import WorkerSettings
 from gateway.state.base import CapReservation, State
 from gateway.store.port import DispatchStore
 from gateway.store.records import Outcome, SendingMark
-from providers.base import ErrorKind, Outbound, ProviderError, SendResult
+from providers.base import ErrorKind, Outbound
 
 log = structlog.get_logger("gateway.worker")
-
-
-PROVIDER_CALL_TIMEOUT = 10.0
-# How long after its `sending` mark a hand-off may still reach the provider from a worker that is
-# alive but stalled past its lease: the call's own timeout, plus the commit of the mark before it.
-HANDOFF_SETTLE_SECONDS = PROVIDER_CALL_TIMEOUT + 5.0
 
 
 def result_is_failure(outcome: Outcome) -> bool:
@@ -96,6 +89,8 @@ class Worker:
         self.retry_policy = RetryPolicy(
             settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds
         )
+        self.rules = OutcomeRules(self.routing, self.retry_policy)
+        self.recovery = Recovery(store, providers, settings, metrics, self.rules)
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -105,7 +100,7 @@ class Worker:
         self.budget.start()
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch-loop"),
-            asyncio.create_task(self._recovery_loop(), name="recovery-loop"),
+            asyncio.create_task(self.recovery.run(self.worker_id, self._stopping), name="recovery-loop"),
             asyncio.create_task(self._lease_loop(), name="lease-loop"),
         ]
 
@@ -297,34 +292,7 @@ class Worker:
         detail: dict[str, Any] = {"rule": str(denial.rule), "province": region.province, "country": region.country}
         if denial.unknown:
             detail["unknown"] = list(denial.unknown)
-        return self._fall_back(job, now, denial.reason, denial.rule, detail)
-
-    def _fall_back(
-        self,
-        job: Job,
-        now: float,
-        reason: str,
-        rule: RegionRule | None,
-        detail: dict[str, Any],
-        **extra: Any,
-    ) -> Outcome:
-        remaining = [c for c in (job.fallback or "").split(",") if c]
-        channel = next_channel(rule, remaining, job.channel)
-        if channel is None:
-            return Outcome(job.id, job.tenant_id, Status.FAILED, now, reason=reason, detail=detail, **extra)
-        left = ",".join(c for c in remaining if c != channel) or None
-        return Outcome(
-            job.id,
-            job.tenant_id,
-            Status.QUEUED,
-            now,
-            reason=reason,
-            channel=channel,
-            fallback=left,
-            next_attempt_at=now,
-            detail={**detail, "from": job.channel, "to": channel},
-            **extra,
-        )
+        return self.rules.fall_back(job, now, denial.reason, denial.rule, detail)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -415,234 +383,23 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - whatever a provider's code raises, the hand-off is of unknown outcome
             # The provider may or may not have taken the message: this is a hand-off of unknown outcome.
             bound.warning("provider call ended without an answer", provider=mark.provider, error=repr(exc))
-            outcome = await self._resolve_unknown(job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}")
+            outcome = await self.recovery.resolve_unknown(
+                job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}"
+            )
         else:
-            outcome = self._outcome_of(job, mark, result)
+            outcome = self.rules.of_result(job, mark, result)
         if result_is_failure(outcome):
             breaker.failure(time.time())
         else:
             breaker.success()
-        finished = time.time()
-        self.metrics.provider_call.labels(mark.provider).observe(time.monotonic() - started)
-        due = max(job.created_at, job.send_at or 0.0, job.next_attempt_at or 0.0)
-        self.metrics.dispatch_latency.labels(job.channel, mark.provider).observe(max(0.0, finished - due))
-        self.metrics.dispatched.labels(job.channel, mark.provider, outcome.attempt_outcome or "none").inc()
-        if outcome.status in FINAL_FAILURES:
-            self.metrics.failed.labels(job.channel, mark.provider, outcome.reason or "").inc()
-            bound.info(
-                "message not delivered", status=outcome.status, reason=outcome.reason, error_code=outcome.error_code
-            )
-        else:
-            bound.debug("message handed off", status=outcome.status, provider=mark.provider)
-        if reservation is not None and outcome.status not in HANDED_OVER:
-            # Nothing reached the recipient: the cap must not count it (a retry reserves again).
-            await self._release_caps([reservation], message_id=job.id, tenant=job.tenant_id)
-        if number is not None and self.numbers is not None:
-            if outcome.attempt_outcome == AttemptOutcome.SENT:
-                self.numbers.note(number.number, Signal.SENT)
-            elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
-                # The provider refused the number itself: evidence, and the retry picks another one.
-                self.numbers.note(number.number, Signal.FILTERED)
-            if outcome.status not in HANDED_OVER and number.reservation is not None:
-                await self.numbers.release([number.reservation])
+        self._observe(job, mark, outcome, started, bound)
+        await self._settle_holds(job, outcome, reservation, number)
         early_receipts = await self.store.record_outcome(outcome)
         if number is not None and self.numbers is not None:
             # A receipt that came before this hand-off was recorded is evidence about its number too.
             for receipt in early_receipts:
                 for signal in receipt_signals(receipt.status, receipt.error_kind):
                     self.numbers.note(number.number, signal)
-
-    def _outcome_of(self, job: Job, mark: SendingMark, result: SendResult) -> Outcome:
-        now = time.time()
-        base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
-        if result.error is None:
-            # A delivered answer is itself the receipt (a webhook receiver's 2xx): nothing to wait for.
-            delivered = result.delivered
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.DELIVERED if delivered else Status.SENT,
-                now,
-                reason="provider.delivered" if delivered else "provider.accepted",
-                attempt_outcome=AttemptOutcome.SENT,
-                provider_message_id=result.provider_message_id,
-                next_attempt_at=None if delivered else self._receipt_deadline(job, now),
-                part_ids=result.part_ids,
-                **base,
-            )
-        error: ProviderError = result.error
-        errors: dict[str, Any] = {
-            "error_kind": error.kind.value,
-            "error_code": error.code,
-            "error_message": error.message,
-        }
-        if error.kind.retryable:
-            decision = next_retry(
-                self.retry_policy,
-                attempt=mark.attempt,
-                now=now,
-                expires_at=job.expires_at,
-                retry_after=error.retry_after,
-            )
-            if isinstance(decision, GiveUp):
-                status = Status.EXPIRED if decision.reason == REASON_EXPIRED else Status.FAILED
-                return Outcome(
-                    job.id,
-                    job.tenant_id,
-                    status,
-                    now,
-                    reason=decision.reason,
-                    attempt_outcome=AttemptOutcome.TRANSIENT,
-                    **base,
-                    **errors,
-                )
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.QUEUED,
-                now,
-                reason=f"retry.{error.kind.value}",
-                attempt_outcome=AttemptOutcome.TRANSIENT,
-                next_attempt_at=decision.at,
-                **base,
-                **errors,
-            )
-        if error.kind == ErrorKind.RECIPIENT_OPTED_OUT:
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.SUPPRESSED,
-                now,
-                reason="provider.opted_out",
-                attempt_outcome=AttemptOutcome.FAILED,
-                **base,
-                **errors,
-            )
-        reason = (
-            "provider.permanent.recipient_invalid"
-            if error.kind == ErrorKind.RECIPIENT_INVALID
-            else f"provider.permanent.{error.code}"
-        )
-        if job.fallback:
-            # A permanent refusal on this channel; the job names another to try (same address).
-            fallen = self._fall_back(
-                job,
-                now,
-                reason,
-                None,
-                {"error_code": error.code},
-                attempt=mark.attempt,
-                attempt_outcome=AttemptOutcome.FAILED,
-                provider=mark.provider,
-                **errors,
-            )
-            if fallen.status == Status.QUEUED:
-                return fallen
-        return Outcome(
-            job.id,
-            job.tenant_id,
-            Status.FAILED,
-            now,
-            reason=reason,
-            attempt_outcome=AttemptOutcome.FAILED,
-            **base,
-            **errors,
-        )
-
-    def _receipt_deadline(self, job: Job, now: float) -> float | None:
-        """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""
-        fallback = [c for c in (job.fallback or "").split(",") if c]
-        return receipt_deadline(self.routing, job.channel, fallback, now)
-
-    async def _fall_back_unreceipted(self) -> int:
-        """Sent jobs whose receipt did not come in time move to their next fallback channel."""
-        rows = await self.store.unreceipted_sends(sorted(self.routing.receipt_timeouts), 500)
-        now = time.time()
-        moves = []
-        for job in rows:
-            waited = now - job.updated_at
-            detail = {"provider": job.provider, "waited_seconds": round(waited, 3)}
-            outcome = self._fall_back(job, now, "fallback.no_receipt", None, detail)
-            if outcome.status == Status.QUEUED:
-                moves.append((outcome, job.next_attempt_at))
-        moved = await self.store.fall_back_unreceipted(moves) if moves else []
-        if moved:
-            log.info("no receipt in time: jobs moved to their fallback channel", count=len(moved))
-            self.store.work_available.set()
-        return len(moved)
-
-    # --- crash recovery ---------------------------------------------------------------------
-
-    async def _resolve_unknown(self, job: Job, provider_name: str, attempt: int, why: str) -> Outcome:
-        """Decide a hand-off whose outcome we do not know: ask the provider, else apply the policy."""
-        now = time.time()
-        base: dict[str, Any] = {"attempt": attempt, "provider": provider_name, "error_message": why}
-        provider = self.providers.get(provider_name)
-        lookup = None
-        if provider is not None and provider.capabilities.lookup:
-            try:
-                lookup = await asyncio.wait_for(provider.lookup(job.id), PROVIDER_CALL_TIMEOUT)
-            except Exception as exc:  # noqa: BLE001 - no answer: the hand-off policy decides instead
-                survived(
-                    self.metrics,
-                    "handoff-lookup",
-                    "asking the provider about a hand-off failed; deciding by policy",
-                    exc,
-                    message_id=job.id,
-                    tenant=job.tenant_id,
-                    provider=provider_name,
-                )
-        if lookup is not None:
-            if lookup.accepted:
-                self.metrics.handoff_recovered.labels("provider_says_sent").inc()
-                return Outcome(
-                    job.id,
-                    job.tenant_id,
-                    Status.SENT,
-                    now,
-                    reason="recovered.provider_lookup",
-                    attempt_outcome=AttemptOutcome.SENT,
-                    provider_message_id=lookup.provider_message_id,
-                    next_attempt_at=self._receipt_deadline(job, now),
-                    **base,
-                )
-            self.metrics.handoff_recovered.labels("provider_says_not_sent").inc()
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.QUEUED,
-                now,
-                reason="recovered.not_sent",
-                attempt_outcome=AttemptOutcome.FAILED,
-                next_attempt_at=now,
-                **base,
-            )
-        policy = (
-            self.settings.handoff_transactional
-            if job.category == Category.TRANSACTIONAL
-            else self.settings.handoff_marketing
-        )
-        self.metrics.handoff_recovered.labels(f"policy_{policy}").inc()
-        if policy == "resend":
-            return Outcome(
-                job.id,
-                job.tenant_id,
-                Status.QUEUED,
-                now,
-                reason="recovered.resend",
-                attempt_outcome=AttemptOutcome.UNKNOWN,
-                next_attempt_at=now,
-                **base,
-            )
-        return Outcome(
-            job.id,
-            job.tenant_id,
-            Status.UNKNOWN,
-            now,
-            reason="unknown.handoff",
-            attempt_outcome=AttemptOutcome.UNKNOWN,
-            **base,
-        )
 
     async def _lease_loop(self) -> None:
         interval = max(0.2, self.settings.lease_seconds / 3)
@@ -655,34 +412,36 @@ class Worker:
                 except Exception as exc:  # noqa: BLE001 - renewed again next round, before the leases run out
                     survived(self.metrics, "lease", "renewing leases failed", exc, jobs=len(self._held))
 
-    async def _recovery_loop(self) -> None:
-        interval = max(0.5, min(10.0, self.settings.lease_seconds / 3))
-        while not self._stopping.is_set():
-            try:
-                orphans = await self.store.claim_orphaned_handoffs(
-                    self.worker_id, 500, self.settings.lease_seconds, HANDOFF_SETTLE_SECONDS
-                )
-                if orphans:
-                    log.warning("resolving hand-offs left by a dead worker", count=len(orphans))
-                    outcomes = [
-                        await self._resolve_unknown(
-                            job, job.provider or "", job.attempt_count, "worker died during the hand-off"
-                        )
-                        for job in orphans
-                    ]
-                    await self.store.record_outcomes(outcomes)
-                    continue
-            except Exception as exc:  # noqa: BLE001 - the orphans are still there next round
-                survived(self.metrics, "recovery", "hand-off recovery failed; retrying", exc)
-            if self.routing.receipt_timeouts:
-                try:
-                    await self._fall_back_unreceipted()
-                except Exception as exc:  # noqa: BLE001 - the overdue jobs are found again next round
-                    survived(
-                        self.metrics, "receipt-fallback", "falling back after a missing receipt failed; retrying", exc
-                    )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
+    def _observe(self, job: Job, mark: SendingMark, outcome: Outcome, started: float, bound: Any) -> None:
+        finished = time.time()
+        self.metrics.provider_call.labels(mark.provider).observe(time.monotonic() - started)
+        due = max(job.created_at, job.send_at or 0.0, job.next_attempt_at or 0.0)
+        self.metrics.dispatch_latency.labels(job.channel, mark.provider).observe(max(0.0, finished - due))
+        self.metrics.dispatched.labels(job.channel, mark.provider, outcome.attempt_outcome or "none").inc()
+        if outcome.status in FINAL_FAILURES:
+            self.metrics.failed.labels(job.channel, mark.provider, outcome.reason or "").inc()
+            bound.info(
+                "message not delivered", status=outcome.status, reason=outcome.reason, error_code=outcome.error_code
+            )
+        else:
+            bound.debug("message handed off", status=outcome.status, provider=mark.provider)
+
+    async def _settle_holds(
+        self, job: Job, outcome: Outcome, reservation: CapReservation | None, number: Assignment | None
+    ) -> None:
+        """Gives back what a job held for a send that reached no one; notes its number's evidence."""
+        if reservation is not None and outcome.status not in HANDED_OVER:
+            # Nothing reached the recipient: the cap must not count it (a retry reserves again).
+            await self._release_caps([reservation], message_id=job.id, tenant=job.tenant_id)
+        if number is None or self.numbers is None:
+            return
+        if outcome.attempt_outcome == AttemptOutcome.SENT:
+            self.numbers.note(number.number, Signal.SENT)
+        elif outcome.error_kind == ErrorKind.SENDER_FLAGGED:
+            # The provider refused the number itself: evidence, and the retry picks another one.
+            self.numbers.note(number.number, Signal.FILTERED)
+        if outcome.status not in HANDED_OVER and number.reservation is not None:
+            await self.numbers.release([number.reservation])
 
     async def _release_caps(self, reservations: list[CapReservation], **context: Any) -> None:
         """Give back cap reservations of jobs that sent nothing; if the State is away they lapse with

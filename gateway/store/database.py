@@ -153,7 +153,8 @@ class SqliteDatabase(Database):
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
-        # The accept group commit: one connection, its statements on the loop, its commit on a thread.
+        # The hot group commits (accepts, sending marks, outcomes): one connection, their statements on
+        # the loop, their commits on a thread, one at a time.
         self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
         self._accept_connection: Connection | None = None
         self._accept_turn = asyncio.Lock()
@@ -164,6 +165,12 @@ class SqliteDatabase(Database):
             return fn(conn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._accept_turn.locked():
+            # A group commit beside the loop holds the write lock until its thread commits: wait for
+            # it here rather than fail inline and sleep in SQLite's busy handler on the writer thread.
+            # Nothing runs between the release and the inline write below (no await in between).
+            async with self._accept_turn:
+                pass
         try:
             return self._run(self._inline_engine, fn, args)
         except sa.exc.OperationalError as exc:

@@ -315,7 +315,7 @@ async def test_two_workers_move_an_unreceipted_job_once(start_gateway: GatewaySt
         assert worker is not None
         await asyncio.sleep(1.1)
         # Another process's worker loop runs at the same moment as this one's.
-        moved = await asyncio.gather(worker._fall_back_unreceipted(), worker._fall_back_unreceipted())
+        moved = await asyncio.gather(worker.recovery.fall_back_unreceipted(), worker.recovery.fall_back_unreceipted())
         body = await gw.wait_status(message_id, {"sent"})
         events = [e for e in body["events"] if e["reason"] == "fallback.no_receipt"]
         assert sum(moved) <= 1 and len(events) == 1

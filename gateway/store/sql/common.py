@@ -40,7 +40,7 @@ def audit(
     )
 
 
-_COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+_COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
 def executemany_fast(conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -56,8 +56,12 @@ def executemany_fast(conn: Connection, name: str, stmt: Any, rows: Sequence[dict
     if compiled is None:
         done = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
         order = tuple(done.positiontup or ())
-        compiled = _COMPILED[cache_key] = (str(done), order)
-    sql, order = compiled
+        # The statement's own constants (a status it sets, a NULL it writes) are parameters too.
+        fixed = {name: done.binds[name].effective_value for name in order if name not in keys}
+        compiled = _COMPILED[cache_key] = (str(done), order, fixed)
+    sql, order, fixed = compiled
+    if fixed:
+        rows = [{**fixed, **row} for row in rows]
     conn.exec_driver_sql(sql, [tuple(row[k] for k in order) for row in rows])
 
 

@@ -14,7 +14,8 @@ from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
-from gateway.store.sql.common import Room, dialect_insert
+from gateway.store.sql import batches
+from gateway.store.sql.common import Room, dialect_insert, executemany_fast
 
 
 def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[Job]:
@@ -85,51 +86,69 @@ def renew_leases(conn: Connection, worker: str, message_ids: Sequence[str], leas
     return renewed
 
 
+# The hot per-job updates are built once: SQLAlchemy then finds their compiled form by a cache key
+# memoised on the statement, instead of building the construct and its key again for every batch.
+_MARK_SENDING = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(
+        status=Status.SENDING,
+        provider=sa.bindparam("b_provider"),
+        sender=sa.bindparam("b_sender"),
+        attempt_count=sa.bindparam("b_attempt"),
+        updated_at=sa.bindparam("b_at"),
+        lease_until=sa.bindparam("b_lease"),
+    )
+)
+
+
 def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> list[bool]:
     """Mark jobs `sending`; per mark, whether it held: a job whose lease another worker took
     meanwhile (this one stalled past its lease) is that worker's now, and must not be sent here."""
     if not marks:
         return []
-    owners = {m.worker for m in marks}
-    if owners != {None}:
-        held = set(
+    if conn.dialect.name == "postgresql":
+        held = batches.mark_sending(conn, marks, lease_until)
+        _register_links(conn, [m for m in marks if m.message_id in held])
+        return [m.message_id in held for m in marks]
+    if any(m.worker is not None for m in marks):
+        owner = dict(
             conn.execute(
-                sa.select(messages.c.id)
-                .where(messages.c.id.in_([m.message_id for m in marks]), messages.c.lease_owner.in_(list(owners)))
-                # Locked until the commit: a concurrent claim skips these rows rather than taking one
-                # between this check and the update.
-                .with_for_update()
-            ).scalars()
+                sa.select(messages.c.id, messages.c.lease_owner).where(
+                    messages.c.id.in_([m.message_id for m in marks if m.worker is not None])
+                )
+            ).all()
         )
-        ours = [m.message_id in held for m in marks]
+        # Each mark against its own worker's lease (SQLite: the write lock is held from BEGIN
+        # IMMEDIATE, so no claim comes between this read and the update).
+        ours = [m.worker is None or owner.get(m.message_id) == m.worker for m in marks]
         marks = [m for m, kept in zip(marks, ours, strict=True) if kept]
         if not marks:
             return ours
     else:
         ours = [True] * len(marks)
-    tracked = [link for m in marks for link in m.links]
-    if tracked:
-        # In the same commit as `sending`: a link in a message that left can always be resolved.
-        # A campaign link is registered by the first message that carries it; the rest find it there.
-        unique = list({link["token"]: link for link in tracked}.values())
-        conn.execute(dialect_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
-    conn.execute(
-        messages.update()
-        .where(messages.c.id == sa.bindparam("b_id"))
-        .values(
-            status=Status.SENDING,
-            provider=sa.bindparam("b_provider"),
-            sender=sa.bindparam("b_sender"),
-            attempt_count=sa.bindparam("b_attempt"),
-            updated_at=sa.bindparam("b_at"),
-            lease_until=lease_until,
-        ),
+    _register_links(conn, marks)
+    # SQLite runs this path: rows go to the driver as tuples (executemany_fast), not through
+    # SQLAlchemy's per-row parameter processing, which cost more than the row's own write.
+    executemany_fast(
+        conn,
+        "mark_sending",
+        _MARK_SENDING,
         [
-            {"b_id": m.message_id, "b_provider": m.provider, "b_sender": m.sender, "b_attempt": m.attempt, "b_at": m.at}
+            {
+                "b_id": m.message_id,
+                "b_provider": m.provider,
+                "b_sender": m.sender,
+                "b_attempt": m.attempt,
+                "b_at": m.at,
+                "b_lease": lease_until,
+            }
             for m in marks
         ],
     )
-    conn.execute(
+    executemany_fast(
+        conn,
+        "mark_sending.attempts",
         attempts.insert(),
         [
             {
@@ -144,7 +163,9 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
             for m in marks
         ],
     )
-    conn.execute(
+    executemany_fast(
+        conn,
+        "events",
         events.insert(),
         [
             {
@@ -160,6 +181,15 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
         ],
     )
     return ours
+
+
+def _register_links(conn: Connection, marks: Sequence[SendingMark]) -> None:
+    """In the same commit as `sending`: a link in a message that left can always be resolved.
+    A campaign link is registered by the first message that carries it; the rest find it there."""
+    tracked = [link for m in marks for link in m.links]
+    if tracked:
+        unique = list({link["token"]: link for link in tracked}.values())
+        conn.execute(dialect_insert(conn, links).on_conflict_do_nothing(index_elements=["token"]), unique)
 
 
 class LeasesRoom(Room):
@@ -185,7 +215,9 @@ class LeasesRoom(Room):
 
     async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[bool]:
         lease = max(seconds for _, seconds in items)
-        return await self.db.write(mark_sending, [mark for mark, _ in items], time.time() + lease)
+        # Beside the loop: the replies of sends in flight are read while this commit waits on the disk,
+        # and the next marks gather meanwhile.
+        return await self.db.write_beside_loop(mark_sending, [mark for mark, _ in items], time.time() + lease)
 
     async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
         return await self.db.write(renew_leases, worker, message_ids, time.time() + lease_seconds)

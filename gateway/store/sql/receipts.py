@@ -16,6 +16,7 @@ from gateway.domain import receipts as rules
 from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, events, message_parts, messages, receipts
+from gateway.store.sql import batches
 from gateway.store.sql.common import Room, dialect_insert
 
 
@@ -75,7 +76,7 @@ def apply_receipts(
             }
         )
     if rows:
-        conn.execute(dialect_insert(conn, receipts).on_conflict_do_nothing(index_elements=["dedup_key"]), rows)
+        batches.insert_rows(conn, receipts, rows, unique=["dedup_key"])
     senders: dict[str, str | None] | None = {} if observed is not None else None
     _advance_statuses(conn, matched, now, senders)
     if observed is not None and senders:
@@ -210,21 +211,8 @@ def _advance_statuses(
         elif j.verdict is rules.Verdict.ADVANCE:
             updates[j.message_id] = _status_update(j.message_id, j.receipt, now)
             new_events.append(_status_event(tenants[j.message_id], j.message_id, j.receipt, now))
-    if updates:
-        conn.execute(
-            messages.update()
-            .where(messages.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"),
-                reason=sa.bindparam("b_reason"),
-                error_code=sa.func.coalesce(sa.bindparam("b_code"), messages.c.error_code),
-                provider_message_id=sa.func.coalesce(messages.c.provider_message_id, sa.bindparam("b_pmid")),
-                updated_at=sa.bindparam("b_at"),
-            ),
-            list(updates.values()),
-        )
-    if new_events:
-        conn.execute(events.insert(), new_events)
+    batches.advance_by_receipts(conn, list(updates.values()))
+    batches.insert_rows(conn, events, new_events)
 
 
 def _status_update(message_id: str, receipt: ReceiptRecord, now: float) -> dict[str, Any]:
