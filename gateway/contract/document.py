@@ -80,23 +80,32 @@ def _parameters(op: Operation, components: _Components) -> list[dict[str, Any]]:
 def _query_parameters(query: type[Query], components: _Components) -> Iterable[dict[str, Any]]:
     schema = query.model_json_schema(ref_template=REF, schema_generator=_Untitled)
     components._collect(schema.pop("$defs", {}))
+    properties = {name: _without_null(prop) for name, prop in schema.get("properties", {}).items()}
+    if query.as_one_object:
+        # Form style, exploded: the object's fields are the query's parameters, at least one given.
+        obj = {"type": "object", "properties": properties, "minProperties": 1, "additionalProperties": False}
+        yield {"name": query.as_one_object, "in": "query", "required": True, "style": "form", "explode": True} | {
+            "schema": obj
+        }
+        return
     required = set(schema.get("required", ()))
-    for name, prop in schema.get("properties", {}).items():
+    for name, prop in properties.items():
         param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
         description = prop.pop("description", None)
         if description:
             param["description"] = description
-        # A query parameter is absent or a value: its null alternative is pydantic's, not the API's.
-        any_of = prop.get("anyOf")
-        if any_of and {"type": "null"} in any_of:
-            rest = [s for s in any_of if s != {"type": "null"}]
-            prop = {
-                **{k: v for k, v in prop.items() if k != "anyOf"},
-                **(rest[0] if len(rest) == 1 else {"anyOf": rest}),
-            }
-            prop.pop("default", None)
         param["schema"] = prop
         yield param
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a value: its null alternative is pydantic's, not the API's."""
+    any_of = prop.get("anyOf")
+    if not any_of or {"type": "null"} not in any_of:
+        return prop
+    rest = [s for s in any_of if s != {"type": "null"}]
+    plain = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**plain, **(rest[0] if len(rest) == 1 else {"anyOf": rest})}
 
 
 def _operation(op: Operation, components: _Components) -> dict[str, Any]:

@@ -65,7 +65,7 @@ class NumberAttributes(Body):
     region: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=LABEL_PATTERN)] | None = Field(
         None, examples=["guangdong"]
     )
-    daily_cap: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=MAX_DAILY_CAP)] | None = None
+    daily_cap: Annotated[int, Field(ge=1, le=MAX_DAILY_CAP), BeforeValidator(_whole)] | None = None
     rate: Annotated[float, Field(gt=0, description="messages per second")] | None = None
     warmup: Annotated[bool, Field(description="ramp the daily cap up over the first days")] = absent()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -21,6 +21,10 @@ class Query(BaseModel):
     """Query parameters: unknown names refused; numbers and flags read from their text."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Set when the parameters are one object at least one of whose fields must be given (OpenAPI
+    # cannot require "one of these parameters" otherwise): its name in the document.
+    as_one_object: ClassVar[str | None] = None
 
     @classmethod
     def judge(cls, query: Mapping[str, str]) -> tuple[Any, list[FieldError]]:

@@ -165,6 +165,10 @@ class SuppressionQuery(Query):
 
 
 class LiftQuery(Query):
+    """Whom to take off the list: an address, a user_id or both."""
+
+    as_one_object = "recipient"
+
     address: Lookup | None = Field(None, description="lift this address")
     user_id: Lookup | None = Field(None, description="lift this user_id")
 

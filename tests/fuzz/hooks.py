@@ -4,6 +4,7 @@ after its send time and after now (stated in the document's prose)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,10 @@ PHONE_NUMBERS = [
     "+8613812345678",
     "+85291234567",
 ]
+RECIPIENTS = [*PHONE_NUMBERS[:3], "ann@example.com", "https://example.com/hook"]
+CHECK_RECIPIENTS = [*PHONE_NUMBERS[:3], "ann@example.com", "device-token-1"]
+MAILBOX_SHAPE = r"[a-z0-9._+-]+@[^@<>\s]+|[^<>]+ <[a-z0-9._+-]+@[^@<>\s]+>"
+BLOCKED_WORD = r"[a-z0-9\u4e00-\u9fa5]{1,20}"
 TIME_ZONES = ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC", "Asia/Kolkata", "Australia/Sydney"]
 _LOCAL = st.from_regex(r"[a-z][a-z0-9._+-]{0,20}[a-z0-9]", fullmatch=True)
 _DOMAIN = st.sampled_from(["example.com", "example.org", "mail.example.net", "例子.中国"])
@@ -37,6 +42,10 @@ MAILBOXES = st.one_of(
 schemathesis.openapi.format("phone-e164", st.sampled_from(PHONE_NUMBERS))
 schemathesis.openapi.format("iana-time-zone", st.sampled_from(TIME_ZONES))
 schemathesis.openapi.format("mailbox", MAILBOXES)
+schemathesis.openapi.format("provider-name", st.just("sandbox"))
+schemathesis.openapi.format("recipient-address", st.sampled_from(RECIPIENTS))
+schemathesis.openapi.format("check-recipient", st.sampled_from(CHECK_RECIPIENTS))
+schemathesis.openapi.format("blocked-word", st.from_regex(rf"\A{BLOCKED_WORD}\Z"))
 
 
 def _parse(value: Any) -> datetime | None:
@@ -49,19 +58,84 @@ def _parse(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-FORMAT_VALUES = {"sms": PHONE_NUMBERS[0], "voice": PHONE_NUMBERS[2], "email": "ann@example.com"}
+# A value each named format's strategy could draw: what the coverage phase, blind to formats, put
+# in such a field is replaced by one of these (see before_call).
+FORMAT_CHECKS: dict[str, tuple[Any, Any]] = {
+    "phone-e164": (lambda v: v in PHONE_NUMBERS, PHONE_NUMBERS[0]),
+    "mailbox": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"[^@<>\s]+@[^@<>\s]+|[^<>]+ <[^@<>\s]+@[^@<>\s]+>", v),
+        "ann@example.com",
+    ),
+    "iana-time-zone": (lambda v: v in TIME_ZONES, TIME_ZONES[0]),
+    "provider-name": (lambda v: v == "sandbox", "sandbox"),
+    "recipient-address": (lambda v: v in RECIPIENTS, RECIPIENTS[0]),
+    "check-recipient": (lambda v: v in CHECK_RECIPIENTS, CHECK_RECIPIENTS[0]),
+    "blocked-word": (lambda v: isinstance(v, str) and re.fullmatch(BLOCKED_WORD, v), "promo"),
+}
 
 
-def _formats_in_every_phase(body: dict[str, Any]) -> None:
-    """The coverage phase knows no registered format: it fills a named format with any string of the
-    right length. Such a value is put right here, in place, as the format strategies would have drawn it."""
-    to, channel = body.get("to"), body.get("channel")
-    if channel in ("sms", "voice") and to not in PHONE_NUMBERS:
-        body["to"] = FORMAT_VALUES[channel]
-    elif channel == "email" and isinstance(to, str) and "@" not in to:
-        body["to"] = FORMAT_VALUES["email"]
-    if isinstance(body.get("tz"), str) and body["tz"] not in TIME_ZONES:
-        body["tz"] = TIME_ZONES[0]
+def _resolve(document: dict[str, Any], schema: Any) -> Any:
+    while isinstance(schema, dict) and "$ref" in schema:
+        target: Any = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _branch(document: dict[str, Any], schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """The alternative of a oneOf/anyOf the value is meant for: by discriminator, else by its keys."""
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if not alternatives:
+        return schema
+    discriminator = schema.get("discriminator", {})
+    tag = value.get(discriminator.get("propertyName", ""))
+    if isinstance(tag, str) and tag in discriminator.get("mapping", {}):
+        return _resolve(document, {"$ref": discriminator["mapping"][tag]})
+    resolved = [_resolve(document, a) for a in alternatives]
+    fitting = [a for a in resolved if isinstance(a, dict) and _fits(document, a, value)]
+    return fitting[0] if len(fitting) == 1 else schema
+
+
+def _fits(document: dict[str, Any], schema: dict[str, Any], value: dict[str, Any]) -> bool:
+    """The value's keys are the alternative's and its constant fields (a kind, a channel) match."""
+    properties = schema.get("properties", {})
+    if not set(value) <= set(properties):
+        return False
+    for name, prop in properties.items():
+        prop = _resolve(document, prop)
+        given = value.get(name, prop.get("default"))
+        if "const" in prop and given != prop["const"]:
+            return False
+        if "enum" in prop and given not in prop["enum"]:
+            return False
+    return True
+
+
+def _put_formats_right(document: dict[str, Any], schema: Any, value: Any) -> None:
+    schema = _resolve(document, schema)
+    if not isinstance(schema, dict) or not isinstance(value, dict):
+        return
+    schema = _branch(document, schema, value)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in value:
+            continue
+        prop = _resolve(document, prop)
+        options = [_resolve(document, p) for p in prop.get("anyOf", [prop])] if isinstance(prop, dict) else []
+        formats = [o.get("format") for o in options if isinstance(o, dict) and o.get("format") in FORMAT_CHECKS]
+        if formats and value[name] is not None:
+            valid, sample = FORMAT_CHECKS[formats[0]]
+            if not valid(value[name]):
+                value[name] = sample
+        elif isinstance(value[name], dict):
+            _put_formats_right(document, prop, value[name])
+
+
+def _body_schema(case: Any) -> Any:
+    document = case.operation.schema.raw_schema
+    operation = document["paths"][case.operation.path][case.operation.method.lower()]
+    content = operation.get("requestBody", {}).get("content", {})
+    return document, content.get(case.media_type or "application/json", {}).get("schema")
 
 
 @schemathesis.hook
@@ -71,7 +145,12 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
     if case.meta is not None and case.meta.generation.mode.is_negative:
         return  # an invalid request is refused whatever its key; editing it would make it a valid one
     if isinstance(case.body, dict):
-        _formats_in_every_phase(case.body)
+        document, schema = _body_schema(case)
+        _put_formats_right(document, schema, case.body)
+        if case.operation.path == "/v1/blocklists/{name}" and isinstance(case.body.get("words"), list):
+            # A tenant's own list applies to its later sends at once: words no generated text holds keep
+            # the stateful phase's sends about the contract, not about the words it listed before.
+            case.body["words"] = [f"zqxj{w}" if isinstance(w, str) else w for w in case.body["words"]]
     headers = case.headers  # a mutable mapping, edited in place so schemathesis sees the change
     key = headers.get("Idempotency-Key") if headers is not None else None
     if isinstance(key, str) and key and all("\x21" <= c <= "\x7e" for c in key):
