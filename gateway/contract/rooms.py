@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.contract import messages
+from gateway.contract import events, messages, reports
 from gateway.contract.operations import Named, Operation
 
-ALL_OPERATIONS: tuple[Operation, ...] = (*messages.OPERATIONS,)
+ALL_OPERATIONS: tuple[Operation, ...] = (*messages.OPERATIONS, *reports.OPERATIONS, *events.OPERATIONS)
 # Schemas named in the document without an operation of their own (clients generate types from them).
-NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED,)
+NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)
