@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.contract import events, messages, reports
+from gateway.contract import events, messages, reports, tracking
 from gateway.contract.operations import Named, Operation
 
-ALL_OPERATIONS: tuple[Operation, ...] = (*messages.OPERATIONS, *reports.OPERATIONS, *events.OPERATIONS)
+ALL_OPERATIONS: tuple[Operation, ...] = (
+    *messages.OPERATIONS,
+    *reports.OPERATIONS,
+    *events.OPERATIONS,
+    *tracking.OPERATIONS,
+)
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)
