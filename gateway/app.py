@@ -61,7 +61,9 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/messages/requeue", reports.requeue_by_filter)
         app.router.add_post("/v1/messages/{id}/retry", reports.retry_message)
         app.router.add_get("/v1/reports/failures", reports.failures)
-        app.router.add_get("/v1/messages/{id}", messages.get_message)
+        # Only an id (every one starts msg_) reaches get_message: /v1/messages/batch and /requeue are not
+        # ids, so a wrong method on them is told their own Allow, not GET's.
+        app.router.add_get("/v1/messages/{id:msg_[^/]*}", messages.get_message)
         app.router.add_post("/v1/receipts/{provider}", receipts.post_receipts)
         app.router.add_post("/v1/inbound/{provider}", suppressions.post_inbound)
         app.router.add_get("/c/{token}", tracking.click)

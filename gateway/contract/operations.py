@@ -66,6 +66,8 @@ class Operation:
     answers: Mapping[int, Answer]
     body: Schema | None = None
     body_content_type: str = JSON
+    # More media types the body may come in (a provider callback in each provider's own form).
+    body_also: Mapping[str, Schema] = field(default_factory=dict)
     query: type[Query] | None = None
     path_params: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     headers: tuple[dict[str, Any], ...] = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import MISSING, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import MISSING, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from gateway.contract.base import Body, Reply, Timestamp, explain_pattern, fail
 from gateway.contract.messages import MESSAGE_ID, Channel, Iso, StatusName
@@ -71,6 +71,11 @@ class FailureReport(Reply):
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
+def _whole(value: Any) -> Any:
+    """JSON Schema's integer includes 22.0 (a whole number written with a fraction): so does the server."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class RequeueFilter(Body):
     """Which messages: every one given must match (at least one). Only failed, unknown, undelivered
     and expired messages whose expires_at is still ahead are requeued; the rest are counted in `skipped`."""
@@ -103,7 +108,7 @@ REQUEUE_FILTERS = frozenset(RequeueFilter.model_fields)
 class RequeueRequest(Body):
     filter: RequeueFilter
     dry_run: bool = Field(True, description="true (the default): only show what would be requeued")
-    limit: Annotated[int, Field(ge=1, le=MAX_REQUEUE)] = Field(
+    limit: Annotated[int, Field(ge=1, le=MAX_REQUEUE), BeforeValidator(_whole)] = Field(
         DEFAULT_REQUEUE_LIMIT, description="at most this many messages are looked at"
     )
 
