@@ -146,13 +146,17 @@ class InboundSummary(Reply):
     unmatched: Annotated[int, Field(ge=0, description="from an address no tenant has messaged")]
 
 
+NoNul = Annotated[str, Field(pattern=NO_NUL)]  # a NUL anywhere in the URL is refused (400)
+
+
 class CallbackQuery(Query):
-    token: str | None = Field(None, description="aliyun: the callback_token of the push URL")
-    ref: str | None = Field(None, description="twilio: our message id, set on the StatusCallback URL")
+    token: NoNul | None = Field(None, description="aliyun: the callback_token of the push URL")
+    ref: NoNul | None = Field(None, description="twilio: our message id, set on the StatusCallback URL")
 
 
 PROVIDER: dict[str, Any] = {
     "type": "string",
+    "pattern": NO_NUL,
     "description": "the provider's section name in the configuration",
     "examples": ["sandbox"],
 }

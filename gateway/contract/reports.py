@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import MISSING, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from gateway.contract.base import Body, Reply, Timestamp, explain_pattern, fail
+from gateway.contract.base import NO_NUL, Body, Reply, Timestamp, explain_pattern, fail
 from gateway.contract.messages import MESSAGE_ID, Channel, Iso, StatusName
 from gateway.contract.operations import Answer, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS
@@ -68,7 +68,8 @@ class FailureReport(Reply):
     groups: list[FailureGroup]
 
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+# A NUL is refused with the whole body (PostgreSQL cannot store one).
+NonEmpty = Annotated[str, StringConstraints(min_length=1, pattern=NO_NUL)]
 
 
 def _whole(value: Any) -> Any:
@@ -142,7 +143,7 @@ OPERATIONS = (
         "/v1/messages/{id}/retry",
         "retryMessage",
         "Requeue one failed, unknown, undelivered or expired message; audited",
-        path_params={"id": MESSAGE_ID},
+        path_params={"id": {**MESSAGE_ID, "pattern": NO_NUL}},
         answers={
             202: Answer("requeued", RequeuedMessage, headers={"Location": {"schema": {"type": "string"}}}),
             **auth_answers(),

@@ -45,10 +45,10 @@ class ConversionRequest(Body):
 
     message_id: MessageId | None = None
     click_token: ClickToken | None = Field(None, validate_default=True)
-    event: Annotated[str, StringConstraints(min_length=1, max_length=64), Field(examples=["purchase"])]
+    event: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), Field(examples=["purchase"])]
     value: float | None = Field(None, description="e.g. the order's amount; summed in the campaign report")
     occurred_at: Timestamp | None = Field(None, description="default: when the postback arrives")
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)] | None = Field(
         None,
         description="your id of the event: the same event_id again is the same conversion (default: the "
         "message or token, event and occurred_at)",
