@@ -269,7 +269,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from gateway.api.audit import CSV_COLUMNS, csv_line, iterate_events
+    from gateway.api.audit import csv_line, iterate_events
+    from gateway.contract.events import CSV_COLUMNS
     from gateway.store.store import SqlStore
 
     settings = _settings_or_exit()

@@ -11,14 +11,12 @@ import orjson
 from aiohttp import web
 
 from gateway.api.context import context
-from gateway.api.problems import Problem
 from gateway.api.render import iso
-from gateway.api.reports import time_window
-from gateway.domain.jobs import FieldError
+from gateway.api.reports import invalid_query, time_window
+from gateway.contract.events import CSV, CSV_COLUMNS, NDJSON, EventQuery
 from gateway.store.port import ReportStore
 
 PAGE = 2000
-CSV_COLUMNS = ("id", "at", "type", "message_id", "status", "reason", "detail")
 
 
 def event_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -56,20 +54,15 @@ def csv_line(record: dict[str, Any]) -> str:
 async def export_events(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "read")
-    query = request.query
-    errors = [
-        FieldError(n, "is not a known query parameter")
-        for n in sorted(set(query) - {"since", "until", "type", "message_id"})
-    ]
+    query, errors = EventQuery.judge(request.query)
+    if query is None:
+        raise invalid_query(errors)
     # The default window reaches a second past now, so an event written this instant is exported.
-    since, until = time_window(query, errors, until_slack=1.0)
-    if errors:
-        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    types = tuple(t for t in query.get("type", "").split(",") if t)
-    as_csv = "text/csv" in request.headers.get("Accept", "")
+    since, until = time_window(query.since, query.until, until_slack=1.0)
+    as_csv = CSV in request.headers.get("Accept", "")
     response = web.StreamResponse(
         headers={
-            "Content-Type": "text/csv; charset=utf-8" if as_csv else "application/x-ndjson",
+            "Content-Type": f"{CSV}; charset=utf-8" if as_csv else NDJSON,
             "Content-Disposition": f"attachment; filename=events.{'csv' if as_csv else 'ndjson'}",
         }
     )
@@ -77,7 +70,8 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if as_csv:
         await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
-    async for record in iterate_events(ctx.store, principal.tenant_id, since, until, types, query.get("message_id")):
+    records = iterate_events(ctx.store, principal.tenant_id, since, until, query.types, query.message_id)
+    async for record in records:
         await response.write(csv_line(record).encode() if as_csv else orjson.dumps(record) + b"\n")
     await response.write_eof()
     return response

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from gateway.domain.models import DISPATCHABLE, Status
+
 
 def iso(ts: float | None) -> str | None:
     if ts is None:
@@ -23,7 +25,7 @@ def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
     idempotency key gives the very same answer as the first request."""
     return {
         "id": row["id"],
-        "status": "queued",
+        "status": Status.QUEUED,
         "channel": row["channel"],
         "to": row["to_addr"],
         "category": row["category"],
@@ -58,7 +60,7 @@ def message(row: dict[str, Any]) -> dict[str, Any]:
         "provider_message_id": row["provider_message_id"],
         "sender": row["sender"],
         "attempt_count": row["attempt_count"],
-        "next_attempt_at": iso(row["next_attempt_at"]) if row["status"] in ("queued", "deferred") else None,
+        "next_attempt_at": iso(row["next_attempt_at"]) if row["status"] in DISPATCHABLE else None,
         "error_code": row["error_code"],
         "error_message": row["error_message"],
         "idempotency_key": row["idempotency_key"],

@@ -14,30 +14,25 @@ from gateway.api.context import context
 from gateway.api.messages import MESSAGE_ID
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE, advice_for
-from gateway.domain.jobs import FieldError, parse_timestamp
+from gateway.contract.base import judge
+from gateway.contract.reports import FailureQuery, RequeueRequest, listed
+from gateway.domain.failures import REQUEUEABLE, advice_for
+from gateway.domain.jobs import FieldError
+from gateway.domain.models import Status
 from gateway.store.records import PURGED_CONTENT
 
-DEFAULT_GROUP_BY = ("reason", "provider", "error_code")
-REQUEUE_FILTERS = frozenset(
-    {"status", "reason", "provider", "error_code", "campaign", "channel", "sender", "since", "until"}
-)
-MAX_REQUEUE = 10_000
+DAY = 86400.0
+REQUEUED = "requeued"  # the reason a requeued message carries
 
 
-def time_window(query: Mapping[str, str], errors: list[FieldError], until_slack: float = 0.0) -> tuple[float, float]:
-    """`since`/`until` from the query (RFC 3339), by default the last 24 hours (to now + `until_slack`);
-    a bad value is added to `errors` under its parameter's name."""
+def time_window(since: float | None, until: float | None, until_slack: float = 0.0) -> tuple[float, float]:
+    """The window a report covers: by default the last 24 hours (to now + `until_slack`)."""
     now = time.time()
-    bounds = {"since": now - 86400, "until": now + until_slack}
-    for name in bounds:
-        if name in query:
-            parsed = parse_timestamp(query[name])
-            if parsed is None:
-                errors.append(FieldError(name, "must be an RFC 3339 date-time with an offset"))
-            else:
-                bounds[name] = parsed
-    return bounds["since"], bounds["until"]
+    return (now - DAY if since is None else since, now + until_slack if until is None else until)
+
+
+def invalid_query(errors: list[FieldError]) -> Problem:
+    return Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
 
 
 def render_report(
@@ -68,22 +63,12 @@ def render_report(
 async def failures(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "report")
-    query = dict(request.query)
-    errors = [
-        FieldError(n, "is not a known query parameter")
-        for n in sorted(set(query) - {"since", "until", "group_by", "status"})
-    ]
-    since, until = time_window(query, errors)
-    group_by = tuple(g for g in query.get("group_by", ",".join(DEFAULT_GROUP_BY)).split(",") if g)
-    unknown = [g for g in group_by if g not in REPORT_DIMENSIONS]
-    if unknown or not group_by:
-        errors.append(FieldError("group_by", f"must be a comma-separated list of {', '.join(REPORT_DIMENSIONS)}"))
-    statuses = tuple(s for s in query.get("status", ",".join(FAILURE_STATUSES)).split(",") if s)
-    if not statuses or any(s not in FAILURE_STATUSES for s in statuses):
-        errors.append(FieldError("status", f"must be one or more of {', '.join(FAILURE_STATUSES)}"))
-    if errors:
-        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
-    groups = await ctx.store.failure_report(principal.tenant_id, since, until, group_by, statuses)
+    query, errors = FailureQuery.judge(request.query)
+    if query is None:
+        raise invalid_query(errors)
+    since, until = time_window(query.since, query.until)
+    group_by = listed(query.group_by)
+    groups = await ctx.store.failure_report(principal.tenant_id, since, until, group_by, listed(query.status))
     return web.Response(
         body=orjson.dumps(render_report(groups, group_by, since, until)), content_type="application/json"
     )
@@ -96,6 +81,20 @@ async def retry_message(request: web.Request) -> web.Response:
     row = await ctx.store.get_message(principal.tenant_id, message_id) if MESSAGE_ID.match(message_id) else None
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"no message {message_id!r}")
+    _check_requeueable(row)
+    done = await ctx.store.requeue(principal.tenant_id, [message_id], principal.key_id)
+    if not done:
+        raise Problem(409, "not-requeueable", "Cannot requeue", "the message changed status meanwhile; look again")
+    ctx.store.work_available.set()
+    return web.Response(
+        status=202,
+        body=orjson.dumps({"id": message_id, "status": Status.QUEUED, "reason": REQUEUED}),
+        content_type="application/json",
+        headers={"Location": f"/v1/messages/{message_id}"},
+    )
+
+
+def _check_requeueable(row: Mapping[str, Any]) -> None:
     if row["status"] not in REQUEUEABLE:
         raise Problem(
             409,
@@ -113,55 +112,20 @@ async def retry_message(request: web.Request) -> web.Response:
     if row["expires_at"] is not None and row["expires_at"] <= time.time():
         raise Problem(
             409,
-            "expired",
+            "expired",  # not a status: the problem type
             "Cannot requeue",
             "expires_at has passed; send a new job instead",
             errors=[FieldError("/expires_at", "has passed")],
         )
-    done = await ctx.store.requeue(principal.tenant_id, [message_id], principal.key_id)
-    if not done:
-        raise Problem(409, "not-requeueable", "Cannot requeue", "the message changed status meanwhile; look again")
-    ctx.store.work_available.set()
-    return web.Response(
-        status=202,
-        body=orjson.dumps({"id": message_id, "status": "queued", "reason": "requeued"}),
-        content_type="application/json",
-        headers={"Location": f"/v1/messages/{message_id}"},
-    )
 
 
 async def requeue_by_filter(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
-    body = await read_json(request, 16_384)
-    if not isinstance(body, dict):
-        raise validation_problem([FieldError("/", "must be a JSON object")])
-    errors = [FieldError(f"/{n}", "is not a known field") for n in sorted(set(body) - {"filter", "dry_run", "limit"})]
-    raw_filter = body.get("filter", {})
-    filters: dict[str, Any] = {}
-    if not isinstance(raw_filter, dict) or not raw_filter:
-        errors.append(
-            FieldError("/filter", "must be an object with at least one of " + ", ".join(sorted(REQUEUE_FILTERS)))
-        )
-    else:
-        for name, value in raw_filter.items():
-            if name not in REQUEUE_FILTERS:
-                errors.append(FieldError(f"/filter/{name}", "is not a known filter"))
-            elif name in ("since", "until"):
-                filters[name] = parse_timestamp(value)
-                if filters[name] is None:
-                    errors.append(FieldError(f"/filter/{name}", "must be an RFC 3339 date-time with an offset"))
-            elif not isinstance(value, str) or not value:
-                errors.append(FieldError(f"/filter/{name}", "must be a non-empty string"))
-            else:
-                filters[name] = value
-    dry_run = body.get("dry_run", True)
-    if not isinstance(dry_run, bool):
-        errors.append(FieldError("/dry_run", "must be true or false"))
-    limit = body.get("limit", 1000)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_REQUEUE:
-        errors.append(FieldError("/limit", f"must be an integer from 1 to {MAX_REQUEUE}"))
-    if errors:
+    asked, errors = judge(RequeueRequest, await read_json(request, 16_384))
+    if asked is None:
         raise validation_problem(errors)
-    result = await ctx.store.requeue_by_filter(principal.tenant_id, filters, limit, dry_run, principal.key_id)
+    result = await ctx.store.requeue_by_filter(
+        principal.tenant_id, asked.filter.as_filters(), asked.limit, asked.dry_run, principal.key_id
+    )
     return web.Response(body=orjson.dumps(result), content_type="application/json")

@@ -14,8 +14,11 @@ from gateway.api.bodies import read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.domain.jobs import FieldError, parse_timestamp
-from gateway.domain.tracking import CAMPAIGN_DIMENSIONS, TOKEN_RE, looks_automated, with_attribution
+from gateway.api.reports import invalid_query
+from gateway.contract.base import judge
+from gateway.contract.reports import listed
+from gateway.contract.tracking import TOTALS, CampaignQuery, ConversionRequest
+from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
@@ -54,49 +57,26 @@ async def click(request: web.Request) -> web.StreamResponse:
 async def conversion(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
-    body = await read_json(request, 16_384)
-    if not isinstance(body, dict):
-        raise validation_problem([FieldError("/", "must be a JSON object")])
-    errors = [
-        FieldError(f"/{n}", "is not a known field")
-        for n in sorted(set(body) - {"click_token", "message_id", "event", "value", "occurred_at", "event_id"})
-    ]
-    event = body.get("event")
-    if not isinstance(event, str) or not 1 <= len(event) <= 64:
-        errors.append(FieldError("/event", "must be a string of 1-64 characters, e.g. purchase"))
-    value = body.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        errors.append(FieldError("/value", "must be a number"))
-    occurred = time.time()
-    if body.get("occurred_at") is not None:
-        parsed = parse_timestamp(body["occurred_at"])
-        if parsed is None:
-            errors.append(FieldError("/occurred_at", "must be an RFC 3339 date-time with an offset"))
-        else:
-            occurred = parsed
-    token, message_id = body.get("click_token"), body.get("message_id")
-    if (token is None) == (message_id is None):
-        errors.append(FieldError("/click_token", "give either click_token or message_id"))
-    event_id = body.get("event_id")
-    if event_id is not None and (not isinstance(event_id, str) or not 1 <= len(event_id) <= 128):
-        errors.append(FieldError("/event_id", "must be a string of 1-128 characters"))
-    if errors:
+    asked, errors = judge(ConversionRequest, await read_json(request, 16_384))
+    if asked is None:
         raise validation_problem(errors)
+    token, message_id = asked.click_token, asked.message_id
     if token is not None:
-        link = await ctx.store.find_link(token) if isinstance(token, str) and TOKEN_RE.match(token) else None
+        link = await ctx.store.find_link(token)
         if link is None or link["tenant_id"] != principal.tenant_id:
             raise Problem(404, "not-found", "Not Found", "no such click_token")
         message_id = link["message_id"]  # "" for a campaign link: the conversion counts for its variant
-    elif not isinstance(message_id, str) or await ctx.store.get_message(principal.tenant_id, message_id) is None:
+    elif message_id is None or await ctx.store.get_message(principal.tenant_id, message_id) is None:
         raise Problem(404, "not-found", "Not Found", "no such message_id")
+    occurred = asked.occurred_at if asked.occurred_at is not None else time.time()
     # Without an event id the same event of the same message at the same moment is one conversion.
     row = {
         "tenant_id": principal.tenant_id,
         "message_id": message_id,
         "click_token": token,
-        "event": event,
-        "event_id": event_id or f"{message_id or token}:{event}:{occurred:.3f}",
-        "value": float(value) if value is not None else None,
+        "event": asked.event,
+        "event_id": asked.event_id or f"{message_id or token}:{asked.event}:{occurred:.3f}",
+        "value": float(asked.value) if asked.value is not None else None,
         "occurred_at": occurred,
         "received_at": time.time(),
     }
@@ -120,22 +100,16 @@ async def campaign_report(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "report")
     campaign = request.match_info["campaign"]
-    unknown = sorted(set(request.query) - {"group_by"})
-    group_by = tuple(g for g in request.query.get("group_by", "variant").split(",") if g)
-    errors = [FieldError(n, "is not a known query parameter") for n in unknown]
-    if not group_by or any(g not in CAMPAIGN_DIMENSIONS for g in group_by):
-        errors.append(FieldError("group_by", f"must be a comma-separated list of {', '.join(CAMPAIGN_DIMENSIONS)}"))
-    if errors:
-        raise Problem(400, "invalid-query", "Invalid query", "some query parameters are not valid", errors=errors)
+    query, errors = CampaignQuery.judge(request.query)
+    if query is None:
+        raise invalid_query(errors)
+    group_by = listed(query.group_by)
     groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
     campaign_links = await ctx.store.campaign_link_report(principal.tenant_id, campaign)
     return web.Response(
         body=orjson.dumps(campaign_summary(campaign, group_by, groups, campaign_links)),
         content_type="application/json",
     )
-
-
-TOTALS = ("messages", "sent", "delivered", "failed", "suppressed", "clicks", "human_clicks", "unique_clicks")
 
 
 def campaign_summary(
@@ -153,7 +127,7 @@ def campaign_summary(
             median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
         )
         rendered.append(g)
-    totals = {k: sum(g[k] for g in rendered) for k in (*TOTALS, "conversions", "value")}
+    totals = {k: sum(g[k] for g in rendered) for k in TOTALS}
     for shared in campaign_links:
         # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
         for name in ("clicks", "human_clicks", "conversions", "value"):

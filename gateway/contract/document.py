@@ -122,7 +122,10 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
         media: dict[str, Any] = {"schema": components.schema_of(op.body, "validation")}
         if op.body_examples:
             media["examples"] = {name: {"value": value} for name, value in op.body_examples.items()}
-        doc["requestBody"] = {"required": op.body_required, "content": {op.body_content_type: media}}
+        bodies = {op.body_content_type: media}
+        for media_type, schema in op.body_also.items():
+            bodies[media_type] = {"schema": components.schema_of(schema, "validation")}
+        doc["requestBody"] = {"required": op.body_required, "content": bodies}
     responses: dict[str, Any] = {}
     for status, answer in sorted(op.answers.items()):
         response: dict[str, Any] = {"description": answer.description}

@@ -70,6 +70,8 @@ class Operation:
     answers: Mapping[int, Answer]
     body: Schema | None = None
     body_content_type: str = JSON
+    # More media types the body may come in (a provider callback in each provider's own form).
+    body_also: Mapping[str, Schema] = field(default_factory=dict)
     query: type[Query] | None = None
     path_params: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     headers: tuple[dict[str, Any], ...] = ()
@@ -93,11 +95,16 @@ UNAVAILABLE = problem(
 MALFORMED = problem("malformed JSON: not JSON, empty, a key repeated, a NUL character")
 NOT_JSON = problem("not application/json")
 TOO_LARGE = problem("body too large")
+TOO_SLOW = problem("the body took longer to arrive than the gateway waits (api.body_read_timeout_seconds)")
+RATE_LIMITED = problem(
+    "over the tenant's request rate (api.tenant_requests_per_second); retry after the Retry-After seconds",
+    {"Retry-After": {"schema": {"type": "integer"}}},
+)
 
 
 def auth_answers() -> dict[int, Answer]:
-    return {401: UNAUTHORISED, 403: FORBIDDEN, 503: UNAVAILABLE}
+    return {401: UNAUTHORISED, 403: FORBIDDEN, 429: RATE_LIMITED, 503: UNAVAILABLE}
 
 
 def body_answers() -> dict[int, Answer]:
-    return {400: MALFORMED, 413: TOO_LARGE, 415: NOT_JSON}
+    return {400: MALFORMED, 408: TOO_SLOW, 413: TOO_LARGE, 415: NOT_JSON}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.contract import content, messages, numbers, suppressions
+from gateway.contract import callbacks, content, events, messages, numbers, ops, reports, suppressions, tracking
 from gateway.contract.operations import Named, Operation
 
 ALL_OPERATIONS: tuple[Operation, ...] = (
@@ -10,6 +10,11 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *numbers.OPERATIONS,
     *suppressions.OPERATIONS,
     *content.OPERATIONS,
+    *reports.OPERATIONS,
+    *events.OPERATIONS,
+    *tracking.OPERATIONS,
+    *callbacks.OPERATIONS,
+    *ops.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
-NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED,)
+NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.api import render
 from gateway.api.context import context
-from gateway.api.reports import DEFAULT_GROUP_BY, MAX_REQUEUE, REQUEUE_FILTERS
+from gateway.contract.reports import DEFAULT_GROUP_BY, MAX_REQUEUE, REQUEUE_FILTERS
 from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE, advice_for
 from gateway.ui import charts
 from gateway.ui.charts import as_markup, time_label

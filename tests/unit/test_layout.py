@@ -48,9 +48,9 @@ STATUS_WORDS = {
 # Where a status may be spelled out: the domain defines Status and every set of statuses once.
 # SQL text (a status inside a longer string: a partial index, a raw query) is never a bare literal,
 # so it needs no entry. A line that uses a status word for something else says so: "# not a status".
-# The API modules are being rewritten onto typed models (issue 17's contract
-# half); their literals go with that rewrite.
-ALLOWED = (GATEWAY / "domain", GATEWAY / "api")
+ALLOWED = (GATEWAY / "domain",)
+# The hand-written document, deleted once every room is declared in gateway/contract (issue 17).
+LEGACY = (GATEWAY / "api" / "openapi.py",)
 
 
 class _StatusLiterals(ast.NodeVisitor):
@@ -82,7 +82,7 @@ class _StatusLiterals(ast.NodeVisitor):
 def test_statuses_are_spelled_only_in_the_domain() -> None:
     found = []
     for path in _sources():
-        if any(allowed in path.parents for allowed in ALLOWED):
+        if path in LEGACY or any(allowed in path.parents for allowed in ALLOWED):
             continue
         source = path.read_text()
         lines = source.splitlines()

@@ -1,0 +1,193 @@
+"""The closed loop: tracked short links, conversion postbacks and the campaign report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from gateway.contract.base import NO_NUL, Body, Reply, Timestamp, explain_pattern, fail
+from gateway.contract.messages import MESSAGE_ID_PATTERN, Iso
+from gateway.contract.operations import Answer, Operation, Query, auth_answers, body_answers, problem
+from gateway.contract.reports import INVALID_QUERY, comma_separated
+from gateway.domain.tracking import CAMPAIGN_DIMENSIONS, TOKEN_RE
+
+TOKEN_PATTERN = explain_pattern(TOKEN_RE.pattern, "must be a click token: the 10 letters and digits after /c/")
+ClickToken = Annotated[
+    str,
+    StringConstraints(pattern=TOKEN_PATTERN),
+    Field(description="the token of the short link clicked (`/c/<token>`)", examples=["a1B2c3D4e5"]),
+]
+MessageId = Annotated[
+    str,
+    StringConstraints(
+        pattern=explain_pattern(MESSAGE_ID_PATTERN, "must be a message id: msg_ and 26 capital letters and digits")
+    ),
+    Field(description="the message the conversion is credited to", examples=["msg_01JD5ZQ8W1X2Y3Z4A5B6C7D8E9"]),
+]
+EITHER = "give either click_token or message_id"
+# Exactly one of the two is given (not null): what the validator on click_token checks.
+_ONE_OF = [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("click_token", "message_id")]
+
+
+class ConversionRequest(Body):
+    """A conversion credited to the click that led to it, or to a message."""
+
+    # Exactly one of the two is given (not null): what the validator on click_token checks.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["click_token"], "properties": {"click_token": {"type": "string"}}},
+                {"required": ["message_id"], "properties": {"message_id": {"type": "string"}}},
+            ],
+        }
+    )
+
+    message_id: MessageId | None = None
+    click_token: ClickToken | None = Field(None, validate_default=True)
+    event: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), Field(examples=["purchase"])]
+    value: float | None = Field(None, description="e.g. the order's amount; summed in the campaign report")
+    occurred_at: Timestamp | None = Field(None, description="default: when the postback arrives")
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)] | None = Field(
+        None,
+        description="your id of the event: the same event_id again is the same conversion (default: the "
+        "message or token, event and occurred_at)",
+    )
+
+    @field_validator("click_token")
+    @classmethod
+    def _one_of_two(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "message_id" not in info.data:
+            return value  # message_id itself is refused
+        if (value is None) == (info.data["message_id"] is None):
+            raise fail(EITHER)
+        return value
+
+
+class Conversion(Reply):
+    event_id: str
+    message_id: str | None = Field(description="null for a link shared by a whole variant (per_campaign links)")
+    click_token: str | None
+    event: str
+    value: float | None
+    occurred_at: Iso
+
+
+class CampaignQuery(Query):
+    group_by: comma_separated(CAMPAIGN_DIMENSIONS, ("variant",), "what to group by")  # type: ignore[valid-type]
+
+
+Count = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, Field(ge=0)] | None
+
+
+class CampaignTotals(Reply):
+    messages: Count
+    sent: Count = Field(description="taken by a provider (sent, delivered or undelivered)")
+    delivered: Count
+    failed: Count = Field(description="did not reach the handset (failed, undelivered, rejected, expired, unknown)")
+    suppressed: Count
+    clicks: Count
+    human_clicks: Count = Field(description="clicks not made by link previews, crawlers or scanners")
+    unique_clicks: Count = Field(description="messages clicked at least once by a person")
+    conversions: Count
+    value: float
+
+
+class CampaignGroup(CampaignTotals):
+    """One group; it names a value of each `group_by` dimension (null: the message has none)."""
+
+    variant: str | None = None
+    channel: str | None = None
+    provider: str | None = None
+    sender: str | None = None
+    delivery_rate: Rate = Field(description="delivered / sent")
+    click_rate: Rate = Field(description="unique_clicks / delivered")
+    conversion_rate: Rate = Field(description="conversions / unique_clicks")
+    median_seconds_to_click: Rate = Field(description="from sending to a person's first click")
+
+
+class CampaignLinkGroup(Reply):
+    """Clicks and conversions through per_campaign links (one link per variant and destination), so
+    people are counted as unique_visitors by hashed IP; included in the totals."""
+
+    variant: str | None
+    clicks: Count
+    human_clicks: Count
+    unique_visitors: Count
+    conversions: Count
+    value: float
+
+
+class CampaignReport(Reply):
+    campaign: str
+    group_by: list[str]
+    totals: CampaignTotals
+    groups: list[CampaignGroup]
+    campaign_links: list[CampaignLinkGroup]
+
+
+TOTALS = tuple(CampaignTotals.model_fields)
+CAMPAIGN: dict[str, Any] = {
+    "type": "string",
+    "pattern": NO_NUL,
+    "description": "the campaign given at send time",
+    "examples": ["spring-sale"],
+}
+TOKEN: dict[str, Any] = {"type": "string", "pattern": TOKEN_PATTERN, "examples": ["a1B2c3D4e5"]}
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/c/{token}",
+        "click",
+        "A tracked short link: records the click, 302 to the destination fixed at send time",
+        path_params={"token": TOKEN},
+        auth=False,
+        answers={
+            302: Answer(
+                "to the registered destination (with utm_campaign and utm_content when links.append_utm is on)",
+                headers={
+                    "Location": {"schema": {"type": "string", "format": "uri"}},
+                    "Cache-Control": {"schema": {"const": "no-store"}},
+                    "Referrer-Policy": {"schema": {"const": "no-referrer"}},
+                },
+            ),
+            404: problem("an unknown or tampered token; nothing recorded"),
+            503: problem("the database is unavailable; retry after the Retry-After seconds"),
+        },
+    ),
+    Operation(
+        "post",
+        "/v1/conversions",
+        "recordConversion",
+        "A conversion credited to a click or a message; the same event_id is recorded once",
+        body=ConversionRequest,
+        body_examples={
+            "after_a_click": {"click_token": "a1B2c3D4e5", "event": "purchase", "value": 42.5},
+            "for_a_message": {
+                "message_id": "msg_01JD5ZQ8W1X2Y3Z4A5B6C7D8E9",
+                "event": "signup",
+                "occurred_at": "2026-01-31T09:00:00+08:00",
+                "event_id": "order-1001",
+            },
+        },
+        answers={
+            200: Answer("already recorded (the same event_id): the first record", Conversion),
+            201: Answer("recorded", Conversion),
+            **body_answers(),
+            **auth_answers(),
+            404: problem("no such click_token or message_id for this tenant"),
+            422: problem("an invalid field"),
+        },
+    ),
+    Operation(
+        "get",
+        "/v1/reports/campaigns/{campaign}",
+        "campaignReport",
+        "Sent, delivered, failed, clicks (human and unique), conversions, value and rates",
+        path_params={"campaign": CAMPAIGN},
+        query=CampaignQuery,
+        answers={200: Answer("the report", CampaignReport), 400: INVALID_QUERY, **auth_answers()},
+    ),
+)
