@@ -103,7 +103,7 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
                     assert job is not None
                     assert messages.content_refusal(ctx, tenant, job) is None
                     key = f"k-{run}-{index}" if index % 2 else None
-                    row = messages._row(ctx, tenant, job, key, messages.request_hash(body), time.time())
+                    row = messages.job_row(ctx, tenant, job, key, messages.request_hash(body), time.time())
                     orjson.dumps(render.accepted_message(row))
                     out.append(row)
                 return len(bodies)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import audit, content, messages, numbers, ops, receipts, reports, suppressions, tracking
+from gateway.api import audit, batch, content, messages, numbers, ops, receipts, reports, suppressions, tracking
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.connection_limits import ConnectionLimits
@@ -57,7 +57,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/openapi.json", ops.openapi)
         app.router.add_post("/v1/messages", messages.create_message)
         app.router.add_get("/v1/messages", messages.list_messages)
-        app.router.add_post("/v1/messages/batch", messages.create_batch)
+        app.router.add_post("/v1/messages/batch", batch.create_batch)
         app.router.add_post("/v1/messages/requeue", reports.requeue_by_filter)
         # An id has its own shape, so /v1/messages/batch is not mistaken for one (405 would list GET).
         app.router.add_post("/v1/messages/{id:msg_[0-9A-Z]{26}}/retry", reports.retry_message)

@@ -19,9 +19,8 @@ from gateway.api.bodies import read_json
 from gateway.api.content import content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
-from gateway.contract.base import judge
 from gateway.contract.jobs import judge_job
-from gateway.contract.messages import BatchRequest, MessageQuery
+from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
 from gateway.domain.models import Channel, SendJob, Status
@@ -33,7 +32,7 @@ JSON = "application/json"
 MESSAGE_ID = re.compile(r"^msg_[0-9A-Z]{26}$")
 
 
-def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
 
 
@@ -42,7 +41,9 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _row(ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float) -> dict[str, Any]:
+def job_row(
+    ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float
+) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
     return {
         "id": message_id(now),
@@ -99,7 +100,7 @@ def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str =
     return content_problem(report, f"{prefix}/content")
 
 
-def _refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:
+def refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:
     timing = timing_problems(job.send_at, job.expires_at, now)
     if timing:
         return validation_problem([FieldError(prefix + f, m) for f, m in timing])
@@ -112,13 +113,13 @@ async def _earlier_answer(ctx: ApiContext, tenant_id: str, key: str, body_hash: 
     if row is None:
         return None
     if row["request_hash"] != body_hash:
-        raise _idempotency_problem(AcceptOutcome("mismatch", row))
+        raise key_reused_problem(AcceptOutcome("mismatch", row))
     ctx.metrics.replayed.inc()
     headers = {"Location": f"/v1/messages/{row['id']}", "Idempotent-Replayed": "true"}
-    return _json_response(render.accepted_message(row), 202, headers)
+    return json_response(render.accepted_message(row), 202, headers)
 
 
-def _idempotency_problem(outcome: AcceptOutcome) -> Problem:
+def key_reused_problem(outcome: AcceptOutcome) -> Problem:
     return Problem(
         422,
         "idempotency-key-reused",
@@ -129,7 +130,7 @@ def _idempotency_problem(outcome: AcceptOutcome) -> Problem:
     )
 
 
-def _in_flight_problem() -> Problem:
+def key_in_flight_problem() -> Problem:
     return Problem(
         409,
         "idempotency-key-in-flight",
@@ -168,17 +169,17 @@ async def create_message(request: web.Request) -> web.Response:
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since) come after the
     # key: a retry of a request the gateway already took gets the first answer, not a new verdict.
-    refusal = _refusal_now(ctx, principal.tenant_id, job, now)
+    refusal = refusal_now(ctx, principal.tenant_id, job, now)
     if refusal is not None:
         earlier = await _earlier_answer(ctx, principal.tenant_id, key, body_hash) if key else None
         if earlier is not None:
             return earlier
         raise refusal
-    row = _row(ctx, principal.tenant_id, job, key, body_hash, now)
+    row = job_row(ctx, principal.tenant_id, job, key, body_hash, now)
     flight = (principal.tenant_id, key) if key else None
     if flight is not None:
         if flight in ctx.inflight_keys:
-            raise _in_flight_problem()
+            raise key_in_flight_problem()
         ctx.inflight_keys.add(flight)
     try:
         outcome = await ctx.store.accept_one(row)
@@ -186,7 +187,7 @@ async def create_message(request: web.Request) -> web.Response:
         if flight is not None:
             ctx.inflight_keys.discard(flight)
     if outcome.kind == "mismatch":
-        raise _idempotency_problem(outcome)
+        raise key_reused_problem(outcome)
     headers = {"Location": f"/v1/messages/{outcome.row['id']}"}
     if outcome.kind == "replay":
         ctx.metrics.replayed.inc()
@@ -194,100 +195,7 @@ async def create_message(request: web.Request) -> web.Response:
     else:
         ctx.metrics.accepted.labels(job.channel.value).inc()
         log.debug("message accepted", message_id=row["id"], tenant=principal.tenant_id, campaign=job.campaign)
-    return _json_response(render.accepted_message(outcome.row), 202, headers)
-
-
-async def create_batch(request: web.Request) -> web.Response:
-    ctx = context(request)
-    principal = await ctx.auth.principal(request, "send")
-    body = await read_json(request, ctx.settings.api.max_batch_body_bytes)
-    if not isinstance(body, dict):
-        raise validation_problem([FieldError("/messages", "must be a list of send jobs")])
-    envelope, errors = judge(BatchRequest, body)
-    limit = ctx.settings.api.max_batch_items
-    if envelope is not None and len(envelope.messages) > limit:
-        errors = [FieldError("/messages", f"must hold at most {limit} items")]
-    if envelope is None or errors:
-        raise validation_problem(errors)
-    items: list[Any] = envelope.messages
-
-    now = time.time()
-    results: list[dict[str, Any] | None] = [None] * len(items)
-    rows: list[dict[str, Any]] = []
-    row_index: list[int] = []
-    first_of_key: dict[str, tuple[int, str]] = {}
-    same_as: dict[int, int] = {}
-    claimed: list[tuple[str, str]] = []
-    require_key = ctx.settings.api.require_idempotency_key
-    for index, item in enumerate(items):
-        prefix = f"/messages/{index}"
-        judged, errors = judge_job(item, ctx.limits, prefix, batch=True)
-        key = judged.idempotency_key if judged is not None else None  # type: ignore[attr-defined]
-        if judged is not None and key is None and require_key:
-            errors = [FieldError(f"{prefix}/idempotency_key", "is required")]
-        if judged is None or errors:
-            results[index] = {"index": index, "status": 422, "problem": validation_problem(errors).body()}
-            continue
-        job = in_channel_order(ctx, judged.to_send_job())
-        job_body = {k: v for k, v in item.items() if k != "idempotency_key"}
-        body_hash = request_hash(job_body)
-        refusal = _refusal_now(ctx, principal.tenant_id, job, now, prefix)
-        if refusal is not None:
-            earlier = await ctx.store.find_by_idempotency_key(principal.tenant_id, key) if key else None
-            if earlier is not None and earlier["request_hash"] == body_hash:
-                results[index] = {"index": index, "status": 202, "id": earlier["id"], "replayed": True}
-            else:
-                results[index] = {"index": index, "status": 422, "problem": refusal.body()}
-            continue
-        if key is not None:
-            if key in first_of_key:
-                first_index, first_hash = first_of_key[key]
-                if first_hash == body_hash:
-                    same_as[index] = first_index
-                else:
-                    results[index] = {
-                        "index": index,
-                        "status": 422,
-                        "problem": Problem(
-                            422,
-                            "idempotency-key-reused",
-                            "Idempotency key reused",
-                            f"item {first_index} of this batch uses this idempotency_key with a different body",
-                            errors=[FieldError(f"{prefix}/idempotency_key", "already used with a different body")],
-                        ).body(),
-                    }
-                continue
-            flight = (principal.tenant_id, key)
-            if flight in ctx.inflight_keys:
-                results[index] = {"index": index, "status": 409, "problem": _in_flight_problem().body()}
-                continue
-            first_of_key[key] = (index, body_hash)
-            ctx.inflight_keys.add(flight)
-            claimed.append(flight)
-        rows.append(_row(ctx, principal.tenant_id, job, key, body_hash, now))
-        row_index.append(index)
-    try:
-        outcomes = await ctx.store.accept(rows) if rows else []
-    finally:
-        for flight in claimed:
-            ctx.inflight_keys.discard(flight)
-    for index, outcome in zip(row_index, outcomes, strict=True):
-        if outcome.kind == "mismatch":
-            results[index] = {"index": index, "status": 422, "problem": _idempotency_problem(outcome).body()}
-            continue
-        result: dict[str, Any] = {"index": index, "status": 202, "id": outcome.row["id"]}
-        if outcome.kind == "replay":
-            result["replayed"] = True
-            ctx.metrics.replayed.inc()
-        else:
-            ctx.metrics.accepted.labels(outcome.row["channel"]).inc()
-        results[index] = result
-    for index, first_index in same_as.items():
-        first = results[first_index]
-        assert first is not None
-        results[index] = {**first, "index": index, "replayed": True} if first.get("id") else {**first, "index": index}
-    accepted = sum(1 for r in results if r is not None and r["status"] == 202 and not r.get("replayed"))
-    return _json_response({"accepted": accepted, "results": results})
+    return json_response(render.accepted_message(outcome.row), 202, headers)
 
 
 async def get_message(request: web.Request) -> web.Response:
@@ -307,7 +215,7 @@ async def get_message(request: web.Request) -> web.Response:
         {"url": link["url"], "short_url": f"{base}/c/{link['token']}"}
         for link in await ctx.store.message_links(row["id"])
     ]
-    return _json_response(body)
+    return json_response(body)
 
 
 def _cursor_decode(cursor: str) -> str | None:
@@ -350,4 +258,4 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     page = rows[:limit]
     next_cursor = page[-1]["id"] if len(rows) > limit else None
-    return _json_response({"data": [render.message(r) for r in page], "next_cursor": next_cursor})
+    return json_response({"data": [render.message(r) for r in page], "next_cursor": next_cursor})

@@ -110,11 +110,11 @@ _STATUS_SLUGS = {
 async def problem_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    if "\x00" in request.path or (
+        request.query_string and any("\x00" in k or "\x00" in v for k, v in request.query.items())
+    ):
+        return Problem(400, "bad-request", "Bad Request", "the URL contains a NUL character").response(request.path)
     try:
-        if "\x00" in request.path or (
-            request.query_string and any("\x00" in k or "\x00" in v for k, v in request.query.items())
-        ):
-            raise Problem(400, "bad-request", "Bad Request", "the URL contains a NUL character")
         return await handler(request)
     except Problem as problem:
         return problem.response(request.path)

@@ -10,7 +10,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from gateway.contract.base import LABEL_PATTERN, Body, Label, Reply, absent, explain_pattern, fail, judge
+from gateway.contract.base import (
+    LABEL_PATTERN,
+    SAYS_SOMETHING,
+    Body,
+    Label,
+    Reply,
+    absent,
+    explain_pattern,
+    fail,
+    judge,
+)
 from gateway.contract.jobs import ANY_HTTP_URL, CHANNELS, HTTPS_URL, DeviceToken, Mailbox, PhoneNumber
 from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError, JobLimits, suppression_address
@@ -149,7 +159,8 @@ def judge_suppression(body: Any, limits: JobLimits) -> tuple[_Suppression | None
     return (None, errors) if errors else (judged, [])
 
 
-Lookup = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ADDRESS_CHARS, pattern=r"^[^\x00]*$")]
+# A name to look up: surrounding white space is dropped, so it must hold something else.
+Lookup = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ADDRESS_CHARS, pattern=SAYS_SOMETHING)]
 
 
 class SuppressionQuery(Query):
