@@ -68,7 +68,12 @@ Label = Annotated[
     Field(description="1-128 characters, no control characters", examples=["spring-sale"]),
 ]
 # Text that must say something: not empty, not only white space, no NUL (PostgreSQL cannot store it).
-SAYS_SOMETHING = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# White space spelled out: `\s` means different characters to JSON Schema's regular expressions
+# (ECMA-262), Python's and the validator's, so a document using it would promise what the server
+# refuses. These are every character any of them, or str.isspace, counts as white space.
+BLANK = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+SAYS_SOMETHING = rf"^[^\x00]*[^{BLANK}\x00][^\x00]*$"
+ONE_LINE_SAYS_SOMETHING = rf"^[^\x00\r\n]*[^{BLANK}\x00][^\x00\r\n]*$"
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -76,7 +81,7 @@ def text(max_chars: int, *, required: bool = True, one_line: bool = False) -> An
     """A string field of message copy."""
     pattern = SAYS_SOMETHING if required else NO_NUL
     if one_line:
-        pattern = r"^[^\x00\r\n]*[^\s\x00][^\x00\r\n]*$" if required else r"^[^\x00\r\n]*$"
+        pattern = ONE_LINE_SAYS_SOMETHING if required else r"^[^\x00\r\n]*$"
     return Annotated[str, StringConstraints(max_length=max_chars, pattern=pattern)]
 
 
@@ -146,7 +151,7 @@ PATTERN_MEANINGS: dict[str, str] = {
     LABEL_PATTERN: "must not contain control characters",
     SAYS_SOMETHING: "must not be empty or contain NUL characters",
     NO_NUL: "must not contain NUL characters",
-    r"^[^\x00\r\n]*[^\s\x00][^\x00\r\n]*$": "must be one line, not empty",
+    ONE_LINE_SAYS_SOMETHING: "must be one line, not empty",
     r"^[^\x00\r\n]*$": "must be one line",
     NO_CONTROL: "must not contain control characters",
 }

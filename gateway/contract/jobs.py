@@ -9,8 +9,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
 
 from gateway.contract.base import (
+    BLANK,
     Body,
     JsonObject,
+    JsonString,
     JsonValue,
     Label,
     Timestamp,
@@ -86,8 +88,8 @@ DeviceToken = Annotated[
     ),
     Field(description="a push device token: 8-4096 printable ASCII characters", examples=["fcm-token-0001"]),
 ]
-HTTPS_URL = explain_pattern(r"^https://[^\s\x00-\x1f\x7f]*$", "must be an https URL")
-ANY_HTTP_URL = explain_pattern(r"^https?://[^\s\x00-\x1f\x7f]*$", "must be an http or https URL")
+HTTPS_URL = explain_pattern(rf"^https://[^{BLANK}\x00-\x1f\x7f]*$", "must be an https URL")
+ANY_HTTP_URL = explain_pattern(rf"^https?://[^{BLANK}\x00-\x1f\x7f]*$", "must be an http or https URL")
 TimeZone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
@@ -203,7 +205,9 @@ class PushContent(Body):
     body: text(LIMITS.max_push_body_chars)  # type: ignore[valid-type]
     data: (
         Annotated[
-            dict[str, str], json_size(4000), Field(description="string values handed to the app; at most 4000 bytes")
+            dict[JsonString, JsonString],
+            json_size(4000),
+            Field(description="string values handed to the app; at most 4000 bytes"),
         ]
         | None
     ) = None

@@ -169,7 +169,7 @@ class SuppressionQuery(Query):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
     cursor: (
         Annotated[
-            str, StringConstraints(pattern=explain_pattern(r"^[0-9]{1,19}$", "is not a cursor this API gave out"))
+            str, StringConstraints(pattern=explain_pattern(r"^[0-9]{1,18}$", "is not a cursor this API gave out"))
         ]
         | None
     ) = Field(None, description="next_cursor of the previous page")

@@ -107,3 +107,11 @@ async def test_bad_recipients_are_422_naming_the_field_and_nothing_is_written(
         assert [(e["field"], e["message"]) for e in problem["errors"]] == errors
         assert await gw.count("suppressions") == 0
         assert await gw.count("events") == 0
+
+
+async def test_a_cursor_beyond_any_row_id_is_400_naming_it_not_a_database_error(start_gateway: GatewayStarter) -> None:
+    # 19 digits is past PostgreSQL's bigint: the document and the server refuse it before the query.
+    async with start_gateway() as gw:
+        response = await gw.get("/v1/suppressions?cursor=9702765372935892251")
+        assert response.status == 400
+        assert [e["field"] for e in (await response.json())["errors"]] == ["cursor"]
