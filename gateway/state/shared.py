@@ -90,14 +90,14 @@ class SharedState:
 
     async def _call(self, method: str, *args: object) -> Any:
         async with self._lock:
-            if self._streams is None:
-                self._streams = await asyncio.open_unix_connection(self.path)
-            reader, writer = self._streams
             try:
+                if self._streams is None:
+                    self._streams = await asyncio.open_unix_connection(self.path)
+                reader, writer = self._streams
                 writer.write(_frame((method, args)))
                 await writer.drain()
                 outcome, value = await _read_frame(reader)
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            except (asyncio.IncompleteReadError, OSError) as exc:
                 self._streams = None
                 raise SharedStateError(f"the supervisor's state is unreachable: {exc}") from exc
         if outcome == "error":
@@ -122,7 +122,7 @@ class SharedState:
     async def ping(self) -> bool:
         try:
             return bool(await self._call("ping"))
-        except (OSError, SharedStateError):
+        except SharedStateError:
             return False
 
     async def close(self) -> None:
