@@ -65,3 +65,23 @@ def test_serve_refuses_bad_sizes_before_touching_the_database(tmp_path: Path, ar
     assert result.returncode == 2
     assert result.stderr.startswith(message)
     assert not (tmp_path / "gateway.db").exists()
+
+
+def test_each_api_process_gets_its_share_of_the_tenant_limit_and_workers_stay_off_the_port() -> None:
+    from gateway.settings import load_settings
+    from gateway.supervisor import Supervisor
+
+    settings = load_settings(
+        {"GATEWAY_API__TENANT_REQUESTS_PER_SECOND": "100", "GATEWAY_API__TENANT_REQUEST_BURST": "9"}
+    )
+    children = Supervisor(settings, Layout(api=4, workers=1))._plan_children(8123, "/tmp/s.sock")
+    api = [c for c in children if c.role == "api"]
+    (worker,) = [c for c in children if c.role == "worker"]
+    assert len(api) == 4
+    assert api[0].env == {
+        "GATEWAY_PORT": "8123",
+        "GATEWAY_API__TENANT_REQUESTS_PER_SECOND": "25.0",
+        "GATEWAY_API__TENANT_REQUEST_BURST": "3",
+    }
+    assert worker.env == {"GATEWAY_PORT": "0", "GATEWAY_PUBLIC_URL": "http://127.0.0.1:8123"}
+    assert "--reuse-port" in api[0].args and "--reuse-port" not in worker.args
