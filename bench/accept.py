@@ -1,7 +1,7 @@
 """Accept throughput: the gateway's durable accept against a bare aiohttp handler, in one run.
 
     .venv/bin/python bench/accept.py [--runs 5] [--seconds 4] [--warmup 2] [--connections 64]
-                                     [--batch-connections 8] [--roles api,all] [--no-write]
+                                     [--batch-connections 8] [--roles api,all,serve1,serve] [--no-write]
 
 Measures, each in its own server process on a free loopback port (server pinned to CPU 0 and the
 load generator to CPU 1 with taskset when there are two CPUs):
@@ -12,7 +12,11 @@ load generator to CPU 1 with taskset when there are two CPUs):
    half of them with a unique Idempotency-Key;
 3. `POST /v1/messages/batch` with 100 and with 1000 jobs per request (every item keyed);
 4. with `--roles api,all` also single and batch-1000 accept with `--role all`, the worker
-   dispatching to the sandbox provider at the same time (and its dispatch rate).
+   dispatching to the sandbox provider at the same time (and its dispatch rate);
+5. with `serve1` and `serve` in --roles, the same as `all` for `gateway serve --processes 1` (one
+   process, as before) and `gateway serve` as a user starts it (`--processes auto`: API processes
+   on every core and a worker, supervised). These two are not pinned to a CPU (auto sizes itself from
+   the CPUs it may use), so the load generator shares a core with them: compare them with each other.
 
 Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians. After
 every gateway run the bench counts the rows of `messages` with sqlite3: every acknowledged job
@@ -269,11 +273,22 @@ def bench_baseline(args: argparse.Namespace) -> Measurement:
         )
 
 
+# How each measured role is started, and what the report calls it.
+SERVE_ARGS = {"api": ["--role", "api"], "all": ["--role", "all"], "serve1": ["--processes", "1"], "serve": []}
+SERVER_NAMES = {
+    "api": "gateway --role api",
+    "all": "gateway --role all",
+    "serve1": "gateway serve --processes 1",
+    "serve": "gateway serve (auto)",
+}
+DISPATCHING = ("all", "serve1", "serve")
+
+
 def gateway_argv(role: str, root: Path) -> list[str]:
     script = Path(PYTHON).with_name("gateway")
     if root == ROOT and script.exists():
-        return [str(script), "serve", "--role", role]
-    return [PYTHON, "-m", "gateway", "serve", "--role", role]
+        return [str(script), "serve", *SERVE_ARGS[role]]
+    return [PYTHON, "-m", "gateway", "serve", *SERVE_ARGS[role]]
 
 
 def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list[Measurement]:
@@ -291,14 +306,14 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list
             }
             for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
                 os.environ.pop(name, None)
-            server = f"gateway --role {role}"
+            server = SERVER_NAMES[role]
             name = "single job" if size == 1 else f"batch of {size}"
             process = ServerProcess(
                 gateway_argv(role, args.gateway_root),
                 ready_url=f"http://127.0.0.1:{port}/healthz",
                 env=env,
                 cwd=tmp,
-                cpus=SERVER_CPU,
+                cpus=SERVER_CPU if role in ("api", "all") else None,
             )
             try:
                 process.start()
@@ -320,9 +335,9 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list
                     args.connections if size == 1 else args.batch_connections,
                     Db(db_path),
                     None if size == 1 else "accepted",
-                    role == "all",
+                    role in DISPATCHING,
                 )
-                if role == "all":
+                if role in DISPATCHING:
                     queued = Db(db_path).count("SELECT count(*) FROM messages WHERE status IN ('queued','sending')")
                     measurement.notes.append(f"backlog (queued + sending) at the end: {queued:,}")
                 if proc.proc is not None and proc.proc.poll() is not None:
@@ -332,6 +347,15 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list
 
 
 # --- report -----------------------------------------------------------------------------------
+
+
+def multi_process_line(gateway: list[Measurement]) -> list[str]:
+    """Single-job accept while dispatching, every core against one process, when both were measured."""
+    single = {m.server: m.rps for m in gateway if m.jobs_per_request == 1}
+    one, auto = single.get(SERVER_NAMES["serve1"]), single.get(SERVER_NAMES["serve"])
+    if not one or not auto:
+        return []
+    return [f"- single-job accept while dispatching, `gateway serve` (auto) vs `--processes 1`: **{auto / one:.2f} x**"]
 
 
 def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measurement], command: str) -> str:
@@ -411,6 +435,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
         f"- single-job accept >= 0.40 x bare handler: **{ratio:.2f}** -> {'met' if ratio >= 0.40 else 'NOT met'}",
         f"- batch accept >= 10,000 jobs/s on one core: **{best_batch:,.0f}** ->"
         f" {'met' if best_batch >= 10_000 else 'NOT met'}",
+        *multi_process_line(gateway),
         f"- unexpected answers or socket errors over all runs: {unexpected}",
         "",
     ]
@@ -437,7 +462,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64, help="for single-job requests")
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument("--batch-sizes", default="100,1000")
-    parser.add_argument("--roles", default="api,all", help="gateway roles to measure: api, or api,all")
+    parser.add_argument("--roles", default="api,all", help="gateway roles to measure: api, all, serve1, serve")
     parser.add_argument(
         "--gateway-root",
         type=lambda p: Path(p).resolve(),
@@ -458,9 +483,11 @@ def main() -> int:
     print(f"load generator: {tool}; pinning: {'taskset' if have_taskset() else 'none'}", flush=True)
     sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     baseline = bench_baseline(args)
-    gateway = bench_gateway(args, "api", [1, *sizes])
-    if "all" in args.roles.split(","):
-        gateway += bench_gateway(args, "all", [1, max(sizes)] if sizes else [1])
+    roles = args.roles.split(",")
+    gateway = bench_gateway(args, "api", [1, *sizes]) if "api" in roles else []
+    for role in ("all", "serve1", "serve"):
+        if role in roles:
+            gateway += bench_gateway(args, role, [1, max(sizes)] if sizes else [1])
     text = report(args, baseline, gateway, command.strip())
     print()
     print(text)

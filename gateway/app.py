@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -33,6 +34,7 @@ from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool, reputation_of
 from gateway.pacer import ThroughputPacer
+from gateway.parent_watch import watch_parent
 from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
 from gateway.settings import Settings
@@ -104,9 +106,12 @@ async def provision_keys(store: KeyStore, settings: Settings) -> str | None:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, role: Role = "all") -> None:
+    def __init__(
+        self, settings: Settings, role: Role = "all", *, state: State | None = None, reuse_port: bool = False
+    ) -> None:
         self.settings = settings
         self.role = role
+        self.reuse_port = reuse_port
         self.metrics = Metrics()
         self.store: Store = SqlStore.open(
             settings.database_url,
@@ -118,7 +123,7 @@ class Gateway:
             sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
             outage_log_seconds=settings.db_outage_log_seconds,
         )
-        self.state: State = open_state(settings.redis_url)
+        self.state: State = state if state is not None else open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store, self.metrics)
         self.worker: Worker | None = None
@@ -135,6 +140,8 @@ class Gateway:
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.reuse_port:  # API processes of one `gateway serve`: the kernel spreads connections over them
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.settings.host, self.settings.port))
         sock.listen(1024)
         sock.setblocking(False)
@@ -228,7 +235,8 @@ class Gateway:
             host=s.host,
             port=self.port,
             database=s.database_url.split("@")[-1],
-            state="redis" if s.redis_url else "memory",
+            state="redis" if s.redis_url else type(self.state).__name__,
+            pid=os.getpid(),
         )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -308,8 +316,11 @@ class Gateway:
                 survived(self.metrics, "idempotency-keys", "releasing expired idempotency keys failed", exc)
 
 
-async def serve(settings: Settings, role: Role) -> None:
-    gateway = Gateway(settings, role)
+async def serve(
+    settings: Settings, role: Role, *, state: State | None = None, reuse_port: bool = False, parent: int | None = None
+) -> None:
+    """Run one gateway process until SIGTERM/SIGINT; `parent`: the supervisor whose death stops it too."""
+    gateway = Gateway(settings, role, state=state, reuse_port=reuse_port)
     await gateway.start()
     if gateway.first_key:
         print(f"API key for tenant 'default' (shown once; store it now): {gateway.first_key}", flush=True)
@@ -318,5 +329,8 @@ async def serve(settings: Settings, role: Role) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watch = asyncio.create_task(watch_parent(parent, stop)) if parent is not None else None
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     await gateway.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import unicodedata
@@ -30,19 +31,49 @@ def _run(coro: object) -> object:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.app import serve
     from gateway.domain.content import BlocklistError
     from gateway.logging import configure_logging
+    from gateway.process_layout import parse_count, plan_layout
     from gateway.store.migrations import SchemaError
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level)
     try:
-        _run(serve(settings, args.role))
+        processes, workers = parse_count(args.processes or "auto"), parse_count(args.workers or "auto")
+    except ValueError as exc:
+        print(f"gateway serve: --processes/--workers: {exc}", file=sys.stderr)
+        return 2
+    if args.role is not None and (args.processes or args.workers):
+        print("gateway serve: --role runs one process; --processes and --workers size it without", file=sys.stderr)
+        return 2
+    layout = plan_layout(_cores(), processes, workers)
+    try:
+        if args.role is not None or layout.single:
+            _run(_serve_one(settings, args))
+        else:
+            from gateway.supervisor import Supervisor
+
+            code = _run(Supervisor(settings, layout).run())
+            return code if isinstance(code, int) else 1
     except (SchemaError, BlocklistError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+async def _serve_one(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.app import serve
+    from gateway.state.shared import SharedState
+
+    state = SharedState(args.state_socket) if args.state_socket else None
+    await serve(settings, args.role or "all", state=state, reuse_port=args.reuse_port, parent=args.supervisor_pid)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -394,8 +425,23 @@ def cmd_numbers(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway (API and worker by default)")
-    serve.add_argument("--role", choices=["api", "worker", "all"], default="all")
+    serve = sub.add_parser("serve", help="run the gateway: API and worker processes on every core by default")
+    serve.add_argument(
+        "--role",
+        choices=["api", "worker", "all"],
+        default=None,
+        help="run this one process only (for deployments that place processes themselves)",
+    )
+    serve.add_argument(
+        "--processes", default=None, help="API processes sharing the port: auto (one per core) or N (default auto)"
+    )
+    serve.add_argument(
+        "--workers", default=None, help="worker processes: auto (one per 4 cores, at least 1) or N (default auto)"
+    )
+    # Set by the supervisor on the processes it starts.
+    serve.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--state-socket", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=cmd_migrate)

@@ -29,11 +29,13 @@ class GatewayProcess:
         role: str = "all",
         port: int | None = None,
         cwd: Path | None = None,
+        serve_args: tuple[str, ...] | None = None,
     ) -> None:
         self.workdir = workdir
         self.cwd = cwd or workdir  # the folder the process is started from
         self.port = port or free_port()
         self.role = role
+        self.serve_args = serve_args if serve_args is not None else ("--role", role)
         self.env = {
             **os.environ,
             "GATEWAY_HOST": "127.0.0.1",
@@ -55,7 +57,7 @@ class GatewayProcess:
     def start(self, timeout: float = 30.0) -> GatewayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--role", self.role],
+            [sys.executable, "-m", "gateway", "serve", *self.serve_args],
             cwd=self.cwd,
             env=self.env,
             stdout=log,
@@ -87,3 +89,42 @@ class GatewayProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def child_pids(pid: int) -> set[int]:
+    """The living children of a process (Linux)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def alive(pid: int) -> bool:
+    """Running (not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def connection_owners(pids: set[int], port: int, state: str = "01") -> dict[int, int]:
+    """For each of `pids`, how many TCP sockets it holds on local `port` in `state` (Linux; 01 is
+    ESTABLISHED, 0A LISTEN)."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    established.add(fields[9])  # the socket's inode
+    owners: dict[int, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in established:
+                owners[pid] = owners.get(pid, 0) + 1
+    return owners

@@ -4,8 +4,11 @@ limits hold across OS processes sharing one Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import random
+import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -26,6 +29,7 @@ from gateway.state.base import (
 )
 from gateway.state.memory import MemoryState
 from gateway.state.redis import RedisState
+from gateway.state.shared import SharedState, StateServer
 
 T0 = 1_717_000_000.0  # a frozen clock, advanced by the tests
 DAY = 86_400.0
@@ -53,11 +57,36 @@ def make_redis(url: str | None, clock: Callable[[], float] | None) -> State:
     return RedisState.from_url(url, clock=clock, namespace=f"gw:t{uuid.uuid4().hex[:8]}:")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@contextlib.asynccontextmanager
+async def serving(state: State) -> AsyncIterator[StateServer]:
+    """A supervisor's memory State on a Unix socket (a short path: sockets allow ~100 bytes)."""
+    folder = tempfile.mkdtemp(prefix="gw-state-")
+    server = StateServer(f"{folder}/state.sock", state)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+async def state_server() -> AsyncIterator[StateServer]:
+    async with serving(MemoryState()) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis", "shared"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[tuple[State, Clock]]:
     clock = Clock()
     if request.param == "memory":
         state = make_memory(None, clock)
+    elif request.param == "shared":
+        async with serving(MemoryState(clock=clock)) as server:
+            state = SharedState(server.path)
+            yield state, clock
+            await state.close()
+        return
     else:
         state = make_redis(request.getfixturevalue("redis_url"), clock)
     yield state, clock
@@ -368,7 +397,7 @@ def _throughput_worker(url: str, ns: str, start_at: float) -> list[tuple[float, 
 
 def _caps_worker(url: str, ns: str, seed: int, attempts: int) -> dict[str, int]:
     async def main() -> dict[str, int]:
-        state = RedisState.from_url(url, namespace=ns)
+        state: State = SharedState(url) if url.startswith("/") else RedisState.from_url(url, namespace=ns)
         rng = random.Random(seed)
         got: Counter[str] = Counter()
         try:
@@ -429,3 +458,25 @@ def test_four_processes_never_exceed_caps(redis_url):
     assert sum(per_recipient.values()) == 1000  # 500 recipients x 2/day; 19,000 attempts refused
     assert max(per_recipient.values()) == 2
     assert len(per_recipient) == 500
+
+
+@pytest.mark.slow
+async def test_four_processes_sharing_the_supervisors_memory_state_never_exceed_caps(state_server):
+    ctx = multiprocessing.get_context("spawn")
+
+    def run() -> list[dict[str, int]]:
+        with ctx.Pool(4) as pool:
+            return pool.starmap(_caps_worker, [(state_server.path, "", seed, 5000) for seed in range(4)])
+
+    results = await asyncio.to_thread(run)  # the loop goes on serving the state meanwhile
+    per_recipient: Counter[str] = Counter()
+    for r in results:
+        per_recipient.update(r)
+    assert sum(per_recipient.values()) == 1000  # 500 recipients x 2/day; 19,000 attempts refused
+    assert max(per_recipient.values()) == 2
+    assert len(per_recipient) == 500
+
+
+async def test_shared_state_names_an_unreachable_supervisor():
+    state = SharedState("/nonexistent/gw-state.sock")
+    assert await state.ping() is False

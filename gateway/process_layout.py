@@ -1,0 +1,52 @@
+"""How many API and worker processes `gateway serve` starts, from the machine's cores.
+
+Pure: the cores are given, nothing is read here. The defaults (`--processes auto`, `--workers auto`):
+
+- 1 core: one process doing both (the API and the worker), as before; a supervisor and a second
+  process would only take turns on the one core.
+- 2 or more cores: one API process per core, sharing the port (SO_REUSEPORT), and one worker
+  process per 4 cores (at least one). Accepting is CPU work in the API process; dispatching mostly
+  waits on providers and the database, and one worker keeps a provider's pace and the database's
+  single writer (SQLite) busy, so intake gets the cores.
+
+`--processes N` sets the API processes, `--workers N` the worker processes. `--processes 1`
+without `--workers` is the single process of the 1-core default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CORES_PER_WORKER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    api: int
+    workers: int
+
+    @property
+    def single(self) -> bool:
+        """One process doing both, unsupervised: no worker process of its own."""
+        return self.workers == 0
+
+
+def plan_layout(cores: int, processes: int | None = None, workers: int | None = None) -> Layout:
+    """`None` means auto. Raises ValueError for counts below 1."""
+    for name, given in (("--processes", processes), ("--workers", workers)):
+        if given is not None and given < 1:
+            raise ValueError(f"{name} must be auto or at least 1, got {given}")
+    cores = max(1, cores)
+    api = processes if processes is not None else cores
+    if workers is None and api == 1:
+        return Layout(api=1, workers=0)
+    return Layout(api=api, workers=workers if workers is not None else max(1, cores // CORES_PER_WORKER))
+
+
+def parse_count(text: str) -> int | None:
+    """'auto' -> None; a whole number >= 1 -> itself."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not auto or a whole number >= 1")
+    return int(text)
