@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -229,6 +230,11 @@ class Gateway:
         if dispatching and s.retention.content_days > 0:
             self._spawn(self._purge_content())
         self._spawn(self._audit_key_use(ctx.auth))
+        # Everything built so far (the contract's validators, the routing tables, the word lists) lives
+        # as long as the process: out of the collector's reach, a full collection no longer walks it
+        # while requests wait (it showed as p99 spikes of tens of milliseconds on accept).
+        gc.collect()
+        gc.freeze()
         log.info(
             "gateway started",
             role=self.role,
