@@ -427,13 +427,25 @@ def _max_in_any_second(times: list[float]) -> int:
     return best
 
 
+POOL_TIMEOUT = 120.0  # a lost worker must fail the test, not hang the run
+
+
+@pytest.fixture
+def plain_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool workers start without the coverage measurement the suite may run under: a spawned worker
+    measured by it was seen to die at start-up, and a pool waits for a lost task forever."""
+    for name in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("plain_children")
 def test_four_processes_never_exceed_50_per_second(redis_url):
     ns = f"gw:t{uuid.uuid4().hex[:8]}:"
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
         start_at = time.time() + 2.0  # all four start together, after interpreter start-up
-        results = pool.starmap(_throughput_worker, [(redis_url, ns, start_at)] * 4)
+        results = pool.starmap_async(_throughput_worker, [(redis_url, ns, start_at)] * 4).get(POOL_TIMEOUT)
     decided = [g[0] for r in results for g in r]
     seen = [g[1] for r in results for g in r]
     assert all(len(r) > 10 for r in results), "every process got a share"
@@ -447,11 +459,12 @@ def test_four_processes_never_exceed_50_per_second(redis_url):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("plain_children")
 def test_four_processes_never_exceed_caps(redis_url):
     ns = f"gw:t{uuid.uuid4().hex[:8]}:"
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
-        results = pool.starmap(_caps_worker, [(redis_url, ns, seed, 5000) for seed in range(4)])
+        results = pool.starmap_async(_caps_worker, [(redis_url, ns, seed, 5000) for seed in range(4)]).get(POOL_TIMEOUT)
     per_recipient: Counter[str] = Counter()
     for r in results:
         per_recipient.update(r)
@@ -461,12 +474,14 @@ def test_four_processes_never_exceed_caps(redis_url):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("plain_children")
 async def test_four_processes_sharing_the_supervisors_memory_state_never_exceed_caps(state_server):
     ctx = multiprocessing.get_context("spawn")
 
     def run() -> list[dict[str, int]]:
         with ctx.Pool(4) as pool:
-            return pool.starmap(_caps_worker, [(state_server.path, "", seed, 5000) for seed in range(4)])
+            jobs = [(state_server.path, "", seed, 5000) for seed in range(4)]
+            return pool.starmap_async(_caps_worker, jobs).get(POOL_TIMEOUT)
 
     results = await asyncio.to_thread(run)  # the loop goes on serving the state meanwhile
     per_recipient: Counter[str] = Counter()
