@@ -136,15 +136,6 @@ JSON_VALUE_SCHEMA = {
 }
 
 
-def json_object(max_bytes: int, description: str) -> Any:
-    """A free-form JSON object bounded by its serialised size (which JSON Schema cannot state)."""
-    return Annotated[
-        JsonObject,
-        json_size(max_bytes),
-        Field(description=f"{description}; at most {max_bytes} bytes serialised"),
-    ]
-
-
 # -- from pydantic's errors to ours ------------------------------------------------------------------
 
 PATTERN_MEANINGS: dict[str, str] = {
