@@ -16,6 +16,14 @@ Wire format:
   sign_name, dest_code, sequence_id}`. Both expect the answer `{"code": 0, "msg": "接收成功"}`;
   any other answer makes Aliyun push the batch again.
 
+Templates: Aliyun sends only templates approved in its console. A job rendered from a template
+version with ids for this provider (content `provider_templates[<this section's name>]`:
+`template_code`, optional `sign_name`; or the older `content.template_code`) goes with that
+TemplateCode and its `template_params` as TemplateParam. Any other job goes through
+`free_text_template`, a template whose whole text is one variable (`text_param`), when the account
+has one; without it the provider declares `requires_registered_template` and refuses such a job
+(`template_required`, permanent) without calling Aliyun.
+
 Aliyun does not sign its pushes. The push URL registered in the console therefore carries a secret
 of ours, `...?token=<callback_token>`, compared in constant time; a push without it is refused as
 a bad signature. Keep the URL HTTPS so the token is not seen on the way.
@@ -54,6 +62,7 @@ from providers.base import (
     setting,
 )
 from providers.http import HttpAdapter, ProviderNotStarted, http_status_kind, json_or_none, transport_failure
+from providers.templates import template_ids, template_params
 
 API_VERSION = "2017-05-25"
 CHINA_TIME = timezone(timedelta(hours=8))
@@ -105,6 +114,13 @@ RETRY_AFTER: dict[str, float] = {
 }
 
 
+# A job naming no registered template, on an account without a free-text template: Aliyun would
+# refuse it anyway, so it is not sent; another provider of the route may take free text.
+TEMPLATE_REQUIRED = ProviderError(
+    ErrorKind.PERMANENT, "template_required", "this account sends registered templates only; the job names none for it"
+)
+
+
 def error_kind(code: str, http_status: int = 200) -> ErrorKind:
     known = ERROR_KINDS.get(code)
     if known is not None:
@@ -140,11 +156,14 @@ class AliyunSettings:
     access_key_secret: str = setting(
         doc="the AccessKey secret; or access_key_secret_file", secret=True, example="/run/secrets/aliyun_secret"
     )
-    sign_name: str = setting(doc="the approved 签名 (SignName)", example="小店")
-    template_code: str = setting(doc="the TemplateCode used when the job names none", example="SMS_123456789")
-    text_param: str = setting(
-        "content", doc="the template variable that carries a job's plain text when it gives no template params"
+    sign_name: str = setting(doc="the approved 签名 (SignName) when the job's template names none", example="小店")
+    free_text_template: str | None = setting(
+        None,
+        doc="a TemplateCode whose whole text is one variable (${content}), for jobs that name no registered"
+        " template; unset: the account sends registered templates only (older name: template_code)",
+        example="SMS_123456789",
     )
+    text_param: str = setting("content", doc="the variable of free_text_template that carries a job's text")
     callback_token: str | None = setting(
         None,
         doc="the secret in the receipt push URL (?token=); unset refuses every push",
@@ -187,20 +206,33 @@ class AliyunSmsProvider(HttpAdapter):
             # QuerySendDetails needs the phone number and the day, not our reference.
             lookup=False,
             max_per_second=settings.max_per_second,
+            requires_registered_template=settings.free_text_template is None,
+            template_id_keys=frozenset({"template_code"}),
         )
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"AliyunSmsProvider(name={self.name!r}, settings={self.settings!r})"
 
+    def template_call(self, content: Mapping[str, Any]) -> dict[str, str] | None:
+        """SignName, TemplateCode and TemplateParam of this job: its registered template for this
+        provider (or the older content.template_code), else its text through free_text_template;
+        None when it names no template and the account has no free-text one."""
+        ids = template_ids(content, self.name)
+        code = ids.get("template_code") or str(content.get("template_code") or "")
+        sign_name = ids.get("sign_name") or str(content.get("sign_name") or "") or self.settings.sign_name
+        if code:
+            params = template_params(content)
+        elif self.settings.free_text_template:
+            code, params = self.settings.free_text_template, {self.settings.text_param: str(content.get("text", ""))}
+        else:
+            return None
+        return {"SignName": sign_name, "TemplateCode": code, "TemplateParam": orjson.dumps(params).decode()}
+
     def request_params(
-        self, message: Outbound, *, now: float | None = None, nonce: str | None = None
+        self, message: Outbound, template: Mapping[str, str], *, now: float | None = None, nonce: str | None = None
     ) -> dict[str, str]:
-        """The signed form of a SendSms call for this message."""
-        content = message.content
-        template_params = content.get("template_params")
-        if template_params is None:
-            template_params = {self.settings.text_param: str(content.get("text", ""))}
+        """The signed form of a SendSms call for this message and its template call."""
         params = {
             "Action": "SendSms",
             "Version": API_VERSION,
@@ -212,10 +244,7 @@ class AliyunSmsProvider(HttpAdapter):
             "SignatureNonce": nonce or uuid.uuid4().hex,
             "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
             "PhoneNumbers": phone_number(message.to),
-            "SignName": str(content.get("sign_name") or self.settings.sign_name),
-            "TemplateCode": str(content.get("template_code") or self.settings.template_code),
-            # Template variables must be strings: Aliyun refuses {"code": 123456}.
-            "TemplateParam": orjson.dumps({str(k): str(v) for k, v in dict(template_params).items()}).decode(),
+            **template,
             "OutId": message.reference,
         }
         params["Signature"] = rpc_signature(self.settings.access_key_secret, "POST", params)
@@ -226,7 +255,10 @@ class AliyunSmsProvider(HttpAdapter):
             return SendResult(error=ProviderError(ErrorKind.PERMANENT, "unsupported_channel", message.channel))
         if self._session is None:
             raise ProviderNotStarted(f"{self.name} provider used before start()")
-        form = self.request_params(message)
+        template = self.template_call(message.content)
+        if template is None:
+            return SendResult(error=TEMPLATE_REQUIRED)
+        form = self.request_params(message, template)
         try:
             async with self._session.post(self.settings.endpoint.rstrip("/") + "/", data=form) as response:
                 body = await response.read()
@@ -325,9 +357,20 @@ def china_time(value: Any) -> float | None:
         return None
 
 
+def _aliyun_section(section: dict[str, Any], public_url: str) -> dict[str, Any]:
+    # `template_code` was this setting's first name; a section may still give it.
+    if "template_code" in section:
+        if "free_text_template" in section:
+            raise ValueError("template_code: give free_text_template or template_code (its older name), not both")
+        section = dict(section)
+        section["free_text_template"] = section.pop("template_code")
+    return section
+
+
 PROVIDER_TYPE = ProviderType(
     name="aliyun",
     settings=AliyunSettings,
     build=lambda settings, name: AliyunSmsProvider(settings, name=name),
     account_key="access_key_id",
+    prepare=_aliyun_section,
 )

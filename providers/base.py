@@ -128,6 +128,11 @@ class Capabilities:
     lookup: bool = False
     max_per_second: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The provider sends only templates registered with it (Alibaba Cloud without a free-text
+    # template, Tencent Cloud): a job must carry its ids for this provider (providers/templates.py).
+    requires_registered_template: bool = False
+    # The keys a job's provider_templates entry for this provider must give (e.g. {"template_code"}).
+    template_id_keys: frozenset[str] = frozenset()
 
 
 CallbackKind = Literal["receipts", "inbound"]

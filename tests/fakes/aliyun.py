@@ -44,6 +44,10 @@ class FakeAliyunSms(FakeHttpService):
         self._next_codes: list[str] = []
         self._nonces: set[str] = set()
         self.answers: list[Answer] = []  # what each push got back
+        # The account's approved templates (TemplateCode -> its variables) and signatures, as the
+        # console would list them: a call naming another, or leaving a variable out, is refused.
+        self.templates: dict[str, tuple[str, ...]] = {"SMS_154950909": ("content",)}
+        self.sign_names: set[str] = {"阿里云短信测试"}
 
     def refuse_next(self, count: int, code: str) -> None:
         """The next requests are answered HTTP 200 with this business Code (as Aliyun does)."""
@@ -81,6 +85,9 @@ class FakeAliyunSms(FakeHttpService):
                 return answer(
                     "MissingParameter", f"The input parameter {required} that is mandatory is not supplied.", 400
                 )
+        refused = self.template_refusal(params)
+        if refused is not None:
+            return refused
         if self._next_codes:
             code = self._next_codes.pop(0)
             return answer(code, f"scripted {code}")
@@ -92,6 +99,23 @@ class FakeAliyunSms(FakeHttpService):
         biz_id = f"{int(time.time() * 1000) % 10**15}^{len(self.sent)}"
         self.sent[biz_id] = params
         return answer("OK", "OK", BizId=biz_id)
+
+    def template_refusal(self, params: dict[str, str]) -> web.Response | None:
+        """Dysmsapi's answer to a call whose template, signature or TemplateParam it would refuse."""
+        if params["SignName"] not in self.sign_names:
+            return answer("isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名")
+        variables = self.templates.get(params["TemplateCode"])
+        if variables is None:
+            return answer("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        try:
+            values = orjson.loads(params.get("TemplateParam") or "{}")
+        except orjson.JSONDecodeError:
+            values = None
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            return answer("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+        if any(name not in values for name in variables):
+            return answer("isv.TEMPLATE_MISSING_PARAMETERS", "模板变量缺少对应参数值")
+        return None
 
     # -- pushes (unsigned, as Aliyun sends them) ---------------------------------------------------
 

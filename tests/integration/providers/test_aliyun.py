@@ -9,6 +9,7 @@ import pytest
 
 from providers.aliyun import AliyunSettings, AliyunSmsProvider, phone_number, rpc_signature
 from providers.base import CallbackFormatError, ErrorKind, InboundRequest, SignatureError, json_answer
+from providers.catalog import build_sections
 from tests.fakes.aliyun import FakeAliyunSms
 from tests.fakes.http import CallbackSink
 from tests.integration.providers.conftest import arrived, as_received, outbound
@@ -28,7 +29,7 @@ def settings_for(fake: FakeAliyunSms, **overrides: object) -> AliyunSettings:
         "access_key_id": fake.access_key_id,
         "access_key_secret": fake.access_key_secret,
         "sign_name": "阿里云短信测试",
-        "template_code": "SMS_154950909",
+        "free_text_template": "SMS_154950909",
         "callback_token": TOKEN,
         "endpoint": fake.url,
         "timeout": 2.0,
@@ -78,12 +79,98 @@ async def test_send_sms_is_a_signed_rpc_call_with_our_id_as_out_id(
     assert params["OutId"] == "msg_01HZX3"
 
 
-async def test_a_jobs_own_template_and_params_win(provider: AliyunSmsProvider, aliyun: FakeAliyunSms) -> None:
+async def test_the_older_job_template_code_still_wins(provider: AliyunSmsProvider, aliyun: FakeAliyunSms) -> None:
+    aliyun.templates["SMS_1"] = ("code",)
     content = {"text": "", "template_code": "SMS_1", "template_params": {"code": 123456}}
     result = await provider.send(outbound("sms", MOBILE, content))
     params = aliyun.sent[result.provider_message_id or ""]
     assert params["TemplateCode"] == "SMS_1"
     assert orjson.loads(params["TemplateParam"]) == {"code": "123456"}  # Aliyun takes string values only
+
+
+def registered(provider: str = "aliyun", **ids: str) -> dict[str, object]:
+    """Stored content of a job rendered from a template version with Aliyun ids."""
+    return {
+        "text": "【小店】张三，您的订单已发货 https://shop.example.com/o/1",
+        "template_params": {"name": "张三", "url": "https://shop.example.com/o/1"},
+        "provider_templates": {provider: ids or {"template_code": "SMS_465000001"}},
+    }
+
+
+async def test_a_registered_template_is_sent_with_its_code_sign_and_params_in_order(
+    provider: AliyunSmsProvider, aliyun: FakeAliyunSms
+) -> None:
+    aliyun.templates["SMS_465000001"] = ("name", "url")
+    aliyun.sign_names.add("小店")
+    result = await provider.send(outbound("sms", MOBILE, registered(template_code="SMS_465000001", sign_name="小店")))
+    assert result.accepted, result.error
+    params = aliyun.sent[result.provider_message_id or ""]
+    assert (params["TemplateCode"], params["SignName"]) == ("SMS_465000001", "小店")
+    assert params["TemplateParam"] == '{"name":"张三","url":"https://shop.example.com/o/1"}'
+
+
+async def test_a_registered_template_without_a_sign_name_uses_the_accounts(
+    provider: AliyunSmsProvider, aliyun: FakeAliyunSms
+) -> None:
+    aliyun.templates["SMS_465000001"] = ("name", "url")
+    result = await provider.send(outbound("sms", MOBILE, registered()))
+    assert aliyun.sent[result.provider_message_id or ""]["SignName"] == "阿里云短信测试"
+
+
+async def test_ids_of_another_aliyun_section_are_not_this_ones(aliyun: FakeAliyunSms) -> None:
+    aliyun.templates["SMS_465000001"] = ("name", "url")
+    marketing = AliyunSmsProvider(settings_for(aliyun), name="aliyun_marketing")
+    await marketing.start()
+    try:
+        theirs = await marketing.send(outbound("sms", MOBILE, registered("aliyun")))
+        ours = await marketing.send(outbound("sms", MOBILE, registered("aliyun_marketing")))
+    finally:
+        await marketing.close()
+    assert aliyun.sent[theirs.provider_message_id or ""]["TemplateCode"] == "SMS_154950909"  # free text
+    assert aliyun.sent[ours.provider_message_id or ""]["TemplateCode"] == "SMS_465000001"
+
+
+async def test_without_a_free_text_template_only_registered_templates_go(aliyun: FakeAliyunSms) -> None:
+    aliyun.templates["SMS_465000001"] = ("name", "url")
+    adapter = AliyunSmsProvider(settings_for(aliyun, free_text_template=None))
+    assert adapter.capabilities.requires_registered_template
+    await adapter.start()
+    try:
+        refused = await adapter.send(outbound("sms", MOBILE, {"text": "您的订单已发货"}))
+        taken = await adapter.send(outbound("sms", MOBILE, registered()))
+    finally:
+        await adapter.close()
+    assert refused.error is not None
+    assert (refused.error.kind, refused.error.code) == (ErrorKind.PERMANENT, "template_required")
+    assert taken.accepted and len(aliyun.requests) == 1, "free text never reached Aliyun"
+
+
+async def test_a_free_text_account_takes_free_text(provider: AliyunSmsProvider) -> None:
+    assert not provider.capabilities.requires_registered_template
+
+
+@pytest.mark.parametrize(
+    ("templates", "code"),
+    [
+        ({}, "isv.SMS_TEMPLATE_ILLEGAL"),
+        ({"SMS_465000001": ("name", "url", "code")}, "isv.TEMPLATE_MISSING_PARAMETERS"),
+    ],
+)
+async def test_a_template_aliyun_does_not_know_is_refused_for_good(
+    provider: AliyunSmsProvider, aliyun: FakeAliyunSms, templates: dict[str, tuple[str, ...]], code: str
+) -> None:
+    aliyun.templates.update(templates)
+    result = await provider.send(outbound("sms", MOBILE, registered()))
+    assert result.error is not None and (result.error.kind, result.error.code) == (ErrorKind.PERMANENT, code)
+    assert aliyun.sent == {}
+
+
+def test_a_section_may_still_name_the_free_text_template_template_code() -> None:
+    section = {"access_key_id": "LTAI9", "access_key_secret": "s", "sign_name": "x", "template_code": "SMS_9"}
+    [adapter] = build_sections({"aliyun": section}, "https://gw.example.com")
+    assert isinstance(adapter, AliyunSmsProvider) and adapter.settings.free_text_template == "SMS_9"
+    with pytest.raises(ValueError, match=r"^providers\.aliyun\.template_code: give free_text_template or"):
+        build_sections({"aliyun": {**section, "free_text_template": "SMS_8"}}, "https://gw.example.com")
 
 
 async def test_a_wrong_secret_is_refused_by_the_fake_and_transient_for_us(aliyun: FakeAliyunSms) -> None:

@@ -79,7 +79,7 @@ async def test_aliyun_real_sms() -> None:
             access_key_id=values["ALIYUN_ACCESS_KEY_ID"],
             access_key_secret=values["ALIYUN_ACCESS_KEY_SECRET"],
             sign_name=values["ALIYUN_SIGN_NAME"],
-            template_code=values["ALIYUN_TEMPLATE_CODE"],
+            free_text_template=values["ALIYUN_TEMPLATE_CODE"],
         )
     )
     await adapter.start()
