@@ -3,6 +3,9 @@
 Wire format (Twilio REST API 2010-04-01):
 - `POST {api}/2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded, HTTP basic auth
   (AccountSid, AuthToken): To, Body, From or MessagingServiceSid, StatusCallback. 201 with `{sid, status}`.
+  A Content API template instead of Body: ContentSid and ContentVariables, a JSON object of
+  strings (the job's ids for this provider: `content_sid`, and `variables` = "numbered" (default:
+  the params in declared order as "1", "2", ...) or "named" (keyed by the params' own names)).
 - `POST .../Calls.json`: To, From, Twiml, StatusCallback, StatusCallbackEvent (repeated).
 - Errors: `{code, message, more_info, status}` with the HTTP status; 429 carries code 20429.
 - Callbacks (status and incoming SMS) are form posts signed with `X-Twilio-Signature`: base64
@@ -56,6 +59,7 @@ from providers.http import (
     retry_after,
     transport_failure,
 )
+from providers.templates import template_ids, template_params
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 API_VERSION = "2010-04-01"
@@ -85,6 +89,9 @@ ERROR_KINDS: dict[int, ErrorKind] = {
     21612: ErrorKind.PERMANENT,  # cannot route to this number
     21602: ErrorKind.PERMANENT,  # message body required
     21617: ErrorKind.PERMANENT,  # body exceeds 1600 characters
+    21654: ErrorKind.PERMANENT,  # ContentVariables without a ContentSid
+    21655: ErrorKind.PERMANENT,  # the ContentSid is invalid (no such Content template)
+    21656: ErrorKind.PERMANENT,  # ContentVariables is not a JSON object of non-empty strings
     30001: ErrorKind.TRANSIENT,  # queue overflow
     30002: ErrorKind.TRANSIENT,  # account suspended
     30003: ErrorKind.TRANSIENT,  # unreachable handset (switched off, out of coverage)
@@ -141,6 +148,16 @@ def receipt_error_kind(code: str | None) -> ErrorKind | None:
     if not code or not code.isdigit():
         return None
     return ERROR_KINDS.get(int(code))
+
+
+def content_variables(params: Mapping[str, str], naming: str) -> str | None:
+    """ContentVariables for a Content API template: the job's params in their declared order as
+    "1", "2", ... ("numbered", what every channel's templates take, WhatsApp's included), or under
+    their own names ("named", for templates written with {{name}}). None when there are none."""
+    if not params:
+        return None
+    keyed = dict(params) if naming == "named" else {str(i): v for i, v in enumerate(params.values(), 1)}
+    return orjson.dumps(keyed).decode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +254,7 @@ class TwilioProvider(HttpAdapter):
             receipts=settings.public_base_url is not None,
             lookup=False,  # Twilio cannot be asked about our reference
             max_per_second=settings.max_per_second,
+            template_id_keys=frozenset({"content_sid"}),
         )
         self._session: aiohttp.ClientSession | None = None
         credentials = f"{settings.account_sid}:{settings.auth_token}".encode()
@@ -265,7 +283,7 @@ class TwilioProvider(HttpAdapter):
         return f"{base.rstrip('/')}/v1/receipts/{self.name}?ref={quote(reference, safe='')}"
 
     def _sms_form(self, message: Outbound) -> list[tuple[str, str]]:
-        form = [("To", message.to), ("Body", str(message.content.get("text", "")))]
+        form = [("To", message.to), *self.message_content(message.content)]
         sender = message.sender or self.settings.from_number
         if sender:
             form.append(("From", sender))
@@ -275,6 +293,15 @@ class TwilioProvider(HttpAdapter):
         if callback:
             form.append(("StatusCallback", callback))
         return form
+
+    def message_content(self, content: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Body, or a Content API template: ContentSid and its ContentVariables."""
+        ids = template_ids(content, self.name)
+        sid = ids.get("content_sid")
+        if not sid:
+            return [("Body", str(content.get("text", "")))]
+        variables = content_variables(template_params(content), ids.get("variables", "numbered"))
+        return [("ContentSid", sid), *([("ContentVariables", variables)] if variables else [])]
 
     def _call_form(self, message: Outbound, sender: str) -> list[tuple[str, str]]:
         form = [("To", message.to), ("From", sender), ("Twiml", self.twiml(message.content))]

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 from aiohttp import web
+from multidict import MultiDict
 
 from tests.fakes.http import Answer, FakeHttpService, Recorded, post_answer, respond
 
@@ -65,6 +66,8 @@ class FakeTwilio(FakeHttpService):
         self.filtered_senders: set[str] = set()
         self.callbacks: list[tuple[str, str, str | None]] = []  # (sid, status, error code) sent
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        # Content API templates of the account: ContentSid -> its variable keys.
+        self.contents: dict[str, tuple[str, ...]] = {}
 
     def gateway_env(self, from_number: str = "+14155550100") -> dict[str, str]:
         """Settings for a gateway whose only provider is this fake (the sandbox off)."""
@@ -141,7 +144,10 @@ class FakeTwilio(FakeHttpService):
             status, code, message = self.sender_errors[form.get("From", "")]
             return respond(status, error_body(code, message, status))
         if resource == "Messages.json":
-            if not form.get("Body"):
+            refused = self.content_refusal(form)
+            if refused is not None:
+                return refused
+            if not form.get("Body") and not form.get("ContentSid"):
                 return respond(400, error_body(21602, "Message body is required.", 400))
             if not form.get("From") and not form.get("MessagingServiceSid"):
                 return respond(400, error_body(21603, "A 'From' phone number is required.", 400))
@@ -170,6 +176,23 @@ class FakeTwilio(FakeHttpService):
                 self._callback_tasks.add(task)
                 task.add_done_callback(self._callback_tasks.discard)
         return respond(201, answer)
+
+    def content_refusal(self, form: MultiDict[str]) -> web.Response | None:
+        """Twilio's refusal of a message whose Content API fields are wrong."""
+        sid, variables = form.get("ContentSid"), form.get("ContentVariables")
+        if variables is not None and not sid:
+            return respond(400, error_body(21654, "ContentSid Required", 400))
+        if sid is None:
+            return None
+        if sid not in self.contents:
+            return respond(400, error_body(21655, "The ContentSid is Invalid", 400))
+        try:
+            values = json.loads(variables) if variables is not None else {}
+        except ValueError:
+            values = None
+        if not isinstance(values, dict) or not all(isinstance(v, str) and v for v in values.values()):
+            return respond(400, error_body(21656, "The ContentVariables Parameter is invalid", 400))
+        return None
 
     # -- callbacks ---------------------------------------------------------------------------------
 

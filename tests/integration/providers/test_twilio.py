@@ -132,6 +132,61 @@ async def test_sms_without_a_from_number_uses_the_messaging_service(twilio: Fake
     assert "StatusCallback" not in twilio.requests[-1].form  # no public URL: no receipts asked for
 
 
+CONTENT_SID = "HX" + "0123456789abcdef" * 2
+
+
+def from_template(provider: str = "twilio", **ids: str) -> dict[str, object]:
+    """Stored content of a job rendered from a template version with a Twilio Content template."""
+    return {
+        "text": "Ana, your order has shipped https://shop.example.com/o/1",
+        "template_params": {"name": "Ana", "url": "https://shop.example.com/o/1"},
+        "provider_templates": {provider: ids or {"content_sid": CONTENT_SID}},
+    }
+
+
+async def test_a_content_template_goes_as_content_sid_with_numbered_variables_and_no_body(
+    provider: TwilioProvider, twilio: FakeTwilio
+) -> None:
+    twilio.contents[CONTENT_SID] = ("1", "2")
+    result = await provider.send(outbound("sms", SMS_TO, from_template()))
+    assert result.accepted, result.error
+    form = twilio.created[result.provider_message_id or ""].form
+    assert form["ContentSid"] == [CONTENT_SID] and "Body" not in form
+    assert form["ContentVariables"] == ['{"1":"Ana","2":"https://shop.example.com/o/1"}']
+
+
+async def test_a_content_template_with_named_variables_is_keyed_by_the_params_names(
+    provider: TwilioProvider, twilio: FakeTwilio
+) -> None:
+    twilio.contents[CONTENT_SID] = ("name", "url")
+    result = await provider.send(outbound("sms", SMS_TO, from_template(content_sid=CONTENT_SID, variables="named")))
+    form = twilio.created[result.provider_message_id or ""].form
+    assert form["ContentVariables"] == ['{"name":"Ana","url":"https://shop.example.com/o/1"}']
+
+
+async def test_ids_for_another_twilio_section_leave_the_body(provider: TwilioProvider, twilio: FakeTwilio) -> None:
+    result = await provider.send(outbound("sms", SMS_TO, from_template("twilio_us")))
+    form = twilio.created[result.provider_message_id or ""].form
+    assert form["Body"] == ["Ana, your order has shipped https://shop.example.com/o/1"] and "ContentSid" not in form
+
+
+async def test_a_content_template_twilio_does_not_have_is_refused_for_good(
+    provider: TwilioProvider, twilio: FakeTwilio
+) -> None:
+    result = await provider.send(outbound("sms", SMS_TO, from_template()))
+    assert result.error is not None and (result.error.kind, result.error.code) == (ErrorKind.PERMANENT, "21655")
+    assert twilio.created == {}
+
+
+async def test_an_empty_param_is_refused_as_twilio_refuses_empty_content_variables(
+    provider: TwilioProvider, twilio: FakeTwilio
+) -> None:
+    twilio.contents[CONTENT_SID] = ("1", "2")
+    content = {**from_template(), "template_params": {"name": "", "url": "https://shop.example.com/o/1"}}
+    result = await provider.send(outbound("sms", SMS_TO, content))
+    assert result.error is not None and (result.error.kind, result.error.code) == (ErrorKind.PERMANENT, "21656")
+
+
 async def test_voice_is_a_call_with_escaped_twiml_in_the_jobs_language(
     provider: TwilioProvider, twilio: FakeTwilio
 ) -> None:
