@@ -3,7 +3,7 @@
 The gateway does not judge these bodies with a model: each provider parses and signature-checks its
 own (providers/*.py). The models here say, for the document, what each provider sends and what it is
 answered, so a reader knows which media type and fields belong to which provider. A callback
-without a valid signature (or, for aliyun, the push URL's token) is 401 whatever its body.
+without a valid signature (or, for aliyun and tencent, the callback URL's token) is 401 whatever its body.
 """
 
 from __future__ import annotations
@@ -102,6 +102,41 @@ class AliyunPushAnswer(Reply):
     msg: str = Field(examples=["接收成功"])
 
 
+# -- tencent: the SMS console's status and reply callbacks; the callback URL carries ?token=<callback_token> --
+
+
+class TencentSmsStatusItem(Wire):
+    sid: str = Field(description="the SerialNo SendSms answered")
+    report_status: Literal["SUCCESS", "FAIL"]
+    errmsg: str | None = Field(None, description="DELIVRD, or the carrier's code", examples=["DELIVRD"])
+    description: str | None = None
+    mobile: str | None = Field(None, examples=["13812345678"])
+    nationcode: str | None = Field(None, examples=["86"])
+    user_receive_time: str | None = Field(None, description="China Standard Time", examples=["2026-01-31 09:00:05"])
+
+
+class TencentSmsStatus(RootModel[list[TencentSmsStatusItem]]):
+    """tencent: a status callback, a batch of delivery reports."""
+
+
+class TencentSmsReply(Wire):
+    """tencent: a reply callback (one reply)."""
+
+    mobile: str = Field(examples=["13812345678"])
+    nationcode: str = Field("86", examples=["86"])
+    text: str = Field("", examples=["退订"])
+    sign: str | None = None
+    extend: str | None = Field(None, description="the extension of our number they replied to")
+    time: int | None = Field(None, description="Unix seconds")
+
+
+class TencentCallbackAnswer(Reply):
+    """The answer Tencent Cloud SMS documents for its status and reply callbacks."""
+
+    result: Literal[0]
+    errmsg: str = Field(examples=["OK"])
+
+
 # -- twilio: form posts signed with X-Twilio-Signature (HMAC-SHA1 of the URL and the sorted parameters) ----
 
 
@@ -150,7 +185,7 @@ NoNul = Annotated[str, Field(pattern=NO_NUL)]  # a NUL anywhere in the URL is re
 
 
 class CallbackQuery(Query):
-    token: NoNul | None = Field(None, description="aliyun: the callback_token of the push URL")
+    token: NoNul | None = Field(None, description="aliyun, tencent: the callback_token of the callback URL")
     ref: NoNul | None = Field(None, description="twilio: our message id, set on the StatusCallback URL")
 
 
@@ -166,7 +201,7 @@ SIGNATURES = (
 )
 REFUSALS = {
     400: problem("signed correctly but not a callback this provider sends"),
-    401: problem("signature (or aliyun's token) missing, wrong or stale; nothing recorded"),
+    401: problem("signature (or aliyun's and tencent's token) missing, wrong or stale; nothing recorded"),
     404: problem("no such provider here (or it takes no receipts)"),
     408: problem("the body took longer to arrive than the gateway waits"),
     413: problem("body too large"),
@@ -185,14 +220,15 @@ OPERATIONS = (
         "/v1/receipts/{provider}",
         "postReceipts",
         "Delivery receipts in the provider's own wire format",
-        description="sandbox: SandboxReceipts (JSON); aliyun: AliyunSmsReport (JSON); twilio: a message or call "
-        'status callback (form). Answered: aliyun `{"code": 0, "msg": "接收成功"}`, twilio 204, others the '
+        description="sandbox: SandboxReceipts (JSON); aliyun: AliyunSmsReport (JSON); tencent: TencentSmsStatus "
+        "(JSON); twilio: a message or call status callback (form). Answered: aliyun "
+        '`{"code": 0, "msg": "接收成功"}`, tencent `{"result": 0, "errmsg": "OK"}`, twilio 204, others the '
         "gateway's ReceiptSummary.",
         path_params={"provider": PROVIDER},
         query=CallbackQuery,
         headers=SIGNATURES,
         auth=False,
-        body=either(SandboxReceipts, AliyunSmsReport),
+        body=either(SandboxReceipts, AliyunSmsReport, TencentSmsStatus),
         body_examples={
             "sandbox": {"receipts": [{"sid": "sbx-0001", "status": Status.DELIVERED, "reference": MESSAGE_EXAMPLE}]},
             "aliyun": [
@@ -204,10 +240,21 @@ OPERATIONS = (
                     "report_time": "2026-01-31 09:00:05",
                 }
             ],
+            "tencent": [
+                {
+                    "user_receive_time": "2026-01-31 09:00:05",
+                    "nationcode": "86",
+                    "mobile": "13812345678",
+                    "report_status": "SUCCESS",
+                    "errmsg": "DELIVRD",
+                    "description": "用户短信送达成功",
+                    "sid": "2433:1045710669157053657849499619",
+                }
+            ],
         },
         body_also={FORM: either(TwilioMessageStatus, TwilioCallStatus)},
         answers={
-            200: Answer("recorded", either(ReceiptSummary, AliyunPushAnswer)),
+            200: Answer("recorded", either(ReceiptSummary, AliyunPushAnswer, TencentCallbackAnswer)),
             204: Answer("recorded (twilio)"),
             **REFUSALS,
         },
@@ -217,23 +264,25 @@ OPERATIONS = (
         "/v1/inbound/{provider}",
         "postInbound",
         "Replies from recipients; opt-out keywords (STOP, 退订, ...) suppress the sender, opt-in ones lift it",
-        description="sandbox: SandboxReplies (JSON); aliyun: AliyunSmsUp (JSON); twilio: an incoming message "
-        '(form). Answered: aliyun `{"code": 0, "msg": "接收成功"}`, twilio empty TwiML (no reply is sent), '
-        "others the gateway's InboundSummary.",
+        description="sandbox: SandboxReplies (JSON); aliyun: AliyunSmsUp (JSON); tencent: TencentSmsReply (JSON); "
+        'twilio: an incoming message (form). Answered: aliyun `{"code": 0, "msg": "接收成功"}`, tencent '
+        '`{"result": 0, "errmsg": "OK"}`, twilio empty TwiML (no reply is sent), others the gateway\'s '
+        "InboundSummary.",
         path_params={"provider": PROVIDER},
         query=CallbackQuery,
         headers=SIGNATURES,
         auth=False,
-        body=either(SandboxReplies, AliyunSmsUp),
+        body=either(SandboxReplies, AliyunSmsUp, TencentSmsReply),
         body_examples={
             "sandbox": {"messages": [{"from": "+8613812345678", "to": "+8610690000", "text": "退订"}]},
             "aliyun": [{"phone_number": "13812345678", "content": "TD", "send_time": "2026-01-31 09:00:05"}],
+            "tencent": {"mobile": "13812345678", "nationcode": "86", "text": "退订", "time": 1769821205},
         },
         body_also={FORM: TwilioIncomingMessage},
         answers={
             200: Answer(
                 "handled",
-                either(InboundSummary, AliyunPushAnswer),
+                either(InboundSummary, AliyunPushAnswer, TencentCallbackAnswer),
                 also={TWIML: {"type": "string", "examples": ['<?xml version="1.0" encoding="UTF-8"?><Response/>']}},
             ),
             **REFUSALS,

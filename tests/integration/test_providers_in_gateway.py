@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.aliyun import FakeAliyunSms
+from tests.fakes.tencent import FakeTencentSms
 from tests.fakes.twilio import FakeTwilio
 from tests.harness import SMS, GatewayStarter
 
@@ -126,3 +127,31 @@ async def test_a_credential_from_a_secret_file_is_used_and_never_shown(
         logged = capsys.readouterr()
         assert "gateway started" in logged.out + logged.err, "the logs were captured"
         assert token not in logged.out + logged.err, "the token is in the logs"
+
+
+async def test_tencent_refuses_free_text_and_takes_its_callbacks(start_gateway: GatewayStarter) -> None:
+    async with FakeTencentSms() as fake:
+        section = {
+            "secret_id": fake.secret_id,
+            "secret_key": fake.secret_key,
+            "sms_sdk_app_id": fake.sdk_app_id,
+            "callback_token": "tencent-token-3f9a",
+            "endpoint": fake.url,
+        }
+        env = {"GATEWAY_PROVIDERS": json.dumps({"tencent": section}), "GATEWAY_SANDBOX__ENABLED": "false"}
+        async with start_gateway(env) as gw:
+            response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
+            failed = await gw.wait_status((await response.json())["id"], {"failed"})
+            assert (failed["provider"], failed["error_code"]) == ("tencent", "template_required")
+            assert fake.requests == [], "free text never reached Tencent Cloud"
+
+            fake.sent["2433:1"] = {"PhoneNumberSet": [SMS["to"]]}
+            url = f"{gw.url}/v1/receipts/tencent?token=tencent-token-3f9a"
+            forged = await fake.push(url.replace("3f9a", "0000"), fake.status_callback("2433:1"))
+            assert forged.status == 401 and not fake.acknowledged(forged)
+            assert fake.acknowledged(await fake.push(url, fake.status_callback("2433:1"))), fake.answers[-1]
+
+            reply = fake.reply_callback(SMS["to"].removeprefix("+86"), "退订")
+            assert fake.acknowledged(await fake.push(f"{gw.url}/v1/inbound/tencent?token=tencent-token-3f9a", reply))
+            suppressed = await gw.get("/v1/suppressions", params={"address": SMS["to"]})
+            assert [row["reason"] for row in (await suppressed.json())["data"]] == ["opt_out.reply"]

@@ -13,6 +13,7 @@ import orjson
 from gateway.store.records import Outcome
 from providers.sandbox import SIGNATURE_HEADER, sign, sign_inbound
 from tests.fakes.aliyun import FakeAliyunSms
+from tests.fakes.tencent import FakeTencentSms
 from tests.fakes.twilio import FakeTwilio
 from tests.harness import SMS, GatewayStarter, Running
 from tests.integration.document_check import Document
@@ -203,6 +204,36 @@ async def test_aliyun_callbacks_conform(start_gateway: GatewayStarter) -> None:
                     "post", f"{path}/aliyun?token=push-token-5b1f0c", template, raw=push, headers=json_body
                 )
                 assert (status, orjson.loads(answer)["code"]) == (200, 0)
+
+
+async def test_tencent_callbacks_conform(start_gateway: GatewayStarter) -> None:
+    """Tencent Cloud's status and reply callbacks and the answer it documents, as its fake sends and reads them."""
+    async with FakeTencentSms() as tencent:
+        providers = {
+            "tencent": {
+                "secret_id": tencent.secret_id,
+                "secret_key": tencent.secret_key,
+                "sms_sdk_app_id": tencent.sdk_app_id,
+                "callback_token": "tencent-token-3f9a",
+                "endpoint": tencent.url,
+            }
+        }
+        env = {"GATEWAY_PROVIDERS": orjson.dumps(providers).decode(), "GATEWAY_SANDBOX__ENABLED": "false"}
+        async with start_gateway(env) as gw:
+            room = await _exchange(gw)
+            tencent.sent["2433:1"] = {"PhoneNumberSet": ["+8613812345678"]}  # a send the gateway has no record of
+            json_body = {"Content-Type": "application/json"}
+            for template, path, push in (
+                ("/v1/receipts/{provider}", "/v1/receipts", tencent.status_callback("2433:1")),
+                ("/v1/inbound/{provider}", "/v1/inbound", tencent.reply_callback("13812345678", "退订")),
+            ):
+                room.document.body(template, "post", "application/json", push)
+                refused = await room.call("post", f"{path}/tencent?token=guess", template, raw=push, headers=json_body)
+                assert refused[0] == 401
+                status, _, answer = await room.call(
+                    "post", f"{path}/tencent?token=tencent-token-3f9a", template, raw=push, headers=json_body
+                )
+                assert (status, orjson.loads(answer)) == (200, {"result": 0, "errmsg": "OK"})
 
 
 async def test_the_ops_room_conforms(start_gateway: GatewayStarter) -> None:
