@@ -38,9 +38,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -58,15 +57,20 @@ from providers.base import (
     ProviderType,
     Receipt,
     SendResult,
-    SignatureError,
     setting,
 )
-from providers.http import HttpAdapter, ProviderNotStarted, http_status_kind, json_or_none, transport_failure
+from providers.http import (
+    HttpAdapter,
+    ProviderNotStarted,
+    check_url_token,
+    china_time,
+    http_status_kind,
+    json_or_none,
+    transport_failure,
+)
 from providers.templates import template_ids, template_params
 
 API_VERSION = "2017-05-25"
-CHINA_TIME = timezone(timedelta(hours=8))
-TOKEN_PARAMETER = "token"
 
 # `Code` of a SendSms answer -> our error class. Account and platform troubles are transient:
 # another provider can deliver meanwhile.
@@ -279,12 +283,7 @@ class AliyunSmsProvider(HttpAdapter):
     # -- pushes ------------------------------------------------------------------------------------
 
     def _check_token(self, request: InboundRequest) -> list[dict[str, Any]]:
-        expected = self.settings.callback_token
-        if not expected:
-            raise SignatureError("no callback token configured: pushes are refused")
-        given = parse_qs(urlsplit(request.url).query).get(TOKEN_PARAMETER, [""])[0]
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise SignatureError("push URL token missing or wrong")
+        check_url_token(request.url, self.settings.callback_token)
         items = json_or_none(request.body)
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise CallbackFormatError("an Aliyun push is a JSON array of objects")
@@ -345,16 +344,6 @@ class AliyunSmsProvider(HttpAdapter):
 
 
 PUSH_RECEIVED = orjson.dumps({"code": 0, "msg": "接收成功"})
-
-
-def china_time(value: Any) -> float | None:
-    """Aliyun's `2017-01-01 00:00:00` times are China Standard Time (UTC+8)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME).timestamp()
-    except ValueError:
-        return None
 
 
 def _aliyun_section(section: dict[str, Any], public_url: str) -> dict[str, Any]:

@@ -10,14 +10,20 @@ outcome (lookup, else the configured resend-or-unknown policy) instead of blindl
 from __future__ import annotations
 
 import email.utils
+import hmac
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import orjson
 
-from providers.base import ErrorKind, JsonCallbackAnswers, Lookup, ProviderError
+from providers.base import ErrorKind, JsonCallbackAnswers, Lookup, ProviderError, SignatureError
+
+CHINA_TIME = timezone(timedelta(hours=8))
+TOKEN_PARAMETER = "token"
 
 
 class HandoffUnknown(Exception):
@@ -114,3 +120,23 @@ def http_status_kind(status: int) -> ErrorKind:
     if status >= 500 or status in (408, 409, 425):
         return ErrorKind.TRANSIENT
     return ErrorKind.PERMANENT
+
+
+def check_url_token(url: str, expected: str | None) -> None:
+    """For services that do not sign their callbacks (Aliyun, Tencent Cloud): the URL registered with
+    them carries our secret as `?token=`, compared in constant time. Raises SignatureError."""
+    if not expected:
+        raise SignatureError("no callback token configured: callbacks are refused")
+    given = parse_qs(urlsplit(url).query).get(TOKEN_PARAMETER, [""])[0]
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise SignatureError("callback URL token missing or wrong")
+
+
+def china_time(value: Any) -> float | None:
+    """A `2017-01-01 00:00:00` time in China Standard Time (UTC+8), as Aliyun and Tencent write them."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME).timestamp()
+    except ValueError:
+        return None

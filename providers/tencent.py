@@ -38,9 +38,9 @@ import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -58,18 +58,23 @@ from providers.base import (
     ProviderType,
     Receipt,
     SendResult,
-    SignatureError,
     setting,
 )
-from providers.http import HttpAdapter, ProviderNotStarted, http_status_kind, json_or_none, transport_failure
+from providers.http import (
+    HttpAdapter,
+    ProviderNotStarted,
+    check_url_token,
+    china_time,
+    http_status_kind,
+    json_or_none,
+    transport_failure,
+)
 from providers.templates import template_ids, template_params
 
 API_VERSION = "2021-01-11"
 SERVICE = "sms"
 ALGORITHM = "TC3-HMAC-SHA256"
 CONTENT_TYPE = "application/json; charset=utf-8"
-CHINA_TIME = timezone(timedelta(hours=8))
-TOKEN_PARAMETER = "token"
 
 # A refusal's Code -> our error class: exact codes first, then their group (the part before the
 # first dot, as "Group."). Account, credential and platform troubles are transient: another
@@ -274,12 +279,7 @@ class TencentSmsProvider(HttpAdapter):
     # -- callbacks ---------------------------------------------------------------------------------
 
     def _checked_body(self, request: InboundRequest) -> Any:
-        expected = self.settings.callback_token
-        if not expected:
-            raise SignatureError("no callback token configured: callbacks are refused")
-        given = parse_qs(urlsplit(request.url).query).get(TOKEN_PARAMETER, [""])[0]
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise SignatureError("callback URL token missing or wrong")
+        check_url_token(request.url, self.settings.callback_token)
         return json_or_none(request.body)
 
     def parse_receipts(self, request: InboundRequest) -> list[Receipt]:
@@ -347,16 +347,6 @@ def send_result(status: int, answer: Any) -> SendResult:
     else:
         return SendResult(error=ProviderError(ErrorKind.TRANSIENT, "no_status", "answer has no SendStatusSet"))
     return SendResult(error=ProviderError(error_kind(code), code, message, retry_wait(code)))
-
-
-def china_time(value: Any) -> float | None:
-    """Tencent's `2015-10-17 08:03:04` times are China Standard Time (UTC+8)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TIME).timestamp()
-    except ValueError:
-        return None
 
 
 PROVIDER_TYPE = ProviderType(
