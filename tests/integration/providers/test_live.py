@@ -15,6 +15,7 @@ import pytest
 from providers.aliyun import AliyunSettings, AliyunSmsProvider
 from providers.base import ErrorKind
 from providers.fcm import FcmProvider, FcmSettings
+from providers.tencent import TencentSettings, TencentSmsProvider
 from providers.twilio import TwilioProvider, TwilioSettings
 from tests.integration.providers.conftest import outbound
 
@@ -85,6 +86,32 @@ async def test_aliyun_real_sms() -> None:
     await adapter.start()
     try:
         result = await adapter.send(outbound("sms", values["ALIYUN_LIVE_TO"], {"text": "live test"}))
+    finally:
+        await adapter.close()
+    assert result.accepted, result.error
+
+
+async def test_tencent_real_sms() -> None:
+    """TENCENT_TEMPLATE_PARAMS: the approved template's variables, comma-separated, in order."""
+    names = ("TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_SMS_SDK_APP_ID", "TENCENT_SIGN_NAME")
+    values = env(*names, "TENCENT_TEMPLATE_ID", "TENCENT_LIVE_TO")
+    adapter = TencentSmsProvider(
+        TencentSettings(
+            secret_id=values["TENCENT_SECRET_ID"],
+            secret_key=values["TENCENT_SECRET_KEY"],
+            sms_sdk_app_id=values["TENCENT_SMS_SDK_APP_ID"],
+            sign_name=values["TENCENT_SIGN_NAME"],
+        )
+    )
+    params = [p for p in os.environ.get("TENCENT_TEMPLATE_PARAMS", "").split(",") if p]
+    content = {
+        "text": "live test",
+        "template_params": {str(i): p for i, p in enumerate(params, 1)},
+        "provider_templates": {"tencent": {"template_id": values["TENCENT_TEMPLATE_ID"]}},
+    }
+    await adapter.start()
+    try:
+        result = await adapter.send(outbound("sms", values["TENCENT_LIVE_TO"], content))
     finally:
         await adapter.close()
     assert result.accepted, result.error
