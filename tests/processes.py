@@ -54,7 +54,7 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> GatewayProcess:
+    def start(self, timeout: float = 60.0) -> GatewayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", *self.serve_args],
@@ -63,6 +63,17 @@ class GatewayProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            # The caller never gets the process to stop: one left running would hold its port and
+            # CPU for the rest of the run (and its supervised children with it).
+            self.stop_quietly()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -70,10 +81,10 @@ class GatewayProcess:
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:
                     if response.status == 200:
-                        return self
+                        return
             except OSError:
                 time.sleep(0.1)
-        raise TimeoutError(f"gateway not ready: {self.log_path.read_text()[-2000:]}")
+        raise TimeoutError(f"gateway not ready in {timeout}s: {self.log_path.read_text()[-2000:]}")
 
     def kill9(self) -> None:
         assert self.proc is not None
