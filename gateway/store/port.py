@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from gateway.domain.models import IN_QUEUE, Job
 from gateway.domain.numbers import SenderNumber, Transition
-from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
+from gateway.domain.recipients import RecipientProfile
+from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, RecipientFilter, SendingMark
 
 Row = dict[str, Any]
 
@@ -178,6 +179,21 @@ class NumberStore(Protocol):
     async def unclaim_number_checks(self, previous: Mapping[str, float | None], at: float) -> None: ...
 
 
+class RecipientStore(Protocol):
+    async def put_recipients(self, tenant_id: str, profiles: Sequence[RecipientProfile]) -> list[bool]: ...
+    async def patch_recipient(self, tenant_id: str, user_id: str, changes: Mapping[str, Any]) -> Row | None: ...
+    async def get_recipient(self, tenant_id: str, user_id: str) -> Row | None: ...
+    async def list_recipients(self, f: RecipientFilter) -> list[Row]: ...
+    async def erase_recipient(self, tenant_id: str, user_id: str) -> dict[str, int] | None: ...
+    async def get_preferences(self, tenant_id: str, user_id: str) -> dict[str, dict[str, bool]] | None: ...
+    async def put_preferences(
+        self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
+    ) -> dict[str, dict[str, bool]] | None: ...
+    async def preferences_of(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]: ...
+
+
 class Store(
     KeyStore,
     AcceptStore,
@@ -190,6 +206,7 @@ class Store(
     ReportStore,
     RetentionStore,
     NumberStore,
+    RecipientStore,
     Protocol,
 ):
     """The whole record: what the app wires together and hands, room by room, to its parts."""

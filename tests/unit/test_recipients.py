@@ -1,0 +1,62 @@
+"""The pure choice of channels for a person: addresses, preferences, tenant defaults, opt-outs."""
+
+from __future__ import annotations
+
+from gateway.domain.recipients import (
+    PushToken,
+    RecipientProfile,
+    Verdict,
+    allowed_channels,
+    erased_form,
+    patched,
+)
+
+PERSON = RecipientProfile(
+    "u-1",
+    phone="+8613812345678",
+    email="li@example.com",
+    push_tokens=(PushToken("old-token-0001", "android", 100.0), PushToken("new-token-0002", "ios", 200.0)),
+)
+ALL = ["push", "sms", "email", "voice", "webhook"]
+
+
+def verdicts(**kwargs: object) -> list[tuple[str, Verdict, str | None]]:
+    args: dict[str, object] = {"preferences": {}, "defaults": {}, "category": "marketing", "candidates": ALL}
+    args.update(kwargs)
+    return [(c.channel, c.verdict, c.address) for c in allowed_channels(PERSON, **args)]  # type: ignore[arg-type]
+
+
+def test_every_candidate_is_answered_in_order_with_its_address_or_why_not() -> None:
+    assert verdicts() == [
+        ("push", Verdict.ALLOWED, "new-token-0002"),  # the most recently seen token first
+        ("sms", Verdict.ALLOWED, "+8613812345678"),
+        ("email", Verdict.ALLOWED, "li@example.com"),
+        ("voice", Verdict.ALLOWED, "+8613812345678"),
+        ("webhook", Verdict.NO_ADDRESS, None),
+    ]
+
+
+def test_the_persons_word_beats_the_tenant_default_and_only_for_its_own_category() -> None:
+    prefs = {"marketing": {"sms": False, "voice": True}}
+    defaults = {"marketing": {"voice": False, "email": False}}
+    marketing = verdicts(preferences=prefs, defaults=defaults, candidates=["sms", "voice", "email"])
+    assert [v for _, v, _ in marketing] == [Verdict.PREFERENCE_OFF, Verdict.ALLOWED, Verdict.DEFAULT_OFF]
+    transactional = verdicts(preferences=prefs, defaults=defaults, category="transactional", candidates=["sms"])
+    assert transactional == [("sms", Verdict.ALLOWED, "+8613812345678")]
+
+
+def test_opted_out_and_unserved_channels_are_named() -> None:
+    found = verdicts(candidates=["sms", "push"], opted_out={"sms"}, served={"sms"})
+    assert [v for _, v, _ in found] == [Verdict.OPTED_OUT, Verdict.NO_PROVIDER]
+
+
+def test_a_patch_replaces_given_fields_clears_nulls_and_merges_attributes() -> None:
+    person = RecipientProfile("u-1", email="a@example.com", email_name="A", attributes={"tier": "gold", "n": 1})
+    after = patched(person, {"email": None, "tz": "UTC", "attributes": {"tier": None, "city": "Xi'an"}})
+    assert (after.email, after.email_name, after.tz, after.attributes) == (None, None, "UTC", {"n": 1, "city": "Xi'an"})
+
+
+def test_an_erased_address_keeps_no_more_than_its_country_code_or_domain() -> None:
+    assert erased_form("+8613812345678") == "+86***********#erased"
+    assert erased_form("li@example.com") == "***@example.com#erased"
+    assert erased_form("fcm-token-0001") == "***#erased"
