@@ -187,7 +187,7 @@ class Gateway:
         dispatching = self.role in ("worker", "all")
         await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
-        intake = CallbackIntake(self.store, self.metrics, self.numbers, s.limits)
+        intake = CallbackIntake(self.store, self.metrics, self.numbers, s.limits, s.tenants)
         if dispatching:
             # Providers that push receipts over their own connections (SMPP) open them where jobs are
             # dispatched, and record what arrives there as the HTTP callbacks do.

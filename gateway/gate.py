@@ -17,6 +17,7 @@ import orjson
 from gateway.content_service import ContentService
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
 from gateway.domain.models import Job, Status
+from gateway.domain.optout import suppression_covers
 from gateway.domain.quiet_hours import QuietHours, check
 from gateway.domain.retry import REASON_EXPIRED
 from gateway.state.base import CapReservation, State
@@ -30,6 +31,15 @@ class GateResult:
     decided: list[Outcome] = field(default_factory=list)
     # Cap reservations held for passed jobs, by message id: released if the send does not happen.
     reservations: dict[str, CapReservation] = field(default_factory=dict)
+
+
+def suppression_for(suppressed: Mapping[tuple[str, str, str], tuple[str, str]], job: Job) -> str | None:
+    """The reason of a suppression of the job's address or user that covers its category, if any."""
+    for key in ((job.tenant_id, "address", job.to_addr), (job.tenant_id, "user_id", job.user_id or "")):
+        found = suppressed.get(key)
+        if found is not None and suppression_covers(found[1], job.category):
+            return found[0]
+    return None
 
 
 class PolicyGate:
@@ -63,9 +73,7 @@ class PolicyGate:
         sleeping = await self._sleeping(jobs, now)
         capped: list[tuple[Job, CapReservation]] = []
         for job in jobs:
-            reason = suppressed.get((job.tenant_id, "address", job.to_addr)) or (
-                suppressed.get((job.tenant_id, "user_id", job.user_id)) if job.user_id else None
-            )
+            reason = suppression_for(suppressed, job)
             if reason is not None:
                 result.decided.append(
                     Outcome(

@@ -188,6 +188,10 @@ suppressions = sa.Table(
     sa.Column("reason", sa.String(128), nullable=False),
     sa.Column("source", sa.String(64), nullable=False),  # api, inbound:<provider>, provider:<name>
     sa.Column("created_at", sa.Float, nullable=False),
+    # Which categories it stops (domain/optout.SuppressionScope): all, or marketing (a reply's opt-out).
+    sa.Column("scope", sa.String(16), nullable=False, server_default="all"),
+    # The sender pool whose number the opt-out reply answered, when the tenant's scope reaches the pool.
+    sa.Column("pool", sa.String(64)),
     sa.UniqueConstraint("tenant_id", "kind", "value", name="uq_suppressions_recipient"),
 )
 
