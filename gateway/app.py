@@ -227,6 +227,7 @@ class Gateway:
                 limits,
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
+                tenant_zone=lambda tenant_id: s.tenant(tenant_id).time_zone,
             )
             pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts, self.metrics)
             budget = RetryBudget(

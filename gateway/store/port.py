@@ -94,6 +94,14 @@ class SuppressionStore(Protocol):
     ) -> dict[tuple[str, str], tuple[int, bool]]: ...
 
 
+class GateStore(SuppressionStore, Protocol):
+    """What the policy gate reads: suppressions, engagement, and the recipients' local-time facts."""
+
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]: ...
+
+
 class IntakeStore(ReceiptStore, SuppressionStore, Protocol):
     """What receipts and replies change once parsed (gateway/callback_intake.py): statuses and opt-outs."""
 
@@ -197,6 +205,9 @@ class RecipientStore(Protocol):
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]: ...
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]: ...
 
 
 class Store(

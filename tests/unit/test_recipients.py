@@ -60,3 +60,32 @@ def test_an_erased_address_keeps_no_more_than_its_country_code_or_domain() -> No
     assert erased_form("+8613812345678") == "+86***********#erased"
     assert erased_form("li@example.com") == "***@example.com#erased"
     assert erased_form("fcm-token-0001") == "***#erased"
+
+
+def test_local_zones_come_from_the_job_the_profile_the_number_the_tenant_and_only_then_utc() -> None:
+    from gateway.domain.quiet_hours import ZoneSource, local_zones
+
+    def of(**kw: str | None) -> tuple[list[str], ZoneSource]:
+        args: dict[str, str | None] = {"job_tz": None, "recipient_tz": None, "phone": None, "tenant_tz": None}
+        zones, source = local_zones(**{**args, **kw})  # type: ignore[arg-type]
+        return [z.key for z in zones], source
+
+    assert of(job_tz="Europe/Berlin", recipient_tz="Asia/Shanghai") == (["Europe/Berlin"], ZoneSource.JOB)
+    assert of(recipient_tz="Asia/Shanghai", phone="+14155552671") == (["Asia/Shanghai"], ZoneSource.RECIPIENT)
+    assert of(phone="+8613812345678", tenant_tz="UTC") == (["Asia/Shanghai"], ZoneSource.PHONE)
+    assert len(of(phone="+79123456789")[0]) > 1  # a Russian mobile spans zones: all kept, strictest wins
+    assert of(phone="li@example.com", tenant_tz="Asia/Shanghai") == (["Asia/Shanghai"], ZoneSource.TENANT)
+    assert of() == (["UTC"], ZoneSource.UNCONFIGURED)
+
+
+def test_a_reply_speaks_to_the_answered_tenant_else_to_those_that_configured_the_number() -> None:
+    from gateway.domain.optout import answered_by, suppression_covers
+
+    assert answered_by("a", [], ["c"]) == (["a"], "message")
+    assert answered_by("a", ["b", "a", "b"], ["c"]) == (["a", "b"], "pool")
+    assert answered_by(None, [], ["c", "c"]) == (["c"], "inbound_number")
+    assert answered_by(None, [], []) == ([], "unmatched")
+    assert (suppression_covers("marketing", "transactional"), suppression_covers("all", "transactional")) == (
+        False,
+        True,
+    )

@@ -245,6 +245,33 @@ def preferences_of(
     return found
 
 
+def local_time_facts(
+    conn: Connection, people: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """(tz, phone) of each (tenant, user_id) that has a profile: what quiet hours are timed by."""
+    found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    by_tenant: dict[str, set[str]] = {}
+    for tenant_id, user_id in people:
+        by_tenant.setdefault(tenant_id, set()).add(user_id)
+    for tenant_id, users in by_tenant.items():
+        ordered = sorted(users)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            phones = (
+                recipient_addresses.select()
+                .where(recipient_addresses.c.tenant_id == tenant_id, recipient_addresses.c.kind == "phone")
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(recipients.c.user_id, recipients.c.tz, phones.c.address)
+                .select_from(recipients.outerjoin(phones, phones.c.user_id == recipients.c.user_id))
+                .where(recipients.c.tenant_id == tenant_id, recipients.c.user_id.in_(chunk))
+            )
+            for user_id, tz, phone in rows:
+                found[(tenant_id, user_id)] = (tz, phone)
+    return found
+
+
 # -- erasure ------------------------------------------------------------------------------------------
 
 
@@ -345,6 +372,11 @@ class RecipientsRoom(Room):
         self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
     ) -> dict[str, dict[str, bool]] | None:
         return await self.db.write(put_preferences, tenant_id, user_id, given, time.time())
+
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        return await self.db.read(local_time_facts, people)
 
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
