@@ -175,6 +175,11 @@ def engagement(
     """Per (kind, value) recipient — kind user_id or address — the marketing messages that reached
     them since `since`, and whether any was clicked by a person or converted."""
     result: dict[tuple[str, str], tuple[int, bool]] = {}
+    last_engaged = (
+        sa.select(recipients.c.engaged_at)
+        .where(recipients.c.tenant_id == messages.c.tenant_id, recipients.c.user_id == messages.c.user_id)
+        .scalar_subquery()
+    )
     for kind, column in (("user_id", messages.c.user_id), ("address", messages.c.to_addr)):
         values = sorted({v for k, v in subjects if k == kind})
         if not values:
@@ -185,6 +190,8 @@ def engagement(
             messages.c.category == "marketing",
             messages.c.created_at >= since,
             messages.c.status.in_(sorted(SENT)),
+            # A person who engaged (clicked, converted, replied) is counted again from then on.
+            messages.c.created_at > sa.func.coalesce(last_engaged, 0.0) if kind == "user_id" else sa.true(),
         )
         sends: dict[str, int] = {
             v: int(n) for v, n in conn.execute(sa.select(column, sa.func.count()).where(scope).group_by(column))
