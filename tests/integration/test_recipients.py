@@ -289,3 +289,30 @@ async def test_preferences_are_kept_per_category_and_channel_and_unknown_names_r
         }
         assert body["effective"]["transactional"]["sms"] is True
         assert (await (await gw.session.get(url, headers=gw.headers)).json())["preferences"] == body["preferences"]
+
+
+async def test_the_console_recipient_page_masks_addresses_and_shows_preferences_messages_and_suppressions(
+    start_gateway: GatewayStarter,
+) -> None:
+    from tests.console import Console
+
+    async with start_gateway() as gw, Console(gw) as console:
+        assert (await put(gw, "u-1001", PROFILE)).status == 201
+        prefs = await gw.session.put(
+            gw.url + "/v1/recipients/u-1001/preferences", json={"marketing": {"sms": False}}, headers=gw.headers
+        )
+        assert prefs.status == 200
+        sent = await gw.post("/v1/messages", {**SMS, "user_id": "u-1001"})
+        await gw.wait_status((await sent.json())["id"], {"delivered"})
+        assert (await gw.post("/v1/suppressions", {"address": "li@example.com"})).status == 201
+        await console.sign_in()
+        status, page = await console.get("/ui/recipients/u-1001")
+        assert status == 200
+        for address in ("+8613812345678", "li@example.com", "fcm-token-0001"):
+            assert address not in page, f"{address} shown unmasked"
+        assert "+86138****5678" in page and "l***@example.com" in page and "fcm-…01" in page
+        assert 'data-pref="marketing/sms">off *<' in page and 'data-pref="transactional/sms">on<' in page
+        assert (await sent.json())["id"] in page
+        assert "Asia/Shanghai" in page and "tier=gold" in page
+        status, _ = await console.get("/ui/recipients/u-none")
+        assert status == 404
