@@ -18,6 +18,7 @@ from gateway.callback_intake import normalise_address
 from gateway.contract.suppressions import LiftQuery, SuppressionQuery, judge_suppression
 from gateway.domain.jobs import FieldError
 from gateway.domain.optout import SuppressionScope
+from gateway.domain.recipients import ERASED_ADDRESS
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
 MAX_INBOUND_BODY = 1024 * 1024
@@ -40,8 +41,10 @@ def _invalid_query(errors: list[FieldError], detail: str = "some query parameter
 
 
 def _render(row: dict[str, Any]) -> dict[str, Any]:
+    # An erased person's address is kept only as its digest (docs/recipients.md, Erasure).
+    erased = row["kind"] == ERASED_ADDRESS
     return {
-        row["kind"]: row["value"],
+        "address" if erased else row["kind"]: f"erased:{row['value'][:16]}" if erased else row["value"],
         "reason": row["reason"],
         "source": row["source"],
         "scope": row["scope"],

@@ -8,6 +8,8 @@ reads the profile, preferences and suppressions, this module decides.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -162,3 +164,13 @@ def attribute_text(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+
+
+# The kind of suppression an erased person's address becomes: its keyed digest, so the opt-out still
+# holds if the address comes back (a job to it is matched through the same digest), yet the record no
+# longer holds the address (a digest keyed with the store's secret cannot be reversed by trying numbers).
+ERASED_ADDRESS = "address_digest"
+
+
+def address_digest(secret: str, address: str) -> str:
+    return hmac.new(secret.encode(), address.encode(), hashlib.sha256).hexdigest()

@@ -255,6 +255,13 @@ async def test_erasure_leaves_no_address_of_the_person_in_any_text_column(start_
         assert '"recipient.erased"' in events
         again = await gw.session.delete(gw.url + "/v1/recipients/u-1001", headers=gw.headers)
         assert again.status == 404
+        # The opt-out outlives the erasure, kept as the address's keyed digest: the address coming back is still held.
+        [kept] = (await (await gw.get("/v1/suppressions")).json())["data"]
+        assert kept["address"].startswith("erased:") and kept["scope"] == "all"
+        back = {"channel": "email", "to": "li@example.com", "content": {"subject": "Hi", "text": "again"}}
+        response = await gw.post("/v1/messages", back)
+        held = await gw.wait_status((await response.json())["id"], {"suppressed", "delivered"})
+        assert (held["status"], held["reason"]) == ("suppressed", "suppressed.opt_out")
 
 
 async def test_preferences_are_kept_per_category_and_channel_and_unknown_names_refused(

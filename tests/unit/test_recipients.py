@@ -89,3 +89,11 @@ def test_a_reply_speaks_to_the_answered_tenant_else_to_those_that_configured_the
         False,
         True,
     )
+
+
+def test_an_address_digest_is_keyed_and_stable() -> None:
+    from gateway.domain.recipients import address_digest
+
+    one = address_digest("secret-a", "+8613812345678")
+    assert one == address_digest("secret-a", "+8613812345678") != address_digest("secret-b", "+8613812345678")
+    assert "13812345678" not in one and len(one) == 64

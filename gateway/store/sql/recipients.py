@@ -11,7 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import SENT, Category
-from gateway.domain.recipients import PushToken, RecipientProfile, attribute_text, erased_form, patched
+from gateway.domain.recipients import (
+    ERASED_ADDRESS,
+    PushToken,
+    RecipientProfile,
+    address_digest,
+    attribute_text,
+    erased_form,
+    patched,
+)
 from gateway.store.records import PURGED_CONTENT, RecipientFilter
 from gateway.store.schema import (
     attempts,
@@ -28,6 +36,8 @@ from gateway.store.schema import (
     suppressions,
 )
 from gateway.store.sql.common import Room, audit, dialect_insert
+from gateway.store.sql.keys import get_or_create_secret
+from gateway.store.sql.suppressions import ERASURE_SECRET
 
 
 def _of(tenant_id: str, user_id: str, table: sa.Table) -> Any:
@@ -339,13 +349,22 @@ def erase_recipient(conn: Connection, tenant_id: str, user_id: str, now: float) 
         _mask_text(conn, attempts.c.error_message, attempts.c.message_id.in_(chunk), addresses)
         _mask_text(conn, receipts.c.raw, receipts.c.message_id.in_(chunk), addresses)
     _mask_text(conn, events.c.detail, events.c.tenant_id == tenant_id, addresses)
-    # Suppressions stay (the person opted out) but no longer name the address; each keeps a row of its own.
+    # Suppressions stay (the person opted out): the address becomes its keyed digest, still matched at dispatch.
+    secret = get_or_create_secret(conn, ERASURE_SECRET)
     for sid, value in conn.execute(
         sa.select(suppressions.c.id, suppressions.c.value).where(
             suppressions.c.tenant_id == tenant_id, suppressions.c.kind == "address", suppressions.c.value.in_(addresses)
         )
     ).all():
-        conn.execute(suppressions.update().where(suppressions.c.id == sid).values(value=f"{erased_form(value)}#{sid}"))
+        digest = address_digest(secret, value)
+        conn.execute(
+            suppressions.delete().where(
+                suppressions.c.tenant_id == tenant_id,
+                suppressions.c.kind == ERASED_ADDRESS,
+                suppressions.c.value == digest,
+            )
+        )
+        conn.execute(suppressions.update().where(suppressions.c.id == sid).values(kind=ERASED_ADDRESS, value=digest))
     if addresses:
         conn.execute(
             number_assignments.delete().where(

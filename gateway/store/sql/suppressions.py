@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import SENT
 from gateway.domain.optout import SuppressionScope
+from gateway.domain.recipients import ERASED_ADDRESS, address_digest
 from gateway.store.schema import (
     clicks,
     conversions,
@@ -20,10 +21,13 @@ from gateway.store.schema import (
     numbers,
     recipient_addresses,
     recipients,
+    secrets,
     suppressions,
     tenants,
 )
 from gateway.store.sql.common import Room, audit, dialect_insert
+
+ERASURE_SECRET = "erasure"  # the key of an erased person's address digests (store/sql/recipients.py)
 
 
 def add_suppressions(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -88,10 +92,19 @@ def list_suppressions(
 def suppressed_among(
     conn: Connection, recipients: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """Of (tenant, kind, value) triples, those on a suppression list, with the reason and the scope."""
+    """Of (tenant, kind, value) triples, those on a suppression list, with the reason and the scope; an
+    address also by its digest, which is what an erased person's opt-out keeps."""
     grouped: dict[tuple[str, str], set[str]] = defaultdict(set)
     for tenant_id, kind, value in recipients:
         grouped[(tenant_id, kind)].add(value)
+    secret = conn.execute(sa.select(secrets.c.value).where(secrets.c.name == ERASURE_SECRET)).scalar()
+    digests: dict[tuple[str, str], str] = {}
+    if secret is not None:
+        for tenant_id, kind, value in recipients:
+            if kind == "address":
+                digest = address_digest(secret, value)
+                digests[(tenant_id, digest)] = value
+                grouped[(tenant_id, ERASED_ADDRESS)].add(digest)
     found: dict[tuple[str, str, str], tuple[str, str]] = {}
     for (tenant_id, kind), values in grouped.items():
         ordered = sorted(values)
@@ -105,7 +118,10 @@ def suppressed_among(
                 )
             )
             for value, reason, scope in rows:
-                found[(tenant_id, kind, value)] = (reason, scope)
+                if kind == ERASED_ADDRESS:
+                    found.setdefault((tenant_id, "address", digests[(tenant_id, value)]), (reason, scope))
+                else:
+                    found[(tenant_id, kind, value)] = (reason, scope)
     return found
 
 
