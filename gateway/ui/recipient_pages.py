@@ -22,6 +22,12 @@ def masked_token(token: str) -> str:
     return token[:4] + "…" + token[-2:] if len(token) > 10 else "…"
 
 
+def masked_address(address: str) -> str:
+    """A phone number or e-mail address as the logs mask it; anything else (a device token) cut short."""
+    masked = mask_value(address)
+    return masked if masked != address else masked_token(address)
+
+
 def masked_addresses(p: RecipientProfile) -> list[tuple[str, str, str]]:
     """(channel, masked address, note) of each address the person has."""
     found = []
@@ -69,8 +75,8 @@ async def recipient(request: web.Request) -> web.Response:
         addresses=masked_addresses(profile),
         preferences=effective_preferences(own, defaults),
         own=own,
-        messages=[{**m, "to_addr": mask_value(m["to_addr"])} for m in recent],
+        messages=[{**m, "to_addr": masked_address(m["to_addr"])} for m in recent],
         suppressions=[
-            {**s, "value": mask_value(s["value"]) if s["kind"] == "address" else s["value"]} for s in suppressed
+            {**s, "value": masked_address(s["value"]) if s["kind"] == "address" else s["value"]} for s in suppressed
         ],
     )

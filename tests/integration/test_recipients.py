@@ -312,6 +312,8 @@ async def test_the_console_recipient_page_masks_addresses_and_shows_preferences_
         sent = await gw.post("/v1/messages", {**SMS, "user_id": "u-1001"})
         await gw.wait_status((await sent.json())["id"], {"delivered"})
         assert (await gw.post("/v1/suppressions", {"address": "li@example.com"})).status == 201
+        token = {"address": "fcm-token-0001", "channel": "push"}
+        assert (await gw.post("/v1/suppressions", token)).status == 201
         await console.sign_in()
         status, page = await console.get("/ui/recipients/u-1001")
         assert status == 200
