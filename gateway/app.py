@@ -15,7 +15,20 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import audit, batch, content, messages, numbers, ops, receipts, reports, suppressions, tracking
+from gateway.api import (
+    audit,
+    batch,
+    content,
+    messages,
+    numbers,
+    ops,
+    receipts,
+    recipient_import,
+    recipients,
+    reports,
+    suppressions,
+    tracking,
+)
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.connection_limits import ConnectionLimits
@@ -88,8 +101,21 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/numbers/{id}/flag", numbers.flag_number)
         app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
         app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
+        add_recipient_routes(app)
         mount_console(app, ctx)
     return app
+
+
+def add_recipient_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/recipients", recipients.list_recipients)
+    app.router.add_post("/v1/recipients", recipient_import.import_recipients)
+    one = "/v1/recipients/{user_id}"
+    app.router.add_put(one, recipients.put_recipient)
+    app.router.add_patch(one, recipients.patch_recipient)
+    app.router.add_get(one, recipients.get_recipient)
+    app.router.add_delete(one, recipients.erase_recipient)
+    app.router.add_put(one + "/preferences", recipients.put_preferences)
+    app.router.add_get(one + "/preferences", recipients.get_preferences)
 
 
 async def provision_keys(store: KeyStore, settings: Settings) -> str | None:
@@ -161,7 +187,7 @@ class Gateway:
         dispatching = self.role in ("worker", "all")
         await self.numbers.sync_config()
         self.providers = build_providers(self.settings, secrets=secrets, dispatching=dispatching)
-        intake = CallbackIntake(self.store, self.metrics, self.numbers, s.limits)
+        intake = CallbackIntake(self.store, self.metrics, self.numbers, s.limits, s.tenants)
         if dispatching:
             # Providers that push receipts over their own connections (SMPP) open them where jobs are
             # dispatched, and record what arrives there as the HTTP callbacks do.
@@ -181,6 +207,7 @@ class Gateway:
             click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
             routing=parse_routing(s.routing),
+            sleeping=parse_limits(s.limits).sleeping,
             intake=intake,
         )
         self.runner = GatewayAppRunner(
@@ -200,6 +227,7 @@ class Gateway:
                 limits,
                 parse_quiet_hours(s.limits.get("quiet_hours")),
                 content=self.content if s.content.enforce_at_dispatch else None,
+                tenant_zone=lambda tenant_id: s.tenant(tenant_id).time_zone,
             )
             pacer = ThroughputPacer(self.state, limits.throughput, self.providers.accounts, self.metrics)
             budget = RetryBudget(

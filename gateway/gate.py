@@ -11,17 +11,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from gateway.content_service import ContentService
 from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, cap_subject, is_sleeping, resolve_hit
 from gateway.domain.models import Job, Status
-from gateway.domain.quiet_hours import QuietHours, check
+from gateway.domain.optout import suppression_covers
+from gateway.domain.quiet_hours import QuietHours, ZoneSource, country_for, decide, local_zones
 from gateway.domain.retry import REASON_EXPIRED
 from gateway.state.base import CapReservation, State
-from gateway.store.port import SuppressionStore
+from gateway.store.port import GateStore
 from gateway.store.records import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    zones: tuple[ZoneInfo, ...]
+    source: ZoneSource
+    country: str | None
 
 
 @dataclass
@@ -32,17 +41,28 @@ class GateResult:
     reservations: dict[str, CapReservation] = field(default_factory=dict)
 
 
+def suppression_for(suppressed: Mapping[tuple[str, str, str], tuple[str, str]], job: Job) -> str | None:
+    """The reason of a suppression of the job's address or user that covers its category, if any."""
+    for key in ((job.tenant_id, "address", job.to_addr), (job.tenant_id, "user_id", job.user_id or "")):
+        found = suppressed.get(key)
+        if found is not None and suppression_covers(found[1], job.category):
+            return found[0]
+    return None
+
+
 class PolicyGate:
     def __init__(
         self,
-        store: SuppressionStore,
+        store: GateStore,
         state: State,
         limits: LimitsConfig,
         quiet_hours: QuietHours,
         clock: Callable[[], float] = time.time,
         content: ContentService | None = None,
+        tenant_zone: Callable[[str], str | None] = lambda _tenant: None,
     ) -> None:
         self.content = content
+        self.tenant_zone = tenant_zone
         self.store = store
         self.state = state
         self.caps: CapTable = limits.caps
@@ -61,11 +81,10 @@ class PolicyGate:
             + [(j.tenant_id, "user_id", j.user_id) for j in jobs if j.user_id]
         )
         sleeping = await self._sleeping(jobs, now)
-        capped: list[tuple[Job, CapReservation]] = []
+        facts = await self.store.local_time_facts([(j.tenant_id, j.user_id) for j in jobs if j.user_id])
+        capped: list[tuple[Job, Whereabouts, CapReservation]] = []
         for job in jobs:
-            reason = suppressed.get((job.tenant_id, "address", job.to_addr)) or (
-                suppressed.get((job.tenant_id, "user_id", job.user_id)) if job.user_id else None
-            )
+            reason = suppression_for(suppressed, job)
             if reason is not None:
                 result.decided.append(
                     Outcome(
@@ -90,9 +109,11 @@ class PolicyGate:
                     )
                 )
                 continue
-            blocked_until = self._quiet_until(job, now)
+            where = self._where(job, facts)
+            blocked_until = self._quiet_until(job, now, where)
             if blocked_until is not False:
-                result.decided.append(self._hit(job, HitReason.QUIET_HOURS, blocked_until, now))
+                timing = {"tz_source": where.source.value, "zones": [z.key for z in where.zones]}
+                result.decided.append(self._hit(job, HitReason.QUIET_HOURS, blocked_until, now, timing))
                 continue
             rules = self.caps.rules_for(job.category, job.channel, job.campaign)
             if not rules:
@@ -101,6 +122,7 @@ class PolicyGate:
             capped.append(
                 (
                     job,
+                    where,
                     CapReservation(
                         id=job.id,
                         subject=cap_subject(job.channel, job.to_addr, job.user_id),
@@ -112,8 +134,8 @@ class PolicyGate:
                 )
             )
         if capped:
-            decisions = await self.state.reserve_caps([r for _, r in capped])
-            for (job, reservation), decision in zip(capped, decisions, strict=True):
+            decisions = await self.state.reserve_caps([r for _, _, r in capped])
+            for (job, where, reservation), decision in zip(capped, decisions, strict=True):
                 if decision.allowed:
                     result.passed.append(job)
                     result.reservations[job.id] = reservation
@@ -121,7 +143,7 @@ class PolicyGate:
                 until = decision.retry_at
                 if until is not None:
                     # The cap frees up at `until`, but that may fall in the recipient's night.
-                    later = self._quiet_until(job, until)
+                    later = self._quiet_until(job, until, where)
                     until = until if later is False else later
                 result.decided.append(
                     self._hit(job, HitReason.CAP, until, now, {"rule": str(decision.rule) if decision.rule else None})
@@ -189,16 +211,26 @@ class PolicyGate:
             )
         return allowed
 
-    def _quiet_until(self, job: Job, at: float) -> float | bool | None:
+    def _where(self, job: Job, facts: Mapping[tuple[str, str], tuple[str | None, str | None]]) -> Whereabouts:
+        """The zones a job's recipient may be in (domain/quiet_hours.local_zones) and their country."""
+        recipient_tz, profile_phone = facts.get((job.tenant_id, job.user_id or ""), (None, None))
+        phone = job.to_addr if job.channel in ("sms", "voice") else profile_phone
+        zones, source = local_zones(
+            job_tz=job.tz, recipient_tz=recipient_tz, phone=phone, tenant_tz=self.tenant_zone(job.tenant_id)
+        )
+        return Whereabouts(zones, source, country_for(phone))
+
+    def _quiet_until(self, job: Job, at: float, where: Whereabouts) -> float | bool | None:
         """False when a send at `at` is inside the allowed window; else the next allowed moment
         (None: the candidate zones never share one)."""
-        decision = check(
+        decision = decide(
             self.quiet_hours,
             datetime.fromtimestamp(at, UTC),
             category=job.category,
             channel=job.channel,
-            to=job.to_addr if job.channel in ("sms", "voice") else None,
-            tz=job.tz,
+            zones=where.zones,
+            source=where.source,
+            country=where.country,
         )
         if decision.allowed:
             return False

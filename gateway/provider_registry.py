@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from gateway.domain.recipients import PLATFORMS
 from gateway.settings import Settings
 from providers.base import CallbackIntake, ErrorKind, Provider
 from providers.catalog import accounts_of, build_sections
@@ -17,8 +18,21 @@ def build_configured(settings: Settings) -> list[Provider]:
 
 
 class ProviderRegistry:
-    def __init__(self, providers: list[Provider], accounts: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        providers: list[Provider],
+        accounts: Mapping[str, str] | None = None,
+        platforms: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.by_name: dict[str, Provider] = {p.name: p for p in providers}
+        # Push platforms each push provider delivers to: what it declares (capabilities.extra
+        # "push_platforms"), else what `platforms` says for it, else all of them.
+        self.push_platforms: frozenset[str] = frozenset(
+            platform
+            for p in providers
+            if "push" in p.capabilities.channels
+            for platform in p.capabilities.extra.get("push_platforms", (platforms or {}).get(p.name, PLATFORMS))
+        )
         self.accounts: dict[str, str] = dict(accounts or {})
         by_channel: dict[str, list[str]] = defaultdict(list)
         for provider in providers:
@@ -69,4 +83,4 @@ def build_providers(settings: Settings, *, secrets: dict[str, str], dispatching:
                 seed=sandbox.seed,
             )
         )
-    return ProviderRegistry(providers, accounts)
+    return ProviderRegistry(providers, accounts, {"sandbox": sandbox.push_platforms})

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from gateway.tenant_settings import TenantSettings
 from providers.catalog import build_sections, read_secret_file, resolve_secrets
 
 
@@ -136,6 +137,9 @@ class SandboxSettings(_Section):
     )
     filtered_senders: tuple[str, ...] = Field(
         (), description="sender numbers the simulated carrier filters as spam (receipts: undelivered, SBX-30007)"
+    )
+    push_platforms: tuple[Literal["android", "ios", "web", "huawei"], ...] = Field(
+        ("android", "ios", "web", "huawei"), description="the push platforms the simulator delivers to"
     )
 
 
@@ -408,6 +412,19 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="caps, quiet hours, hit policies, throughput, opt-out keywords (docs/limits.md)",
     )
+    tenants: dict[str, TenantSettings] = Field(
+        default_factory=dict,
+        description="per tenant: default time zone, default preferences, opt-out scope, inbound numbers;"
+        " [tenants.default] for all others (docs/recipients.md)",
+    )
+
+    def tenant(self, tenant_id: str) -> TenantSettings:
+        """The tenant's settings: its own section's keys over [tenants.default]'s."""
+        default = self.tenants.get("default", TenantSettings())
+        own = self.tenants.get(tenant_id)
+        if own is None or own is default:
+            return default
+        return default.model_copy(update={name: getattr(own, name) for name in own.model_fields_set})
 
     @model_validator(mode="after")
     def _valid_providers(self) -> Settings:

@@ -10,6 +10,7 @@ from gateway.api.auth import Authenticator
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
+from gateway.domain.limits import SleepingPolicy
 from gateway.domain.routing import RoutingConfig
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
@@ -32,6 +33,7 @@ class ApiContext:
     click_secret: str = ""
     numbers: NumberPool | None = None
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    sleeping: SleepingPolicy | None = None  # limits.sleeping: who GET /v1/recipients?sleeping= shows
     intake: CallbackIntake | None = None  # what receipts and replies go through once parsed
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.

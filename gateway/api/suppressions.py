@@ -17,6 +17,8 @@ from gateway.api.render import iso
 from gateway.callback_intake import normalise_address
 from gateway.contract.suppressions import LiftQuery, SuppressionQuery, judge_suppression
 from gateway.domain.jobs import FieldError
+from gateway.domain.optout import SuppressionScope
+from gateway.domain.recipients import ERASED_ADDRESS
 from providers.base import CallbackFormatError, InboundRequest, SignatureError
 
 MAX_INBOUND_BODY = 1024 * 1024
@@ -39,10 +41,14 @@ def _invalid_query(errors: list[FieldError], detail: str = "some query parameter
 
 
 def _render(row: dict[str, Any]) -> dict[str, Any]:
+    # An erased person's address is kept only as its digest (docs/recipients.md, Erasure).
+    erased = row["kind"] == ERASED_ADDRESS
     return {
-        row["kind"]: row["value"],
+        "address" if erased else row["kind"]: f"erased:{row['value'][:16]}" if erased else row["value"],
         "reason": row["reason"],
         "source": row["source"],
+        "scope": row["scope"],
+        "pool": row["pool"],
         "created_at": iso(row["created_at"]),
     }
 
@@ -68,6 +74,7 @@ async def add_suppression(request: web.Request) -> web.Response:
     ]
     added = await ctx.store.add_suppressions(rows)
     answer = {**{row["kind"]: row["value"] for row in rows}, "reason": judged.reason, "source": "api"}
+    answer.update(scope=SuppressionScope.ALL.value, pool=None)
     answer["created_at"] = iso(now)
     return web.Response(status=201 if added else 200, body=orjson.dumps(answer), content_type="application/json")
 

@@ -189,6 +189,14 @@ class Suppression(Reply):
     user_id: str | None = Field(None, description="present when a user is suppressed")
     reason: str
     source: str = Field(description="api, inbound:<provider> (a reply) or provider:<name>")
+    scope: Literal["all", "marketing"] = Field(
+        description="the categories it stops: all (the API's), or marketing (a reply's opt-out: transactional "
+        "messages still go), for this tenant"
+    )
+    pool: str | None = Field(
+        description="the sender pool whose number an opt-out reply answered, when the opt-out reached that "
+        "pool's other tenants ([tenants] opt_out_scope = tenant_and_pool)"
+    )
     created_at: Iso
 
 

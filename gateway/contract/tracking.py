@@ -87,6 +87,7 @@ class CampaignTotals(Reply):
     delivered: Count
     failed: Count = Field(description="did not reach the handset (failed, undelivered, rejected, expired, unknown)")
     suppressed: Count
+    sleeping: Count = Field(description="of the suppressed, those left alone because the recipient was sleeping")
     clicks: Count
     human_clicks: Count = Field(description="clicks not made by link previews, crawlers or scanners")
     unique_clicks: Count = Field(description="messages clicked at least once by a person")

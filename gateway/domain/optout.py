@@ -167,3 +167,28 @@ def parse_opt_out(value: Any, key: str = "limits.opt_out") -> OptOutKeywords:
     if clash:
         raise ValueError(f"{key}: {sorted(clash)[0]!r} is both an opt-out and an opt-in keyword")
     return OptOutKeywords.of(opt_out, opt_in, words("contains", DEFAULT_CONTAINS))
+
+
+class SuppressionScope(enum.StrEnum):
+    """Which categories a suppression stops: an operator's or a complaint's all of them; a reply's
+    opt-out only marketing (a verification code or a receipt still reaches the person)."""
+
+    ALL = "all"
+    MARKETING = "marketing"
+
+
+def suppression_covers(scope: str, category: str) -> bool:
+    return scope == SuppressionScope.ALL or scope == category
+
+
+def answered_by(
+    answered_tenant: str | None, same_pool_tenants: Iterable[str], configured_tenants: Iterable[str]
+) -> tuple[list[str], str]:
+    """The tenants a reply speaks to, and how that was decided: the tenant whose message it answered
+    (with the tenants that reached the person from the same sender pool, when that tenant's scope
+    says so), else the tenants that configured the number it was sent to."""
+    if answered_tenant is not None:
+        others = [t for t in dict.fromkeys(same_pool_tenants) if t != answered_tenant]
+        return [answered_tenant, *others], "pool" if others else "message"
+    configured = list(dict.fromkeys(configured_tenants))
+    return configured, "inbound_number" if configured else "unmatched"

@@ -10,6 +10,7 @@ at 03:00 is worse than one a few hours late.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -209,23 +210,57 @@ def _parse_number(to: str) -> phonenumbers.PhoneNumber | None:
     return parse_international(to)
 
 
+def phone_zones(to: str | None) -> tuple[ZoneInfo, ...]:
+    """The zones phonenumbers knows for an E.164 number (several for a country that spans them); none
+    for anything else."""
+    number = _parse_number(to) if to else None
+    if number is None:
+        return ()
+    zones = []
+    for name in pn_timezone.time_zones_for_number(number):
+        if name == "Etc/Unknown":
+            continue
+        try:
+            zones.append(ZoneInfo(name))
+        except ZoneInfoNotFoundError:  # phonenumbers' data newer than the system tzdata
+            continue
+    return tuple(zones)
+
+
 def candidate_zones(to: str | None, tz: str | None = None, *, fallback: str = "UTC") -> tuple[ZoneInfo, ...]:
     """The zones the recipient may be in: the job's explicit `tz` wins; else the zones
     phonenumbers knows for an E.164 number; else `fallback` (an e-mail, an unknown prefix)."""
     if tz is not None:
         return (zone(tz),)
-    number = _parse_number(to) if to else None
-    if number is not None:
-        names = [n for n in pn_timezone.time_zones_for_number(number) if n != "Etc/Unknown"]
-        zones = []
-        for name in names:
-            try:
-                zones.append(ZoneInfo(name))
-            except ZoneInfoNotFoundError:  # phonenumbers' data newer than the system tzdata
-                continue
-        if zones:
-            return tuple(zones)
-    return (zone(fallback, "limits.quiet_hours.fallback_tz"),)
+    return phone_zones(to) or (zone(fallback, "limits.quiet_hours.fallback_tz"),)
+
+
+class ZoneSource(enum.StrEnum):
+    """Where the zone a send is timed in came from (written on the deferral event)."""
+
+    JOB = "job"  # the job's own `tz`
+    RECIPIENT = "recipient"  # the recipient profile's `tz`
+    PHONE = "phone"  # the zones of the phone number (the strictest if it spans several)
+    TENANT = "tenant_default"  # [tenants.<t>] time_zone
+    UNCONFIGURED = "utc_unconfigured"  # nothing known and no tenant zone configured: UTC, said out loud
+
+
+def local_zones(
+    *, job_tz: str | None, recipient_tz: str | None, phone: str | None, tenant_tz: str | None
+) -> tuple[tuple[ZoneInfo, ...], ZoneSource]:
+    """The zones a recipient may be in and where they came from, most specific first: the job's `tz`,
+    the recipient's `tz`, the phone number's zones, the tenant's default zone; UTC only when none of
+    them is known, and then the source says so."""
+    if job_tz is not None:
+        return (zone(job_tz),), ZoneSource.JOB
+    if recipient_tz is not None:
+        return (zone(recipient_tz),), ZoneSource.RECIPIENT
+    number_zones = phone_zones(phone)
+    if number_zones:
+        return number_zones, ZoneSource.PHONE
+    if tenant_tz is not None:
+        return (zone(tenant_tz),), ZoneSource.TENANT
+    return (ZoneInfo("UTC"),), ZoneSource.UNCONFIGURED
 
 
 def country_for(to: str | None) -> str | None:
@@ -321,6 +356,24 @@ class QuietHoursDecision:
     next_allowed: datetime | None  # == now when allowed; None when never within the horizon
     window: SendWindow | None
     zones: tuple[str, ...]
+    source: ZoneSource | None = None
+
+
+def decide(
+    rules: QuietHours,
+    now: datetime,
+    *,
+    category: str,
+    channel: str,
+    zones: tuple[ZoneInfo, ...],
+    source: ZoneSource,
+    country: str | None,
+) -> QuietHoursDecision:
+    """May this send go now in the recipient's zones (from local_zones), and if not, when?"""
+    window = rules.window_for(category, channel, country)
+    nxt = next_allowed_time(now, window, zones)
+    allowed = nxt is not None and nxt == _require_aware(now)
+    return QuietHoursDecision(allowed, nxt, window, tuple(z.key for z in zones), source)
 
 
 def check(

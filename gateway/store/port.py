@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from gateway.domain.models import IN_QUEUE, Job
 from gateway.domain.numbers import SenderNumber, Transition
-from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, SendingMark
+from gateway.domain.recipients import RecipientProfile
+from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, RecipientFilter, SendingMark
 
 Row = dict[str, Any]
 
@@ -81,11 +82,24 @@ class SuppressionStore(Protocol):
     async def list_suppressions(
         self, tenant_id: str, kind: str | None, value: str | None, after_id: int | None, limit: int
     ) -> list[Row]: ...
-    async def suppressed_among(self, recipients: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]: ...
+    async def suppressed_among(
+        self, recipients: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[str, str]]: ...
     async def tenants_that_messaged(self, address: str) -> list[str]: ...
+    async def answered_message(self, address: str, our_number: str | None) -> Row | None: ...
+    async def tenants_reached_from_pool(self, address: str, sender: str) -> tuple[str | None, list[str]]: ...
+    async def record_reply(self, tenant_ids: Sequence[str], address: str, event: Row) -> None: ...
     async def engagement(
         self, tenant_id: str, subjects: Sequence[tuple[str, str]], since: float
     ) -> dict[tuple[str, str], tuple[int, bool]]: ...
+
+
+class GateStore(SuppressionStore, Protocol):
+    """What the policy gate reads: suppressions, engagement, and the recipients' local-time facts."""
+
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]: ...
 
 
 class IntakeStore(ReceiptStore, SuppressionStore, Protocol):
@@ -178,6 +192,24 @@ class NumberStore(Protocol):
     async def unclaim_number_checks(self, previous: Mapping[str, float | None], at: float) -> None: ...
 
 
+class RecipientStore(Protocol):
+    async def put_recipients(self, tenant_id: str, profiles: Sequence[RecipientProfile]) -> list[bool]: ...
+    async def patch_recipient(self, tenant_id: str, user_id: str, changes: Mapping[str, Any]) -> Row | None: ...
+    async def get_recipient(self, tenant_id: str, user_id: str) -> Row | None: ...
+    async def list_recipients(self, f: RecipientFilter) -> list[Row]: ...
+    async def erase_recipient(self, tenant_id: str, user_id: str) -> dict[str, int] | None: ...
+    async def get_preferences(self, tenant_id: str, user_id: str) -> dict[str, dict[str, bool]] | None: ...
+    async def put_preferences(
+        self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
+    ) -> dict[str, dict[str, bool]] | None: ...
+    async def preferences_of(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]: ...
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]: ...
+
+
 class Store(
     KeyStore,
     AcceptStore,
@@ -190,6 +222,7 @@ class Store(
     ReportStore,
     RetentionStore,
     NumberStore,
+    RecipientStore,
     Protocol,
 ):
     """The whole record: what the app wires together and hands, room by room, to its parts."""

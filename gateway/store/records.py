@@ -143,3 +143,15 @@ def to_job(row: Mapping[Any, Any]) -> Job:
         provider=row["provider"],
         sender=row["sender"],
     )
+
+
+@dataclass(frozen=True)
+class RecipientFilter:
+    tenant_id: str
+    address_kind: str | None = None  # phone, email, push, webhook
+    attribute: tuple[str, str] | None = None
+    # (unanswered marketing sends, since): only recipients the sleeping policy leaves alone
+    sleeping: tuple[int, float] | None = None
+    asleep: bool = True  # False: only those the policy does not leave alone
+    after_user_id: str | None = None
+    limit: int = 100

@@ -188,6 +188,10 @@ suppressions = sa.Table(
     sa.Column("reason", sa.String(128), nullable=False),
     sa.Column("source", sa.String(64), nullable=False),  # api, inbound:<provider>, provider:<name>
     sa.Column("created_at", sa.Float, nullable=False),
+    # Which categories it stops (domain/optout.SuppressionScope): all, or marketing (a reply's opt-out).
+    sa.Column("scope", sa.String(16), nullable=False, server_default="all"),
+    # The sender pool whose number the opt-out reply answered, when the tenant's scope reaches the pool.
+    sa.Column("pool", sa.String(64)),
     sa.UniqueConstraint("tenant_id", "kind", "value", name="uq_suppressions_recipient"),
 )
 
@@ -296,4 +300,56 @@ number_events = sa.Table(
     sa.Column("evidence", sa.Text),  # JSON
     sa.Column("actor", sa.String(64), nullable=False),  # health, reputation, operator:<key id>, config
     sa.Index("ix_number_events_number_at", "number_id", "at"),
+)
+
+# Recipients (docs/recipients.md): a person of a tenant, addressed by the campaign system's user_id.
+recipients = sa.Table(
+    "recipients",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("tz", sa.String(64)),
+    sa.Column("locale", sa.String(64)),
+    sa.Column("attributes", sa.Text, nullable=False, server_default="{}"),  # a JSON object
+    # The last click, conversion or reply: the sleeping policy counts unanswered sends after it.
+    sa.Column("engaged_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A person's addresses: kind phone, email, push or webhook; `label` is an e-mail's display name or a
+# push token's platform.
+recipient_addresses = sa.Table(
+    "recipient_addresses",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("address", sa.String(2048), primary_key=True),
+    sa.Column("label", sa.String(256)),
+    sa.Column("last_seen_at", sa.Float),
+    sa.Index("ix_recipient_addresses_address", "tenant_id", "address"),
+)
+
+# Attributes again, one row each, so recipients can be filtered by one (values as text: strings as
+# given, numbers and booleans as JSON writes them).
+recipient_attributes = sa.Table(
+    "recipient_attributes",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Index("ix_recipient_attributes_value", "tenant_id", "name", "value"),
+)
+
+recipient_preferences = sa.Table(
+    "recipient_preferences",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("category", sa.String(16), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

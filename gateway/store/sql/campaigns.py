@@ -17,6 +17,10 @@ from gateway.store.sql.common import Room
 CAMPAIGN_COLUMNS = {name: messages.c[name] for name in CAMPAIGN_DIMENSIONS}
 
 
+# The reason the policy gate gives a marketing job to a sleeping recipient (gateway/gate.py).
+SLEEPING_REASON = "suppressed.sleeping"
+
+
 def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: Sequence[str]) -> list[dict[str, Any]]:
     dims = [CAMPAIGN_COLUMNS[name].label(name) for name in group_by]
     keys = [CAMPAIGN_COLUMNS[name] for name in group_by]
@@ -34,6 +38,7 @@ def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: S
             count_if(messages.c.status == Status.DELIVERED).label("delivered"),
             count_if(messages.c.status.in_(sorted(FAILED))).label("failed"),
             count_if(messages.c.status == Status.SUPPRESSED).label("suppressed"),
+            count_if(messages.c.reason == SLEEPING_REASON).label("sleeping"),
         )
         .where(scope)
         .group_by(*keys)
@@ -46,6 +51,7 @@ def campaign_report(conn: Connection, tenant_id: str, campaign: str, group_by: S
             "delivered": int(row["delivered"] or 0),
             "failed": int(row["failed"] or 0),
             "suppressed": int(row["suppressed"] or 0),
+            "sleeping": int(row["sleeping"] or 0),
             "clicks": 0,
             "human_clicks": 0,
             "unique_clicks": 0,

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from gateway.store.batcher import GroupCommitter
 from gateway.store.schema import clicks, conversions, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
+from gateway.store.sql.recipients import mark_engaged
 
 
 def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
@@ -22,6 +23,9 @@ def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
 def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         executemany_fast(conn, "click", clicks.insert(), rows)
+        people = [r for r in rows if not r["automated"]]  # a link preview is nobody engaging
+        if people:
+            mark_engaged(conn, [r["message_id"] for r in people], max(r["at"] for r in people))
 
 
 def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -40,6 +44,7 @@ def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[st
         .one()
     )
     if created:
+        mark_engaged(conn, [row["message_id"]], row["received_at"])
         audit(
             conn,
             row["tenant_id"],

@@ -1,0 +1,420 @@
+"""Recipients: profiles with their addresses and attributes, preferences, and erasure of a person."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.domain.models import SENT, Category
+from gateway.domain.recipients import (
+    ERASED_ADDRESS,
+    PushToken,
+    RecipientProfile,
+    address_digest,
+    attribute_text,
+    erased_form,
+    patched,
+)
+from gateway.store.records import PURGED_CONTENT, RecipientFilter
+from gateway.store.schema import (
+    attempts,
+    clicks,
+    conversions,
+    events,
+    messages,
+    number_assignments,
+    receipts,
+    recipient_addresses,
+    recipient_attributes,
+    recipient_preferences,
+    recipients,
+    suppressions,
+)
+from gateway.store.sql.common import Room, audit, dialect_insert
+from gateway.store.sql.keys import get_or_create_secret
+from gateway.store.sql.suppressions import ERASURE_SECRET
+
+
+def _of(tenant_id: str, user_id: str, table: sa.Table) -> Any:
+    return sa.and_(table.c.tenant_id == tenant_id, table.c.user_id == user_id)
+
+
+def _address_rows(tenant_id: str, profile: RecipientProfile) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(kind: str, address: str | None, label: str | None = None, seen: float | None = None) -> None:
+        if address is not None:
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "user_id": profile.user_id,
+                    "kind": kind,
+                    "address": address,
+                    "label": label,
+                    "last_seen_at": seen,
+                }
+            )
+
+    add("phone", profile.phone)
+    add("email", profile.email, profile.email_name)
+    for token in {t.token: t for t in profile.push_tokens}.values():  # a token given twice: the last one
+        add("push", token.token, token.platform, token.last_seen_at)
+    add("webhook", profile.webhook_url)
+    return rows
+
+
+def _write_profile(conn: Connection, tenant_id: str, profile: RecipientProfile, now: float) -> bool:
+    """Insert or replace the whole profile; True when it is new."""
+    values = {
+        "tz": profile.tz,
+        "locale": profile.locale,
+        "attributes": orjson.dumps(dict(profile.attributes)).decode(),
+        "updated_at": now,
+    }
+    created = conn.execute(
+        dialect_insert(conn, recipients)
+        .values(tenant_id=tenant_id, user_id=profile.user_id, created_at=now, **values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"])
+        .returning(recipients.c.user_id)
+    ).first()
+    if created is None:
+        conn.execute(recipients.update().where(_of(tenant_id, profile.user_id, recipients)).values(**values))
+    for table in (recipient_addresses, recipient_attributes):
+        conn.execute(table.delete().where(_of(tenant_id, profile.user_id, table)))
+    address_rows = _address_rows(tenant_id, profile)
+    if address_rows:
+        conn.execute(recipient_addresses.insert(), address_rows)
+    if profile.attributes:
+        conn.execute(
+            recipient_attributes.insert(),
+            [
+                {"tenant_id": tenant_id, "user_id": profile.user_id, "name": k, "value": attribute_text(v)}
+                for k, v in profile.attributes.items()
+            ],
+        )
+    return created is not None
+
+
+def put_recipients(conn: Connection, tenant_id: str, profiles: Sequence[RecipientProfile], now: float) -> list[bool]:
+    """Profiles written in one transaction; per profile, whether it is new."""
+    return [_write_profile(conn, tenant_id, profile, now) for profile in profiles]
+
+
+def _profile(conn: Connection, row: Mapping[str, Any]) -> RecipientProfile:
+    found = conn.execute(
+        sa.select(recipient_addresses).where(_of(row["tenant_id"], row["user_id"], recipient_addresses))
+    ).mappings()
+    single: dict[str, Any] = {}
+    tokens = []
+    for address in found:
+        if address["kind"] == "push":
+            tokens.append(PushToken(address["address"], address["label"], address["last_seen_at"]))
+        else:
+            single[address["kind"]] = address
+    email = single.get("email")
+    return RecipientProfile(
+        user_id=row["user_id"],
+        phone=single["phone"]["address"] if "phone" in single else None,
+        email=email["address"] if email else None,
+        email_name=email["label"] if email else None,
+        push_tokens=tuple(sorted(tokens, key=lambda t: (-(t.last_seen_at or 0.0), t.token))),
+        webhook_url=single["webhook"]["address"] if "webhook" in single else None,
+        tz=row["tz"],
+        locale=row["locale"],
+        attributes=orjson.loads(row["attributes"]),
+    )
+
+
+def _stored(conn: Connection, row: Any) -> dict[str, Any]:
+    return {
+        "profile": _profile(conn, row),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "engaged_at": row["engaged_at"],
+    }
+
+
+def get_recipient(conn: Connection, tenant_id: str, user_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(recipients).where(_of(tenant_id, user_id, recipients))).mappings().first()
+    return _stored(conn, row) if row is not None else None
+
+
+def patch_recipient(
+    conn: Connection, tenant_id: str, user_id: str, changes: Mapping[str, Any], now: float
+) -> dict[str, Any] | None:
+    current = get_recipient(conn, tenant_id, user_id)
+    if current is None:
+        return None
+    _write_profile(conn, tenant_id, patched(current["profile"], changes), now)
+    return get_recipient(conn, tenant_id, user_id)
+
+
+def _sleeping_users(tenant_id: str, after: int, since: float) -> Any:
+    """user_ids whose marketing sends since `since` (and since they last engaged) number `after` or more,
+    none of them clicked by a person or converted."""
+    scope = sa.and_(
+        messages.c.tenant_id == tenant_id,
+        messages.c.user_id.is_not(None),
+        messages.c.category == Category.MARKETING.value,
+        messages.c.status.in_(sorted(SENT)),
+        messages.c.created_at >= since,
+        messages.c.created_at > sa.func.coalesce(recipients.c.engaged_at, 0.0),
+    )
+    joined = messages.join(
+        recipients, sa.and_(recipients.c.tenant_id == messages.c.tenant_id, recipients.c.user_id == messages.c.user_id)
+    )
+    engaged = sa.union(
+        sa.select(messages.c.user_id)
+        .select_from(joined.join(clicks, clicks.c.message_id == messages.c.id))
+        .where(scope, clicks.c.automated.is_(False)),
+        sa.select(messages.c.user_id)
+        .select_from(joined.join(conversions, conversions.c.message_id == messages.c.id))
+        .where(scope),
+    )
+    return (
+        sa.select(messages.c.user_id)
+        .select_from(joined)
+        .where(scope, messages.c.user_id.not_in(engaged))
+        .group_by(messages.c.user_id)
+        .having(sa.func.count() >= after)
+    )
+
+
+def list_recipients(conn: Connection, f: RecipientFilter) -> list[dict[str, Any]]:
+    query = sa.select(recipients).where(recipients.c.tenant_id == f.tenant_id)
+    if f.after_user_id is not None:
+        query = query.where(recipients.c.user_id > f.after_user_id)
+    if f.address_kind is not None:
+        query = query.where(
+            recipients.c.user_id.in_(
+                sa.select(recipient_addresses.c.user_id).where(
+                    recipient_addresses.c.tenant_id == f.tenant_id, recipient_addresses.c.kind == f.address_kind
+                )
+            )
+        )
+    if f.attribute is not None:
+        name, value = f.attribute
+        query = query.where(
+            recipients.c.user_id.in_(
+                sa.select(recipient_attributes.c.user_id).where(
+                    recipient_attributes.c.tenant_id == f.tenant_id,
+                    recipient_attributes.c.name == name,
+                    recipient_attributes.c.value == value,
+                )
+            )
+        )
+    if f.sleeping is not None:
+        sleepers = _sleeping_users(f.tenant_id, *f.sleeping)
+        query = query.where(recipients.c.user_id.in_(sleepers) if f.asleep else recipients.c.user_id.not_in(sleepers))
+    rows = conn.execute(query.order_by(recipients.c.user_id).limit(f.limit)).mappings()
+    return [{"user_id": row["user_id"], **_stored(conn, row)} for row in rows]
+
+
+def mark_engaged(conn: Connection, message_ids: Sequence[str], at: float) -> None:
+    """The people whose messages were clicked or converted engaged at `at`: the sleeping policy counts
+    their unanswered sends from then on."""
+    if not message_ids:
+        return
+    theirs = sa.exists().where(
+        messages.c.id.in_(sorted(set(message_ids))),
+        messages.c.tenant_id == recipients.c.tenant_id,
+        messages.c.user_id == recipients.c.user_id,
+    )
+    conn.execute(
+        recipients.update()
+        .where(theirs, sa.or_(recipients.c.engaged_at.is_(None), recipients.c.engaged_at < at))
+        .values(engaged_at=at)
+    )
+
+
+def get_preferences(conn: Connection, tenant_id: str, user_id: str) -> dict[str, dict[str, bool]] | None:
+    if conn.execute(sa.select(recipients.c.user_id).where(_of(tenant_id, user_id, recipients))).first() is None:
+        return None
+    found: dict[str, dict[str, bool]] = {}
+    for category, channel, enabled in conn.execute(
+        sa.select(recipient_preferences.c.category, recipient_preferences.c.channel, recipient_preferences.c.enabled)
+        .where(_of(tenant_id, user_id, recipient_preferences))
+        .order_by(recipient_preferences.c.category, recipient_preferences.c.channel)
+    ):
+        found.setdefault(category, {})[channel] = bool(enabled)
+    return found
+
+
+def put_preferences(
+    conn: Connection, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]], now: float
+) -> dict[str, dict[str, bool]] | None:
+    if get_preferences(conn, tenant_id, user_id) is None:
+        return None
+    for category, channels in given.items():
+        for channel, enabled in channels.items():
+            key = {"tenant_id": tenant_id, "user_id": user_id, "category": category, "channel": channel}
+            stmt = dialect_insert(conn, recipient_preferences).values(**key, enabled=enabled, updated_at=now)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=list(key), set_={"enabled": enabled, "updated_at": now})
+            )
+    return get_preferences(conn, tenant_id, user_id)
+
+
+def preferences_of(
+    conn: Connection, people: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, dict[str, bool]]]:
+    """Preferences of (tenant, user_id) pairs, for the dispatch path."""
+    found: dict[tuple[str, str], dict[str, dict[str, bool]]] = {}
+    for tenant_id, user_id in set(people):
+        prefs = get_preferences(conn, tenant_id, user_id)
+        if prefs is not None:
+            found[(tenant_id, user_id)] = prefs
+    return found
+
+
+def local_time_facts(
+    conn: Connection, people: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """(tz, phone) of each (tenant, user_id) that has a profile: what quiet hours are timed by."""
+    found: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    by_tenant: dict[str, set[str]] = {}
+    for tenant_id, user_id in people:
+        by_tenant.setdefault(tenant_id, set()).add(user_id)
+    for tenant_id, users in by_tenant.items():
+        ordered = sorted(users)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            phones = (
+                recipient_addresses.select()
+                .where(recipient_addresses.c.tenant_id == tenant_id, recipient_addresses.c.kind == "phone")
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(recipients.c.user_id, recipients.c.tz, phones.c.address)
+                .select_from(recipients.outerjoin(phones, phones.c.user_id == recipients.c.user_id))
+                .where(recipients.c.tenant_id == tenant_id, recipients.c.user_id.in_(chunk))
+            )
+            for user_id, tz, phone in rows:
+                found[(tenant_id, user_id)] = (tz, phone)
+    return found
+
+
+# -- erasure ------------------------------------------------------------------------------------------
+
+
+def _mask_text(conn: Connection, column: sa.Column[Any], where: Any, addresses: Sequence[str]) -> None:
+    """Every occurrence of an address in `column` (of the rows `where` picks) replaced by its erased form."""
+    for address in addresses:
+        conn.execute(
+            column.table.update()
+            .where(where, column.contains(address, autoescape=True))
+            .values({column.name: sa.func.replace(column, address, erased_form(address))})
+        )
+
+
+def erase_recipient(conn: Connection, tenant_id: str, user_id: str, now: float) -> dict[str, int] | None:
+    """The person gone: profile, addresses, attributes and preferences deleted; every address they had
+    (in the profile, or that a message for their user_id went to) masked in messages, attempts,
+    receipts, events and suppressions; sticky sender numbers forgotten. Audited, without the addresses."""
+    if conn.execute(sa.select(recipients.c.user_id).where(_of(tenant_id, user_id, recipients))).first() is None:
+        return None
+    known = set(
+        conn.execute(
+            sa.select(recipient_addresses.c.address).where(_of(tenant_id, user_id, recipient_addresses))
+        ).scalars()
+    )
+    known |= set(
+        conn.execute(
+            sa.select(messages.c.to_addr).where(messages.c.tenant_id == tenant_id, messages.c.user_id == user_id)
+        ).scalars()
+    )
+    # Longest first, so an address inside another (a URL holding an e-mail) is masked whole.
+    addresses = sorted(known, key=len, reverse=True)
+    theirs = sa.and_(
+        messages.c.tenant_id == tenant_id,
+        sa.or_(messages.c.user_id == user_id, messages.c.to_addr.in_(addresses) if addresses else sa.false()),
+    )
+    ids = list(conn.execute(sa.select(messages.c.id).where(theirs)).scalars())
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        conn.execute(messages.update().where(messages.c.id.in_(chunk)).values(content=PURGED_CONTENT))
+        for address in addresses:
+            conn.execute(
+                messages.update()
+                .where(messages.c.id.in_(chunk), messages.c.to_addr == address)
+                .values(to_addr=erased_form(address))
+            )
+        for column in (messages.c.metadata, messages.c.error_message):
+            _mask_text(conn, column, messages.c.id.in_(chunk), addresses)
+        _mask_text(conn, attempts.c.error_message, attempts.c.message_id.in_(chunk), addresses)
+        _mask_text(conn, receipts.c.raw, receipts.c.message_id.in_(chunk), addresses)
+    _mask_text(conn, events.c.detail, events.c.tenant_id == tenant_id, addresses)
+    # Suppressions stay (the person opted out): the address becomes its keyed digest, still matched at dispatch.
+    secret = get_or_create_secret(conn, ERASURE_SECRET)
+    for sid, value in conn.execute(
+        sa.select(suppressions.c.id, suppressions.c.value).where(
+            suppressions.c.tenant_id == tenant_id, suppressions.c.kind == "address", suppressions.c.value.in_(addresses)
+        )
+    ).all():
+        digest = address_digest(secret, value)
+        conn.execute(
+            suppressions.delete().where(
+                suppressions.c.tenant_id == tenant_id,
+                suppressions.c.kind == ERASED_ADDRESS,
+                suppressions.c.value == digest,
+            )
+        )
+        conn.execute(suppressions.update().where(suppressions.c.id == sid).values(kind=ERASED_ADDRESS, value=digest))
+    if addresses:
+        conn.execute(
+            number_assignments.delete().where(
+                number_assignments.c.tenant_id == tenant_id, number_assignments.c.recipient.in_(addresses)
+            )
+        )
+    for table in (recipient_addresses, recipient_attributes, recipient_preferences, recipients):
+        conn.execute(table.delete().where(_of(tenant_id, user_id, table)))
+    counts = {"addresses": len(addresses), "messages": len(ids)}
+    audit(
+        conn,
+        tenant_id,
+        now,
+        "recipient.erased",
+        "erasure",
+        detail=orjson.dumps({"user_id": user_id, **counts}).decode(),
+    )
+    return counts
+
+
+class RecipientsRoom(Room):
+    async def put_recipients(self, tenant_id: str, profiles: Sequence[RecipientProfile]) -> list[bool]:
+        return await self.db.write(put_recipients, tenant_id, profiles, time.time())
+
+    async def patch_recipient(self, tenant_id: str, user_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        return await self.db.write(patch_recipient, tenant_id, user_id, changes, time.time())
+
+    async def get_recipient(self, tenant_id: str, user_id: str) -> dict[str, Any] | None:
+        return await self.db.read(get_recipient, tenant_id, user_id)
+
+    async def list_recipients(self, f: RecipientFilter) -> list[dict[str, Any]]:
+        return await self.db.read(list_recipients, f)
+
+    async def erase_recipient(self, tenant_id: str, user_id: str) -> dict[str, int] | None:
+        return await self.db.write(erase_recipient, tenant_id, user_id, time.time())
+
+    async def get_preferences(self, tenant_id: str, user_id: str) -> dict[str, dict[str, bool]] | None:
+        return await self.db.read(get_preferences, tenant_id, user_id)
+
+    async def put_preferences(
+        self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
+    ) -> dict[str, dict[str, bool]] | None:
+        return await self.db.write(put_preferences, tenant_id, user_id, given, time.time())
+
+    async def local_time_facts(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        return await self.db.read(local_time_facts, people)
+
+    async def preferences_of(
+        self, people: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]:
+        return await self.db.read(preferences_of, people)
