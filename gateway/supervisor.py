@@ -102,7 +102,9 @@ class Supervisor:
     async def _prepare_database(self) -> str | None:
         """Schema and keys once, before the children race for them."""
         s = self.settings
-        store = SqlStore.open(s.database_url, synchronous=s.sqlite_synchronous)
+        store = SqlStore.open(
+            s.database_url, synchronous=s.sqlite_synchronous, transaction_pooling=s.db_transaction_pooling
+        )
         try:
             await store.migrate()
             return await provision_keys(store, s)

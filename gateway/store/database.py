@@ -267,12 +267,20 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 10, outage_log_seconds: float = 10.0) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, outage_log_seconds: float = 10.0, transaction_pooling: bool = False
+    ) -> None:
         self._outage_logs(outage_log_seconds)
         async_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
             "postgres://", "postgresql+asyncpg://", 1
         )
-        self._engine: AsyncEngine = create_async_engine(async_url, pool_size=pool_size, max_overflow=pool_size)
+        # Behind a pooler in transaction mode the server session changes between transactions, so a
+        # named prepared statement may be missing there or clash with another client's: with both caches
+        # off asyncpg prepares each statement unnamed, within the transaction that runs it.
+        connect_args = {"statement_cache_size": 0, "prepared_statement_cache_size": 0} if transaction_pooling else {}
+        self._engine: AsyncEngine = create_async_engine(
+            async_url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        )
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:
@@ -296,6 +304,7 @@ def open_database(
     sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
     sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
     outage_log_seconds: float = 10.0,
+    transaction_pooling: bool = False,
 ) -> Database:
     if url.startswith("sqlite:///"):
         return SqliteDatabase(
@@ -305,4 +314,6 @@ def open_database(
             busy_timeout=sqlite_busy_timeout,
             outage_log_seconds=outage_log_seconds,
         )
-    return PostgresDatabase(url, pool_size=pool_size, outage_log_seconds=outage_log_seconds)
+    return PostgresDatabase(
+        url, pool_size=pool_size, outage_log_seconds=outage_log_seconds, transaction_pooling=transaction_pooling
+    )
