@@ -9,6 +9,7 @@ there is one SQL layer and no second hand-written store.
 from __future__ import annotations
 
 import asyncio
+import enum
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,12 @@ class Database:
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
+
+    def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """A small read answered at once on the loop's thread, outside any transaction, or None
+        where that is not cheap (PostgreSQL: a round trip anyway): the caller then does the real work.
+        For questions asked very often whose answer is mostly "nothing", e.g. an idle worker's poll."""
+        return None
 
     async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._write(fn, *args)
@@ -159,6 +166,29 @@ class SqliteDatabase(Database):
         self._accept_connection: Connection | None = None
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        self._peeker: sqlite3.Connection | None = None
+        self._peeks: dict[sa.Select[Any], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """Compiled once per query and run on a read-only connection of its own: in WAL mode a read
+        never waits for the writer, so the loop is not held up; SQLAlchemy's per-statement work (cache
+        key, result metadata, pool checkout, BEGIN IMMEDIATE) cost an idle worker's poll ~20 x more."""
+        if self.path == ":memory:":
+            return None
+        if query not in self._peeks:
+            # Every bound parameter needs a value to compile (a default in the query; `params` override it).
+            compiled = query.compile(dialect=self._reader_engine.dialect, compile_kwargs={"render_postcompile": True})
+            defaults = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}
+            self._peeks[query] = (str(compiled), tuple(compiled.positiontup or ()), defaults)
+        sql, names, defaults = self._peeks[query]
+        values = {**defaults, **params}
+        try:
+            if self._peeker is None:
+                self._peeker = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self._peeker.execute("PRAGMA busy_timeout=50")
+            return self._peeker.execute(sql, tuple(values[name] for name in names)).fetchall()
+        except sqlite3.Error:
+            return None  # the caller does the real work, which reports what is wrong
 
     def _run(self, engine: Engine, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with engine.begin() as conn:
@@ -251,6 +281,9 @@ class SqliteDatabase(Database):
         return await loop.run_in_executor(self._readers, self._run, self._reader_engine, fn, args)
 
     async def close(self) -> None:
+        if self._peeker is not None:
+            self._peeker.close()
+            self._peeker = None
         async with self._accept_turn:  # a commit still running ends first
             self._committer.shutdown(wait=True)
             if self._accept_connection is not None:

@@ -197,7 +197,8 @@ async def test_the_state_folder_a_killed_supervisor_left_is_removed_by_the_next_
         gateway.kill9()
         await _until(lambda: not any(alive(pid) for pid in children), 15, "every child gone")
         assert _state_folders(tmp) == {left}, "a killed supervisor cleans nothing up"
-        gateway = GatewayProcess(tmp_path, env, port=gateway.port, serve_args=SERVE).start(timeout=90)
+        gateway = GatewayProcess(tmp_path, env, port=gateway.port, serve_args=SERVE)
+        gateway.start(timeout=90)  # (assigned first: stopped in `finally` even if it never gets ready)
         await _until(lambda: len(_children(gateway)["worker"]) == 1, 30, "the new worker process")
         [now] = _state_folders(tmp)
         assert now != left
