@@ -72,10 +72,12 @@ class Database:
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
-    def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
-        """A small read answered at once on the loop's thread, outside any transaction, or None
-        where that is not cheap (PostgreSQL: a round trip anyway): the caller then does the real work.
-        For questions asked very often whose answer is mostly "nothing", e.g. an idle worker's poll."""
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """A small read outside any transaction, its SQL compiled once, straight on the driver; or
+        None when it could not be asked (the caller then does the real work, which reports what is
+        wrong). For questions asked very often whose answer is mostly "nothing", e.g. an idle
+        worker's poll: SQLAlchemy's per-statement work (cache key, result metadata, pool checkout,
+        BEGIN/COMMIT) made such a poll cost ~100 x the question itself."""
         return None
 
     async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
@@ -86,6 +88,22 @@ class Database:
 
     async def close(self) -> None:
         raise NotImplementedError
+
+
+_COMPILED: dict[tuple[sa.Select[Any], str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+
+def compiled_query(query: sa.Select[Any], dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The query's SQL for this dialect (compiled once) and its positional parameters: every bound
+    parameter has a default in the query; `params` override them by name."""
+    key = (query, dialect.name)
+    if key not in _COMPILED:
+        compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        defaults = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup or ()), defaults)
+    sql, names, defaults = _COMPILED[key]
+    values = {**defaults, **params}
+    return sql, tuple(values[name] for name in names)
 
 
 def _raise_if_unavailable(exc: Exception, outage: OutageLog) -> None:
@@ -167,26 +185,18 @@ class SqliteDatabase(Database):
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
         self._peeker: sqlite3.Connection | None = None
-        self._peeks: dict[sa.Select[Any], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
-    def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
-        """Compiled once per query and run on a read-only connection of its own: in WAL mode a read
-        never waits for the writer, so the loop is not held up; SQLAlchemy's per-statement work (cache
-        key, result metadata, pool checkout, BEGIN IMMEDIATE) cost an idle worker's poll ~20 x more."""
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """On the loop's thread, on a read-only connection of its own: in WAL mode a read never waits
+        for the writer, so the loop is not held up."""
         if self.path == ":memory:":
             return None
-        if query not in self._peeks:
-            # Every bound parameter needs a value to compile (a default in the query; `params` override it).
-            compiled = query.compile(dialect=self._reader_engine.dialect, compile_kwargs={"render_postcompile": True})
-            defaults = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}
-            self._peeks[query] = (str(compiled), tuple(compiled.positiontup or ()), defaults)
-        sql, names, defaults = self._peeks[query]
-        values = {**defaults, **params}
+        sql, values = compiled_query(query, self._reader_engine.dialect, params)
         try:
             if self._peeker is None:
                 self._peeker = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
                 self._peeker.execute("PRAGMA busy_timeout=50")
-            return self._peeker.execute(sql, tuple(values[name] for name in names)).fetchall()
+            return self._peeker.execute(sql, values).fetchall()
         except sqlite3.Error:
             return None  # the caller does the real work, which reports what is wrong
 
@@ -324,6 +334,18 @@ class PostgresDatabase(Database):
             result = await conn.run_sync(fn, *args)
             await conn.rollback()
             return result
+
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """On a pooled connection, straight on asyncpg, in no transaction (one round trip)."""
+        sql, values = compiled_query(query, self._engine.dialect, params)
+        try:
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                return [tuple(row) for row in await driver.fetch(sql, *values)]
+        except Exception:  # noqa: BLE001 - the caller does the real work, which reports what is wrong
+            return None
 
     async def close(self) -> None:
         await self._engine.dispose()

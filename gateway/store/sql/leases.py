@@ -34,7 +34,7 @@ def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until
 
 
 _NOW = sa.bindparam("now", 0.0, type_=sa.Float)
-# Is anything due? Asked by an idle worker on every poll, so on SQLite outside any transaction (Database.peek).
+# Is anything due? Asked by an idle worker on every poll, so outside any transaction (Database.peek).
 ANY_DUE: sa.Select[Any] = (
     sa.select(sa.literal_column("1"))
     .where(
@@ -210,7 +210,7 @@ class LeasesRoom(Room):
 
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
         now = time.time()
-        if self.db.peek(ANY_DUE, {"now": now}) == []:
+        if await self.db.peek(ANY_DUE, {"now": now}) == []:
             return []  # nothing due: no write transaction for an idle poll
         return await self.db.write(claim_due, worker, now, limit, now + lease_seconds)
 
