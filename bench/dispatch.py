@@ -380,6 +380,7 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
         t.start()
     others()
     last_pending, last_change = None, time.monotonic()
+    was_ready = False
     while True:
         now = time.monotonic()
         if errors:
@@ -394,8 +395,9 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
             run.delivered_s = now - launched
             break
         undelivered = counter.count(UNDELIVERED)
-        if undelivered != last_pending:
-            last_pending, last_change = undelivered, now
+        if undelivered != last_pending or (len(ready) == len(dispatchers) and not was_ready):
+            last_pending, last_change = undelivered, now  # (a stall is counted from readiness at the earliest)
+        was_ready = len(ready) == len(dispatchers)
         # Before every dispatcher is ready (a supervised start on a loaded machine can take half a
         # minute), nothing moving is no stall.
         if now - last_change > (30 if len(ready) == len(dispatchers) else 120) or now - launched > timeout:
