@@ -108,10 +108,21 @@ def gateway_argv(role: str) -> list[str]:
     return [PYTHON, "-m", "gateway", "serve", "--role", role]
 
 
-def gateway(role: str, env: dict[str, str], cwd: Path, cpus: str | None, port: int | None = None) -> ServerProcess:
+def supervised_argv(args: argparse.Namespace) -> list[str]:
+    """`gateway serve` as a user starts it (supervised), with --processes / --workers if given."""
+    argv = gateway_argv("all")[:-2]
+    for flag, value in (("--processes", args.processes), ("--workers", args.workers)):
+        if value not in (None, "", "auto"):
+            argv += [flag, value]
+    return argv
+
+
+def gateway(
+    role: str, env: dict[str, str], cwd: Path, cpus: str | None, port: int | None = None, argv: list[str] | None = None
+) -> ServerProcess:
     port = port or free_port()
     return ServerProcess(
-        gateway_argv(role),
+        argv or gateway_argv(role),
         ready_url=f"http://127.0.0.1:{port}/readyz",
         env={**env, "GATEWAY_PORT": str(port)},
         cwd=cwd,
@@ -156,6 +167,31 @@ def rss_mb(pid: int) -> float | None:
     with contextlib.suppress(OSError, IndexError, ValueError):
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
     return None
+
+
+def descendants(root: int) -> dict[int, str]:
+    """A process and every process under it, each with its role (`--role X` on its command line;
+    the supervisor, or a process started with no role, is "supervisor")."""
+    parents: dict[int, int] = {}
+    argv: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv[int(entry.name)] = (entry / "cmdline").read_bytes()
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    roles = {}
+    for pid in found:
+        words = argv.get(pid, b"").split(b"\0")
+        roles[pid] = words[words.index(b"--role") + 1].decode() if b"--role" in words else "supervisor"
+    return roles
 
 
 def pids_listening_on(port: int) -> list[int]:
@@ -268,6 +304,8 @@ class Run:
     api_cpu: float | None = None
     pg_cpu: float | None = None
     redis_cpu: float | None = None
+    supervisor_cpu: float = 0.0  # supervised layout: the supervisor (its State server included)
+    ready_cpu: dict[int, float] = field(default_factory=dict)  # supervised: each process's CPU once ready
     worker_rss_mb: list[float] = field(default_factory=list)  # peak RSS (VmHWM) of each dispatcher
     worker_rss_start_mb: list[float] = field(default_factory=list)  # RSS when it first answered /readyz
     statuses: dict[str, int] = field(default_factory=dict)
@@ -286,7 +324,7 @@ class Run:
     @property
     def system_cpu_s(self) -> float | None:
         parts = [sum(self.worker_cpu) or None, self.api_cpu, self.pg_cpu, self.redis_cpu]
-        return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts)
+        return None if any(p is None for p in parts) else sum(p or 0.0 for p in parts) + self.supervisor_cpu
 
     def rate(self, seconds: float | None) -> float | None:
         return self.jobs / seconds if seconds else None
@@ -327,6 +365,9 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
             process.start()
             ready.append(time.monotonic())
             assert process.proc is not None
+            roles = descendants(process.proc.pid)
+            if len(roles) > 1:  # supervised: its start-up (imports, schema, children) is not dispatch work
+                run.ready_cpu.update({pid: cpu_seconds(pid) for pid in roles})
             rss = rss_mb(process.proc.pid)
             if rss is not None:
                 run.worker_rss_start_mb.append(rss)
@@ -339,6 +380,7 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
         t.start()
     others()
     last_pending, last_change = None, time.monotonic()
+    was_ready = False
     while True:
         now = time.monotonic()
         if errors:
@@ -353,9 +395,12 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
             run.delivered_s = now - launched
             break
         undelivered = counter.count(UNDELIVERED)
-        if undelivered != last_pending:
-            last_pending, last_change = undelivered, now
-        if now - last_change > 30 or now - launched > timeout:
+        if undelivered != last_pending or (len(ready) == len(dispatchers) and not was_ready):
+            last_pending, last_change = undelivered, now  # (a stall is counted from readiness at the earliest)
+        was_ready = len(ready) == len(dispatchers)
+        # Before every dispatcher is ready (a supervised start on a loaded machine can take half a
+        # minute), nothing moving is no stall.
+        if now - last_change > (30 if len(ready) == len(dispatchers) else 120) or now - launched > timeout:
             run.failure = f"stalled: {undelivered} not delivered after {now - launched:.0f} s"
             break
         time.sleep(0.05)
@@ -365,7 +410,17 @@ def time_dispatch(  # noqa: C901 - one measured scenario, step by step, as the t
         run.ready_s = max(ready) - launched
     for process in dispatchers:
         if process.proc is not None and process.proc.poll() is None:
-            run.worker_cpu.append(cpu_seconds(process.proc.pid))
+            roles = descendants(process.proc.pid)
+            if len(roles) == 1:
+                run.worker_cpu.append(cpu_seconds(process.proc.pid))
+            else:  # supervised: the children by role, from the moment the gateway answered /readyz
+
+                def spent(pid: int) -> float:
+                    return cpu_seconds(pid) - run.ready_cpu.get(pid, 0.0)
+
+                run.worker_cpu += [spent(pid) for pid, role in roles.items() if role == "worker"]
+                run.api_cpu = (run.api_cpu or 0.0) + sum(spent(pid) for pid, role in roles.items() if role == "api")
+                run.supervisor_cpu += sum(spent(pid) for pid, role in roles.items() if role == "supervisor")
             rss = peak_rss_mb(process.proc.pid)
             if rss is not None:
                 run.worker_rss_mb.append(rss)
@@ -380,7 +435,11 @@ def run_sqlite(args: argparse.Namespace, index: int, source: Path) -> Run:
             preload_s = preload(api.ready_url.rsplit("/", 1)[0], args.jobs, f"a{index}{uuid.uuid4().hex[:6]}")
         run = Run(args.jobs, preload_s)
         counter = SqliteCounter(db)
-        embedded = gateway("all", env, tmp, "0")
+        supervised = args.processes is not None or args.workers is not None
+        # Supervised, it sizes itself from the CPUs it may use: not pinned.
+        embedded = (
+            gateway("all", env, tmp, None, argv=supervised_argv(args)) if supervised else gateway("all", env, tmp, "0")
+        )
         try:
             time_dispatch(run, counter, [embedded], args.timeout)
         finally:
@@ -447,6 +506,56 @@ def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str
                     d.stop()
                 counter.close()
         return run
+
+
+def run_postgres_supervised(args: argparse.Namespace, index: int, pg_url: str, redis_url: str, source: Path) -> Run:
+    """Preloaded through a `--role api` process that then stops; `gateway serve` (supervised, with
+    --processes/--workers) dispatches and takes the receipts on the same port."""
+    with temporary_directory("bench-dispatch-") as tmp:
+        name = f"bench_sup_{index}_{uuid.uuid4().hex[:6]}"
+        url = asyncio.run(_fresh_database(pg_url, name))
+        flush_redis(redis_url)
+        env = {**base_env(tmp, url), "GATEWAY_REDIS_URL": redis_url, "PYTHONPATH": str(source)}
+        api_port = free_port()
+        pg_port = int(pg_url.rsplit(":", 1)[1].split("/")[0])
+        redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        with gateway("api", env, tmp, "1", port=api_port):
+            preload_s = preload(f"http://127.0.0.1:{api_port}", args.jobs, f"s{index}{uuid.uuid4().hex[:6]}")
+        run = Run(args.jobs, preload_s)
+        pg_pids, redis_pids = pids_listening_on(pg_port), pids_listening_on(redis_port)
+        pg_before = {p: cpu_seconds(p) for p in pg_pids}
+        redis_before = sum(cpu_seconds(p) for p in redis_pids)
+        counter = PostgresCounter(url)
+        served = gateway("all", env, tmp, None, port=api_port, argv=supervised_argv(args))
+        if args.statements:
+            asyncio.run(reset_statements(pg_url))
+        try:
+            time_dispatch(run, counter, [served], args.timeout)
+            if args.statements:
+                asyncio.run(count_statements(pg_url, name, run))
+            # Backends opened by the children are counted whole (their connection set-up included).
+            run.pg_cpu = sum(cpu_seconds(p) - pg_before.get(p, 0.0) for p in pids_listening_on(pg_port))
+            run.redis_cpu = sum(cpu_seconds(p) for p in redis_pids) - redis_before
+        finally:
+            if run.failure:
+                run.failure += " | " + served.output()[-300:]
+            served.stop()
+            counter.close()
+        return run
+
+
+def supervised_postgres(args: argparse.Namespace, sources: list[tuple[str, Path]], layout: str) -> list[Config]:
+    pair = [Config(f"(s{tag}) PostgreSQL + Redis, `{layout}`", 1, source) for tag, source in sources]
+    with servers(args.statements) as (pg, rd):
+        if pg is None or rd is None:
+            print("no PostgreSQL or Redis binaries here: skipping (s)", flush=True)
+            return []
+        for i in range(args.runs):
+            for c in pair[:: -1 if i % 2 else 1]:
+                run = run_postgres_supervised(args, i, pg, rd, c.source)
+                print(f"  {c.name} run {i + 1}: {run}", flush=True)
+                c.runs.append(run)
+    return pair
 
 
 # --- statements (pg_stat_statements) ----------------------------------------------------------
@@ -715,11 +824,21 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--baseline-seconds", type=float, default=4.0)
-    parser.add_argument("--configs", default="sqlite,pg1,pg2", help="any of sqlite, pg1, pg2")
+    parser.add_argument(
+        "--configs",
+        default="sqlite,pg1,pg2",
+        help="any of sqlite, pg1, pg2, pg (PostgreSQL supervised, with --processes)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up a run after this many seconds")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
     parser.add_argument("--gateway-root", type=Path, default=None, help="a baseline source, run in the same launch")
     parser.add_argument("--statements", action="store_true", help="count statements with pg_stat_statements")
+    parser.add_argument(
+        "--processes",
+        default=None,
+        help="dispatch with `gateway serve` supervised (auto or N API processes) instead of one process per role",
+    )
+    parser.add_argument("--workers", default=None, help="with the supervised layout: auto or N worker processes")
     args = parser.parse_args()
     command = ".venv/bin/python bench/dispatch.py " + " ".join(sys.argv[1:])
     started = time.monotonic()
@@ -736,6 +855,13 @@ def main() -> int:
                 print(f"  {c.name} run {i + 1}: {run}", flush=True)
                 c.runs.append(run)
         configs.extend(pair)
+    supervised = args.processes is not None or args.workers is not None
+    layout = "gateway " + " ".join(supervised_argv(args)[supervised_argv(args).index("serve") :]) if supervised else ""
+    if supervised:
+        for c in configs:
+            c.name = c.name.replace("gateway serve", f"`{layout}`")
+    if supervised and "pg" in wanted:
+        configs.extend(supervised_postgres(args, sources, layout))
     pg_configs = [(n, w) for n, w in (("pg1", 1), ("pg2", 2)) if n in wanted]
     if pg_configs:
         with servers(args.statements) as (pg, rd):

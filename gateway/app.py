@@ -149,6 +149,8 @@ class Gateway:
             sqlite_cache_mib=settings.sqlite_cache_mib,
             sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
             outage_log_seconds=settings.db_outage_log_seconds,
+            transaction_pooling=settings.db_transaction_pooling,
+            listen_url=settings.work_listen_url if role in ("worker", "all") else None,
         )
         self.state: State = state if state is not None else open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None

@@ -83,7 +83,11 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
 
     async def migrate() -> int:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         try:
             return await store.migrate()
         finally:
@@ -109,7 +113,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
         return 2
 
     async def purge() -> int:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         try:
             await store.migrate()
             return await store.purge_content(days)
@@ -133,7 +141,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         try:
             await store.migrate()
             if args.keys_command == "create":
@@ -267,7 +279,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     since = until - args.since
 
     async def run() -> list[dict[str, object]]:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         try:
             return await store.failure_report(args.tenant, since, until, group_by, FAILURE_STATUSES)
         finally:
@@ -309,7 +325,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     since = until - 1 - args.since
 
     async def run() -> int:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         count = 0
         try:
             if args.format == "csv":
@@ -359,7 +379,11 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     )
 
     async def run() -> list[dict[str, object]] | str:
-        store = SqlStore.open(settings.database_url, synchronous=settings.sqlite_synchronous)
+        store = SqlStore.open(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            transaction_pooling=settings.db_transaction_pooling,
+        )
         state = open_state(settings.redis_url)
         try:
             await store.migrate()

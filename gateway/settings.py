@@ -71,6 +71,13 @@ class WorkerSettings(_Section):
     batch_size: int = Field(200, gt=0, le=5000, description="jobs claimed per round trip to the database")
     concurrency: int = Field(256, gt=0, description="provider calls in flight per worker process")
     poll_interval_ms: float = Field(50.0, gt=0, description="how often an idle worker looks for due jobs")
+    coalesce_ms: float = Field(
+        20.0,
+        ge=0,
+        le=1000,
+        description="woken by new work, how long a worker gathers what else becomes due before it claims"
+        " (a trickle of jobs is claimed in batches, not one by one); 0 claims at once",
+    )
     lease_seconds: float = Field(30.0, gt=0, description="a claim held by a dead worker is taken back after this")
     max_attempts: int = Field(5, gt=0, description="provider attempts before a job fails for good")
     backoff_base_seconds: float = Field(
@@ -371,6 +378,18 @@ class Settings(BaseSettings):
         "FULL", description="FULL survives power loss; NORMAL only process crashes"
     )
     db_pool_size: int = Field(10, gt=0, description="PostgreSQL connections per process")
+    db_transaction_pooling: bool = Field(
+        False,
+        description="true when database_url goes through a pooler in transaction mode (PgBouncer"
+        " pool_mode = transaction): no prepared statement outlives its transaction, and workers LISTEN only"
+        " on database_listen_url (else they poll)",
+    )
+    database_listen_url: str | None = Field(
+        None,
+        examples=["postgresql://gateway@db-primary:5432/gateway"],
+        description="PostgreSQL: where workers LISTEN for new work (a session of their own, so not through a"
+        ' transaction-mode pooler); unset: database_url, unless db_transaction_pooling; "off": poll only',
+    )
     sqlite_cache_mib: int = Field(
         64,
         gt=0,
@@ -462,6 +481,25 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @field_validator("database_listen_url")
+    @classmethod
+    def _known_listen_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if value != "off" and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (or be off)")
+        return value
+
+    @property
+    def work_listen_url(self) -> str | None:
+        """Where workers LISTEN for new work, or None: they poll."""
+        if not self.database_url.startswith(("postgresql://", "postgres://")) or self.database_listen_url == "off":
+            return None
+        if self.database_listen_url is not None:
+            return self.database_listen_url
+        return None if self.db_transaction_pooling else self.database_url
 
     @field_validator("redis_url")
     @classmethod

@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ import structlog
 from gateway.app import provision_keys
 from gateway.process_layout import Layout
 from gateway.settings import Settings
-from gateway.state.shared import StateServer
+from gateway.state.shared import SOCKET_NAME, StateServer, state_directory
 from gateway.store.store import SqlStore
 
 log = structlog.get_logger("gateway")
@@ -68,8 +67,8 @@ class Supervisor:
         first_key = await self._prepare_database()
         holder = self._hold_port()
         port = holder.getsockname()[1]
-        state_dir = tempfile.mkdtemp(prefix="gateway-state-")  # 0700: only this user reaches the socket
-        server = None if self.settings.redis_url else StateServer(os.path.join(state_dir, "state.sock"))
+        state_dir = None if self.settings.redis_url else state_directory()  # 0700: only this user reaches it
+        server = None if state_dir is None else StateServer(os.path.join(state_dir, SOCKET_NAME))
         try:
             if server is not None:
                 await server.start()
@@ -94,7 +93,8 @@ class Supervisor:
         finally:
             if server is not None:
                 await server.close()
-            shutil.rmtree(state_dir, ignore_errors=True)
+            if state_dir is not None:
+                shutil.rmtree(state_dir, ignore_errors=True)
             holder.close()
         log.info("gateway stopped", role="supervisor")
         return self.exit_code
@@ -102,7 +102,9 @@ class Supervisor:
     async def _prepare_database(self) -> str | None:
         """Schema and keys once, before the children race for them."""
         s = self.settings
-        store = SqlStore.open(s.database_url, synchronous=s.sqlite_synchronous)
+        store = SqlStore.open(
+            s.database_url, synchronous=s.sqlite_synchronous, transaction_pooling=s.db_transaction_pooling
+        )
         try:
             await store.migrate()
             return await provision_keys(store, s)

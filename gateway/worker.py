@@ -127,45 +127,61 @@ class Worker:
     # --- the dispatch loop ------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
-        poll = self.settings.poll_interval_ms / 1000
+        self.store.listen_for_work()
+        full = True  # the last claim filled its batch: more is waiting, claim again at once
         while not self._stopping.is_set():
             free = self.settings.concurrency - len(self._inflight)
             if free < min(self.settings.batch_size, self.settings.concurrency) // 4 or free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            if not full:
+                await self._await_work()
+                if self._stopping.is_set():
+                    break
+            limit = min(free, self.settings.batch_size)
             self.store.work_available.clear()
             try:
-                jobs = await self.store.claim_due(
-                    self.worker_id, min(free, self.settings.batch_size), self.settings.lease_seconds
-                )
+                jobs = await self.store.claim_due(self.worker_id, limit, self.settings.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive a failed claim (e.g. an outage)
                 survived(self.metrics, "dispatch", "claiming due jobs failed; retrying", exc)
                 await asyncio.sleep(1.0)
+                full = True  # claim again after the pause, whether or not new work is announced
                 continue
+            full = len(jobs) >= limit
             if jobs:
-                # Held from the claim on, so the lease is renewed while the gate and the number pool
-                # decide (Redis round trips on a busy machine can outlast a short lease).
-                claimed = {job.id for job in jobs}
-                self._held.update(claimed)
-                try:
-                    await self._dispatch(jobs)
-                except Exception as exc:  # noqa: BLE001
-                    # The loop must outlive a failed batch (e.g. a database outage): the jobs not yet
-                    # handed off are no longer held, so they are claimed again once their lease ends.
-                    survived(
-                        self.metrics,
-                        "dispatch",
-                        "dispatching a batch failed; its jobs are claimed again after their lease",
-                        exc,
-                        jobs=len(jobs),
-                    )
-                    await asyncio.sleep(1.0)
-                finally:
-                    self._held.difference_update(claimed - self._handing_off)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.store.work_available.wait(), poll)
+                await self._dispatch_claimed(jobs)
+
+    async def _await_work(self) -> None:
+        """Until new work is announced (an accept here, a NOTIFY from another process) or the poll
+        interval ends; once announced, a few milliseconds more (`coalesce_ms`), so what else becomes
+        due meanwhile is claimed in the same batch: a trickle then costs a claim, a `sending` commit
+        and an outcome commit per batch, not per message."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.store.work_available.wait(), self.settings.poll_interval_ms / 1000)
+            if self.settings.coalesce_ms > 0 and not self._stopping.is_set():
+                await asyncio.sleep(self.settings.coalesce_ms / 1000)
+
+    async def _dispatch_claimed(self, jobs: list[Job]) -> None:
+        # Held from the claim on, so the lease is renewed while the gate and the number pool
+        # decide (Redis round trips on a busy machine can outlast a short lease).
+        claimed = {job.id for job in jobs}
+        self._held.update(claimed)
+        try:
+            await self._dispatch(jobs)
+        except Exception as exc:  # noqa: BLE001
+            # The loop must outlive a failed batch (e.g. a database outage): the jobs not yet
+            # handed off are no longer held, so they are claimed again once their lease ends.
+            survived(
+                self.metrics,
+                "dispatch",
+                "dispatching a batch failed; its jobs are claimed again after their lease",
+                exc,
+                jobs=len(jobs),
+            )
+            await asyncio.sleep(1.0)
+        finally:
+            self._held.difference_update(claimed - self._handing_off)
 
     async def _dispatch(self, jobs: list[Job]) -> None:
         now = time.time()

@@ -167,3 +167,57 @@ def postgres_server() -> Iterator[str | None]:
         return
     with own_postgres_server() as server:
         yield None if server is None else server.url
+
+
+@contextlib.contextmanager
+def pgbouncer(postgres_url: str, pool_size: int = 4) -> Iterator[str | None]:
+    """A real PgBouncer (Debian's `pgbouncer` package) in transaction pooling mode in front of the
+    PostgreSQL at `postgres_url`, any database name passed through; yields the URL of the same
+    database through it, or None when no pgbouncer binary is here. Few server connections, so
+    client sessions really do share them."""
+    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+    if binary is None:
+        yield None
+        return
+    rest = postgres_url.split("@", 1)[1]
+    host_port, database = rest.split("/", 1)
+    host, port = host_port.rsplit(":", 1)
+    user = postgres_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+    listen = free_port()
+    with tempfile.TemporaryDirectory(prefix="gw-pgbouncer-") as workdir:
+        folder = Path(workdir)
+        (folder / "userlist.txt").write_text(f'"{user}" ""\n')
+        (folder / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host={host} port={port}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {listen}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {folder / 'userlist.txt'}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            "max_client_conn = 1000\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {folder / 'pgbouncer.log'}\n"
+            f"pidfile = {folder / 'pgbouncer.pid'}\n"
+        )
+        run_as: list[str] = []
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            os.chmod(folder, 0o777)
+            for name in ("userlist.txt", "pgbouncer.ini"):
+                os.chmod(folder / name, 0o644)
+            run_as = ["runuser", "-u", "postgres", "--"]
+        proc = subprocess.Popen(
+            [*run_as, binary, str(folder / "pgbouncer.ini")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_port(listen)
+            yield f"postgresql://{user}@127.0.0.1:{listen}/{database}"
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                # Signalled directly: runuser does not pass signals on.
+                os.kill(int((folder / "pgbouncer.pid").read_text().split()[0]), signal.SIGINT)
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import pickle
+import shutil
+import socket
+import stat
 import struct
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +35,8 @@ from gateway.state.base import (
 from gateway.state.memory import MemoryState
 
 _LENGTH = struct.Struct("!I")
+STATE_DIR_PREFIX = "gateway-state-"
+SOCKET_NAME = "state.sock"
 _METHODS = frozenset({"acquire_throughput", "reserve_caps", "release_caps", "incr_counters", "read_counters", "ping"})
 
 
@@ -129,3 +136,62 @@ class SharedState:
         if self._streams is not None:
             self._streams[1].close()
             self._streams = None
+
+
+def state_directory() -> str:
+    """A private (0700) folder for the State's socket, named after this process; folders that
+    supervisors killed with -9 left behind are removed first (nothing else would: a killed process
+    runs no clean-up)."""
+    remove_stale_state_directories()
+    return tempfile.mkdtemp(prefix=f"{STATE_DIR_PREFIX}{os.getpid()}-")
+
+
+def remove_stale_state_directories(parent: str | None = None) -> list[str]:
+    """Remove this user's State folders whose supervisor is gone: its pid (in the name) is not a
+    living process here, and nothing answers on the socket (a supervisor in another PID namespace
+    sharing this folder would). Returns the folders removed."""
+    parent = parent or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        if name.startswith(STATE_DIR_PREFIX) and _is_stale(name, path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _is_stale(name: str, path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    owner = name.removeprefix(STATE_DIR_PREFIX).split("-", 1)[0]
+    if owner.isdigit() and _alive(int(owner)):
+        return False
+    return not _answers(os.path.join(path, SOCKET_NAME))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True

@@ -9,6 +9,7 @@ there is one SQL layer and no second hand-written store.
 from __future__ import annotations
 
 import asyncio
+import enum
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,14 @@ class Database:
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """A small read outside any transaction, its SQL compiled once, straight on the driver; or
+        None when it could not be asked (the caller then does the real work, which reports what is
+        wrong). For questions asked very often whose answer is mostly "nothing", e.g. an idle
+        worker's poll: SQLAlchemy's per-statement work (cache key, result metadata, pool checkout,
+        BEGIN/COMMIT) made such a poll cost ~100 x the question itself."""
+        return None
+
     async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._write(fn, *args)
 
@@ -79,6 +88,22 @@ class Database:
 
     async def close(self) -> None:
         raise NotImplementedError
+
+
+_COMPILED: dict[tuple[sa.Select[Any], str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+
+def compiled_query(query: sa.Select[Any], dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The query's SQL for this dialect (compiled once) and its positional parameters: every bound
+    parameter has a default in the query; `params` override them by name."""
+    key = (query, dialect.name)
+    if key not in _COMPILED:
+        compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        defaults = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup or ()), defaults)
+    sql, names, defaults = _COMPILED[key]
+    values = {**defaults, **params}
+    return sql, tuple(values[name] for name in names)
 
 
 def _raise_if_unavailable(exc: Exception, outage: OutageLog) -> None:
@@ -159,6 +184,21 @@ class SqliteDatabase(Database):
         self._accept_connection: Connection | None = None
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        self._peeker: sqlite3.Connection | None = None
+
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """On the loop's thread, on a read-only connection of its own: in WAL mode a read never waits
+        for the writer, so the loop is not held up."""
+        if self.path == ":memory:":
+            return None
+        sql, values = compiled_query(query, self._reader_engine.dialect, params)
+        try:
+            if self._peeker is None:
+                self._peeker = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self._peeker.execute("PRAGMA busy_timeout=50")
+            return self._peeker.execute(sql, values).fetchall()
+        except sqlite3.Error:
+            return None  # the caller does the real work, which reports what is wrong
 
     def _run(self, engine: Engine, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with engine.begin() as conn:
@@ -251,6 +291,9 @@ class SqliteDatabase(Database):
         return await loop.run_in_executor(self._readers, self._run, self._reader_engine, fn, args)
 
     async def close(self) -> None:
+        if self._peeker is not None:
+            self._peeker.close()
+            self._peeker = None
         async with self._accept_turn:  # a commit still running ends first
             self._committer.shutdown(wait=True)
             if self._accept_connection is not None:
@@ -267,12 +310,20 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 10, outage_log_seconds: float = 10.0) -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, outage_log_seconds: float = 10.0, transaction_pooling: bool = False
+    ) -> None:
         self._outage_logs(outage_log_seconds)
         async_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
             "postgres://", "postgresql+asyncpg://", 1
         )
-        self._engine: AsyncEngine = create_async_engine(async_url, pool_size=pool_size, max_overflow=pool_size)
+        # Behind a pooler in transaction mode the server session changes between transactions, so a
+        # named prepared statement may be missing there or clash with another client's: with both caches
+        # off asyncpg prepares each statement unnamed, within the transaction that runs it.
+        connect_args = {"statement_cache_size": 0, "prepared_statement_cache_size": 0} if transaction_pooling else {}
+        self._engine: AsyncEngine = create_async_engine(
+            async_url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        )
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:
@@ -283,6 +334,18 @@ class PostgresDatabase(Database):
             result = await conn.run_sync(fn, *args)
             await conn.rollback()
             return result
+
+    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """On a pooled connection, straight on asyncpg, in no transaction (one round trip)."""
+        sql, values = compiled_query(query, self._engine.dialect, params)
+        try:
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                return [tuple(row) for row in await driver.fetch(sql, *values)]
+        except Exception:  # noqa: BLE001 - the caller does the real work, which reports what is wrong
+            return None
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -296,6 +359,7 @@ def open_database(
     sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
     sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
     outage_log_seconds: float = 10.0,
+    transaction_pooling: bool = False,
 ) -> Database:
     if url.startswith("sqlite:///"):
         return SqliteDatabase(
@@ -305,4 +369,6 @@ def open_database(
             busy_timeout=sqlite_busy_timeout,
             outage_log_seconds=outage_log_seconds,
         )
-    return PostgresDatabase(url, pool_size=pool_size, outage_log_seconds=outage_log_seconds)
+    return PostgresDatabase(
+        url, pool_size=pool_size, outage_log_seconds=outage_log_seconds, transaction_pooling=transaction_pooling
+    )

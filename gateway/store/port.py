@@ -47,6 +47,7 @@ class DispatchStore(Protocol):
 
     work_available: asyncio.Event
 
+    def listen_for_work(self) -> None: ...
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[Job]: ...
     async def claim_orphaned_handoffs(
         self, worker: str, limit: int, lease_seconds: float, settle_seconds: float

@@ -24,6 +24,7 @@ from gateway.store.sql.recipients import RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.tracking import TrackingRoom
+from gateway.store.wakeups import WorkListener
 
 
 class SqlStore(
@@ -43,7 +44,14 @@ class SqlStore(
     NumbersRoom,
     RecipientsRoom,
 ):
-    def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        group_commit_ms: float = 2.0,
+        group_commit_max_rows: int = 2000,
+        listen_url: str | None = None,
+    ) -> None:
         self.db = db
         self.dialect = db.dialect
         self._accepts: GroupCommitter[dict[str, Any], AcceptOutcome] = GroupCommitter(
@@ -70,8 +78,10 @@ class SqlStore(
             max_items=2000,
             name="outcome-commit",
         )
-        # Set after every accept commit, so an in-process worker starts at once instead of polling.
+        # Set after every accept commit, so an in-process worker starts at once instead of polling; in
+        # worker processes on PostgreSQL also by the LISTEN connection (store/wakeups.py).
         self.work_available = asyncio.Event()
+        self.listener = WorkListener(listen_url, self.work_available) if listen_url and db.dialect != "sqlite" else None
 
     @classmethod
     def open(
@@ -85,6 +95,8 @@ class SqlStore(
         sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
         sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
         outage_log_seconds: float = 10.0,
+        transaction_pooling: bool = False,
+        listen_url: str | None = None,
     ) -> SqlStore:
         return cls(
             open_database(
@@ -94,15 +106,24 @@ class SqlStore(
                 sqlite_cache_mib=sqlite_cache_mib,
                 sqlite_busy_timeout=sqlite_busy_timeout,
                 outage_log_seconds=outage_log_seconds,
+                transaction_pooling=transaction_pooling,
             ),
             group_commit_ms=group_commit_ms,
             group_commit_max_rows=group_commit_max_rows,
+            listen_url=listen_url,
         )
 
     async def migrate(self) -> int:
         return await self.db.write(migrations.migrate)
 
+    def listen_for_work(self) -> None:
+        """Worker processes: be woken by other processes' commits of new work (PostgreSQL LISTEN)."""
+        if self.listener is not None:
+            self.listener.start()
+
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
         await self._accepts.drain()
         await self._marks.drain()
         await self._clicks.drain()

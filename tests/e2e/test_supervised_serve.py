@@ -179,3 +179,33 @@ async def test_sigterm_drains_every_child_and_exits_cleanly(tmp_path: Path) -> N
     assert "sending" not in statuses.values(), "nothing left mid hand-off"
     assert {"sent", "delivered"} & set(statuses.values()), "some work was handed off before SIGTERM"
     assert max(_ledger(tmp_path).values()) == 1
+
+
+def _state_folders(tmp: Path) -> set[str]:
+    return {p.name for p in tmp.iterdir() if p.name.startswith("gateway-state-")}
+
+
+async def test_the_state_folder_a_killed_supervisor_left_is_removed_by_the_next_start(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**ENV, "TMPDIR": str(tmp)}
+    gateway = GatewayProcess(tmp_path, env, serve_args=SERVE).start(timeout=90)
+    try:
+        await _until(lambda: len(_children(gateway)["worker"]) == 1, 10, "the worker process")
+        children = set().union(*_children(gateway).values())
+        [left] = _state_folders(tmp)
+        gateway.kill9()
+        await _until(lambda: not any(alive(pid) for pid in children), 15, "every child gone")
+        assert _state_folders(tmp) == {left}, "a killed supervisor cleans nothing up"
+        gateway = GatewayProcess(tmp_path, env, port=gateway.port, serve_args=SERVE)
+        gateway.start(timeout=90)  # (assigned first: stopped in `finally` even if it never gets ready)
+        await _until(lambda: len(_children(gateway)["worker"]) == 1, 30, "the new worker process")
+        [now] = _state_folders(tmp)
+        assert now != left
+        ids = await _submit(gateway.url, 20, prefix="after")
+        await _until(lambda: set(_statuses(tmp_path).values()) == {"delivered"}, 20, "every job delivered")
+        assert gateway.terminate(timeout=25) == 0
+    finally:
+        gateway.stop_quietly()
+    assert _state_folders(tmp) == set(), "a supervisor stopped with SIGTERM removes its own"
+    assert set(_ledger(tmp_path)) == set(ids)

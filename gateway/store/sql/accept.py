@@ -15,6 +15,7 @@ from gateway.store.batcher import GroupCommitter
 from gateway.store.records import AcceptOutcome
 from gateway.store.schema import events, messages
 from gateway.store.sql.common import Room, dialect_insert, executemany_fast
+from gateway.store.wakeups import notify_work
 
 
 def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
@@ -90,6 +91,7 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
                 for r in accepted
             ],
         )
+        notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
 
 

@@ -16,6 +16,7 @@ from gateway.domain.models import Status
 from gateway.store.records import PURGED_CONTENT
 from gateway.store.schema import events, messages
 from gateway.store.sql.common import Room
+from gateway.store.wakeups import notify_work
 
 # Every dimension of the failure report is the messages column of that name.
 REPORT_COLUMNS = {name: messages.c[name] for name in REPORT_DIMENSIONS}
@@ -215,6 +216,7 @@ def requeue(
             for mid in ids
         ],
     )
+    notify_work(conn)
     return ids
 
 

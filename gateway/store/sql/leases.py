@@ -33,6 +33,19 @@ def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until
     return _lease(conn, due, worker, lease_until)
 
 
+_NOW = sa.bindparam("now", 0.0, type_=sa.Float)
+# Is anything due? Asked by an idle worker on every poll, so outside any transaction (Database.peek).
+ANY_DUE: sa.Select[Any] = (
+    sa.select(sa.literal_column("1"))
+    .where(
+        messages.c.status.in_(sorted(DISPATCHABLE)),
+        messages.c.next_attempt_at <= _NOW,
+        sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < _NOW),
+    )
+    .limit(1)
+)
+
+
 def _lease(conn: Connection, candidates: Any, worker: str, lease_until: float) -> list[Job]:
     """Lease the candidate rows in one statement; concurrent workers skip rows another has locked."""
     stmt = (
@@ -197,6 +210,8 @@ class LeasesRoom(Room):
 
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
         now = time.time()
+        if await self.db.peek(ANY_DUE, {"now": now}) == []:
+            return []  # nothing due: no write transaction for an idle poll
         return await self.db.write(claim_due, worker, now, limit, now + lease_seconds)
 
     async def claim_orphaned_handoffs(

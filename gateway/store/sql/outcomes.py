@@ -19,6 +19,7 @@ from gateway.store.schema import attempts, events, messages
 from gateway.store.sql import batches
 from gateway.store.sql.common import Room, executemany_fast
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
+from gateway.store.wakeups import notify_work
 
 
 def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -82,6 +83,8 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
         if result.rowcount == 1:
             moved.append(outcome.message_id)
             conn.execute(events.insert(), [_status_event(outcome)])
+    if moved:
+        notify_work(conn)
     return moved
 
 

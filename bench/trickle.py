@@ -1,0 +1,418 @@
+"""What a trickle costs against a backlog: CPU per delivered message of `gateway serve`, in one launch.
+
+    .venv/bin/python bench/trickle.py [--rate 100] [--seconds 30] [--burst 10000] [--runs 3]
+        [--configs sqlite,pg] [--gateway-root DIR] [--no-write]
+
+Each run starts `gateway serve` as a user does (supervised: API processes on one port and worker
+processes, sized from the cores, or --processes/--workers) on a fresh database, lets it settle, then
+
+- trickle: offers --rate single-job `POST /v1/messages` per second, open loop (each request sent at
+  its scheduled time whether or not earlier ones were answered), for --seconds, and waits until
+  every job is delivered (receipt applied);
+- drain: accepts a backlog of --burst jobs through `POST /v1/messages/batch` (1,000 per request,
+  4 in flight) and waits until every one is delivered.
+
+Each phase's CPU (user + system, from /proc) is summed over the supervisor and every child, per role
+(API, worker, supervisor), and, on PostgreSQL, the server's processes and Redis, from the phase's
+first request to its last delivery, then divided by the jobs it delivered: everything the message
+cost, accept included, idle ticks of the phase included. Configurations:
+
+- sqlite: the embedded default (`gateway serve`, SQLite file, memory State shared by the supervisor);
+- pg: the same on PostgreSQL + Redis (started from tests/servers.py, fsync=off).
+
+The sandbox answers in 1 ms and posts receipts 200 ms later (batched), as in bench/dispatch.py.
+With --gateway-root DIR (a `git archive` of another tree, unpacked) every configuration also runs
+with that source, alternating run by run, as "(x0)" rows: a before/after in the same launch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from common import (  # noqa: E402
+    PYTHON,
+    ServerProcess,
+    fmt,
+    free_port,
+    load_average,
+    machine_info,
+    markdown_table,
+    median,
+    source_revision,
+    temporary_directory,
+    write_doc,
+)
+from dispatch import (  # noqa: E402
+    API_KEY,
+    UNDELIVERED,
+    PostgresCounter,
+    SqliteCounter,
+    _fresh_database,
+    base_env,
+    cpu_seconds,
+    flush_redis,
+    job,
+    pids_listening_on,
+    preload,
+)
+
+DOC = ROOT / "docs" / "benchmarks" / "trickle.md"
+ROLES = ("api", "worker", "supervisor", "postgres", "redis")
+
+
+def descendants(root: int) -> dict[int, str]:
+    """The supervisor and its children, each with its role (from its command line)."""
+    parents: dict[int, int] = {}
+    argv: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv[int(entry.name)] = (entry / "cmdline").read_bytes()
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    roles = {}
+    for pid in found:
+        words = argv.get(pid, b"").split(b"\0")
+        role = words[words.index(b"--role") + 1].decode() if b"--role" in words else "supervisor"
+        roles[pid] = role
+    return roles
+
+
+@dataclass
+class Meter:
+    """CPU seconds per role between `start` and `stop`."""
+
+    pids: dict[int, str]
+    before: dict[int, float] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.before = {pid: cpu_seconds(pid) for pid in self.pids}
+
+    def stop(self) -> None:
+        self.spent = dict.fromkeys(sorted(set(self.pids.values())), 0.0)
+        for pid, role in self.pids.items():
+            self.spent[role] += cpu_seconds(pid) - self.before.get(pid, 0.0)
+
+
+@dataclass
+class Phase:
+    jobs: int = 0
+    seconds: float | None = None  # first request -> last delivery
+    cpu: dict[str, float] = field(default_factory=dict)
+    lateness_p99_ms: float | None = None  # trickle: how far behind schedule requests were sent
+    failure: str | None = None
+
+    def ms_per_message(self, roles: tuple[str, ...] = ROLES) -> float | None:
+        if self.failure or not self.jobs:
+            return None
+        return sum(self.cpu.get(r, 0.0) for r in roles) * 1000 / self.jobs
+
+
+@dataclass
+class Run:
+    trickle: Phase = field(default_factory=Phase)
+    drain: Phase = field(default_factory=Phase)
+    idle_cpu_per_s: float | None = None  # every process, before any job: the cost of standing by
+
+    @property
+    def ratio(self) -> float | None:
+        t, d = self.trickle.ms_per_message(), self.drain.ms_per_message()
+        return t / d if t and d else None
+
+
+async def offer(url: str, rate: float, seconds: float, tag: str) -> tuple[int, float]:
+    """Single-job POSTs at `rate`/s on schedule; returns (jobs accepted, p99 lateness in ms)."""
+    import aiohttp
+    import orjson
+
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    count = int(rate * seconds)
+    late: list[float] = []
+    accepted = 0
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+
+        async def one(n: int, due: float) -> None:
+            nonlocal accepted
+            late.append(max(0.0, time.monotonic() - due))
+            body = dict(job(n, tag))
+            key = body.pop("idempotency_key")
+            async with session.post(
+                url + "/v1/messages", data=orjson.dumps(body), headers={"Idempotency-Key": str(key)}
+            ) as response:
+                if response.status == 202:
+                    accepted += 1
+
+        start = time.monotonic() + 0.05
+        tasks = []
+        for n in range(count):
+            due = start + n / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(one(n, due)))
+        await asyncio.gather(*tasks)
+    late.sort()
+    return accepted, late[int(len(late) * 0.99) - 1] * 1000 if late else 0.0
+
+
+def wait_delivered(counter: SqliteCounter | PostgresCounter, total: int, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = counter.statuses()
+        if sum(statuses.values()) >= total and counter.count(UNDELIVERED) == 0:
+            return None
+        if time.monotonic() > deadline:
+            return f"not delivered after {timeout:.0f} s: {statuses}"
+        time.sleep(0.1)
+
+
+def measure(
+    meter: Meter, phase: Phase, work: Callable[[], int], counter: SqliteCounter | PostgresCounter, total: int
+) -> None:
+    meter.start()
+    started = time.monotonic()
+    phase.jobs = work()
+    phase.failure = wait_delivered(counter, total, timeout=300)
+    phase.seconds = time.monotonic() - started
+    meter.stop()
+    phase.cpu = meter.spent
+
+
+def serve_argv(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if args.processes:
+        extra += ["--processes", args.processes]
+    if args.workers:
+        extra += ["--workers", args.workers]
+    return [PYTHON, "-m", "gateway", "serve", *extra]
+
+
+def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | None, redis: str | None) -> Run:
+    run = Run()
+    with temporary_directory("bench-trickle-") as tmp:
+        if database == "sqlite":
+            url = f"sqlite:///{tmp / 'gateway.db'}"
+        else:
+            assert pg is not None and redis is not None
+            url = asyncio.run(_fresh_database(pg, f"trickle_{uuid.uuid4().hex[:10]}"))
+            flush_redis(redis)
+        port = free_port()
+        env = {**base_env(tmp, url), "PYTHONPATH": str(source), "GATEWAY_PORT": str(port)}
+        if database != "sqlite":
+            env["GATEWAY_REDIS_URL"] = str(redis)
+        server = ServerProcess(
+            serve_argv(args), ready_url=f"http://127.0.0.1:{port}/readyz", env=env, cwd=tmp, ready_timeout=90
+        )
+        with server:
+            assert server.proc is not None
+            time.sleep(args.settle)
+            pids = {pid: role for pid, role in descendants(server.proc.pid).items()}
+            if database != "sqlite":
+                assert pg is not None and redis is not None
+                pids |= {p: "postgres" for p in pids_listening_on(int(pg.rsplit(":", 1)[1].split("/")[0]))}
+                pids |= {p: "redis" for p in pids_listening_on(int(redis.rsplit(":", 1)[1].split("/")[0]))}
+            counter: SqliteCounter | PostgresCounter = (
+                SqliteCounter(tmp / "gateway.db") if database == "sqlite" else PostgresCounter(url)
+            )
+            try:
+                meter = Meter(pids)
+                meter.start()
+                time.sleep(args.idle_seconds)
+                meter.stop()
+                run.idle_cpu_per_s = sum(meter.spent.values()) / args.idle_seconds
+                base = f"http://127.0.0.1:{port}"
+                tag = uuid.uuid4().hex[:8]
+
+                def trickle() -> int:
+                    accepted, late = asyncio.run(offer(base, args.rate, args.seconds, f"t{tag}"))
+                    run.trickle.lateness_p99_ms = late
+                    return accepted
+
+                measure(meter, run.trickle, trickle, counter, int(args.rate * args.seconds))
+                measure(
+                    meter,
+                    run.drain,
+                    lambda: (preload(base, args.burst, f"d{tag}"), args.burst)[1],
+                    counter,
+                    int(args.rate * args.seconds) + args.burst,
+                )
+            finally:
+                counter.close()
+            if run.trickle.failure or run.drain.failure:
+                tail = server.output()[-400:]
+                run.trickle.failure = run.trickle.failure and run.trickle.failure + " | " + tail
+                run.drain.failure = run.drain.failure and run.drain.failure + " | " + tail
+    return run
+
+
+@dataclass
+class Config:
+    name: str
+    database: str
+    source: Path
+    runs: list[Run] = field(default_factory=list)
+
+    def med(self, get: Callable[[Run], float | None]) -> float | None:
+        return median([get(r) for r in self.runs])
+
+
+def report(args: argparse.Namespace, configs: list[Config], command: str) -> str:
+    info = machine_info()
+    header = [
+        "configuration",
+        "runs",
+        "trickle CPU ms/msg",
+        "drain CPU ms/msg",
+        "trickle / drain",
+        "idle CPU (cores)",
+        "trickle p99 send lateness ms",
+        "drain msg/s",
+    ]
+    rows = []
+    for c in configs:
+        rows.append(
+            [
+                c.name,
+                str(len(c.runs)),
+                fmt(c.med(lambda r: r.trickle.ms_per_message()), 3),
+                fmt(c.med(lambda r: r.drain.ms_per_message()), 3),
+                fmt(c.med(lambda r: r.ratio), 2),
+                fmt(c.med(lambda r: r.idle_cpu_per_s), 3),
+                fmt(c.med(lambda r: r.trickle.lateness_p99_ms), 1),
+                fmt(
+                    c.med(lambda r: r.drain.jobs / r.drain.seconds if r.drain.seconds and not r.drain.failure else None)
+                ),
+            ]
+        )
+    roles = []
+    for c in configs:
+        for phase in ("trickle", "drain"):
+            roles.append(
+                [
+                    f"{c.name}, {phase}",
+                    *(
+                        fmt(c.med(lambda r, role=role, phase=phase: getattr(r, phase).ms_per_message((role,))), 3)
+                        for role in ROLES
+                    ),
+                ]
+            )
+    lines = [
+        "# Trickle against backlog",
+        "",
+        "Written by `bench/trickle.py`; medians of the runs of one launch.",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        f"- layout: `{' '.join(serve_argv(args)[2:])}` (supervised), sandbox latency 1 ms, receipts on;"
+        f" trickle {args.rate:g} msg/s open loop for {args.seconds:g} s (single-job requests); drain"
+        f" {args.burst:,} jobs in batches of 1,000",
+        "- CPU: every process of the gateway (and PostgreSQL's and Redis's on pg) from a phase's first"
+        " request to its last delivery, per delivered message; accept included",
+        "- gateway source: " + "; ".join(sorted({f"`{c.source}` ({source_revision(c.source)})" for c in configs})),
+        f"- load average before / after: {args.load_before} / {load_average()}",
+        "",
+        markdown_table(header, rows),
+        "",
+        "CPU ms per delivered message by role (medians):",
+        "",
+        markdown_table(["configuration, phase", *ROLES], roles),
+        "",
+        "## Every run",
+        "",
+    ]
+    for c in configs:
+        for i, r in enumerate(c.runs):
+            lines.append(
+                f"- {c.name}, run {i + 1}: idle {fmt(r.idle_cpu_per_s, 3)} cores; trickle {r.trickle.jobs} jobs in"
+                f" {fmt(r.trickle.seconds, 1)} s, CPU { ({k: round(v, 2) for k, v in r.trickle.cpu.items()}) };"
+                f" drain {r.drain.jobs} jobs in {fmt(r.drain.seconds, 1)} s, CPU"
+                f" { ({k: round(v, 2) for k, v in r.drain.cpu.items()}) }"
+                + (f"; FAILED: {r.trickle.failure or r.drain.failure}" if r.trickle.failure or r.drain.failure else "")
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def servers(wanted: list[str]) -> Iterator[tuple[str | None, str | None]]:
+    if "pg" not in wanted:
+        yield None, None
+        return
+    from tests.servers import postgres_server, redis_server
+
+    with postgres_server() as pg, redis_server() as rd:
+        yield pg, rd
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--configs", default="sqlite,pg", help="any of sqlite, pg")
+    parser.add_argument("--processes", default=None, help="passed to gateway serve (default: auto)")
+    parser.add_argument("--workers", default=None, help="passed to gateway serve (default: auto)")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after start before measuring")
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--gateway-root", type=Path, default=None, help="a baseline source, run in the same launch")
+    parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
+    args = parser.parse_args()
+    args.load_before = load_average()
+    command = ".venv/bin/python bench/trickle.py " + " ".join(sys.argv[1:])
+    wanted = args.configs.split(",")
+    sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
+    configs: list[Config] = []
+    with servers(wanted) as (pg, rd):
+        for database in wanted:
+            if database == "pg" and (pg is None or rd is None):
+                print("no PostgreSQL or Redis here: skipping pg", flush=True)
+                continue
+            label = "SQLite" if database == "sqlite" else "PostgreSQL + Redis"
+            pair = [Config(f"({database}{tag}) {label}", database, source) for tag, source in sources]
+            for i in range(args.runs):
+                for c in pair[:: -1 if i % 2 else 1]:
+                    run = one_run(args, c.source, database, pg, rd)
+                    print(
+                        f"  {c.name} run {i + 1}: trickle {fmt(run.trickle.ms_per_message(), 3)} ms/msg, drain"
+                        f" {fmt(run.drain.ms_per_message(), 3)} ms/msg, load {load_average()}"
+                        + (f" FAILED {run.trickle.failure or run.drain.failure}" if run.ratio is None else ""),
+                        flush=True,
+                    )
+                    c.runs.append(run)
+            configs.extend(pair)
+    text = report(args, configs, command)
+    print()
+    print(text)
+    if not args.no_write:
+        write_doc(DOC, text)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 1 if any(r.ratio is None for c in configs for r in c.runs) else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        raise SystemExit(main())
