@@ -15,7 +15,19 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from gateway.api import audit, batch, content, messages, numbers, ops, receipts, reports, suppressions, tracking
+from gateway.api import (
+    audit,
+    batch,
+    content,
+    messages,
+    numbers,
+    ops,
+    receipts,
+    reports,
+    suppressions,
+    templates,
+    tracking,
+)
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.connection_limits import ConnectionLimits
@@ -88,6 +100,15 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/numbers/{id}/flag", numbers.flag_number)
         app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
         app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
+        app.router.add_post("/v1/templates", templates.create_template)
+        app.router.add_get("/v1/templates", templates.list_templates)
+        app.router.add_get("/v1/templates/{name}", templates.get_template)
+        app.router.add_patch("/v1/templates/{name}", templates.update_template)
+        app.router.add_post("/v1/templates/{name}/publish", templates.publish_template)
+        app.router.add_post("/v1/templates/{name}/archive", templates.archive_template)
+        app.router.add_post("/v1/templates/{name}/preview", templates.preview_template)
+        app.router.add_get("/v1/templates/{name}/versions", templates.list_versions)
+        app.router.add_get("/v1/templates/{name}/versions/{version}", templates.get_version)
         mount_console(app, ctx)
     return app
 

@@ -15,8 +15,17 @@ from gateway.api.render import iso
 from gateway.contract.content import LIST_NAME_PATTERN, ContentCheck, TextCheck, judge_blocklist, judge_content_check
 from gateway.domain.content import ContentReport
 from gateway.domain.jobs import FieldError
+from gateway.domain.routing import candidate_providers
 
 LIST_NAME = re.compile(LIST_NAME_PATTERN)
+
+
+def accept_route(ctx: ApiContext, channel: str) -> str | None:
+    """The route whose own rules (China marketing) a job on `channel` must meet: the first such among
+    the providers the routing config may send it by; None: the default rules."""
+    if ctx.content is None:
+        return None
+    return ctx.content.route_with_rules(candidate_providers(channel, ctx.providers.by_channel, ctx.routing))
 
 
 def report_body(report: ContentReport, base: str = "") -> dict[str, Any]:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from gateway.contract import callbacks, content, events, messages, numbers, ops, reports, suppressions, tracking
+from gateway.contract import (
+    callbacks,
+    content,
+    events,
+    messages,
+    numbers,
+    ops,
+    reports,
+    suppressions,
+    templates,
+    tracking,
+)
 from gateway.contract.operations import Named, Operation
 
 ALL_OPERATIONS: tuple[Operation, ...] = (
     *messages.OPERATIONS,
     *numbers.OPERATIONS,
     *suppressions.OPERATIONS,
+    *templates.OPERATIONS,
     *content.OPERATIONS,
     *reports.OPERATIONS,
     *events.OPERATIONS,

@@ -253,9 +253,8 @@ def template_problems(content: TemplateContent) -> list[tuple[str, str]]:
     for locale, channels in content.locales.items():
         for channel in channels:
             if channel not in content.channels:
-                problems.append(
-                    (f"/locales{pointer_token(locale)}/{channel}", f"overrides a {channel} body the template lacks")
-                )
+                where = f"/locales{pointer_token(locale)}/{channel}"
+                problems.append((where, f"overrides the {channel} body, which the template lacks"))
     return problems
 
 

@@ -22,6 +22,7 @@ from gateway.store.sql.outcomes import OutcomesRoom
 from gateway.store.sql.receipts import ReceiptsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
+from gateway.store.sql.templates import TemplatesRoom
 from gateway.store.sql.tracking import TrackingRoom
 
 
@@ -40,6 +41,7 @@ class SqlStore(
     EventsRoom,
     RetentionRoom,
     NumbersRoom,
+    TemplatesRoom,
 ):
     def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
         self.db = db
