@@ -19,6 +19,7 @@ from gateway.domain.limits import CapTable, HitAction, HitReason, LimitsConfig, 
 from gateway.domain.models import Job, Status
 from gateway.domain.quiet_hours import QuietHours, check
 from gateway.domain.retry import REASON_EXPIRED
+from gateway.domain.template_jobs import content_for_channel
 from gateway.state.base import CapReservation, State
 from gateway.store.port import SuppressionStore
 from gateway.store.records import Outcome
@@ -154,7 +155,7 @@ class PolicyGate:
         for job in jobs:
             report = self.content.check_message(
                 channel=job.channel,
-                content=orjson.loads(job.content),
+                content=content_for_channel(orjson.loads(job.content), job.channel),
                 tenant_id=job.tenant_id,
                 to=job.to_addr,
                 category=job.category,

@@ -28,23 +28,20 @@ from gateway.contract.base import (
     judge,
 )
 from gateway.contract.base import text as copy_text
-from gateway.contract.jobs import LIMITS
+from gateway.contract.jobs import (
+    LIMITS,
+    MAX_VARIABLES,
+    TEMPLATE_NAME_PATTERN,
+    Locale,
+    TemplateName,
+    TemplateParams,
+    VariableName,
+)
 from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError
 from gateway.domain.templates import URL, VARIABLE_TYPES, Variable, judge_value
 
-NAME_PATTERN = explain_pattern(
-    r"^[a-z0-9][a-z0-9_-]{0,63}$", "must be 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit"
-)
-TemplateName = Annotated[str, StringConstraints(pattern=NAME_PATTERN), Field(examples=["order_shipped"])]
-VARIABLE_PATTERN = explain_pattern(
-    r"^[a-z][a-z0-9_]{0,63}$", "must be 1-64 of a-z, 0-9 and '_', starting with a letter"
-)
-VariableName = Annotated[str, StringConstraints(pattern=VARIABLE_PATTERN)]
-LOCALE_PATTERN = explain_pattern(
-    r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$", "must be a language tag such as zh-CN or en"
-)
-Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN), Field(examples=["en"])]
+NAME_PATTERN = TEMPLATE_NAME_PATTERN
 PROVIDER_PATTERN = explain_pattern(r"^[a-z][a-z0-9_-]{0,31}$", "must be a provider name: 1-32 of a-z, 0-9, '_', '-'")
 ProviderKey = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
 IdKey = Annotated[
@@ -52,7 +49,6 @@ IdKey = Annotated[
 ]
 IdValue = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=LABEL_PATTERN)]
 Description = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
-MAX_VARIABLES = 50
 MAX_LOCALES = 20
 URL_SCHEMA_PATTERN = explain_pattern(URL.pattern.replace(r"\s", r"\t-\r "), "must be an http or https URL")
 
@@ -276,12 +272,6 @@ class TemplateChanges(_Fields):
     providers: Providers = absent()
 
 
-Params = Annotated[
-    dict[VariableName, str | Annotated[int, Field(ge=-(2**53), le=2**53)] | float | bool],
-    Field(max_length=MAX_VARIABLES, description="the values of the template's declared variables"),
-]
-
-
 # A variable's errors name its field, not the union member pydantic tried (`/variables/n/integer/example`).
 _MEMBER = re.compile(rf"^(/variables/[^/]+)/(?:{'|'.join(VARIABLE_TYPES)})(?=/|$)")
 
@@ -305,7 +295,7 @@ def judge_template(model: type[_Fields], body: Any) -> tuple[_Fields | None, lis
 
 
 class PreviewRequest(Body):
-    params: Params = Field(default_factory=dict)
+    params: TemplateParams = Field(default_factory=dict)
     locale: Locale = absent()
     version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
         default_factory=lambda: None, description="a published version; default: the draft"
