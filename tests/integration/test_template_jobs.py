@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.aliyun import FakeAliyunSms
+from tests.fakes.twilio import FakeTwilio
 from tests.harness import GatewayStarter, Running
 from tests.integration.test_templates import PARAMS, TEMPLATE, with_
 
@@ -180,3 +181,39 @@ async def test_a_route_with_provider_template_ids_sends_them_with_the_params(sta
             stored = sent["content"]
             assert stored["provider_templates"] == {"aliyun": {"template_code": "SMS_123", "sign_name": "小店"}}
             assert list(stored["template_params"]) == ["name", "url"]
+
+
+async def test_an_sms_that_fails_permanently_falls_back_to_voice_reading_the_voice_body(
+    start_gateway: GatewayStarter,
+) -> None:
+    """End to end: a template with SMS, push and voice bodies; the SMS is refused for good by its
+    provider (the sandbox), and the voice call (Twilio's fake) reads the template's voice script."""
+    async with FakeTwilio() as fake:
+        twilio = {
+            "account_sid": fake.account_sid,
+            "auth_token": fake.auth_token,
+            "from_number": "+14155550100",
+            "api_base_url": fake.url,
+        }
+        env = {
+            "GATEWAY_PROVIDERS": json.dumps({"twilio": twilio}),
+            "GATEWAY_ROUTING": json.dumps({"channels": {"sms": ["sandbox"], "voice": ["twilio"]}}),
+            "GATEWAY_SANDBOX__FAILURE_RATE": "1",
+            "GATEWAY_SANDBOX__ERRORS": json.dumps([{"code": "SBX-30003", "kind": "permanent", "message": "off"}]),
+        }
+        async with start_gateway(env) as gw:
+            await _publish(gw)
+            job = {**JOB, "fallback": ["voice"], "category": "transactional"}
+            accepted = await gw.post("/v1/messages", job)
+            assert accepted.status == 202, await accepted.text()
+            message_id = (await accepted.json())["id"]
+            called = await gw.wait_status(message_id, {"sent"})
+            assert [(a["channel"], a["provider"], a["outcome"]) for a in called["attempts"]] == [
+                ("sms", "sandbox", "failed"),
+                ("voice", "twilio", "sent"),
+            ]
+            [call] = [c for c in fake.created.values() if c.kind == "call"]
+            twiml = call.first("Twiml") or ""
+            assert "您好，张三，您的订单已经发货。" in twiml and 'language="zh-CN"' in twiml
+            assert "拒收请回复R" not in twiml  # not the SMS copy
+            assert called["channel"] == "voice" and called["template"]["version"] == 1
