@@ -25,7 +25,7 @@ from gateway.contract.templates import (
 )
 from gateway.domain.content import MAIN_FIELD
 from gateway.domain.jobs import FieldError
-from gateway.domain.template_lint import Finding, blocking, lint
+from gateway.domain.template_lint import Finding, blocking, example_params, lint
 from gateway.domain.templates import TemplateContent, content_from_json, judge_params, render, template_problems
 
 MAX_BODY = 1024 * 1024
@@ -249,18 +249,31 @@ async def preview_template(request: web.Request) -> web.Response:
     if judged.version is not None:
         _, version = await ctx.store.template_version(principal.tenant_id, name, judged.version)
         if version is None:
-            raise validation_problem([FieldError("/version", f"{name} has no version {judged.version}")])
+            raise Problem(404, "not-found", "Not Found", f"the template {name!r} has no version {judged.version}")
         source = version["content"]
     content = content_from_json(orjson.loads(source))
     params, problems = judge_params(content.variables, judged.params)
-    if problems:
-        raise validation_problem([FieldError(f"/params/{field}", message) for field, message in problems])
+    # A preview shows the copy whatever is missing: a required param missing or wrong reads its example,
+    # and what a job would be refused for is listed.
+    filled = {
+        name: example
+        for name, example in example_params(content.variables).items()
+        if content.variables[name].required and name not in params
+    }
     locale = judged.locale if judged.locale in content.locales else None
     channels = {
         channel: _channel_preview(ctx, principal.tenant_id, content, channel, rendered, locale)
-        for channel, rendered in render(content, params, locale).items()
+        for channel, rendered in render(content, {**params, **filled}, locale).items()
     }
-    return _json({"version": judged.version, "locale": locale, "channels": channels})
+    return _json(
+        {
+            "version": judged.version,
+            "locale": locale,
+            "params": [{"field": f"/params/{field}", "message": message} for field, message in problems],
+            "filled": sorted(filled),
+            "channels": channels,
+        }
+    )
 
 
 def _channel_preview(

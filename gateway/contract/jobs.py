@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
 
 from gateway.contract.base import (
     BLANK,
@@ -102,6 +102,11 @@ TimeZone = Annotated[
         examples=["Asia/Shanghai"],
     ),
 ]
+
+
+def whole(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 to JSON Schema, so to the API too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _with_article(noun: str) -> str:
@@ -201,9 +206,11 @@ class _JobFields(Body):
     metadata: Metadata | None = None
     tz: TimeZone | None = None
     template: TemplateName = absent()
-    version: Annotated[int, Field(ge=1, le=2**31 - 1, description="the template's version; default: its latest")] = (
-        absent()
-    )
+    version: Annotated[
+        int,
+        Field(ge=1, le=2**31 - 1, description="the template's version; default: its latest"),
+        BeforeValidator(whole),
+    ] = absent()
     locale: Locale = absent()
     params: TemplateParams = absent()
 

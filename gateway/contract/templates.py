@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 from gateway.contract.base import (
     LABEL_PATTERN,
@@ -36,6 +36,7 @@ from gateway.contract.jobs import (
     TemplateName,
     TemplateParams,
     VariableName,
+    whole,
 )
 from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError
@@ -65,7 +66,7 @@ DateText = Annotated[
     AfterValidator(_date),
     Field(json_schema_extra={"format": "date"}),
 ]
-MaxLength = Annotated[int, Field(ge=1, le=LIMITS.max_email_body_chars)]
+MaxLength = Annotated[int, Field(ge=1, le=LIMITS.max_email_body_chars), BeforeValidator(whole)]
 _VARIABLE = ConfigDict(
     json_schema_extra={"description": "a declared variable; `example` is used by the lint and must fit max_length"}
 )
@@ -102,7 +103,7 @@ class UrlVariable(_Text):
 
 class IntegerVariable(_Variable):
     type: Literal["integer"]
-    example: Annotated[int, Field(ge=-(2**53), le=2**53)] | None = None
+    example: Annotated[int, Field(ge=-(2**53), le=2**53), BeforeValidator(whole)] | None = None
 
 
 class NumberVariable(_Variable):
@@ -271,6 +272,12 @@ class TemplateChanges(_Fields):
     locales: Locales = absent()
     providers: Providers = absent()
 
+    @model_validator(mode="after")
+    def _changes_something(self) -> TemplateChanges:
+        if all(value is None for value in self.__dict__.values()):
+            raise fail("must name at least one field to change")
+        return self
+
 
 # A variable's errors name its field, not the union member pydantic tried (`/variables/n/integer/example`).
 _MEMBER = re.compile(rf"^(/variables/[^/]+)/(?:{'|'.join(VARIABLE_TYPES)})(?=/|$)")
@@ -297,7 +304,7 @@ def judge_template(model: type[_Fields], body: Any) -> tuple[_Fields | None, lis
 class PreviewRequest(Body):
     params: TemplateParams = Field(default_factory=dict)
     locale: Locale = absent()
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(whole)] | None = Field(
         default_factory=lambda: None, description="a published version; default: the draft"
     )
 
@@ -374,9 +381,18 @@ class ChannelPreview(Reply):
     violations: list[dict[str, Any]]
 
 
+class ParamProblem(Reply):
+    field: str = Field(description="/params/<name>")
+    message: str
+
+
 class Preview(Reply):
     version: int | None = Field(description="null: the draft")
     locale: str | None = Field(description="the variant used; null: the base bodies")
+    params: list[ParamProblem] = Field(
+        description="what a job with these params would be refused for (missing, undeclared, of another type)"
+    )
+    filled: list[str] = Field(description="required variables missing or wrong, rendered with their examples")
     channels: dict[str, ChannelPreview]
 
 
@@ -414,7 +430,7 @@ def _action(path: str, operation_id: str, summary: str, answers: dict[int, Answe
         operation_id,
         summary,
         path_params={"name": NAME},
-        answers={**answers, **auth_answers(), 404: NOT_FOUND},
+        answers={**answers, **auth_answers(), 404: problem("no template of that name (or no such version)")},
         **more,
     )
 
@@ -507,7 +523,7 @@ OPERATIONS = (
         {
             200: Answer("per channel: the rendered content, encoding, segments and violations", Preview),
             **body_answers(),
-            422: problem("a param missing, undeclared or of the wrong type (/params/<name>); no such version"),
+            422: problem("an invalid field"),
         },
         body=PreviewRequest,
         body_required=False,

@@ -66,7 +66,8 @@ class TemplateContent:
     category: str = "marketing"
 
     def bodies(self, locale: str | None = None) -> dict[str, dict[str, Any]]:
-        """Each channel's body; a locale variant's fields override the base's, field by field."""
+        """Each channel's body; a locale variant's fields override the base's, field by field (and
+        a channel the base lacks is the variant's own)."""
         bodies = {channel: dict(body) for channel, body in self.channels.items()}
         for channel, body in (self.locales.get(locale or "", {}) or {}).items():
             bodies[channel] = {**bodies.get(channel, {}), **body}
@@ -250,11 +251,6 @@ def template_problems(content: TemplateContent) -> list[tuple[str, str]]:
         refusal = body_problem(source, content.variables)
         if refusal is not None:
             problems.append((path, refusal))
-    for locale, channels in content.locales.items():
-        for channel in channels:
-            if channel not in content.channels:
-                where = f"/locales{pointer_token(locale)}/{channel}"
-                problems.append((where, f"overrides the {channel} body, which the template lacks"))
     return problems
 
 
@@ -279,6 +275,8 @@ def judge_value(variable: Variable, value: Any) -> tuple[Any, str | None]:
     if kind == "boolean":
         return (value, None) if isinstance(value, bool) else (None, "must be true or false")
     if kind == "integer":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 3.0 is the integer 3
         ok = isinstance(value, int) and not isinstance(value, bool)
         return (value, None) if ok else (None, "must be an integer")
     if kind == "number":
