@@ -158,7 +158,8 @@ LOCALE_PATTERN = explain_pattern(
 )
 Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN), Field(examples=["en"])]
 MAX_VARIABLES = 50
-ParamValue = Annotated[str, StringConstraints(max_length=LIMITS.max_email_body_chars)] | ExactInteger | float | bool
+MAX_PARAM_CHARS = 1000
+ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS)] | ExactInteger | float | bool
 TemplateParams = Annotated[
     dict[VariableName, ParamValue],
     Field(max_length=MAX_VARIABLES, description="the values of the template's declared variables"),

@@ -30,6 +30,7 @@ from gateway.contract.base import (
 from gateway.contract.base import text as copy_text
 from gateway.contract.jobs import (
     LIMITS,
+    MAX_PARAM_CHARS,
     MAX_VARIABLES,
     TEMPLATE_NAME_PATTERN,
     Locale,
@@ -66,7 +67,7 @@ DateText = Annotated[
     AfterValidator(_date),
     Field(json_schema_extra={"format": "date"}),
 ]
-MaxLength = Annotated[int, Field(ge=1, le=LIMITS.max_email_body_chars), BeforeValidator(whole)]
+MaxLength = Annotated[int, Field(ge=1, le=MAX_PARAM_CHARS), BeforeValidator(whole)]
 _VARIABLE = ConfigDict(
     json_schema_extra={"description": "a declared variable; `example` is used by the lint and must fit max_length"}
 )
@@ -93,12 +94,12 @@ class _Text(_Variable):
 
 class StringVariable(_Text):
     type: Literal["string"]
-    example: Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)] | None = None
+    example: Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS, pattern=NO_NUL)] | None = None
 
 
 class UrlVariable(_Text):
     type: Literal["url"]
-    example: Annotated[str, StringConstraints(max_length=2000, pattern=URL_SCHEMA_PATTERN)] | None = None
+    example: Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS, pattern=URL_SCHEMA_PATTERN)] | None = None
 
 
 class IntegerVariable(_Variable):

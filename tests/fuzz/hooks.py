@@ -153,8 +153,8 @@ def _examples_fit(body: dict[str, Any]) -> None:
     variables = body.get("variables")
     for variable in variables.values() if isinstance(variables, dict) else ():
         example, limit = (variable.get("example"), variable.get("max_length")) if isinstance(variable, dict) else (0, 0)
-        if isinstance(example, str) and isinstance(limit, int) and len(example) > limit:
-            variable["max_length"] = len(example)
+        if isinstance(example, str) and isinstance(limit, int | float) and len(example) > limit:
+            variable["max_length"] = max(1, len(example))
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)")
@@ -174,7 +174,7 @@ def _placeholders_declared(body: dict[str, Any], patch: bool) -> None:
         body.setdefault("variables", {})
         body.setdefault("channels", {"sms": {"text": "fuzz notice"}})
         body.setdefault("locales", {})
-    variables = body.get("variables")
+    variables = body.setdefault("variables", {}) if not patch else body.get("variables")
     if not isinstance(variables, dict):
         return
     texts = _strings([body.get("channels"), body.get("locales")])

@@ -121,6 +121,10 @@ async def test_preview_renders_every_channel_with_its_check_and_the_locale_varia
             ("signature_missing", "/locales/en/sms/text"),
             ("unsubscribe_missing", "/locales/en/sms/text"),
         ]
+        # The rendered text gets the verdict the same text gets as plain content.
+        plain = await (await gw.post("/v1/content/check", {"channel": "sms", "text": sms["text"]})).json()
+        assert (plain["ok"], plain["segments"]) == (sms["ok"], sms["segments"])
+        assert [v["rule"] for v in plain["violations"]] == [v["rule"] for v in sms["violations"]]
         wrong = await gw.post("/v1/templates/order_shipped/preview", {"params": {"name": 5, "x": "y"}})
         assert wrong.status == 200
         answer = await wrong.json()
