@@ -15,6 +15,7 @@ from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.contract.base import judge
+from gateway.contract.jobs import LIMITS
 from gateway.contract.templates import (
     NAME_PATTERN,
     NewTemplate,
@@ -29,6 +30,17 @@ from gateway.domain.template_lint import Finding, blocking, example_params, lint
 from gateway.domain.templates import TemplateContent, content_from_json, judge_params, render, template_problems
 
 MAX_BODY = 1024 * 1024
+# The most characters a job's content field takes (gateway/contract/jobs.py): a body rendering over
+# them at the variables' max lengths would be refused at every accept.
+FIELD_LIMITS = {
+    ("sms", "text"): LIMITS.max_text_chars,
+    ("voice", "text"): LIMITS.max_text_chars,
+    ("push", "title"): LIMITS.max_push_title_chars,
+    ("push", "body"): LIMITS.max_push_body_chars,
+    ("email", "subject"): LIMITS.max_subject_chars,
+    ("email", "text"): LIMITS.max_email_body_chars,
+    ("email", "html"): LIMITS.max_email_body_chars,
+}
 JSON = "application/json"
 
 
@@ -65,7 +77,7 @@ def lint_template(ctx: ApiContext, tenant_id: str, content: TemplateContent) -> 
         )
         return [] if report is None else [(route, report)]
 
-    return lint(content, check)
+    return lint(content, check, FIELD_LIMITS)
 
 
 def _checked(draft: dict[str, Any]) -> TemplateContent:

@@ -74,9 +74,13 @@ def samples(variables: Mapping[str, Variable]) -> list[tuple[str, dict[str, Any]
     return found
 
 
-def lint(content: TemplateContent, check: Check) -> list[Finding]:
+RULE_FIELD_TOO_LONG = "field_too_long"
+
+
+def lint(content: TemplateContent, check: Check, limits: Mapping[tuple[str, str], int] | None = None) -> list[Finding]:
     """Every finding of every channel body (base and locale variants) under each sample, once per
-    body field, rule and route (the examples' finding first)."""
+    body field, rule and route (the examples' finding first). `limits`: the most characters a job's
+    content field takes, by (channel, field): a rendering over it could never be sent."""
     findings: dict[tuple[str, str, str | None], Finding] = {}
     for locale in (None, *content.locales):
         overrides = content.locales.get(locale, {}) if locale is not None else {}
@@ -84,6 +88,15 @@ def lint(content: TemplateContent, check: Check) -> list[Finding]:
             for channel, body in render(content, params, locale).items():
                 if locale is not None and channel not in overrides:
                     continue  # the base body, linted already
+                for name, limit in (limits or {}).items():
+                    text = body.get(name[1]) if name[0] == channel else None
+                    if isinstance(text, str) and len(text) > limit:
+                        field = _field(content, locale, channel, name[1])
+                        message = f"renders {len(text)} characters; a {channel} {name[1]} takes at most {limit}"
+                        findings.setdefault(
+                            (field, RULE_FIELD_TOO_LONG, None),
+                            Finding("block", RULE_FIELD_TOO_LONG, field, message, label),
+                        )
                 for route, report in check(channel, body):
                     for violation in report.violations:
                         field = _field(content, locale, channel, violation.field or "text")

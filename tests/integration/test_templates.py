@@ -169,6 +169,21 @@ async def test_a_publish_with_a_block_finding_is_refused_naming_the_body_and_war
         assert [(f["rule"], f["field"], f["sample"]) for f in found] == [
             ("too_long", "/channels/sms/text", "max_length")
         ]
+        long_title = with_(
+            variables={"name": {"type": "string", "max_length": 300, "example": "Ann"}},
+            channels={"push": {"title": "Hi {{ name }}", "body": "b"}},
+            locales={},
+            name="long_title",
+        )
+        assert (await gw.post("/v1/templates", long_title)).status == 201
+        refused = await gw.post("/v1/templates/long_title/publish", None)
+        assert refused.status == 422
+        assert (await refused.json())["errors"] == [
+            {
+                "field": "/channels/push/title",
+                "message": "field_too_long: renders 303 characters; a push title takes at most 256",
+            }
+        ]
         assert await gw.count("template_versions") == 0
 
 

@@ -227,3 +227,13 @@ def test_a_job_stores_its_channel_body_the_pin_and_the_bodies_of_its_fallback_ch
         stored, "sms"
     )
     assert job_content(content, pin, ["push"], {}) is None
+
+
+def test_lint_refuses_a_body_that_renders_over_its_field_limit_at_max_lengths() -> None:
+    variables = {"name": Variable("string", max_length=300, example="Ann")}
+    content = TemplateContent(variables, {"push": {"title": "Hi {{ name }}", "body": "b"}})
+    findings = lint(content, _check(), {("push", "title"): 256})
+    assert [(f.severity, f.rule, f.field, f.sample) for f in findings] == [
+        ("block", "field_too_long", "/channels/push/title", "max_length")
+    ]
+    assert findings[0].message == "renders 303 characters; a push title takes at most 256"
