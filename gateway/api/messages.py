@@ -91,21 +91,30 @@ def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
 
 def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str = "") -> Problem | None:
     """A job whose words the policy blocks is refused now, before it is stored, with what to fix; by the
-    rules of the route it may go by (a China marketing route's signature and unsubscribe suffix)."""
-    if ctx.content is None or not ctx.settings.content.enforce_at_accept or job.channel.value == "webhook":
+    rules of the route it may go by (a China marketing route's signature and unsubscribe suffix). A
+    templated job's text is named by the template, and the bodies of its fallback channels are checked
+    too (each is sent as it is if the job falls back)."""
+    if ctx.content is None or not ctx.settings.content.enforce_at_accept:
         return None
-    report = ctx.content.check_message(
-        channel=job.channel.value,
-        content=job.content,
-        tenant_id=tenant_id,
-        to=job.to,
-        category=job.category.value,
-        provider=accept_route(ctx, job.channel.value),
-    )
-    if report is None or report.ok:
-        return None
-    # A rendered template's text is named by the template it came from.
-    return content_problem(report, f"{prefix}/template" if job.template is not None else f"{prefix}/content")
+    base = f"{prefix}/template" if job.template is not None else f"{prefix}/content"
+    bodies = [(job.channel.value, job.content, base)]
+    alternates = job.content.get("fallback_content") if job.template is not None else None
+    if isinstance(alternates, dict):
+        bodies += [(channel, body, f"{prefix}/template/{channel}") for channel, body in alternates.items()]
+    for channel, content, where in bodies:
+        if channel == "webhook":
+            continue
+        report = ctx.content.check_message(
+            channel=channel,
+            content=content,
+            tenant_id=tenant_id,
+            to=job.to,
+            category=job.category.value,
+            provider=accept_route(ctx, channel),
+        )
+        if report is not None and not report.ok:
+            return content_problem(report, where)
+    return None
 
 
 def refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:

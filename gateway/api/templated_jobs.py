@@ -27,8 +27,6 @@ CONTENT_MODELS: dict[str, Any] = {
     "email": EmailContent,
     "webhook": WebhookContent,
 }
-# Published versions never change: parsed once per process, by (template id, version).
-_VERSIONS: dict[tuple[int, int], TemplateContent] = {}
 _MAX_CACHED = 2048
 
 
@@ -49,15 +47,16 @@ async def _version(ctx: ApiContext, tenant_id: str, ref: TemplateRef, prefix: st
         raise _refused(f"{prefix}/template", f"the template {ref.name!r} has no published version")
     if number > latest:
         raise _refused(f"{prefix}/version", f"the template {ref.name!r} has no version {number} (latest: {latest})")
-    content = _VERSIONS.get((row["id"], number))
+    cache = ctx.template_versions
+    content = cache.get((row["id"], number))
     if content is None:
         _, version = await ctx.store.template_version(tenant_id, ref.name, number)
         if version is None:  # published meanwhile by another process, not yet visible: as if absent
             raise _refused(f"{prefix}/version", f"the template {ref.name!r} has no version {number}")
         content = content_from_json(orjson.loads(version["content"]))
-        if len(_VERSIONS) >= _MAX_CACHED:
-            _VERSIONS.clear()
-        _VERSIONS[(row["id"], number)] = content
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cache[(row["id"], number)] = content
     return number, content
 
 

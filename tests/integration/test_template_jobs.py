@@ -217,3 +217,17 @@ async def test_an_sms_that_fails_permanently_falls_back_to_voice_reading_the_voi
             assert "您好，张三，您的订单已经发货。" in twiml and 'language="zh-CN"' in twiml
             assert "拒收请回复R" not in twiml  # not the SMS copy
             assert called["channel"] == "voice" and called["template"]["version"] == 1
+
+
+async def test_the_body_of_a_fallback_channel_is_checked_at_accept_too(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        await _publish(gw, with_(channels={**TEMPLATE["channels"], "voice": {"text": "{{ name }}，比竞品A便宜"}}))
+        # The tenant lists the word after the publish: the lint could not see it, the accept does.
+        lists = await gw.session.put(gw.url + "/v1/blocklists/brand", json={"words": ["竞品A"]}, headers=gw.headers)
+        assert lists.status == 201
+        assert (await gw.post("/v1/messages", JOB)).status == 202  # no fallback: the voice body is not sent
+        refused = await gw.post("/v1/messages", {**JOB, "fallback": ["voice"]})
+        assert refused.status == 422
+        [error] = (await refused.json())["errors"]
+        assert error["field"] == "/template/voice/text" and error["message"].startswith("blocked_word:")
+        assert await gw.count("messages") == 1
