@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from gateway.contract.base import (
     LABEL_PATTERN,
@@ -39,7 +39,7 @@ from gateway.contract.jobs import (
     VariableName,
     whole,
 )
-from gateway.contract.operations import Answer, Named, Operation, Query, auth_answers, body_answers, problem
+from gateway.contract.operations import Answer, Operation, Query, auth_answers, body_answers, problem
 from gateway.domain.jobs import FieldError
 from gateway.domain.templates import URL, VARIABLE_TYPES, Variable, judge_value
 
@@ -76,9 +76,6 @@ _VARIABLE = ConfigDict(
 class _Variable(Body):
     model_config = _VARIABLE
     required: bool = False
-
-    def domain(self) -> Variable:
-        return Variable(self.type, self.required, getattr(self, "max_length", None), self.example)  # type: ignore[attr-defined]
 
 
 class _Text(_Variable):
@@ -421,7 +418,6 @@ INVALID = problem(
 )
 ARCHIVED = problem("the template is archived")
 LOCATION = {"Location": {"schema": {"type": "string"}}}
-TEMPLATE_REQUEST = Named("TemplateRequest", TypeAdapter(NewTemplate))
 
 
 def _action(path: str, operation_id: str, summary: str, answers: dict[int, Answer], **more: Any) -> Operation:

@@ -77,8 +77,3 @@ def content_for_channel(content: Mapping[str, Any], channel: str) -> dict[str, A
     if isinstance(alternates, Mapping) and channel in alternates:
         return dict(alternates[channel])
     return {key: value for key, value in content.items() if key not in INTERNAL_KEYS}
-
-
-def template_pin(content: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    pin = content.get("template")
-    return pin if isinstance(pin, Mapping) else None

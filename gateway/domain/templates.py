@@ -25,13 +25,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 VARIABLE_TYPES = ("string", "integer", "number", "boolean", "url", "date")
 LENGTH_TYPES = ("string", "url")
-CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "sms": ("text",),
-    "push": ("title", "body", "data"),
-    "email": ("subject", "text", "html"),
-    "voice": ("text", "language", "voice"),
-    "webhook": ("json",),
-}
 # Fields copied as written (a TTS voice's name is no copy); every other field is a template.
 LITERAL_FIELDS = frozenset({("voice", "language"), ("voice", "voice")})
 ALLOWED_FILTERS = ("upper", "lower", "trim", "default")
@@ -72,27 +65,6 @@ class TemplateContent:
         for channel, body in (self.locales.get(locale or "", {}) or {}).items():
             bodies[channel] = {**bodies.get(channel, {}), **body}
         return bodies
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "description": self.description,
-            "category": self.category,
-            "variables": {
-                name: {k: v for k, v in vars_of(var).items() if v is not None} for name, var in self.variables.items()
-            },
-            "channels": {c: dict(b) for c, b in self.channels.items()},
-            "locales": {loc: {c: dict(b) for c, b in ch.items()} for loc, ch in self.locales.items()},
-            "providers": {p: dict(ids) for p, ids in self.providers.items()},
-        }
-
-
-def vars_of(variable: Variable) -> dict[str, Any]:
-    return {
-        "type": variable.type,
-        "required": variable.required,
-        "max_length": variable.max_length,
-        "example": variable.example,
-    }
 
 
 def content_from_json(value: Mapping[str, Any]) -> TemplateContent:
