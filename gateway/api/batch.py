@@ -56,6 +56,7 @@ class _Batch:
         self.first_of_key: dict[str, tuple[int, str]] = {}
         self.same_as: dict[int, int] = {}
         self.claimed: list[tuple[str, str]] = []
+        self.templates: dict[str, Any] = {}  # template rows by name, read once per batch
 
     async def judge_item(self, index: int, item: Any) -> None:
         prefix = f"/messages/{index}"
@@ -67,7 +68,7 @@ class _Batch:
             self.results[index] = _refused(index, validation_problem(errors))
             return
         job, refusal = await rendered_job(
-            self.ctx, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix
+            self.ctx, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix, self.templates
         )
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
         refusal = refusal or refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)

@@ -231,3 +231,20 @@ async def test_the_body_of_a_fallback_channel_is_checked_at_accept_too(start_gat
         [error] = (await refused.json())["errors"]
         assert error["field"] == "/template/voice/text" and error["message"].startswith("blocked_word:")
         assert await gw.count("messages") == 1
+
+
+async def test_a_retried_templated_job_gets_its_first_answer_even_after_the_template_is_archived(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway() as gw:
+        await _publish(gw)
+        first = await gw.post("/v1/messages", JOB, key="order-42")
+        assert first.status == 202
+        assert (await gw.post("/v1/templates/order_shipped/archive", None)).status == 200
+        again = await gw.post("/v1/messages", JOB, key="order-42")
+        assert (again.status, again.headers.get("Idempotent-Replayed")) == (202, "true")
+        assert await again.json() == await first.json()
+        assert (await again.json())["template"] == {"name": "order_shipped", "version": 1, "locale": None}
+        other = await gw.post("/v1/messages", JOB, key="order-43")
+        assert other.status == 422
+        assert await gw.count("messages") == 1
