@@ -303,7 +303,7 @@ def param_text(value: Any) -> str:
 # -- rendering ----------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=512)  # bodies are up to 200 kB (an e-mail): bounded memory
 def _compiled(source: str, html: bool) -> Any:
     return (HTML if html else PLAIN).from_string(source)
 
