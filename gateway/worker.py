@@ -324,7 +324,7 @@ class Worker:
         provider = self.providers.get(mark.provider)
         assert provider is not None
         # A templated job that fell back reads the body of its new channel, from the same version.
-        content = content_for_channel(orjson.loads(job.content), job.channel)
+        content = content_for_channel(orjson.loads(job.content), job.channel, mark.provider)
         tracked: list[dict[str, Any]] = []
         if self.links is not None:
             content, tracked = self.links.track(job, content, mark.provider)

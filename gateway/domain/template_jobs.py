@@ -6,8 +6,8 @@ The stored content is the job's channel body rendered at accept, plus the gatewa
 the job may fall back to, rendered from the same version, so a fallback from SMS to voice reads the
 voice script). Where a provider of the channel's route has ids of the approved template, the body
 also carries `template_params` (each declared variable as text, in declared order) and
-`provider_templates` ({provider: ids}); an Alibaba Cloud `template_code` is also given where that
-adapter reads it.
+`provider_templates` ({provider: ids}); an attempt by a provider with ids gets them (and its
+`template_code` where the Alibaba Cloud adapter reads it), an attempt by another gets neither.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from gateway.domain.templates import TemplateContent, param_text, render, render_params
 
 INTERNAL_KEYS = frozenset({"template", "fallback_content"})
+TEMPLATE_ID_KEYS = frozenset({"template_params", "provider_templates", "template_code"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +64,25 @@ def _with_provider_ids(
     ids = {provider: dict(template.providers[provider]) for provider in providers if provider in template.providers}
     if not ids:
         return body
-    extra: dict[str, Any] = {"template_params": dict(texts), "provider_templates": ids}
-    code = next((found["template_code"] for found in ids.values() if "template_code" in found), None)
-    if code is not None:
-        extra["template_code"] = code
-    return {**body, **extra}
+    return {**body, "template_params": dict(texts), "provider_templates": ids}
 
 
-def content_for_channel(content: Mapping[str, Any], channel: str) -> dict[str, Any]:
+def content_for_channel(content: Mapping[str, Any], channel: str, provider: str | None = None) -> dict[str, Any]:
     """What a provider gets for an attempt on `channel`: the body of that channel when the job fell
-    back to it from a template's other channel, else the content as stored; never the gateway's keys."""
+    back to it from a template's other channel, else the content as stored; never the gateway's keys.
+
+    Given the `provider`, a templated body's ids and params go only to a provider the template has
+    ids for (another would send its own default template with them), with its `template_code` where
+    the Alibaba Cloud adapter reads it."""
     alternates = content.get("fallback_content")
     if isinstance(alternates, Mapping) and channel in alternates:
-        return dict(alternates[channel])
-    return {key: value for key, value in content.items() if key not in INTERNAL_KEYS}
+        picked = dict(alternates[channel])
+    else:
+        picked = {key: value for key, value in content.items() if key not in INTERNAL_KEYS}
+    registered = picked.get("provider_templates")
+    if provider is None or not isinstance(registered, Mapping):
+        return picked
+    ids = registered.get(provider)
+    if not isinstance(ids, Mapping):
+        return {key: value for key, value in picked.items() if key not in TEMPLATE_ID_KEYS}
+    return {**picked, "template_code": ids["template_code"]} if "template_code" in ids else picked

@@ -217,7 +217,6 @@ def test_a_job_stores_its_channel_body_the_pin_and_the_bodies_of_its_fallback_ch
         "text": "【小店】张三，您的订单已发货 https://x.example/1 拒收请回复R",
         "template_params": texts,
         "provider_templates": {"aliyun": {"template_code": "SMS_123", "sign_name": "小店"}},
-        "template_code": "SMS_123",
         "template": {"name": "order_shipped", "version": 3, "locale": None, "params": dict(pin.params)},
         "fallback_content": {"voice": {"text": "您好张三", "language": "zh-CN"}},
     }
@@ -227,6 +226,11 @@ def test_a_job_stores_its_channel_body_the_pin_and_the_bodies_of_its_fallback_ch
         stored, "sms"
     )
     assert job_content(content, pin, ["push"], {}) is None
+    # An attempt by the provider with ids gets them and its template code; by another, neither.
+    by_aliyun = content_for_channel(stored, "sms", "aliyun")
+    assert (by_aliyun["template_code"], by_aliyun["template_params"]) == ("SMS_123", texts)
+    by_sandbox = content_for_channel(stored, "sms", "sandbox")
+    assert by_sandbox == {"text": stored["text"]}
 
 
 def test_lint_refuses_a_body_that_renders_over_its_field_limit_at_max_lengths() -> None:
