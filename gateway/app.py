@@ -27,6 +27,7 @@ from gateway.api import (
     recipients,
     reports,
     suppressions,
+    templates,
     tracking,
 )
 from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
@@ -102,6 +103,15 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/numbers/{id}/restore", numbers.restore_number)
         app.router.add_post("/v1/numbers/{id}/retire", numbers.retire_number)
         add_recipient_routes(app)
+        app.router.add_post("/v1/templates", templates.create_template)
+        app.router.add_get("/v1/templates", templates.list_templates)
+        app.router.add_get("/v1/templates/{name}", templates.get_template)
+        app.router.add_patch("/v1/templates/{name}", templates.update_template)
+        app.router.add_post("/v1/templates/{name}/publish", templates.publish_template)
+        app.router.add_post("/v1/templates/{name}/archive", templates.archive_template)
+        app.router.add_post("/v1/templates/{name}/preview", templates.preview_template)
+        app.router.add_get("/v1/templates/{name}/versions", templates.list_versions)
+        app.router.add_get("/v1/templates/{name}/versions/{version}", templates.get_version)
         mount_console(app, ctx)
     return app
 

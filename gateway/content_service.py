@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -98,6 +98,11 @@ class ContentService:
                 await self.reload()
             except Exception as exc:  # noqa: BLE001 - the lists in force stay; the next poll tries again
                 survived(self.metrics, "content-lists", "reloading content lists failed; keeping the current ones", exc)
+
+    def route_with_rules(self, providers: Sequence[str]) -> str | None:
+        """Of the providers a job may go by, the first whose route has rules of its own (China
+        marketing): a job must meet them at accept, since it may go by that route."""
+        return next((p for p in providers if self.rules_for(p) is not self.default_rules), None)
 
     def rules_for(self, provider: str | None) -> ContentRules:
         return self.route_rules.get(provider or "", self.default_rules)

@@ -21,6 +21,7 @@ from gateway.domain.models import Job, Status
 from gateway.domain.optout import suppression_covers
 from gateway.domain.quiet_hours import QuietHours, ZoneSource, country_for, decide, local_zones
 from gateway.domain.retry import REASON_EXPIRED
+from gateway.domain.template_jobs import content_for_channel
 from gateway.state.base import CapReservation, State
 from gateway.store.port import GateStore
 from gateway.store.records import Outcome
@@ -176,7 +177,7 @@ class PolicyGate:
         for job in jobs:
             report = self.content.check_message(
                 channel=job.channel,
-                content=orjson.loads(job.content),
+                content=content_for_channel(orjson.loads(job.content), job.channel),
                 tenant_id=job.tenant_id,
                 to=job.to_addr,
                 category=job.category,

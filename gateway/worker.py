@@ -31,6 +31,7 @@ from gateway.domain.routing import (
     choose_route,
     region_denial,
 )
+from gateway.domain.template_jobs import content_for_channel
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
@@ -338,7 +339,8 @@ class Worker:
     ) -> None:
         provider = self.providers.get(mark.provider)
         assert provider is not None
-        content = orjson.loads(job.content)
+        # A templated job that fell back reads the body of its new channel, from the same version.
+        content = content_for_channel(orjson.loads(job.content), job.channel, mark.provider)
         tracked: list[dict[str, Any]] = []
         if self.links is not None:
             content, tracked = self.links.track(job, content, mark.provider)

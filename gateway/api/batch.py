@@ -19,6 +19,7 @@ from gateway.api.messages import (
     request_hash,
 )
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.templated_jobs import rendered_job
 from gateway.contract.base import judge
 from gateway.contract.jobs import judge_job
 from gateway.contract.messages import BatchRequest
@@ -55,6 +56,7 @@ class _Batch:
         self.first_of_key: dict[str, tuple[int, str]] = {}
         self.same_as: dict[int, int] = {}
         self.claimed: list[tuple[str, str]] = []
+        self.templates: dict[str, Any] = {}  # template rows by name, read once per batch
 
     async def judge_item(self, index: int, item: Any) -> None:
         prefix = f"/messages/{index}"
@@ -65,9 +67,11 @@ class _Batch:
         if judged is None or errors:
             self.results[index] = _refused(index, validation_problem(errors))
             return
-        job = in_channel_order(self.ctx, judged.to_send_job())
+        job, refusal = await rendered_job(
+            self.ctx, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix, self.templates
+        )
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
-        refusal = refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
+        refusal = refusal or refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
         if refusal is not None:
             # A retried item the gateway already took gets its first answer, not today's verdict.
             earlier = await self.ctx.store.find_by_idempotency_key(self.tenant_id, key) if key else None

@@ -15,8 +15,17 @@ from gateway.api.render import iso
 from gateway.contract.content import LIST_NAME_PATTERN, ContentCheck, TextCheck, judge_blocklist, judge_content_check
 from gateway.domain.content import ContentReport
 from gateway.domain.jobs import FieldError
+from gateway.domain.routing import candidate_providers
 
 LIST_NAME = re.compile(LIST_NAME_PATTERN)
+
+
+def accept_route(ctx: ApiContext, channel: str) -> str | None:
+    """The route whose own rules (China marketing) a job on `channel` must meet: the first such among
+    the providers the routing config may send it by; None: the default rules."""
+    if ctx.content is None:
+        return None
+    return ctx.content.route_with_rules(candidate_providers(channel, ctx.providers.by_channel, ctx.routing))
 
 
 def report_body(report: ContentReport, base: str = "") -> dict[str, Any]:
@@ -83,14 +92,25 @@ async def check(request: web.Request) -> web.Response:
     if errors:
         raise validation_problem(errors)
     assert ctx.content is not None
-    given = {"tenant_id": principal.tenant_id, "to": judged.to, "category": judged.category}
+    # Without a provider, the rules of the route a job on the channel may go by: those checked at accept.
+    route = judged.provider if judged.provider is not None else accept_route(ctx, judged.channel)
+    given = {"tenant_id": principal.tenant_id, "to": judged.to, "category": judged.category, "provider": route}
     if isinstance(judged, TextCheck):
-        report = ctx.content.check(channel=judged.channel, text=judged.text, provider=judged.provider, **given)
-        return web.Response(body=orjson.dumps(report_body(report)), content_type="application/json")
+        report = ctx.content.check(channel=judged.channel, text=judged.text, **given)
+        answer = {**report_body(report), **_route_answer(ctx, route)}
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
     content = {name.removeprefix("/content/"): value for name, value in judged.texts().items()}
-    found = ctx.content.check_message(channel=judged.channel, content=content, provider=judged.provider, **given)
+    found = ctx.content.check_message(channel=judged.channel, content=content, **given)
     assert found is not None  # every content model's channel has text fields
-    return web.Response(body=orjson.dumps(report_body(found, "/content")), content_type="application/json")
+    answer = {**report_body(found, "/content"), **_route_answer(ctx, route)}
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+
+def _route_answer(ctx: ApiContext, route: str | None) -> dict[str, Any]:
+    """Which route's rules the check applied: its provider, and whether they are China marketing rules."""
+    assert ctx.content is not None
+    own = route is not None and ctx.content.rules_for(route) is not ctx.content.default_rules
+    return {"route": route if own else None, "china_marketing": own}
 
 
 def _list_name(request: web.Request) -> str:

@@ -12,6 +12,7 @@ from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import SleepingPolicy
 from gateway.domain.routing import RoutingConfig
+from gateway.domain.templates import TemplateContent
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
 from gateway.provider_registry import ProviderRegistry
@@ -38,6 +39,8 @@ class ApiContext:
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)
+    # Published template versions never change: each parsed once, by (template row id, version).
+    template_versions: dict[tuple[int, int], TemplateContent] = field(default_factory=dict)
 
 
 CONTEXT = web.AppKey("context", ApiContext)

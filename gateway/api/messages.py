@@ -16,9 +16,10 @@ from aiohttp import web
 
 from gateway.api import render
 from gateway.api.bodies import read_json
-from gateway.api.content import content_problem
+from gateway.api.content import accept_route, content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.templated_jobs import rendered_job
 from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
@@ -89,15 +90,31 @@ def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
 
 
 def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str = "") -> Problem | None:
-    """A job whose words the policy blocks is refused now, before it is stored, with what to fix."""
-    if ctx.content is None or not ctx.settings.content.enforce_at_accept or job.channel.value == "webhook":
+    """A job whose words the policy blocks is refused now, before it is stored, with what to fix; by the
+    rules of the route it may go by (a China marketing route's signature and unsubscribe suffix). A
+    templated job's text is named by the template, and the bodies of its fallback channels are checked
+    too (each is sent as it is if the job falls back)."""
+    if ctx.content is None or not ctx.settings.content.enforce_at_accept:
         return None
-    report = ctx.content.check_message(
-        channel=job.channel.value, content=job.content, tenant_id=tenant_id, to=job.to, category=job.category.value
-    )
-    if report is None or report.ok:
-        return None
-    return content_problem(report, f"{prefix}/content")
+    base = f"{prefix}/template" if job.template is not None else f"{prefix}/content"
+    bodies = [(job.channel.value, job.content, base)]
+    alternates = job.content.get("fallback_content") if job.template is not None else None
+    if isinstance(alternates, dict):
+        bodies += [(channel, body, f"{prefix}/template/{channel}") for channel, body in alternates.items()]
+    for channel, content, where in bodies:
+        if channel == "webhook":
+            continue
+        report = ctx.content.check_message(
+            channel=channel,
+            content=content,
+            tenant_id=tenant_id,
+            to=job.to,
+            category=job.category.value,
+            provider=accept_route(ctx, channel),
+        )
+        if report is not None and not report.ok:
+            return content_problem(report, where)
+    return None
 
 
 def refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:
@@ -165,11 +182,12 @@ async def create_message(request: web.Request) -> web.Response:
     judged, errors = judge_job(body, ctx.limits)
     if judged is None:
         raise validation_problem(errors)
-    job = in_channel_order(ctx, judged.to_send_job())
+    job, refusal = await rendered_job(ctx, principal.tenant_id, in_channel_order(ctx, judged.to_send_job()))
     body_hash = request_hash(body)
-    # Refusals that depend on the moment (an expiry now past, a word list changed since) come after the
-    # key: a retry of a request the gateway already took gets the first answer, not a new verdict.
-    refusal = refusal_now(ctx, principal.tenant_id, job, now)
+    # Refusals that depend on the moment (an expiry now past, a word list changed since, a template
+    # archived since) come after the key: a retry of a request the gateway already took gets the first
+    # answer, not a new verdict.
+    refusal = refusal or refusal_now(ctx, principal.tenant_id, job, now)
     if refusal is not None:
         earlier = await _earlier_answer(ctx, principal.tenant_id, key, body_hash) if key else None
         if earlier is not None:

@@ -20,10 +20,18 @@ def _json(text: str | None, default: Any) -> Any:
     return orjson.loads(text) if text else default
 
 
+def template_pin(content: str | None) -> dict[str, Any] | None:
+    """The template a job was rendered from (name, version, locale, params), kept with its content."""
+    if not content or '"template":{' not in content:
+        return None
+    pin = orjson.loads(content).get("template")
+    return pin if isinstance(pin, dict) else None
+
+
 def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
     """The answer to an accepted job. Built from stored fields only, so a replay of the same
     idempotency key gives the very same answer as the first request."""
-    return {
+    answer = {
         "id": row["id"],
         "status": Status.QUEUED,
         "channel": row["channel"],
@@ -37,10 +45,14 @@ def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
         "idempotency_key": row["idempotency_key"],
         "created_at": iso(row["created_at"]),
     }
+    pin = template_pin(row["content"])
+    if pin is not None:
+        answer["template"] = {k: v for k, v in pin.items() if k != "params"}
+    return answer
 
 
 def message(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+    body = {
         "id": row["id"],
         "status": row["status"],
         "reason": row["reason"],
@@ -67,6 +79,10 @@ def message(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
+    pin = template_pin(row["content"])
+    if pin is not None:
+        body["template"] = pin
+    return body
 
 
 def message_detail(row: dict[str, Any]) -> dict[str, Any]:

@@ -220,6 +220,14 @@ class ContentReport(Reply):
     fixed: dict[str, str] = Field(description="each checked field, fixed: {text}, {subject, text} or {title, body}")
 
 
+class CheckReport(ContentReport):
+    route: str | None = Field(
+        description="the provider whose route rules applied (the one given, else the first route the channel may go "
+        "by that has rules of its own, as at accept); null: the default rules"
+    )
+    china_marketing: bool = Field(description="the route's China marketing rules (【signature】, unsubscribe) applied")
+
+
 class Blocklist(Reply):
     name: str
     severity: Literal["block", "warn"]
@@ -251,7 +259,7 @@ OPERATIONS = (
             "content": {"channel": "email", "content": {"subject": "Your receipt", "text": "Thank you"}},
         },
         answers={
-            200: Answer("the verdict, each violation with its span", ContentReport),
+            200: Answer("the verdict, each violation with its span, and the route whose rules applied", CheckReport),
             **body_answers(),
             **auth_answers(),
             422: problem("an invalid field (e.g. an empty text, an unknown provider)"),

@@ -6,16 +6,18 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
 
 from gateway.contract.base import (
     BLANK,
     Body,
+    ExactInteger,
     JsonObject,
     JsonString,
     JsonValue,
     Label,
     Timestamp,
+    absent,
     explain_pattern,
     fail,
     json_size,
@@ -33,7 +35,7 @@ from gateway.domain.jobs import (
     timing_problems,
     valid_zone,
 )
-from gateway.domain.models import Category, Channel, SendJob
+from gateway.domain.models import Category, Channel, SendJob, TemplateRef
 
 LIMITS = JobLimits()
 _CATEGORIES = {c.value: c for c in Category}
@@ -102,6 +104,11 @@ TimeZone = Annotated[
 ]
 
 
+def whole(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 to JSON Schema, so to the API too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _with_article(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
@@ -138,6 +145,36 @@ def _fallback(channel: Channel) -> Any:
     return Annotated[list[item], AfterValidator(once_each), WithJsonSchema(schema)]
 
 
+TEMPLATE_NAME_PATTERN = explain_pattern(
+    r"^[a-z0-9][a-z0-9_-]{0,63}$", "must be 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit"
+)
+TemplateName = Annotated[str, StringConstraints(pattern=TEMPLATE_NAME_PATTERN), Field(examples=["order_shipped"])]
+VARIABLE_PATTERN = explain_pattern(
+    r"^[a-z][a-z0-9_]{0,63}$", "must be 1-64 of a-z, 0-9 and '_', starting with a letter"
+)
+VariableName = Annotated[str, StringConstraints(pattern=VARIABLE_PATTERN)]
+LOCALE_PATTERN = explain_pattern(
+    r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$", "must be a language tag such as zh-CN or en"
+)
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN), Field(examples=["en"])]
+MAX_VARIABLES = 50
+MAX_PARAM_CHARS = 1000
+ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS)] | ExactInteger | float | bool
+TemplateParams = Annotated[
+    dict[VariableName, ParamValue],
+    Field(max_length=MAX_VARIABLES, description="the values of the template's declared variables"),
+]
+# A job gives `content`, or `template` (+ version, locale, params): never both, never neither.
+_CONTENT_OR_TEMPLATE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["content"],
+            "not": {"anyOf": [{"required": [name]} for name in ("template", "version", "locale", "params")]},
+        },
+        {"required": ["template"], "not": {"required": ["content"]}},
+    ]
+}
+
 Metadata = Annotated[
     JsonObject,
     json_size(LIMITS.max_metadata_bytes),
@@ -147,6 +184,8 @@ Metadata = Annotated[
 
 class _JobFields(Body):
     """What every job carries, whatever its channel."""
+
+    model_config = ConfigDict(json_schema_extra=_CONTENT_OR_TEMPLATE)
 
     category: Literal["marketing", "transactional"] = Field(
         "marketing", description="transactional messages skip marketing caps and quiet hours"
@@ -167,12 +206,41 @@ class _JobFields(Body):
     )
     metadata: Metadata | None = None
     tz: TimeZone | None = None
+    template: TemplateName = absent()
+    version: Annotated[
+        int,
+        Field(ge=1, le=2**31 - 1, description="the template's version; default: its latest"),
+        BeforeValidator(whole),
+    ] = absent()
+    locale: Locale = absent()
+    params: TemplateParams = absent()
 
     channel_value: ClassVar[Channel]
 
+    def source_problems(self) -> list[tuple[str, str]]:
+        """(field, message) when the job gives both content and a template, or neither."""
+        given = {
+            name for name in ("content", "template", "version", "locale", "params") if getattr(self, name) is not None
+        }
+        if "content" in given and "template" in given:
+            return [("/template", "give content or a template, not both")]
+        if "template" in given:
+            return []
+        if "content" not in given:
+            return [("/content", "is required (or give a template)")]
+        extra = sorted(given - {"content"})
+        return [(f"/{extra[0]}", "is given only with a template")] if extra else []
+
+    def template_ref(self) -> TemplateRef | None:
+        name: str | None = getattr(self, "template", None)
+        if name is None:
+            return None
+        return TemplateRef(name, getattr(self, "version", None), getattr(self, "locale", None), dict(self.params or {}))
+
     def to_send_job(self) -> SendJob:
         # The content's fields as given (a plain dict copy is several times cheaper than model_dump).
-        content = {k: v for k, v in self.content.__dict__.items() if v is not None}  # type: ignore[attr-defined]
+        given = self.content  # type: ignore[attr-defined]
+        content = {k: v for k, v in given.__dict__.items() if v is not None} if given is not None else {}
         return SendJob(
             channel=self.channel_value,
             to=self.to,  # type: ignore[attr-defined]
@@ -187,6 +255,7 @@ class _JobFields(Body):
             metadata=self.metadata or {},
             tz=self.tz,
             channel_order=self.channel_order,
+            template=self.template_ref(),
         )
 
 
@@ -231,7 +300,7 @@ class SmsJob(_JobFields):
     channel_value = Channel.SMS
     channel: Literal["sms"]
     to: PhoneNumber
-    content: SmsContent
+    content: SmsContent = absent()
     fallback: _fallback(Channel.SMS) = Field(default_factory=list)  # type: ignore[valid-type]
 
 
@@ -239,7 +308,7 @@ class VoiceJob(_JobFields):
     channel_value = Channel.VOICE
     channel: Literal["voice"]
     to: PhoneNumber
-    content: VoiceContent
+    content: VoiceContent = absent()
     fallback: _fallback(Channel.VOICE) = Field(default_factory=list)  # type: ignore[valid-type]
 
 
@@ -247,7 +316,7 @@ class PushJob(_JobFields):
     channel_value = Channel.PUSH
     channel: Literal["push"]
     to: DeviceToken
-    content: PushContent
+    content: PushContent = absent()
     fallback: _fallback(Channel.PUSH) = Field(default_factory=list)  # type: ignore[valid-type]
 
 
@@ -255,7 +324,7 @@ class EmailJob(_JobFields):
     channel_value = Channel.EMAIL
     channel: Literal["email"]
     to: Mailbox
-    content: EmailContent
+    content: EmailContent = absent()
     fallback: _fallback(Channel.EMAIL) = Field(default_factory=list)  # type: ignore[valid-type]
 
     def to_send_job(self) -> SendJob:
@@ -271,7 +340,7 @@ class WebhookJob(_JobFields):
     channel_value = Channel.WEBHOOK
     channel: Literal["webhook"]
     to: Annotated[str, StringConstraints(max_length=2048, pattern=HTTPS_URL), Field(description="an https URL")]
-    content: WebhookContent
+    content: WebhookContent = absent()
     fallback: _fallback(Channel.WEBHOOK) = Field(default_factory=list)  # type: ignore[valid-type]
 
 
@@ -354,7 +423,8 @@ def judge_job(
     judged, errors = judge(model, body, prefix)
     if judged is None:
         return None, errors
-    errors = [FieldError(prefix + f, m) for f, m in timing_problems(judged.send_at, judged.expires_at, now)]
+    problems = judged.source_problems() + timing_problems(judged.send_at, judged.expires_at, now)
+    errors = [FieldError(prefix + f, m) for f, m in problems]
     return (None, errors) if errors else (judged, [])
 
 

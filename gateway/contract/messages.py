@@ -63,6 +63,16 @@ JOB_EXAMPLES = {
 }
 
 
+class TemplateUsed(Reply):
+    name: str
+    version: int
+    locale: str | None = Field(description="the locale variant used; null: the base bodies")
+
+
+class TemplatePinned(TemplateUsed):
+    params: dict[str, Any]
+
+
 class AcceptedMessage(Reply):
     id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
     status: Literal["queued"]
@@ -76,6 +86,7 @@ class AcceptedMessage(Reply):
     expires_at: Iso | None
     idempotency_key: str | None
     created_at: Iso
+    template: TemplateUsed | None = Field(None, description="the template version a templated job was rendered from")
 
 
 class Message(Reply):
@@ -104,6 +115,9 @@ class Message(Reply):
     idempotency_key: str | None
     created_at: Iso
     updated_at: Iso
+    template: TemplatePinned | None = Field(
+        None, description="the template version, locale and params a templated job was rendered from"
+    )
 
 
 class Attempt(Reply):

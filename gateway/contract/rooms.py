@@ -12,6 +12,7 @@ from gateway.contract import (
     recipients,
     reports,
     suppressions,
+    templates,
     tracking,
 )
 from gateway.contract.operations import Named, Operation
@@ -20,6 +21,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *messages.OPERATIONS,
     *numbers.OPERATIONS,
     *suppressions.OPERATIONS,
+    *templates.OPERATIONS,
     *content.OPERATIONS,
     *reports.OPERATIONS,
     *events.OPERATIONS,

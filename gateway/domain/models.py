@@ -93,6 +93,16 @@ RECEIPT_RANK: dict[Status, int] = {
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateRef:
+    """A job's template as the request names it: rendered at accept into the job's content."""
+
+    name: str
+    version: int | None = None  # None: the latest published version
+    locale: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class SendJob:
     """A validated send job, as accepted from a campaign system."""
 
@@ -110,6 +120,7 @@ class SendJob:
     tz: str | None = None  # the recipient's IANA time zone, when the campaign system knows it
     # "cost": try the channels (own and fallback) that take the address cheapest first, by routing.costs.
     channel_order: str = "listed"
+    template: TemplateRef | None = None  # given instead of content; rendered at accept
 
 
 @dataclass(frozen=True, slots=True)

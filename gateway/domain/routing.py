@@ -284,6 +284,19 @@ def cheapest_first(channel: str, fallback: Sequence[str], costs: Mapping[str, fl
     return ordered[0], tuple(ordered[1:])
 
 
+def candidate_providers(
+    channel: str,
+    providers_by_channel: Mapping[str, Sequence[str]],
+    config: RoutingConfig | None = None,
+    order: Sequence[str] | None = None,
+) -> list[str]:
+    """The providers a job on `channel` may go by, in order of preference: those the routing config
+    lists (in `order` when a weighted list drew one) that serve the channel, else every one serving it."""
+    serving = list(providers_by_channel.get(channel, ()))
+    listed: Sequence[str] = order if order is not None else (config.channels.get(channel, ()) if config else ())
+    return [p for p in listed if p in serving] or serving
+
+
 def choose_route(
     channel: str,
     providers_by_channel: Mapping[str, Sequence[str]],
@@ -296,12 +309,9 @@ def choose_route(
     """The first preferred provider that serves the channel and whose circuit is closed. A retry
     after a transient failure starts after the provider that failed, so it fails over. For a
     weighted list the preference is drawn from `key` (the message id), so it is stable per message."""
-    serving = list(providers_by_channel.get(channel, ()))
-    listed: Sequence[str] = config.channels.get(channel, ()) if config else ()
     weights = config.weights.get(channel) if config else None
-    if weights and key is not None:
-        listed = weighted_order(weights, key)
-    preferred = [p for p in listed if p in serving] or serving
+    order = weighted_order(weights, key) if weights and key is not None else None
+    preferred = candidate_providers(channel, providers_by_channel, config, order)
     if failed_last in preferred and len(preferred) > 1:
         i = preferred.index(failed_last)
         preferred = preferred[i + 1 :] + preferred[: i + 1]

@@ -211,6 +211,26 @@ class RecipientStore(Protocol):
     ) -> dict[tuple[str, str], tuple[str | None, str | None]]: ...
 
 
+class TemplateStore(Protocol):
+    """Drafts, numbered versions and their audit (gateway/store/sql/templates.py)."""
+
+    async def create_template(self, tenant_id: str, name: str, draft: str, actor: str) -> Row | None: ...
+    async def update_template_draft(
+        self, tenant_id: str, name: str, draft: str, fields: list[str], actor: str
+    ) -> Row | None: ...
+    async def publish_template(
+        self, tenant_id: str, name: str, content: str, findings: str, actor: str
+    ) -> int | None: ...
+    async def archive_template(self, tenant_id: str, name: str, actor: str) -> Row | None: ...
+    async def get_template(self, tenant_id: str, name: str) -> Row | None: ...
+    async def list_templates(self, tenant_id: str, after_id: int | None, limit: int, archived: bool) -> list[Row]: ...
+    async def template_versions(self, template_id: int) -> list[Row]: ...
+    async def template_version(
+        self, tenant_id: str, name: str, version: int | None
+    ) -> tuple[Row | None, Row | None]: ...
+    async def template_changes(self, template_id: int) -> list[Row]: ...
+
+
 class Store(
     KeyStore,
     AcceptStore,
@@ -224,6 +244,7 @@ class Store(
     RetentionStore,
     NumberStore,
     RecipientStore,
+    TemplateStore,
     Protocol,
 ):
     """The whole record: what the app wires together and hands, room by room, to its parts."""

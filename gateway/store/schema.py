@@ -353,3 +353,44 @@ recipient_preferences = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Message templates (docs/templates.md): a draft per tenant and name, immutable numbered versions,
+# and every change with who made it.
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("draft", sa.Text, nullable=False),  # JSON: description, variables, channels, locales, providers
+    sa.Column("archived", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("latest_version", sa.Integer, nullable=False, server_default="0"),  # 0: never published
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_templates_tenant_name"),
+)
+
+template_versions = sa.Table(
+    "template_versions",
+    metadata,
+    sa.Column("template_id", sa.BigInteger, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("content", sa.Text, nullable=False),  # the draft as it was published
+    sa.Column("findings", sa.Text, nullable=False),  # the lint's warnings, a JSON array
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),  # the API key's id
+)
+
+template_changes = sa.Table(
+    "template_changes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("template_id", sa.BigInteger, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # created, updated, published, archived
+    sa.Column("version", sa.Integer),  # the version a publish made
+    sa.Column("actor", sa.String(64), nullable=False),  # the API key's id
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("detail", sa.Text),  # JSON: the fields a draft update changed
+    sa.Index("ix_template_changes_template", "template_id", "id"),
+)

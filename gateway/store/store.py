@@ -23,6 +23,7 @@ from gateway.store.sql.receipts import ReceiptsRoom
 from gateway.store.sql.recipients import RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
+from gateway.store.sql.templates import TemplatesRoom
 from gateway.store.sql.tracking import TrackingRoom
 from gateway.store.wakeups import WorkListener
 
@@ -43,6 +44,7 @@ class SqlStore(
     RetentionRoom,
     NumbersRoom,
     RecipientsRoom,
+    TemplatesRoom,
 ):
     def __init__(
         self,

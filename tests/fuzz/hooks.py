@@ -12,6 +12,8 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
+from tests.fuzz.fixture_template import FUZZ_TEMPLATE
+
 # Valid numbers of several numbering plans, in the forms campaign systems send them.
 PHONE_NUMBERS = [
     "+14155552671",
@@ -148,12 +150,75 @@ def _body_schema(case: Any) -> Any:
     return document, content.get(case.media_type or "application/json", {}).get("schema")
 
 
+def _names_the_fixture_template(job: Any) -> None:
+    if isinstance(job, dict) and isinstance(job.get("template"), str):
+        job["template"] = FUZZ_TEMPLATE
+        job.pop("version", None)
+        if "params" in job:
+            job["params"] = {}
+
+
+def _examples_fit(body: dict[str, Any]) -> None:
+    """A variable's example fits its max_length (stated in the document's prose)."""
+    variables = body.get("variables")
+    for variable in variables.values() if isinstance(variables, dict) else ():
+        example, limit = (variable.get("example"), variable.get("max_length")) if isinstance(variable, dict) else (0, 0)
+        if isinstance(example, str) and isinstance(limit, int | float) and len(example) > limit:
+            variable["max_length"] = max(1, len(example))
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [text for item in items for text in _strings(item)]
+
+
+def _placeholders_declared(body: dict[str, Any], patch: bool) -> None:
+    """A body's placeholders name declared variables (the template language's rule). A change of the
+    variables, bodies or locales comes with all three: the stored ones are not known here."""
+    if patch and {"variables", "channels", "locales"} & set(body):
+        body.setdefault("variables", {})
+        body.setdefault("channels", {"sms": {"text": "fuzz notice"}})
+        body.setdefault("locales", {})
+    variables = body.setdefault("variables", {}) if not patch else body.get("variables")
+    if not isinstance(variables, dict):
+        return
+    texts = _strings([body.get("channels"), body.get("locales")])
+    for name in {name for text in texts for name in _PLACEHOLDER.findall(text)} - set(variables):
+        variables[name] = {"type": "string"}
+
+
+def _template_cases(case: Any) -> None:
+    """The fixture template stays as published, in valid and invalid cases alike."""
+    path = case.operation.path
+    if path.startswith("/v1/templates/{name}") and (case.path_parameters or {}).get("name") == FUZZ_TEMPLATE:
+        case.path_parameters["name"] = "fuzz-other"
+
+
+def _template_bodies(case: Any) -> None:
+    path = case.operation.path
+    if isinstance(case.body, dict) and path in ("/v1/templates", "/v1/templates/{name}"):
+        _placeholders_declared(case.body, patch=path != "/v1/templates")
+        _examples_fit(case.body)
+    if isinstance(case.body, dict) and path == "/v1/messages":
+        _names_the_fixture_template(case.body)
+    if isinstance(case.body, dict) and path == "/v1/messages/batch" and isinstance(case.body.get("messages"), list):
+        for item in case.body["messages"]:
+            _names_the_fixture_template(item)
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     """One key per request, as the header's contract asks: a key reused with another body is refused
     (in every phase; the coverage phase applies no map_* hook)."""
+    _template_cases(case)
     if case.meta is not None and case.meta.generation.mode.is_negative:
         return  # an invalid request is refused whatever its key; editing it would make it a valid one
+    _template_bodies(case)
     if isinstance(case.body, dict):
         document, schema = _body_schema(case)
         _put_formats_right(document, schema, case.body)

@@ -11,6 +11,7 @@ reproduces (``GATEWAY_FUZZ_SEED`` to explore others).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fuzz.fixture_template import FUZZ_TEMPLATE, FUZZ_TEMPLATE_BODY
 from tests.harness import API_KEY
 from tests.processes import GatewayProcess
 
@@ -39,6 +41,16 @@ def _accepted(metrics: str) -> float:
     return sum(float(v) for v in re.findall(r"^gateway_messages_accepted_total\{[^}]*\} (\S+)$", metrics, re.M))
 
 
+def _publish_fixture_template(url: str) -> None:
+    """The template generated jobs name (tests/fuzz/hooks.py)."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    body = json.dumps(FUZZ_TEMPLATE_BODY).encode()
+    for path, data in (("/v1/templates", body), (f"/v1/templates/{FUZZ_TEMPLATE}/publish", b"{}")):
+        request = urllib.request.Request(url + path, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+
 def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -47,6 +59,7 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway
     gateway = GatewayProcess(tmp_path, env=env)
     gateway.start()
     try:
+        _publish_fixture_template(gateway.url)
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),

@@ -138,5 +138,47 @@ async def test_a_china_marketing_route_requires_signature_and_unsubscribe(start_
         assert {v["rule"] for v in bare["violations"]} >= {"signature_missing", "unsubscribe_missing"}
         _, proper = await _check(gw, text="【好店】春季上新，全场五折，拒收请回复R", provider="sandbox")
         assert proper["ok"] is True
-        _, elsewhere = await _check(gw, text="春季上新，全场五折")
-        assert elsewhere["ok"] is True
+        assert (proper["route"], proper["china_marketing"]) == ("sandbox", True)
+        # Without a provider, the rules of the route the channel goes by (the sandbox): as at accept.
+        _, unnamed = await _check(gw, text="春季上新，全场五折")
+        assert {v["rule"] for v in unnamed["violations"]} == {"signature_missing", "unsubscribe_missing"}
+        assert (unnamed["ok"], unnamed["route"], unnamed["china_marketing"]) == (False, "sandbox", True)
+        _, transactional = await _check(gw, text="您的验证码是 1234", category="transactional")
+        assert {v["rule"] for v in transactional["violations"]} == {"signature_missing"}
+
+
+async def test_the_china_rules_of_the_route_refuse_a_job_at_accept_plain_or_templated(
+    start_gateway: GatewayStarter,
+) -> None:
+    routes = '{"sandbox": {"china_marketing": true}, "other": {"china_marketing": false}}'
+    async with start_gateway({"GATEWAY_CONTENT__ROUTES": routes}) as gw:
+        refused = await gw.post("/v1/messages", {**SMS, "to": MOBILE, "content": {"text": "春季上新，全场五折"}})
+        assert refused.status == 422
+        assert [(e["field"], e["message"].split(":")[0]) for e in (await refused.json())["errors"]] == [
+            ("/content/text", "signature_missing"),
+            ("/content/text", "unsubscribe_missing"),
+        ]
+        template = {
+            "name": "sale",
+            "variables": {"pct": {"type": "integer", "required": True, "example": 5}},
+            "channels": {"sms": {"text": "春季上新，全场{{ pct }}折"}},
+        }
+        assert (await gw.post("/v1/templates", template)).status == 201
+        lint = await gw.post("/v1/templates/sale/publish", None)
+        assert lint.status == 422
+        assert {(f["rule"], f["route"]) for f in (await lint.json())["findings"]} == {
+            ("signature_missing", "sandbox"),
+            ("unsubscribe_missing", "sandbox"),
+        }
+        await gw.session.patch(
+            gw.url + "/v1/templates/sale",
+            json={"channels": {"sms": {"text": "【好店】春季上新，全场{{ pct }}折，拒收请回复R"}}},
+            headers=gw.headers,
+        )
+        assert (await gw.post("/v1/templates/sale/publish", None)).status == 201
+        job = {"channel": "sms", "to": MOBILE, "template": "sale", "params": {"pct": 5}}
+        accepted = await gw.post("/v1/messages", job)
+        assert accepted.status == 202, await accepted.text()
+        proper = {**SMS, "to": MOBILE, "content": {"text": "【好店】春季上新，全场五折，拒收请回复R"}}
+        assert (await gw.post("/v1/messages", proper)).status == 202
+        assert await gw.count("messages") == 2

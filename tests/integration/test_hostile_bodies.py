@@ -21,7 +21,18 @@ from tests.harness import API_KEY, SMS, GatewayStarter, Running
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 JSON = {**AUTH, "Content-Type": "application/json"}
-TABLES = ("messages", "events", "attempts", "suppressions", "blocklists", "conversions", "receipts", "links")
+TABLES = (
+    "messages",
+    "events",
+    "attempts",
+    "suppressions",
+    "blocklists",
+    "conversions",
+    "receipts",
+    "links",
+    "templates",
+    "template_versions",
+)
 MB = 1024 * 1024
 NUL = "a\u0000b"
 
@@ -33,6 +44,7 @@ ENDPOINTS = {
     "suppressions": ("POST", "/v1/suppressions", 16_384),
     "blocklist": ("PUT", "/v1/blocklists/hostile", 4 * MB),
     "conversions": ("POST", "/v1/conversions", 16_384),
+    "templates": ("POST", "/v1/templates", MB),
     "receipts": ("POST", "/v1/receipts/sandbox", 4 * MB),
 }
 JSON_ENDPOINTS = [name for name in ENDPOINTS if name != "receipts"]
