@@ -40,8 +40,8 @@ from gateway.domain.numbers import (
 )
 from gateway.domain.regions import region_of
 from gateway.metrics import Metrics
+from gateway.number_settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
-from gateway.settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.state.base import CapReservation, State, WindowCounter
 from gateway.store.port import NumberStore
 from gateway.store.records import Outcome, to_number

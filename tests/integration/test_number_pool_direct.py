@@ -9,7 +9,7 @@ from typing import Any
 from gateway.domain.models import Job, Status
 from gateway.domain.numbers import NumberState, Signal
 from gateway.number_pool import NumberPool
-from gateway.settings import NumbersSettings
+from gateway.number_settings import NumbersSettings
 from gateway.state.memory import MemoryState
 from tests.integration.direct import job_of, message_row, sqlite_store
 

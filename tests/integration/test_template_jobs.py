@@ -160,6 +160,9 @@ async def test_a_batch_renders_each_templated_item_on_its_own(start_gateway: Gat
 
 async def test_a_route_with_provider_template_ids_sends_them_with_the_params(start_gateway: GatewayStarter) -> None:
     async with FakeAliyunSms() as fake:
+        # The account's approved template and signature, as the Aliyun console holds them.
+        fake.templates["SMS_123"] = ("name", "url")
+        fake.sign_names.add("小店")
         providers = {
             "aliyun": {
                 "access_key_id": fake.access_key_id,

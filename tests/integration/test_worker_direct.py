@@ -9,7 +9,7 @@ from typing import Any
 from gateway.domain.models import DISPATCHABLE, FINAL, Status
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
-from gateway.settings import NumbersSettings
+from gateway.number_settings import NumbersSettings
 from gateway.state.memory import MemoryState
 from providers.base import ErrorKind
 from providers.sandbox import SandboxProvider, SimulatedError
