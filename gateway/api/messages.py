@@ -25,8 +25,9 @@ from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
 from gateway.domain.models import Channel, SendJob, Status
-from gateway.domain.routing import cheapest_first
+from gateway.domain.routing import candidate_providers, cheapest_first
 from gateway.store.records import AcceptOutcome, MessageFilter
+from providers.templates import sendable_by
 
 log = structlog.get_logger("gateway.api")
 JSON = "application/json"
@@ -117,11 +118,34 @@ def content_refusal(ctx: ApiContext, tenant_id: str, job: SendJob, prefix: str =
     return None
 
 
+def unsendable_refusal(ctx: ApiContext, job: SendJob, prefix: str = "") -> Problem | None:
+    """A job whose route sends only registered templates (Alibaba Cloud without a free-text template,
+    Tencent Cloud) and which names none of that provider's templates would fail at dispatch: refused
+    now, naming the body that cannot go and the providers that would refuse it."""
+    bodies = [(job.channel.value, job.content)]
+    if job.template is None:  # a plain job's fallback channels send the same content
+        bodies += [(channel.value, job.content) for channel in job.fallback]
+    elif isinstance(alternates := job.content.get("fallback_content"), dict):
+        bodies += list(alternates.items())
+    for channel, content in bodies:
+        route = candidate_providers(channel, ctx.providers.by_channel, ctx.routing)
+        capable = [(name, provider.capabilities) for name in route if (provider := ctx.providers.get(name))]
+        if capable and not any(sendable_by(caps, content, name) for name, caps in capable):
+            where = f"{prefix}/template" if job.template is not None else f"{prefix}/content"
+            names = ", ".join(name for name, _ in capable)
+            message = (
+                f"the {channel} route ({names}) sends only templates registered with the provider: give a template"
+                " whose published version carries that provider's template id"
+            )
+            return validation_problem([FieldError(where, message)])
+    return None
+
+
 def refusal_now(ctx: ApiContext, tenant_id: str, job: SendJob, now: float, prefix: str = "") -> Problem | None:
     timing = timing_problems(job.send_at, job.expires_at, now)
     if timing:
         return validation_problem([FieldError(prefix + f, m) for f, m in timing])
-    return content_refusal(ctx, tenant_id, job, prefix)
+    return unsendable_refusal(ctx, job, prefix) or content_refusal(ctx, tenant_id, job, prefix)
 
 
 async def _earlier_answer(ctx: ApiContext, tenant_id: str, key: str, body_hash: str) -> web.Response | None:

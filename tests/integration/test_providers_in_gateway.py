@@ -129,7 +129,7 @@ async def test_a_credential_from_a_secret_file_is_used_and_never_shown(
         assert token not in logged.out + logged.err, "the token is in the logs"
 
 
-async def test_tencent_refuses_free_text_and_takes_its_callbacks(start_gateway: GatewayStarter) -> None:
+async def test_tencent_refuses_free_text_at_accept_sends_a_registered_template_signed_and_takes_its_callbacks(start_gateway: GatewayStarter) -> None:
     async with FakeTencentSms() as fake:
         section = {
             "secret_id": fake.secret_id,
@@ -140,16 +140,42 @@ async def test_tencent_refuses_free_text_and_takes_its_callbacks(start_gateway: 
         }
         env = {"GATEWAY_PROVIDERS": json.dumps({"tencent": section}), "GATEWAY_SANDBOX__ENABLED": "false"}
         async with start_gateway(env) as gw:
+            # Free text cannot go by a route that sends registered templates only: refused at accept.
             response = await gw.post("/v1/messages", {**SMS, "category": "transactional"})
-            failed = await gw.wait_status((await response.json())["id"], {"failed"})
-            assert (failed["provider"], failed["error_code"]) == ("tencent", "template_required")
+            assert response.status == 422
+            problem = await response.json()
+            assert [e["field"] for e in problem["errors"]] == ["/content"]
+            assert "sms route (tencent) sends only templates registered" in problem["errors"][0]["message"]
+            assert (await (await gw.get("/v1/messages")).json())["data"] == []
             assert fake.requests == [], "free text never reached Tencent Cloud"
 
-            fake.sent["2433:1"] = {"PhoneNumberSet": [SMS["to"]]}
+            # A template whose version carries Tencent's template id goes, signed, with its params in order.
+            template = {
+                "name": "verify_code",
+                "variables": {
+                    "code": {"type": "string", "required": True, "max_length": 6, "example": "123456"},
+                    "minutes": {"type": "integer", "required": True, "example": 5},
+                },
+                "channels": {"sms": {"text": "您的验证码是{{ code }}，{{ minutes }}分钟内有效。"}},
+                "providers": {"tencent": {"template_id": "449739", "sign_name": "腾讯云"}},
+            }
+            assert (await gw.post("/v1/templates", template)).status == 201
+            assert (await gw.post("/v1/templates/verify_code/publish", None)).status == 201
+            job = {"channel": "sms", "to": SMS["to"], "category": "transactional", "template": "verify_code"}
+            accepted = await gw.post("/v1/messages", {**job, "params": {"code": "482913", "minutes": 5}})
+            assert accepted.status == 202, await accepted.text()
+            sent = await gw.wait_status((await accepted.json())["id"], {"sent"})
+            serial = sent["provider_message_id"]
+            body = fake.sent[serial]
+            assert (body["TemplateId"], body["SignName"]) == ("449739", "腾讯云")
+            assert body["TemplateParamSet"] == ["482913", "5"]
+            assert body["PhoneNumberSet"] == [SMS["to"]]
+
             url = f"{gw.url}/v1/receipts/tencent?token=tencent-token-3f9a"
-            forged = await fake.push(url.replace("3f9a", "0000"), fake.status_callback("2433:1"))
+            forged = await fake.push(url.replace("3f9a", "0000"), fake.status_callback(serial))
             assert forged.status == 401 and not fake.acknowledged(forged)
-            assert fake.acknowledged(await fake.push(url, fake.status_callback("2433:1"))), fake.answers[-1]
+            assert fake.acknowledged(await fake.push(url, fake.status_callback(serial))), fake.answers[-1]
+            await gw.wait_status(sent["id"], {"delivered"})
 
             reply = fake.reply_callback(SMS["to"].removeprefix("+86"), "退订")
             assert fake.acknowledged(await fake.push(f"{gw.url}/v1/inbound/tencent?token=tencent-token-3f9a", reply))
