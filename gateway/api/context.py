@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -41,6 +42,9 @@ class ApiContext:
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)
     # Published template versions never change: each parsed once, by (template row id, version).
     template_versions: dict[tuple[int, int], TemplateContent] = field(default_factory=dict)
+    # Template rows (archived, latest version) by (tenant, name), each with the monotonic time it was
+    # read: jobs reuse one for TEMPLATE_ROW_SECONDS (api/templated_jobs.py) rather than read it each.
+    template_rows: dict[tuple[str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
 
 CONTEXT = web.AppKey("context", ApiContext)
