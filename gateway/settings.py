@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from gateway.webhook_settings import WebhooksSettings
 from providers.catalog import build_sections, read_secret_file, resolve_secrets
 
 
@@ -391,6 +392,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(LinkSettings(), description="tracked links; docs/tracking.md")
     retention: RetentionSettings = Field(RetentionSettings(), description="what is kept how long")
     numbers: NumbersSettings = Field(NumbersSettings(), description="sender number pools; docs/numbers.md")
+    webhooks: WebhooksSettings = Field(WebhooksSettings(), description="status callbacks; docs/webhooks.md")
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="one section per provider account, [providers.twilio], [providers.aliyun-marketing] (with"

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.contract import callbacks, content, events, messages, numbers, ops, reports, suppressions, tracking
+from gateway.contract import (
+    callbacks,
+    content,
+    events,
+    messages,
+    numbers,
+    ops,
+    reports,
+    suppressions,
+    tracking,
+    webhooks,
+)
 from gateway.contract.operations import Named, Operation
 
 ALL_OPERATIONS: tuple[Operation, ...] = (
@@ -15,6 +26,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *tracking.OPERATIONS,
     *callbacks.OPERATIONS,
     *ops.OPERATIONS,
+    *webhooks.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

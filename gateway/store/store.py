@@ -23,6 +23,8 @@ from gateway.store.sql.receipts import ReceiptsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.tracking import TrackingRoom
+from gateway.store.sql.webhook_outbox import WebhookOutboxRoom
+from gateway.store.sql.webhooks import WebhooksRoom
 
 
 class SqlStore(
@@ -40,6 +42,8 @@ class SqlStore(
     EventsRoom,
     RetentionRoom,
     NumbersRoom,
+    WebhooksRoom,
+    WebhookOutboxRoom,
 ):
     def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
         self.db = db
