@@ -98,6 +98,7 @@ class CallbackIntake:
             intent = self.keywords.classify(reply.text).intent
             if intent not in (ReplyIntent.OPT_OUT, ReplyIntent.OPT_IN):
                 counts["other"] += 1
+                await self._record_reply(provider, reply)
                 continue
             address = normalise_address(reply.sender)
             tenants = await self.store.tenants_that_messaged(address)
@@ -116,6 +117,17 @@ class CallbackIntake:
                     )
             log.info("reply changed a suppression", provider=provider, to=address, intent=intent.value)
         return counts
+
+    async def _record_reply(self, provider: str, reply: InboundMessage) -> None:
+        """A reply that is no opt-out is news for the campaign system (an `inbound` callback)."""
+        address = normalise_address(reply.sender)
+        at = reply.received_at or time.time()
+        rows = [
+            {"tenant_id": t, "at": at, "provider": provider, "from": address, "to": reply.to, "text": reply.text}
+            for t in await self.store.tenants_that_messaged(address)
+        ]
+        if rows:
+            await self.store.record_replies(rows)
 
     async def _change_suppression(
         self, provider: str, intent: ReplyIntent, address: str, tenants: Sequence[str]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from gateway.webhook_guard import GuardedResolver, literal_refusal
+from gateway.webhook_guard import GuardedResolver, RefusedAddress, literal_refusal
 from gateway.webhook_settings import WebhooksSettings
 from providers.http import retry_after
 from providers.webhook import sign
@@ -33,6 +33,17 @@ def signed_headers(secrets: tuple[str, ...], webhook_id: str, timestamp: int, bo
         "webhook-timestamp": str(timestamp),
         "webhook-signature": " ".join(sign(secret, webhook_id, timestamp, body) for secret in secrets),
     }
+
+
+def _refused(exc: BaseException) -> RefusedAddress | None:
+    """The guard's refusal inside aiohttp's connection error, if that is what stopped it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RefusedAddress):
+            return seen
+        inner = getattr(seen, "os_error", None)
+        seen = inner if isinstance(inner, BaseException) and inner is not seen else seen.__cause__
+    return None
 
 
 class CallbackSender:
@@ -68,6 +79,9 @@ class CallbackSender:
                 await response.read()
                 status, answered = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            refused = _refused(exc)
+            if refused is not None:
+                return Answer(False, error=f"refused: {refused}")
             return Answer(False, error=f"{type(exc).__name__}: {exc}"[:500])
         if 200 <= status < 300:
             return Answer(True, status)

@@ -37,6 +37,7 @@ _KIND_TO_TYPE = {
     "inbound": "inbound",
     "number.state_changed": "number.state_changed",
 }
+NUMBER_STATE_CHANGED = "number.state_changed"
 # Audit entries of these kinds concern every tenant (sender numbers are shared): tenant_id is this.
 EVERY_TENANT = ""
 

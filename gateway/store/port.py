@@ -93,6 +93,8 @@ class SuppressionStore(Protocol):
 class IntakeStore(ReceiptStore, SuppressionStore, Protocol):
     """What receipts and replies change once parsed (gateway/callback_intake.py): statuses and opt-outs."""
 
+    async def record_replies(self, rows: Sequence[Row]) -> None: ...
+
 
 class BlocklistStore(Protocol):
     async def put_blocklist(self, tenant_id: str, name: str, words: Sequence[str], severity: str) -> bool: ...
@@ -207,6 +209,7 @@ class WebhookStore(Protocol):
         self, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
     ) -> list[tuple[str, str]]: ...
     async def release_webhook_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None: ...
+    async def record_replies(self, rows: Sequence[Row]) -> None: ...
 
 
 class Store(

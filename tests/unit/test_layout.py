@@ -106,8 +106,7 @@ def test_the_status_check_sees_a_status_literal() -> None:
 
 MAX_MODULE_LINES = 600
 # Modules still over the limit, each on its way down; nothing else may join them.
-OVERSIZED = {
-}
+OVERSIZED = {}
 
 
 def test_no_module_is_longer_than_a_reader_holds() -> None:

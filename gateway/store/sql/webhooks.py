@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.webhooks import DeliveryState, EndpointState
 from gateway.store.schema import events, webhook_deliveries, webhook_endpoints
-from gateway.store.sql.common import Room
+from gateway.store.sql.common import Room, audit
 
 _E = webhook_endpoints
 _D = webhook_deliveries
@@ -156,7 +156,17 @@ def delivery_health(conn: Connection, endpoint_ids: Sequence[str]) -> dict[str, 
     return health
 
 
+def record_replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Replies that are not opt-outs, in the audit log of each tenant that messaged their sender."""
+    for row in rows:
+        detail = orjson.dumps({"from": row["from"], "to": row["to"], "text": row["text"]}).decode()
+        audit(conn, row["tenant_id"], row["at"], "inbound", row["provider"], detail)
+
+
 class WebhooksRoom(Room):
+    async def record_replies(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self.db.write(record_replies, rows)
+
     async def create_webhook(self, row: dict[str, Any], most: int) -> dict[str, Any] | None:
         return await self.db.write(create_endpoint, row, most)
 

@@ -24,9 +24,7 @@ async def smsc() -> AsyncIterator[FakeSmsc]:
 
 
 @pytest.fixture
-def smpp_gateway(
-    start_gateway: GatewayStarter, smsc: FakeSmsc, tmp_path: Path
-) -> Callable[..., Any]:
+def smpp_gateway(start_gateway: GatewayStarter, smsc: FakeSmsc, tmp_path: Path) -> Callable[..., Any]:
     password_file = tmp_path / "smpp_password"
     password_file.write_text("s3cret-bind\n")
 
@@ -169,4 +167,3 @@ async def test_the_bind_password_comes_from_its_secret_file(smpp_gateway: Any, s
         pass
     assert smsc.binds[0] == ("acme", "trx", 0)
     assert smsc.unbinds == 1  # the gateway unbinds when it stops
-
