@@ -3,6 +3,7 @@ the `standardwebhooks` package (the reference implementation receivers use), as 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class CampaignReceiver(FakeHttpService):
         self.refused = 0  # requests that failed verification
         self.down_status: int | None = None  # while set, every request is answered with it
         self.down_headers: dict[str, str] = {}
+        self.delay = 0.0  # seconds each acknowledgement takes
 
     def authenticate(self, request: web.Request, recorded: Recorded) -> web.StreamResponse | None:
         verified_by = []
@@ -47,6 +49,8 @@ class CampaignReceiver(FakeHttpService):
         return None
 
     async def answer(self, request: web.Request, recorded: Recorded) -> web.StreamResponse:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         body = orjson.loads(recorded.body)
         assert set(body) == {"type", "timestamp", "data"}, body
         verified_by = recorded.form.get("verified_by", "").split("\n")
