@@ -58,7 +58,7 @@ class NewWebhook(Body):
 
 
 class Rotation(Body):
-    grace_seconds: Annotated[int, Field(ge=0, le=MAX_GRACE_SECONDS)] | None = Field(
+    grace_seconds: Annotated[float, Field(ge=0, le=MAX_GRACE_SECONDS)] | None = Field(
         default_factory=lambda: None,
         description="how long the old secret keeps signing beside the new one"
         " (default: [webhooks] rotation_grace_seconds)",
