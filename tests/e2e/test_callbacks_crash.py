@@ -80,3 +80,41 @@ async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_pa
         mine = [e.type for e in got if e.data["message_id"] == message_id]
         assert mine == [f"message.{status}" for _, m, status in expected if m == message_id]
     assert receiver.refused == 0
+
+
+async def test_worker_processes_share_the_deliveries_without_sending_one_twice(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`gateway serve --processes 2 --workers 2`: both workers read the outbox and deliver, leases
+    decide who does which, and a receiver that always acknowledges sees each webhook-id once."""
+    env = {**ENV, "GATEWAY_DATABASE_URL": database_url}
+    async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
+        gateway = GatewayProcess(tmp_path, env=env, serve_args=("--processes", "2", "--workers", "2")).start(
+            timeout=120
+        )
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        try:
+            hook = {"url": receiver.url + "/events", "events": ["*"]}
+            async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=headers) as response:
+                assert response.status == 201
+                receiver.secrets = [(await response.json())["secret"]]
+            for n in range(MESSAGES):
+                job = {
+                    "channel": "sms",
+                    "to": f"+861381234{n:04d}",
+                    "content": {"text": "hi"},
+                    "category": "transactional",
+                }
+                async with session.post(gateway.url + "/v1/messages", json=job, headers=headers) as response:
+                    assert response.status == 202
+            for _ in range(600):
+                if sum(e.type == "message.delivered" for e in receiver.events) >= MESSAGES:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # a second delivery of anything would arrive now
+        finally:
+            gateway.stop_quietly()
+    ids = [recorded.headers["webhook-id"] for recorded in receiver.requests]
+    assert len(ids) == len(set(ids)) >= 2 * MESSAGES  # (`sent` is no event where a receipt overtook it)
+    for wanted in ("message.queued", "message.delivered"):
+        assert len({e.data["message_id"] for e in receiver.events if e.type == wanted}) == MESSAGES
