@@ -7,7 +7,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from gateway.api.context import CONTEXT, ApiContext
-from gateway.ui import campaign_pages, failure_pages, live_page, message_pages, number_pages, pages
+from gateway.ui import campaign_pages, failure_pages, live_page, message_pages, number_pages, pages, webhook_pages
 from gateway.ui.console import CODEC, PREFIX, console_middleware
 
 STYLESHEET = files("gateway.ui").joinpath("static/console.css").read_bytes()
@@ -50,6 +50,9 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/numbers", number_pages.numbers)
     app.router.add_get("/numbers/{id}", number_pages.number)
     app.router.add_post(r"/numbers/{id}/{action:flag|restore}", number_pages.number_action)
+    app.router.add_get("/webhooks", webhook_pages.webhooks)
+    app.router.add_post("/webhooks/{id}/replay", webhook_pages.replay)
+    app.router.add_post("/webhooks/{id}/resume", webhook_pages.resume)
     return app
 
 
