@@ -54,6 +54,7 @@ async def test_no_console_page_has_a_failed_request(browser: Browser, tmp_path: 
             "/ui/live",
             "/ui/numbers",
             f"/ui/numbers/{number['id']}",
+            "/ui/webhooks",
         ]
         for path in pages:
             response = await page.goto(gw.url + path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -187,3 +188,28 @@ async def test_a_receiver_that_keeps_failing_is_paused_until_resumed(
         assert (resumed["state"], resumed["paused_reason"]) == ("active", None)
         await gw.wait_for(lambda: len(receiver.events) == 1)
         assert receiver.events[0].type == "message.delivered"
+
+
+async def test_lag_and_failures_per_endpoint_are_metrics(
+    start_gateway: GatewayStarter, receiver: CampaignReceiver
+) -> None:
+    receiver.down_status = 503
+    async with start_gateway(callback_env()) as gw:
+        created = await subscribe(gw, receiver, ["message.queued"])
+        await send(gw)
+        label = f'endpoint="{created["id"]}"'
+
+        async def lagging() -> str | None:
+            metrics = await (await gw.get("/metrics")).text()
+            lag = re.search(rf"^gateway_webhook_lag_seconds\{{{label}\}} (\S+)$", metrics, re.M)
+            return metrics if lag and float(lag.group(1)) > 0 else None
+
+        metrics = await gw.wait_for(lagging, within=15)
+        retries = re.search(rf'^gateway_webhook_deliveries_total\{{{label},outcome="retry"\}} (\S+)$', metrics, re.M)
+        assert retries and float(retries.group(1)) >= 1
+        assert re.search(rf"^gateway_webhook_paused\{{{label}\}} 0.0$", metrics, re.M)
+
+        receiver.down_status = None
+        await gw.wait_for(lambda: len(receiver.events) == 1)
+        delivered = await (await gw.get("/metrics")).text()
+        assert re.search(rf'^gateway_webhook_deliveries_total\{{{label},outcome="delivered"\}} 1.0$', delivered, re.M)
