@@ -19,7 +19,8 @@ ID_PATTERN = r"^whk_[0-9A-Z]{26}$"
 MAX_URL_CHARS = 2048
 MAX_GRACE_SECONDS = 7 * 86_400
 URL_PATTERN = explain_pattern(
-    rf"^https?://[^{BLANK}\x00-\x1f\x7f@#]+$", "must be an https URL without credentials or a fragment"
+    rf"^https?://[^{BLANK}\x00-\x1f\x7f/?#@]+([/?][^{BLANK}\x00-\x1f\x7f#]*)?$",
+    "must be an https URL without credentials or a fragment",
 )
 Iso = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 EventType = Literal[(ALL_EVENTS, *EVENT_TYPES)]  # type: ignore[valid-type]
