@@ -28,6 +28,7 @@ from gateway.webhook_settings import WebhooksSettings
 log = structlog.get_logger("gateway.callbacks")
 OUTBOX_READ = 1000
 HEALTH_SECONDS = 5.0
+ROUND_SECONDS = 0.02
 
 
 class CallbackDispatcher:
@@ -83,25 +84,30 @@ class CallbackDispatcher:
                 await self._idle(s.poll_interval_ms / 1000)
 
     async def _deliver(self) -> None:
+        """Rounds of: record the results that came back and claim what is due, in one commit; a
+        short pause between rounds lets results gather (a commit per delivery would be the cost)."""
         s = self.settings
         while not self._stopping.is_set():
             claimed: list[ClaimedDelivery] = []
+            results, self._results = self._results, []
             try:
-                free = s.concurrency - len(self._inflight)
-                if free > 0:
-                    now = time.time()
-                    claimed = await self.store.claim_webhook_deliveries(
-                        self.owner, now, min(free, s.batch_size), now + s.lease_seconds
-                    )
-                for delivery in claimed:
-                    task = asyncio.create_task(self._attempt(delivery))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-                await self._flush()
-            except Exception as exc:  # noqa: BLE001 - unrecorded results stay queued for the next flush
+                now = time.time()
+                free = min(s.concurrency - len(self._inflight), s.batch_size)
+                claimed, paused = await self.store.exchange_webhook_deliveries(
+                    self.owner, results, self.policy, now, max(0, free), now + s.lease_seconds
+                )
+            except Exception as exc:  # noqa: BLE001 - unrecorded results stay queued for the next round
+                self._results = results + self._results
                 survived(self.metrics, "callback-delivery", "claiming or recording deliveries failed", exc)
-            if not claimed:
-                await self._idle(s.poll_interval_ms / 1000)
+                paused = []
+            for endpoint_id, reason in paused:
+                log.warning("callback endpoint paused", endpoint=endpoint_id, reason=reason)
+            for delivery in claimed:
+                task = asyncio.create_task(self._attempt(delivery))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            busy = claimed or self._inflight or self._results
+            await self._idle(ROUND_SECONDS if busy else s.poll_interval_ms / 1000)
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
         body = event_body(delivery.event, delivery.type)

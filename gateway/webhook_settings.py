@@ -32,8 +32,8 @@ class WebhooksSettings(BaseModel):
     )
     timeout_seconds: float = Field(10.0, gt=0, description="seconds a receiver has to answer a delivery")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="seconds to connect to a receiver")
-    concurrency: int = Field(64, ge=1, description="deliveries in flight per worker process")
-    batch_size: int = Field(200, ge=1, le=5000, description="deliveries claimed per round trip to the database")
+    concurrency: int = Field(256, ge=1, description="deliveries in flight per worker process")
+    batch_size: int = Field(500, ge=1, le=5000, description="deliveries claimed per round trip to the database")
     poll_interval_ms: float = Field(100.0, gt=0, description="how often an idle delivery loop looks for work")
     lease_seconds: float = Field(60.0, gt=0, description="a claim held by a dead worker is taken back after this")
     outbox_gap_seconds: float = Field(

@@ -208,6 +208,15 @@ class WebhookStore(Protocol):
     async def record_webhook_results(
         self, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
     ) -> list[tuple[str, str]]: ...
+    async def exchange_webhook_deliveries(
+        self,
+        owner: str,
+        results: Sequence[DeliveryResult],
+        policy: DeliveryPolicy,
+        now: float,
+        limit: int,
+        lease_until: float,
+    ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]: ...
     async def release_webhook_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None: ...
     async def record_replies(self, rows: Sequence[Row]) -> None: ...
 

@@ -17,6 +17,10 @@ from tests.harness import SMS, GatewayStarter, Running
 from tests.integration.callback_helpers import callback_env, send, subscribe
 
 
+async def _is(found: Any, expected: Any) -> bool:
+    return bool(await found == expected)
+
+
 async def reply(gw: Running, sender: str, text: str) -> None:
     secret = await gw.gateway.store.get_or_create_secret("sandbox_receipts")
     body, signature = sign_inbound(secret, [{"from": sender, "to": "+10000000000", "text": text}])
@@ -158,8 +162,12 @@ async def test_after_the_horizon_a_delivery_is_dead_lettered_and_replay_sends_it
         assert (await replayed.json()) == {"replayed": 1}
         await gw.wait_for(lambda: len(receiver.events) == 1)
         assert receiver.events[0].webhook_id == letter["webhook_id"]
-        page = await (await gw.get(path + "/deliveries")).json()
-        assert [d["state"] for d in page["data"]] == ["delivered"]
+
+        async def states() -> list[str]:
+            page = await (await gw.get(path + "/deliveries")).json()
+            return [d["state"] for d in page["data"]]
+
+        await gw.wait_for(lambda: _is(states(), ["delivered"]))
 
 
 async def test_a_receiver_that_keeps_failing_is_paused_until_resumed(

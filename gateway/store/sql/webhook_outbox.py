@@ -32,7 +32,7 @@ from gateway.domain.webhooks import (
 )
 from gateway.store.schema import events, messages, webhook_deliveries, webhook_endpoints, webhook_outbox
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room
+from gateway.store.sql.common import Room, executemany_fast
 from gateway.store.webhook_records import ClaimedDelivery, DeliveryResult
 
 _D = webhook_deliveries
@@ -220,32 +220,63 @@ def _claimed(row: Any, now: float) -> ClaimedDelivery:
     )
 
 
+_RECORD = (
+    _D.update()
+    .where(_D.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        attempts=_D.c.attempts + 1,
+        first_attempt_at=sa.func.coalesce(_D.c.first_attempt_at, sa.bindparam("b_first")),
+        next_attempt_at=sa.bindparam("b_next"),
+        last_status_code=sa.bindparam("b_code"),
+        last_error=sa.bindparam("b_error"),
+        delivered_at=sa.bindparam("b_delivered"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
 def record_results(
     conn: Connection, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
 ) -> list[tuple[str, str]]:
     """Each attempt's result, only where this worker still holds the lease; the endpoints' counters;
     the endpoints paused by their failure streak (returned with the reason)."""
-    held = []
-    for r in results:
-        state = DeliveryState.DELIVERED if r.delivered else (DeliveryState.PENDING if r.next_at else DeliveryState.DEAD)
-        changed = conn.execute(
-            _D.update()
-            .where(_D.c.id == r.delivery_id, _D.c.lease_owner == owner)
-            .values(
-                state=state,
-                attempts=_D.c.attempts + 1,
-                first_attempt_at=sa.func.coalesce(_D.c.first_attempt_at, r.first_attempt_at),
-                next_attempt_at=r.next_at if r.next_at is not None else r.at,
-                last_status_code=r.status_code,
-                last_error=(r.error or "")[:512] or None,
-                delivered_at=r.at if r.delivered else None,
-                lease_owner=None,
-                lease_until=None,
-            )
-        ).rowcount
-        if changed:
-            held.append(r)
+    if not results:
+        return []
+    ids = [r.delivery_id for r in results]
+    mine = set(conn.execute(sa.select(_D.c.id).where(_D.c.id.in_(ids), _D.c.lease_owner == owner)).scalars())
+    held = [r for r in results if r.delivery_id in mine]
+    if held:
+        executemany_fast(conn, "webhook-results", _RECORD, [_result_row(r) for r in held])
     return _count(conn, held, policy)
+
+
+def _result_row(r: DeliveryResult) -> dict[str, Any]:
+    state = DeliveryState.DELIVERED if r.delivered else (DeliveryState.PENDING if r.next_at else DeliveryState.DEAD)
+    return {
+        "b_id": r.delivery_id,
+        "b_state": str(state),
+        "b_first": r.first_attempt_at,
+        "b_next": r.next_at if r.next_at is not None else r.at,
+        "b_code": r.status_code,
+        "b_error": (r.error or "")[:512] or None,
+        "b_delivered": r.at if r.delivered else None,
+    }
+
+
+def exchange(
+    conn: Connection,
+    owner: str,
+    results: Sequence[DeliveryResult],
+    policy: DeliveryPolicy,
+    now: float,
+    limit: int,
+    lease_until: float,
+) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
+    """Record what came back and claim what is due next, in one transaction (one commit per round)."""
+    paused = record_results(conn, owner, results, policy)
+    return (claim(conn, owner, now, limit, lease_until) if limit > 0 else []), paused
 
 
 def _count(conn: Connection, results: Sequence[DeliveryResult], policy: DeliveryPolicy) -> list[tuple[str, str]]:
@@ -293,7 +324,7 @@ class WebhookOutboxRoom(Room):
     async def fan_out_events(
         self, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
     ) -> int:
-        return await self.db.write(fan_out, owner, now, lease_until, limit, gaps, gap_seconds)
+        return await self.db.write_beside_loop(fan_out, owner, now, lease_until, limit, gaps, gap_seconds)
 
     async def claim_webhook_deliveries(
         self, owner: str, now: float, limit: int, lease_until: float
@@ -304,6 +335,17 @@ class WebhookOutboxRoom(Room):
         self, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
     ) -> list[tuple[str, str]]:
         return await self.db.write(record_results, owner, results, policy)
+
+    async def exchange_webhook_deliveries(
+        self,
+        owner: str,
+        results: Sequence[DeliveryResult],
+        policy: DeliveryPolicy,
+        now: float,
+        limit: int,
+        lease_until: float,
+    ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
+        return await self.db.write_beside_loop(exchange, owner, results, policy, now, limit, lease_until)
 
     async def release_webhook_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None:
         await self.db.write(release, owner, delivery_ids)
