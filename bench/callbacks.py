@@ -82,8 +82,12 @@ class Receiver:
         await self._runner.cleanup()
 
 
+BATCH: dict[str, str] = {}  # [webhooks] batching for the runs with callbacks (--max-events-per-request)
+
+
 def gateway(workdir: Path, role: str, port: int) -> ServerProcess:
     env = {
+        **BATCH,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",
@@ -213,8 +217,11 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--max-events-per-request", type=int, default=1, help="above 1: batching on")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    if args.max_events_per_request > 1:
+        BATCH["GATEWAY_WEBHOOKS__MAX_EVENTS_PER_REQUEST"] = str(args.max_events_per_request)
     runs: dict[bool, list[dict[str, float | None]]] = {False: [], True: []}
     for run in range(args.runs):
         for callbacks in (False, True):
@@ -239,7 +246,7 @@ async def main() -> None:
             "# Status callbacks (`bench/callbacks.py`)",
             "",
             f"`.venv/bin/python bench/callbacks.py --jobs {args.jobs} --runs {args.runs} --rate {args.rate}"
-            f" --seconds {args.seconds}`",
+            f" --seconds {args.seconds} --max-events-per-request {args.max_events_per_request}`",
             "",
             "Machine: " + ", ".join(f"{k} {v}" for k, v in machine_info().items()),
             "",

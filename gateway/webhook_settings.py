@@ -34,6 +34,16 @@ class WebhooksSettings(BaseModel):
     connect_timeout_seconds: float = Field(5.0, gt=0, description="seconds to connect to a receiver")
     concurrency: int = Field(256, ge=1, description="deliveries in flight per worker process")
     batch_size: int = Field(500, ge=1, le=5000, description="deliveries claimed per round trip to the database")
+    max_events_per_request: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="above 1: a receiver that is behind gets up to this many events in one request (a `batch`"
+        " event, docs/webhooks.md); 1: one event per request",
+    )
+    batch_after_lag_seconds: float = Field(
+        2.0, ge=0, description="events are batched only once the oldest one due for a receiver is this old"
+    )
     poll_interval_ms: float = Field(100.0, gt=0, description="how often an idle delivery loop looks for work")
     lease_seconds: float = Field(60.0, gt=0, description="a claim held by a dead worker is taken back after this")
     outbox_gap_seconds: float = Field(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +27,7 @@ MESSAGE_EVENT_TYPES = tuple(f"message.{s}" for s in MESSAGE_STATUSES)
 OTHER_EVENT_TYPES = ("click", "conversion", "opt_out", "inbound", "number.state_changed")
 EVENT_TYPES = (*MESSAGE_EVENT_TYPES, *OTHER_EVENT_TYPES)
 TEST_EVENT_TYPE = "webhook.test"
+BATCH_TYPE = "batch"
 
 # The audit log's entry kinds (events.type) that are news for a subscriber, besides status changes.
 STATUS_KIND = "status"
@@ -74,8 +75,8 @@ def rfc3339(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_body(event: Mapping[str, Any], type_: str) -> bytes:
-    """The Standard Webhooks body: {type, timestamp, data}; the same bytes on every retry."""
+def event_payload(event: Mapping[str, Any], type_: str) -> dict[str, Any]:
+    """The Standard Webhooks payload {type, timestamp, data}: the same on every retry."""
     detail = orjson.loads(event["detail"]) if event.get("detail") else None
     data: dict[str, Any] = {"event_id": webhook_id(int(event["id"]))}
     if event.get("message_id"):
@@ -88,7 +89,33 @@ def event_body(event: Mapping[str, Any], type_: str) -> bytes:
             data[field] = event[field]
     if detail is not None:
         data["detail"] = detail
-    return orjson.dumps({"type": type_, "timestamp": rfc3339(float(event["at"])), "data": data})
+    return {"type": type_, "timestamp": rfc3339(float(event["at"])), "data": data}
+
+
+def event_body(event: Mapping[str, Any], type_: str) -> bytes:
+    return orjson.dumps(event_payload(event, type_))
+
+
+def batch_id(event_ids: Sequence[int]) -> str:
+    """A batch's webhook-id: the same for the same events (a retry of it); receivers drop repeats
+    by each event's own webhook-id inside."""
+    return f"batch_{event_ids[0]}_{event_ids[-1]}_{len(event_ids)}"
+
+
+def batch_body(events: Sequence[tuple[Mapping[str, Any], str]]) -> bytes:
+    """Several events in one request: {type: "batch", timestamp (the newest event's), data: {events:
+    [{webhook_id, type, timestamp, data}, ...]}}, in the order they were claimed."""
+    items = [{"webhook_id": webhook_id(int(e["id"])), **event_payload(e, t)} for e, t in events]
+    newest = max(float(e["at"]) for e, _ in events)
+    return orjson.dumps({"type": BATCH_TYPE, "timestamp": rfc3339(newest), "data": {"events": items}})
+
+
+def batches(count: int, oldest_age: float, *, most: int, after_lag: float) -> list[int]:
+    """How many of `count` events due for one receiver go in each request: one each unless batching
+    is on (most > 1) and the receiver is behind (its oldest due event at least after_lag old)."""
+    if most <= 1 or count <= 1 or oldest_age < after_lag:
+        return [1] * count
+    return [min(most, count - start) for start in range(0, count, most)]
 
 
 # -- where a subscription may point ------------------------------------------------------------------

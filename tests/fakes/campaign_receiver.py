@@ -31,6 +31,7 @@ class CampaignReceiver(FakeHttpService):
         self.down_status: int | None = None  # while set, every request is answered with it
         self.down_headers: dict[str, str] = {}
         self.delay = 0.0  # seconds each acknowledgement takes
+        self.batches: list[str] = []  # webhook-ids of the requests that held several events
 
     def authenticate(self, request: web.Request, recorded: Recorded) -> web.StreamResponse | None:
         verified_by = []
@@ -54,6 +55,12 @@ class CampaignReceiver(FakeHttpService):
         body = orjson.loads(recorded.body)
         assert set(body) == {"type", "timestamp", "data"}, body
         verified_by = recorded.form.get("verified_by", "").split("\n")
+        if body["type"] == "batch":  # several events in one request, each with its own webhook-id
+            self.batches.append(recorded.headers["webhook-id"])
+            for item in body["data"]["events"]:
+                assert set(item) == {"webhook_id", "type", "timestamp", "data"}, item
+                self.events.append(Event(item["webhook_id"], item["type"], item["data"], verified_by))
+            return web.Response(status=204)
         self.events.append(Event(recorded.headers["webhook-id"], body["type"], body["data"], verified_by))
         return web.Response(status=204)
 

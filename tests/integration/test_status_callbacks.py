@@ -221,3 +221,44 @@ async def test_lag_and_failures_per_endpoint_are_metrics(
         await gw.wait_for(lambda: len(receiver.events) == 1)
         delivered = await (await gw.get("/metrics")).text()
         assert re.search(rf'^gateway_webhook_deliveries_total\{{{label},outcome="delivered"\}} 1.0$', delivered, re.M)
+
+
+async def test_a_receiver_that_is_behind_gets_events_in_batches_when_batching_is_on(
+    start_gateway: GatewayStarter, receiver: CampaignReceiver
+) -> None:
+    receiver.down_status = 503
+    env = callback_env(
+        GATEWAY_WEBHOOKS__MAX_EVENTS_PER_REQUEST="4",
+        GATEWAY_WEBHOOKS__BATCH_AFTER_LAG_SECONDS="0.5",
+    )
+    async with start_gateway(env) as gw:
+        await subscribe(gw, receiver, ["*"])
+        sent = [await send(gw, to=f"+86138123456{n:02d}") for n in range(6)]
+        for message_id in sent:
+            await gw.wait_status(message_id, {"delivered"})
+        await asyncio.sleep(1.0)
+        receiver.down_status = None
+        await gw.wait_for(lambda: len(receiver.unique()) >= 3 * len(sent), within=20)
+
+        assert receiver.batches and all(b.startswith("batch_") for b in receiver.batches)
+        assert receiver.refused == 0  # every batch verified by standardwebhooks
+        events = receiver.unique()
+        assert len(events) == len(receiver.events) == 3 * len(sent)  # each acknowledged once
+        for message_id in sent:
+            assert [e.type for e in events if e.data["message_id"] == message_id] == [
+                "message.queued",
+                "message.sent",
+                "message.delivered",
+            ]
+
+
+async def test_batching_is_off_by_default(start_gateway: GatewayStarter, receiver: CampaignReceiver) -> None:
+    receiver.down_status = 503
+    async with start_gateway(callback_env()) as gw:
+        await subscribe(gw, receiver, ["message.queued"])
+        for n in range(4):
+            await send(gw, to=f"+86138123456{n:02d}")
+        await asyncio.sleep(2.5)  # behind by more than batch_after_lag_seconds
+        receiver.down_status = None
+        await gw.wait_for(lambda: len(receiver.unique()) == 4)
+        assert receiver.batches == []

@@ -12,6 +12,9 @@ from gateway.domain.webhooks import (
     DeliveryPolicy,
     address_refusal,
     addresses_refusal,
+    batch_body,
+    batch_id,
+    batches,
     event_body,
     event_type,
     next_attempt,
@@ -102,3 +105,22 @@ def test_an_endpoint_is_paused_after_a_long_enough_streak() -> None:
     assert pause_reason(policy, consecutive_failures=3, failing_since=0.0, now=60.0) == (
         "3 failed deliveries in a row since 1970-01-01T00:00:00.000Z"
     )
+
+
+def test_events_are_batched_only_when_on_and_behind() -> None:
+    assert batches(5, 10.0, most=1, after_lag=2.0) == [1, 1, 1, 1, 1]  # off
+    assert batches(5, 1.0, most=4, after_lag=2.0) == [1, 1, 1, 1, 1]  # not behind
+    assert batches(5, 2.0, most=4, after_lag=2.0) == [4, 1]
+    assert batches(1, 9.0, most=4, after_lag=2.0) == [1]
+
+
+def test_a_batch_holds_each_event_with_its_own_webhook_id() -> None:
+    first = {"id": 3, "message_id": "m1", "at": 10.0, "status": "sent", "reason": "a", "detail": None}
+    second = {"id": 9, "message_id": "m2", "at": 12.0, "status": "queued", "reason": "b", "detail": None}
+    body = orjson.loads(batch_body([(first, "message.sent"), (second, "message.queued")]))
+    assert (body["type"], body["timestamp"]) == ("batch", "1970-01-01T00:00:12.000Z")
+    assert [(e["webhook_id"], e["type"]) for e in body["data"]["events"]] == [
+        ("evt_3", "message.sent"),
+        ("evt_9", "message.queued"),
+    ]
+    assert batch_id([3, 9]) == "batch_3_9_2"
