@@ -1,6 +1,7 @@
 """Status callbacks' cost to dispatch, and their lag, in one launch.
 
-    .venv/bin/python bench/callbacks.py [--jobs 10000] [--runs 2] [--rate 500] [--seconds 20] [--no-write]
+    .venv/bin/python bench/callbacks.py [--jobs 10000] [--runs 2] [--rate 500] [--seconds 20]
+        [--max-events-per-request 1] [--no-write]
 
 Drain: --jobs jobs are queued through `POST /v1/messages/batch` into `gateway serve --role api`
 (nothing dispatched), then one `gateway serve --role all` process (the embedded default, SQLite,
@@ -61,10 +62,16 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
         now = time.time()
-        webhook_id = request.headers["webhook-id"]
-        if webhook_id not in self.arrivals:
-            self.arrivals[webhook_id] = now
-            self.lags.append(now - datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp())
+        events = (
+            body["data"]["events"]
+            if body["type"] == "batch"
+            else [{**body, "webhook_id": request.headers["webhook-id"]}]
+        )
+        for event in events:
+            if event["webhook_id"] not in self.arrivals:
+                self.arrivals[event["webhook_id"]] = now
+                at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+                self.lags.append(now - at)
         return web.Response(status=204)
 
     async def __aenter__(self) -> Receiver:

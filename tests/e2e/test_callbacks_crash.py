@@ -38,9 +38,10 @@ def _record(workdir: Path) -> list[tuple[int, str, str]]:
 
 async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_path: Path) -> None:
     async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
-        gateway = GatewayProcess(tmp_path, env=ENV).start()
+        gateway = GatewayProcess(tmp_path, env=ENV)
         headers = {"Authorization": f"Bearer {API_KEY}"}
         try:
+            gateway.start()
             hook = {"url": receiver.url + "/events", "events": ["*"]}
             async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=headers) as response:
                 assert response.status == 201
@@ -89,11 +90,10 @@ async def test_worker_processes_share_the_deliveries_without_sending_one_twice(
     decide who does which, and a receiver that always acknowledges sees each webhook-id once."""
     env = {**ENV, "GATEWAY_DATABASE_URL": database_url}
     async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
-        gateway = GatewayProcess(tmp_path, env=env, serve_args=("--processes", "2", "--workers", "2")).start(
-            timeout=120
-        )
+        gateway = GatewayProcess(tmp_path, env=env, serve_args=("--processes", "2", "--workers", "2"))
         headers = {"Authorization": f"Bearer {API_KEY}"}
         try:
+            gateway.start(timeout=120)  # inside the try: a start that times out is stopped too
             hook = {"url": receiver.url + "/events", "events": ["*"]}
             async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=headers) as response:
                 assert response.status == 201

@@ -311,15 +311,6 @@ def _count(conn: Connection, results: Sequence[DeliveryResult], policy: Delivery
     return paused
 
 
-def release(conn: Connection, owner: str, delivery_ids: Sequence[int]) -> None:
-    if delivery_ids:
-        conn.execute(
-            _D.update()
-            .where(_D.c.id.in_(list(delivery_ids)), _D.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-        )
-
-
 class WebhookOutboxRoom(Room):
     async def fan_out_events(
         self, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
@@ -346,6 +337,3 @@ class WebhookOutboxRoom(Room):
         lease_until: float,
     ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
         return await self.db.write_beside_loop(exchange, owner, results, policy, now, limit, lease_until)
-
-    async def release_webhook_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None:
-        await self.db.write(release, owner, delivery_ids)
