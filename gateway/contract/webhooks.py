@@ -86,7 +86,7 @@ class DeliveryQuery(Query):
     ) = Field(None, description="next_cursor of the previous page")
 
 
-class Health(Reply):
+class WebhookHealth(Reply):
     delivered: int = Field(description="attempts the receiver acknowledged")
     failed: int = Field(description="attempts that failed")
     success_rate: float | None = Field(description="delivered / (delivered + failed); null before any attempt")
@@ -105,7 +105,7 @@ class Webhook(Reply):
     paused_reason: str | None = Field(None, description="why the gateway paused it (resume with POST .../resume)")
     secret_rotated_until: Iso | None = Field(None, description="the old secret signs too until then")
     created_at: Iso
-    health: Health
+    health: WebhookHealth
 
 
 class WebhookWithSecret(Webhook):
