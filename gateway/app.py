@@ -36,7 +36,9 @@ from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
 from gateway.api.server import GatewayAppRunner
+from gateway.api.webhooks import mount_webhooks
 from gateway.background import survived
+from gateway.callback_delivery import CallbackDispatcher
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
@@ -112,6 +114,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/templates/{name}/preview", templates.preview_template)
         app.router.add_get("/v1/templates/{name}/versions", templates.list_versions)
         app.router.add_get("/v1/templates/{name}/versions/{version}", templates.get_version)
+        mount_webhooks(app)
         mount_console(app, ctx)
     return app
 
@@ -166,6 +169,7 @@ class Gateway:
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store, self.metrics)
         self.worker: Worker | None = None
+        self.callbacks: CallbackDispatcher | None = None
         self.numbers = NumberPool(
             self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
         )
@@ -263,6 +267,8 @@ class Gateway:
                 numbers=self.numbers,
             )
             self.worker.start()
+            self.callbacks = CallbackDispatcher(self.store, s.webhooks, self.metrics)
+            await self.callbacks.start()
             self._spawn(self._track_queue_depth())
         # Cooldowns, probation and reputation checks run where jobs are dispatched.
         self.numbers.start(ticking=dispatching)
@@ -296,6 +302,8 @@ class Gateway:
             await self.runner.cleanup()
         if self.worker is not None:
             await self.worker.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         await self.numbers.close()
         for task in self._background:
             task.cancel()

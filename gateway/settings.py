@@ -20,6 +20,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from gateway.number_settings import NumbersSettings
 from gateway.tenant_settings import TenantSettings
+from gateway.webhook_settings import WebhooksSettings
 from providers.catalog import build_sections, read_secret_file, resolve_secrets
 
 
@@ -308,6 +309,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(LinkSettings(), description="tracked links; docs/tracking.md")
     retention: RetentionSettings = Field(RetentionSettings(), description="what is kept how long")
     numbers: NumbersSettings = Field(NumbersSettings(), description="sender number pools; docs/numbers.md")
+    webhooks: WebhooksSettings = Field(WebhooksSettings(), description="status callbacks; docs/webhooks.md")
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="one section per provider account, [providers.twilio], [providers.aliyun-marketing] (with"

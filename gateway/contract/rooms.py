@@ -14,6 +14,7 @@ from gateway.contract import (
     suppressions,
     templates,
     tracking,
+    webhooks,
 )
 from gateway.contract.operations import Named, Operation
 
@@ -29,6 +30,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *callbacks.OPERATIONS,
     *ops.OPERATIONS,
     *recipients.OPERATIONS,
+    *webhooks.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

@@ -18,7 +18,9 @@ from typing import Any, Protocol
 from gateway.domain.models import IN_QUEUE, Job
 from gateway.domain.numbers import SenderNumber, Transition
 from gateway.domain.recipients import RecipientProfile
+from gateway.domain.webhooks import DeliveryPolicy
 from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, RecipientFilter, SendingMark
+from gateway.store.webhook_records import ClaimedDelivery, DeliveryResult
 
 Row = dict[str, Any]
 
@@ -231,6 +233,43 @@ class TemplateStore(Protocol):
     async def template_changes(self, template_id: int) -> list[Row]: ...
 
 
+class WebhookStore(Protocol):
+    """Status-callback subscriptions and their deliveries (docs/webhooks.md)."""
+
+    async def create_webhook(self, row: Row, most: int) -> Row | None: ...
+    async def get_webhook(self, tenant_id: str, endpoint_id: str) -> Row | None: ...
+    async def list_webhooks(self, tenant_id: str | None) -> list[Row]: ...
+    async def delete_webhook(self, tenant_id: str, endpoint_id: str) -> bool: ...
+    async def rotate_webhook_secret(
+        self, tenant_id: str, endpoint_id: str, secret: str, previous_until: float, now: float
+    ) -> Row | None: ...
+    async def resume_webhook(self, tenant_id: str, endpoint_id: str, now: float) -> Row | None: ...
+    async def pause_webhook(self, endpoint_id: str, reason: str, now: float) -> bool: ...
+    async def webhook_deliveries(
+        self, endpoint_id: str, state: str | None, before_id: int | None, limit: int
+    ) -> list[Row]: ...
+    async def replay_webhook(self, endpoint_id: str, since: float, include_delivered: bool, now: float) -> int: ...
+    async def webhook_health(self, endpoint_ids: Sequence[str]) -> dict[str, Row]: ...
+    async def fan_out_events(
+        self, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
+    ) -> int: ...
+    async def claim_webhook_deliveries(
+        self, owner: str, now: float, limit: int, lease_until: float
+    ) -> list[ClaimedDelivery]: ...
+    async def record_webhook_results(
+        self, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
+    ) -> list[tuple[str, str]]: ...
+    async def exchange_webhook_deliveries(
+        self,
+        owner: str,
+        results: Sequence[DeliveryResult],
+        policy: DeliveryPolicy,
+        now: float,
+        limit: int,
+        lease_until: float,
+    ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]: ...
+
+
 class Store(
     KeyStore,
     AcceptStore,
@@ -245,6 +284,7 @@ class Store(
     NumberStore,
     RecipientStore,
     TemplateStore,
+    WebhookStore,
     Protocol,
 ):
     """The whole record: what the app wires together and hands, room by room, to its parts."""

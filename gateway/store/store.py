@@ -25,6 +25,8 @@ from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.templates import TemplatesRoom
 from gateway.store.sql.tracking import TrackingRoom
+from gateway.store.sql.webhook_outbox import WebhookOutboxRoom
+from gateway.store.sql.webhooks import WebhooksRoom
 from gateway.store.wakeups import WorkListener
 
 
@@ -45,6 +47,8 @@ class SqlStore(
     NumbersRoom,
     RecipientsRoom,
     TemplatesRoom,
+    WebhooksRoom,
+    WebhookOutboxRoom,
 ):
     def __init__(
         self,

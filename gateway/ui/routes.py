@@ -16,6 +16,7 @@ from gateway.ui import (
     pages,
     recipient_pages,
     template_pages,
+    webhook_pages,
 )
 from gateway.ui.console import CODEC, PREFIX, console_middleware
 
@@ -64,6 +65,9 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/templates/{name}/preview", template_pages.preview)
     app.router.add_get("/recipients", recipient_pages.find_recipient)
     app.router.add_get("/recipients/{user_id}", recipient_pages.recipient)
+    app.router.add_get("/webhooks", webhook_pages.webhooks)
+    app.router.add_post("/webhooks/{id}/replay", webhook_pages.replay)
+    app.router.add_post("/webhooks/{id}/resume", webhook_pages.resume)
     return app
 
 

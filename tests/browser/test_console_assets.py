@@ -60,6 +60,7 @@ async def test_no_console_page_has_a_failed_request(browser: Browser, tmp_path: 
             "/ui/templates",
             "/ui/templates/order_shipped",
             "/ui/templates/order_shipped/preview",
+            "/ui/webhooks",
         ]
         for path in pages:
             response = await page.goto(gw.url + path)

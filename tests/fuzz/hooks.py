@@ -58,6 +58,10 @@ schemathesis.openapi.format("provider-name", st.just("sandbox"))
 schemathesis.openapi.format("recipient-address", st.sampled_from(RECIPIENTS))
 schemathesis.openapi.format("check-recipient", st.sampled_from(CHECK_RECIPIENTS))
 schemathesis.openapi.format("blocked-word", st.from_regex(rf"\A{BLOCKED_WORD}\Z"))
+# Public address literals: a subscription is judged by what its host resolves to, and the fuzzed
+# gateway has no DNS to ask (nor may it point at private ranges).
+WEBHOOK_URLS = ["https://93.184.215.14/hooks", "https://8.8.8.8:8443/a/b?x=1", "https://[2606:4700::1111]/events"]
+schemathesis.openapi.format("webhook-url", st.sampled_from(WEBHOOK_URLS))
 
 
 def _parse(value: Any) -> datetime | None:
@@ -83,6 +87,7 @@ FORMAT_CHECKS: dict[str, tuple[Any, Any]] = {
     "recipient-address": (lambda v: v in RECIPIENTS, RECIPIENTS[0]),
     "check-recipient": (lambda v: v in CHECK_RECIPIENTS, CHECK_RECIPIENTS[0]),
     "blocked-word": (lambda v: isinstance(v, str) and re.fullmatch(BLOCKED_WORD, v), "promo"),
+    "webhook-url": (lambda v: v in WEBHOOK_URLS, WEBHOOK_URLS[0]),
 }
 
 

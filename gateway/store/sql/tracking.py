@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
-from gateway.store.schema import clicks, conversions, links
+from gateway.store.schema import clicks, conversions, events, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 from gateway.store.sql.recipients import mark_engaged
 
@@ -21,11 +21,25 @@ def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
 
 
 def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """The clicks, each with its entry in the audit log (in the same transaction: the callbacks' outbox)."""
     if rows:
         executemany_fast(conn, "click", clicks.insert(), rows)
+        executemany_fast(conn, "click-events", events.insert(), [_click_event(r) for r in rows])
         people = [r for r in rows if not r["automated"]]  # a link preview is nobody engaging
         if people:
             mark_engaged(conn, [r["message_id"] for r in people], max(r["at"] for r in people))
+
+
+def _click_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tenant_id": row["tenant_id"],
+        "message_id": row["message_id"] or None,
+        "at": row["at"],
+        "type": "click",
+        "status": None,
+        "reason": "automated" if row["automated"] else "person",
+        "detail": orjson.dumps({"token": row["token"]}).decode(),
+    }
 
 
 def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
