@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -40,9 +41,10 @@ from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
+from gateway.domain.pricing import cheapest_channel_costs
 from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
-from gateway.domain.routing import parse_routing
+from gateway.domain.routing import RoutingConfig, parse_routing
 from gateway.gate import PolicyGate
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
@@ -206,7 +208,7 @@ class Gateway:
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
-            routing=parse_routing(s.routing),
+            routing=self._accept_routing(),
             sleeping=parse_limits(s.limits).sleeping,
             intake=intake,
         )
@@ -319,6 +321,15 @@ class Gateway:
             await authenticator.flush_uses()
         except Exception as exc:  # noqa: BLE001 - an audit record lost must not stop the recorder
             survived(self.metrics, "key-use", "recording API key use failed", exc)
+
+    def _accept_routing(self) -> RoutingConfig:
+        """Routing as accept sees it: `channel_order: "cost"` ranks by routing.costs, else by the
+        price tables (each channel's first priced provider, in routing order)."""
+        routing = parse_routing(self.settings.routing)
+        if routing.costs or not routing.prices or self.providers is None:
+            return routing
+        order = {c: routing.channels.get(c) or names for c, names in self.providers.by_channel.items()}
+        return dataclasses.replace(routing, costs=cheapest_channel_costs(routing.prices, order))
 
     async def _link_tracker(self) -> LinkTracker | None:
         s = self.settings

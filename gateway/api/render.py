@@ -84,6 +84,8 @@ def message_detail(row: dict[str, Any]) -> dict[str, Any]:
             "error_code": a["error_code"],
             "error_message": a["error_message"],
             "provider_message_id": a["provider_message_id"],
+            "cost": a.get("cost"),
+            "currency": a.get("currency"),
         }
         for a in row["attempts"]
     ]

@@ -118,6 +118,8 @@ class Attempt(Reply):
     error_code: str | None
     error_message: str | None
     provider_message_id: str | None
+    cost: float | None = Field(None, description="what the provider charges for it, by routing.prices")
+    currency: str | None = Field(None, description="ISO 4217, the price table's currency")
 
 
 class Receipt(Reply):

@@ -154,7 +154,7 @@ def patch_recipient(
     return get_recipient(conn, tenant_id, user_id)
 
 
-def _sleeping_users(tenant_id: str, after: int, since: float) -> Any:
+def sleeping_users(tenant_id: str, after: int, since: float) -> Any:
     """user_ids whose marketing sends since `since` (and since they last engaged) number `after` or more,
     none of them clicked by a person or converted."""
     scope = sa.and_(
@@ -209,7 +209,7 @@ def list_recipients(conn: Connection, f: RecipientFilter) -> list[dict[str, Any]
             )
         )
     if f.sleeping is not None:
-        sleepers = _sleeping_users(f.tenant_id, *f.sleeping)
+        sleepers = sleeping_users(f.tenant_id, *f.sleeping)
         query = query.where(recipients.c.user_id.in_(sleepers) if f.asleep else recipients.c.user_id.not_in(sleepers))
     rows = conn.execute(query.order_by(recipients.c.user_id).limit(f.limit)).mappings()
     return [{"user_id": row["user_id"], **_stored(conn, row)} for row in rows]
