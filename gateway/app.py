@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.api import (
     audit,
     batch,
+    campaigns,
     content,
     messages,
     numbers,
@@ -86,7 +87,10 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/c/{token}", tracking.click)
         app.router.add_get("/v1/events", audit.export_events)
         app.router.add_post("/v1/conversions", tracking.conversion)
-        app.router.add_get("/v1/reports/campaigns/{campaign}", tracking.campaign_report)
+        app.router.add_get("/v1/reports/campaigns/{campaign}", campaigns.campaign_report)
+        app.router.add_get("/v1/reports/campaigns", campaigns.campaign_list)
+        app.router.add_put("/v1/campaigns/{campaign}", campaigns.put_experiment)
+        app.router.add_get("/v1/campaigns/{campaign}", campaigns.get_experiment)
         app.router.add_post("/v1/content/check", content.check)
         app.router.add_get("/v1/blocklists", content.list_blocklists)
         app.router.add_get("/v1/blocklists/{name}", content.get_blocklist)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import statistics
 import time
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -14,10 +12,8 @@ from gateway.api.bodies import read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.api.reports import invalid_query
 from gateway.contract.base import judge
-from gateway.contract.reports import listed
-from gateway.contract.tracking import TOTALS, CampaignQuery, ConversionRequest
+from gateway.contract.tracking import ConversionRequest
 from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
@@ -90,52 +86,3 @@ async def conversion(request: web.Request) -> web.Response:
         "occurred_at": iso(stored["occurred_at"]),
     }
     return web.Response(status=201 if created else 200, body=orjson.dumps(answer), content_type="application/json")
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-async def campaign_report(request: web.Request) -> web.Response:
-    ctx = context(request)
-    principal = await ctx.auth.principal(request, "report")
-    campaign = request.match_info["campaign"]
-    query, errors = CampaignQuery.judge(request.query)
-    if query is None:
-        raise invalid_query(errors)
-    group_by = listed(query.group_by)
-    groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
-    campaign_links = await ctx.store.campaign_link_report(principal.tenant_id, campaign)
-    return web.Response(
-        body=orjson.dumps(campaign_summary(campaign, group_by, groups, campaign_links)),
-        content_type="application/json",
-    )
-
-
-def campaign_summary(
-    campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]], campaign_links: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The campaign report as the API and the console show it: groups in order with their rates,
-    the totals, and the links shared by a whole variant (counted in the totals only)."""
-    rendered: list[dict[str, Any]] = []
-    for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
-        waits = g.pop("seconds_to_first_click")
-        g.update(
-            delivery_rate=_rate(g["delivered"], g["sent"]),
-            click_rate=_rate(g["unique_clicks"], g["delivered"]),
-            conversion_rate=_rate(g["conversions"], g["unique_clicks"]),
-            median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
-        )
-        rendered.append(g)
-    totals = {k: sum(g[k] for g in rendered) for k in TOTALS}
-    for shared in campaign_links:
-        # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
-        for name in ("clicks", "human_clicks", "conversions", "value"):
-            totals[name] += shared[name]
-    return {
-        "campaign": campaign,
-        "group_by": list(group_by),
-        "totals": totals,
-        "groups": rendered,
-        "campaign_links": campaign_links,
-    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.contract import (
     callbacks,
+    campaigns,
     content,
     events,
     messages,
@@ -27,6 +28,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *callbacks.OPERATIONS,
     *ops.OPERATIONS,
     *recipients.OPERATIONS,
+    *campaigns.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

@@ -8,9 +8,8 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field
 
 from gateway.contract.base import NO_NUL, Body, Reply, Timestamp, explain_pattern, fail
 from gateway.contract.messages import MESSAGE_ID_PATTERN, Iso
-from gateway.contract.operations import Answer, Operation, Query, auth_answers, body_answers, problem
-from gateway.contract.reports import INVALID_QUERY, comma_separated
-from gateway.domain.tracking import CAMPAIGN_DIMENSIONS, TOKEN_RE
+from gateway.contract.operations import Answer, Operation, auth_answers, body_answers, problem
+from gateway.domain.tracking import TOKEN_RE
 
 TOKEN_PATTERN = explain_pattern(TOKEN_RE.pattern, "must be a click token: the 10 letters and digits after /c/")
 ClickToken = Annotated[
@@ -73,68 +72,6 @@ class Conversion(Reply):
     occurred_at: Iso
 
 
-class CampaignQuery(Query):
-    group_by: comma_separated(CAMPAIGN_DIMENSIONS, ("variant",), "what to group by")  # type: ignore[valid-type]
-
-
-Count = Annotated[int, Field(ge=0)]
-Rate = Annotated[float, Field(ge=0)] | None
-
-
-class CampaignTotals(Reply):
-    messages: Count
-    sent: Count = Field(description="taken by a provider (sent, delivered or undelivered)")
-    delivered: Count
-    failed: Count = Field(description="did not reach the handset (failed, undelivered, rejected, expired, unknown)")
-    suppressed: Count
-    sleeping: Count = Field(description="of the suppressed, those left alone because the recipient was sleeping")
-    clicks: Count
-    human_clicks: Count = Field(description="clicks not made by link previews, crawlers or scanners")
-    unique_clicks: Count = Field(description="messages clicked at least once by a person")
-    conversions: Count
-    value: float
-
-
-class CampaignGroup(CampaignTotals):
-    """One group; it names a value of each `group_by` dimension (null: the message has none)."""
-
-    variant: str | None = None
-    channel: str | None = None
-    provider: str | None = None
-    sender: str | None = None
-    delivery_rate: Rate = Field(description="delivered / sent")
-    click_rate: Rate = Field(description="unique_clicks / delivered")
-    conversion_rate: Rate = Field(description="conversions / unique_clicks")
-    median_seconds_to_click: Rate = Field(description="from sending to a person's first click")
-
-
-class CampaignLinkGroup(Reply):
-    """Clicks and conversions through per_campaign links (one link per variant and destination), so
-    people are counted as unique_visitors by hashed IP; included in the totals."""
-
-    variant: str | None
-    clicks: Count
-    human_clicks: Count
-    unique_visitors: Count
-    conversions: Count
-    value: float
-
-
-class CampaignReport(Reply):
-    campaign: str
-    group_by: list[str]
-    totals: CampaignTotals
-    groups: list[CampaignGroup]
-    campaign_links: list[CampaignLinkGroup]
-
-
-TOTALS = tuple(CampaignTotals.model_fields)
-CAMPAIGN: dict[str, Any] = {
-    "type": "string",
-    "pattern": NO_NUL,
-    "description": "the campaign given at send time",
-    "examples": ["spring-sale"],
-}
 TOKEN: dict[str, Any] = {"type": "string", "pattern": TOKEN_PATTERN, "examples": ["a1B2c3D4e5"]}
 
 OPERATIONS = (
@@ -181,14 +118,5 @@ OPERATIONS = (
             404: problem("no such click_token or message_id for this tenant"),
             422: problem("an invalid field"),
         },
-    ),
-    Operation(
-        "get",
-        "/v1/reports/campaigns/{campaign}",
-        "campaignReport",
-        "Sent, delivered, failed, clicks (human and unique), conversions, value and rates",
-        path_params={"campaign": CAMPAIGN},
-        query=CampaignQuery,
-        answers={200: Answer("the report", CampaignReport), 400: INVALID_QUERY, **auth_answers()},
     ),
 )

@@ -13,6 +13,7 @@ from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
 from gateway.store.sql.events import EventsRoom
+from gateway.store.sql.experiments import ExperimentsRoom
 from gateway.store.sql.failures import FailuresRoom
 from gateway.store.sql.keys import KeysRoom
 from gateway.store.sql.leases import LeasesRoom
@@ -42,6 +43,7 @@ class SqlStore(
     RetentionRoom,
     NumbersRoom,
     RecipientsRoom,
+    ExperimentsRoom,
 ):
     def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
         self.db = db

@@ -7,15 +7,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from gateway.api.campaigns import build_report
 from gateway.api.context import context
-from gateway.api.tracking import campaign_summary
 from gateway.domain.tracking import CAMPAIGN_DIMENSIONS
 from gateway.ui import charts
 from gateway.ui.charts import as_markup
 from gateway.ui.console import PREFIX, ConsoleError, Redirect, page, signed_in
 from gateway.ui.filters import read_choices
 
-CAMPAIGN_GROUPINGS = ("variant", "channel", "variant,channel")
+RULE = "metadata.rule"  # the rule or trigger that produced the job, as campaign systems name it
+CAMPAIGN_GROUPINGS = ("variant", "channel", "variant,channel", RULE, "recipient_state")
 
 
 async def campaigns(request: web.Request) -> web.Response:
@@ -31,12 +32,11 @@ async def campaign(request: web.Request) -> web.Response:
     principal = await signed_in(request, "report")
     name = request.match_info["campaign"]
     errors: dict[str, str] = {}
-    group_by = read_choices(request.query.get("group_by"), tuple(CAMPAIGN_DIMENSIONS), ("variant",), "group_by", errors)
-    store = context(request).store
-    groups = await store.campaign_report(principal.tenant_id, name, group_by)
-    if not groups:
+    choices = (*CAMPAIGN_DIMENSIONS, RULE)
+    group_by = read_choices(request.query.get("group_by"), choices, ("variant",), "group_by", errors)
+    report = await build_report(context(request), principal.tenant_id, name, group_by)
+    if not report["groups"]:
         raise ConsoleError(404, "No such campaign", f"No message of this tenant names the campaign {name!r}.")
-    report = campaign_summary(name, group_by, groups, await store.campaign_link_report(principal.tenant_id, name))
 
     def stages(g: dict[str, Any]) -> list[tuple[str, int]]:
         return [

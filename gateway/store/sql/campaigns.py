@@ -80,6 +80,7 @@ def _new_group(names: Sequence[str], key: tuple[Any, ...]) -> dict[str, Any]:
         "human_clicks": 0,
         "unique_clicks": 0,
         "conversions": 0,
+        "converted": 0,
         "value": 0.0,
         "seconds_to_first_click": [],
         "cost": {},
@@ -98,7 +99,9 @@ class _Report:
         self.scope = scope
         self.names = [name for name, _ in dims]
         self.exprs = [expr.label(f"d{i}") for i, (_, expr) in enumerate(dims)]
-        self.keys = [expr for _, expr in dims]
+        # By output name: an expression with bound values (a CASE, a JSON path) written again in the
+        # GROUP BY gets new placeholders, and PostgreSQL would not know it for the selected one.
+        self.keys = [sa.literal_column(f"d{i}") for i in range(len(dims))]
         self.labels = {expr.name for expr in self.exprs}
         self.groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -164,11 +167,13 @@ class _Report:
     def _conversions(self) -> None:
         for row in self.rows(
             sa.func.count().label("conversions"),
+            sa.func.count(sa.distinct(conversions.c.message_id)).label("converted"),
             sa.func.sum(conversions.c.value).label("value"),
             join=messages.join(conversions, conversions.c.message_id == messages.c.id),
         ):
             group = self.group(row)
             group["conversions"] = int(row["conversions"])
+            group["converted"] = int(row["converted"])
             group["value"] = float(row["value"] or 0.0)
 
     def _costs(self) -> None:
