@@ -47,6 +47,7 @@ from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.domain.routing import RoutingConfig, parse_routing
 from gateway.gate import PolicyGate
+from gateway.link_redirects import Redirects
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool, reputation_of
@@ -87,6 +88,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/c/{token}", tracking.click)
         app.router.add_get("/v1/events", audit.export_events)
         app.router.add_post("/v1/conversions", tracking.conversion)
+        app.router.add_post("/v1/claims/verify", tracking.verify_claim)
         app.router.add_get("/v1/reports/campaigns/{campaign}", campaigns.campaign_report)
         app.router.add_get("/v1/reports/campaigns", campaigns.campaign_list)
         app.router.add_put("/v1/campaigns/{campaign}", campaigns.put_experiment)
@@ -215,6 +217,7 @@ class Gateway:
             routing=self._accept_routing(),
             sleeping=parse_limits(s.limits).sleeping,
             intake=intake,
+            redirects=Redirects(self.store, s.links, (await self.store.get_or_create_secret("claim_tokens")).encode()),
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),

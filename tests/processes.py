@@ -37,7 +37,9 @@ class GatewayProcess:
         self.role = role
         self.serve_args = serve_args if serve_args is not None else ("--role", role)
         self.env = {
-            **os.environ,
+            # The test suite's own knobs (GATEWAY_FUZZ_EXAMPLES, ...) are no gateway setting: the gateway
+            # refuses an unknown GATEWAY_ variable.
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_FUZZ_")},
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",

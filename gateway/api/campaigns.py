@@ -17,12 +17,13 @@ from gateway.api.render import iso
 from gateway.api.report_csv import csv_answer, wants_csv
 from gateway.api.reports import invalid_query
 from gateway.campaign_results import ExperimentView, campaign_summary, totals_of
-from gateway.contract.campaigns import CampaignListQuery, CampaignQuery, judge_experiment
+from gateway.contract.campaigns import CAMPAIGN_NAME_PATTERN, CampaignListQuery, CampaignQuery, judge_experiment
 from gateway.contract.reports import listed
 from gateway.domain.experiments import Experiment
 from gateway.domain.tracking import RECIPIENT_STATE
 
 SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]+")
+CAMPAIGN_NAME = re.compile(CAMPAIGN_NAME_PATTERN)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -75,6 +76,13 @@ async def campaign_list(request: web.Request) -> web.Response:
     return _json({"data": data, "next_cursor": page[-1]["campaign"] if len(rows) > query.limit else None})
 
 
+def _campaign(request: web.Request) -> str:
+    campaign = request.match_info["campaign"]
+    if not CAMPAIGN_NAME.match(campaign):
+        raise Problem(404, "not-found", "Not Found", "not a campaign name (1-128 characters, no control characters)")
+    return campaign
+
+
 def _experiment(campaign: str, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "campaign": campaign,
@@ -88,7 +96,7 @@ def _experiment(campaign: str, row: dict[str, Any]) -> dict[str, Any]:
 async def put_experiment(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "send")
-    campaign = request.match_info["campaign"]
+    campaign = _campaign(request)
     experiment, errors = judge_experiment(await read_json(request, 16_384))
     if experiment is None:
         raise validation_problem(errors)
@@ -99,7 +107,7 @@ async def put_experiment(request: web.Request) -> web.Response:
 async def get_experiment(request: web.Request) -> web.Response:
     ctx = context(request)
     principal = await ctx.auth.principal(request, "report")
-    campaign = request.match_info["campaign"]
+    campaign = _campaign(request)
     row = await ctx.store.get_experiment(principal.tenant_id, campaign)
     if row is None:
         raise Problem(404, "not-found", "Not Found", f"the campaign {campaign!r} declares no experiment")

@@ -1,9 +1,11 @@
-"""The closed loop: tracked short links, conversions, and the campaign report."""
+"""The closed loop: tracked short links, claim tokens and conversions."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -13,8 +15,11 @@ from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
 from gateway.contract.base import judge
-from gateway.contract.tracking import ConversionRequest
-from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
+from gateway.contract.tracking import ClaimRequest, ConversionRequest
+from gateway.domain.claims import ClaimResult
+from gateway.domain.claims import judge as judge_claim
+from gateway.domain.claims import read as read_claim
+from gateway.domain.tracking import TOKEN_RE, looks_automated
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
@@ -22,14 +27,26 @@ NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 async def click(request: web.Request) -> web.StreamResponse:
     """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
     ctx = context(request)
+    redirects = ctx.redirects
+    assert redirects is not None
+    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+    wait = redirects.rate.wait(peer)
+    if wait > 0:
+        retry_after = str(max(1, math.ceil(wait)))
+        raise Problem(
+            429,
+            "too-many-requests",
+            "Too Many Requests",
+            "too many clicks from this address; retry later",
+            headers={"Retry-After": retry_after},
+        )
     token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
-    link = await ctx.store.find_link(token)
+    link = await redirects.link(token)
     if link is None:
         raise NOT_FOUND
     user_agent = request.headers.get("User-Agent", "")[:512]
-    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
     secret = ctx.click_secret
     await ctx.store.record_click(
         {
@@ -42,12 +59,35 @@ async def click(request: web.Request) -> web.StreamResponse:
             "automated": looks_automated(user_agent, request.method),
         }
     )
-    url = link["url"]
-    if ctx.settings.links.append_utm:
-        url = with_attribution(url, link["campaign"], link["variant"])
     return web.Response(
-        status=302, headers={"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        status=302,
+        headers={
+            "Location": redirects.destination(link),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
     )
+
+
+async def verify_claim(request: web.Request) -> web.Response:
+    """The landing page's back end asks whether a claim token is genuine, in time and unclaimed; the
+    first such ask claims it."""
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    asked, errors = judge(ClaimRequest, await read_json(request, 4096))
+    if asked is None:
+        raise validation_problem(errors)
+    redirects = ctx.redirects
+    assert redirects is not None
+    claim = read_claim(redirects.claim_secret, asked.token)
+    now = time.time()
+    result = judge_claim(claim, now)
+    if result is None and claim is not None:
+        result = await ctx.store.claim_once(principal.tenant_id, claim, now)
+    answer: dict[str, Any] = {"result": result.value if result is not None else ClaimResult.FORGED.value}
+    if claim is not None and result != ClaimResult.FORGED:
+        answer.update(message_id=claim.message_id, campaign=claim.campaign)
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
 async def conversion(request: web.Request) -> web.Response:

@@ -185,13 +185,9 @@ CAMPAIGN: dict[str, Any] = {
     "description": "the campaign given at send time",
     "examples": ["spring-sale"],
 }
-EXPERIMENT_CAMPAIGN: dict[str, Any] = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 128,
-    "pattern": "^[^\\x00-\\x1f]+$",
-    "examples": ["spring-sale"],
-}
+# A campaign as a job names it (1-128 characters, no control characters), in the path.
+CAMPAIGN_NAME_PATTERN = explain_pattern(r"^[^\x00-\x1f\x7f]{1,128}$", "must be 1-128 characters, no control characters")
+EXPERIMENT_CAMPAIGN: dict[str, Any] = {"type": "string", "pattern": CAMPAIGN_NAME_PATTERN, "examples": ["spring-sale"]}
 CSV_ANSWER = {CSV: {"type": "string"}}
 
 OPERATIONS = (
@@ -234,6 +230,7 @@ OPERATIONS = (
             201: Answer("declared", ExperimentReply),
             **body_answers(),
             **auth_answers(),
+            404: problem("not a campaign name (1-128 characters, no control characters)"),
             422: problem("weights that do not sum to 100 with the holdout, a holdout over 50, a reserved arm name"),
         },
     ),
@@ -243,6 +240,10 @@ OPERATIONS = (
         "getExperiment",
         "The campaign's experiment",
         path_params={"campaign": EXPERIMENT_CAMPAIGN},
-        answers={200: Answer("the experiment", ExperimentReply), **auth_answers(), 404: problem("none declared")},
+        answers={
+            200: Answer("the experiment", ExperimentReply),
+            **auth_answers(),
+            404: problem("none declared, or not a campaign name"),
+        },
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
@@ -63,6 +63,29 @@ class ConversionRequest(Body):
         return value
 
 
+class ClaimRequest(Body):
+    """A claim token as the landing page received it (the `claim` query parameter)."""
+
+    token: Annotated[
+        str,
+        StringConstraints(
+            min_length=1,
+            max_length=1024,
+            pattern=explain_pattern(r"^[A-Za-z0-9_.-]+$", "must be a claim token: letters, digits, _ - and a dot"),
+        ),
+        Field(examples=["bXNnXzAxSkQ1WlE4VzFYMlkzWjRBNUI2QzdEOEU5CjE3OTY0Nzk5OTkKc3ByaW5n.pJbq3kQ7bS0cUu1YvK8T2w"]),
+    ]
+
+
+class ClaimAnswer(Reply):
+    result: Literal["valid", "expired", "forged", "claimed"] = Field(
+        description="valid: genuine, in time, claimed now; expired; forged (not ours, altered, truncated or another"
+        " tenant's); claimed: claimed before (a replay, refused and counted)"
+    )
+    message_id: str | None = Field(None, description="the message the token was sent with (not for forged)")
+    campaign: str | None = Field(None, description="its campaign (not for forged)")
+
+
 class Conversion(Reply):
     event_id: str
     message_id: str | None = Field(description="null for a link shared by a whole variant (per_campaign links)")
@@ -92,6 +115,10 @@ OPERATIONS = (
                 },
             ),
             404: problem("an unknown or tampered token; nothing recorded"),
+            429: problem(
+                "over links.clicks_per_ip_per_second from this client IP; nothing recorded",
+                {"Retry-After": {"schema": {"type": "integer"}}},
+            ),
             503: problem("the database is unavailable; retry after the Retry-After seconds"),
         },
     ),
@@ -117,6 +144,22 @@ OPERATIONS = (
             **auth_answers(),
             404: problem("no such click_token or message_id for this tenant"),
             422: problem("an invalid field"),
+        },
+    ),
+    Operation(
+        "post",
+        "/v1/claims/verify",
+        "verifyClaim",
+        "Verify a one-time claim token from a landing page's back end; the first valid verify claims it",
+        body=ClaimRequest,
+        body_examples={
+            "from_the_landing_page": {"token": "bXNnXzAxSkQ1WlE4VzFYMlkzWjRBNUI2QzdEOEU5.pJbq3kQ7bS0cUu1YvK8T2w"}
+        },
+        answers={
+            200: Answer("what the token is; claimed once, atomically across processes", ClaimAnswer),
+            **body_answers(),
+            **auth_answers(),
+            422: problem("not a token at all (empty, too long, characters no token has)"),
         },
     ),
 )

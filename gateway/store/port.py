@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from gateway.domain.claims import Claim, ClaimResult
 from gateway.domain.experiments import Experiment
 from gateway.domain.models import IN_QUEUE, Job
 from gateway.domain.numbers import SenderNumber, Transition
@@ -158,6 +159,7 @@ class ReportStore(Protocol):
     async def campaign_list(self, tenant_id: str, after: str | None, limit: int) -> list[Row]: ...
     async def get_experiment(self, tenant_id: str, campaign: str) -> Row | None: ...
     async def put_experiment(self, tenant_id: str, campaign: str, experiment: Experiment) -> tuple[bool, Row]: ...
+    async def claim_once(self, tenant_id: str, claim: Claim, now: float) -> ClaimResult: ...
     async def events_page(
         self,
         tenant_id: str,

@@ -370,14 +370,14 @@ experiments = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
-# One-time claim tokens (docs/campaigns.md): the first verify inserts the row, atomically across
-# processes (the primary key decides); each later verify of the same token counts a refused replay.
+# One-time claim tokens (docs/campaigns.md): a message is claimed once. The first verify inserts the
+# row, atomically across processes (the primary key decides); each later verify of a genuine token of
+# the same message counts a refused replay.
 claims = sa.Table(
     "claims",
     metadata,
-    sa.Column("token_id", sa.String(64), primary_key=True),  # the token's MAC: one claim per token
+    sa.Column("message_id", sa.String(32), primary_key=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("message_id", sa.String(32), nullable=False, index=True),
     sa.Column("campaign", sa.String(128)),
     sa.Column("claimed_at", sa.Float, nullable=False),
     sa.Column("refused", sa.Integer, nullable=False, server_default="0"),

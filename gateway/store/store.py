@@ -12,6 +12,7 @@ from gateway.store.records import AcceptOutcome, Outcome, ReceiptRecord, Sending
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
+from gateway.store.sql.claims import ClaimsRoom
 from gateway.store.sql.events import EventsRoom
 from gateway.store.sql.experiments import ExperimentsRoom
 from gateway.store.sql.failures import FailuresRoom
@@ -44,6 +45,7 @@ class SqlStore(
     NumbersRoom,
     RecipientsRoom,
     ExperimentsRoom,
+    ClaimsRoom,
 ):
     def __init__(self, db: Database, *, group_commit_ms: float = 2.0, group_commit_max_rows: int = 2000) -> None:
         self.db = db

@@ -101,7 +101,7 @@ class _Report:
         self.exprs = [expr.label(f"d{i}") for i, (_, expr) in enumerate(dims)]
         # By output name: an expression with bound values (a CASE, a JSON path) written again in the
         # GROUP BY gets new placeholders, and PostgreSQL would not know it for the selected one.
-        self.keys = [sa.literal_column(f"d{i}") for i in range(len(dims))]
+        self.keys: list[Any] = [sa.literal_column(f"d{i}") for i in range(len(dims))]
         self.labels = {expr.name for expr in self.exprs}
         self.groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 

@@ -88,6 +88,9 @@ class TrackingRoom(Room):
         """Clicks that arrive together share a commit (a campaign's links are clicked in bursts)."""
         await self._clicks.submit(click)
 
+    async def flush_clicks(self) -> None:
+        await self._clicks.drain()
+
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
         await self.db.write(record_clicks, rows)
         return [None] * len(rows)
