@@ -45,19 +45,22 @@ class Redirects:
         self.settings = settings
         self.claim_secret = claim_secret
         self.rate = ClickRate(settings.clicks_per_ip_per_second, settings.click_burst)
-        self._links: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # token -> (link, the destination it redirects to): both fixed once the link is registered.
+        self._links: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
 
-    async def link(self, token: str) -> dict[str, Any] | None:
-        """The registered link; looked up once per process, then kept (least recently used dropped)."""
+    async def link(self, token: str) -> tuple[dict[str, Any], str] | None:
+        """The registered link and its destination; looked up once per process, then kept (the least
+        recently used dropped)."""
         found = self._links.get(token)
         if found is not None:
             self._links.move_to_end(token)
             return found
-        found = await self.store.find_link(token)
-        if found is not None:
-            self._links[token] = found
-            if len(self._links) > LINK_CACHE_SIZE:
-                self._links.popitem(last=False)
+        row = await self.store.find_link(token)
+        if row is None:
+            return None
+        found = self._links[token] = (row, self.destination(row))
+        if len(self._links) > LINK_CACHE_SIZE:
+            self._links.popitem(last=False)
         return found
 
     def destination(self, link: dict[str, Any]) -> str:

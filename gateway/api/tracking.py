@@ -43,9 +43,10 @@ async def click(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
-    link = await redirects.link(token)
-    if link is None:
+    found = await redirects.link(token)
+    if found is None:
         raise NOT_FOUND
+    link, destination = found
     user_agent = request.headers.get("User-Agent", "")[:512]
     secret = ctx.click_secret
     await ctx.store.record_click(
@@ -57,12 +58,13 @@ async def click(request: web.Request) -> web.StreamResponse:
             "user_agent": user_agent or None,
             "ip_hash": hashlib.sha256(f"{secret}:{peer}".encode()).hexdigest() if peer else None,
             "automated": looks_automated(user_agent, request.method),
-        }
+        },
+        wait=ctx.settings.links.wait_for_click_commit,
     )
     return web.Response(
         status=302,
         headers={
-            "Location": redirects.destination(link),
+            "Location": destination,
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",
         },

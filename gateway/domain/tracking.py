@@ -4,6 +4,7 @@ link-preview bots and security scanners, and keeping redirects to what was regis
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -64,6 +65,7 @@ def campaign_token(secret: bytes, tenant_id: str, campaign: str | None, variant:
     return "".join(digits)
 
 
+@functools.lru_cache(maxsize=4096)  # a campaign's clicks come from few distinct agents
 def looks_automated(user_agent: str | None, method: str = "GET") -> bool:
     """A click that is probably not a person: no user agent, a HEAD probe, or a known agent."""
     if method.upper() == "HEAD" or not user_agent:

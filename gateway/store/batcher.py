@@ -44,13 +44,17 @@ class GroupCommitter(Generic[Item, Result]):
     async def submit_many(self, items: Sequence[Item]) -> list[Result]:
         """All items land in the same transaction (they are never split across two batches); one
         future per submission, not per item, since a batch request brings a thousand."""
+        return await self.enqueue(items)
+
+    def enqueue(self, items: Sequence[Item]) -> asyncio.Future[list[Result]]:
+        """`submit_many` for a caller that goes on without waiting: the future says how it ended."""
         if self._closed:
             raise RuntimeError(f"{self._name} is closed")
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._groups.append((len(self._items), len(items), future))
         self._items.extend(items)
         self._schedule()
-        return await future
+        return future
 
     def _schedule(self) -> None:
         if self._running is not None:
@@ -91,6 +95,10 @@ class GroupCommitter(Generic[Item, Result]):
     async def drain(self) -> None:
         """Flush what is pending and refuse new items (graceful shutdown)."""
         self._closed = True
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Flush what is pending now, taking new items all the while."""
         while self._items or self._running is not None:
             if self._running is None:
                 self._start()

@@ -64,7 +64,7 @@ class SqlStore(
         )
         self._clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
             self._flush_clicks,
-            delay_seconds=0.005,
+            delay_seconds=0.002,
             max_items=2000,
             name="click-commit",
         )

@@ -3,6 +3,7 @@ POST /v1/claims/verify judges; /c/{token} is rate limited per client IP. Both st
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,3 +86,12 @@ async def test_clicks_are_rate_limited_per_client_ip(start_gateway: GatewayStart
         assert (await open_link(gw, token, peer="198.51.100.9")).status == 302  # another address
         await gw.gateway.store.flush_clicks()
         assert await gw.count("clicks") == 3  # the refused ones recorded nothing
+
+
+async def test_clicks_queued_before_their_commit_are_all_recorded(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({**ENV, "GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT": "false"}) as gw:
+        _, token = await sent_link(gw)
+        opened = await asyncio.gather(*(open_link(gw, token, peer=f"198.51.100.{n}") for n in range(20)))
+        assert [o.status for o in opened] == [302] * 20
+        await gw.gateway.store.flush_clicks()
+        assert await gw.count("clicks") == 20

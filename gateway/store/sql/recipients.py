@@ -215,21 +215,26 @@ def list_recipients(conn: Connection, f: RecipientFilter) -> list[dict[str, Any]
     return [{"user_id": row["user_id"], **_stored(conn, row)} for row in rows]
 
 
+# Built once: a click flush runs it every few milliseconds (built per call, it cost a tenth of a click).
+_MARK_ENGAGED = (
+    recipients.update()
+    .where(
+        sa.exists().where(
+            messages.c.id.in_(sa.bindparam("ids", expanding=True)),
+            messages.c.tenant_id == recipients.c.tenant_id,
+            messages.c.user_id == recipients.c.user_id,
+        ),
+        sa.or_(recipients.c.engaged_at.is_(None), recipients.c.engaged_at < sa.bindparam("at", type_=sa.Float)),
+    )
+    .values(engaged_at=sa.bindparam("at", type_=sa.Float))
+)
+
+
 def mark_engaged(conn: Connection, message_ids: Sequence[str], at: float) -> None:
     """The people whose messages were clicked or converted engaged at `at`: the sleeping policy counts
     their unanswered sends from then on."""
-    if not message_ids:
-        return
-    theirs = sa.exists().where(
-        messages.c.id.in_(sorted(set(message_ids))),
-        messages.c.tenant_id == recipients.c.tenant_id,
-        messages.c.user_id == recipients.c.user_id,
-    )
-    conn.execute(
-        recipients.update()
-        .where(theirs, sa.or_(recipients.c.engaged_at.is_(None), recipients.c.engaged_at < at))
-        .values(engaged_at=at)
-    )
+    if message_ids:
+        conn.execute(_MARK_ENGAGED, {"ids": sorted(set(message_ids)), "at": at})
 
 
 def get_preferences(conn: Connection, tenant_id: str, user_id: str) -> dict[str, dict[str, bool]] | None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
 from gateway.store.schema import clicks, conversions, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 from gateway.store.sql.recipients import mark_engaged
+
+log = structlog.get_logger("gateway.store")
 
 
 def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
@@ -78,21 +82,33 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def _report_lost_clicks(done: asyncio.Future[list[None]]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("clicks not recorded: their commit failed", error=repr(done.exception()))
+
+
 class TrackingRoom(Room):
     _clicks: GroupCommitter[dict[str, Any], None]
 
     async def find_link(self, token: str) -> dict[str, Any] | None:
         return await self.db.read(find_link, token)
 
-    async def record_click(self, click: dict[str, Any]) -> None:
-        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts)."""
-        await self._clicks.submit(click)
+    async def record_click(self, click: dict[str, Any], wait: bool = True) -> None:
+        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts).
+        wait=False returns once the click is queued for the next commit (links.wait_for_click_commit)."""
+        if wait:
+            await self._clicks.submit(click)
+        else:
+            self._clicks.enqueue([click]).add_done_callback(_report_lost_clicks)
 
     async def flush_clicks(self) -> None:
-        await self._clicks.drain()
+        """Wait until the clicks queued so far are committed."""
+        await self._clicks.settle()
 
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
-        await self.db.write(record_clicks, rows)
+        # Beside the loop, as accepts and outcomes: the COMMIT (the fsync at synchronous=FULL) on a
+        # commit thread while the loop answers the next clicks, which gather for the next flush.
+        await self.db.write_beside_loop(record_clicks, rows)
         return [None] * len(rows)
 
     async def add_conversion(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
