@@ -65,7 +65,12 @@ class _Batch:
         if judged is None or errors:
             self.results[index] = _refused(index, validation_problem(errors))
             return
-        job = in_channel_order(self.ctx, judged.to_send_job())
+        job, wrong = await self.ctx.experiments.assign(
+            self.ctx.store, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix
+        )
+        if wrong is not None:
+            self.results[index] = _refused(index, validation_problem([wrong]))
+            return
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
         refusal = refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
         if refusal is not None:

@@ -12,6 +12,7 @@ from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import SleepingPolicy
 from gateway.domain.routing import RoutingConfig
+from gateway.experiment_assignment import ExperimentAssigner
 from gateway.link_redirects import Redirects
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
@@ -36,6 +37,7 @@ class ApiContext:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     sleeping: SleepingPolicy | None = None  # limits.sleeping: who GET /v1/recipients?sleeping= shows
     intake: CallbackIntake | None = None  # what receipts and replies go through once parsed
+    experiments: ExperimentAssigner = field(default_factory=ExperimentAssigner)  # variant "auto" at accept
     redirects: Redirects | None = None  # the click redirect's links in memory, click rate, claim tokens
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.

@@ -23,8 +23,9 @@ from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
-from gateway.domain.models import Channel, SendJob, Status
+from gateway.domain.models import Channel, SendJob
 from gateway.domain.routing import cheapest_first
+from gateway.experiment_assignment import accepted_status
 from gateway.store.records import AcceptOutcome, MessageFilter
 
 log = structlog.get_logger("gateway.api")
@@ -45,6 +46,7 @@ def job_row(
     ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float
 ) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
+    status, reason = accepted_status(job)
     return {
         "id": message_id(now),
         "tenant_id": tenant_id,
@@ -63,8 +65,8 @@ def job_row(
         "fallback": ",".join(c.value for c in job.fallback) or None,
         "metadata": orjson.dumps(job.metadata).decode() if job.metadata else None,
         "tz": job.tz,
-        "status": Status.QUEUED.value,
-        "reason": None,
+        "status": status.value,
+        "reason": reason,
         "provider": None,
         "provider_message_id": None,
         "sender": None,
@@ -165,7 +167,11 @@ async def create_message(request: web.Request) -> web.Response:
     judged, errors = judge_job(body, ctx.limits)
     if judged is None:
         raise validation_problem(errors)
-    job = in_channel_order(ctx, judged.to_send_job())
+    job, wrong = await ctx.experiments.assign(
+        ctx.store, principal.tenant_id, in_channel_order(ctx, judged.to_send_job())
+    )
+    if wrong is not None:
+        raise validation_problem([wrong])
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since) come after the
     # key: a retry of a request the gateway already took gets the first answer, not a new verdict.

@@ -25,7 +25,7 @@ def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
     idempotency key gives the very same answer as the first request."""
     return {
         "id": row["id"],
-        "status": Status.QUEUED,
+        "status": Status.HELD_OUT if row["status"] == Status.HELD_OUT else Status.QUEUED,
         "channel": row["channel"],
         "to": row["to_addr"],
         "category": row["category"],

@@ -65,7 +65,7 @@ JOB_EXAMPLES = {
 
 class AcceptedMessage(Reply):
     id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
-    status: Literal["queued"]
+    status: Literal["queued", "held_out"] = Field(description="held_out: in the experiment's holdout, never sent")
     channel: Channel
     to: str
     category: Category

@@ -17,7 +17,7 @@ from gateway.domain.experiments import HOLDOUT, Experiment, assign
 from gateway.domain.ids import message_id
 from gateway.domain.models import Status
 from gateway.store import schema
-from tests.harness import GatewayStarter, Running
+from tests.harness import SMS, GatewayStarter, Running
 
 TRUE_RATES = {"A": 0.05, "B": 0.06, HOLDOUT: 0.04}
 PEOPLE = 20_000
@@ -155,3 +155,62 @@ async def test_a_simulated_campaign_of_20000_people_shows_each_arm_against_the_h
     # The same people land in the same arms when another process computes them.
     here = hashlib.sha256(",".join(r["variant"] for r in rows).encode()).hexdigest()
     assert await asyncio.to_thread(_assigned_in_another_process) == here
+
+
+async def test_variant_auto_assigns_the_arm_at_accept_and_the_holdout_is_never_sent(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway() as gw:
+        declared = await gw.session.put(
+            gw.url + "/v1/campaigns/recall", json={"variants": {"A": 50, "B": 30}, "holdout": 20}, headers=gw.headers
+        )
+        assert declared.status == 201
+        experiment = Experiment({"A": 50, "B": 30}, 20)
+        answers: dict[str, dict[str, Any]] = {}
+        for n in range(40):
+            job = {**SMS, "to": f"+86139{n:08d}", "user_id": f"u-{n}", "campaign": "recall", "variant": "auto"}
+            answer = await gw.post("/v1/messages", job, key=f"auto-{n}")
+            assert answer.status == 202, await answer.text()
+            answers[f"u-{n}"] = await answer.json()
+        for user, answer in answers.items():
+            arm = assign(experiment, "default", "recall", user)
+            assert answer["variant"] == arm
+            assert answer["status"] == ("held_out" if arm == HOLDOUT else "queued")
+        held = [a["id"] for a in answers.values() if a["variant"] == HOLDOUT]
+        assert held, "20% of 40 people: some are held out"
+        # A replay gives the first answer; the same person lands in the same arm on a later send.
+        first = {**SMS, "to": "+8613900000000", "user_id": "u-0", "campaign": "recall", "variant": "auto"}
+        replay = await gw.post("/v1/messages", first, key="auto-0")
+        assert (await replay.json())["variant"] == answers["u-0"]["variant"]
+        later = await gw.post("/v1/messages", {**SMS, "user_id": "u-0", "campaign": "recall", "variant": "auto"})
+        assert (await later.json())["variant"] == answers["u-0"]["variant"]
+        batch = await gw.post(
+            "/v1/messages/batch",
+            {"messages": [{**SMS, "user_id": "u-1", "campaign": "recall", "variant": "auto", "idempotency_key": "b1"}]},
+        )
+        item = (await batch.json())["results"][0]
+        assert item["status"] == 202
+        sent = [a["id"] for a in answers.values() if a["variant"] != HOLDOUT]
+        for message_id in sent[:3]:
+            await gw.wait_status(message_id, {"sent", "delivered"})
+        await asyncio.sleep(0.5)
+        for message_id in held:
+            message = await (await gw.get(f"/v1/messages/{message_id}")).json()
+            assert (message["status"], message["reason"], message["attempts"]) == ("held_out", "experiment.holdout", [])
+        bought = await gw.post("/v1/conversions", {"message_id": held[0], "event": "purchase"})
+        assert bought.status == 201
+        report = await (await gw.get("/v1/reports/campaigns/recall")).json()
+        arms = {arm["variant"]: arm for arm in report["experiment"]["arms"]}
+        assert arms[HOLDOUT]["assigned"] == len(held) and arms[HOLDOUT]["converted"] == 1
+
+
+async def test_variant_auto_without_an_experiment_is_a_422_naming_variant(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        for job in ({**SMS, "campaign": "none-declared", "variant": "auto"}, {**SMS, "variant": "auto"}):
+            answer = await gw.post("/v1/messages", job)
+            assert answer.status == 422, await answer.text()
+            assert [e["field"] for e in (await answer.json())["errors"]] == ["/variant"]
+        batch = await gw.post("/v1/messages/batch", {"messages": [{**SMS, "variant": "auto", "idempotency_key": "k1"}]})
+        item = (await batch.json())["results"][0]
+        assert item["status"] == 422 and [e["field"] for e in item["problem"]["errors"]] == ["/messages/0/variant"]
+        assert await gw.count() == 0
