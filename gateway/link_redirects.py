@@ -24,13 +24,14 @@ class ClickRate:
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
+        self._interval_us = emission_interval_us(rate) if rate > 0 else 0
         self._tat_us: dict[str, int] = {}
 
     def wait(self, peer: str) -> float:
         if self.rate <= 0:
             return 0.0
         now_us = int(time.monotonic() * US_PER_S)
-        decision = gcra(self._tat_us.get(peer, 0), now_us, emission_interval_us(self.rate), self.burst, 1)
+        decision = gcra(self._tat_us.get(peer, 0), now_us, self._interval_us, self.burst, 1)
         if not decision.allowed:
             return decision.retry_after_us / US_PER_S
         if len(self._tat_us) >= PEERS_KEPT and peer not in self._tat_us:

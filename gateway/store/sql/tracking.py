@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
 from gateway.store.schema import clicks, conversions, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 from gateway.store.sql.recipients import mark_engaged
-
-log = structlog.get_logger("gateway.store")
 
 
 def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
@@ -82,11 +78,6 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _report_lost_clicks(done: asyncio.Future[list[None]]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.error("clicks not recorded: their commit failed", error=repr(done.exception()))
-
-
 class TrackingRoom(Room):
     _clicks: GroupCommitter[dict[str, Any], None]
 
@@ -99,7 +90,7 @@ class TrackingRoom(Room):
         if wait:
             await self._clicks.submit(click)
         else:
-            self._clicks.enqueue([click]).add_done_callback(_report_lost_clicks)
+            self._clicks.add([click])
 
     async def flush_clicks(self) -> None:
         """Wait until the clicks queued so far are committed."""
