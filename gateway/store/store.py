@@ -68,6 +68,14 @@ class SqlStore(
             max_items=2000,
             name="click-commit",
         )
+        # Clicks whose redirect does not wait for them (links.wait_for_click_commit off): larger batches.
+        self._queued_clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
+            self._flush_clicks,
+            delay_seconds=0.02,
+            max_items=2000,
+            name="queued-click-commit",
+            paced=True,
+        )
         self._outcomes: GroupCommitter[Outcome, list[ReceiptRecord]] = GroupCommitter(
             self._flush_outcomes,
             delay_seconds=0.005,
@@ -110,5 +118,6 @@ class SqlStore(
         await self._accepts.drain()
         await self._marks.drain()
         await self._clicks.drain()
+        await self._queued_clicks.drain()
         await self._outcomes.drain()
         await self.db.close()

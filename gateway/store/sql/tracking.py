@@ -80,6 +80,7 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 class TrackingRoom(Room):
     _clicks: GroupCommitter[dict[str, Any], None]
+    _queued_clicks: GroupCommitter[dict[str, Any], None]
 
     async def find_link(self, token: str) -> dict[str, Any] | None:
         return await self.db.read(find_link, token)
@@ -90,11 +91,12 @@ class TrackingRoom(Room):
         if wait:
             await self._clicks.submit(click)
         else:
-            self._clicks.add([click])
+            self._queued_clicks.add([click])
 
     async def flush_clicks(self) -> None:
         """Wait until the clicks queued so far are committed."""
         await self._clicks.settle()
+        await self._queued_clicks.settle()
 
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
         # Beside the loop, as accepts and outcomes: the COMMIT (the fsync at synchronous=FULL) on a
