@@ -14,6 +14,8 @@ from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import SleepingPolicy
 from gateway.domain.routing import RoutingConfig
 from gateway.domain.templates import TemplateContent
+from gateway.experiment_assignment import ExperimentAssigner
+from gateway.link_redirects import Redirects
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
 from gateway.provider_registry import ProviderRegistry
@@ -37,6 +39,8 @@ class ApiContext:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     sleeping: SleepingPolicy | None = None  # limits.sleeping: who GET /v1/recipients?sleeping= shows
     intake: CallbackIntake | None = None  # what receipts and replies go through once parsed
+    experiments: ExperimentAssigner = field(default_factory=ExperimentAssigner)  # variant "auto" at accept
+    redirects: Redirects | None = None  # the click redirect's links in memory, click rate, claim tokens
     # (tenant, idempotency key) of requests between accept and commit in this process: a second
     # request with the same key meanwhile gets 409, as the contract says, rather than waiting.
     inflight_keys: set[tuple[str, str]] = field(default_factory=set)

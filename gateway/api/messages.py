@@ -24,8 +24,9 @@ from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
-from gateway.domain.models import Channel, SendJob, Status
+from gateway.domain.models import Channel, SendJob
 from gateway.domain.routing import candidate_providers, cheapest_first
+from gateway.experiment_assignment import accepted_status
 from gateway.store.records import AcceptOutcome, MessageFilter
 from providers.templates import sendable_by
 
@@ -47,6 +48,7 @@ def job_row(
     ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float
 ) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
+    status, reason = accepted_status(job)
     return {
         "id": message_id(now),
         "tenant_id": tenant_id,
@@ -65,8 +67,8 @@ def job_row(
         "fallback": ",".join(c.value for c in job.fallback) or None,
         "metadata": orjson.dumps(job.metadata).decode() if job.metadata else None,
         "tz": job.tz,
-        "status": Status.QUEUED.value,
-        "reason": None,
+        "status": status.value,
+        "reason": reason,
         "provider": None,
         "provider_message_id": None,
         "sender": None,
@@ -206,7 +208,12 @@ async def create_message(request: web.Request) -> web.Response:
     judged, errors = judge_job(body, ctx.limits)
     if judged is None:
         raise validation_problem(errors)
-    job, refusal = await rendered_job(ctx, principal.tenant_id, in_channel_order(ctx, judged.to_send_job()))
+    job, wrong = await ctx.experiments.assign(
+        ctx.store, principal.tenant_id, in_channel_order(ctx, judged.to_send_job())
+    )
+    if wrong is not None:
+        raise validation_problem([wrong])
+    job, refusal = await rendered_job(ctx, principal.tenant_id, job)
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since, a template
     # archived since) come after the key: a retry of a request the gateway already took gets the first

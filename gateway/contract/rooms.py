@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.contract import (
     callbacks,
+    campaigns,
     content,
     events,
     messages,
@@ -31,6 +32,7 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *ops.OPERATIONS,
     *recipients.OPERATIONS,
     *webhooks.OPERATIONS,
+    *campaigns.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

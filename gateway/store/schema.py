@@ -124,6 +124,9 @@ attempts = sa.Table(
     sa.Column("error_code", sa.String(64)),
     sa.Column("error_message", sa.Text),
     sa.Column("provider_message_id", sa.String(128)),
+    # What the provider charges for an attempt it took, by the route's price table (domain/pricing).
+    sa.Column("cost", sa.Float),
+    sa.Column("currency", sa.String(3)),
     sa.UniqueConstraint("message_id", "number", name="uq_attempts_message_number"),
     # Late receipts of an attempt the job has since moved on from are matched through it.
     sa.Index("ix_attempts_provider_ref", "provider", "provider_message_id"),
@@ -459,4 +462,30 @@ webhook_outbox = sa.Table(
     sa.Column("last_event_id", sa.BigInteger, nullable=False),
     sa.Column("owner", sa.String(64)),
     sa.Column("lease_until", sa.Float),
+)
+
+# Experiments (docs/campaigns.md): a campaign's arms with their weights and its holdout share; a job
+# with variant "auto" is assigned an arm, or the holdout, by a stable hash of its recipient.
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("campaign", sa.String(128), primary_key=True),
+    sa.Column("variants", sa.Text, nullable=False),  # a JSON object: arm -> weight (percent)
+    sa.Column("holdout", sa.Float, nullable=False, server_default="0"),  # percent
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One-time claim tokens (docs/campaigns.md): a message is claimed once. The first verify inserts the
+# row, atomically across processes (the primary key decides); each later verify of a genuine token of
+# the same message counts a refused replay.
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign", sa.String(128)),
+    sa.Column("claimed_at", sa.Float, nullable=False),
+    sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
 )

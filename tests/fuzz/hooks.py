@@ -216,6 +216,21 @@ def _template_bodies(case: Any) -> None:
             _names_the_fixture_template(item)
 
 
+def _weights_sum_to_100(body: dict[str, Any]) -> None:
+    """An experiment's arms and holdout sum to 100, a rule JSON Schema cannot state: generated
+    weights are scaled to it (the declared shares kept)."""
+    variants, holdout = body.get("variants"), body.get("holdout", 0)
+    if not isinstance(variants, dict) or not variants or not isinstance(holdout, int | float):
+        return
+    if not all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in variants.values()):
+        return
+    total = sum(variants.values())
+    names = list(variants)
+    for name in names[:-1]:
+        variants[name] = variants[name] * (100 - holdout) / total
+    variants[names[-1]] = 100 - holdout - sum(variants[name] for name in names[:-1])
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     """One key per request, as the header's contract asks: a key reused with another body is refused
@@ -231,6 +246,8 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
             # A tenant's own list applies to its later sends at once: words no generated text holds keep
             # the stateful phase's sends about the contract, not about the words it listed before.
             case.body["words"] = [f"zqxj{w}" if isinstance(w, str) else w for w in case.body["words"]]
+        if case.operation.path == "/v1/campaigns/{campaign}":
+            _weights_sum_to_100(case.body)
     headers = case.headers  # a mutable mapping, edited in place so schemathesis sees the change
     key = headers.get("Idempotency-Key") if headers is not None else None
     if isinstance(key, str) and key and all("\x21" <= c <= "\x7e" for c in key):

@@ -94,16 +94,28 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 class TrackingRoom(Room):
     _clicks: GroupCommitter[dict[str, Any], None]
+    _queued_clicks: GroupCommitter[dict[str, Any], None]
 
     async def find_link(self, token: str) -> dict[str, Any] | None:
         return await self.db.read(find_link, token)
 
-    async def record_click(self, click: dict[str, Any]) -> None:
-        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts)."""
-        await self._clicks.submit(click)
+    async def record_click(self, click: dict[str, Any], wait: bool = True) -> None:
+        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts).
+        wait=False returns once the click is queued for the next commit (links.wait_for_click_commit)."""
+        if wait:
+            await self._clicks.submit(click)
+        else:
+            self._queued_clicks.add([click])
+
+    async def flush_clicks(self) -> None:
+        """Wait until the clicks queued so far are committed."""
+        await self._clicks.settle()
+        await self._queued_clicks.settle()
 
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
-        await self.db.write(record_clicks, rows)
+        # Beside the loop, as accepts and outcomes: the COMMIT (the fsync at synchronous=FULL) on a
+        # commit thread while the loop answers the next clicks, which gather for the next flush.
+        await self.db.write_beside_loop(record_clicks, rows)
         return [None] * len(rows)
 
     async def add_conversion(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
