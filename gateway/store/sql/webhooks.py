@@ -74,7 +74,17 @@ def rotate_secret(
 
 
 def resume_endpoint(conn: Connection, tenant_id: str, endpoint_id: str, now: float) -> dict[str, Any] | None:
-    """Active again, its failure streak forgotten and what waited while it was paused due at once."""
+    """Active again, its failure streak forgotten and what waited while it was paused due at once.
+
+    The deliveries are changed before the endpoint, in the order the delivery loop locks them (results,
+    then the endpoint's counters): the other order deadlocked with it on PostgreSQL."""
+    if get_endpoint(conn, tenant_id, endpoint_id) is None:
+        return None
+    conn.execute(
+        _D.update()
+        .where(_D.c.endpoint_id == endpoint_id, _D.c.state == DeliveryState.PENDING)
+        .values(next_attempt_at=now)
+    )
     result = conn.execute(
         _E.update()
         .where(_E.c.tenant_id == tenant_id, _E.c.id == endpoint_id)
@@ -89,11 +99,6 @@ def resume_endpoint(conn: Connection, tenant_id: str, endpoint_id: str, now: flo
     )
     if not result.rowcount:
         return None
-    conn.execute(
-        _D.update()
-        .where(_D.c.endpoint_id == endpoint_id, _D.c.state == DeliveryState.PENDING)
-        .values(next_attempt_at=now)
-    )
     return get_endpoint(conn, tenant_id, endpoint_id)
 
 
