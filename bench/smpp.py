@@ -239,10 +239,11 @@ def gateway_env(workdir: Path, smsc_port: int, binds: int, window: int) -> dict[
 
 
 @contextlib.contextmanager
-def gateway(workdir: Path, smsc_port: int, binds: int, window: int, role: str = "all") -> Iterator[Target]:
+def gateway(workdir: Path, smsc_port: int, binds: int, window: int, flags: str = "") -> Iterator[Target]:
+    """`flags` "": `gateway serve` as a user starts it; else e.g. "--role api" or "--processes 1 --workers 1"."""
     port = free_port()
     env = {**gateway_env(workdir, smsc_port, binds, window), "GATEWAY_PORT": str(port)}
-    argv = [PYTHON, "-m", "gateway", "serve", "--role", role]
+    argv = [PYTHON, "-m", "gateway", "serve", *flags.split()]
     with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=workdir):
         time.sleep(0.5)  # the binds come up
         yield Target("ours", port)
@@ -331,10 +332,10 @@ def latency_figures(sent: dict[str, float], taken: dict[str, float], t0: float, 
     }
 
 
-def sustained(system: str, rate: float, seconds: float, smsc: Smsc, work: Path, binds: int, window: int) -> dict:
+def sustained(system: str, rate: float, seconds: float, smsc: Smsc, binds: int, window: int, flags: str) -> dict:
     prefix = phase_prefix(5)
     if system == "ours":
-        with temporary_directory("smpp-bench-") as tmp, gateway(tmp, smsc.port, binds, window) as target:
+        with temporary_directory("smpp-bench-") as tmp, gateway(tmp, smsc.port, binds, window, flags) as target:
             result = run_async(paced(target, rate, seconds, prefix))
             time.sleep(2.0)
     else:
@@ -362,9 +363,9 @@ def drain(system: str, count: int, smsc: Smsc, binds: int, window: int) -> dict[
     prefix = phase_prefix(6)
     if system == "ours":
         with temporary_directory("smpp-bench-") as tmp:
-            with gateway(tmp, smsc.port, binds, window, role="api") as target:
+            with gateway(tmp, smsc.port, binds, window, flags="--role api") as target:
                 preload(target, count, prefix)
-            with gateway(tmp, smsc.port, binds, window, role="worker"):
+            with gateway(tmp, smsc.port, binds, window, flags="--role worker"):
                 return {"system": system, **drain_rate(smsc, prefix, count, 300)}
     run_async(jcli("smppccm -0 smsc1"))
     time.sleep(1)
@@ -375,7 +376,9 @@ def drain(system: str, count: int, smsc: Smsc, binds: int, window: int) -> dict[
     return {"system": system, **result, "accept_s": accepted_by}
 
 
-def accept_while_draining(system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int) -> dict:
+def accept_while_draining(
+    system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int, flags: str
+) -> dict:
     prefix = phase_prefix(7)
     load_prefix = phase_prefix(8)
 
@@ -385,9 +388,10 @@ def accept_while_draining(system: str, seconds: float, smsc: Smsc, binds: int, w
 
     if system == "ours":
         with temporary_directory("smpp-bench-") as tmp:
-            with gateway(tmp, smsc.port, binds, window, role="api") as target:
-                preload(target, backlog, prefix)
-            with gateway(tmp, smsc.port, binds, window, role="all") as target:
+            # Enough backlog that the idle window and the saturation both find work at ~4,000/s.
+            with gateway(tmp, smsc.port, binds, window, flags="--role api") as target:
+                preload(target, max(backlog, int(4_000 * (6 + seconds))), prefix)
+            with gateway(tmp, smsc.port, binds, window, flags) as target:
                 idle_start = time.time()
                 time.sleep(5.0)
                 busy_start = time.time()
@@ -459,7 +463,9 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
         "",
         f"Command: `.venv/bin/python bench/smpp.py {' '.join(sys.argv[1:])}`",
         f"Machine: {machine_info()}; load average before: {results['load_before']}, after: {load_average()};"
-        f" source {source_revision(ROOT)}; binds/connectors {args.binds}, window {args.window}.",
+        f" source {source_revision(ROOT)}; binds/connectors {args.binds}, window {args.window};"
+        f" ours as `gateway serve {args.serve_flags or '(no flags)'}` in the sustained"
+        " and accept parts.",
         "",
         f"Jasmin: {skipped or 'measured in the same launch, one connector per bind, against the same SMSC'}",
         "",
@@ -510,6 +516,12 @@ def main() -> None:
     parser.add_argument("--smsc-port", type=int, default=12775, help="Jasmin's connector must point here")
     parser.add_argument("--only", choices=["ours", "jasmin"], default=None)
     parser.add_argument("--parts", default="sustained,drain,accept")
+    parser.add_argument(
+        "--serve-flags",
+        default="",
+        help="ours in the sustained and accept parts: `gateway serve` with these flags (default none, as a user"
+        " starts it; e.g. '--role all' for one process)",
+    )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "smpp.md")
     args = parser.parse_args()
     skipped = None if args.only != "ours" else "not run (--only ours)"
@@ -526,7 +538,7 @@ def main() -> None:
             for system in systems:
                 if "sustained" in args.parts:
                     for rate in args.rates:
-                        outcome = sustained(system, rate, args.seconds, smsc, work, args.binds, args.window)
+                        outcome = sustained(system, rate, args.seconds, smsc, args.binds, args.window, args.serve_flags)
                         print(json.dumps({"run": run, **{k: v for k, v in outcome.items()}}), flush=True)
                         results["sustained"].append(outcome)
                 if "drain" in args.parts:
@@ -534,7 +546,9 @@ def main() -> None:
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["drain"].append(outcome)
                 if "accept" in args.parts:
-                    outcome = accept_while_draining(system, args.seconds, smsc, args.binds, args.window, args.drain * 2)
+                    outcome = accept_while_draining(
+                        system, args.seconds, smsc, args.binds, args.window, args.drain * 2, args.serve_flags
+                    )
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["accept"].append(outcome)
     write_doc(args.doc, report(args, results, skipped))

@@ -485,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this one process only (for deployments that place processes themselves)",
     )
     serve.add_argument(
-        "--processes", default=None, help="API processes sharing the port: auto (one per core) or N (default auto)"
+        "--processes",
+        default=None,
+        help="API processes sharing the port: auto (the cores the workers leave) or N (default auto)",
     )
     serve.add_argument(
         "--workers", default=None, help="worker processes: auto (one per 4 cores, at least 1) or N (default auto)"

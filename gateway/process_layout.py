@@ -4,10 +4,11 @@ Pure: the cores are given, nothing is read here. The defaults (`--processes auto
 
 - 1 core: one process doing both (the API and the worker), as before; a supervisor and a second
   process would only take turns on the one core.
-- 2 or more cores: one API process per core, sharing the port (SO_REUSEPORT), and one worker
-  process per 4 cores (at least one). Accepting is CPU work in the API process; dispatching mostly
-  waits on providers and the database, and one worker keeps a provider's pace and the database's
-  single writer (SQLite) busy, so intake gets the cores.
+- 2 or more cores: one worker process per 4 cores (at least one) and an API process on each core
+  left, sharing the port (SO_REUSEPORT). Under a sustained load a worker draining at full speed
+  keeps a core busy itself; an API process on every core as well put three processes on two cores
+  and measured worse (bench/smpp.py at 2,000 msg/s offered on 2 cores: p99 accept-to-submit
+  0.57-0.80 s against 0.24-0.36 s with one of each; docs/BENCHMARKS.md).
 
 `--processes N` sets the API processes, `--workers N` the worker processes. `--processes 1`
 without `--workers` is the single process of the 1-core default.
@@ -37,10 +38,11 @@ def plan_layout(cores: int, processes: int | None = None, workers: int | None = 
         if given is not None and given < 1:
             raise ValueError(f"{name} must be auto or at least 1, got {given}")
     cores = max(1, cores)
-    api = processes if processes is not None else cores
-    if workers is None and api == 1:
+    if workers is None and (processes == 1 or (processes is None and cores == 1)):
         return Layout(api=1, workers=0)
-    return Layout(api=api, workers=workers if workers is not None else max(1, cores // CORES_PER_WORKER))
+    worker_count = workers if workers is not None else max(1, cores // CORES_PER_WORKER)
+    api = processes if processes is not None else max(1, cores - worker_count)
+    return Layout(api=api, workers=worker_count)
 
 
 def parse_count(text: str) -> int | None:

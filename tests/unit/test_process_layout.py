@@ -15,10 +15,10 @@ from tests.processes import gateway_command
     ("cores", "layout"),
     [
         (1, Layout(api=1, workers=0)),  # one process doing both, as before
-        (2, Layout(api=2, workers=1)),
-        (4, Layout(api=4, workers=1)),
-        (8, Layout(api=8, workers=2)),
-        (16, Layout(api=16, workers=4)),
+        (2, Layout(api=1, workers=1)),
+        (4, Layout(api=3, workers=1)),
+        (8, Layout(api=6, workers=2)),
+        (16, Layout(api=12, workers=4)),
     ],
 )
 def test_auto_follows_the_cores(cores: int, layout: Layout) -> None:
@@ -30,7 +30,8 @@ def test_given_counts_win_over_the_cores() -> None:
     assert plan_layout(8, processes=3) == Layout(api=3, workers=2)
     assert plan_layout(2, processes=1) == Layout(api=1, workers=0)
     assert plan_layout(1, processes=1, workers=1) == Layout(api=1, workers=1)
-    assert plan_layout(2, workers=3) == Layout(api=2, workers=3)
+    assert plan_layout(2, workers=3) == Layout(api=1, workers=3)
+    assert plan_layout(2, processes=2) == Layout(api=2, workers=1)
 
 
 def test_counts_below_one_are_refused() -> None:
