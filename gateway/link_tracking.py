@@ -18,6 +18,10 @@ TRACKED_FIELDS = {"sms": ("text",), "push": ("body",), "email": ("text",), "voic
 # A link row that belongs to a campaign and variant rather than one message.
 CAMPAIGN_LINK = ""
 
+# A registered template's variables, sent to the provider in place of the text (template_jobs.py):
+# a link given as a variable is what the recipient gets, so it is tracked like one in the text.
+TEMPLATE_PARAMS = "template_params"
+
 
 class LinkTracker:
     def __init__(self, base: str, mode: LinkMode, route_modes: Mapping[str, LinkMode], secret: bytes) -> None:
@@ -44,24 +48,37 @@ class LinkTracker:
             if per_campaign
             else new_token
         )
-        rows: list[dict[str, Any]] = []
+        # One token per destination in a message: a link in a template variable and the same link in
+        # the rendered text are one link, clicked through either.
+        tokens: dict[str, str] = {}
+
+        def token_for(url: str) -> str:
+            if url not in tokens:
+                tokens[url] = make_token(url)
+            return tokens[url]
+
         content = dict(content)
-        now = time.time()
         for name in TRACKED_FIELDS.get(job.channel, ()):
             text = content.get(name)
-            if not isinstance(text, str):
-                continue
-            content[name], tracked = rewrite_links(text, self.base, make_token)
-            rows.extend(
-                {
-                    "token": link.token,
-                    "tenant_id": job.tenant_id,
-                    "message_id": CAMPAIGN_LINK if per_campaign else job.id,
-                    "url": link.url,
-                    "campaign": job.campaign,
-                    "variant": job.variant,
-                    "created_at": now,
-                }
-                for link in tracked
-            )
+            if isinstance(text, str):
+                content[name], _ = rewrite_links(text, self.base, token_for)
+        params = content.get(TEMPLATE_PARAMS)
+        if isinstance(params, Mapping):
+            content[TEMPLATE_PARAMS] = {
+                key: rewrite_links(value, self.base, token_for)[0] if isinstance(value, str) else value
+                for key, value in params.items()
+            }
+        now = time.time()
+        rows = [
+            {
+                "token": token,
+                "tenant_id": job.tenant_id,
+                "message_id": CAMPAIGN_LINK if per_campaign else job.id,
+                "url": url,
+                "campaign": job.campaign,
+                "variant": job.variant,
+                "created_at": now,
+            }
+            for url, token in tokens.items()
+        ]
         return content, rows

@@ -18,6 +18,7 @@ from gateway.domain.models import Job, Status
 from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.gate import PolicyGate
+from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool
 from gateway.pacer import ThroughputPacer
@@ -114,6 +115,7 @@ def build_worker(
     gate: PolicyGate | None = None,
     numbers: NumberPool | None = None,
     metrics: Metrics | None = None,
+    links: LinkTracker | None = None,
     **settings: Any,
 ) -> Worker:
     """A worker as `gateway serve` assembles it, polling often so tests finish quickly."""
@@ -130,6 +132,7 @@ def build_worker(
         ThroughputPacer(state, parse_limits(None).throughput),
         budget,
         numbers=numbers,
+        links=links,
     )
 
 
