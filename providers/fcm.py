@@ -127,6 +127,9 @@ class FcmSettings:
         return cls(**values)
 
 
+FCM_PLATFORMS = ("android", "ios", "web")
+
+
 class FcmProvider(HttpAdapter):
     settings: FcmSettings
 
@@ -134,7 +137,13 @@ class FcmProvider(HttpAdapter):
         self.name = name
         self.settings = settings
         self.capabilities = Capabilities(
-            channels=frozenset({"push"}), receipts=False, lookup=False, max_per_second=settings.max_per_second
+            channels=frozenset({"push"}),
+            receipts=False,
+            lookup=False,
+            max_per_second=settings.max_per_second,
+            # FCM reaches Android, Apple devices (through APNs) and browsers; Huawei devices without
+            # Google services need Push Kit, a provider of their own.
+            extra={"push_platforms": FCM_PLATFORMS},
         )
         key = serialization.load_pem_private_key(settings.private_key.encode(), password=None)
         if not isinstance(key, rsa.RSAPrivateKey):

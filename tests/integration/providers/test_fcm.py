@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from gateway.provider_registry import ProviderRegistry
 from providers.base import ErrorKind, InboundRequest, SignatureError
 from providers.fcm import FcmProvider, FcmSettings
 from tests.fakes.fcm import FakeFcm
@@ -145,3 +146,8 @@ def test_fcm_takes_no_callbacks(provider: FcmProvider) -> None:
     assert not provider.capabilities.receipts and provider.capabilities.channels == {"push"}
     with pytest.raises(SignatureError):
         provider.parse_receipts(InboundRequest("POST", "https://g/v1/receipts/fcm", {}, b"{}"))
+
+
+def test_a_huawei_token_is_not_one_fcm_delivers_to(provider: FcmProvider) -> None:
+    registry = ProviderRegistry([provider])
+    assert registry.push_platforms == {"android", "ios", "web"}
