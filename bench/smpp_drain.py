@@ -124,7 +124,7 @@ def child(args: argparse.Namespace) -> None:
         temporary_directory("smpp-drain-db-") as db,
     ):
         prefix = phase_prefix(6)
-        with gateway(db, smsc.port, args.binds, args.window, role="api") as target:
+        with gateway(db, smsc.port, args.binds, args.window, flags="--role api") as target:
             preload(target, args.jobs, prefix)
         os.environ.update(gateway_env(db, smsc.port, args.binds, args.window))
         os.environ["GATEWAY_PORT"] = str(free_port())
