@@ -26,12 +26,19 @@ from gateway.domain.content import (
     china_marketing_rules,
     load_blocklist_dir,
 )
+from gateway.domain.content.fields import TEXT_FIELDS
 from gateway.domain.content.words import Severity
 from gateway.metrics import Metrics
 from gateway.settings import ContentSettings
 from gateway.store.port import BlocklistStore
 
 log = structlog.get_logger("gateway.content")
+
+# Verdicts kept per process: a campaign sends one copy to many people, and each job's copy is
+# checked at accept and again at dispatch. The verdict is a pure function of the texts, the rules,
+# the lists and the job's carrier, category and tenant; lists swapped in drop every verdict.
+VERDICTS_KEPT = 4096
+VerdictKey = tuple[object, ...]
 
 
 class ContentService:
@@ -56,11 +63,21 @@ class ContentService:
             else self.default_rules
             for provider, route in settings.routes.items()
         }
+        self._verdicts: dict[VerdictKey, ContentReport | None] = {}
         self.words = WordLists.empty()
         self._file_lists: dict[str, tuple[list[str], Severity]] = {}
         self._version: tuple[int, float] | None = None
         self._lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def words(self) -> WordLists:
+        return self._words
+
+    @words.setter
+    def words(self, words: WordLists) -> None:
+        self._words = words
+        self._verdicts = {}
 
     async def start(self) -> None:
         """Raises BlocklistError when the configured lists cannot be read: never run without them."""
@@ -141,15 +158,22 @@ class ContentService:
         """A job's content, field by field (an e-mail's subject and text); None when the channel
         carries no text (webhook)."""
         words = self.words
-        return check_fields(
-            content,
-            channel=channel,
-            rules=self.rules_for(provider),
-            words=words,
-            carrier=self._carrier(words, to),
-            category=category,
-            tenant=tenant_id,
+        rules = self.rules_for(provider)
+        carrier = self._carrier(words, to)
+        texts = tuple(map(content.get, TEXT_FIELDS.get(channel, ())))
+        key: VerdictKey = (channel, id(rules), carrier, category, tenant_id, texts)
+        verdicts = self._verdicts
+        if key in verdicts:
+            return verdicts[key]
+        report = check_fields(
+            content, channel=channel, rules=rules, words=words, carrier=carrier, category=category, tenant=tenant_id
         )
+        if len(verdicts) >= VERDICTS_KEPT:
+            # Emptied whole, not the oldest one by one: a dict's front deletions make each next
+            # lookup of the oldest slower, and a campaign's copy is checked again once at most.
+            verdicts.clear()
+        verdicts[key] = report
+        return report
 
     @staticmethod
     def _carrier(words: WordLists, to: str | None) -> str | None:
