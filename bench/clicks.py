@@ -12,7 +12,10 @@ pinned to CPU 1 with taskset when there are two CPUs (see bench/common.py):
    created its schema; requests cycle through them, with a phone's User-Agent (a person's click).
 
 Each server: a warm-up, then --runs timed runs of --seconds; the table shows medians and the ratio
-to the baseline. Clicks are checked against answers twice:
+to the baseline, and the server process's CPU time per 302 (from /proc, all its threads; on a loaded
+machine a steadier figure than the rate, since it does not depend on how much of CPU 0 the server
+got). With --py-spy FILE the gateway's last timed run is sampled by py-spy (folded stacks to FILE).
+Clicks are checked against answers twice:
 
 - after every timed run, once the click group commit has flushed: 302 answers <= new `clicks` rows
   <= requests sent (rows above the 302 count are requests wrk had sent but not read the answer of
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -139,10 +143,24 @@ class Db:
 # --- measurements -----------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     load: LoadResult
     rows: int | None = None  # new rows in `clicks` during the run
+    cpu_seconds: float | None = None  # the server process's CPU time during the load
+
+    @property
+    def cpu_us(self) -> float | None:
+        """Server CPU time per 302, microseconds."""
+        if self.cpu_seconds is None or not self.redirects:
+            return None
+        return self.cpu_seconds / self.redirects * 1e6
 
     @property
     def redirects(self) -> int:
@@ -177,6 +195,10 @@ class Measurement:
         return median([r.load.p99_ms for r in self.runs])
 
     @property
+    def cpu_us(self) -> float | None:
+        return median([r.cpu_us for r in self.runs])
+
+    @property
     def unexpected(self) -> int:
         return sum(r.load.requests - r.redirects + r.load.errors for r in self.runs)
 
@@ -199,7 +221,15 @@ class Measurement:
         return self.recorded.startswith("FAILED") or (self.exact is not None and self.exact[0] != self.exact[1])
 
 
-def measure(measurement: Measurement, url: str, tokens: list[str], args: argparse.Namespace, db: Db | None) -> None:
+def measure(
+    measurement: Measurement,
+    url: str,
+    tokens: list[str],
+    args: argparse.Namespace,
+    db: Db | None,
+    pid: int | None,
+    spy: str | None = None,
+) -> None:
     cpus = LOAD_CPU if have_taskset() else None
     tag = uuid.uuid4().hex[:8]
     plan = templates(tokens)
@@ -213,8 +243,12 @@ def measure(measurement: Measurement, url: str, tokens: list[str], args: argpars
             db.settled_clicks(warm.status(302))
     for index in range(args.runs):
         before = db.clicks() if db is not None else 0
+        sampler = py_spy(pid, spy, args.seconds) if spy and pid and index == args.runs - 1 else None
+        cpu_before = cpu_seconds(pid) if pid else 0.0
         result = load(args.seconds, f"r{index}")
-        run = Run(result)
+        run = Run(result, cpu_seconds=cpu_seconds(pid) - cpu_before if pid else None)
+        if sampler is not None:
+            sampler.wait()
         if db is not None:
             run.rows = db.settled_clicks(before + result.status(302)) - before
         measurement.runs.append(run)
@@ -222,9 +256,17 @@ def measure(measurement: Measurement, url: str, tokens: list[str], args: argpars
         print(
             f"  [{measurement.server}] run {index + 1}: {run.rate:,.0f} redirects/s,"
             f" p50 {fmt(result.p50_ms, 2)} ms, p99 {fmt(result.p99_ms, 2)} ms,"
-            f" statuses {dict(sorted(result.statuses.items()))}, errors {result.errors}{extra}",
+            f" CPU {fmt(run.cpu_us)} us/302, statuses {dict(sorted(result.statuses.items()))},"
+            f" errors {result.errors}{extra}",
             flush=True,
         )
+
+
+def py_spy(pid: int, output: str, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy sampling the process for `seconds` (folded stacks, one line per stack with its count)."""
+    argv = [str(Path(PYTHON).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "250", "--nonblocking"]
+    argv += ["--duration", str(max(1, int(seconds))), "--format", "raw", "--output", output]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _exact_clicks(url: str, tokens: list[str], total: int, concurrency: int = 32) -> int:
@@ -259,8 +301,9 @@ def bench_baseline(args: argparse.Namespace, tokens: list[str]) -> Measurement:
     port = free_port()
     argv = [PYTHON, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
     measurement = Measurement("bare aiohttp 302" + (" + uvloop" if uses_uvloop() else ""))
-    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", cpus=SERVER_CPU):
-        measure(measurement, f"http://127.0.0.1:{port}", tokens, args, None)
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", cpus=SERVER_CPU) as server:
+        pid = server.proc.pid if server.proc is not None else None
+        measure(measurement, f"http://127.0.0.1:{port}", tokens, args, None, pid)
     return measurement
 
 
@@ -307,7 +350,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             db = Db(db_path)
             db.insert_links(tokens)  # the schema exists once the gateway answers
             url = f"http://127.0.0.1:{port}"
-            measure(measurement, url, tokens, args, db)
+            measure(measurement, url, tokens, args, db, proc.proc.pid if proc.proc else None, args.py_spy)
             if args.exact:
                 measurement.exact = exact_check(url, tokens, args.exact, db)
             if proc.proc is not None and proc.proc.poll() is not None:
@@ -320,6 +363,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
 
 def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement, command: str) -> str:
     base = baseline.rate or 0.0
+    base_cpu = baseline.cpu_us
     rows = []
     for m in (baseline, gateway):
         spread = f"{min(r.rate for r in m.runs):,.0f}-{max(r.rate for r in m.runs):,.0f}" if m.runs else ""
@@ -330,11 +374,23 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
                 fmt(m.p50, 2),
                 fmt(m.p99, 2),
                 f"{(m.rate or 0) / base:.2f}" if base else "-",
+                fmt(m.cpu_us),
+                f"{base_cpu / m.cpu_us:.2f}" if base_cpu and m.cpu_us else "-",
                 m.recorded,
             ]
         )
     table = markdown_table(
-        ["server", "redirects/s (min-max)", "p50 ms", "p99 ms", "vs bare", "clicks rows == 302 answers"], rows
+        [
+            "server",
+            "redirects/s (min-max)",
+            "p50 ms",
+            "p99 ms",
+            "vs bare",
+            "CPU us per 302",
+            "bare CPU / CPU",
+            "clicks rows == 302 answers",
+        ],
+        rows,
     )
     info = machine_info()
     unexpected = baseline.unexpected + gateway.unexpected
@@ -368,6 +424,9 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
         + ", attribution"
         + (" and a signed claim token" if args.claim_tokens else "")
         + " appended to the URL",
+        "- CPU us per 302: the server process's user + system time (all threads, /proc) during a timed run"
+        " over its 302 answers, median of the runs; `bare CPU / CPU` is the ratio both would reach with"
+        " all the CPU they want (steadier than the rates on a shared machine)",
         "",
         table,
         "",
@@ -380,7 +439,8 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
     lines += ["## Every run", ""]
     for m in (baseline, gateway):
         cells = "; ".join(
-            f"{r.rate:,.0f}/s" + (f" (302 {r.redirects:,}, rows +{r.rows:,}, sent {r.load.sent:,})" if r.rows else "")
+            f"{r.rate:,.0f}/s, {fmt(r.cpu_us)} us"
+            + (f" (302 {r.redirects:,}, rows +{r.rows:,}, sent {r.load.sent:,})" if r.rows else "")
             for r in m.runs
         )
         lines.append(f"- {m.server}: {cells}")
@@ -415,6 +475,7 @@ def main() -> int:
         default=ROOT,
         help="source tree of the gateway to run (default: this one); for A/B runs of a patched copy",
     )
+    parser.add_argument("--py-spy", metavar="FILE", help="sample the gateway's last timed run with py-spy into FILE")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -217,6 +217,8 @@ class Gateway:
             # dispatched, and record what arrives there as the HTTP callbacks do.
             self.providers.attach(intake)
         await self.providers.start()
+        click_secret = await self.store.get_or_create_secret("click_ip")
+        claim_secret = (await self.store.get_or_create_secret("claim_tokens")).encode()
         ctx = ApiContext(
             settings=s,
             store=self.store,
@@ -228,12 +230,11 @@ class Gateway:
             providers=self.providers,
             limits=JobLimits(allow_http_webhooks=s.api.allow_http_webhooks),
             content=self.content,
-            click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
             routing=self._accept_routing(),
             sleeping=parse_limits(s.limits).sleeping,
             intake=intake,
-            redirects=Redirects(self.store, s.links, (await self.store.get_or_create_secret("claim_tokens")).encode()),
+            redirects=Redirects(self.store, s.links, claim_secret, click_secret),
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),

@@ -1,8 +1,10 @@
 """The click redirect's working parts: links kept in memory once looked up (a destination never changes
-once registered), the per-IP click rate, and the destination with attribution and a claim token."""
+once registered), the per-IP click rate, the hashed client IP, and the destination with attribution
+and a claim token."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from typing import Any
@@ -41,20 +43,30 @@ class ClickRate:
 
 
 class Redirects:
-    def __init__(self, store: TrackingStore, settings: LinkSettings, claim_secret: bytes) -> None:
+    def __init__(self, store: TrackingStore, settings: LinkSettings, claim_secret: bytes, ip_secret: str = "") -> None:
         self.store = store
         self.settings = settings
         self.claim_secret = claim_secret
         self.rate = ClickRate(settings.clicks_per_ip_per_second, settings.click_burst)
         # token -> (link, the destination it redirects to): both fixed once the link is registered.
         self._links: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
+        # sha256(f"{secret}:{peer}"), from a copy of the state that has taken the secret: a new hash object
+        # per click costs OpenSSL a lookup of the algorithm each time.
+        self._ip_hash_prefix = hashlib.sha256(f"{ip_secret}:".encode())
+        self._ip_hashes: dict[str, str] = {}  # a person's clicks come from one address
+
+    def known(self, token: str) -> tuple[dict[str, Any], str] | None:
+        """The link and its destination if this process has looked it up: most clicks, without an await."""
+        found = self._links.get(token)
+        if found is not None:
+            self._links.move_to_end(token)
+        return found
 
     async def link(self, token: str) -> tuple[dict[str, Any], str] | None:
         """The registered link and its destination; looked up once per process, then kept (the least
         recently used dropped)."""
-        found = self._links.get(token)
+        found = self.known(token)
         if found is not None:
-            self._links.move_to_end(token)
             return found
         row = await self.store.find_link(token)
         if row is None:
@@ -63,6 +75,19 @@ class Redirects:
         if len(self._links) > LINK_CACHE_SIZE:
             self._links.popitem(last=False)
         return found
+
+    def ip_hash(self, peer: str) -> str | None:
+        """The client's address hashed with a secret: counts people, names nobody."""
+        if not peer:
+            return None
+        hashed = self._ip_hashes.get(peer)
+        if hashed is None:
+            if len(self._ip_hashes) >= PEERS_KEPT:
+                self._ip_hashes.clear()
+            digest = self._ip_hash_prefix.copy()
+            digest.update(peer.encode())
+            hashed = self._ip_hashes[peer] = digest.hexdigest()
+        return hashed
 
     def destination(self, link: dict[str, Any]) -> str:
         url: str = link["url"]

@@ -34,7 +34,6 @@ class ApiContext:
     providers: ProviderRegistry
     limits: JobLimits
     content: ContentService | None = None
-    click_secret: str = ""
     numbers: NumberPool | None = None
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     sleeping: SleepingPolicy | None = None  # limits.sleeping: who GET /v1/recipients?sleeping= shows

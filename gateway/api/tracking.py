@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Any
@@ -26,8 +25,7 @@ NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
 async def click(request: web.Request) -> web.StreamResponse:
     """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
-    ctx = context(request)
-    redirects = ctx.redirects
+    redirects = context(request).redirects
     assert redirects is not None
     peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
     wait = redirects.rate.wait(peer)
@@ -43,31 +41,26 @@ async def click(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
-    found = await redirects.link(token)
+    found = redirects.known(token) or await redirects.link(token)
     if found is None:
         raise NOT_FOUND
     link, destination = found
     user_agent = request.headers.get("User-Agent", "")[:512]
-    secret = ctx.click_secret
-    await ctx.store.record_click(
+    await redirects.store.record_click(
         {
             "token": token,
             "tenant_id": link["tenant_id"],
             "message_id": link["message_id"],
             "at": time.time(),
             "user_agent": user_agent or None,
-            "ip_hash": hashlib.sha256(f"{secret}:{peer}".encode()).hexdigest() if peer else None,
+            "ip_hash": redirects.ip_hash(peer),
             "automated": looks_automated(user_agent, request.method),
         },
-        wait=ctx.settings.links.wait_for_click_commit,
+        wait=redirects.settings.wait_for_click_commit,
     )
     return web.Response(
         status=302,
-        headers={
-            "Location": destination,
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-        },
+        headers={"Location": destination, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
 
 

@@ -3,6 +3,7 @@ a reply or a conversion (the count of unanswered sends starts again)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -69,3 +70,47 @@ async def test_without_a_sleeping_policy_nobody_sleeps_and_everyone_is_awake(sta
         assert [r["user_id"] for r in (await awake.json())["data"]] == ["u-1"]
         asleep = await gw.get("/v1/recipients", params={"sleeping": "true"})
         assert asleep.status == 200 and (await asleep.json())["data"] == []
+
+
+async def test_clicks_wake_the_people_who_clicked_and_a_link_preview_wakes_nobody(
+    start_gateway: GatewayStarter,
+) -> None:
+    # Clicks answered once queued: the four land in one commit, which marks several people at once.
+    async with start_gateway({**SLEEPING, "GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT": "false"}) as gw:
+        people = {"u-1": "+8613800000001", "u-2": "+8613800000002", "u-3": "+8613800000003"}
+        links: dict[str, list[str]] = {}
+        for user_id, phone in people.items():
+            assert (
+                await gw.session.put(f"{gw.url}/v1/recipients/{user_id}", json={"phone": phone}, headers=gw.headers)
+            ).status == 201
+            for n in range(2):
+                body = {
+                    **SMS,
+                    "to": phone,
+                    "user_id": user_id,
+                    "content": {"text": f"Sale {n}: https://shop.example.com/s{n} now"},
+                }
+                answer = await gw.post("/v1/messages", body)
+                message = await gw.wait_status((await answer.json())["id"], {"delivered"})
+                links.setdefault(user_id, []).append(message["links"][0]["short_url"].rsplit("/", 1)[1])
+        assert await listed(gw, "true") == ["u-1", "u-2", "u-3"]
+
+        async def click(token: str, agent: str, peer: str) -> int:
+            headers = {"User-Agent": agent, "X-Forwarded-For": peer}
+            async with gw.session.get(f"{gw.url}/c/{token}", headers=headers, allow_redirects=False) as opened:
+                return opened.status
+
+        phone_agent = "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36"
+        clicks = [(links["u-1"][0], phone_agent), (links["u-1"][1], phone_agent), (links["u-2"][0], phone_agent)]
+        clicks.append((links["u-3"][0], "WhatsApp/2.24 A"))  # a chat app's link preview: nobody engaging
+        answers = await asyncio.gather(*(click(t, agent, f"198.51.100.{n}") for n, (t, agent) in enumerate(clicks)))
+        assert answers == [302] * 4
+        await gw.gateway.store.flush_clicks()
+        assert await gw.count("clicks") == 4
+        assert await listed(gw, "true") == ["u-3"]
+        assert await listed(gw, "false") == ["u-1", "u-2"]
+        # Each person's count starts again at their click: two more unanswered sends and they sleep again.
+        for user_id in ("u-1", "u-2"):
+            for _ in range(2):
+                await send(gw, user_id, people[user_id], {"delivered"})
+        assert await listed(gw, "true") == ["u-1", "u-2", "u-3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +63,14 @@ def executemany_fast(conn: Connection, name: str, stmt: Any, rows: Sequence[dict
     sql, order, fixed = compiled
     if fixed:
         rows = [{**fixed, **row} for row in rows]
-    conn.exec_driver_sql(sql, [tuple(row[k] for k in order) for row in rows])
+    conn.exec_driver_sql(sql, _positional(order, rows))
+
+
+def _positional(order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values in the statement's order; with two or more, the tuples are built in C."""
+    if len(order) > 1:
+        return list(map(operator.itemgetter(*order), rows))
+    return [tuple(row[k] for k in order) for row in rows]
 
 
 class Room:
