@@ -10,6 +10,7 @@ from collections import OrderedDict
 from typing import Any
 
 from gateway.domain.claims import Claim, mint, with_claim
+from gateway.domain.client_address import client_address, parse_networks
 from gateway.domain.limits import US_PER_S, emission_interval_us, gcra
 from gateway.domain.tracking import with_attribution
 from gateway.settings import LinkSettings
@@ -48,6 +49,7 @@ class Redirects:
         self.settings = settings
         self.claim_secret = claim_secret
         self.rate = ClickRate(settings.clicks_per_ip_per_second, settings.click_burst)
+        self._trusted_proxies = parse_networks(settings.trusted_proxies)
         # token -> (link, the destination it redirects to): both fixed once the link is registered.
         self._links: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
         # sha256(f"{secret}:{peer}"), from a copy of the state that has taken the secret: a new hash object
@@ -75,6 +77,10 @@ class Redirects:
         if len(self._links) > LINK_CACHE_SIZE:
             self._links.popitem(last=False)
         return found
+
+    def client(self, peer: str, forwarded_for: str) -> str:
+        """The click's client address: X-Forwarded-For only as far as the trusted proxies wrote it."""
+        return client_address(peer, forwarded_for, self._trusted_proxies)
 
     def ip_hash(self, peer: str) -> str | None:
         """The client's address hashed with a secret: counts people, names nobody."""

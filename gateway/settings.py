@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from gateway.domain.client_address import parse_networks
 from gateway.number_settings import NumbersSettings
 from gateway.tenant_settings import TenantSettings
 from gateway.webhook_settings import WebhooksSettings
@@ -225,6 +226,18 @@ class LinkSettings(_Section):
     clicks_per_ip_per_second: float = Field(20.0, ge=0, description="clicks per client IP per API process; 0: no limit")
     click_burst: int = Field(60, ge=1, description="clicks one client IP may make at once before the rate applies")
     wait_for_click_commit: bool = Field(True, description="302 only once the click is committed (docs/tracking.md)")
+    trusted_proxies: tuple[str, ...] = Field(
+        ("127.0.0.0/8", "::1/128"),
+        examples=[["127.0.0.1/32", "10.0.0.0/8"]],
+        description="addresses or CIDR blocks of the proxies whose X-Forwarded-For is believed for a click's"
+        " client address (per-IP limit, unique visitors); empty: the connecting address only",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)  # a ValueError names the entry
+        return value
 
 
 class RetentionSettings(_Section):

@@ -27,7 +27,7 @@ async def click(request: web.Request) -> web.StreamResponse:
     """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
     redirects = context(request).redirects
     assert redirects is not None
-    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+    peer = redirects.client(request.remote or "", request.headers.get("X-Forwarded-For", ""))
     wait = redirects.rate.wait(peer)
     if wait > 0:
         retry_after = str(max(1, math.ceil(wait)))

@@ -88,6 +88,24 @@ async def test_clicks_are_rate_limited_per_client_ip(start_gateway: GatewayStart
         assert await gw.count("clicks") == 3  # the refused ones recorded nothing
 
 
+async def test_a_forwarded_for_header_from_an_untrusted_peer_does_not_escape_the_limit(
+    start_gateway: GatewayStarter,
+) -> None:
+    env = {**ENV, "GATEWAY_LINKS__CLICKS_PER_IP_PER_SECOND": "0.5", "GATEWAY_LINKS__CLICK_BURST": "2"}
+    env["GATEWAY_LINKS__TRUSTED_PROXIES"] = "[]"  # the test client connects straight, not through a proxy
+    async with start_gateway(env) as gw:
+        _, token = await sent_link(gw)
+        statuses = [(await open_link(gw, token, peer=f"198.51.100.{n}")).status for n in range(4)]
+        assert statuses == [302, 302, 429, 429]  # a new header each time, the same connecting address
+        # Through a trusted proxy (the loopback, by default) the right-most hop is the client, not
+        # whatever the client wrote before it.
+    async with start_gateway({**env, "GATEWAY_LINKS__TRUSTED_PROXIES": '["127.0.0.1"]'}) as gw:
+        _, token = await sent_link(gw)
+        spoofed = [(await open_link(gw, token, peer=f"10.0.0.{n}, 203.0.113.7")).status for n in range(3)]
+        assert spoofed == [302, 302, 429]
+        assert (await open_link(gw, token, peer="198.51.100.9")).status == 302
+
+
 async def test_clicks_queued_before_their_commit_are_all_recorded(start_gateway: GatewayStarter) -> None:
     async with start_gateway({**ENV, "GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT": "false"}) as gw:
         _, token = await sent_link(gw)
