@@ -53,6 +53,20 @@ class WebhooksSettings(BaseModel):
         " taking the gap for a rolled-back transaction",
     )
 
+    delivered_retention_days: float = Field(
+        7.0, ge=0, description="a delivered callback's row is deleted this many days after delivery; 0 keeps it"
+    )
+    dead_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="a dead letter's row is deleted this many days after its last attempt (it can no longer be"
+        " replayed); 0 keeps it",
+    )
+    prune_interval_seconds: float = Field(300.0, gt=0, description="how often a worker process deletes those rows")
+    prune_batch_size: int = Field(
+        1000, ge=1, le=10_000, description="rows deleted per transaction, so the pruning never holds the writer long"
+    )
+
     def policy(self) -> DeliveryPolicy:
         return DeliveryPolicy(
             horizon_seconds=self.retry_horizon_seconds,

@@ -115,6 +115,13 @@ def batch_body(events: Sequence[tuple[Mapping[str, Any], str]]) -> bytes:
     return orjson.dumps({"type": BATCH_TYPE, "timestamp": rfc3339(newest), "data": {"events": items}})
 
 
+def retention_horizons(now: float, *, delivered_days: float, dead_days: float) -> list[tuple[DeliveryState, float]]:
+    """Per finished state, the time before which its deliveries are past retention; a period of 0
+    keeps them for ever (left out)."""
+    periods = ((DeliveryState.DELIVERED, delivered_days), (DeliveryState.DEAD, dead_days))
+    return [(state, now - days * 86_400) for state, days in periods if days > 0]
+
+
 def batches(count: int, oldest_age: float, *, most: int, after_lag: float) -> list[int]:
     """How many of `count` events due for one receiver go in each request: one each unless batching
     is on (most > 1) and the receiver is behind (its oldest due event at least after_lag old)."""
