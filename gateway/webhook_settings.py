@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.domain.webhooks import DeliveryPolicy
@@ -10,6 +12,12 @@ from gateway.domain.webhooks import DeliveryPolicy
 class WebhooksSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    delivery_process: Literal["auto", "worker", "own"] = Field(
+        "auto",
+        description="where callbacks are delivered: own: in a process of their own (`gateway serve --role callbacks`,"
+        " which `gateway serve` starts), not in the worker processes; worker: in every worker process; auto: own"
+        " when `gateway serve` runs several processes, in the one process otherwise",
+    )
     allow_private_networks: bool = Field(
         False,
         description="true: subscriptions may point at loopback, link-local and private addresses (local use, tests)",
@@ -62,7 +70,9 @@ class WebhooksSettings(BaseModel):
         description="a dead letter's row is deleted this many days after its last attempt (it can no longer be"
         " replayed); 0 keeps it",
     )
-    prune_interval_seconds: float = Field(300.0, gt=0, description="how often a worker process deletes those rows")
+    prune_interval_seconds: float = Field(
+        300.0, gt=0, description="how often a process delivering callbacks deletes those rows"
+    )
     prune_batch_size: int = Field(
         1000, ge=1, le=10_000, description="rows deleted per transaction, so the pruning never holds the writer long"
     )
