@@ -31,7 +31,7 @@ BATCH_TYPE = "batch"
 
 # The audit log's entry kinds (events.type) that are news for a subscriber, besides status changes.
 STATUS_KIND = "status"
-_KIND_TO_TYPE = {
+KIND_TO_TYPE = {
     "click": "click",
     "conversion": "conversion",
     "suppression.added": "opt_out",
@@ -63,7 +63,7 @@ def event_type(kind: str, status: str | None, reason: str | None = None) -> str 
     if kind == REPLY_KIND:
         # An opt-out or opt-in reply reaches subscribers as the suppression it made (`opt_out`).
         return "inbound" if reason not in REPLY_INTENTS_WITH_SUPPRESSION else None
-    return _KIND_TO_TYPE.get(kind)
+    return KIND_TO_TYPE.get(kind)
 
 
 def wanted(subscribed: Iterable[str], type_: str) -> bool:
