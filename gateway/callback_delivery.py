@@ -38,7 +38,6 @@ from gateway.webhook_settings import WebhooksSettings
 log = structlog.get_logger("gateway.callbacks")
 OUTBOX_READ = 1000
 HEALTH_SECONDS = 5.0
-ROUND_SECONDS = 0.02
 PRUNE_PAUSE_SECONDS = 0.05  # between two pruning transactions: the other writers' turn
 
 
@@ -119,7 +118,7 @@ class CallbackDispatcher:
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
             busy = claimed or self._inflight or self._results
-            await self._idle(ROUND_SECONDS if busy else s.poll_interval_ms / 1000)
+            await self._idle((s.round_ms if busy else s.poll_interval_ms) / 1000)
 
     def _requests(self, claimed: list[ClaimedDelivery]) -> list[list[ClaimedDelivery]]:
         """The claimed deliveries as requests: one each, or several per request to a receiver that

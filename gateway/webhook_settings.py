@@ -53,6 +53,12 @@ class WebhooksSettings(BaseModel):
         2.0, ge=0, description="events are batched only once the oldest one due for a receiver is this old"
     )
     poll_interval_ms: float = Field(100.0, gt=0, description="how often an idle delivery loop looks for work")
+    round_ms: float = Field(
+        20.0,
+        gt=0,
+        description="while deliveries are under way, the pause between two rounds of the delivery loop (each records"
+        " the results that came back and claims the next in one commit): longer, fewer commits and more lag",
+    )
     lease_seconds: float = Field(60.0, gt=0, description="a claim held by a dead worker is taken back after this")
     outbox_gap_seconds: float = Field(
         10.0,
