@@ -1,17 +1,25 @@
 """Status callbacks' cost to dispatch, and their lag, in one launch.
 
-    .venv/bin/python bench/callbacks.py [--jobs 10000] [--runs 2] [--rate 500] [--seconds 20]
-        [--max-events-per-request 1] [--no-write]
+    .venv/bin/python bench/callbacks.py [--jobs 10000] [--runs 3] [--rate 500] [--seconds 20]
+        [--configs off,on,own] [--steady on,own] [--max-events-per-request 1] [--no-write]
 
 Drain: --jobs jobs are queued through `POST /v1/messages/batch` into `gateway serve --role api`
 (nothing dispatched), then one `gateway serve --role all` process (the embedded default, SQLite,
 sandbox latency 1 ms, receipts on) dispatches them; the rate is jobs over the seconds until every
-one is delivered. Once without a subscription, once with one for `*` (every event: queued, sent,
-delivered per message), alternating run by run; with callbacks, also the seconds until the
-receiver (an aiohttp server in this process, answering 204) holds every event.
+one is delivered. Configurations, alternating run by run:
 
-Steady: the same process with the `*` subscription is offered --rate jobs/s for --seconds (a batch
-every 100 ms); callback lag is the receiver's arrival time minus the event's own time (the body's
+- off: no subscription;
+- on: a subscription for `*` (every event: queued, sent, delivered per message), its callbacks
+  delivered by the `--role all` process itself (`[webhooks] delivery_process` auto or worker);
+- own: the same subscription, its callbacks delivered by a `gateway serve --role callbacks` process
+  beside it (`delivery_process = "own"`, as `gateway serve` places them on 2+ cores); both
+  processes are started together, inside the timed span.
+
+With callbacks, also the seconds until the receiver (an aiohttp server in this process, answering
+204) holds every event.
+
+Steady: the configurations in --steady, each offered --rate jobs/s for --seconds (a batch every
+100 ms); callback lag is the receiver's arrival time minus the event's own time (the body's
 `timestamp`), over every event; "kept up" says whether every job was delivered within 5 s of the
 offer's end.
 """
@@ -20,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,10 +99,10 @@ class Receiver:
         await self._runner.cleanup()
 
 
-BATCH: dict[str, str] = {}  # [webhooks] batching for the runs with callbacks (--max-events-per-request)
+BATCH: dict[str, str] = {}  # settings for every gateway process: --max-events-per-request, --env
 
 
-def gateway(workdir: Path, role: str, port: int) -> ServerProcess:
+def gateway(workdir: Path, role: str, port: int, extra: dict[str, str] | None = None) -> ServerProcess:
     env = {
         **BATCH,
         "GATEWAY_HOST": "127.0.0.1",
@@ -104,9 +114,34 @@ def gateway(workdir: Path, role: str, port: int) -> ServerProcess:
         "GATEWAY_SANDBOX__LEDGER_PATH": str(workdir / "ledger.ndjson"),
         "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_NETWORKS": "true",
         "GATEWAY_WEBHOOKS__ALLOW_HTTP": "true",
+        **(extra or {}),
     }
     argv = [PYTHON, "-m", "gateway", "serve", "--role", role]
     return ServerProcess(argv, env=env, ready_url=f"http://127.0.0.1:{port}/healthz", cwd=ROOT, ready_timeout=90)
+
+
+OWN = {"GATEWAY_WEBHOOKS__DELIVERY_PROCESS": "own"}
+
+
+@contextlib.asynccontextmanager
+async def dispatching(workdir: Path, config: str, port: int, *, together: bool = True) -> AsyncIterator[None]:
+    """The `--role all` process, and for `own` the `--role callbacks` process beside it, started
+    together (a database made already) or one after the other; off the loop, so the receiver
+    answers meanwhile."""
+    servers = [gateway(workdir, "all", port, OWN if config == "own" else None)]
+    if config == "own":
+        servers.append(gateway(workdir, "callbacks", free_port(), OWN))
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+        if together:
+            await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
+        else:
+            for server in servers:
+                await asyncio.to_thread(server.start)
+        for server in servers:
+            stack.enter_context(server)
+        yield
 
 
 def _job(n: int) -> dict[str, Any]:
@@ -138,7 +173,8 @@ def _events(db: Path) -> int:
         )
 
 
-async def drain(jobs: int, callbacks: bool) -> dict[str, float | None]:
+async def drain(jobs: int, config: str) -> dict[str, float | None]:
+    callbacks = config != "off"
     with temporary_directory("bench-callbacks-") as workdir:
         async with Receiver() as receiver, aiohttp.ClientSession() as session:
             port = free_port()
@@ -153,7 +189,7 @@ async def drain(jobs: int, callbacks: bool) -> dict[str, float | None]:
                     await _queue(session, url, first, min(1000, jobs - first))
             db = workdir / "gateway.db"
             started = time.monotonic()
-            with gateway(workdir, "all", free_port()):
+            async with dispatching(workdir, config, free_port()):
                 delivered_at = None
                 while True:
                     now = time.monotonic()
@@ -187,12 +223,12 @@ def _percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def steady(rate: int, seconds: int) -> dict[str, Any]:
+async def steady(config: str, rate: int, seconds: int) -> dict[str, Any]:
     with temporary_directory("bench-callbacks-steady-") as workdir:
         async with Receiver() as receiver, aiohttp.ClientSession() as session:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            with gateway(workdir, "all", port):
+            async with dispatching(workdir, config, port, together=False):
                 async with session.post(
                     url + "/v1/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=HEADERS
                 ) as response:
@@ -218,42 +254,66 @@ async def steady(rate: int, seconds: int) -> dict[str, Any]:
     }
 
 
+LABELS = {
+    "off": "no subscription",
+    "on": "subscription for `*`, delivered by the dispatching process",
+    "own": "subscription for `*`, delivered by a `--role callbacks` process",
+}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--configs", default="off,on,own", help="drain configurations: off, on, own")
+    parser.add_argument("--steady", default="on,own", help="steady-offer configurations (empty: none)")
     parser.add_argument("--max-events-per-request", type=int, default=1, help="above 1: batching on")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every gateway process (repeat)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    BATCH.update(item.split("=", 1) for item in args.env)
     if args.max_events_per_request > 1:
         BATCH["GATEWAY_WEBHOOKS__MAX_EVENTS_PER_REQUEST"] = str(args.max_events_per_request)
-    runs: dict[bool, list[dict[str, float | None]]] = {False: [], True: []}
+    configs = [c for c in args.configs.split(",") if c]
+    runs: dict[str, list[dict[str, float | None]]] = {c: [] for c in configs}
     for run in range(args.runs):
-        for callbacks in (False, True):
-            result = await drain(args.jobs, callbacks)
-            runs[callbacks].append(result)
-            print(f"drain run {run + 1} callbacks={callbacks}: {result}", flush=True)
-    held = await steady(args.rate, args.seconds)
-    print(f"steady: {held}", flush=True)
-    off = median([r["rate"] for r in runs[False]])
-    on = median([r["rate"] for r in runs[True]])
-    rows = [
-        ["no subscription", fmt(off), "1.00", "-"],
-        [
-            "subscription for `*`",
-            fmt(on),
-            fmt(on / off if on and off else None, 2),
-            fmt(median([r["callbacks_rate"] for r in runs[True]])),
-        ],
+        for config in configs:
+            result = await drain(args.jobs, config)
+            runs[config].append(result)
+            print(f"drain run {run + 1} {config}: {result}", flush=True)
+    held = {}
+    for config in [c for c in args.steady.split(",") if c]:
+        held[config] = await steady(config, args.rate, args.seconds)
+        print(f"steady {config}: {held[config]}", flush=True)
+    off = median([r["rate"] for r in runs["off"]]) if "off" in runs else None
+    rows = []
+    for config, results in runs.items():
+        rate = median([r["rate"] for r in results])
+        rows.append(
+            [
+                LABELS[config],
+                fmt(rate),
+                fmt(rate / off if rate and off else None, 2),
+                fmt(median([r["callbacks_rate"] for r in results])) if config != "off" else "-",
+            ]
+        )
+    steady_lines = [
+        f"Steady offer, {LABELS[config]}: {h['offered']:,.0f} jobs/s for {args.seconds} s; kept up: "
+        f"{'yes' if h['kept_up'] else 'no'}; {h['events']:,} events received ({h['missing']} missing after 30 s);"
+        f" lag p50 {fmt(h['p50'], 3)} s, p99 {fmt(h['p99'], 3)} s, max {fmt(h['max'], 3)} s."
+        for config, h in held.items()
     ]
     text = "\n".join(
         [
             "# Status callbacks (`bench/callbacks.py`)",
             "",
             f"`.venv/bin/python bench/callbacks.py --jobs {args.jobs} --runs {args.runs} --rate {args.rate}"
-            f" --seconds {args.seconds} --max-events-per-request {args.max_events_per_request}`",
+            f" --seconds {args.seconds} --configs {args.configs} --steady {args.steady}"
+            f" --max-events-per-request {args.max_events_per_request}"
+            + "".join(f" --env {item}" for item in args.env)
+            + "`",
             "",
             "Machine: " + ", ".join(f"{k} {v}" for k, v in machine_info().items()),
             "",
@@ -263,12 +323,9 @@ async def main() -> None:
                 ["configuration", "delivered msg/s", "vs none", "jobs/s until every callback arrived"], rows
             ),
             "",
-            f"Steady offer of {held['offered']:,.0f} jobs/s for {args.seconds} s with callbacks for `*`: kept up: "
-            f"{'yes' if held['kept_up'] else 'no'}; {held['events']:,} events received"
-            f" ({held['missing']} missing after 30 s);"
-            f" lag p50 {fmt(held['p50'], 3)} s, p99 {fmt(held['p99'], 3)} s, max {fmt(held['max'], 3)} s.",
+            *steady_lines,
             "",
-            "Every run: " + "; ".join(f"{'on' if k else 'off'} {[fmt(r['rate']) for r in v]}" for k, v in runs.items()),
+            "Every run: " + "; ".join(f"{k} {[fmt(r['rate']) for r in v]}" for k, v in runs.items()),
         ]
     )
     print(text)

@@ -65,7 +65,7 @@ from gateway.store.store import SqlStore
 from gateway.ui.routes import mount_console
 from gateway.worker import Worker
 
-Role = Literal["api", "worker", "all"]
+Role = Literal["api", "worker", "all", "callbacks"]
 log = structlog.get_logger("gateway")
 
 
@@ -277,9 +277,10 @@ class Gateway:
                 numbers=self.numbers,
             )
             self.worker.start()
+            self._spawn(self._track_queue_depth())
+        if self._delivers_callbacks():
             self.callbacks = CallbackDispatcher(self.store, s.webhooks, self.metrics)
             await self.callbacks.start()
-            self._spawn(self._track_queue_depth())
         # Cooldowns, probation and reputation checks run where jobs are dispatched.
         self.numbers.start(ticking=dispatching)
         self._spawn(self._release_idempotency_keys())
@@ -300,6 +301,13 @@ class Gateway:
             state="redis" if s.redis_url else type(self.state).__name__,
             pid=os.getpid(),
         )
+
+    def _delivers_callbacks(self) -> bool:
+        """The status-callback loops run in a `callbacks` process, and in the dispatching ones unless
+        [webhooks] delivery_process says they have a process of their own."""
+        if self.role == "callbacks":
+            return True
+        return self.role in ("worker", "all") and self.settings.webhooks.delivery_process != "own"
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._background.append(asyncio.create_task(coro))

@@ -26,6 +26,7 @@ from gateway.domain.webhooks import (
     batches,
     event_body,
     next_attempt,
+    retention_horizons,
     webhook_id,
 )
 from gateway.metrics import Metrics
@@ -37,7 +38,7 @@ from gateway.webhook_settings import WebhooksSettings
 log = structlog.get_logger("gateway.callbacks")
 OUTBOX_READ = 1000
 HEALTH_SECONDS = 5.0
-ROUND_SECONDS = 0.02
+PRUNE_PAUSE_SECONDS = 0.05  # between two pruning transactions: the other writers' turn
 
 
 class CallbackDispatcher:
@@ -60,6 +61,7 @@ class CallbackDispatcher:
             asyncio.create_task(self._read_outbox(), name="callback-outbox"),
             asyncio.create_task(self._deliver(), name="callback-delivery"),
             asyncio.create_task(self._publish_health(), name="callback-health"),
+            asyncio.create_task(self._prune_every_interval(), name="callback-retention"),
         ]
 
     async def stop(self) -> None:
@@ -116,7 +118,7 @@ class CallbackDispatcher:
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
             busy = claimed or self._inflight or self._results
-            await self._idle(ROUND_SECONDS if busy else s.poll_interval_ms / 1000)
+            await self._idle((s.round_ms if busy else s.poll_interval_ms) / 1000)
 
     def _requests(self, claimed: list[ClaimedDelivery]) -> list[list[ClaimedDelivery]]:
         """The claimed deliveries as requests: one each, or several per request to a receiver that
@@ -216,3 +218,35 @@ class CallbackDispatcher:
             except Exception as exc:  # noqa: BLE001 - the gauges keep their last values until the next read
                 survived(self.metrics, "callback-health", "reading callback health failed", exc)
             await self._idle(HEALTH_SECONDS)
+
+    async def _prune_every_interval(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.prune()
+            except Exception as exc:  # noqa: BLE001 - what is left is deleted at the next interval
+                survived(self.metrics, "callback-retention", "deleting old callback deliveries failed", exc)
+            await self._idle(self.settings.prune_interval_seconds)
+
+    async def prune(self) -> int:
+        """Delete the finished deliveries past retention, a small batch per transaction so the writer
+        is never held long; the count deleted."""
+        s = self.settings
+        total = 0
+        for state, before in retention_horizons(
+            time.time(), delivered_days=s.delivered_retention_days, dead_days=s.dead_retention_days
+        ):
+            deleted = await self._prune_state(state, before)
+            if deleted:
+                log.info("callback deliveries past retention deleted", state=str(state), deleted=deleted)
+            total += deleted
+        return total
+
+    async def _prune_state(self, state: DeliveryState, before: float) -> int:
+        batch, total = self.settings.prune_batch_size, 0
+        while not self._stopping.is_set():
+            deleted = await self.store.prune_webhook_deliveries(state, before, batch)
+            total += deleted
+            if deleted < batch:
+                break
+            await self._idle(PRUNE_PAUSE_SECONDS)
+        return total

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.role is not None and (args.processes or args.workers):
         print("gateway serve: --role runs one process; --processes and --workers size it without", file=sys.stderr)
         return 2
-    layout = plan_layout(_cores(), processes, workers)
+    layout = plan_layout(_cores(), processes, workers, settings.webhooks.delivery_process)
     try:
         if args.role is not None or layout.single:
             _run(_serve_one(settings, args))
@@ -480,9 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway: API and worker processes on every core by default")
     serve.add_argument(
         "--role",
-        choices=["api", "worker", "all"],
+        choices=["api", "worker", "all", "callbacks"],
         default=None,
-        help="run this one process only (for deployments that place processes themselves)",
+        help="run this one process only (for deployments that place processes themselves); callbacks: the"
+        " status-callback delivery alone (docs/webhooks.md)",
     )
     serve.add_argument(
         "--processes",

@@ -12,6 +12,10 @@ Pure: the cores are given, nothing is read here. The defaults (`--processes auto
 
 `--processes N` sets the API processes, `--workers N` the worker processes. `--processes 1`
 without `--workers` is the single process of the 1-core default.
+
+Status callbacks are delivered by a process of their own whenever there are several (one; its
+HTTP sends would otherwise take their share of a dispatching process's one core: docs/BENCHMARKS.md),
+by the one process otherwise; `[webhooks] delivery_process` says "own" or "worker" to choose.
 """
 
 from __future__ import annotations
@@ -25,24 +29,28 @@ CORES_PER_WORKER = 4
 class Layout:
     api: int
     workers: int
+    callbacks: int = 0
 
     @property
     def single(self) -> bool:
         """One process doing both, unsupervised: no worker process of its own."""
-        return self.workers == 0
+        return self.workers == 0 and self.callbacks == 0
 
 
-def plan_layout(cores: int, processes: int | None = None, workers: int | None = None) -> Layout:
-    """`None` means auto. Raises ValueError for counts below 1."""
+def plan_layout(
+    cores: int, processes: int | None = None, workers: int | None = None, callbacks: str = "auto"
+) -> Layout:
+    """`None` means auto; `callbacks` is [webhooks] delivery_process (auto, worker, own). Raises
+    ValueError for counts below 1."""
     for name, given in (("--processes", processes), ("--workers", workers)):
         if given is not None and given < 1:
             raise ValueError(f"{name} must be auto or at least 1, got {given}")
     cores = max(1, cores)
-    if workers is None and (processes == 1 or (processes is None and cores == 1)):
+    if workers is None and callbacks != "own" and (processes == 1 or (processes is None and cores == 1)):
         return Layout(api=1, workers=0)
-    worker_count = workers if workers is not None else max(1, cores // CORES_PER_WORKER)
-    api = processes if processes is not None else max(1, cores - worker_count)
-    return Layout(api=api, workers=worker_count)
+    dispatchers = workers if workers is not None else max(1, cores // CORES_PER_WORKER)
+    api = processes if processes is not None else max(1, cores - dispatchers)
+    return Layout(api=api, workers=dispatchers, callbacks=0 if callbacks == "worker" else 1)
 
 
 def parse_count(text: str) -> int | None:

@@ -2,9 +2,10 @@
 
 The supervisor prepares the database once (schema, the first API key, shown once), holds the
 port, serves the memory State to its children when there is no Redis (gateway.state.shared),
-starts `gateway serve --role api` N times with SO_REUSEPORT and `--role worker` M times on
-ports of their own, and restarts a child that dies, with a backoff. SIGTERM or SIGINT stops
-every child gracefully (each finishes or hands back its work) before the supervisor exits.
+starts `gateway serve --role api` N times with SO_REUSEPORT, `--role worker` M times and
+`--role callbacks` (the status-callback delivery, process_layout.py) on ports of their own, and
+restarts a child that dies, with a backoff. SIGTERM or SIGINT stops every child gracefully (each
+finishes or hands back its work) before the supervisor exits.
 Children stop on their own when the supervisor dies (gateway.parent_watch).
 """
 
@@ -81,7 +82,8 @@ class Supervisor:
             keepers = [asyncio.create_task(self._keep(child)) for child in self.children]
             print(
                 f"delivery-gateway listening on http://{self.settings.host}:{port}: "
-                f"{self.layout.api} API process(es), {self.layout.workers} worker process(es)",
+                f"{self.layout.api} API process(es), {self.layout.workers} worker process(es), "
+                f"{self.layout.callbacks} callbacks process(es)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -136,7 +138,13 @@ class Supervisor:
         # callbacks they announce (receipt URLs) still name the API's.
         worker_env = {"GATEWAY_PORT": "0", "GATEWAY_PUBLIC_URL": s.model_copy(update={"port": port}).base_url}
         children = [Child("api", i, api_env, ["--role", "api", "--reuse-port", *base]) for i in range(self.layout.api)]
+        if self.layout.callbacks:
+            # The status callbacks go out from their own process: the workers leave them alone.
+            worker_env["GATEWAY_WEBHOOKS__DELIVERY_PROCESS"] = "own"
         children += [Child("worker", i, worker_env, ["--role", "worker", *base]) for i in range(self.layout.workers)]
+        children += [
+            Child("callbacks", i, worker_env, ["--role", "callbacks", *base]) for i in range(self.layout.callbacks)
+        ]
         return children
 
     async def _start(self, child: Child) -> None:

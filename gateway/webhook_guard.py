@@ -8,6 +8,7 @@ still reaches nothing inside. The judging is pure (domain/webhooks.py); the reso
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from typing import Any
@@ -46,6 +47,7 @@ async def url_refusal_now(url: str, *, allow_http: bool, allow_private: bool) ->
     return addresses_refusal((str(info[4][0]) for info in infos), allow_private=allow_private)
 
 
+@functools.lru_cache(maxsize=4096)  # asked before every delivery; the answer depends on the URL alone
 def literal_refusal(url: str, *, allow_private: bool) -> str | None:
     """A URL naming an IP address is connected to without a resolver: judged here, before the request."""
     literal = _literal(urlsplit(url).hostname or "")

@@ -58,6 +58,8 @@ class CallbackSender:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
+            # A receiver's cookies are not kept: nothing it sets goes back to it or to anyone else.
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=s.timeout_seconds, sock_connect=s.connect_timeout_seconds),
             headers={"User-Agent": USER_AGENT},
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.domain.webhooks import DeliveryPolicy
@@ -10,6 +12,12 @@ from gateway.domain.webhooks import DeliveryPolicy
 class WebhooksSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    delivery_process: Literal["auto", "worker", "own"] = Field(
+        "auto",
+        description="where callbacks are delivered: own: in a process of their own (`gateway serve --role callbacks`,"
+        " which `gateway serve` starts), not in the worker processes; worker: in every worker process; auto: own"
+        " when `gateway serve` runs several processes, in the one process otherwise",
+    )
     allow_private_networks: bool = Field(
         False,
         description="true: subscriptions may point at loopback, link-local and private addresses (local use, tests)",
@@ -45,12 +53,34 @@ class WebhooksSettings(BaseModel):
         2.0, ge=0, description="events are batched only once the oldest one due for a receiver is this old"
     )
     poll_interval_ms: float = Field(100.0, gt=0, description="how often an idle delivery loop looks for work")
+    round_ms: float = Field(
+        20.0,
+        gt=0,
+        description="while deliveries are under way, the pause between two rounds of the delivery loop (each records"
+        " the results that came back and claims the next in one commit): longer, fewer commits and more lag",
+    )
     lease_seconds: float = Field(60.0, gt=0, description="a claim held by a dead worker is taken back after this")
     outbox_gap_seconds: float = Field(
         10.0,
         gt=0,
         description="how long the outbox reader waits for an event id still being committed (PostgreSQL) before"
         " taking the gap for a rolled-back transaction",
+    )
+
+    delivered_retention_days: float = Field(
+        7.0, ge=0, description="a delivered callback's row is deleted this many days after delivery; 0 keeps it"
+    )
+    dead_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="a dead letter's row is deleted this many days after its last attempt (it can no longer be"
+        " replayed); 0 keeps it",
+    )
+    prune_interval_seconds: float = Field(
+        300.0, gt=0, description="how often a process delivering callbacks deletes those rows"
+    )
+    prune_batch_size: int = Field(
+        1000, ge=1, le=10_000, description="rows deleted per transaction, so the pruning never holds the writer long"
     )
 
     def policy(self) -> DeliveryPolicy:

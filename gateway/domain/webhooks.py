@@ -31,7 +31,7 @@ BATCH_TYPE = "batch"
 
 # The audit log's entry kinds (events.type) that are news for a subscriber, besides status changes.
 STATUS_KIND = "status"
-_KIND_TO_TYPE = {
+KIND_TO_TYPE = {
     "click": "click",
     "conversion": "conversion",
     "suppression.added": "opt_out",
@@ -63,7 +63,7 @@ def event_type(kind: str, status: str | None, reason: str | None = None) -> str 
     if kind == REPLY_KIND:
         # An opt-out or opt-in reply reaches subscribers as the suppression it made (`opt_out`).
         return "inbound" if reason not in REPLY_INTENTS_WITH_SUPPRESSION else None
-    return _KIND_TO_TYPE.get(kind)
+    return KIND_TO_TYPE.get(kind)
 
 
 def wanted(subscribed: Iterable[str], type_: str) -> bool:
@@ -113,6 +113,13 @@ def batch_body(events: Sequence[tuple[Mapping[str, Any], str]]) -> bytes:
     items = [{"webhook_id": webhook_id(int(e["id"])), **event_payload(e, t)} for e, t in events]
     newest = max(float(e["at"]) for e, _ in events)
     return orjson.dumps({"type": BATCH_TYPE, "timestamp": rfc3339(newest), "data": {"events": items}})
+
+
+def retention_horizons(now: float, *, delivered_days: float, dead_days: float) -> list[tuple[DeliveryState, float]]:
+    """Per finished state, the time before which its deliveries are past retention; a period of 0
+    keeps them for ever (left out)."""
+    periods = ((DeliveryState.DELIVERED, delivered_days), (DeliveryState.DEAD, dead_days))
+    return [(state, now - days * 86_400) for state, days in periods if days > 0]
 
 
 def batches(count: int, oldest_age: float, *, most: int, after_lag: float) -> list[int]:

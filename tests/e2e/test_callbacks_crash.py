@@ -88,7 +88,7 @@ async def test_worker_processes_share_the_deliveries_without_sending_one_twice(
 ) -> None:
     """`gateway serve --processes 2 --workers 2`: both workers read the outbox and deliver, leases
     decide who does which, and a receiver that always acknowledges sees each webhook-id once."""
-    env = {**ENV, "GATEWAY_DATABASE_URL": database_url}
+    env = {**ENV, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_WEBHOOKS__DELIVERY_PROCESS": "worker"}
     async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
         gateway = GatewayProcess(tmp_path, env=env, serve_args=("--processes", "2", "--workers", "2"))
         headers = {"Authorization": f"Bearer {API_KEY}"}

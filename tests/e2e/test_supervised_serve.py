@@ -72,7 +72,7 @@ def _children(gateway: GatewayProcess) -> dict[str, set[int]]:
     """Living children by role, as the supervisor logged starting them."""
     assert gateway.proc is not None
     living = child_pids(gateway.proc.pid)
-    roles: dict[str, set[int]] = {"api": set(), "worker": set()}
+    roles: dict[str, set[int]] = {"api": set(), "worker": set(), "callbacks": set()}
     for line in gateway.log_path.read_bytes().splitlines():
         if b'"gateway process started"' in line:
             entry = orjson.loads(line)
@@ -142,6 +142,7 @@ async def test_a_child_killed_with_9_is_restarted_and_nothing_is_lost_or_sent_tw
 async def test_the_supervisor_killed_with_9_takes_its_children_with_it(tmp_path: Path) -> None:
     gateway = _serve(tmp_path)
     try:
+        await _until(lambda: len(_children(gateway)["callbacks"]) == 1, 10, "the callbacks process")
         await _until(lambda: len(_children(gateway)["worker"]) == 1, 10, "the worker process")
         children = set().union(*_children(gateway).values())
         ids = await _submit(gateway.url, 300)
@@ -164,6 +165,7 @@ async def test_the_supervisor_killed_with_9_takes_its_children_with_it(tmp_path:
 async def test_sigterm_drains_every_child_and_exits_cleanly(tmp_path: Path) -> None:
     gateway = _serve(tmp_path)
     try:
+        await _until(lambda: len(_children(gateway)["callbacks"]) == 1, 10, "the callbacks process")
         await _until(lambda: len(_children(gateway)["worker"]) == 1, 10, "the worker process")
         children = set().union(*_children(gateway).values())
         await _submit(gateway.url, 200)
@@ -174,7 +176,8 @@ async def test_sigterm_drains_every_child_and_exits_cleanly(tmp_path: Path) -> N
     finally:
         gateway.stop_quietly()
     assert not any(alive(pid) for pid in children)
-    assert log.count('"event":"gateway stopped"') == 4  # 2 API processes, the worker, the supervisor
+    # 2 API processes, the worker, the callbacks process, the supervisor
+    assert log.count('"event":"gateway stopped"') == 5
     assert '"gateway process died' not in log
     assert "sending" not in statuses.values(), "nothing left mid hand-off"
     assert {"sent", "delivered"} & set(statuses.values()), "some work was handed off before SIGTERM"
@@ -191,6 +194,7 @@ async def test_the_state_folder_a_killed_supervisor_left_is_removed_by_the_next_
     env = {**ENV, "TMPDIR": str(tmp)}
     gateway = GatewayProcess(tmp_path, env, serve_args=SERVE).start(timeout=90)
     try:
+        await _until(lambda: len(_children(gateway)["callbacks"]) == 1, 10, "the callbacks process")
         await _until(lambda: len(_children(gateway)["worker"]) == 1, 10, "the worker process")
         children = set().union(*_children(gateway).values())
         [left] = _state_folders(tmp)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gateway.domain.webhooks import EVERY_TENANT, event_type, wanted
 from gateway.store.schema import events, suppressions, webhook_deliveries
 from gateway.store.sql.suppressions import add_suppressions
 from gateway.store.store import SqlStore
@@ -124,4 +125,50 @@ async def test_the_reader_waits_at_an_id_still_being_committed(database_url: str
         assert await store.db.read(_count(webhook_deliveries)) == 3
     finally:
         await other.close()
+        await store.close()
+
+
+async def test_the_fan_out_gives_each_subscription_the_types_it_chose(database_url: str) -> None:
+    """The fan-out is one INSERT ... SELECT: its SQL must name each audit entry's type as the domain's
+    event_type does, and keep each subscription to its tenant (or every tenant's entries) and its types."""
+    store = SqlStore.open(database_url)
+    try:
+        await store.migrate()
+        now = time.time()
+        everything = {**_endpoint(now), "events": ["*"]}
+        chosen = {**_endpoint(now), "id": "whk_01J0000000000000000000CHSN", "events": ["message.sent", "inbound"]}
+        other = {**_endpoint(now), "id": "whk_01J0000000000000000000OTHR", "tenant_id": "t2", "events": ["*"]}
+        for endpoint in (everything, chosen, other):
+            await store.create_webhook(endpoint, 10)
+        entries = [(kind, None, None) for kind in ("click", "conversion", "suppression.added", "retention")]
+        entries += [("status", status, None) for status in ("queued", "sending", "sent", "delivered", "failed")]
+        entries += [("inbound.reply", None, intent) for intent in ("opt_out", "opt_in", "help", None)]
+        entries += [("number.state_changed", None, None)]
+
+        def entry(tenant: str, kind: str, status: str | None, reason: str | None) -> dict[str, Any]:
+            where = {"tenant_id": tenant, "message_id": "m1", "at": now}
+            return {**where, "type": kind, "status": status, "reason": reason}
+
+        rows = [entry("t1", *e) for e in entries] + [entry(EVERY_TENANT, "number.state_changed", None, None)]
+
+        def write(conn: Any) -> list[int]:
+            return [conn.execute(events.insert().values(**row)).inserted_primary_key[0] for row in rows]
+
+        ids = await store.db.write(write)
+        assert await store.fan_out_events("reader", now, now + 30, 100, {}, 0.0) == len(rows)
+
+        def fanned(conn: Any) -> set[tuple[str, int, str]]:
+            d = webhook_deliveries
+            return {tuple(r) for r in conn.execute(sa.select(d.c.endpoint_id, d.c.event_id, d.c.type))}
+
+        expected = set()
+        for event_id, row in zip(ids, rows, strict=True):
+            type_ = event_type(row["type"], row["status"], row["reason"])
+            for endpoint in (everything, chosen, other):
+                mine = row["tenant_id"] in (endpoint["tenant_id"], EVERY_TENANT)
+                if type_ is not None and mine and wanted(endpoint["events"], type_):
+                    expected.add((endpoint["id"], event_id, type_))
+        assert await store.db.read(fanned) == expected
+        assert {t for _, _, t in expected} >= {"click", "opt_out", "inbound", "message.sent", "number.state_changed"}
+    finally:
         await store.close()

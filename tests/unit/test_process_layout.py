@@ -14,11 +14,11 @@ from tests.processes import gateway_command
 @pytest.mark.parametrize(
     ("cores", "layout"),
     [
-        (1, Layout(api=1, workers=0)),  # one process doing both, as before
-        (2, Layout(api=1, workers=1)),
-        (4, Layout(api=3, workers=1)),
-        (8, Layout(api=6, workers=2)),
-        (16, Layout(api=12, workers=4)),
+        (1, Layout(api=1, workers=0)),  # one process doing everything, as before
+        (2, Layout(api=1, workers=1, callbacks=1)),
+        (4, Layout(api=3, workers=1, callbacks=1)),
+        (8, Layout(api=6, workers=2, callbacks=1)),
+        (16, Layout(api=12, workers=4, callbacks=1)),
     ],
 )
 def test_auto_follows_the_cores(cores: int, layout: Layout) -> None:
@@ -27,11 +27,18 @@ def test_auto_follows_the_cores(cores: int, layout: Layout) -> None:
 
 
 def test_given_counts_win_over_the_cores() -> None:
-    assert plan_layout(8, processes=3) == Layout(api=3, workers=2)
+    assert plan_layout(8, processes=3) == Layout(api=3, workers=2, callbacks=1)
     assert plan_layout(2, processes=1) == Layout(api=1, workers=0)
-    assert plan_layout(1, processes=1, workers=1) == Layout(api=1, workers=1)
-    assert plan_layout(2, workers=3) == Layout(api=1, workers=3)
-    assert plan_layout(2, processes=2) == Layout(api=2, workers=1)
+    assert plan_layout(1, processes=1, workers=1) == Layout(api=1, workers=1, callbacks=1)
+    assert plan_layout(2, workers=3) == Layout(api=1, workers=3, callbacks=1)
+    assert plan_layout(2, processes=2) == Layout(api=2, workers=1, callbacks=1)
+
+
+def test_status_callbacks_go_where_delivery_process_says() -> None:
+    assert plan_layout(4, callbacks="worker") == Layout(api=3, workers=1)  # in the worker, as before
+    own = plan_layout(1, callbacks="own")
+    assert own == Layout(api=1, workers=1, callbacks=1) and not own.single
+    assert plan_layout(1, callbacks="auto").single
 
 
 def test_counts_below_one_are_refused() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.domain.webhooks import (
     DeliveryPolicy,
+    DeliveryState,
     address_refusal,
     addresses_refusal,
     batch_body,
@@ -19,6 +20,7 @@ from gateway.domain.webhooks import (
     event_type,
     next_attempt,
     pause_reason,
+    retention_horizons,
     url_refusal,
     wanted,
 )
@@ -124,3 +126,13 @@ def test_a_batch_holds_each_event_with_its_own_webhook_id() -> None:
         ("evt_9", "message.queued"),
     ]
     assert batch_id([3, 9]) == "batch_3_9_2"
+
+
+def test_each_finished_state_has_its_retention_and_zero_keeps_it_for_ever() -> None:
+    day = 86_400.0
+    assert retention_horizons(100 * day, delivered_days=7, dead_days=30) == [
+        (DeliveryState.DELIVERED, 93 * day),
+        (DeliveryState.DEAD, 70 * day),
+    ]
+    assert retention_horizons(100 * day, delivered_days=0, dead_days=0.5) == [(DeliveryState.DEAD, 99.5 * day)]
+    assert retention_horizons(100 * day, delivered_days=0, dead_days=0) == []

@@ -17,21 +17,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.webhooks import (
+    ALL_EVENTS,
     EVERY_TENANT,
+    KIND_TO_TYPE,
+    MESSAGE_STATUSES,
+    REPLY_INTENTS_WITH_SUPPRESSION,
+    REPLY_KIND,
+    STATUS_KIND,
     DeliveryPolicy,
     DeliveryState,
     EndpointState,
-    event_type,
     pause_reason,
-    wanted,
 )
 from gateway.store.schema import events, messages, webhook_deliveries, webhook_endpoints, webhook_outbox
-from gateway.store.sql import batches
 from gateway.store.sql.common import Room, executemany_fast
 from gateway.store.webhook_records import ClaimedDelivery, DeliveryResult
 
@@ -69,78 +71,81 @@ def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: fl
     return int(start)
 
 
-def _readable(rows: Sequence[Any], position: int, now: float, gaps: dict[int, float], gap_seconds: float) -> list[Any]:
-    """The rows up to the first gap younger than gap_seconds (ids still being committed elsewhere)."""
+def _readable(ids: Sequence[int], position: int, now: float, gaps: dict[int, float], gap_seconds: float) -> list[int]:
+    """The ids up to the first gap younger than gap_seconds (ids still being committed elsewhere)."""
     readable = []
     expected = position + 1
-    for row in rows:
-        if row.id > expected:
+    for event_id in ids:
+        if event_id > expected:
             first_seen = gaps.setdefault(expected, now)
             if now - first_seen < gap_seconds:
                 break
-        readable.append(row)
-        expected = row.id + 1
+        readable.append(event_id)
+        expected = event_id + 1
     for missing in [gap for gap in gaps if gap <= expected - 1]:
         del gaps[missing]
     return readable
+
+
+def _type_case() -> str:
+    """domain.webhooks.event_type as SQL over an `events` row: the subscriber's event type, or NULL."""
+    statuses = ", ".join(f"'{status}'" for status in MESSAGE_STATUSES)
+    intents = ", ".join(f"'{intent}'" for intent in REPLY_INTENTS_WITH_SUPPRESSION)
+    kinds = " ".join(f"WHEN type = '{kind}' THEN '{type_}'" for kind, type_ in KIND_TO_TYPE.items())
+    return (
+        f"CASE WHEN type = '{STATUS_KIND}' AND status IN ({statuses}) THEN 'message.' || status"
+        f" WHEN type = '{REPLY_KIND}' AND COALESCE(reason, '') NOT IN ({intents}) THEN 'inbound' {kinds} END"
+    )
+
+
+# The subscription wants the type: its JSON list holds it or "*" (domain.webhooks.wanted).
+_WANTED = {
+    "sqlite": f"EXISTS (SELECT 1 FROM json_each(w.events) WHERE value IN ('{ALL_EVENTS}', e.kind))",
+    "postgresql": f"jsonb_exists_any(CAST(w.events AS jsonb), ARRAY['{ALL_EVENTS}', e.kind])",
+}
+_FAN_OUT = {
+    dialect: sa.text(
+        f"""
+        INSERT INTO webhook_deliveries
+            (endpoint_id, event_id, type, message_id, event_at, state, attempts, next_attempt_at, created_at)
+        SELECT w.id, e.id, e.kind, e.message_id, e.at, '{DeliveryState.PENDING}', 0, :now, :now
+        FROM (
+            SELECT id, tenant_id, NULLIF(message_id, '') AS message_id, at, {_type_case()} AS kind
+            FROM events WHERE id > :after AND id <= :upto
+        ) AS e
+        JOIN webhook_endpoints AS w
+            ON e.id > w.after_event_id AND (w.tenant_id = e.tenant_id OR e.tenant_id = '{EVERY_TENANT}')
+        WHERE e.kind IS NOT NULL AND {wanted}
+        ORDER BY e.id, w.id
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING
+        """
+    )
+    for dialect, wanted in _WANTED.items()
+}
 
 
 def fan_out(
     conn: Connection, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
 ) -> int:
     """Read the next events past the outbox position and add a delivery for each subscription that
-    wants one; returns how many events were read (0: caught up, or another worker reads)."""
+    wants one, in one INSERT ... SELECT over the events read; returns how many events were read (0:
+    caught up, or another worker reads)."""
     position = _take_reader_lease(conn, owner, now, lease_until)
     if position is None:
         return 0
-    rows = conn.execute(
-        sa.select(
-            events.c.id,
-            events.c.tenant_id,
-            events.c.message_id,
-            events.c.at,
-            events.c.type,
-            events.c.status,
-            events.c.reason,
-        )
-        .where(events.c.id > position)
-        .order_by(events.c.id)
-        .limit(limit)
-    ).all()
-    readable = _readable(rows, position, now, gaps, gap_seconds)
+    ids = conn.execute(
+        sa.select(events.c.id).where(events.c.id > position).order_by(events.c.id).limit(limit)
+    ).scalars()
+    readable = _readable(list(ids), position, now, gaps, gap_seconds)
     if not readable:
         return 0
-    endpoints = conn.execute(sa.select(_E.c.id, _E.c.tenant_id, _E.c.events, _E.c.after_event_id)).all()
-    subscribed = [(e.id, e.tenant_id, orjson.loads(e.events), e.after_event_id) for e in endpoints]
-    deliveries = []
-    for row in readable:
-        type_ = event_type(row.type, row.status, row.reason)
-        if type_ is None:
-            continue
-        for endpoint_id, tenant_id, chosen, after in subscribed:
-            if row.id > after and row.tenant_id in (tenant_id, EVERY_TENANT) and wanted(chosen, type_):
-                deliveries.append(_delivery(endpoint_id, row, type_, now))
-    batches.insert_rows(conn, _D, deliveries, unique=("endpoint_id", "event_id"))
+    conn.execute(_FAN_OUT[conn.dialect.name], {"after": position, "upto": readable[-1], "now": now})
     conn.execute(
         webhook_outbox.update()
         .where(webhook_outbox.c.name == OUTBOX, webhook_outbox.c.owner == owner)
-        .values(last_event_id=readable[-1].id)
+        .values(last_event_id=readable[-1])
     )
     return len(readable)
-
-
-def _delivery(endpoint_id: str, row: Any, type_: str, now: float) -> dict[str, Any]:
-    return {
-        "endpoint_id": endpoint_id,
-        "event_id": row.id,
-        "type": type_,
-        "message_id": row.message_id or None,
-        "event_at": row.at,
-        "state": DeliveryState.PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
 
 
 def claim(conn: Connection, owner: str, now: float, limit: int, lease_until: float) -> list[ClaimedDelivery]:

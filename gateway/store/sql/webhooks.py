@@ -144,6 +144,25 @@ def replay(conn: Connection, endpoint_id: str, since: float, include_delivered: 
     return int(result.rowcount or 0)
 
 
+def prune_deliveries(conn: Connection, state: str, finished_before: float, limit: int) -> int:
+    """Delete up to `limit` deliveries in `state` (delivered or dead) that finished before the time
+    given; the count deleted. A finished delivery's next_attempt_at is when it finished (record_results
+    sets it to its last attempt's time), so the due index finds the old rows without a scan of the rest.
+    The outer conditions are checked again on each row (a replay may have made it pending meanwhile)."""
+    old = (
+        sa.select(_D.c.id)
+        .where(_D.c.state == state, _D.c.next_attempt_at < finished_before)
+        .order_by(_D.c.next_attempt_at)
+        .limit(limit)
+    )
+    result = conn.execute(
+        _D.delete().where(
+            _D.c.id.in_(old.scalar_subquery()), _D.c.state == state, _D.c.next_attempt_at < finished_before
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def delivery_health(conn: Connection, endpoint_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per endpoint: deliveries per state, and the time of the oldest event still waiting (its lag)."""
     health: dict[str, dict[str, Any]] = {e: {"counts": {}, "oldest_pending_at": None} for e in endpoint_ids}
@@ -192,6 +211,9 @@ class WebhooksRoom(Room):
 
     async def replay_webhook(self, endpoint_id: str, since: float, include_delivered: bool, now: float) -> int:
         return await self.db.write(replay, endpoint_id, since, include_delivered, now)
+
+    async def prune_webhook_deliveries(self, state: str, finished_before: float, batch: int) -> int:
+        return await self.db.write(prune_deliveries, state, finished_before, batch)
 
     async def webhook_health(self, endpoint_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return await self.db.read(delivery_health, endpoint_ids)
