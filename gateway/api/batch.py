@@ -19,6 +19,7 @@ from gateway.api.messages import (
     request_hash,
 )
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.recipient_jobs import addressed_job
 from gateway.api.templated_jobs import rendered_job
 from gateway.contract.base import judge
 from gateway.contract.jobs import judge_job
@@ -67,9 +68,13 @@ class _Batch:
         if judged is None or errors:
             self.results[index] = _refused(index, validation_problem(errors))
             return
-        job, refusal = await rendered_job(
-            self.ctx, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix, self.templates
+        job, choice, refusal = await addressed_job(
+            self.ctx, self.tenant_id, judged.to_send_job(), judged.listed, prefix
         )
+        if refusal is None:
+            job, refusal = await rendered_job(
+                self.ctx, self.tenant_id, in_channel_order(self.ctx, job), prefix, self.templates
+            )
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
         refusal = refusal or refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
         if refusal is not None:
@@ -82,7 +87,7 @@ class _Batch:
             return
         if key is not None and not self._hold_key(index, prefix, key, body_hash):
             return
-        self.rows.append(job_row(self.ctx, self.tenant_id, job, key, body_hash, self.now))
+        self.rows.append(job_row(self.ctx, self.tenant_id, job, key, body_hash, self.now, choice))
         self.row_index.append(index)
 
     def _hold_key(self, index: int, prefix: str, key: str, body_hash: str) -> bool:

@@ -19,6 +19,7 @@ from gateway.api.bodies import read_json
 from gateway.api.content import accept_route, content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.recipient_jobs import addressed_job
 from gateway.api.templated_jobs import rendered_job
 from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
@@ -26,7 +27,7 @@ from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
 from gateway.domain.models import Channel, SendJob, Status
 from gateway.domain.routing import candidate_providers, cheapest_first
-from gateway.store.records import AcceptOutcome, MessageFilter
+from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome, MessageFilter
 from providers.templates import sendable_by
 
 log = structlog.get_logger("gateway.api")
@@ -44,10 +45,16 @@ def request_hash(body: Any) -> str:
 
 
 def job_row(
-    ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float
+    ctx: ApiContext,
+    tenant_id: str,
+    job: SendJob,
+    key: str | None,
+    body_hash: str,
+    now: float,
+    choice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
-    return {
+    row: dict[str, Any] = {
         "id": message_id(now),
         "tenant_id": tenant_id,
         "idempotency_key": key,
@@ -79,12 +86,15 @@ def job_row(
         "created_at": now,
         "updated_at": now,
     }
+    if choice is not None:  # written as the message's channel.chosen event, not a column
+        row[CHANNEL_CHOICE] = choice
+    return row
 
 
 def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
     """The job as it will be tried: with `channel_order: cost`, the cheapest adequate channel first
     (decided at accept, so the answer, the content check and the record all show it)."""
-    if job.channel_order != "cost":
+    if job.channel_order != "cost" or "addresses" in job.content:  # a recipient's job is ordered already
         return job
     channel, fallback = cheapest_first(job.channel.value, [c.value for c in job.fallback], ctx.routing.costs)
     return dataclasses.replace(job, channel=Channel(channel), fallback=tuple(Channel(c) for c in fallback))
@@ -206,7 +216,10 @@ async def create_message(request: web.Request) -> web.Response:
     judged, errors = judge_job(body, ctx.limits)
     if judged is None:
         raise validation_problem(errors)
-    job, refusal = await rendered_job(ctx, principal.tenant_id, in_channel_order(ctx, judged.to_send_job()))
+    job, choice, refusal = await addressed_job(ctx, principal.tenant_id, judged.to_send_job(), judged.listed)
+    if refusal is not None:
+        raise refusal
+    job, refusal = await rendered_job(ctx, principal.tenant_id, in_channel_order(ctx, job))
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since, a template
     # archived since) come after the key: a retry of a request the gateway already took gets the first
@@ -217,7 +230,7 @@ async def create_message(request: web.Request) -> web.Response:
         if earlier is not None:
             return earlier
         raise refusal
-    row = job_row(ctx, principal.tenant_id, job, key, body_hash, now)
+    row = job_row(ctx, principal.tenant_id, job, key, body_hash, now, choice)
     flight = (principal.tenant_id, key) if key else None
     if flight is not None:
         if flight in ctx.inflight_keys:

@@ -203,6 +203,10 @@ class RecipientStore(Protocol):
     async def put_preferences(
         self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
     ) -> dict[str, dict[str, bool]] | None: ...
+    async def addressing(
+        self, tenant_id: str, user_id: str
+    ) -> tuple[RecipientProfile, dict[str, dict[str, bool]]] | None: ...
+
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]: ...

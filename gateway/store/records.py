@@ -37,7 +37,11 @@ class SendingMark:
     worker: str | None = None
 
 
-@dataclass(slots=True)
+# A row key (not a column) of an accepted recipient's job: the detail of its `channel.chosen` event.
+CHANNEL_CHOICE = "channel_choice"
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The result of one attempt, or a decision taken without one (expired, rejected, ...)."""
 
@@ -55,6 +59,7 @@ class Outcome:
     error_message: str | None = None
     next_attempt_at: float | None = None
     channel: str | None = None  # set when the job falls back to another channel
+    to_addr: str | None = None  # set when that channel takes another address (a recipient's job)
     part_ids: tuple[str, ...] = ()  # the provider's id of each segment, when it numbered them apart
     fallback: str | None = None  # the job's remaining fallback channels, with `channel`
     detail: dict[str, Any] = field(default_factory=dict)

@@ -272,6 +272,16 @@ def preferences_of(
     return found
 
 
+def addressing(
+    conn: Connection, tenant_id: str, user_id: str
+) -> tuple[RecipientProfile, dict[str, dict[str, bool]]] | None:
+    """What choosing a job's channels needs of a person: the profile and their own preferences."""
+    row = conn.execute(sa.select(recipients).where(_of(tenant_id, user_id, recipients))).mappings().first()
+    if row is None:
+        return None
+    return _profile(conn, dict(row)), get_preferences(conn, tenant_id, user_id) or {}
+
+
 def local_time_facts(
     conn: Connection, people: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
@@ -413,6 +423,11 @@ class RecipientsRoom(Room):
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
         return await self.db.read(local_time_facts, people)
+
+    async def addressing(
+        self, tenant_id: str, user_id: str
+    ) -> tuple[RecipientProfile, dict[str, dict[str, bool]]] | None:
+        return await self.db.read(addressing, tenant_id, user_id)
 
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
