@@ -41,7 +41,7 @@ class SendingMark:
 CHANNEL_CHOICE = "channel_choice"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """The result of one attempt, or a decision taken without one (expired, rejected, ...)."""
 
