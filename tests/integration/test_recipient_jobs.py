@@ -1,0 +1,222 @@
+"""Jobs for a person (`user_id` without `to`): channels chosen at accept from the profile, preferences
+and configured providers, each choice an event; a permanent refusal moves the job to the next channel
+with that channel's address and template body. Real providers' fakes: FCM (push), Twilio (SMS) and a
+real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.smtp import FakeSmtp
+from tests.fakes.twilio import FakeTwilio
+from tests.harness import GatewayStarter, Running
+from tests.integration.test_email_recipients import smtp_env
+
+PHONE = "+14155550123"
+TOKEN = "fcm-token-gone-0001"
+TEMPLATE = {
+    "name": "order_shipped",
+    "variables": {"name": {"type": "string", "required": True, "example": "Ann"}},
+    "channels": {
+        "push": {"title": "Shipped", "body": "{{ name }}, tap to track"},
+        "sms": {"text": "{{ name }}, your order has shipped (SMS copy)"},
+        "email": {"subject": "Your order has shipped", "text": "Dear {{ name }}, it is on its way (e-mail copy)"},
+    },
+}
+JOB = {"user_id": "u-1", "template": "order_shipped", "params": {"name": "Ann"}, "category": "transactional"}
+
+
+def providers_env(
+    tmp_path: Path, twilio: FakeTwilio, fcm: FakeFcm | None = None, smtp: FakeSmtp | None = None
+) -> dict[str, str]:
+    providers = json.loads(twilio.gateway_env()["GATEWAY_PROVIDERS"])
+    if fcm is not None:
+        key = tmp_path / "fcm-key.json"
+        key.write_text(json.dumps(fcm.service_account()))
+        providers["fcm"] = {"service_account_file": str(key), "base_url": fcm.url, "timeout": 2.0}
+    if smtp is not None:
+        providers.update(json.loads(smtp_env(smtp)["GATEWAY_PROVIDERS"]))
+    return {"GATEWAY_PROVIDERS": json.dumps(providers), "GATEWAY_SANDBOX__ENABLED": "false"}
+
+
+async def _setup(gw: Running, profile: dict[str, Any], preferences: dict[str, Any] | None = None) -> None:
+    put = await gw.session.put(f"{gw.url}/v1/recipients/u-1", json=profile, headers=gw.headers)
+    assert put.status == 201, await put.text()
+    if preferences is not None:
+        prefs = await gw.session.put(f"{gw.url}/v1/recipients/u-1/preferences", json=preferences, headers=gw.headers)
+        assert prefs.status == 200, await prefs.text()
+    created = await gw.post("/v1/templates", TEMPLATE)
+    assert created.status == 201, await created.text()
+    assert (await gw.post("/v1/templates/order_shipped/publish", None)).status == 201
+
+
+async def _events(gw: Running, message_id: str) -> list[dict[str, Any]]:
+    response = await gw.get("/v1/events", params={"message_id": message_id})
+    return [json.loads(line) for line in (await response.text()).splitlines()]
+
+
+async def test_a_push_refused_for_good_is_delivered_by_sms_with_the_sms_copy(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    async with FakeTwilio() as twilio, FakeFcm() as fcm:
+        fcm.unregistered.add(TOKEN)
+        async with start_gateway(providers_env(tmp_path, twilio, fcm)) as gw:
+            await _setup(gw, {"phone": PHONE, "push_tokens": [{"token": TOKEN, "platform": "android"}]})
+            response = await gw.post("/v1/messages", {**JOB, "channels": ["push", "sms"]})
+            assert response.status == 202, await response.text()
+            accepted = await response.json()
+            assert (accepted["channel"], accepted["to"]) == ("push", TOKEN)
+
+            sent = await gw.wait_status(accepted["id"], {"sent", "delivered"})
+            assert (sent["channel"], sent["to"]) == ("sms", PHONE)
+            [sms] = [r.form for r in twilio.requests if r.form.get("To") == PHONE]
+            assert sms.get("Body") == "Ann, your order has shipped (SMS copy)"
+            assert [r for r in fcm.requests if TOKEN.encode() in r.body], "push was tried first"
+
+            events = await _events(gw, accepted["id"])
+            [chosen] = [e for e in events if e["type"] == "channel.chosen"]
+            assert chosen["reason"] == "recipient.listed"
+            assert chosen["detail"]["order"] == ["push", "sms"]
+            assert chosen["detail"]["verdicts"] == {"push": "allowed", "sms": "allowed"}
+            [moved] = [e for e in events if e["detail"] and e["detail"].get("from") == "push"]
+            assert moved["status"] == "queued" and moved["reason"].startswith("provider.permanent.")
+            assert moved["detail"]["to"] == "sms"
+
+
+async def test_sms_turned_off_sends_email_with_the_email_copy(start_gateway: GatewayStarter, tmp_path: Path) -> None:
+    async with FakeTwilio() as twilio:
+        with FakeSmtp(tmp_path) as smtp:
+            async with start_gateway(providers_env(tmp_path, twilio, smtp=smtp)) as gw:
+                profile = {"phone": PHONE, "email": "ann@example.com"}
+                await _setup(gw, profile, {"marketing": {"sms": False}})
+                job = {**JOB, "category": "marketing", "channels": ["sms", "email"]}
+                response = await gw.post("/v1/messages", job)
+                assert response.status == 202, await response.text()
+                accepted = await response.json()
+                assert (accepted["channel"], accepted["to"]) == ("email", "ann@example.com")
+                await gw.wait_status(accepted["id"], {"sent", "delivered"})
+                [mail] = smtp.handler.delivered
+                assert mail.rcpt_tos == ["ann@example.com"]
+                assert b"Subject: Your order has shipped" in mail.raw and b"(e-mail copy)" in mail.raw
+                assert not [r for r in twilio.requests if r.form.get("To") == PHONE]
+
+                [chosen] = [e for e in await _events(gw, accepted["id"]) if e["type"] == "channel.chosen"]
+                assert chosen["detail"]["order"] == ["email"]
+                assert chosen["detail"]["verdicts"] == {"sms": "preference_off", "email": "allowed"}
+                assert PHONE not in json.dumps(chosen) and "ann@example.com" not in json.dumps(chosen)
+
+
+async def test_unreachable_channels_and_unknown_people_are_refused_and_nothing_is_stored(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    async with FakeTwilio() as twilio, start_gateway(providers_env(tmp_path, twilio)) as gw:
+        await _setup(gw, {"email": "ann@example.com", "phone": PHONE}, {"marketing": {"sms": False}})
+        email_only = await gw.session.put(
+            f"{gw.url}/v1/recipients/u-2", json={"email": "bo@example.com"}, headers=gw.headers
+        )
+        assert email_only.status == 201
+        cases = [
+            (
+                {**JOB, "category": "marketing", "channels": ["push", "sms"]},
+                [
+                    {"field": "/channels/0", "message": "no configured provider sends push"},
+                    {"field": "/channels/1", "message": "the recipient turned sms off for marketing messages"},
+                ],
+            ),
+            (
+                {**JOB, "user_id": "u-2", "channel": "sms", "fallback": ["webhook"]},
+                [
+                    {"field": "/channel", "message": "the recipient has no address for sms"},
+                    {"field": "/fallback/0", "message": "no configured provider sends webhook"},
+                ],
+            ),
+            (
+                {**JOB, "user_id": "u-404", "channels": ["sms"]},
+                [{"field": "/user_id", "message": "no recipient 'u-404'"}],
+            ),
+            (
+                {**JOB, "channel": "sms", "to": PHONE, "fallback": ["email"]},
+                [
+                    {
+                        "field": "/fallback/0",
+                        "message": "email cannot reach a phone number; the channels that can: sms, voice",
+                    }
+                ],
+            ),
+            (
+                {"user_id": "u-1", "channels": ["sms", "email"], "content": {"text": "hi"}},
+                [{"field": "/channels/1", "message": "email cannot send sms content: give a template"}],
+            ),
+            (
+                {"channel": "sms", "content": {"text": "hi"}},
+                [
+                    {
+                        "field": "/to",
+                        "message": "is required (or give a user_id: the address then comes from the "
+                        "recipient's profile)",
+                    }
+                ],
+            ),
+        ]
+        for body, errors in cases:
+            response = await gw.post("/v1/messages", body)
+            assert response.status == 422, (body, await response.text())
+            assert response.content_type == "application/problem+json"
+            assert (await response.json())["errors"] == errors, body
+        batch = await gw.post("/v1/messages/batch", {"messages": [{**JOB, "channels": ["push"]}]})
+        [result] = (await batch.json())["results"]
+        assert result["status"] == 422
+        assert result["problem"]["errors"] == [
+            {"field": "/messages/0/channels/0", "message": "no configured provider sends push"}
+        ]
+        assert await gw.count("messages") == 0
+        response = await gw.get("/v1/events", params={"type": "channel.chosen"})
+        assert (await response.text()).strip() == ""
+
+
+async def test_cost_order_tries_the_cheapest_reachable_channel_first(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    async with FakeTwilio() as twilio:
+        with FakeSmtp(tmp_path) as smtp:
+            env = {
+                **providers_env(tmp_path, twilio, smtp=smtp),
+                "GATEWAY_ROUTING": json.dumps({"costs": {"sms": 0.05, "email": 0.001}}),
+            }
+            async with start_gateway(env) as gw:
+                await _setup(gw, {"phone": PHONE, "email": "ann@example.com"})
+                job = {**JOB, "channels": ["push", "sms", "email"], "channel_order": "cost"}
+                response = await gw.post("/v1/messages", job)
+                assert response.status == 202, await response.text()
+                accepted = await response.json()
+                assert (accepted["channel"], accepted["to"]) == ("email", "ann@example.com")
+                [chosen] = [e for e in await _events(gw, accepted["id"]) if e["type"] == "channel.chosen"]
+                assert chosen["reason"] == "recipient.cost"
+                assert chosen["detail"]["order"] == ["email", "sms"]
+                assert chosen["detail"]["verdicts"]["push"] == "no_provider"
+
+
+async def test_no_receipt_in_time_moves_a_push_to_the_persons_email(start_gateway: GatewayStarter) -> None:
+    env = {
+        "GATEWAY_ROUTING": json.dumps({"receipt_timeout": {"push": 1}}),
+        "GATEWAY_SANDBOX__RECEIPTS": "false",  # the provider never reports delivery
+        "GATEWAY_WORKER__LEASE_SECONDS": "1.5",  # the recovery loop looks every 0.5 s
+    }
+    async with start_gateway(env) as gw:
+        await _setup(gw, {"email": "ann@example.com", "push_tokens": [{"token": TOKEN, "platform": "android"}]})
+        response = await gw.post("/v1/messages", {**JOB, "channels": ["push", "email"]})
+        assert response.status == 202, await response.text()
+        message_id = (await response.json())["id"]
+
+        async def on_email() -> dict[str, Any] | None:
+            body: dict[str, Any] = await (await gw.get(f"/v1/messages/{message_id}")).json()
+            return body if body["status"] == "sent" and body["channel"] == "email" else None
+
+        moved = await gw.wait_for(on_email, within=15)
+        assert moved["to"] == "ann@example.com"
+        assert [(a["channel"], a["outcome"]) for a in moved["attempts"]] == [("push", "sent"), ("email", "sent")]
+        [fallen] = [e for e in moved["events"] if e["reason"] == "fallback.no_receipt"]
+        assert (fallen["detail"]["from"], fallen["detail"]["to"]) == ("push", "email")
