@@ -211,7 +211,7 @@ _CONTENT_OR_TEMPLATE: dict[str, Any] = {
         {"required": ["template"], "not": {"required": ["content"]}},
     ],
     # `to`, or a `user_id` whose profile gives each channel's address.
-    "anyOf": [{"required": ["to"]}, {"required": ["user_id"]}],
+    "anyOf": [{"required": ["to"]}, {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}}],
 }
 
 Metadata = Annotated[
