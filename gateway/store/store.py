@@ -20,7 +20,7 @@ from gateway.store.sql.messages import MessagesRoom
 from gateway.store.sql.numbers import NumbersRoom
 from gateway.store.sql.outcomes import OutcomesRoom
 from gateway.store.sql.receipts import ReceiptsRoom
-from gateway.store.sql.recipients import RecipientsRoom
+from gateway.store.sql.recipients import Addressing, RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.templates import TemplatesRoom
@@ -80,6 +80,13 @@ class SqlStore(
             max_items=2000,
             name="outcome-commit",
         )
+        # Recipients' jobs arriving together read their profiles together (one read, three statements).
+        self._addressings: GroupCommitter[tuple[str, str], Addressing | None] = GroupCommitter(
+            self._read_addressings,
+            delay_seconds=group_commit_ms / 1000,
+            max_items=group_commit_max_rows,
+            name="addressing-read",
+        )
         # Set after every accept commit, so an in-process worker starts at once instead of polling; in
         # worker processes on PostgreSQL also by the LISTEN connection (store/wakeups.py).
         self.work_available = asyncio.Event()
@@ -130,4 +137,5 @@ class SqlStore(
         await self._marks.drain()
         await self._clicks.drain()
         await self._outcomes.drain()
+        await self._addressings.drain()
         await self.db.close()

@@ -99,7 +99,9 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
         )
         chosen = [r for r in accepted if r["id"] in choices]
         if chosen:
-            conn.execute(events.insert(), [_choice_event(r, choices[r["id"]]) for r in chosen])
+            executemany_fast(
+                conn, "accept-choice", events.insert(), [_choice_event(r, choices[r["id"]]) for r in chosen]
+            )
         notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from gateway.domain.recipients import (
     erased_form,
     patched,
 )
+from gateway.store.batcher import GroupCommitter
 from gateway.store.records import PURGED_CONTENT, RecipientFilter
 from gateway.store.schema import (
     attempts,
@@ -109,6 +111,10 @@ def _profile(conn: Connection, row: Mapping[str, Any]) -> RecipientProfile:
     found = conn.execute(
         sa.select(recipient_addresses).where(_of(row["tenant_id"], row["user_id"], recipient_addresses))
     ).mappings()
+    return _profile_of(row, found)
+
+
+def _profile_of(row: Any, found: Iterable[Any]) -> RecipientProfile:
     single: dict[str, Any] = {}
     tokens = []
     for address in found:
@@ -272,14 +278,35 @@ def preferences_of(
     return found
 
 
-def addressing(
-    conn: Connection, tenant_id: str, user_id: str
-) -> tuple[RecipientProfile, dict[str, dict[str, bool]]] | None:
-    """What choosing a job's channels needs of a person: the profile and their own preferences."""
-    row = conn.execute(sa.select(recipients).where(_of(tenant_id, user_id, recipients))).mappings().first()
-    if row is None:
-        return None
-    return _profile(conn, dict(row)), get_preferences(conn, tenant_id, user_id) or {}
+Addressing = tuple[RecipientProfile, dict[str, dict[str, bool]]]
+
+
+def addressing(conn: Connection, people: Sequence[tuple[str, str]]) -> list[Addressing | None]:
+    """What choosing jobs' channels needs of each person (tenant, user_id): the profile and their own
+    preferences; None for no such person. Three statements for any number of people (accepts that
+    arrive together are looked up together)."""
+    by_tenant: dict[str, set[str]] = defaultdict(set)
+    for tenant_id, user_id in people:
+        by_tenant[tenant_id].add(user_id)
+    rows: dict[tuple[str, str], Any] = {}
+    addresses: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    preferences: dict[tuple[str, str], dict[str, dict[str, bool]]] = defaultdict(dict)
+    for tenant_id, users in by_tenant.items():
+        named = sorted(users)
+        for table, sink in ((recipients, None), (recipient_addresses, addresses), (recipient_preferences, None)):
+            where = sa.and_(table.c.tenant_id == tenant_id, table.c.user_id.in_(named))
+            for row in conn.execute(sa.select(table).where(where)).mappings():
+                key = (tenant_id, row["user_id"])
+                if table is recipients:
+                    rows[key] = row
+                elif sink is not None:
+                    sink[key].append(row)
+                else:
+                    preferences[key].setdefault(row["category"], {})[row["channel"]] = bool(row["enabled"])
+    return [
+        (_profile_of(rows[key], addresses.get(key, ())), preferences.get(key, {})) if key in rows else None
+        for key in people
+    ]
 
 
 def local_time_facts(
@@ -424,10 +451,13 @@ class RecipientsRoom(Room):
     ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
         return await self.db.read(local_time_facts, people)
 
-    async def addressing(
-        self, tenant_id: str, user_id: str
-    ) -> tuple[RecipientProfile, dict[str, dict[str, bool]]] | None:
-        return await self.db.read(addressing, tenant_id, user_id)
+    _addressings: GroupCommitter[tuple[str, str], Addressing | None]
+
+    async def addressing(self, tenant_id: str, user_id: str) -> Addressing | None:
+        return await self._addressings.submit((tenant_id, user_id))
+
+    async def _read_addressings(self, people: list[tuple[str, str]]) -> list[Addressing | None]:
+        return await self.db.read(addressing, people)
 
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
