@@ -166,18 +166,23 @@ def _once_each(values: list[str]) -> list[str]:
     return values
 
 
-ChannelList = Annotated[
-    list[Literal["sms", "voice", "push", "email", "webhook"]],
-    AfterValidator(_once_each),
-    Field(
-        min_length=1,
-        max_length=len(CHANNELS),
-        json_schema_extra={"uniqueItems": True},
-        description="the channels to try, in order (the same as `channel` and `fallback`: channels = [channel, "
-        "*fallback]); give `channel` as channels[0] too",
-        examples=[["push", "sms", "email"]],
-    ),
-]
+def _channels(channel: Channel) -> Any:
+    """`channels`: [channel, *fallback] as one list, starting with the job's `channel`."""
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": {"enum": list(CHANNELS)},
+        "prefixItems": [{"const": channel.value}],
+        "minItems": 1,
+        "maxItems": len(CHANNELS),
+        "uniqueItems": True,
+        "description": "the channels to try, in order: channels = [channel, *fallback] (give `channels` or "
+        "`fallback`, not both); `channel` may be left out, it is channels[0]",
+        "examples": [[channel.value]],
+    }
+    item = Literal["sms", "voice", "push", "email", "webhook"]
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_once_each), WithJsonSchema(schema)]
+
+
 # Channels that read the same content: a job given `content` (no template) falls back only among them.
 _SAME_CONTENT = {"sms": {"sms", "voice"}, "voice": {"sms", "voice"}}
 
@@ -210,6 +215,7 @@ _CONTENT_OR_TEMPLATE: dict[str, Any] = {
         },
         {"required": ["template"], "not": {"required": ["content"]}},
     ],
+    "not": {"required": ["channels", "fallback"]},
     # `to`, or a `user_id` whose profile gives each channel's address.
     "anyOf": [{"required": ["to"]}, {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}}],
 }
@@ -243,7 +249,6 @@ class _JobFields(Body):
         description="cost: of `channel` and `fallback`, the channels that can reach the recipient are tried "
         "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
     )
-    channels: ChannelList = absent()
     metadata: Metadata | None = None
     tz: TimeZone | None = None
     template: TemplateName = absent()
@@ -274,16 +279,16 @@ class _JobFields(Body):
     @property
     def listed(self) -> bool:
         """Whether the request named its channels as `channels` (refusals then point into that list)."""
-        return self.channels is not None
+        return getattr(self, "channels", None) is not None
 
     def address_problems(self) -> list[tuple[str, str]]:
         """(field, message): a job needs `to` or a `user_id`; `channels` given with `channel` must agree."""
         to: str | None = self.to  # type: ignore[attr-defined]
-        fallback: list[str] = self.fallback  # type: ignore[attr-defined]
         if to is None and self.user_id is None:
             return [("/to", "is required (or give a user_id: the address then comes from the recipient's profile)")]
-        if self.channels is not None and (self.channels[0] != self.channel_value or self.channels[1:] != fallback):
-            return [("/channels", "must be [channel, *fallback] when given with them")]
+        channels: list[str] | None = self.channels  # type: ignore[attr-defined]
+        if channels is not None and channels[0] != self.channel_value:
+            return [("/channels/0", f"must be the job's channel, {self.channel_value}")]
         return []
 
     def template_ref(self) -> TemplateRef | None:
@@ -357,6 +362,7 @@ class SmsJob(_JobFields):
     to: PhoneNumber = absent()
     content: SmsContent = absent()
     fallback: _fallback(Channel.SMS) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.SMS) = absent()  # type: ignore[valid-type]
 
 
 class VoiceJob(_JobFields):
@@ -365,6 +371,7 @@ class VoiceJob(_JobFields):
     to: PhoneNumber = absent()
     content: VoiceContent = absent()
     fallback: _fallback(Channel.VOICE) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.VOICE) = absent()  # type: ignore[valid-type]
 
 
 class PushJob(_JobFields):
@@ -373,6 +380,7 @@ class PushJob(_JobFields):
     to: DeviceToken = absent()
     content: PushContent = absent()
     fallback: _fallback(Channel.PUSH) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.PUSH) = absent()  # type: ignore[valid-type]
 
 
 class EmailJob(_JobFields):
@@ -381,6 +389,7 @@ class EmailJob(_JobFields):
     to: Mailbox = absent()
     content: EmailContent = absent()
     fallback: _fallback(Channel.EMAIL) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.EMAIL) = absent()  # type: ignore[valid-type]
 
     def to_send_job(self) -> SendJob:
         job = super().to_send_job()
@@ -401,6 +410,7 @@ class WebhookJob(_JobFields):
     )
     content: WebhookContent = absent()
     fallback: _fallback(Channel.WEBHOOK) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.WEBHOOK) = absent()  # type: ignore[valid-type]
 
 
 class PlainHttpWebhookJob(WebhookJob):
@@ -476,10 +486,14 @@ def judge_job(
     `now` is the time of the request: a job that would expire before it could be sent is refused."""
     if not isinstance(body, dict):
         return None, [FieldError(prefix or "/", "must be a JSON object")]
-    listed = "channel" not in body and "fallback" not in body and isinstance(body.get("channels"), list)
+    if "channels" in body and "fallback" in body:
+        return None, [FieldError(f"{prefix}/fallback", "give channels or fallback, not both")]
+    listed = isinstance(body.get("channels"), list)
+    if listed and not body["channels"] and "channel" not in body:
+        return None, [FieldError(f"{prefix}/channels", "must name at least one channel")]
     if listed and body["channels"]:
-        # `channels` alone means channel = channels[0], fallback = channels[1:].
-        body = {**body, "channel": body["channels"][0], "fallback": body["channels"][1:]}
+        # `channels` means channel = channels[0], fallback = channels[1:].
+        body = {"channel": body["channels"][0], **body, "fallback": body["channels"][1:]}
     channel = body.get("channel")
     model = job_models(limits.allow_http_webhooks, batch).get(channel) if isinstance(channel, str) else None
     if model is None:
