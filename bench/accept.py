@@ -11,6 +11,8 @@ load generator to CPU 1 with taskset when there are two CPUs):
 2. `gateway serve --role api` on a fresh SQLite file (WAL, synchronous=FULL), one job per request,
    half of them with a unique Idempotency-Key;
 3. `POST /v1/messages/batch` with 100 and with 1000 jobs per request (every item keyed);
+3a. `POST /v1/messages` naming a published template instead of giving content (the same ~300 B
+   SMS rendered from it at accept: two params), against the plain single job of the same launch;
 4. with `--roles api,all` also single and batch-1000 accept with `--role all`, the worker
    dispatching to the sandbox provider at the same time (and its dispatch rate);
 5. with `serve1` and `serve` in --roles, the same as `all` for `gateway serve --processes 1` (one
@@ -82,6 +84,18 @@ USER_JOB = (
     'Sunday. Open the app to use it before it is gone. Reply T to opt out."},"category":"marketing",'
     '"campaign":"recall-2024-06","variant":"b","user_id":"u-{u4}","metadata":{"segment":"dormant-30d"}}'
 )
+# The same text as JOB, rendered at accept from a published template with two params.
+TEMPLATE = (
+    '{"name":"recall","variables":{"name":{"type":"string","required":true,"max_length":20,"example":"Lee"},'
+    '"day":{"type":"string","required":true,"max_length":12,"example":"Sunday"}},"channels":{"sms":{"text":'
+    '"[Shop] Hi {{ name }}, your 20% coupon expires on {{ day }}. Open the app to use it before it is gone. '
+    'Reply T to opt out."}}}'
+)
+TEMPLATED_JOB = (
+    '{"channel":"sms","to":"+86138{d8}","template":"recall","params":{"name":"Lee","day":"Sunday"},'
+    '"category":"marketing","campaign":"recall-2024-06","variant":"b","user_id":"u-{n}",'
+    '"metadata":{"segment":"dormant-30d"}}'
+)
 KEYED_ITEM = JOB[:-1] + ',"idempotency_key":"b-{n}"}'
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
@@ -89,6 +103,23 @@ SINGLE = [
     RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, JOB),
     RequestTemplate("POST", "/v1/messages", dict(AUTH), JOB),
 ]
+
+SINGLE_TEMPLATED = [
+    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, TEMPLATED_JOB),
+    RequestTemplate("POST", "/v1/messages", dict(AUTH), TEMPLATED_JOB),
+]
+TEMPLATED_NAME = "single job, template"
+
+
+def publish_template(url: str) -> None:
+    """The template the templated rows name, created and published over the API."""
+    import urllib.request
+
+    for path, body in (("/v1/templates", TEMPLATE), ("/v1/templates/recall/publish", "{}")):
+        request = urllib.request.Request(url + path, data=body.encode(), headers=AUTH, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            if answer.status != 201:
+                raise RuntimeError(f"{path}: {answer.status}")
 
 
 USER_SINGLE = [
@@ -328,9 +359,14 @@ def gateway_argv(role: str, root: Path) -> list[str]:
     return [PYTHON, "-m", "gateway", "serve", *SERVE_ARGS[role]]
 
 
-def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list[Measurement]:
+def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int], templated: bool = False) -> list[Measurement]:
+    """A row per size on a fresh SQLite file; with `templated`, a templated single-job row after the
+    plain one."""
     results = []
-    for size in sizes:
+    rows = [(size, False) for size in sizes]
+    if templated and 1 in sizes:
+        rows.insert(sizes.index(1) + 1, (1, True))
+    for size, with_template in rows:
         with temporary_directory("bench-accept-") as tmp:
             port = free_port()
             db_path = tmp / "gateway.db"
@@ -344,7 +380,7 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list
             for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
                 os.environ.pop(name, None)
             server = SERVER_NAMES[role]
-            name = "single job" if size == 1 else f"batch of {size}"
+            name = TEMPLATED_NAME if with_template else "single job" if size == 1 else f"batch of {size}"
             process = ServerProcess(
                 gateway_argv(role, args.gateway_root),
                 ready_url=f"http://127.0.0.1:{port}/healthz",
@@ -366,13 +402,15 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int]) -> list
             with process as proc:
                 measurement = Measurement(name, server, size)
                 url = f"http://127.0.0.1:{port}"
-                people = role == "api" and size == 1 and not args.no_user_jobs
+                people = role == "api" and size == 1 and not with_template and not args.no_user_jobs
                 if people:
                     import_people(url)  # before the plain run too: both measure on the same database
+                if with_template:
+                    publish_template(url)
                 measure(
                     measurement,
                     url,
-                    SINGLE if size == 1 else batch(size),
+                    SINGLE_TEMPLATED if with_template else SINGLE if size == 1 else batch(size),
                     args,
                     args.connections if size == 1 else args.batch_connections,
                     Db(db_path),
@@ -418,6 +456,17 @@ def user_jobs_line(gateway: list[Measurement]) -> list[str]:
     ]
 
 
+def template_line(single: Measurement | None, templated: Measurement | None) -> list[str]:
+    """Single-job accept naming a template against plain content, the same launch and role."""
+    if single is None or templated is None or not single.rps or not templated.rps:
+        return []
+    ratio = templated.rps / single.rps
+    return [
+        f"- single-job accept with a template >= 0.80 x plain content: **{ratio:.2f}** ->"
+        f" {'met' if ratio >= 0.80 else 'NOT met'}"
+    ]
+
+
 def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measurement], command: str) -> str:
     base = baseline.rps or 0.0
     rows = []
@@ -452,7 +501,8 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
         rows,
     )
     info = machine_info()
-    single = next((m for m in gateway if m.server.endswith("api") and m.jobs_per_request == 1), None)
+    single = next((m for m in gateway if m.server.endswith("api") and m.name == "single job"), None)
+    templated = next((m for m in gateway if m.server.endswith("api") and m.name == TEMPLATED_NAME), None)
     batches = [m for m in gateway if m.server.endswith("api") and m.jobs_per_request > 1]
     ratio = (single.rps or 0) / base if single and base else 0.0
     best_batch = max((m.jps or 0 for m in batches), default=0.0)
@@ -495,6 +545,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
         f"- single-job accept >= 0.40 x bare handler: **{ratio:.2f}** -> {'met' if ratio >= 0.40 else 'NOT met'}",
         f"- batch accept >= 10,000 jobs/s on one core: **{best_batch:,.0f}** ->"
         f" {'met' if best_batch >= 10_000 else 'NOT met'}",
+        *template_line(single, templated),
         *multi_process_line(gateway),
         *user_jobs_line(gateway),
         f"- unexpected answers or socket errors over all runs: {unexpected}",
@@ -533,6 +584,7 @@ def main() -> int:
     parser.add_argument(
         "--no-user-jobs", action="store_true", help="skip the user_id row (10,000 recipients imported first)"
     )
+    parser.add_argument("--no-template", action="store_true", help="leave out the templated single-job row")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -548,7 +600,7 @@ def main() -> int:
     sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     baseline = bench_baseline(args)
     roles = args.roles.split(",")
-    gateway = bench_gateway(args, "api", [1, *sizes]) if "api" in roles else []
+    gateway = bench_gateway(args, "api", [1, *sizes], templated=not args.no_template) if "api" in roles else []
     for role in ("all", "serve1", "serve"):
         if role in roles:
             gateway += bench_gateway(args, role, [1, max(sizes)] if sizes else [1])

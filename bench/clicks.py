@@ -272,7 +272,11 @@ def gateway_argv(root: Path) -> list[str]:
 
 
 def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
-    measurement = Measurement("gateway --role api, GET /c/{token}")
+    measurement = Measurement(
+        "gateway --role api, GET /c/{token}"
+        + (", claim tokens" if args.claim_tokens else "")
+        + ("" if args.wait_for_commit else ", click queued")
+    )
     with temporary_directory("bench-clicks-") as tmp:
         port = free_port()
         db_path = tmp / "gateway.db"
@@ -282,7 +286,14 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             "GATEWAY_API_KEY": API_KEY,
             "GATEWAY_LOG_LEVEL": "warning",
             "PYTHONPATH": str(args.gateway_root),
+            # Every click from one address here: the per-IP limit stays in the path, far above the load.
+            "GATEWAY_LINKS__CLICKS_PER_IP_PER_SECOND": "1000000",
+            "GATEWAY_LINKS__CLICK_BURST": "1000000",
         }
+        if args.claim_tokens:
+            env["GATEWAY_LINKS__CLAIM_TOKENS"] = "true"
+        if not args.wait_for_commit:
+            env["GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT"] = "false"
         for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
             os.environ.pop(name, None)
         process = ServerProcess(
@@ -351,8 +362,12 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
         " SQLite file (WAL, synchronous=FULL), links inserted with sqlite3, `--role api` (no worker)",
         f"- gateway source: `{args.gateway_root}` ({source_revision(args.gateway_root)})",
         f"- load average before / after the bench: {args.load_before} / {load_average()}",
-        "- per gateway request: token check, `links` lookup (reader thread), click row group-committed before the"
-        " 302, attribution appended to the URL",
+        "- per gateway request: per-IP click rate (in memory), token check, `links` lookup (kept in memory once"
+        " read), click row group-committed "
+        + ("before the 302" if args.wait_for_commit else "after the 302 (queued before it)")
+        + ", attribution"
+        + (" and a signed claim token" if args.claim_tokens else "")
+        + " appended to the URL",
         "",
         table,
         "",
@@ -380,6 +395,19 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=1000, help="distinct tracked links to click")
+    parser.add_argument(
+        "--claim-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="links.claim_tokens on (the default): each redirect carries a signed claim token",
+    )
+    parser.add_argument(
+        "--wait-for-commit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="links.wait_for_click_commit (the default): the 302 waits for the click's commit; "
+        "--no-wait-for-commit answers once the click is queued for it",
+    )
     parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
     parser.add_argument(
         "--gateway-root",

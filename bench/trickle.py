@@ -63,6 +63,7 @@ from dispatch import (  # noqa: E402
     _fresh_database,
     base_env,
     cpu_seconds,
+    descendants,
     flush_redis,
     job,
     pids_listening_on,
@@ -71,31 +72,6 @@ from dispatch import (  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks" / "trickle.md"
 ROLES = ("api", "worker", "supervisor", "postgres", "redis")
-
-
-def descendants(root: int) -> dict[int, str]:
-    """The supervisor and its children, each with its role (from its command line)."""
-    parents: dict[int, int] = {}
-    argv: dict[int, bytes] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                argv[int(entry.name)] = (entry / "cmdline").read_bytes()
-    found = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                changed = True
-    roles = {}
-    for pid in found:
-        words = argv.get(pid, b"").split(b"\0")
-        role = words[words.index(b"--role") + 1].decode() if b"--role" in words else "supervisor"
-        roles[pid] = role
-    return roles
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -18,6 +19,7 @@ from aiohttp import web
 from gateway.api import (
     audit,
     batch,
+    campaigns,
     content,
     messages,
     numbers,
@@ -36,15 +38,19 @@ from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
 from gateway.api.problems import problem_middleware
 from gateway.api.server import GatewayAppRunner
+from gateway.api.webhooks import mount_webhooks
 from gateway.background import survived
+from gateway.callback_delivery import CallbackDispatcher
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
+from gateway.domain.pricing import cheapest_channel_costs
 from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
-from gateway.domain.routing import parse_routing
+from gateway.domain.routing import RoutingConfig, parse_routing
 from gateway.gate import PolicyGate
+from gateway.link_redirects import Redirects
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
 from gateway.number_pool import NumberPool, reputation_of
@@ -85,7 +91,11 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_get("/c/{token}", tracking.click)
         app.router.add_get("/v1/events", audit.export_events)
         app.router.add_post("/v1/conversions", tracking.conversion)
-        app.router.add_get("/v1/reports/campaigns/{campaign}", tracking.campaign_report)
+        app.router.add_post("/v1/claims/verify", tracking.verify_claim)
+        app.router.add_get("/v1/reports/campaigns/{campaign}", campaigns.campaign_report)
+        app.router.add_get("/v1/reports/campaigns", campaigns.campaign_list)
+        app.router.add_put("/v1/campaigns/{campaign}", campaigns.put_experiment)
+        app.router.add_get("/v1/campaigns/{campaign}", campaigns.get_experiment)
         app.router.add_post("/v1/content/check", content.check)
         app.router.add_get("/v1/blocklists", content.list_blocklists)
         app.router.add_get("/v1/blocklists/{name}", content.get_blocklist)
@@ -112,6 +122,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
         app.router.add_post("/v1/templates/{name}/preview", templates.preview_template)
         app.router.add_get("/v1/templates/{name}/versions", templates.list_versions)
         app.router.add_get("/v1/templates/{name}/versions/{version}", templates.get_version)
+        mount_webhooks(app)
         mount_console(app, ctx)
     return app
 
@@ -166,6 +177,7 @@ class Gateway:
         self.providers: ProviderRegistry | None = None
         self.content = ContentService(settings.content, self.store, self.metrics)
         self.worker: Worker | None = None
+        self.callbacks: CallbackDispatcher | None = None
         self.numbers = NumberPool(
             self.store, self.state, settings.numbers, reputation=reputation_of(settings.numbers), metrics=self.metrics
         )
@@ -218,9 +230,10 @@ class Gateway:
             content=self.content,
             click_secret=await self.store.get_or_create_secret("click_ip"),
             numbers=self.numbers,
-            routing=parse_routing(s.routing),
+            routing=self._accept_routing(),
             sleeping=parse_limits(s.limits).sleeping,
             intake=intake,
+            redirects=Redirects(self.store, s.links, (await self.store.get_or_create_secret("claim_tokens")).encode()),
         )
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),
@@ -263,6 +276,8 @@ class Gateway:
                 numbers=self.numbers,
             )
             self.worker.start()
+            self.callbacks = CallbackDispatcher(self.store, s.webhooks, self.metrics)
+            await self.callbacks.start()
             self._spawn(self._track_queue_depth())
         # Cooldowns, probation and reputation checks run where jobs are dispatched.
         self.numbers.start(ticking=dispatching)
@@ -296,6 +311,8 @@ class Gateway:
             await self.runner.cleanup()
         if self.worker is not None:
             await self.worker.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
         await self.numbers.close()
         for task in self._background:
             task.cancel()
@@ -331,6 +348,15 @@ class Gateway:
             await authenticator.flush_uses()
         except Exception as exc:  # noqa: BLE001 - an audit record lost must not stop the recorder
             survived(self.metrics, "key-use", "recording API key use failed", exc)
+
+    def _accept_routing(self) -> RoutingConfig:
+        """Routing as accept sees it: `channel_order: "cost"` ranks by routing.costs, else by the
+        price tables (each channel's first priced provider, in routing order)."""
+        routing = parse_routing(self.settings.routing)
+        if routing.costs or not routing.prices or self.providers is None:
+            return routing
+        order = {c: routing.channels.get(c) or names for c, names in self.providers.by_channel.items()}
+        return dataclasses.replace(routing, costs=cheapest_channel_costs(routing.prices, order))
 
     async def _link_tracker(self) -> LinkTracker | None:
         s = self.settings

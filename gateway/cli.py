@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, migrate, keys, numbers, purge, check, report, export, config-example."""
+"""The `gateway` command: serve, migrate, keys, numbers, templates, purge, check, report, export, config-example."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.settings import Settings, SettingsError, load_settings
 
@@ -446,6 +447,33 @@ def cmd_numbers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_templates(args: argparse.Namespace) -> int:
+    from gateway.template_commands import run
+
+    settings = _settings_or_exit()
+    result = _run(run(settings, args))
+    return int(result) if isinstance(result, int) else 1
+
+
+def _add_templates(sub: Any) -> None:
+    templates = sub.add_parser("templates", help="message templates kept as files: push, pull, list, preview")
+    templates.add_argument("--tenant", default="default")
+    templates.set_defaults(func=cmd_templates)
+    steps = templates.add_subparsers(dest="templates_command", required=True)
+    push_step = steps.add_parser("push", help="create or update each DIR/<name>.toml's draft (unchanged: untouched)")
+    push_step.add_argument("directory")
+    push_step.add_argument(
+        "--publish", action="store_true", help="also publish each file that differs from its latest version"
+    )
+    pull_step = steps.add_parser("pull", help="write each template's draft to DIR/<name>.toml")
+    pull_step.add_argument("directory")
+    steps.add_parser("list", help="templates, their latest version and whether the draft differs from it")
+    preview_step = steps.add_parser("preview", help="render a draft with params, each channel checked")
+    preview_step.add_argument("name")
+    preview_step.add_argument("--params", default="{}", help="a JSON object")
+    preview_step.add_argument("--locale", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="delivery-gateway: deliver campaign send jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -527,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     keys.set_defaults(func=cmd_keys)
+    _add_templates(sub)
     return parser
 
 

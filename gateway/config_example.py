@@ -53,11 +53,22 @@ rules = [
 sms = ["twilio", "aliyun"]
 voice = [{ name = "twilio", weight = 3 }, { name = "twilio-backup", weight = 1 }]
 
-## What one message costs per channel, for jobs with channel_order = "cost".
+## What one message costs per channel, for jobs with channel_order = "cost" (unset: each channel's
+## first priced provider's default price from [routing.prices]).
 [routing.costs]
 sms = 0.05
 voice = 0.12
 email = 0.001
+
+## What each provider route charges for an attempt it takes, recorded on the attempt and summed in
+## campaign reports (docs/campaigns.md): per message or per SMS segment, in an ISO 4217 currency;
+## a carrier's price wins over its country's, which wins over the default.
+[routing.prices.aliyun]
+currency = "CNY"
+per = "segment"
+default = 0.045
+countries = { CN = 0.045 }
+carriers = { "China Mobile" = 0.04 }
 
 ## Seconds a sent message waits for its delivery receipt before a job moves to its fallback.
 [routing.receipt_timeout]

@@ -72,6 +72,24 @@ class Metrics:
             ["resolution"],
             registry=r,
         )
+        self.callbacks = Counter(
+            "gateway_webhook_deliveries_total",
+            "Status-callback delivery attempts per subscription and outcome (delivered, retry, dead)",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.callback_lag = Gauge(
+            "gateway_webhook_lag_seconds",
+            "Age of the oldest event still waiting for a subscription (0 when none waits)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.callback_paused = Gauge(
+            "gateway_webhook_paused", "1 while a subscription is paused by its failures", ["endpoint"], registry=r
+        )
+        self.callback_dead = Gauge(
+            "gateway_webhook_dead_letters", "Events on a subscription's dead-letter list", ["endpoint"], registry=r
+        )
         self.background_errors = Counter(
             "gateway_background_errors_total",
             "Errors a background loop caught and carried on after (each one is also logged)",

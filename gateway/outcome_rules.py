@@ -12,11 +12,15 @@ from typing import Any
 import orjson
 
 from gateway.domain.models import AttemptOutcome, Job, Status
+from gateway.domain.pricing import Cost, price_of
+from gateway.domain.regions import region_of
 from gateway.domain.retry import REASON_EXPIRED, GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import RegionRule, RoutingConfig, next_channel, receipt_deadline
 from gateway.domain.template_jobs import channel_addresses
 from gateway.store.records import Outcome, SendingMark
 from providers.base import ErrorKind, ProviderError, SendResult
+
+PHONE_CHANNELS = ("sms", "voice")
 
 
 def addresses_of(job: Job) -> dict[str, str]:
@@ -61,10 +65,11 @@ class OutcomeRules:
             **extra,
         )
 
-    def of_result(self, job: Job, mark: SendingMark, result: SendResult) -> Outcome:
+    def of_result(self, job: Job, mark: SendingMark, result: SendResult, segments: int = 1) -> Outcome:
         now = time.time()
         base: dict[str, Any] = {"attempt": mark.attempt, "provider": mark.provider}
         if result.error is None:
+            cost = self.cost(job, mark.provider, segments)
             # A delivered answer is itself the receipt (a webhook receiver's 2xx): nothing to wait for.
             delivered = result.delivered
             return Outcome(
@@ -77,6 +82,8 @@ class OutcomeRules:
                 provider_message_id=result.provider_message_id,
                 next_attempt_at=None if delivered else self.receipt_deadline(job, now),
                 part_ids=result.part_ids,
+                cost=cost.amount if cost is not None else None,
+                currency=cost.currency if cost is not None else None,
                 **base,
             )
         error: ProviderError = result.error
@@ -157,6 +164,15 @@ class OutcomeRules:
             **base,
             **errors,
         )
+
+    def cost(self, job: Job, provider: str, segments: int) -> Cost | None:
+        """What the provider charges for the attempt it took: by the recipient's carrier or country
+        for a phone number, by the table's default otherwise."""
+        table = self.routing.prices.get(provider)
+        if table is None:
+            return None
+        region = region_of(job.to_addr) if job.channel in PHONE_CHANNELS else None
+        return price_of(table, region.country if region else None, region.carrier if region else None, segments)
 
     def receipt_deadline(self, job: Job, now: float) -> float | None:
         """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""

@@ -20,6 +20,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from gateway.number_settings import NumbersSettings
 from gateway.tenant_settings import TenantSettings
+from gateway.webhook_settings import WebhooksSettings
 from providers.catalog import build_sections, read_secret_file, resolve_secrets
 
 
@@ -217,12 +218,13 @@ class LinkSettings(_Section):
     routes: dict[str, Literal["per_message", "per_campaign", "off"]] = Field(
         default_factory=dict, description="tracking mode per provider name, overriding `tracking`"
     )
-    base_url: str | None = Field(
-        None,
-        examples=["https://go.example.com"],
-        description="the click domain, e.g. https://go.example.com; default public_url",
-    )
+    base_url: str | None = Field(None, examples=["https://go.example.com"], description="click domain; else public_url")
     append_utm: bool = Field(True, description="add utm_campaign / utm_content to the destination on a click")
+    claim_tokens: bool = Field(False, description="a one-time claim token on each message's link (docs/campaigns.md)")
+    claim_ttl_seconds: float = Field(7 * 86400.0, gt=0, description="how long a claim token holds, from the send")
+    clicks_per_ip_per_second: float = Field(20.0, ge=0, description="clicks per client IP per API process; 0: no limit")
+    click_burst: int = Field(60, ge=1, description="clicks one client IP may make at once before the rate applies")
+    wait_for_click_commit: bool = Field(True, description="302 only once the click is committed (docs/tracking.md)")
 
 
 class RetentionSettings(_Section):
@@ -308,6 +310,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(LinkSettings(), description="tracked links; docs/tracking.md")
     retention: RetentionSettings = Field(RetentionSettings(), description="what is kept how long")
     numbers: NumbersSettings = Field(NumbersSettings(), description="sender number pools; docs/numbers.md")
+    webhooks: WebhooksSettings = Field(WebhooksSettings(), description="status callbacks; docs/webhooks.md")
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="one section per provider account, [providers.twilio], [providers.aliyun-marketing] (with"

@@ -405,7 +405,7 @@ class Worker:
                 job, mark.provider, mark.attempt, f"{type(exc).__name__}: {exc}"
             )
         else:
-            outcome = self.rules.of_result(job, mark, result)
+            outcome = self.rules.of_result(job, mark, result, segments)
         if result_is_failure(outcome):
             breaker.failure(time.time())
         else:

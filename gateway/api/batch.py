@@ -72,9 +72,13 @@ class _Batch:
             self.ctx, self.tenant_id, judged.to_send_job(), judged.listed, prefix
         )
         if refusal is None:
-            job, refusal = await rendered_job(
-                self.ctx, self.tenant_id, in_channel_order(self.ctx, job), prefix, self.templates
+            job, wrong = await self.ctx.experiments.assign(
+                self.ctx.store, self.tenant_id, in_channel_order(self.ctx, job), prefix
             )
+            if wrong is not None:
+                self.results[index] = _refused(index, validation_problem([wrong]))
+                return
+            job, refusal = await rendered_job(self.ctx, self.tenant_id, job, prefix, self.templates)
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
         refusal = refusal or refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
         if refusal is not None:

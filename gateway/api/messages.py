@@ -25,8 +25,9 @@ from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
 from gateway.domain.ids import message_id
 from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, valid_idempotency_key
-from gateway.domain.models import Channel, SendJob, Status
+from gateway.domain.models import Channel, SendJob
 from gateway.domain.routing import candidate_providers, cheapest_first
+from gateway.experiment_assignment import accepted_status
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome, MessageFilter
 from providers.templates import sendable_by
 
@@ -54,6 +55,7 @@ def job_row(
     choice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
+    status, reason = accepted_status(job)
     row: dict[str, Any] = {
         "id": message_id(now),
         "tenant_id": tenant_id,
@@ -72,8 +74,8 @@ def job_row(
         "fallback": ",".join(c.value for c in job.fallback) or None,
         "metadata": orjson.dumps(job.metadata).decode() if job.metadata else None,
         "tz": job.tz,
-        "status": Status.QUEUED.value,
-        "reason": None,
+        "status": status.value,
+        "reason": reason,
         "provider": None,
         "provider_message_id": None,
         "sender": None,
@@ -217,9 +219,11 @@ async def create_message(request: web.Request) -> web.Response:
     if judged is None:
         raise validation_problem(errors)
     job, choice, refusal = await addressed_job(ctx, principal.tenant_id, judged.to_send_job(), judged.listed)
-    if refusal is not None:
-        raise refusal
-    job, refusal = await rendered_job(ctx, principal.tenant_id, in_channel_order(ctx, job))
+    if refusal is None:
+        job, wrong = await ctx.experiments.assign(ctx.store, principal.tenant_id, in_channel_order(ctx, job))
+        if wrong is not None:
+            raise validation_problem([wrong])
+        job, refusal = await rendered_job(ctx, principal.tenant_id, job)
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since, a template
     # archived since) come after the key: a retry of a request the gateway already took gets the first

@@ -154,7 +154,7 @@ async def erase_recipient(request: web.Request) -> web.Response:
 def sleeping_window(policy: SleepingPolicy | None, now: float) -> tuple[int, float]:
     """The sleeping policy's (unanswered sends, since); with none configured nobody sleeps."""
     if policy is None:
-        return (2**31, now)
+        return (2**31 - 1, now)  # more sends than anyone has; the largest count PostgreSQL compares as int4
     return (policy.after, now - policy.window_seconds)
 
 

@@ -33,7 +33,7 @@ def accepted_message(row: dict[str, Any]) -> dict[str, Any]:
     idempotency key gives the very same answer as the first request."""
     answer = {
         "id": row["id"],
-        "status": Status.QUEUED,
+        "status": Status.HELD_OUT if row["status"] == Status.HELD_OUT else Status.QUEUED,
         "channel": row["channel"],
         "to": row["to_addr"],
         "category": row["category"],
@@ -100,6 +100,8 @@ def message_detail(row: dict[str, Any]) -> dict[str, Any]:
             "error_code": a["error_code"],
             "error_message": a["error_message"],
             "provider_message_id": a["provider_message_id"],
+            "cost": a.get("cost"),
+            "currency": a.get("currency"),
         }
         for a in row["attempts"]
     ]

@@ -14,6 +14,7 @@ from gateway.api.context import context
 from gateway.api.messages import MESSAGE_ID
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
+from gateway.api.report_csv import csv_answer, wants_csv
 from gateway.contract.base import judge
 from gateway.contract.reports import FailureQuery, RequeueRequest, listed
 from gateway.domain.failures import REQUEUEABLE, advice_for
@@ -69,9 +70,10 @@ async def failures(request: web.Request) -> web.Response:
     since, until = time_window(query.since, query.until)
     group_by = listed(query.group_by)
     groups = await ctx.store.failure_report(principal.tenant_id, since, until, group_by, listed(query.status))
-    return web.Response(
-        body=orjson.dumps(render_report(groups, group_by, since, until)), content_type="application/json"
-    )
+    report = render_report(groups, group_by, since, until)
+    if wants_csv(request, query.format):
+        return csv_answer(report["groups"], "failures", group_by)
+    return web.Response(body=orjson.dumps(report), content_type="application/json")
 
 
 async def retry_message(request: web.Request) -> web.Response:

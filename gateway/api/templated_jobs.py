@@ -5,6 +5,7 @@ into the content it is stored with (gateway/domain/template_jobs.py). Every refu
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import orjson
@@ -28,6 +29,10 @@ CONTENT_MODELS: dict[str, Any] = {
     "webhook": WebhookContent,
 }
 _MAX_CACHED = 2048
+# How long a process reuses a template's row for jobs: an archive (or a publish, for jobs naming no
+# version) made elsewhere takes effect within this; a job naming a version newer than the row
+# knows reads the row again. Read for every job, the row cost more than half of templated accept.
+TEMPLATE_ROW_SECONDS = 1.0
 
 
 def _refused(field: str, message: str) -> Problem:
@@ -41,7 +46,7 @@ async def _version(
     template rows a batch read already (a thousand items naming one template read it once)."""
     row = rows.get(ref.name) if rows is not None else None
     if row is None:
-        row = await ctx.store.get_template(tenant_id, ref.name)
+        row = await _row(ctx, tenant_id, ref)
         if rows is not None and row is not None:
             rows[ref.name] = row
     if row is None:
@@ -65,6 +70,31 @@ async def _version(
             cache.clear()
         cache[(row["id"], number)] = content
     return number, content
+
+
+async def _row(ctx: ApiContext, tenant_id: str, ref: TemplateRef) -> dict[str, Any] | None:
+    """The template's row, reused for TEMPLATE_ROW_SECONDS unless the job names a version it lacks.
+    An absent template is not remembered: one created a moment later is found at once."""
+    key, now = (tenant_id, ref.name), time.monotonic()
+    cached = ctx.template_rows.get(key)
+    if cached is not None and now - cached[0] < TEMPLATE_ROW_SECONDS:
+        known = cached[1]
+        if ref.version is None or ref.version <= int(known["latest_version"]):
+            return known
+    row = await ctx.store.get_template(tenant_id, ref.name)
+    if row is None:
+        ctx.template_rows.pop(key, None)
+        return None
+    if len(ctx.template_rows) >= _MAX_CACHED:
+        ctx.template_rows.clear()
+    ctx.template_rows[key] = (now, row)
+    return row
+
+
+def forget_template(ctx: ApiContext, tenant_id: str, name: str) -> None:
+    """Published or archived in this process: its next job reads the row again, so this process's
+    own changes take effect at once (other processes' within TEMPLATE_ROW_SECONDS)."""
+    ctx.template_rows.pop((tenant_id, name), None)
 
 
 async def rendered_job(

@@ -14,6 +14,7 @@ from gateway.api.content import accept_route, report_body
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
+from gateway.api.templated_jobs import forget_template
 from gateway.contract.base import judge
 from gateway.contract.jobs import LIMITS
 from gateway.contract.templates import (
@@ -201,6 +202,7 @@ async def publish_template(request: web.Request) -> web.Response:
         )
     warnings = orjson.dumps([f.as_json() for f in findings]).decode()
     version = await ctx.store.publish_template(principal.tenant_id, name, row["draft"], warnings, principal.key_id)
+    forget_template(ctx, principal.tenant_id, name)
     if version is None:
         raise _archived(name)
     location = f"/v1/templates/{name}/versions/{version}"
@@ -212,6 +214,7 @@ async def archive_template(request: web.Request) -> web.Response:
     principal = await ctx.auth.principal(request, "send")
     name = _name(request)
     row = await ctx.store.archive_template(principal.tenant_id, name, principal.key_id)
+    forget_template(ctx, principal.tenant_id, name)
     if row is None:
         raise _not_found(name)
     return _json(_render(row, []))

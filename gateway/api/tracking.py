@@ -1,9 +1,9 @@
-"""The closed loop: tracked short links, conversions, and the campaign report."""
+"""The closed loop: tracked short links, claim tokens and conversions."""
 
 from __future__ import annotations
 
 import hashlib
-import statistics
+import math
 import time
 from typing import Any
 
@@ -14,11 +14,12 @@ from gateway.api.bodies import read_json
 from gateway.api.context import context
 from gateway.api.problems import Problem, validation_problem
 from gateway.api.render import iso
-from gateway.api.reports import invalid_query
 from gateway.contract.base import judge
-from gateway.contract.reports import listed
-from gateway.contract.tracking import TOTALS, CampaignQuery, ConversionRequest
-from gateway.domain.tracking import TOKEN_RE, looks_automated, with_attribution
+from gateway.contract.tracking import ClaimRequest, ConversionRequest
+from gateway.domain.claims import ClaimResult
+from gateway.domain.claims import judge as judge_claim
+from gateway.domain.claims import read as read_claim
+from gateway.domain.tracking import TOKEN_RE, looks_automated
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
@@ -26,14 +27,27 @@ NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 async def click(request: web.Request) -> web.StreamResponse:
     """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
     ctx = context(request)
+    redirects = ctx.redirects
+    assert redirects is not None
+    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+    wait = redirects.rate.wait(peer)
+    if wait > 0:
+        retry_after = str(max(1, math.ceil(wait)))
+        raise Problem(
+            429,
+            "too-many-requests",
+            "Too Many Requests",
+            "too many clicks from this address; retry later",
+            headers={"Retry-After": retry_after},
+        )
     token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
-    link = await ctx.store.find_link(token)
-    if link is None:
+    found = await redirects.link(token)
+    if found is None:
         raise NOT_FOUND
+    link, destination = found
     user_agent = request.headers.get("User-Agent", "")[:512]
-    peer = request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
     secret = ctx.click_secret
     await ctx.store.record_click(
         {
@@ -44,14 +58,38 @@ async def click(request: web.Request) -> web.StreamResponse:
             "user_agent": user_agent or None,
             "ip_hash": hashlib.sha256(f"{secret}:{peer}".encode()).hexdigest() if peer else None,
             "automated": looks_automated(user_agent, request.method),
-        }
+        },
+        wait=ctx.settings.links.wait_for_click_commit,
     )
-    url = link["url"]
-    if ctx.settings.links.append_utm:
-        url = with_attribution(url, link["campaign"], link["variant"])
     return web.Response(
-        status=302, headers={"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        status=302,
+        headers={
+            "Location": destination,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
     )
+
+
+async def verify_claim(request: web.Request) -> web.Response:
+    """The landing page's back end asks whether a claim token is genuine, in time and unclaimed; the
+    first such ask claims it."""
+    ctx = context(request)
+    principal = await ctx.auth.principal(request, "send")
+    asked, errors = judge(ClaimRequest, await read_json(request, 4096))
+    if asked is None:
+        raise validation_problem(errors)
+    redirects = ctx.redirects
+    assert redirects is not None
+    claim = read_claim(redirects.claim_secret, asked.token)
+    now = time.time()
+    result = judge_claim(claim, now)
+    if result is None and claim is not None:
+        result = await ctx.store.claim_once(principal.tenant_id, claim, now)
+    answer: dict[str, Any] = {"result": result.value if result is not None else ClaimResult.FORGED.value}
+    if claim is not None and result != ClaimResult.FORGED:
+        answer.update(message_id=claim.message_id, campaign=claim.campaign)
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
 async def conversion(request: web.Request) -> web.Response:
@@ -90,52 +128,3 @@ async def conversion(request: web.Request) -> web.Response:
         "occurred_at": iso(stored["occurred_at"]),
     }
     return web.Response(status=201 if created else 200, body=orjson.dumps(answer), content_type="application/json")
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-async def campaign_report(request: web.Request) -> web.Response:
-    ctx = context(request)
-    principal = await ctx.auth.principal(request, "report")
-    campaign = request.match_info["campaign"]
-    query, errors = CampaignQuery.judge(request.query)
-    if query is None:
-        raise invalid_query(errors)
-    group_by = listed(query.group_by)
-    groups = await ctx.store.campaign_report(principal.tenant_id, campaign, group_by)
-    campaign_links = await ctx.store.campaign_link_report(principal.tenant_id, campaign)
-    return web.Response(
-        body=orjson.dumps(campaign_summary(campaign, group_by, groups, campaign_links)),
-        content_type="application/json",
-    )
-
-
-def campaign_summary(
-    campaign: str, group_by: tuple[str, ...], groups: list[dict[str, Any]], campaign_links: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The campaign report as the API and the console show it: groups in order with their rates,
-    the totals, and the links shared by a whole variant (counted in the totals only)."""
-    rendered: list[dict[str, Any]] = []
-    for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in group_by)):
-        waits = g.pop("seconds_to_first_click")
-        g.update(
-            delivery_rate=_rate(g["delivered"], g["sent"]),
-            click_rate=_rate(g["unique_clicks"], g["delivered"]),
-            conversion_rate=_rate(g["conversions"], g["unique_clicks"]),
-            median_seconds_to_click=round(statistics.median(waits), 3) if waits else None,
-        )
-        rendered.append(g)
-    totals = {k: sum(g[k] for g in rendered) for k in TOTALS}
-    for shared in campaign_links:
-        # Clicks on links shared by a whole variant count in the totals; which message led to them is unknowable.
-        for name in ("clicks", "human_clicks", "conversions", "value"):
-            totals[name] += shared[name]
-    return {
-        "campaign": campaign,
-        "group_by": list(group_by),
-        "totals": totals,
-        "groups": rendered,
-        "campaign_links": campaign_links,
-    }

@@ -237,7 +237,11 @@ class _JobFields(Body):
     )
     user_id: Label | None = None
     campaign: Label | None = None
-    variant: Label | None = None
+    variant: Label | None = Field(
+        None,
+        description='"auto": the arm of the campaign\'s experiment by a stable hash of the recipient (PUT /v1/campaigns'
+        '/{campaign}), shown in the answer; "holdout": held out, recorded as held_out and never sent',
+    )
     send_at: Timestamp | None = Field(None, description="not before this time", examples=["2031-01-31T09:00:00+08:00"])
     expires_at: Timestamp | None = Field(
         None,

@@ -75,7 +75,7 @@ class TemplatePinned(TemplateUsed):
 
 class AcceptedMessage(Reply):
     id: Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
-    status: Literal["queued"]
+    status: Literal["queued", "held_out"] = Field(description="held_out: in the experiment's holdout, never sent")
     channel: Channel
     to: str
     category: Category
@@ -132,6 +132,8 @@ class Attempt(Reply):
     error_code: str | None
     error_message: str | None
     provider_message_id: str | None
+    cost: float | None = Field(None, description="what the provider charges for it, by routing.prices")
+    currency: str | None = Field(None, description="ISO 4217, the price table's currency")
 
 
 class Receipt(Reply):

@@ -40,6 +40,9 @@ class FailureQuery(Query):
     until: Timestamp | None = Field(None, description="before this time (default: now)")
     group_by: comma_separated(REPORT_DIMENSIONS, DEFAULT_GROUP_BY, "what to group by")  # type: ignore[valid-type]
     status: comma_separated(FAILURE_STATUSES, FAILURE_STATUSES, "which statuses count")  # type: ignore[valid-type]
+    format: Literal["json", "csv"] | None = Field(
+        None, description="csv: the groups as CSV (as with Accept: text/csv); default JSON"
+    )
 
 
 class FailureGroup(Reply):
@@ -136,7 +139,12 @@ OPERATIONS = (
         "failureReport",
         "Failed sends grouped, with counts, first/last seen, samples and whether a retry helps",
         query=FailureQuery,
-        answers={200: Answer("the report", FailureReport), 400: INVALID_QUERY, **auth_answers()},
+        description="also as text/csv (Accept: text/csv or ?format=csv): one line per group",
+        answers={
+            200: Answer("the report", FailureReport, also={"text/csv": {"type": "string"}}),
+            400: INVALID_QUERY,
+            **auth_answers(),
+        },
     ),
     Operation(
         "post",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.contract import (
     callbacks,
+    campaigns,
     content,
     events,
     messages,
@@ -14,6 +15,7 @@ from gateway.contract import (
     suppressions,
     templates,
     tracking,
+    webhooks,
 )
 from gateway.contract.operations import Named, Operation
 
@@ -29,6 +31,8 @@ ALL_OPERATIONS: tuple[Operation, ...] = (
     *callbacks.OPERATIONS,
     *ops.OPERATIONS,
     *recipients.OPERATIONS,
+    *webhooks.OPERATIONS,
+    *campaigns.OPERATIONS,
 )
 # Schemas named in the document without an operation of their own (clients generate types from them).
 NAMED_SCHEMAS: tuple[Named, ...] = (*messages.NAMED, *events.NAMED)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from gateway.contract.base import NO_NUL, Body, Reply, Timestamp, explain_pattern, fail
 from gateway.contract.messages import MESSAGE_ID_PATTERN, Iso
-from gateway.contract.operations import Answer, Operation, Query, auth_answers, body_answers, problem
-from gateway.contract.reports import INVALID_QUERY, comma_separated
-from gateway.domain.tracking import CAMPAIGN_DIMENSIONS, TOKEN_RE
+from gateway.contract.operations import Answer, Operation, auth_answers, body_answers, problem
+from gateway.domain.tracking import TOKEN_RE
 
 TOKEN_PATTERN = explain_pattern(TOKEN_RE.pattern, "must be a click token: the 10 letters and digits after /c/")
 ClickToken = Annotated[
@@ -64,6 +63,29 @@ class ConversionRequest(Body):
         return value
 
 
+class ClaimRequest(Body):
+    """A claim token as the landing page received it (the `claim` query parameter)."""
+
+    token: Annotated[
+        str,
+        StringConstraints(
+            min_length=1,
+            max_length=1024,
+            pattern=explain_pattern(r"^[A-Za-z0-9_.-]+$", "must be a claim token: letters, digits, _ - and a dot"),
+        ),
+        Field(examples=["bXNnXzAxSkQ1WlE4VzFYMlkzWjRBNUI2QzdEOEU5CjE3OTY0Nzk5OTkKc3ByaW5n.pJbq3kQ7bS0cUu1YvK8T2w"]),
+    ]
+
+
+class ClaimAnswer(Reply):
+    result: Literal["valid", "expired", "forged", "claimed"] = Field(
+        description="valid: genuine, in time, claimed now; expired; forged (not ours, altered, truncated or another"
+        " tenant's); claimed: claimed before (a replay, refused and counted)"
+    )
+    message_id: str | None = Field(None, description="the message the token was sent with (not for forged)")
+    campaign: str | None = Field(None, description="its campaign (not for forged)")
+
+
 class Conversion(Reply):
     event_id: str
     message_id: str | None = Field(description="null for a link shared by a whole variant (per_campaign links)")
@@ -73,68 +95,6 @@ class Conversion(Reply):
     occurred_at: Iso
 
 
-class CampaignQuery(Query):
-    group_by: comma_separated(CAMPAIGN_DIMENSIONS, ("variant",), "what to group by")  # type: ignore[valid-type]
-
-
-Count = Annotated[int, Field(ge=0)]
-Rate = Annotated[float, Field(ge=0)] | None
-
-
-class CampaignTotals(Reply):
-    messages: Count
-    sent: Count = Field(description="taken by a provider (sent, delivered or undelivered)")
-    delivered: Count
-    failed: Count = Field(description="did not reach the handset (failed, undelivered, rejected, expired, unknown)")
-    suppressed: Count
-    sleeping: Count = Field(description="of the suppressed, those left alone because the recipient was sleeping")
-    clicks: Count
-    human_clicks: Count = Field(description="clicks not made by link previews, crawlers or scanners")
-    unique_clicks: Count = Field(description="messages clicked at least once by a person")
-    conversions: Count
-    value: float
-
-
-class CampaignGroup(CampaignTotals):
-    """One group; it names a value of each `group_by` dimension (null: the message has none)."""
-
-    variant: str | None = None
-    channel: str | None = None
-    provider: str | None = None
-    sender: str | None = None
-    delivery_rate: Rate = Field(description="delivered / sent")
-    click_rate: Rate = Field(description="unique_clicks / delivered")
-    conversion_rate: Rate = Field(description="conversions / unique_clicks")
-    median_seconds_to_click: Rate = Field(description="from sending to a person's first click")
-
-
-class CampaignLinkGroup(Reply):
-    """Clicks and conversions through per_campaign links (one link per variant and destination), so
-    people are counted as unique_visitors by hashed IP; included in the totals."""
-
-    variant: str | None
-    clicks: Count
-    human_clicks: Count
-    unique_visitors: Count
-    conversions: Count
-    value: float
-
-
-class CampaignReport(Reply):
-    campaign: str
-    group_by: list[str]
-    totals: CampaignTotals
-    groups: list[CampaignGroup]
-    campaign_links: list[CampaignLinkGroup]
-
-
-TOTALS = tuple(CampaignTotals.model_fields)
-CAMPAIGN: dict[str, Any] = {
-    "type": "string",
-    "pattern": NO_NUL,
-    "description": "the campaign given at send time",
-    "examples": ["spring-sale"],
-}
 TOKEN: dict[str, Any] = {"type": "string", "pattern": TOKEN_PATTERN, "examples": ["a1B2c3D4e5"]}
 
 OPERATIONS = (
@@ -155,6 +115,10 @@ OPERATIONS = (
                 },
             ),
             404: problem("an unknown or tampered token; nothing recorded"),
+            429: problem(
+                "over links.clicks_per_ip_per_second from this client IP; nothing recorded",
+                {"Retry-After": {"schema": {"type": "integer"}}},
+            ),
             503: problem("the database is unavailable; retry after the Retry-After seconds"),
         },
     ),
@@ -183,12 +147,19 @@ OPERATIONS = (
         },
     ),
     Operation(
-        "get",
-        "/v1/reports/campaigns/{campaign}",
-        "campaignReport",
-        "Sent, delivered, failed, clicks (human and unique), conversions, value and rates",
-        path_params={"campaign": CAMPAIGN},
-        query=CampaignQuery,
-        answers={200: Answer("the report", CampaignReport), 400: INVALID_QUERY, **auth_answers()},
+        "post",
+        "/v1/claims/verify",
+        "verifyClaim",
+        "Verify a one-time claim token from a landing page's back end; the first valid verify claims it",
+        body=ClaimRequest,
+        body_examples={
+            "from_the_landing_page": {"token": "bXNnXzAxSkQ1WlE4VzFYMlkzWjRBNUI2QzdEOEU5.pJbq3kQ7bS0cUu1YvK8T2w"}
+        },
+        answers={
+            200: Answer("what the token is; claimed once, atomically across processes", ClaimAnswer),
+            **body_answers(),
+            **auth_answers(),
+            422: problem("not a token at all (empty, too long, characters no token has)"),
+        },
     ),
 )

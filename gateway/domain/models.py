@@ -32,6 +32,9 @@ class Status(enum.StrEnum):
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
     UNKNOWN = "unknown"
+    # In an experiment's holdout (domain/experiments): recorded, never sent, so the campaign's
+    # effect can be measured against people it did not reach. Final; no receipt can move it.
+    HELD_OUT = "held_out"
 
 
 def is_member(value: object, enum: type[enum.StrEnum]) -> bool:
@@ -54,6 +57,7 @@ FINAL = frozenset(
         Status.SUPPRESSED,
         Status.EXPIRED,
         Status.UNKNOWN,
+        Status.HELD_OUT,
     }
 )
 # Where a job's dispatch ended without a message (counted as failed in the metrics).

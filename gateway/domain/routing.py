@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from gateway.domain.models import Channel, is_member
+from gateway.domain.pricing import PriceTable, parse_prices
 from gateway.domain.regions import CHINA_PROVINCES, Region
 
 REGION_KEYS = ("country", "province", "city", "carrier")
@@ -90,6 +91,8 @@ class RoutingConfig:
     # Per channel, how long a sent message may wait for its delivery receipt before a job with a
     # fallback channel moves on to it (`fallback.no_receipt`).
     receipt_timeouts: Mapping[str, float] = field(default_factory=dict)
+    # Per provider route, what an accepted attempt costs (domain/pricing): recorded on the attempt.
+    prices: Mapping[str, PriceTable] = field(default_factory=dict)
 
 
 def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
@@ -99,7 +102,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         return RoutingConfig()
     if not isinstance(value, Mapping):
         raise ValueError(f"{key}: expected a table")
-    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs", "receipt_timeout"}
+    known = {"channels", "rules", "circuit_failures", "circuit_cooldown_seconds", "costs", "receipt_timeout", "prices"}
     for name in value:
         if name not in known:
             raise ValueError(f"{key}.{name}: unknown key (known: {', '.join(sorted(known))})")
@@ -137,6 +140,7 @@ def parse_routing(value: Any, key: str = "routing") -> RoutingConfig:
         weights=weights,
         costs=_parse_costs(value.get("costs"), key),
         receipt_timeouts=_parse_receipt_timeouts(value.get("receipt_timeout"), key),
+        prices=parse_prices(value.get("prices"), f"{key}.prices"),
     )
 
 

@@ -3,6 +3,8 @@ link-preview bots and security scanners, and keeping redirects to what was regis
 
 from __future__ import annotations
 
+import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -17,8 +19,20 @@ TOKEN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 TOKEN_LENGTH = 10  # 59 bits: short enough for an SMS, far too many to guess
 TOKEN_RE = re.compile(rf"^[0-9A-Za-z]{{{TOKEN_LENGTH}}}$")
 
-# What a campaign report groups by (each one a field of the message).
-CAMPAIGN_DIMENSIONS = ("variant", "channel", "provider", "sender")
+# What a campaign report groups by: a field of the message, the recipient's state, or
+# `metadata.<key>` (e.g. metadata.rule: the rule or trigger that produced the job).
+RECIPIENT_STATE = "recipient_state"
+CAMPAIGN_DIMENSIONS = ("variant", "channel", "provider", "sender", RECIPIENT_STATE)
+METADATA_DIMENSION = "metadata."
+METADATA_KEY = "[A-Za-z0-9_-]{1,64}"
+
+
+class RecipientState(enum.StrEnum):
+    """Whether the recipient is one the sleeping policy leaves alone ([limits.sleeping])."""
+
+    SLEEPING = "sleeping"
+    AWAKE = "awake"
+
 
 # Link previews (chat apps), crawlers and mail security scanners open links no person clicked.
 _BOT_MARKERS = re.compile(
@@ -51,6 +65,7 @@ def campaign_token(secret: bytes, tenant_id: str, campaign: str | None, variant:
     return "".join(digits)
 
 
+@functools.lru_cache(maxsize=4096)  # a campaign's clicks come from few distinct agents
 def looks_automated(user_agent: str | None, method: str = "GET") -> bool:
     """A click that is probably not a person: no user agent, a HEAD probe, or a known agent."""
     if method.upper() == "HEAD" or not user_agent:

@@ -63,6 +63,8 @@ class Outcome:
     part_ids: tuple[str, ...] = ()  # the provider's id of each segment, when it numbered them apart
     fallback: str | None = None  # the job's remaining fallback channels, with `channel`
     detail: dict[str, Any] = field(default_factory=dict)
+    cost: float | None = None  # what the attempt cost, by the route's price table (domain/pricing)
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,9 @@ attempts = sa.Table(
     sa.Column("error_code", sa.String(64)),
     sa.Column("error_message", sa.Text),
     sa.Column("provider_message_id", sa.String(128)),
+    # What the provider charges for an attempt it took, by the route's price table (domain/pricing).
+    sa.Column("cost", sa.Float),
+    sa.Column("currency", sa.String(3)),
     sa.UniqueConstraint("message_id", "number", name="uq_attempts_message_number"),
     # Late receipts of an attempt the job has since moved on from are matched through it.
     sa.Index("ix_attempts_provider_ref", "provider", "provider_message_id"),
@@ -393,4 +396,96 @@ template_changes = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("detail", sa.Text),  # JSON: the fields a draft update changed
     sa.Index("ix_template_changes_template", "template_id", "id"),
+)
+
+# Status callbacks (docs/webhooks.md): a tenant's subscriptions, and per subscription the delivery
+# state of each event of the audit log (`events`, the outbox: every state change writes its event row
+# in its own transaction) that it wants.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # a JSON array of event types, "*" for all
+    sa.Column("description", sa.String(200)),
+    sa.Column("secret", sa.String(128), nullable=False),
+    # The secret a rotation replaced, still signing beside the new one until previous_until.
+    sa.Column("previous_secret", sa.String(128)),
+    sa.Column("previous_until", sa.Float),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("paused_reason", sa.String(256)),
+    sa.Column("paused_at", sa.Float),
+    # Events with an id above this are fanned out to it: none from before it existed.
+    sa.Column("after_event_id", sa.BigInteger, nullable=False),
+    sa.Column("delivered_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failed_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failing_since", sa.Float),
+    sa.Column("last_success_at", sa.Float),
+    sa.Column("last_failure_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    # Deliveries of one message go out in event order; NULL: an event of no message, ordered by nothing.
+    sa.Column("message_id", sa.String(32)),
+    sa.Column("event_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_attempt_at", sa.Float),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(512)),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+    sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_order", "endpoint_id", "message_id", "event_id"),
+    sa.Index("ix_webhook_deliveries_endpoint_state", "endpoint_id", "state", "id"),
+)
+
+# How far the outbox has been read, with the lease of the one worker reading it (fenced on owner).
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+)
+
+# Experiments (docs/campaigns.md): a campaign's arms with their weights and its holdout share; a job
+# with variant "auto" is assigned an arm, or the holdout, by a stable hash of its recipient.
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("campaign", sa.String(128), primary_key=True),
+    sa.Column("variants", sa.Text, nullable=False),  # a JSON object: arm -> weight (percent)
+    sa.Column("holdout", sa.Float, nullable=False, server_default="0"),  # percent
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One-time claim tokens (docs/campaigns.md): a message is claimed once. The first verify inserts the
+# row, atomically across processes (the primary key decides); each later verify of a genuine token of
+# the same message counts a refused replay.
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign", sa.String(128)),
+    sa.Column("claimed_at", sa.Float, nullable=False),
+    sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
 )

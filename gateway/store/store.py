@@ -12,7 +12,9 @@ from gateway.store.records import AcceptOutcome, Outcome, ReceiptRecord, Sending
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
+from gateway.store.sql.claims import ClaimsRoom
 from gateway.store.sql.events import EventsRoom
+from gateway.store.sql.experiments import ExperimentsRoom
 from gateway.store.sql.failures import FailuresRoom
 from gateway.store.sql.keys import KeysRoom
 from gateway.store.sql.leases import LeasesRoom
@@ -25,6 +27,8 @@ from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.templates import TemplatesRoom
 from gateway.store.sql.tracking import TrackingRoom
+from gateway.store.sql.webhook_outbox import WebhookOutboxRoom
+from gateway.store.sql.webhooks import WebhooksRoom
 from gateway.store.wakeups import WorkListener
 
 
@@ -45,6 +49,10 @@ class SqlStore(
     NumbersRoom,
     RecipientsRoom,
     TemplatesRoom,
+    WebhooksRoom,
+    WebhookOutboxRoom,
+    ExperimentsRoom,
+    ClaimsRoom,
 ):
     def __init__(
         self,
@@ -70,9 +78,17 @@ class SqlStore(
         )
         self._clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
             self._flush_clicks,
-            delay_seconds=0.005,
+            delay_seconds=0.002,
             max_items=2000,
             name="click-commit",
+        )
+        # Clicks whose redirect does not wait for them (links.wait_for_click_commit off): larger batches.
+        self._queued_clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
+            self._flush_clicks,
+            delay_seconds=0.02,
+            max_items=2000,
+            name="queued-click-commit",
+            paced=True,
         )
         self._outcomes: GroupCommitter[Outcome, list[ReceiptRecord]] = GroupCommitter(
             self._flush_outcomes,
@@ -136,6 +152,7 @@ class SqlStore(
         await self._accepts.drain()
         await self._marks.drain()
         await self._clicks.drain()
+        await self._queued_clicks.drain()
         await self._outcomes.drain()
         await self._addressings.drain()
         await self.db.close()

@@ -7,7 +7,17 @@ from importlib.resources import files
 from aiohttp import web
 
 from gateway.api.context import CONTEXT, ApiContext
-from gateway.ui import campaign_pages, failure_pages, live_page, message_pages, number_pages, pages, recipient_pages
+from gateway.ui import (
+    campaign_pages,
+    failure_pages,
+    live_page,
+    message_pages,
+    number_pages,
+    pages,
+    recipient_pages,
+    template_pages,
+    webhook_pages,
+)
 from gateway.ui.console import CODEC, PREFIX, console_middleware
 
 STYLESHEET = files("gateway.ui").joinpath("static/console.css").read_bytes()
@@ -50,8 +60,14 @@ def build_console_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/numbers", number_pages.numbers)
     app.router.add_get("/numbers/{id}", number_pages.number)
     app.router.add_post(r"/numbers/{id}/{action:flag|restore}", number_pages.number_action)
+    app.router.add_get("/templates", template_pages.templates)
+    app.router.add_get("/templates/{name}", template_pages.template)
+    app.router.add_get("/templates/{name}/preview", template_pages.preview)
     app.router.add_get("/recipients", recipient_pages.find_recipient)
     app.router.add_get("/recipients/{user_id}", recipient_pages.recipient)
+    app.router.add_get("/webhooks", webhook_pages.webhooks)
+    app.router.add_post("/webhooks/{id}/replay", webhook_pages.replay)
+    app.router.add_post("/webhooks/{id}/resume", webhook_pages.resume)
     return app
 
 

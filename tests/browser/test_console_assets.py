@@ -10,6 +10,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, Response
 
 from tests.console import FAILING_SANDBOX, requeueable_group, seeded_traffic
 from tests.harness import API_KEY, running_gateway
+from tests.integration.test_console_templates import TEMPLATE
 
 
 def watch(page: Page) -> list[str]:
@@ -34,6 +35,8 @@ async def test_no_console_page_has_a_failed_request(browser: Browser, tmp_path: 
         ids = await seeded_traffic(gw, messages=20)
         group = await requeueable_group(gw)
         number = await (await gw.post("/v1/numbers", {"pool": "us-sms", "sender": "+14155550100"})).json()
+        assert (await gw.post("/v1/templates", TEMPLATE)).status == 201
+        assert (await gw.post("/v1/templates/order_shipped/publish", {})).status == 201
         page = await browser.new_page()
         problems = watch(page)
 
@@ -54,6 +57,10 @@ async def test_no_console_page_has_a_failed_request(browser: Browser, tmp_path: 
             "/ui/live",
             "/ui/numbers",
             f"/ui/numbers/{number['id']}",
+            "/ui/templates",
+            "/ui/templates/order_shipped",
+            "/ui/templates/order_shipped/preview",
+            "/ui/webhooks",
         ]
         for path in pages:
             response = await page.goto(gw.url + path)

@@ -59,19 +59,21 @@ async def test_a_two_variant_campaign_reports_what_happened(start_gateway: Gatew
         await gw.wait_for(settled, within=60)
         expected: dict[str, Counter[str]] = {v: Counter() for v in "AB"}
         async with aiohttp.ClientSession() as browser:
-            for mid in rng.sample(ids, 300):
+            for person, mid in enumerate(rng.sample(ids, 300)):
                 [token] = await _tokens(gw, mid)
                 v = variant[mid]
+                # Each recipient clicks from an address of their own (clicks are limited per client IP).
+                peer = {"X-Forwarded-For": f"10.0.{person // 250}.{person % 250 + 1}"}
                 if rng.random() < 0.3:  # a chat app previews the link first
                     async with browser.get(
-                        f"{gw.url}/c/{token}", headers={"User-Agent": BOT}, allow_redirects=False
+                        f"{gw.url}/c/{token}", headers={"User-Agent": BOT, **peer}, allow_redirects=False
                     ) as preview:
                         assert preview.status == 302
                     expected[v]["clicks"] += 1
                 if rng.random() < 0.8:  # the person opens it, sometimes twice
                     for _ in range(rng.choice((1, 1, 2))):
                         async with browser.get(
-                            f"{gw.url}/c/{token}", headers={"User-Agent": PHONE}, allow_redirects=False
+                            f"{gw.url}/c/{token}", headers={"User-Agent": PHONE, **peer}, allow_redirects=False
                         ) as opened:
                             assert opened.status == 302
                             location = opened.headers["Location"]

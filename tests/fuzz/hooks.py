@@ -58,6 +58,10 @@ schemathesis.openapi.format("provider-name", st.just("sandbox"))
 schemathesis.openapi.format("recipient-address", st.sampled_from(RECIPIENTS))
 schemathesis.openapi.format("check-recipient", st.sampled_from(CHECK_RECIPIENTS))
 schemathesis.openapi.format("blocked-word", st.from_regex(rf"\A{BLOCKED_WORD}\Z"))
+# Public address literals: a subscription is judged by what its host resolves to, and the fuzzed
+# gateway has no DNS to ask (nor may it point at private ranges).
+WEBHOOK_URLS = ["https://93.184.215.14/hooks", "https://8.8.8.8:8443/a/b?x=1", "https://[2606:4700::1111]/events"]
+schemathesis.openapi.format("webhook-url", st.sampled_from(WEBHOOK_URLS))
 
 
 def _parse(value: Any) -> datetime | None:
@@ -83,6 +87,7 @@ FORMAT_CHECKS: dict[str, tuple[Any, Any]] = {
     "recipient-address": (lambda v: v in RECIPIENTS, RECIPIENTS[0]),
     "check-recipient": (lambda v: v in CHECK_RECIPIENTS, CHECK_RECIPIENTS[0]),
     "blocked-word": (lambda v: isinstance(v, str) and re.fullmatch(BLOCKED_WORD, v), "promo"),
+    "webhook-url": (lambda v: v in WEBHOOK_URLS, WEBHOOK_URLS[0]),
 }
 
 
@@ -220,6 +225,21 @@ def _template_bodies(case: Any) -> None:
             _names_the_fixture_person(item)
 
 
+def _weights_sum_to_100(body: dict[str, Any]) -> None:
+    """An experiment's arms and holdout sum to 100, a rule JSON Schema cannot state: generated
+    weights are scaled to it (the declared shares kept)."""
+    variants, holdout = body.get("variants"), body.get("holdout", 0)
+    if not isinstance(variants, dict) or not variants or not isinstance(holdout, int | float):
+        return
+    if not all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in variants.values()):
+        return
+    total = sum(variants.values())
+    names = list(variants)
+    for name in names[:-1]:
+        variants[name] = variants[name] * (100 - holdout) / total
+    variants[names[-1]] = 100 - holdout - sum(variants[name] for name in names[:-1])
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     """One key per request, as the header's contract asks: a key reused with another body is refused
@@ -235,6 +255,8 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
             # A tenant's own list applies to its later sends at once: words no generated text holds keep
             # the stateful phase's sends about the contract, not about the words it listed before.
             case.body["words"] = [f"zqxj{w}" if isinstance(w, str) else w for w in case.body["words"]]
+        if case.operation.path == "/v1/campaigns/{campaign}":
+            _weights_sum_to_100(case.body)
     headers = case.headers  # a mutable mapping, edited in place so schemathesis sees the change
     key = headers.get("Idempotency-Key") if headers is not None else None
     if isinstance(key, str) and key and all("\x21" <= c <= "\x7e" for c in key):

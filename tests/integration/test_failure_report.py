@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections import Counter
 from typing import Any
@@ -74,6 +76,13 @@ async def test_the_report_groups_counts_and_advises(start_gateway: GatewayStarte
         assert {g["error_code"]: g["count"] for g in only_failed["groups"]} == {"SBX-503": 5, "SBX-21211": 3}
         before = await (await gw.get("/v1/reports/failures", params={"until": "2001-01-01T00:00:00Z"})).json()
         assert before["groups"] == [] and before["total"] == 0
+
+        as_csv = await gw.get("/v1/reports/failures", params={"group_by": "campaign", "format": "csv"})
+        assert as_csv.headers["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(await as_csv.text())))
+        assert {r["campaign"]: int(r["count"]) for r in rows} == dict(expected_campaigns)
+        by_accept = await gw.get("/v1/reports/failures", headers={"Accept": "text/csv"})
+        assert (await by_accept.text()).startswith("reason,provider,error_code,count,")
 
 
 async def test_bad_report_queries_are_400(start_gateway: GatewayStarter) -> None:

@@ -129,7 +129,9 @@ async def test_a_credential_from_a_secret_file_is_used_and_never_shown(
         assert token not in logged.out + logged.err, "the token is in the logs"
 
 
-async def test_tencent_refuses_free_text_at_accept_sends_a_registered_template_signed_and_takes_its_callbacks(start_gateway: GatewayStarter) -> None:
+async def test_tencent_refuses_free_text_at_accept_sends_a_registered_template_and_takes_callbacks(
+    start_gateway: GatewayStarter,
+) -> None:
     async with FakeTencentSms() as fake:
         section = {
             "secret_id": fake.secret_id,

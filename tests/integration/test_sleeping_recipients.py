@@ -58,3 +58,14 @@ async def test_sleepers_are_listed_counted_per_campaign_and_woken_by_a_reply_or_
         assert await listed(gw, "true") == []
         await send(gw, "u-1", people["u-1"], {"delivered"})
         await send(gw, "u-3", people["u-3"], {"delivered"})
+
+
+async def test_without_a_sleeping_policy_nobody_sleeps_and_everyone_is_awake(start_gateway: GatewayStarter) -> None:
+    async with start_gateway() as gw:
+        put = await gw.session.put(gw.url + "/v1/recipients/u-1", json={"phone": "+8613812345678"}, headers=gw.headers)
+        assert put.status == 201
+        awake = await gw.get("/v1/recipients", params={"sleeping": "false"})
+        assert awake.status == 200, await awake.text()
+        assert [r["user_id"] for r in (await awake.json())["data"]] == ["u-1"]
+        asleep = await gw.get("/v1/recipients", params={"sleeping": "true"})
+        assert asleep.status == 200 and (await asleep.json())["data"] == []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api.bodies import _may_have_duplicate_keys, duplicate_key
@@ -107,7 +107,8 @@ def written_bodies(draw: st.DrawFn) -> tuple[bytes, Any]:
     return Writer(draw).value(value).encode(), value
 
 
-@settings(max_examples=500)
+# Generating nested bodies is slow on a busy machine; the property, not the generator's speed, is under test.
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(written_bodies())
 def test_the_check_finds_a_repeated_key_however_the_body_spells_it(body: tuple[bytes, Any]) -> None:
     raw, value = body

@@ -44,7 +44,7 @@ def test_query_parameters_are_named_bare_and_read_from_text() -> None:
         (
             "status",
             "must be one or more of queued, deferred, sending, sent, delivered, undelivered, failed, "
-            "rejected, suppressed, expired, unknown, comma-separated",
+            "rejected, suppressed, expired, unknown, held_out, comma-separated",
         ),
         ("limit", "must be at least 1"),
         ("colour", "is not a known query parameter"),

@@ -44,6 +44,7 @@ STATUS_WORDS = {
     "suppressed",
     "expired",
     "unknown",
+    "held_out",
 }
 # Where a status may be spelled out: the domain defines Status and every set of statuses once.
 # SQL text (a status inside a longer string: a partial index, a raw query) is never a bare literal,

@@ -91,7 +91,7 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
                     "at": r["created_at"],
                     "type": "status",
                     "status": r["status"],
-                    "reason": "accepted",
+                    "reason": r["reason"] or "accepted",  # a held-out job says why
                     "detail": None,
                 }
                 for r in accepted

@@ -102,10 +102,11 @@ _RECORD_OUTCOMES = sa.text(
             CAST(:tos AS TEXT[]), CAST(:fallbacks AS TEXT[]), CAST(:error_kinds AS TEXT[]),
             CAST(:error_codes AS TEXT[]),
             CAST(:error_messages AS TEXT[]), CAST(:nexts AS DOUBLE PRECISION[]), CAST(:ats AS DOUBLE PRECISION[]),
-            CAST(:attempts AS INTEGER[]), CAST(:attempt_outcomes AS TEXT[]), CAST(:details AS TEXT[])
+            CAST(:attempts AS INTEGER[]), CAST(:attempt_outcomes AS TEXT[]), CAST(:details AS TEXT[]),
+            CAST(:costs AS DOUBLE PRECISION[]), CAST(:currencies AS TEXT[])
         ) WITH ORDINALITY AS b(
             id, tenant_id, status, reason, pmid, provider, channel, to_addr, fallback, error_kind, error_code,
-            error_message, next_at, at, attempt, attempt_outcome, detail, ord
+            error_message, next_at, at, attempt, attempt_outcome, detail, cost, currency, ord
         )
     ),
     updated AS (
@@ -130,7 +131,8 @@ _RECORD_OUTCOMES = sa.text(
     finished AS (
         UPDATE attempts AS a
         SET finished_at = b.at, outcome = b.attempt_outcome, error_kind = b.error_kind,
-            error_code = b.error_code, error_message = b.error_message, provider_message_id = b.pmid
+            error_code = b.error_code, error_message = b.error_message, provider_message_id = b.pmid,
+            cost = b.cost, currency = b.currency
         FROM batch AS b
         WHERE b.attempt_outcome IS NOT NULL AND a.message_id = b.id AND a.number = b.attempt
     ),
@@ -194,6 +196,8 @@ def _columns(items: list[tuple[Outcome, str | None]]) -> dict[str, Any]:
         "attempts": [o.attempt for o in outcomes],
         "attempt_outcomes": [str(o.attempt_outcome) if t else None for o, t in zip(outcomes, tried, strict=True)],
         "details": [detail for _, detail in items],
+        "costs": [o.cost for o in outcomes],
+        "currencies": [o.currency for o in outcomes],
     }
 
 

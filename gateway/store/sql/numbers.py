@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.numbers import EDITABLE, NumberState, SenderNumber, Transition
+from gateway.domain.webhooks import EVERY_TENANT, NUMBER_STATE_CHANGED
 from gateway.store.records import to_number
 from gateway.store.schema import number_assignments, number_events, numbers
-from gateway.store.sql.common import Room, dialect_insert, executemany_fast
+from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 
 
 def list_numbers(conn: Connection, pool: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
@@ -129,6 +130,9 @@ def _event(
             actor=actor,
         )
     )
+    # In the audit log too, for every tenant (numbers are shared): a status callback's outbox.
+    detail = {"number_id": number_id, "from_state": from_state, "to_state": to_state, "actor": actor}
+    audit(conn, EVERY_TENANT, at, NUMBER_STATE_CHANGED, reason, orjson.dumps(detail).decode())
 
 
 def events_of(conn: Connection, number_id: str, limit: int = 50) -> list[dict[str, Any]]:

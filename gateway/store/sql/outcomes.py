@@ -143,6 +143,8 @@ _FINISH_ATTEMPT = (
         error_code=sa.bindparam("b_code"),
         error_message=sa.bindparam("b_msg"),
         provider_message_id=sa.bindparam("b_pmid"),
+        cost=sa.bindparam("b_cost", type_=sa.Float),
+        currency=sa.bindparam("b_currency", type_=sa.String),
     )
 )
 
@@ -202,6 +204,8 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
                     "b_code": o.error_code,
                     "b_msg": o.error_message,
                     "b_pmid": o.provider_message_id,
+                    "b_cost": o.cost,
+                    "b_currency": o.currency,
                 }
                 for o in tried
             ],

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
-from gateway.store.schema import clicks, conversions, links
+from gateway.store.schema import clicks, conversions, events, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 from gateway.store.sql.recipients import mark_engaged
 
@@ -21,11 +21,25 @@ def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
 
 
 def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """The clicks, each with its entry in the audit log (in the same transaction: the callbacks' outbox)."""
     if rows:
         executemany_fast(conn, "click", clicks.insert(), rows)
+        executemany_fast(conn, "click-events", events.insert(), [_click_event(r) for r in rows])
         people = [r for r in rows if not r["automated"]]  # a link preview is nobody engaging
         if people:
             mark_engaged(conn, [r["message_id"] for r in people], max(r["at"] for r in people))
+
+
+def _click_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tenant_id": row["tenant_id"],
+        "message_id": row["message_id"] or None,
+        "at": row["at"],
+        "type": "click",
+        "status": None,
+        "reason": "automated" if row["automated"] else "person",
+        "detail": orjson.dumps({"token": row["token"]}).decode(),
+    }
 
 
 def add_conversion(conn: Connection, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -80,16 +94,28 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 class TrackingRoom(Room):
     _clicks: GroupCommitter[dict[str, Any], None]
+    _queued_clicks: GroupCommitter[dict[str, Any], None]
 
     async def find_link(self, token: str) -> dict[str, Any] | None:
         return await self.db.read(find_link, token)
 
-    async def record_click(self, click: dict[str, Any]) -> None:
-        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts)."""
-        await self._clicks.submit(click)
+    async def record_click(self, click: dict[str, Any], wait: bool = True) -> None:
+        """Clicks that arrive together share a commit (a campaign's links are clicked in bursts).
+        wait=False returns once the click is queued for the next commit (links.wait_for_click_commit)."""
+        if wait:
+            await self._clicks.submit(click)
+        else:
+            self._queued_clicks.add([click])
+
+    async def flush_clicks(self) -> None:
+        """Wait until the clicks queued so far are committed."""
+        await self._clicks.settle()
+        await self._queued_clicks.settle()
 
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
-        await self.db.write(record_clicks, rows)
+        # Beside the loop, as accepts and outcomes: the COMMIT (the fsync at synchronous=FULL) on a
+        # commit thread while the loop answers the next clicks, which gather for the next flush.
+        await self.db.write_beside_loop(record_clicks, rows)
         return [None] * len(rows)
 
     async def add_conversion(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:

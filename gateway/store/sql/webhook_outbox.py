@@ -1,0 +1,347 @@
+"""The audit log as the outbox of status callbacks: every state change commits its event row in the
+transaction that made it, so reading `events` in id order misses nothing and invents nothing.
+
+One worker at a time reads it (a lease on the `webhook_outbox` row, fenced on its owner) and fans
+each event out to the subscriptions that want it, as `webhook_deliveries` rows (unique per endpoint
+and event, so a fan-out repeated after a crash adds nothing). Workers then claim due deliveries with
+leases (`FOR UPDATE SKIP LOCKED` on PostgreSQL), the first still-pending event of a message only,
+so one message's events reach a receiver in order.
+
+On PostgreSQL ids are taken before commit: a reader can see id 12 committed while 11 is still in
+flight. The reader stops at such a gap until it fills, or until it has lasted `gap_seconds` (a
+rolled-back transaction leaves a hole for ever). SQLite has one writer, and no such gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.domain.webhooks import (
+    EVERY_TENANT,
+    DeliveryPolicy,
+    DeliveryState,
+    EndpointState,
+    event_type,
+    pause_reason,
+    wanted,
+)
+from gateway.store.schema import events, messages, webhook_deliveries, webhook_endpoints, webhook_outbox
+from gateway.store.sql import batches
+from gateway.store.sql.common import Room, executemany_fast
+from gateway.store.webhook_records import ClaimedDelivery, DeliveryResult
+
+_D = webhook_deliveries
+_E = webhook_endpoints
+OUTBOX = "events"
+
+
+def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: float) -> int | None:
+    """The outbox position, with the reader's lease taken or renewed; None while another holds it."""
+    taken = conn.execute(
+        webhook_outbox.update()
+        .where(
+            webhook_outbox.c.name == OUTBOX,
+            sa.or_(
+                webhook_outbox.c.owner.is_(None),
+                webhook_outbox.c.owner == owner,
+                webhook_outbox.c.lease_until < now,
+            ),
+        )
+        .values(owner=owner, lease_until=lease_until)
+        .returning(webhook_outbox.c.last_event_id)
+    ).first()
+    if taken is not None:
+        return int(taken[0])
+    if conn.execute(sa.select(webhook_outbox.c.name).where(webhook_outbox.c.name == OUTBOX)).first() is not None:
+        return None
+    # The first read starts where the oldest subscription does: nothing from before it is anyone's news.
+    start = conn.execute(sa.select(sa.func.min(_E.c.after_event_id))).scalar()
+    if start is None:
+        start = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()
+    conn.execute(
+        webhook_outbox.insert().values(name=OUTBOX, last_event_id=int(start), owner=owner, lease_until=lease_until)
+    )
+    return int(start)
+
+
+def _readable(rows: Sequence[Any], position: int, now: float, gaps: dict[int, float], gap_seconds: float) -> list[Any]:
+    """The rows up to the first gap younger than gap_seconds (ids still being committed elsewhere)."""
+    readable = []
+    expected = position + 1
+    for row in rows:
+        if row.id > expected:
+            first_seen = gaps.setdefault(expected, now)
+            if now - first_seen < gap_seconds:
+                break
+        readable.append(row)
+        expected = row.id + 1
+    for missing in [gap for gap in gaps if gap <= expected - 1]:
+        del gaps[missing]
+    return readable
+
+
+def fan_out(
+    conn: Connection, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
+) -> int:
+    """Read the next events past the outbox position and add a delivery for each subscription that
+    wants one; returns how many events were read (0: caught up, or another worker reads)."""
+    position = _take_reader_lease(conn, owner, now, lease_until)
+    if position is None:
+        return 0
+    rows = conn.execute(
+        sa.select(
+            events.c.id,
+            events.c.tenant_id,
+            events.c.message_id,
+            events.c.at,
+            events.c.type,
+            events.c.status,
+            events.c.reason,
+        )
+        .where(events.c.id > position)
+        .order_by(events.c.id)
+        .limit(limit)
+    ).all()
+    readable = _readable(rows, position, now, gaps, gap_seconds)
+    if not readable:
+        return 0
+    endpoints = conn.execute(sa.select(_E.c.id, _E.c.tenant_id, _E.c.events, _E.c.after_event_id)).all()
+    subscribed = [(e.id, e.tenant_id, orjson.loads(e.events), e.after_event_id) for e in endpoints]
+    deliveries = []
+    for row in readable:
+        type_ = event_type(row.type, row.status, row.reason)
+        if type_ is None:
+            continue
+        for endpoint_id, tenant_id, chosen, after in subscribed:
+            if row.id > after and row.tenant_id in (tenant_id, EVERY_TENANT) and wanted(chosen, type_):
+                deliveries.append(_delivery(endpoint_id, row, type_, now))
+    batches.insert_rows(conn, _D, deliveries, unique=("endpoint_id", "event_id"))
+    conn.execute(
+        webhook_outbox.update()
+        .where(webhook_outbox.c.name == OUTBOX, webhook_outbox.c.owner == owner)
+        .values(last_event_id=readable[-1].id)
+    )
+    return len(readable)
+
+
+def _delivery(endpoint_id: str, row: Any, type_: str, now: float) -> dict[str, Any]:
+    return {
+        "endpoint_id": endpoint_id,
+        "event_id": row.id,
+        "type": type_,
+        "message_id": row.message_id or None,
+        "event_at": row.at,
+        "state": DeliveryState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def claim(conn: Connection, owner: str, now: float, limit: int, lease_until: float) -> list[ClaimedDelivery]:
+    """Lease due deliveries of active endpoints, each the first of its message still pending there."""
+    earlier = sa.alias(_D, "earlier")
+    head_of_message = ~sa.exists().where(
+        earlier.c.endpoint_id == _D.c.endpoint_id,
+        earlier.c.message_id == _D.c.message_id,
+        earlier.c.state == DeliveryState.PENDING,
+        earlier.c.event_id < _D.c.event_id,
+    )
+    due = (
+        sa.select(_D.c.id)
+        .join(_E, _E.c.id == _D.c.endpoint_id)
+        .where(
+            _D.c.state == DeliveryState.PENDING,
+            _D.c.next_attempt_at <= now,
+            sa.or_(_D.c.lease_until.is_(None), _D.c.lease_until < now),
+            _E.c.state == EndpointState.ACTIVE,
+            head_of_message,
+        )
+        .order_by(_D.c.next_attempt_at, _D.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=_D)
+        .correlate(None)
+    )
+    leased = conn.execute(
+        _D.update()
+        .where(_D.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=lease_until)
+        .returning(_D.c.id)
+    ).scalars()
+    ids = sorted(leased)
+    if not ids:
+        return []
+    rows = conn.execute(
+        sa.select(
+            _D.c.id.label("delivery_id"),
+            _D.c.endpoint_id,
+            _D.c.type.label("delivery_type"),
+            _D.c.attempts,
+            _D.c.first_attempt_at,
+            _E.c.tenant_id,
+            _E.c.url,
+            _E.c.secret,
+            _E.c.previous_secret,
+            _E.c.previous_until,
+            events.c.id,
+            events.c.message_id,
+            events.c.at,
+            events.c.status,
+            events.c.reason,
+            events.c.detail,
+            messages.c.channel,
+            messages.c.campaign,
+            messages.c.variant,
+            messages.c.user_id,
+        )
+        .select_from(
+            _D.join(_E, _E.c.id == _D.c.endpoint_id)
+            .join(events, events.c.id == _D.c.event_id)
+            .outerjoin(messages, messages.c.id == _D.c.message_id)
+        )
+        .where(_D.c.id.in_(ids))
+        .order_by(_D.c.id)
+    ).mappings()
+    return [_claimed(row, now) for row in rows]
+
+
+def _claimed(row: Any, now: float) -> ClaimedDelivery:
+    secrets: tuple[str, ...] = (row["secret"],)
+    if row["previous_secret"] and (row["previous_until"] or 0) > now:
+        secrets += (row["previous_secret"],)
+    event_fields = ("id", "message_id", "at", "status", "reason", "detail", "channel", "campaign", "variant", "user_id")
+    return ClaimedDelivery(
+        id=row["delivery_id"],
+        endpoint_id=row["endpoint_id"],
+        tenant_id=row["tenant_id"],
+        url=row["url"],
+        secrets=secrets,
+        type=row["delivery_type"],
+        attempts=row["attempts"],
+        first_attempt_at=row["first_attempt_at"],
+        event={name: row[name] for name in event_fields},
+    )
+
+
+_RECORD = (
+    _D.update()
+    .where(_D.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        attempts=_D.c.attempts + 1,
+        first_attempt_at=sa.func.coalesce(_D.c.first_attempt_at, sa.bindparam("b_first")),
+        next_attempt_at=sa.bindparam("b_next"),
+        last_status_code=sa.bindparam("b_code"),
+        last_error=sa.bindparam("b_error"),
+        delivered_at=sa.bindparam("b_delivered"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
+def record_results(
+    conn: Connection, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
+) -> list[tuple[str, str]]:
+    """Each attempt's result, only where this worker still holds the lease; the endpoints' counters;
+    the endpoints paused by their failure streak (returned with the reason)."""
+    if not results:
+        return []
+    ids = [r.delivery_id for r in results]
+    mine = set(conn.execute(sa.select(_D.c.id).where(_D.c.id.in_(ids), _D.c.lease_owner == owner)).scalars())
+    held = [r for r in results if r.delivery_id in mine]
+    if held:
+        executemany_fast(conn, "webhook-results", _RECORD, [_result_row(r) for r in held])
+    return _count(conn, held, policy)
+
+
+def _result_row(r: DeliveryResult) -> dict[str, Any]:
+    state = DeliveryState.DELIVERED if r.delivered else (DeliveryState.PENDING if r.next_at else DeliveryState.DEAD)
+    return {
+        "b_id": r.delivery_id,
+        "b_state": str(state),
+        "b_first": r.first_attempt_at,
+        "b_next": r.next_at if r.next_at is not None else r.at,
+        "b_code": r.status_code,
+        "b_error": (r.error or "")[:512] or None,
+        "b_delivered": r.at if r.delivered else None,
+    }
+
+
+def exchange(
+    conn: Connection,
+    owner: str,
+    results: Sequence[DeliveryResult],
+    policy: DeliveryPolicy,
+    now: float,
+    limit: int,
+    lease_until: float,
+) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
+    """Record what came back and claim what is due next, in one transaction (one commit per round)."""
+    paused = record_results(conn, owner, results, policy)
+    return (claim(conn, owner, now, limit, lease_until) if limit > 0 else []), paused
+
+
+def _count(conn: Connection, results: Sequence[DeliveryResult], policy: DeliveryPolicy) -> list[tuple[str, str]]:
+    paused = []
+    for endpoint_id in sorted({r.endpoint_id for r in results}):
+        mine = [r for r in results if r.endpoint_id == endpoint_id]
+        row = conn.execute(sa.select(_E).where(_E.c.id == endpoint_id)).mappings().first()
+        if row is None:
+            continue
+        streak, since = row["consecutive_failures"], row["failing_since"]
+        last_ok = row["last_success_at"]
+        last_failed = row["last_failure_at"]
+        for r in sorted(mine, key=lambda r: r.at):
+            if r.delivered:
+                streak, since, last_ok = 0, None, r.at
+            else:
+                streak, since, last_failed = streak + 1, since if since is not None else r.at, r.at
+        ok = sum(r.delivered for r in mine)
+        values: dict[str, Any] = {
+            "delivered_count": _E.c.delivered_count + ok,
+            "failed_count": _E.c.failed_count + (len(mine) - ok),
+            "consecutive_failures": streak,
+            "failing_since": since,
+            "last_success_at": last_ok,
+            "last_failure_at": last_failed,
+        }
+        reason = pause_reason(policy, consecutive_failures=streak, failing_since=since, now=mine[-1].at)
+        if reason is not None and row["state"] == EndpointState.ACTIVE:
+            values.update(state=EndpointState.PAUSED, paused_reason=reason, paused_at=mine[-1].at)
+            paused.append((endpoint_id, reason))
+        conn.execute(_E.update().where(_E.c.id == endpoint_id).values(**values))
+    return paused
+
+
+class WebhookOutboxRoom(Room):
+    async def fan_out_events(
+        self, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
+    ) -> int:
+        return await self.db.write_beside_loop(fan_out, owner, now, lease_until, limit, gaps, gap_seconds)
+
+    async def claim_webhook_deliveries(
+        self, owner: str, now: float, limit: int, lease_until: float
+    ) -> list[ClaimedDelivery]:
+        return await self.db.write(claim, owner, now, limit, lease_until)
+
+    async def record_webhook_results(
+        self, owner: str, results: Sequence[DeliveryResult], policy: DeliveryPolicy
+    ) -> list[tuple[str, str]]:
+        return await self.db.write(record_results, owner, results, policy)
+
+    async def exchange_webhook_deliveries(
+        self,
+        owner: str,
+        results: Sequence[DeliveryResult],
+        policy: DeliveryPolicy,
+        now: float,
+        limit: int,
+        lease_until: float,
+    ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
+        return await self.db.write_beside_loop(exchange, owner, results, policy, now, limit, lease_until)
