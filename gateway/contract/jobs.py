@@ -4,6 +4,7 @@ and `fallback` may be), validated into the domain's SendJob."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
@@ -133,7 +134,8 @@ def _fallback(channel: Channel) -> Any:
         "maxItems": len(others),
         "uniqueItems": True,
         "description": "channels to try next, in order; with `to`, only those that take that address (sms and "
-        "voice share a phone number); for a `user_id` without `to`, any channel, each with the profile's address",
+        "voice share a phone number); with `content`, only those that read it (sms and voice); for a `user_id` "
+        "without `to` and a template, any channel, each with the profile's address and the template's body",
     }
     return Annotated[list[item], AfterValidator(_once_each), WithJsonSchema(schema)]
 
@@ -187,6 +189,33 @@ def _channels(channel: Channel) -> Any:
 _SAME_CONTENT = {"sms": {"sms", "voice"}, "voice": {"sms", "voice"}}
 
 
+def _tried_only_on(channel: Channel, usable: Collection[str]) -> dict[str, Any]:
+    """`fallback` and `channels` of a job on `channel` kept to the `usable` channels."""
+    others = [c for c in CHANNELS if c in usable and c != channel.value]
+    fallback: dict[str, Any] = {"items": {"enum": others}} if others else {"maxItems": 0}
+    listed = {"items": {"enum": [channel.value, *others]}, "maxItems": 1 + len(others)}
+    return {"properties": {"fallback": fallback, "channels": listed}}
+
+
+def _fallback_rules(channel: Channel) -> list[dict[str, Any]]:
+    """What `fallback_problems` refuses, said in the schema: with `to`, only the channels that take that
+    address; with `content` (no template), only the channels that read that content."""
+    return [
+        {"if": {"required": ["to"]}, "then": _tried_only_on(channel, reachable_channels(channel))},
+        {
+            "if": {"not": {"required": ["template"]}},
+            "then": _tried_only_on(channel, _SAME_CONTENT.get(channel.value, ())),
+        },
+    ]
+
+
+def _job_schema(schema: dict[str, Any], model: type[Any]) -> None:
+    schema.update(_CONTENT_OR_TEMPLATE)
+    channel: Channel | None = getattr(model, "channel_value", None)
+    if channel is not None:
+        schema["allOf"] = _fallback_rules(channel)
+
+
 TEMPLATE_NAME_PATTERN = explain_pattern(
     r"^[a-z0-9][a-z0-9_-]{0,63}$", "must be 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit"
 )
@@ -230,7 +259,7 @@ Metadata = Annotated[
 class _JobFields(Body):
     """What every job carries, whatever its channel."""
 
-    model_config = ConfigDict(json_schema_extra=_CONTENT_OR_TEMPLATE)
+    model_config = ConfigDict(json_schema_extra=_job_schema)
 
     category: Literal["marketing", "transactional"] = Field(
         "marketing", description="transactional messages skip marketing caps and quiet hours"

@@ -9,11 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from jsonschema import ValidationError
+
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.twilio import FakeTwilio
 from tests.harness import GatewayStarter, Running
 from tests.integration.test_email_recipients import smtp_env
+from tests.integration.test_openapi import Contract
 
 PHONE = "+14155550123"
 TOKEN = "fcm-token-gone-0001"
@@ -220,3 +224,29 @@ async def test_no_receipt_in_time_moves_a_push_to_the_persons_email(start_gatewa
         assert [(a["channel"], a["outcome"]) for a in moved["attempts"]] == [("push", "sent"), ("email", "sent")]
         [fallen] = [e for e in moved["events"] if e["reason"] == "fallback.no_receipt"]
         assert (fallen["detail"]["from"], fallen["detail"]["to"]) == ("push", "email")
+
+
+async def test_with_to_a_listed_channel_that_cannot_take_that_address_is_refused_as_the_document_says(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    async with FakeTwilio() as twilio, start_gateway(providers_env(tmp_path, twilio)) as gw:
+        await _setup(gw, {"phone": PHONE, "email": "ann@example.com"})
+        contract = Contract(await (await gw.get("/openapi.json")).json())
+        by_phone = {**JOB, "channel": "sms", "to": PHONE, "channels": ["sms", "webhook"]}
+        with_content = {"channel": "sms", "user_id": "u-1", "channels": ["sms", "email"], "content": {"text": "hi"}}
+        for body in (by_phone, with_content):
+            with pytest.raises(ValidationError):
+                contract.request("/v1/messages", "post", body)
+        contract.request("/v1/messages", "post", {**by_phone, "channels": ["sms", "voice"]})
+
+        response = await gw.post("/v1/messages", by_phone)
+        assert response.status == 422, await response.text()
+        assert response.content_type == "application/problem+json"
+        message = "webhook cannot reach a phone number; the channels that can: sms, voice"
+        assert (await response.json())["errors"] == [{"field": "/channels/1", "message": message}]
+        batch = await gw.post("/v1/messages/batch", {"messages": [{**by_phone, "idempotency_key": "b-1"}]})
+        [result] = (await batch.json())["results"]
+        assert (result["status"], result["problem"]["errors"][0]["field"]) == (422, "/messages/0/channels/1")
+        assert await gw.count("messages") == 0
+        written = [json.loads(line) for line in (await (await gw.get("/v1/events")).text()).splitlines()]
+        assert [e for e in written if e["message_id"] is not None] == []
