@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from gateway.domain.models import AttemptOutcome, Job, Status
 from gateway.domain.numbers import NumberState, SenderKind, SenderNumber
+from gateway.domain.recipients import RecipientProfile
 
 # What a purged message's content column holds: JSON null, so the API shows `"content": null`.
 PURGED_CONTENT = "null"
@@ -39,6 +40,8 @@ class SendingMark:
 
 # A row key (not a column) of an accepted recipient's job: the detail of its `channel.chosen` event.
 CHANNEL_CHOICE = "channel_choice"
+# What choosing a recipient's job's channels needs of the person: the profile and their own preferences.
+Addressing = tuple[RecipientProfile, dict[str, dict[str, bool]]]
 
 
 @dataclass(slots=True)

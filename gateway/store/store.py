@@ -8,7 +8,7 @@ from typing import Any
 from gateway.store import migrations
 from gateway.store.batcher import GroupCommitter
 from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
-from gateway.store.records import AcceptOutcome, Outcome, ReceiptRecord, SendingMark
+from gateway.store.records import AcceptOutcome, Addressing, Outcome, ReceiptRecord, SendingMark
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
@@ -22,7 +22,7 @@ from gateway.store.sql.messages import MessagesRoom
 from gateway.store.sql.numbers import NumbersRoom
 from gateway.store.sql.outcomes import OutcomesRoom
 from gateway.store.sql.receipts import ReceiptsRoom
-from gateway.store.sql.recipients import Addressing, RecipientsRoom
+from gateway.store.sql.recipients import RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.templates import TemplatesRoom

@@ -22,7 +22,7 @@ from gateway.domain.recipients import (
     patched,
 )
 from gateway.store.batcher import GroupCommitter
-from gateway.store.records import PURGED_CONTENT, RecipientFilter
+from gateway.store.records import PURGED_CONTENT, Addressing, RecipientFilter
 from gateway.store.schema import (
     attempts,
     clicks,
@@ -72,39 +72,58 @@ def _address_rows(tenant_id: str, profile: RecipientProfile) -> list[dict[str, A
 
 def _write_profile(conn: Connection, tenant_id: str, profile: RecipientProfile, now: float) -> bool:
     """Insert or replace the whole profile; True when it is new."""
-    values = {
+    return put_recipients(conn, tenant_id, [profile], now)[0]
+
+
+def put_recipients(conn: Connection, tenant_id: str, profiles: Sequence[RecipientProfile], now: float) -> list[bool]:
+    """Profiles written (each inserted or replaced whole) in one transaction, in a few statements for
+    the lot (a bulk import's batch); per profile, whether it is new. A user_id given twice is written
+    in turn, so the later one wins and counts as a replacement."""
+    if len({p.user_id for p in profiles}) != len(profiles):
+        return [flag for p in profiles for flag in put_recipients(conn, tenant_id, [p], now)]
+    named = [p.user_id for p in profiles]
+    columns = [_profile_columns(p, now) for p in profiles]
+    pairs = zip(named, columns, strict=True)
+    rows = [{"tenant_id": tenant_id, "user_id": user_id, "created_at": now, **c} for user_id, c in pairs]
+    insert = dialect_insert(conn, recipients).values(rows)
+    new = set(
+        conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["tenant_id", "user_id"]).returning(recipients.c.user_id)
+        ).scalars()
+    )
+    # The others replaced (parameters named apart from the columns they set, as SQLAlchemy requires).
+    replaced = [
+        {"b_user_id": p.user_id, **{f"b_{k}": v for k, v in c.items()}}
+        for p, c in zip(profiles, columns, strict=True)
+        if p.user_id not in new
+    ]
+    if replaced:
+        who = sa.and_(recipients.c.tenant_id == tenant_id, recipients.c.user_id == sa.bindparam("b_user_id"))
+        changed: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in columns[0]}
+        conn.execute(recipients.update().where(who).values(**changed), replaced)
+    for table in (recipient_addresses, recipient_attributes):
+        conn.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c.user_id.in_(named)))
+    addresses = [row for p in profiles for row in _address_rows(tenant_id, p)]
+    if addresses:
+        conn.execute(recipient_addresses.insert(), addresses)
+    attributes = [
+        {"tenant_id": tenant_id, "user_id": p.user_id, "name": k, "value": attribute_text(v)}
+        for p in profiles
+        for k, v in p.attributes.items()
+    ]
+    if attributes:
+        conn.execute(recipient_attributes.insert(), attributes)
+    return [p.user_id in new for p in profiles]
+
+
+def _profile_columns(profile: RecipientProfile, now: float) -> dict[str, Any]:
+    """The recipients row's columns a write sets (its addresses and attributes are rows of their own)."""
+    return {
         "tz": profile.tz,
         "locale": profile.locale,
         "attributes": orjson.dumps(dict(profile.attributes)).decode(),
         "updated_at": now,
     }
-    created = conn.execute(
-        dialect_insert(conn, recipients)
-        .values(tenant_id=tenant_id, user_id=profile.user_id, created_at=now, **values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"])
-        .returning(recipients.c.user_id)
-    ).first()
-    if created is None:
-        conn.execute(recipients.update().where(_of(tenant_id, profile.user_id, recipients)).values(**values))
-    for table in (recipient_addresses, recipient_attributes):
-        conn.execute(table.delete().where(_of(tenant_id, profile.user_id, table)))
-    address_rows = _address_rows(tenant_id, profile)
-    if address_rows:
-        conn.execute(recipient_addresses.insert(), address_rows)
-    if profile.attributes:
-        conn.execute(
-            recipient_attributes.insert(),
-            [
-                {"tenant_id": tenant_id, "user_id": profile.user_id, "name": k, "value": attribute_text(v)}
-                for k, v in profile.attributes.items()
-            ],
-        )
-    return created is not None
-
-
-def put_recipients(conn: Connection, tenant_id: str, profiles: Sequence[RecipientProfile], now: float) -> list[bool]:
-    """Profiles written in one transaction; per profile, whether it is new."""
-    return [_write_profile(conn, tenant_id, profile, now) for profile in profiles]
 
 
 def _profile(conn: Connection, row: Mapping[str, Any]) -> RecipientProfile:
@@ -285,9 +304,6 @@ def preferences_of(
     return found
 
 
-Addressing = tuple[RecipientProfile, dict[str, dict[str, bool]]]
-
-
 def addressing(conn: Connection, people: Sequence[tuple[str, str]]) -> list[Addressing | None]:
     """What choosing jobs' channels needs of each person (tenant, user_id): the profile and their own
     preferences; None for no such person. Three statements for any number of people (accepts that
@@ -462,6 +478,10 @@ class RecipientsRoom(Room):
 
     async def addressing(self, tenant_id: str, user_id: str) -> Addressing | None:
         return await self._addressings.submit((tenant_id, user_id))
+
+    async def addressings(self, tenant_id: str, user_ids: Sequence[str]) -> list[Addressing | None]:
+        """Many people at once (a batch's recipients' jobs): one read, never split."""
+        return await self._addressings.submit_many([(tenant_id, user_id) for user_id in user_ids])
 
     async def _read_addressings(self, people: list[tuple[str, str]]) -> list[Addressing | None]:
         return await self.db.read(addressing, people)
