@@ -6,14 +6,19 @@ none of whose channels can reach the person is refused with a 422 naming each ch
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.context import ApiContext
 from gateway.api.problems import Problem, validation_problem
+from gateway.contract.base import Label
 from gateway.domain.jobs import FieldError
 from gateway.domain.models import Channel, SendJob
 from gateway.domain.recipients import allowed_channels, choice_detail, refusal_text
 from gateway.domain.routing import cheapest_first
+from gateway.store.records import Addressing
 
 
 def _pointer(prefix: str, index: int, listed: bool) -> str:
@@ -22,14 +27,40 @@ def _pointer(prefix: str, index: int, listed: bool) -> str:
     return f"{prefix}/channel" if index == 0 else f"{prefix}/fallback/{index - 1}"
 
 
+_LABEL = TypeAdapter(Label)
+
+
+def _label(value: Any) -> str | None:
+    try:
+        return str(_LABEL.validate_python(value, strict=True))
+    except ValidationError:
+        return None
+
+
+def people_of(items: Sequence[Any]) -> list[str]:
+    """The user_ids a batch's items address without `to`, each once, read together before the items are
+    judged; only valid ones (an item with another is refused without a read)."""
+    named = (_label(item.get("user_id")) for item in items if isinstance(item, dict) and item.get("to") is None)
+    return list(dict.fromkeys(user_id for user_id in named if user_id is not None))
+
+
 async def addressed_job(
-    ctx: ApiContext, tenant_id: str, job: SendJob, listed: bool, prefix: str = ""
+    ctx: ApiContext,
+    tenant_id: str,
+    job: SendJob,
+    listed: bool,
+    prefix: str = "",
+    known: Mapping[str, Addressing | None] | None = None,
 ) -> tuple[SendJob, dict[str, Any] | None, Problem | None]:
     """The job with its channels in the order they will be tried and each one's address, the detail of
-    its `channel.chosen` event; or the refusal. `listed`: the request gave `channels` (errors name it)."""
+    its `channel.chosen` event; or the refusal. `listed`: the request gave `channels` (errors name it);
+    `known`: people already read, by user_id (a batch's)."""
     if job.user_id is None or job.to:
         return job, None, None
-    found = await ctx.store.addressing(tenant_id, job.user_id)
+    if known is not None and job.user_id in known:
+        found = known[job.user_id]
+    else:
+        found = await ctx.store.addressing(tenant_id, job.user_id)
     if found is None:
         return job, None, validation_problem([FieldError(f"{prefix}/user_id", f"no recipient {job.user_id!r}")])
     profile, preferences = found

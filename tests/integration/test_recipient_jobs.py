@@ -250,3 +250,28 @@ async def test_with_to_a_listed_channel_that_cannot_take_that_address_is_refused
         assert await gw.count("messages") == 0
         written = [json.loads(line) for line in (await (await gw.get("/v1/events")).text()).splitlines()]
         assert [e for e in written if e["message_id"] is not None] == []
+
+
+async def test_a_batch_reads_its_people_together_and_answers_each_item_on_its_own(
+    start_gateway: GatewayStarter, tmp_path: Path
+) -> None:
+    async with FakeTwilio() as twilio, start_gateway(providers_env(tmp_path, twilio)) as gw:
+        await _setup(gw, {"phone": PHONE, "email": "ann@example.com"})
+        items = [
+            {**JOB, "channels": ["sms"]},
+            {**JOB, "user_id": "u-404", "channels": ["sms"]},
+            {**JOB, "user_id": "u-\u0007", "channels": ["sms"]},
+            {**JOB, "channel": "sms", "fallback": ["email"]},
+            {**JOB, "channel": "sms", "to": "+14155550124"},
+        ]
+        response = await gw.post("/v1/messages/batch", {"messages": items})
+        assert response.status == 200, await response.text()
+        results = (await response.json())["results"]
+        assert [r["status"] for r in results] == [202, 422, 422, 202, 202]
+        assert results[1]["problem"]["errors"] == [{"field": "/messages/1/user_id", "message": "no recipient 'u-404'"}]
+        assert results[2]["problem"]["errors"] == [
+            {"field": "/messages/2/user_id", "message": "must not contain control characters"}
+        ]
+        sent = [await (await gw.get(f"/v1/messages/{results[i]['id']}")).json() for i in (0, 3, 4)]
+        assert [(m["channel"], m["to"]) for m in sent] == [("sms", PHONE), ("sms", PHONE), ("sms", "+14155550124")]
+        assert await gw.count("messages") == 3
