@@ -275,3 +275,25 @@ async def test_a_batch_reads_its_people_together_and_answers_each_item_on_its_ow
         sent = [await (await gw.get(f"/v1/messages/{results[i]['id']}")).json() for i in (0, 3, 4)]
         assert [(m["channel"], m["to"]) for m in sent] == [("sms", PHONE), ("sms", PHONE), ("sms", "+14155550124")]
         assert await gw.count("messages") == 3
+
+
+async def test_one_persons_addressing_read_in_one_statement_matches_the_grouped_read(
+    start_gateway: GatewayStarter,
+) -> None:
+    from gateway.store.schema import recipients
+    from gateway.store.sql.recipients import ONE_ADDRESSING, addressing, addressing_of_rows
+
+    async with start_gateway() as gw:  # the sandbox delivers push
+        profile = {"phone": PHONE, "email": "Ann <ann@example.com>", "tz": "Asia/Shanghai", "attributes": {"k": 1}}
+        await _setup(
+            gw, {**profile, "push_tokens": [{"token": TOKEN, "platform": "android"}]}, {"marketing": {"sms": False}}
+        )
+        db = gw.gateway.store.db
+        [tenant] = await db.read(lambda conn: list(conn.execute(recipients.select()).mappings()))
+        who = (tenant["tenant_id"], "u-1")
+        rows = await db.peek(ONE_ADDRESSING, {"tenant_id": who[0], "user_id": who[1]})
+        assert rows is not None, "the one-statement read failed"
+        assert addressing_of_rows("u-1", rows) == (await db.read(addressing, [who]))[0]
+        assert addressing_of_rows("u-1", rows)[1] == {"marketing": {"sms": False}}  # type: ignore[index]
+        nobody = await db.peek(ONE_ADDRESSING, {"tenant_id": who[0], "user_id": "u-404"})
+        assert nobody == [] and addressing_of_rows("u-404", nobody) is None
