@@ -18,7 +18,9 @@ load generator to CPU 1 with taskset when there are two CPUs):
 5. with `serve1` and `serve` in --roles, the same as `all` for `gateway serve --processes 1` (one
    process, as before) and `gateway serve` as a user starts it (`--processes auto`: API processes
    on every core and a worker, supervised). These two are not pinned to a CPU (auto sizes itself from
-   the CPUs it may use), so the load generator shares a core with them: compare them with each other.
+   the CPUs it may use), so the load generator shares a core with them: compare them with each other;
+6. with the `api` role, a single job for a `user_id` (no `to`) for one of 10,000 recipients imported
+   before the run, on the same server: the profile read at accept (`--no-user-jobs` skips it).
 
 Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians. After
 every gateway run the bench counts the rows of `messages` with sqlite3: every acknowledged job
@@ -74,6 +76,14 @@ JOB = (
     'Sunday. Open the app to use it before it is gone. Reply T to opt out."},"category":"marketing",'
     '"campaign":"recall-2024-06","variant":"b","user_id":"u-{n}","metadata":{"segment":"dormant-30d"}}'
 )
+# The same job for a person: no `to`, the channel's address read from the profile at accept (one of
+# 10,000 imported before the run; `{u4}` picks one per job).
+PEOPLE = 10_000
+USER_JOB = (
+    '{"channel":"sms","content":{"text":"[Shop] Hi Lee, your 20% coupon expires on '
+    'Sunday. Open the app to use it before it is gone. Reply T to opt out."},"category":"marketing",'
+    '"campaign":"recall-2024-06","variant":"b","user_id":"u-{u4}","metadata":{"segment":"dormant-30d"}}'
+)
 # The same text as JOB, rendered at accept from a published template with two params.
 TEMPLATE = (
     '{"name":"recall","variables":{"name":{"type":"string","required":true,"max_length":20,"example":"Lee"},'
@@ -110,6 +120,33 @@ def publish_template(url: str) -> None:
         with urllib.request.urlopen(request, timeout=30) as answer:
             if answer.status != 201:
                 raise RuntimeError(f"{path}: {answer.status}")
+
+
+USER_SINGLE = [
+    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, USER_JOB),
+    RequestTemplate("POST", "/v1/messages", dict(AUTH), USER_JOB),
+]
+
+
+def import_people(url: str) -> None:
+    """The profiles `USER_JOB` names, imported in bulk (NDJSON) before the measurement."""
+    import json
+    import urllib.request
+
+    lines = "".join(
+        json.dumps({"user_id": f"u-{i:04d}", "phone": f"+86138{i:08d}", "email": f"u{i}@example.com"}) + "\n"
+        for i in range(PEOPLE)
+    )
+    request = urllib.request.Request(
+        f"{url}/v1/recipients",
+        data=lines.encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/x-ndjson"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        results = [json.loads(line) for line in answer.read().splitlines() if line.strip()]
+    created = sum(1 for r in results if r["result"] in ("created", "replaced", "updated"))
+    if created != PEOPLE:
+        raise RuntimeError(f"imported {created} of {PEOPLE} recipients: {results[:3]}")
 
 
 def batch(size: int) -> list[RequestTemplate]:
@@ -361,13 +398,18 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int], templat
                 print(f"  {name} [{server}]: server did not start: {exc}", flush=True)
                 results.append(measurement)
                 continue
+            people_row: Measurement | None = None
             with process as proc:
                 measurement = Measurement(name, server, size)
+                url = f"http://127.0.0.1:{port}"
+                people = role == "api" and size == 1 and not with_template and not args.no_user_jobs
+                if people:
+                    import_people(url)  # before the plain run too: both measure on the same database
                 if with_template:
-                    publish_template(f"http://127.0.0.1:{port}")
+                    publish_template(url)
                 measure(
                     measurement,
-                    f"http://127.0.0.1:{port}",
+                    url,
                     SINGLE_TEMPLATED if with_template else SINGLE if size == 1 else batch(size),
                     args,
                     args.connections if size == 1 else args.batch_connections,
@@ -375,12 +417,17 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int], templat
                     None if size == 1 else "accepted",
                     role in DISPATCHING,
                 )
+                if people:
+                    people_row = Measurement("single job for a user_id", server, 1)
+                    measure(people_row, url, USER_SINGLE, args, args.connections, Db(db_path), None, False)
                 if role in DISPATCHING:
                     queued = Db(db_path).count("SELECT count(*) FROM messages WHERE status IN ('queued','sending')")
                     measurement.notes.append(f"backlog (queued + sending) at the end: {queued:,}")
                 if proc.proc is not None and proc.proc.poll() is not None:
                     measurement.notes.append(f"server exited early: {proc.output()[-500:]}")
             results.append(measurement)
+            if people_row is not None:
+                results.append(people_row)
     return results
 
 
@@ -394,6 +441,19 @@ def multi_process_line(gateway: list[Measurement]) -> list[str]:
     if not one or not auto:
         return []
     return [f"- single-job accept while dispatching, `gateway serve` (auto) vs `--processes 1`: **{auto / one:.2f} x**"]
+
+
+def user_jobs_line(gateway: list[Measurement]) -> list[str]:
+    """Jobs for a user_id (profile read at accept) against plain single-job accept, same server and run."""
+    plain = next((m for m in gateway if m.server.endswith("api") and m.name == "single job"), None)
+    people = next((m for m in gateway if m.name == "single job for a user_id"), None)
+    if plain is None or people is None or not plain.rps or not people.rps:
+        return []
+    ratio = people.rps / plain.rps
+    verdict = "met" if ratio >= 0.8 else "NOT met"
+    return [
+        f"- single job for a `user_id` vs plain single job, >= 0.8 (same server and run): **{ratio:.2f}** -> {verdict}"
+    ]
 
 
 def template_line(single: Measurement | None, templated: Measurement | None) -> list[str]:
@@ -487,6 +547,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
         f" {'met' if best_batch >= 10_000 else 'NOT met'}",
         *template_line(single, templated),
         *multi_process_line(gateway),
+        *user_jobs_line(gateway),
         f"- unexpected answers or socket errors over all runs: {unexpected}",
         "",
     ]
@@ -519,6 +580,9 @@ def main() -> int:
         type=lambda p: Path(p).resolve(),
         default=ROOT,
         help="source tree of the gateway to run (default: this one); for A/B runs of a patched copy",
+    )
+    parser.add_argument(
+        "--no-user-jobs", action="store_true", help="skip the user_id row (10,000 recipients imported first)"
     )
     parser.add_argument("--no-template", action="store_true", help="leave out the templated single-job row")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")

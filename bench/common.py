@@ -39,6 +39,7 @@ from typing import Any
 PYTHON = sys.executable
 TOKEN = "{n}"
 DIGITS = re.compile(r"\{d8\}")  # a different 8-digit number per occurrence (varied recipients)
+PEOPLE = re.compile(r"\{u4\}")  # one of 10,000 people (0000-9999), varied: recipients imported beforehand
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -257,6 +258,11 @@ function request()
     digits = digits + 1
     return string.format("%08d", (tid * 7919 + digits * 104729) % 100000000)
   end)
+  -- "{u4}": one of 10,000 people (profiles imported before the run), a different one each time
+  body = string.gsub(body, "{u4}", function()
+    digits = digits + 1
+    return string.format("%04d", (tid * 7919 + digits * 104729) % 10000)
+  end)
   sent = sent + 1
   sent_jobs = sent_jobs + t.jobs
   return wrk.format(t.method, t.path, headers, body)
@@ -418,6 +424,7 @@ async def _aiohttp_load(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             body = _render(t.body, token)
         body = DIGITS.sub(lambda _: next_digits(), body)
+        body = PEOPLE.sub(lambda _: next_digits()[-4:], body)
         return t, headers, body.encode()
 
     async def connection(session: aiohttp.ClientSession) -> None:

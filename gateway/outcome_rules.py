@@ -9,15 +9,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from gateway.domain.models import AttemptOutcome, Job, Status
 from gateway.domain.pricing import Cost, price_of
 from gateway.domain.regions import region_of
 from gateway.domain.retry import REASON_EXPIRED, GiveUp, RetryPolicy, next_retry
 from gateway.domain.routing import RegionRule, RoutingConfig, next_channel, receipt_deadline
+from gateway.domain.template_jobs import channel_addresses
 from gateway.store.records import Outcome, SendingMark
 from providers.base import ErrorKind, ProviderError, SendResult
 
 PHONE_CHANNELS = ("sms", "voice")
+
+
+def addresses_of(job: Job) -> dict[str, str]:
+    """A recipient's job's address per channel, from the profile at accept (empty for a job with one
+    `to`); the content is parsed only for a job that carries them."""
+    if '"addresses"' not in job.content:
+        return {}
+    return channel_addresses(orjson.loads(job.content))
 
 
 class OutcomeRules:
@@ -35,7 +46,8 @@ class OutcomeRules:
         **extra: Any,
     ) -> Outcome:
         remaining = [c for c in (job.fallback or "").split(",") if c]
-        channel = next_channel(rule, remaining, job.channel)
+        addresses = addresses_of(job)
+        channel = next_channel(rule, remaining, job.channel, addresses)
         if channel is None:
             return Outcome(job.id, job.tenant_id, Status.FAILED, now, reason=reason, detail=detail, **extra)
         left = ",".join(c for c in remaining if c != channel) or None
@@ -46,6 +58,7 @@ class OutcomeRules:
             now,
             reason=reason,
             channel=channel,
+            to_addr=addresses.get(channel),
             fallback=left,
             next_attempt_at=now,
             detail={**detail, "from": job.channel, "to": channel},
@@ -163,5 +176,7 @@ class OutcomeRules:
 
     def receipt_deadline(self, job: Job, now: float) -> float | None:
         """For a job that may still fall back, when its receipt is due (kept in next_attempt_at)."""
-        fallback = [c for c in (job.fallback or "").split(",") if c]
-        return receipt_deadline(self.routing, job.channel, fallback, now)
+        if not job.fallback:
+            return None
+        fallback = [c for c in job.fallback.split(",") if c]
+        return receipt_deadline(self.routing, job.channel, fallback, now, addresses_of(job))

@@ -19,12 +19,13 @@ from gateway.api.messages import (
     request_hash,
 )
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.recipient_jobs import addressed_job, people_of
 from gateway.api.templated_jobs import rendered_job
 from gateway.contract.base import judge
 from gateway.contract.jobs import judge_job
 from gateway.contract.messages import BatchRequest
 from gateway.domain.jobs import FieldError
-from gateway.store.records import AcceptOutcome
+from gateway.store.records import AcceptOutcome, Addressing
 
 
 def _refused(index: int, problem: Problem) -> dict[str, Any]:
@@ -57,6 +58,12 @@ class _Batch:
         self.same_as: dict[int, int] = {}
         self.claimed: list[tuple[str, str]] = []
         self.templates: dict[str, Any] = {}  # template rows by name, read once per batch
+        self.people: dict[str, Addressing | None] = {}  # recipients' profiles by user_id, read once per batch
+
+    async def read_people(self) -> None:
+        named = people_of(self.items)
+        if named:
+            self.people = dict(zip(named, await self.ctx.store.addressings(self.tenant_id, named), strict=True))
 
     async def judge_item(self, index: int, item: Any) -> None:
         prefix = f"/messages/{index}"
@@ -67,13 +74,17 @@ class _Batch:
         if judged is None or errors:
             self.results[index] = _refused(index, validation_problem(errors))
             return
-        job, wrong = await self.ctx.experiments.assign(
-            self.ctx.store, self.tenant_id, in_channel_order(self.ctx, judged.to_send_job()), prefix
+        job, choice, refusal = await addressed_job(
+            self.ctx, self.tenant_id, judged.to_send_job(), judged.listed, prefix, self.people
         )
-        if wrong is not None:
-            self.results[index] = _refused(index, validation_problem([wrong]))
-            return
-        job, refusal = await rendered_job(self.ctx, self.tenant_id, job, prefix, self.templates)
+        if refusal is None:
+            job, wrong = await self.ctx.experiments.assign(
+                self.ctx.store, self.tenant_id, in_channel_order(self.ctx, job), prefix
+            )
+            if wrong is not None:
+                self.results[index] = _refused(index, validation_problem([wrong]))
+                return
+            job, refusal = await rendered_job(self.ctx, self.tenant_id, job, prefix, self.templates)
         body_hash = request_hash({k: v for k, v in item.items() if k != "idempotency_key"})
         refusal = refusal or refusal_now(self.ctx, self.tenant_id, job, self.now, prefix)
         if refusal is not None:
@@ -86,7 +97,7 @@ class _Batch:
             return
         if key is not None and not self._hold_key(index, prefix, key, body_hash):
             return
-        self.rows.append(job_row(self.ctx, self.tenant_id, job, key, body_hash, self.now))
+        self.rows.append(job_row(self.ctx, self.tenant_id, job, key, body_hash, self.now, choice))
         self.row_index.append(index)
 
     def _hold_key(self, index: int, prefix: str, key: str, body_hash: str) -> bool:
@@ -148,6 +159,7 @@ async def create_batch(request: web.Request) -> web.Response:
     if envelope is None or errors:
         raise validation_problem(errors)
     batch = _Batch(ctx, principal.tenant_id, envelope.messages)
+    await batch.read_people()
     for index, item in enumerate(batch.items):
         await batch.judge_item(index, item)
     await batch.store()

@@ -19,6 +19,7 @@ from gateway.api.bodies import read_json
 from gateway.api.content import accept_route, content_problem
 from gateway.api.context import ApiContext, context
 from gateway.api.problems import Problem, validation_problem
+from gateway.api.recipient_jobs import addressed_job
 from gateway.api.templated_jobs import rendered_job
 from gateway.contract.jobs import judge_job
 from gateway.contract.messages import MessageQuery
@@ -27,7 +28,7 @@ from gateway.domain.jobs import FieldError, normalise_phone, timing_problems, va
 from gateway.domain.models import Channel, SendJob
 from gateway.domain.routing import candidate_providers, cheapest_first
 from gateway.experiment_assignment import accepted_status
-from gateway.store.records import AcceptOutcome, MessageFilter
+from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome, MessageFilter
 from providers.templates import sendable_by
 
 log = structlog.get_logger("gateway.api")
@@ -45,11 +46,17 @@ def request_hash(body: Any) -> str:
 
 
 def job_row(
-    ctx: ApiContext, tenant_id: str, job: SendJob, key: str | None, body_hash: str, now: float
+    ctx: ApiContext,
+    tenant_id: str,
+    job: SendJob,
+    key: str | None,
+    body_hash: str,
+    now: float,
+    choice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     retention = ctx.settings.api.idempotency_retention_hours * 3600
     status, reason = accepted_status(job)
-    return {
+    row: dict[str, Any] = {
         "id": message_id(now),
         "tenant_id": tenant_id,
         "idempotency_key": key,
@@ -81,12 +88,15 @@ def job_row(
         "created_at": now,
         "updated_at": now,
     }
+    if choice is not None:  # written as the message's channel.chosen event, not a column
+        row[CHANNEL_CHOICE] = choice
+    return row
 
 
 def in_channel_order(ctx: ApiContext, job: SendJob) -> SendJob:
     """The job as it will be tried: with `channel_order: cost`, the cheapest adequate channel first
     (decided at accept, so the answer, the content check and the record all show it)."""
-    if job.channel_order != "cost":
+    if job.channel_order != "cost" or "addresses" in job.content:  # a recipient's job is ordered already
         return job
     channel, fallback = cheapest_first(job.channel.value, [c.value for c in job.fallback], ctx.routing.costs)
     return dataclasses.replace(job, channel=Channel(channel), fallback=tuple(Channel(c) for c in fallback))
@@ -208,12 +218,12 @@ async def create_message(request: web.Request) -> web.Response:
     judged, errors = judge_job(body, ctx.limits)
     if judged is None:
         raise validation_problem(errors)
-    job, wrong = await ctx.experiments.assign(
-        ctx.store, principal.tenant_id, in_channel_order(ctx, judged.to_send_job())
-    )
-    if wrong is not None:
-        raise validation_problem([wrong])
-    job, refusal = await rendered_job(ctx, principal.tenant_id, job)
+    job, choice, refusal = await addressed_job(ctx, principal.tenant_id, judged.to_send_job(), judged.listed)
+    if refusal is None:
+        job, wrong = await ctx.experiments.assign(ctx.store, principal.tenant_id, in_channel_order(ctx, job))
+        if wrong is not None:
+            raise validation_problem([wrong])
+        job, refusal = await rendered_job(ctx, principal.tenant_id, job)
     body_hash = request_hash(body)
     # Refusals that depend on the moment (an expiry now past, a word list changed since, a template
     # archived since) come after the key: a retry of a request the gateway already took gets the first
@@ -224,7 +234,7 @@ async def create_message(request: web.Request) -> web.Response:
         if earlier is not None:
             return earlier
         raise refusal
-    row = job_row(ctx, principal.tenant_id, job, key, body_hash, now)
+    row = job_row(ctx, principal.tenant_id, job, key, body_hash, now, choice)
     flight = (principal.tenant_id, key) if key else None
     if flight is not None:
         if flight in ctx.inflight_keys:

@@ -4,6 +4,7 @@ and `fallback` may be), validated into the domain's SendJob."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, WithJsonSchema
@@ -114,35 +115,105 @@ def _with_article(noun: str) -> str:
 
 
 def _fallback(channel: Channel) -> Any:
-    """The channels a job on `channel` may fall back to: only those that take the same address (a job
-    carries one `to`), each once."""
-    others = [c for c in reachable_channels(channel) if c != channel.value]
+    """The channels a job on `channel` may fall back to, each once. Whether each can take the job's
+    address is judged with the whole job (`address_problems`): a job for a `user_id` without `to`
+    takes each channel's address from the recipient's profile."""
+    others = [c for c in CHANNELS if c != channel.value]
 
     def check(value: str) -> str:
         if value == channel.value:
             raise fail("repeats a channel already tried")
         if value not in others:
-            if value not in CHANNELS:
-                raise fail(f"must be one of {', '.join(CHANNELS)}")
-            raise fail(
-                f"{value} cannot reach {_with_article(ADDRESS_KINDS[channel])}; "
-                f"the channels that can: {', '.join(reachable_channels(channel))}"
-            )
+            raise fail(f"must be one of {', '.join(CHANNELS)}")
         return value
 
-    def once_each(values: list[str]) -> list[str]:
-        if len(set(values)) != len(values):
-            raise fail("repeats a channel already tried")
-        return values
-
     item = Annotated[str, AfterValidator(check)]
-    schema: dict[str, Any] = {"type": "array", "items": {"enum": others}, "maxItems": len(others), "uniqueItems": True}
-    if not others:
-        schema = {"type": "array", "maxItems": 0}
-    schema["description"] = (
-        "channels to try next; only those that take the job's address (sms and voice share a phone number)"
-    )
-    return Annotated[list[item], AfterValidator(once_each), WithJsonSchema(schema)]
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": {"enum": others},
+        "maxItems": len(others),
+        "uniqueItems": True,
+        "description": "channels to try next, in order; with `to`, only those that take that address (sms and "
+        "voice share a phone number); with `content`, only those that read it (sms and voice); for a `user_id` "
+        "without `to` and a template, any channel, each with the profile's address and the template's body",
+    }
+    return Annotated[list[item], AfterValidator(_once_each), WithJsonSchema(schema)]
+
+
+def fallback_problems(body: dict[str, Any], channel: Channel, listed: bool) -> list[tuple[str, str]]:
+    """(field, message) for each fallback channel the job could never use: with `to`, one that cannot
+    take that address; with `content` (no template), one that cannot send that content. Judged on the
+    body as given, so these come with every other problem of the job."""
+    fallback = body.get("fallback")
+    if not isinstance(fallback, list):
+        return []
+    base, shift = ("/channels/", 1) if listed else ("/fallback/", 0)
+    reachable = reachable_channels(channel)
+    problems = []
+    for index, other in enumerate(fallback):
+        if other not in CHANNELS or other == channel.value:
+            continue  # refused by the item's own check
+        if body.get("to") is not None and other not in reachable:
+            kind = _with_article(ADDRESS_KINDS[channel])
+            message = f"{other} cannot reach {kind}; the channels that can: {', '.join(reachable)}"
+            problems.append((f"{base}{index + shift}", message))
+        elif body.get("template") is None and other not in _SAME_CONTENT.get(channel.value, ()):
+            problems.append((f"{base}{index + shift}", f"{other} cannot send {channel} content: give a template"))
+    return problems
+
+
+def _once_each(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise fail("repeats a channel already tried")
+    return values
+
+
+def _channels(channel: Channel) -> Any:
+    """`channels`: [channel, *fallback] as one list, starting with the job's `channel`."""
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": {"enum": list(CHANNELS)},
+        "prefixItems": [{"const": channel.value}],
+        "minItems": 1,
+        "maxItems": len(CHANNELS),
+        "uniqueItems": True,
+        "description": "the channels to try, in order: channels = [channel, *fallback] (give `channels` or "
+        "`fallback`, not both); `channel` may be left out, it is channels[0]",
+        "examples": [[channel.value]],
+    }
+    item = Literal["sms", "voice", "push", "email", "webhook"]
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_once_each), WithJsonSchema(schema)]
+
+
+# Channels that read the same content: a job given `content` (no template) falls back only among them.
+_SAME_CONTENT = {"sms": {"sms", "voice"}, "voice": {"sms", "voice"}}
+
+
+def _tried_only_on(channel: Channel, usable: Collection[str]) -> dict[str, Any]:
+    """`fallback` and `channels` of a job on `channel` kept to the `usable` channels."""
+    others = [c for c in CHANNELS if c in usable and c != channel.value]
+    fallback: dict[str, Any] = {"items": {"enum": others}} if others else {"maxItems": 0}
+    listed = {"items": {"enum": [channel.value, *others]}, "maxItems": 1 + len(others)}
+    return {"properties": {"fallback": fallback, "channels": listed}}
+
+
+def _fallback_rules(channel: Channel) -> list[dict[str, Any]]:
+    """What `fallback_problems` refuses, said in the schema: with `to`, only the channels that take that
+    address; with `content` (no template), only the channels that read that content."""
+    return [
+        {"if": {"required": ["to"]}, "then": _tried_only_on(channel, reachable_channels(channel))},
+        {
+            "if": {"not": {"required": ["template"]}},
+            "then": _tried_only_on(channel, _SAME_CONTENT.get(channel.value, ())),
+        },
+    ]
+
+
+def _job_schema(schema: dict[str, Any], model: type[Any]) -> None:
+    schema.update(_CONTENT_OR_TEMPLATE)
+    channel: Channel | None = getattr(model, "channel_value", None)
+    if channel is not None:
+        schema["allOf"] = _fallback_rules(channel)
 
 
 TEMPLATE_NAME_PATTERN = explain_pattern(
@@ -172,7 +243,10 @@ _CONTENT_OR_TEMPLATE: dict[str, Any] = {
             "not": {"anyOf": [{"required": [name]} for name in ("template", "version", "locale", "params")]},
         },
         {"required": ["template"], "not": {"required": ["content"]}},
-    ]
+    ],
+    "not": {"required": ["channels", "fallback"]},
+    # `to`, or a `user_id` whose profile gives each channel's address.
+    "anyOf": [{"required": ["to"]}, {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}}],
 }
 
 Metadata = Annotated[
@@ -185,7 +259,7 @@ Metadata = Annotated[
 class _JobFields(Body):
     """What every job carries, whatever its channel."""
 
-    model_config = ConfigDict(json_schema_extra=_CONTENT_OR_TEMPLATE)
+    model_config = ConfigDict(json_schema_extra=_job_schema)
 
     category: Literal["marketing", "transactional"] = Field(
         "marketing", description="transactional messages skip marketing caps and quiet hours"
@@ -205,8 +279,8 @@ class _JobFields(Body):
     )
     channel_order: Literal["listed", "cost"] = Field(
         "listed",
-        description="cost: of `channel` and `fallback`, the channels that take this address are tried cheapest "
-        "first by the operator's routing.costs (decided at accept; the message shows the order)",
+        description="cost: of `channel` and `fallback`, the channels that can reach the recipient are tried "
+        "cheapest first by the operator's routing.costs (decided at accept; the message shows the order)",
     )
     metadata: Metadata | None = None
     tz: TimeZone | None = None
@@ -235,6 +309,21 @@ class _JobFields(Body):
         extra = sorted(given - {"content"})
         return [(f"/{extra[0]}", "is given only with a template")] if extra else []
 
+    @property
+    def listed(self) -> bool:
+        """Whether the request named its channels as `channels` (refusals then point into that list)."""
+        return getattr(self, "channels", None) is not None
+
+    def address_problems(self) -> list[tuple[str, str]]:
+        """(field, message): a job needs `to` or a `user_id`; `channels` given with `channel` must agree."""
+        to: str | None = self.to  # type: ignore[attr-defined]
+        if to is None and self.user_id is None:
+            return [("/to", "is required (or give a user_id: the address then comes from the recipient's profile)")]
+        channels: list[str] | None = self.channels  # type: ignore[attr-defined]
+        if channels is not None and channels[0] != self.channel_value:
+            return [("/channels/0", f"must be the job's channel, {self.channel_value}")]
+        return []
+
     def template_ref(self) -> TemplateRef | None:
         name: str | None = getattr(self, "template", None)
         if name is None:
@@ -247,7 +336,7 @@ class _JobFields(Body):
         content = {k: v for k, v in given.__dict__.items() if v is not None} if given is not None else {}
         return SendJob(
             channel=self.channel_value,
-            to=self.to,  # type: ignore[attr-defined]
+            to=self.to or "",  # type: ignore[attr-defined]  # "": chosen from the profile at accept
             content=content,
             category=_CATEGORIES[self.category],
             user_id=self.user_id,
@@ -303,37 +392,43 @@ class WebhookContent(Body):
 class SmsJob(_JobFields):
     channel_value = Channel.SMS
     channel: Literal["sms"]
-    to: PhoneNumber
+    to: PhoneNumber = absent()
     content: SmsContent = absent()
     fallback: _fallback(Channel.SMS) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.SMS) = absent()  # type: ignore[valid-type]
 
 
 class VoiceJob(_JobFields):
     channel_value = Channel.VOICE
     channel: Literal["voice"]
-    to: PhoneNumber
+    to: PhoneNumber = absent()
     content: VoiceContent = absent()
     fallback: _fallback(Channel.VOICE) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.VOICE) = absent()  # type: ignore[valid-type]
 
 
 class PushJob(_JobFields):
     channel_value = Channel.PUSH
     channel: Literal["push"]
-    to: DeviceToken
+    to: DeviceToken = absent()
     content: PushContent = absent()
     fallback: _fallback(Channel.PUSH) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.PUSH) = absent()  # type: ignore[valid-type]
 
 
 class EmailJob(_JobFields):
     channel_value = Channel.EMAIL
     channel: Literal["email"]
-    to: Mailbox
+    to: Mailbox = absent()
     content: EmailContent = absent()
     fallback: _fallback(Channel.EMAIL) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.EMAIL) = absent()  # type: ignore[valid-type]
 
     def to_send_job(self) -> SendJob:
         job = super().to_send_job()
-        mailbox = parse_mailbox(self.to)
+        if not job.to:  # a recipient's job: the address comes from the profile at accept
+            return job
+        mailbox = parse_mailbox(job.to)
         assert mailbox is not None  # judged at validation
         content = {**job.content, "to_name": mailbox.display_name} if mailbox.display_name else job.content
         # `to_name` is kept with the content (and purged with it), so `to` stays the bare address.
@@ -343,15 +438,20 @@ class EmailJob(_JobFields):
 class WebhookJob(_JobFields):
     channel_value = Channel.WEBHOOK
     channel: Literal["webhook"]
-    to: Annotated[str, StringConstraints(max_length=2048, pattern=HTTPS_URL), Field(description="an https URL")]
+    to: Annotated[str, StringConstraints(max_length=2048, pattern=HTTPS_URL), Field(description="an https URL")] = (
+        absent()
+    )
     content: WebhookContent = absent()
     fallback: _fallback(Channel.WEBHOOK) = Field(default_factory=list)  # type: ignore[valid-type]
+    channels: _channels(Channel.WEBHOOK) = absent()  # type: ignore[valid-type]
 
 
 class PlainHttpWebhookJob(WebhookJob):
     """A webhook job where the operator allows plain http receivers (`api.allow_http_webhooks`)."""
 
-    to: Annotated[str, StringConstraints(max_length=2048, pattern=ANY_HTTP_URL), Field(description="an http(s) URL")]
+    to: Annotated[
+        str, StringConstraints(max_length=2048, pattern=ANY_HTTP_URL), Field(description="an http(s) URL")
+    ] = absent()
 
 
 def _fields(job: SendJob) -> dict[str, Any]:
@@ -419,15 +519,28 @@ def judge_job(
     `now` is the time of the request: a job that would expire before it could be sent is refused."""
     if not isinstance(body, dict):
         return None, [FieldError(prefix or "/", "must be a JSON object")]
+    if "channels" in body and "fallback" in body:
+        return None, [FieldError(f"{prefix}/fallback", "give channels or fallback, not both")]
+    listed = isinstance(body.get("channels"), list)
+    if listed and not body["channels"] and "channel" not in body:
+        return None, [FieldError(f"{prefix}/channels", "must name at least one channel")]
+    if listed and body["channels"]:
+        # `channels` means channel = channels[0], fallback = channels[1:].
+        body = {"channel": body["channels"][0], **body, "fallback": body["channels"][1:]}
     channel = body.get("channel")
     model = job_models(limits.allow_http_webhooks, batch).get(channel) if isinstance(channel, str) else None
     if model is None:
+        where = f"{prefix}/channels/0" if listed and body["channels"] else f"{prefix}/channel"
         message = "is required" if body.get("channel") is None else f"must be one of {', '.join(CHANNELS)}"
-        return None, [FieldError(f"{prefix}/channel", message)]
+        return None, [FieldError(where, message)]
     judged, errors = judge(model, body, prefix)
-    if judged is None:
+    if listed:  # the fallback is the list's tail, judged there
+        errors = [e for e in errors if not e.field.startswith(f"{prefix}/fallback")]
+    errors += [FieldError(prefix + f, m) for f, m in fallback_problems(body, model.channel_value, listed)]
+    if judged is None or errors:
         return None, errors
-    problems = judged.source_problems() + timing_problems(judged.send_at, judged.expires_at, now)
+    problems = judged.source_problems() + judged.address_problems()
+    problems += timing_problems(judged.send_at, judged.expires_at, now)
     errors = [FieldError(prefix + f, m) for f, m in problems]
     return (None, errors) if errors else (judged, [])
 

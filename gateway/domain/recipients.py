@@ -122,6 +122,33 @@ def allowed_channels(
     return choices
 
 
+# The event written with a recipient's job when it is accepted (its detail: choice_detail).
+CHANNEL_CHOSEN = "channel.chosen"
+# What a refusal at accept says of a channel the job can never use, by verdict.
+REFUSALS: Mapping[Verdict, str] = {
+    Verdict.NO_ADDRESS: "the recipient has no address for {channel}",
+    Verdict.PREFERENCE_OFF: "the recipient turned {channel} off for {category} messages",
+    Verdict.DEFAULT_OFF: "{channel} is off for {category} messages by the tenant's default preferences",
+    Verdict.OPTED_OUT: "the recipient opted out of {category} messages on {channel}",
+    Verdict.NO_PROVIDER: "no configured provider sends {channel}",
+}
+
+
+def refusal_text(choice: ChannelChoice, category: str) -> str:
+    return REFUSALS[choice.verdict].format(channel=choice.channel, category=category)
+
+
+def choice_detail(choices: Sequence[ChannelChoice], order: Sequence[str], order_by: str) -> dict[str, object]:
+    """What a recipient's job's `channel.chosen` event says: the channels it will try, in order, and
+    each listed channel's verdict (never an address: events outlive erasure's reach less than rows)."""
+    return {
+        "channel": order[0],
+        "order": list(order),
+        "order_by": order_by,
+        "verdicts": {choice.channel: choice.verdict.value for choice in choices},
+    }
+
+
 def unserved_platforms(platforms: Iterable[str], served: Collection[str]) -> list[str]:
     """The push platforms named that no configured provider delivers to."""
     return [p for p in platforms if p not in served]

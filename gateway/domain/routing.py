@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -257,32 +257,39 @@ def region_denial(
 INTERCHANGEABLE = {"sms": {"voice"}, "voice": {"sms"}}
 
 
-def next_channel(rule: RegionRule | None, job_fallback: Sequence[str], tried: str) -> str | None:
+def next_channel(
+    rule: RegionRule | None, job_fallback: Sequence[str], tried: str, addressed: Collection[str] = ()
+) -> str | None:
     """The channel to fall back to: the job's own list first (the campaign knows its user), then the
-    operator's rule; only a channel the job's address and content suit."""
+    operator's rule; only a channel the job's address and content suit, or one the job carries an
+    address of its own for (`addressed`: a recipient's job, its addresses taken from the profile)."""
     candidates = [*job_fallback, *([rule.fallback] if rule is not None and rule.fallback else [])]
     for channel in candidates:
-        if channel != tried and channel in INTERCHANGEABLE.get(tried, set()):
+        if channel != tried and (channel in INTERCHANGEABLE.get(tried, set()) or channel in addressed):
             return channel
     return None
 
 
-def receipt_deadline(config: RoutingConfig, channel: str, fallback: Sequence[str], sent_at: float) -> float | None:
+def receipt_deadline(
+    config: RoutingConfig, channel: str, fallback: Sequence[str], sent_at: float, addressed: Collection[str] = ()
+) -> float | None:
     """When a message sent now on `channel` must have its receipt, for a job that could still fall
     back (a receipt timeout for the channel and a fallback channel that takes the address); else None."""
     timeout = config.receipt_timeouts.get(channel)
-    if timeout is None or next_channel(None, fallback, channel) is None:
+    if timeout is None or next_channel(None, fallback, channel, addressed) is None:
         return None
     return sent_at + timeout
 
 
-def cheapest_first(channel: str, fallback: Sequence[str], costs: Mapping[str, float]) -> tuple[str, tuple[str, ...]]:
+def cheapest_first(
+    channel: str, fallback: Sequence[str], costs: Mapping[str, float], addressed: Collection[str] = ()
+) -> tuple[str, tuple[str, ...]]:
     """A job's channel and fallback list, reordered cheapest first among the channels that can carry
-    its one address and content (its own channel and those interchangeable with it). A priced
+    it: its own, those interchangeable with it, and those it has an address for (`addressed`). A priced
     channel comes before an unpriced one; equal costs and unpriced channels keep the job's order;
     channels that cannot take the address stay after, in the job's order."""
     listed = [channel, *fallback]
-    adequate = [c for c in listed if c == channel or c in INTERCHANGEABLE.get(channel, set())]
+    adequate = [c for c in listed if c == channel or c in INTERCHANGEABLE.get(channel, set()) or c in addressed]
     ranked = sorted(adequate, key=lambda c: (c not in costs, costs.get(c, 0.0)))  # stable: ties keep order
     ordered = [*ranked, *(c for c in listed if c not in adequate)]
     return ordered[0], tuple(ordered[1:])

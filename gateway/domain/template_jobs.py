@@ -18,7 +18,8 @@ from typing import Any
 
 from gateway.domain.templates import TemplateContent, param_text, render, render_params
 
-INTERNAL_KEYS = frozenset({"template", "fallback_content"})
+# `addresses`: a recipient's job carries each of its channels' address from the profile (channel -> address).
+INTERNAL_KEYS = frozenset({"template", "fallback_content", "addresses"})
 TEMPLATE_ID_KEYS = frozenset({"template_params", "provider_templates", "template_code"})
 
 
@@ -86,3 +87,9 @@ def content_for_channel(content: Mapping[str, Any], channel: str, provider: str 
     if not isinstance(ids, Mapping):
         return {key: value for key, value in picked.items() if key not in TEMPLATE_ID_KEYS}
     return {**picked, "template_code": ids["template_code"]} if "template_code" in ids else picked
+
+
+def channel_addresses(content: Mapping[str, Any]) -> dict[str, str]:
+    """The address of each channel a recipient's job may use (empty for a job given one `to`)."""
+    addresses = content.get("addresses")
+    return dict(addresses) if isinstance(addresses, Mapping) else {}

@@ -26,6 +26,7 @@ from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_un
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Peekable = sa.Select[Any] | sa.CompoundSelect[Any]  # what Database.peek asks: one statement
 
 
 class Database:
@@ -72,7 +73,7 @@ class Database:
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
-    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    async def peek(self, query: Peekable, params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
         """A small read outside any transaction, its SQL compiled once, straight on the driver; or
         None when it could not be asked (the caller then does the real work, which reports what is
         wrong). For questions asked very often whose answer is mostly "nothing", e.g. an idle
@@ -90,10 +91,10 @@ class Database:
         raise NotImplementedError
 
 
-_COMPILED: dict[tuple[sa.Select[Any], str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+_COMPILED: dict[tuple[Peekable, str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-def compiled_query(query: sa.Select[Any], dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def compiled_query(query: Peekable, dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The query's SQL for this dialect (compiled once) and its positional parameters: every bound
     parameter has a default in the query; `params` override them by name."""
     key = (query, dialect.name)
@@ -186,7 +187,7 @@ class SqliteDatabase(Database):
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
         self._peeker: sqlite3.Connection | None = None
 
-    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    async def peek(self, query: Peekable, params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
         """On the loop's thread, on a read-only connection of its own: in WAL mode a read never waits
         for the writer, so the loop is not held up."""
         if self.path == ":memory:":
@@ -335,7 +336,7 @@ class PostgresDatabase(Database):
             await conn.rollback()
             return result
 
-    async def peek(self, query: sa.Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    async def peek(self, query: Peekable, params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
         """On a pooled connection, straight on asyncpg, in no transaction (one round trip)."""
         sql, values = compiled_query(query, self._engine.dialect, params)
         try:

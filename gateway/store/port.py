@@ -21,7 +21,15 @@ from gateway.domain.models import IN_QUEUE, Job
 from gateway.domain.numbers import SenderNumber, Transition
 from gateway.domain.recipients import RecipientProfile
 from gateway.domain.webhooks import DeliveryPolicy
-from gateway.store.records import AcceptOutcome, MessageFilter, Outcome, ReceiptRecord, RecipientFilter, SendingMark
+from gateway.store.records import (
+    AcceptOutcome,
+    Addressing,
+    MessageFilter,
+    Outcome,
+    ReceiptRecord,
+    RecipientFilter,
+    SendingMark,
+)
 from gateway.store.webhook_records import ClaimedDelivery, DeliveryResult
 
 Row = dict[str, Any]
@@ -213,6 +221,9 @@ class RecipientStore(Protocol):
     async def put_preferences(
         self, tenant_id: str, user_id: str, given: Mapping[str, Mapping[str, bool]]
     ) -> dict[str, dict[str, bool]] | None: ...
+    async def addressing(self, tenant_id: str, user_id: str) -> Addressing | None: ...
+    async def addressings(self, tenant_id: str, user_ids: Sequence[str]) -> list[Addressing | None]: ...
+
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, dict[str, bool]]]: ...

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from gateway.domain.models import AttemptOutcome, Job, Status
 from gateway.domain.numbers import NumberState, SenderKind, SenderNumber
+from gateway.domain.recipients import RecipientProfile
 
 # What a purged message's content column holds: JSON null, so the API shows `"content": null`.
 PURGED_CONTENT = "null"
@@ -37,6 +38,12 @@ class SendingMark:
     worker: str | None = None
 
 
+# A row key (not a column) of an accepted recipient's job: the detail of its `channel.chosen` event.
+CHANNEL_CHOICE = "channel_choice"
+# What choosing a recipient's job's channels needs of the person: the profile and their own preferences.
+Addressing = tuple[RecipientProfile, dict[str, dict[str, bool]]]
+
+
 @dataclass(slots=True)
 class Outcome:
     """The result of one attempt, or a decision taken without one (expired, rejected, ...)."""
@@ -55,6 +62,7 @@ class Outcome:
     error_message: str | None = None
     next_attempt_at: float | None = None
     channel: str | None = None  # set when the job falls back to another channel
+    to_addr: str | None = None  # set when that channel takes another address (a recipient's job)
     part_ids: tuple[str, ...] = ()  # the provider's id of each segment, when it numbered them apart
     fallback: str | None = None  # the job's remaining fallback channels, with `channel`
     detail: dict[str, Any] = field(default_factory=dict)

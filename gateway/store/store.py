@@ -8,7 +8,7 @@ from typing import Any
 from gateway.store import migrations
 from gateway.store.batcher import GroupCommitter
 from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
-from gateway.store.records import AcceptOutcome, Outcome, ReceiptRecord, SendingMark
+from gateway.store.records import AcceptOutcome, Addressing, Outcome, ReceiptRecord, SendingMark
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
@@ -96,6 +96,13 @@ class SqlStore(
             max_items=2000,
             name="outcome-commit",
         )
+        # Recipients' jobs arriving together read their profiles together (one read, three statements).
+        self._addressings: GroupCommitter[tuple[str, str], Addressing | None] = GroupCommitter(
+            self._read_addressings,
+            delay_seconds=group_commit_ms / 1000,
+            max_items=group_commit_max_rows,
+            name="addressing-read",
+        )
         # Set after every accept commit, so an in-process worker starts at once instead of polling; in
         # worker processes on PostgreSQL also by the LISTEN connection (store/wakeups.py).
         self.work_available = asyncio.Event()
@@ -147,4 +154,5 @@ class SqlStore(
         await self._clicks.drain()
         await self._queued_clicks.drain()
         await self._outcomes.drain()
+        await self._addressings.drain()
         await self.db.close()

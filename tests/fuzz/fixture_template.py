@@ -17,3 +17,14 @@ FUZZ_TEMPLATE_BODY = {
         "webhook": {"json": {"fuzz": "notice"}},
     },
 }
+
+# A person with an address on every channel, created before the run: a generated job for a `user_id`
+# without `to` names this one (another user_id is unknown: a 422 for the state, not the shape), and the
+# generator leaves the profile and its preferences as they are.
+FUZZ_PERSON = "fuzz-person"
+FUZZ_PERSON_BODY = {
+    "phone": "+14155550199",
+    "email": "fuzz@example.com",
+    "push_tokens": [{"token": "fuzz-token-0001", "platform": "android"}],
+    "webhook_url": "https://example.com/fuzz-hook",
+}

@@ -12,7 +12,7 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
-from tests.fuzz.fixture_template import FUZZ_TEMPLATE
+from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_TEMPLATE
 
 # Valid numbers of several numbering plans, in the forms campaign systems send them.
 PHONE_NUMBERS = [
@@ -163,6 +163,11 @@ def _names_the_fixture_template(job: Any) -> None:
             job["params"] = {}
 
 
+def _names_the_fixture_person(job: Any) -> None:
+    if isinstance(job, dict) and isinstance(job.get("user_id"), str) and "to" not in job:
+        job["user_id"] = FUZZ_PERSON
+
+
 def _examples_fit(body: dict[str, Any]) -> None:
     """A variable's example fits its max_length (stated in the document's prose)."""
     variables = body.get("variables")
@@ -202,6 +207,8 @@ def _template_cases(case: Any) -> None:
     path = case.operation.path
     if path.startswith("/v1/templates/{name}") and (case.path_parameters or {}).get("name") == FUZZ_TEMPLATE:
         case.path_parameters["name"] = "fuzz-other"
+    if path.startswith("/v1/recipients/{user_id}") and (case.path_parameters or {}).get("user_id") == FUZZ_PERSON:
+        case.path_parameters["user_id"] = "fuzz-other"
 
 
 def _template_bodies(case: Any) -> None:
@@ -211,9 +218,11 @@ def _template_bodies(case: Any) -> None:
         _examples_fit(case.body)
     if isinstance(case.body, dict) and path == "/v1/messages":
         _names_the_fixture_template(case.body)
+        _names_the_fixture_person(case.body)
     if isinstance(case.body, dict) and path == "/v1/messages/batch" and isinstance(case.body.get("messages"), list):
         for item in case.body["messages"]:
             _names_the_fixture_template(item)
+            _names_the_fixture_person(item)
 
 
 def _weights_sum_to_100(body: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.fixture_template import FUZZ_TEMPLATE, FUZZ_TEMPLATE_BODY
+from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_PERSON_BODY, FUZZ_TEMPLATE, FUZZ_TEMPLATE_BODY
 from tests.harness import API_KEY
 from tests.processes import GatewayProcess
 
@@ -52,6 +52,15 @@ def _publish_fixture_template(url: str) -> None:
             assert response.status == 201
 
 
+def _put_fixture_person(url: str) -> None:
+    """The person generated jobs for a user_id without `to` name (tests/fuzz/hooks.py)."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    data = json.dumps(FUZZ_PERSON_BODY).encode()
+    request = urllib.request.Request(f"{url}/v1/recipients/{FUZZ_PERSON}", data=data, headers=headers, method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
 def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -61,6 +70,7 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway
     gateway.start()
     try:
         _publish_fixture_template(gateway.url)
+        _put_fixture_person(gateway.url)
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),

@@ -178,6 +178,44 @@ async def test_an_ndjson_import_answers_every_line_and_stores_only_the_valid_one
         assert (await (await gw.get("/v1/recipients/u-1")).json())["email"] == "li@example.com"
 
 
+async def test_an_import_replaces_known_people_whole_and_creates_the_others_in_one_batch(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway() as gw:
+        known = {"phone": "+8613812345678", "push_tokens": [{"token": "tok-00000001", "platform": "android"}]}
+        put = await gw.session.put(
+            f"{gw.url}/v1/recipients/u-1", json={**known, "attributes": {"tier": "gold"}}, headers=gw.headers
+        )
+        assert put.status == 201
+        text = (
+            '{"user_id": "u-2", "email": "b@example.com", "attributes": {"tier": "silver"}}\n'
+            '{"user_id": "u-1", "email": "li@example.com", "tz": "Asia/Shanghai"}\n'
+            '{"user_id": "u-3", "phone": "+8613812345679"}\n'
+        )
+        status, results = await _import(gw, text, "application/x-ndjson")
+        assert status == 200
+        assert [(r["user_id"], r["result"]) for r in results] == [
+            ("u-2", "created"),
+            ("u-1", "updated"),
+            ("u-3", "created"),
+        ]
+        one = await (await gw.get("/v1/recipients/u-1")).json()
+        assert (one["email"], one["tz"], one["phone"], one["push_tokens"], one["attributes"]) == (
+            "li@example.com",
+            "Asia/Shanghai",
+            None,
+            [],
+            {},
+        )
+        gold = await (await gw.get("/v1/recipients", params={"attribute": "tier:gold"})).json()
+        silver = await (await gw.get("/v1/recipients", params={"attribute": "tier:silver"})).json()
+        assert ([r["user_id"] for r in gold["data"]], [r["user_id"] for r in silver["data"]]) == (
+            [],
+            ["u-2"],
+        )
+        assert (await (await gw.get("/v1/recipients/u-3")).json())["phone"] == "+8613812345679"
+
+
 async def test_a_csv_import_names_the_bad_column_per_line_and_refuses_an_unknown_header(
     start_gateway: GatewayStarter,
 ) -> None:

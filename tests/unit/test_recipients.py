@@ -97,3 +97,29 @@ def test_an_address_digest_is_keyed_and_stable() -> None:
     one = address_digest("secret-a", "+8613812345678")
     assert one == address_digest("secret-a", "+8613812345678") != address_digest("secret-b", "+8613812345678")
     assert "13812345678" not in one and len(one) == 64
+
+
+def test_each_refusal_and_choice_says_why_without_an_address() -> None:
+    from gateway.domain.recipients import (
+        RecipientProfile,
+        allowed_channels,
+        choice_detail,
+        refusal_text,
+    )
+
+    profile = RecipientProfile("u-1", phone="+8613812345678")
+    choices = allowed_channels(
+        profile, {"marketing": {"sms": False}}, {}, "marketing", ["sms", "email", "push"], served=["sms", "email"]
+    )
+    assert [refusal_text(c, "marketing") for c in choices] == [
+        "the recipient turned sms off for marketing messages",
+        "the recipient has no address for email",
+        "no configured provider sends push",
+    ]
+    detail = choice_detail(choices, ["sms"], "listed")
+    assert detail == {
+        "channel": "sms",
+        "order": ["sms"],
+        "order_by": "listed",
+        "verdicts": {"sms": "preference_off", "email": "no_address", "push": "no_provider"},
+    }

@@ -269,3 +269,14 @@ def test_the_example_config_ships_the_xinjiang_rule_commented() -> None:
     assert (rule.channel, rule.fallback, rule.unknown_region) == ("voice", "sms", "deny")
     assert region_denial(config, "voice", region_of(XINJIANG_PHONENUMBERS_MISSES)) is not None
     assert "calls to Xinjiang numbers often do not connect: voice to Xinjiang falls back to SMS" in text
+
+
+def test_a_recipients_job_falls_back_to_any_channel_it_has_an_address_for() -> None:
+    from gateway.domain.routing import cheapest_first, next_channel
+
+    assert next_channel(None, ["email"], "push") is None, "one address: push cannot become e-mail"
+    assert next_channel(None, ["sms", "email"], "push", addressed={"push", "sms", "email"}) == "sms"
+    assert next_channel(None, ["email"], "sms", addressed={"sms"}) is None, "no address for e-mail"
+    costs = {"sms": 0.05, "email": 0.001}
+    assert cheapest_first("push", ["sms", "email"], costs) == ("push", ("sms", "email"))
+    assert cheapest_first("push", ["sms", "email"], costs, addressed={"sms", "email"}) == ("email", ("sms", "push"))

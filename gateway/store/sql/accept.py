@@ -8,11 +8,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import GroupCommitter
-from gateway.store.records import AcceptOutcome
+from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import events, messages
 from gateway.store.sql.common import Room, dialect_insert, executemany_fast
 from gateway.store.wakeups import notify_work
@@ -20,6 +22,10 @@ from gateway.store.wakeups import notify_work
 
 def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
     """Insert accepted jobs in one statement; a reused idempotency key loses to the stored row."""
+    choices: dict[str, Any] = {}
+    if any(CHANNEL_CHOICE in row for row in rows):
+        choices = {row["id"]: row[CHANNEL_CHOICE] for row in rows if CHANNEL_CHOICE in row}
+        rows = [{k: v for k, v in row.items() if k != CHANNEL_CHOICE} for row in rows]
     stmt = dialect_insert(conn, messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
     executemany_fast(conn, "accept", stmt, rows)
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
@@ -91,8 +97,25 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
                 for r in accepted
             ],
         )
+        chosen = [r for r in accepted if r["id"] in choices]
+        if chosen:
+            executemany_fast(
+                conn, "accept-choice", events.insert(), [_choice_event(r, choices[r["id"]]) for r in chosen]
+            )
         notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
+
+
+def _choice_event(row: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tenant_id": row["tenant_id"],
+        "message_id": row["id"],
+        "at": row["created_at"],
+        "type": CHANNEL_CHOSEN,
+        "status": None,
+        "reason": f"recipient.{choice['order_by']}",
+        "detail": orjson.dumps(choice).decode(),
+    }
 
 
 class AcceptRoom(Room):

@@ -99,12 +99,13 @@ _RECORD_OUTCOMES = sa.text(
         SELECT * FROM unnest(
             CAST(:ids AS TEXT[]), CAST(:tenants AS TEXT[]), CAST(:statuses AS TEXT[]), CAST(:reasons AS TEXT[]),
             CAST(:pmids AS TEXT[]), CAST(:providers AS TEXT[]), CAST(:channels AS TEXT[]),
-            CAST(:fallbacks AS TEXT[]), CAST(:error_kinds AS TEXT[]), CAST(:error_codes AS TEXT[]),
+            CAST(:tos AS TEXT[]), CAST(:fallbacks AS TEXT[]), CAST(:error_kinds AS TEXT[]),
+            CAST(:error_codes AS TEXT[]),
             CAST(:error_messages AS TEXT[]), CAST(:nexts AS DOUBLE PRECISION[]), CAST(:ats AS DOUBLE PRECISION[]),
             CAST(:attempts AS INTEGER[]), CAST(:attempt_outcomes AS TEXT[]), CAST(:details AS TEXT[]),
             CAST(:costs AS DOUBLE PRECISION[]), CAST(:currencies AS TEXT[])
         ) WITH ORDINALITY AS b(
-            id, tenant_id, status, reason, pmid, provider, channel, fallback, error_kind, error_code,
+            id, tenant_id, status, reason, pmid, provider, channel, to_addr, fallback, error_kind, error_code,
             error_message, next_at, at, attempt, attempt_outcome, detail, cost, currency, ord
         )
     ),
@@ -115,6 +116,7 @@ _RECORD_OUTCOMES = sa.text(
             provider_message_id = COALESCE(b.pmid, m.provider_message_id),
             provider = COALESCE(b.provider, m.provider),
             channel = COALESCE(b.channel, m.channel),
+            to_addr = COALESCE(b.to_addr, m.to_addr),
             fallback = CASE WHEN b.channel IS NULL THEN m.fallback ELSE b.fallback END,
             error_code = b.error_code,
             error_message = b.error_message,
@@ -184,6 +186,7 @@ def _columns(items: list[tuple[Outcome, str | None]]) -> dict[str, Any]:
         "pmids": [o.provider_message_id for o in outcomes],
         "providers": [o.provider for o in outcomes],
         "channels": [o.channel for o in outcomes],
+        "tos": [o.to_addr for o in outcomes],
         "fallbacks": [o.fallback for o in outcomes],
         "error_kinds": [o.error_kind for o in outcomes],
         "error_codes": [o.error_code for o in outcomes],

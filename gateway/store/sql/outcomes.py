@@ -29,10 +29,10 @@ def unreceipted_sql(dialect: str, channels: Sequence[str]) -> tuple[str, dict[st
     terms, params = [], {}
     for i, channel in enumerate(sorted(channels)):
         targets = sorted(INTERCHANGEABLE.get(channel, ()))
-        if not targets:
-            continue
         params[f"c{i}"] = channel
-        alternatives = []
+        # A recipient's job's fallback channels were each given an address at accept (with `to`, only
+        # channels sharing it were accepted): whatever it names, it can move.
+        alternatives = ["user_id IS NOT NULL"]
         for j, target in enumerate(targets):
             params[f"f{i}_{j}"] = f"%{target}%"
             alternatives.append(f"fallback LIKE :f{i}_{j}")
@@ -73,6 +73,7 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
                 status=outcome.status,
                 reason=outcome.reason,
                 channel=outcome.channel,
+                to_addr=outcome.to_addr or messages.c.to_addr,
                 fallback=outcome.fallback,
                 next_attempt_at=outcome.next_attempt_at,
                 lease_owner=None,
@@ -119,6 +120,7 @@ _RECORD_OUTCOME = (
         provider_message_id=sa.func.coalesce(sa.bindparam("b_pmid"), messages.c.provider_message_id),
         provider=sa.func.coalesce(sa.bindparam("b_provider", type_=sa.String), messages.c.provider),
         channel=sa.func.coalesce(sa.bindparam("b_channel", type_=sa.String), messages.c.channel),
+        to_addr=sa.func.coalesce(sa.bindparam("b_to", type_=sa.String), messages.c.to_addr),
         fallback=sa.case(
             (sa.bindparam("b_channel", type_=sa.String).is_(None), messages.c.fallback),
             else_=sa.bindparam("b_fallback", type_=sa.String),
@@ -176,6 +178,7 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
                 "b_pmid": o.provider_message_id,
                 "b_provider": o.provider,
                 "b_channel": o.channel,
+                "b_to": o.to_addr,
                 "b_fallback": o.fallback,
                 "b_error_code": o.error_code,
                 "b_error_message": o.error_message,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +21,8 @@ from gateway.domain.recipients import (
     erased_form,
     patched,
 )
-from gateway.store.records import PURGED_CONTENT, RecipientFilter
+from gateway.store.batcher import GroupCommitter
+from gateway.store.records import PURGED_CONTENT, Addressing, RecipientFilter
 from gateway.store.schema import (
     attempts,
     clicks,
@@ -70,45 +72,68 @@ def _address_rows(tenant_id: str, profile: RecipientProfile) -> list[dict[str, A
 
 def _write_profile(conn: Connection, tenant_id: str, profile: RecipientProfile, now: float) -> bool:
     """Insert or replace the whole profile; True when it is new."""
-    values = {
+    return put_recipients(conn, tenant_id, [profile], now)[0]
+
+
+def put_recipients(conn: Connection, tenant_id: str, profiles: Sequence[RecipientProfile], now: float) -> list[bool]:
+    """Profiles written (each inserted or replaced whole) in one transaction, in a few statements for
+    the lot (a bulk import's batch); per profile, whether it is new. A user_id given twice is written
+    in turn, so the later one wins and counts as a replacement."""
+    if len({p.user_id for p in profiles}) != len(profiles):
+        return [flag for p in profiles for flag in put_recipients(conn, tenant_id, [p], now)]
+    named = [p.user_id for p in profiles]
+    columns = [_profile_columns(p, now) for p in profiles]
+    pairs = zip(named, columns, strict=True)
+    rows = [{"tenant_id": tenant_id, "user_id": user_id, "created_at": now, **c} for user_id, c in pairs]
+    insert = dialect_insert(conn, recipients).values(rows)
+    new = set(
+        conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["tenant_id", "user_id"]).returning(recipients.c.user_id)
+        ).scalars()
+    )
+    # The others replaced (parameters named apart from the columns they set, as SQLAlchemy requires).
+    replaced = [
+        {"b_user_id": p.user_id, **{f"b_{k}": v for k, v in c.items()}}
+        for p, c in zip(profiles, columns, strict=True)
+        if p.user_id not in new
+    ]
+    if replaced:
+        who = sa.and_(recipients.c.tenant_id == tenant_id, recipients.c.user_id == sa.bindparam("b_user_id"))
+        changed: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in columns[0]}
+        conn.execute(recipients.update().where(who).values(**changed), replaced)
+    for table in (recipient_addresses, recipient_attributes):
+        conn.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c.user_id.in_(named)))
+    addresses = [row for p in profiles for row in _address_rows(tenant_id, p)]
+    if addresses:
+        conn.execute(recipient_addresses.insert(), addresses)
+    attributes = [
+        {"tenant_id": tenant_id, "user_id": p.user_id, "name": k, "value": attribute_text(v)}
+        for p in profiles
+        for k, v in p.attributes.items()
+    ]
+    if attributes:
+        conn.execute(recipient_attributes.insert(), attributes)
+    return [p.user_id in new for p in profiles]
+
+
+def _profile_columns(profile: RecipientProfile, now: float) -> dict[str, Any]:
+    """The recipients row's columns a write sets (its addresses and attributes are rows of their own)."""
+    return {
         "tz": profile.tz,
         "locale": profile.locale,
         "attributes": orjson.dumps(dict(profile.attributes)).decode(),
         "updated_at": now,
     }
-    created = conn.execute(
-        dialect_insert(conn, recipients)
-        .values(tenant_id=tenant_id, user_id=profile.user_id, created_at=now, **values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"])
-        .returning(recipients.c.user_id)
-    ).first()
-    if created is None:
-        conn.execute(recipients.update().where(_of(tenant_id, profile.user_id, recipients)).values(**values))
-    for table in (recipient_addresses, recipient_attributes):
-        conn.execute(table.delete().where(_of(tenant_id, profile.user_id, table)))
-    address_rows = _address_rows(tenant_id, profile)
-    if address_rows:
-        conn.execute(recipient_addresses.insert(), address_rows)
-    if profile.attributes:
-        conn.execute(
-            recipient_attributes.insert(),
-            [
-                {"tenant_id": tenant_id, "user_id": profile.user_id, "name": k, "value": attribute_text(v)}
-                for k, v in profile.attributes.items()
-            ],
-        )
-    return created is not None
-
-
-def put_recipients(conn: Connection, tenant_id: str, profiles: Sequence[RecipientProfile], now: float) -> list[bool]:
-    """Profiles written in one transaction; per profile, whether it is new."""
-    return [_write_profile(conn, tenant_id, profile, now) for profile in profiles]
 
 
 def _profile(conn: Connection, row: Mapping[str, Any]) -> RecipientProfile:
     found = conn.execute(
         sa.select(recipient_addresses).where(_of(row["tenant_id"], row["user_id"], recipient_addresses))
     ).mappings()
+    return _profile_of(row, found)
+
+
+def _profile_of(row: Any, found: Iterable[Any]) -> RecipientProfile:
     single: dict[str, Any] = {}
     tokens = []
     for address in found:
@@ -282,6 +307,80 @@ def preferences_of(
     return found
 
 
+def _whose(table: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.and_(table.c.tenant_id == sa.bindparam("tenant_id", ""), table.c.user_id == sa.bindparam("user_id", ""))
+
+
+# One person's addressing in one statement of one row shape (part, a, b, c, d), for Database.peek:
+# compiled once and asked straight on the driver, with no transaction or thread hop around it.
+ONE_ADDRESSING = sa.union_all(
+    sa.select(
+        sa.literal_column("'profile'").label("part"),
+        recipients.c.tz.label("a"),
+        recipients.c.locale.label("b"),
+        recipients.c.attributes.label("c"),
+        sa.cast(sa.null(), sa.Float).label("d"),
+    ).where(_whose(recipients)),
+    sa.select(
+        sa.literal_column("'address'"),
+        recipient_addresses.c.kind,
+        recipient_addresses.c.address,
+        recipient_addresses.c.label,
+        recipient_addresses.c.last_seen_at,
+    ).where(_whose(recipient_addresses)),
+    sa.select(
+        sa.literal_column("'preference'"),
+        recipient_preferences.c.category,
+        recipient_preferences.c.channel,
+        sa.cast(sa.null(), sa.String),
+        sa.cast(recipient_preferences.c.enabled, sa.Integer),
+    ).where(_whose(recipient_preferences)),
+)
+
+
+def addressing_of_rows(user_id: str, rows: Iterable[Sequence[Any]]) -> Addressing | None:
+    """ONE_ADDRESSING's rows as the profile and the person's own preferences; None for no such person."""
+    row: dict[str, Any] | None = None
+    addresses: list[dict[str, Any]] = []
+    preferences: dict[str, dict[str, bool]] = {}
+    for part, a, b, c, d in rows:
+        if part == "profile":
+            row = {"user_id": user_id, "tz": a, "locale": b, "attributes": c}
+        elif part == "address":
+            addresses.append({"kind": a, "address": b, "label": c, "last_seen_at": d})
+        else:
+            preferences.setdefault(a, {})[b] = bool(d)
+    return (_profile_of(row, addresses), preferences) if row is not None else None
+
+
+def addressing(conn: Connection, people: Sequence[tuple[str, str]]) -> list[Addressing | None]:
+    """What choosing jobs' channels needs of each person (tenant, user_id): the profile and their own
+    preferences; None for no such person. Three statements for any number of people (accepts that
+    arrive together are looked up together)."""
+    by_tenant: dict[str, set[str]] = defaultdict(set)
+    for tenant_id, user_id in people:
+        by_tenant[tenant_id].add(user_id)
+    rows: dict[tuple[str, str], Any] = {}
+    addresses: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    preferences: dict[tuple[str, str], dict[str, dict[str, bool]]] = defaultdict(dict)
+    for tenant_id, users in by_tenant.items():
+        named = sorted(users)
+        for table, sink in ((recipients, None), (recipient_addresses, addresses), (recipient_preferences, None)):
+            where = sa.and_(table.c.tenant_id == tenant_id, table.c.user_id.in_(named))
+            for row in conn.execute(sa.select(table).where(where)).mappings():
+                key = (tenant_id, row["user_id"])
+                if table is recipients:
+                    rows[key] = row
+                elif sink is not None:
+                    sink[key].append(row)
+                else:
+                    preferences[key].setdefault(row["category"], {})[row["channel"]] = bool(row["enabled"])
+    return [
+        (_profile_of(rows[key], addresses.get(key, ())), preferences.get(key, {})) if key in rows else None
+        for key in people
+    ]
+
+
 def local_time_facts(
     conn: Connection, people: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
@@ -423,6 +522,21 @@ class RecipientsRoom(Room):
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
         return await self.db.read(local_time_facts, people)
+
+    _addressings: GroupCommitter[tuple[str, str], Addressing | None]
+
+    async def addressing(self, tenant_id: str, user_id: str) -> Addressing | None:
+        found = await self.db.peek(ONE_ADDRESSING, {"tenant_id": tenant_id, "user_id": user_id})
+        if found is None:  # no such shortcut here (an in-memory database), or it failed: the grouped read
+            return await self._addressings.submit((tenant_id, user_id))
+        return addressing_of_rows(user_id, found)
+
+    async def addressings(self, tenant_id: str, user_ids: Sequence[str]) -> list[Addressing | None]:
+        """Many people at once (a batch's recipients' jobs): one read, never split."""
+        return await self._addressings.submit_many([(tenant_id, user_id) for user_id in user_ids])
+
+    async def _read_addressings(self, people: list[tuple[str, str]]) -> list[Addressing | None]:
+        return await self.db.read(addressing, people)
 
     async def preferences_of(
         self, people: Sequence[tuple[str, str]]
