@@ -29,6 +29,9 @@ EITHER = "give either click_token or message_id"
 _ONE_OF = [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("click_token", "message_id")]
 
 
+MAX_CONVERSION_VALUE = 1e12
+
+
 class ConversionRequest(Body):
     """A conversion credited to the click that led to it, or to a message."""
 
@@ -45,7 +48,15 @@ class ConversionRequest(Body):
     message_id: MessageId | None = None
     click_token: ClickToken | None = Field(None, validate_default=True)
     event: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL), Field(examples=["purchase"])]
-    value: float | None = Field(None, description="e.g. the order's amount; summed in the campaign report")
+    # Bounded so that a campaign's sum stays a number on every store (PostgreSQL's float sum overflows
+    # to an error past 1.8e308); an amount in any currency fits.
+    value: float | None = Field(
+        None,
+        ge=-MAX_CONVERSION_VALUE,
+        le=MAX_CONVERSION_VALUE,
+        description="e.g. the order's amount (negative for a refund), at most 1e12 either way; summed in the"
+        " campaign report",
+    )
     occurred_at: Timestamp | None = Field(None, description="default: when the postback arrives")
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)] | None = Field(
         None,

@@ -115,3 +115,20 @@ async def test_a_bad_grouping_or_page_is_a_400_naming_the_parameter(start_gatewa
             problem = await answer.json()
             assert answer.headers["Content-Type"].startswith("application/problem+json")
             assert [e["field"] for e in problem["errors"]] == [field], problem
+
+
+async def test_conversion_values_at_their_bounds_sum_and_beyond_them_are_refused(start_gateway: GatewayStarter) -> None:
+    async with start_gateway(ENV) as gw:
+        first = await send(gw, "+8613900000001", "cart", category="transactional")
+        for n, value in enumerate((1e12, 1e12, -1e12, 1e12)):
+            bought = {"message_id": first, "event": "purchase", "value": value, "event_id": f"order-{n}"}
+            assert (await gw.post("/v1/conversions", bought)).status == 201
+        answer = await gw.get("/v1/reports/campaigns/recall")
+        assert answer.status == 200, await answer.text()
+        assert (await answer.json())["totals"]["value"] == 2e12
+        assert (await gw.get("/v1/reports/campaigns")).status == 200
+        for value in (1e13, -1.5e12, 1e300):
+            refused = await gw.post("/v1/conversions", {"message_id": first, "event": "purchase", "value": value})
+            assert refused.status == 422
+            assert [e["field"] for e in (await refused.json())["errors"]] == ["/value"]
+        assert await gw.count("conversions") == 4
