@@ -11,6 +11,12 @@ from tests.harness import GatewayStarter, running_gateway
 from tests.servers import postgres_server, redis_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fuzz test first: it runs for minutes, so with the suite spread over processes
+    (scripts/test) it starts at once rather than keeping one process busy after the rest are done."""
+    items.sort(key=lambda item: item.get_closest_marker("fuzz") is None)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     with redis_server() as url:

@@ -8,7 +8,9 @@ command works on a laptop and in CI.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,10 +23,33 @@ from pathlib import Path
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
 
+# Below Linux's ephemeral ports (32768-60999), which the kernel hands to bind(0) and connect().
+_OWN_PORTS = range(20000, 32000)
+_handed_out = itertools.count(random.randrange(len(_OWN_PORTS)))  # a child process starts elsewhere
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing is bound to now, for a server the caller starts next.
+
+    Under pytest-xdist each test process hands out the ports of a slice of its own, in turn: the
+    kernel's choice (bind to port 0) could give two processes the same port in the moment between
+    one's free_port() and its server binding it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    size = len(_OWN_PORTS) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    first = _OWN_PORTS.start + int(worker.removeprefix("gw")) * size
+    for _ in range(size):
+        port = first + next(_handed_out) % size
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken, or still in TIME_WAIT
+            return port
+    raise OSError(f"no free port in {first}-{first + size - 1}")
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

@@ -138,19 +138,52 @@ class SharedState:
             self._streams = None
 
 
+# A Unix socket's path must fit in sun_path: 108 bytes on Linux, 104 on the BSDs and macOS, the
+# terminating NUL included.
+SOCKET_PATH_MAX = 103
+# mkdtemp's folder name: the prefix, a pid (up to 7 digits), "-" and 8 random characters.
+_FOLDER_NAME_MAX = len(STATE_DIR_PREFIX) + 7 + 1 + 8
+LAST_RESORT = "/tmp"
+
+
 def state_directory() -> str:
     """A private (0700) folder for the State's socket, named after this process; folders that
     supervisors killed with -9 left behind are removed first (nothing else would: a killed process
-    runs no clean-up)."""
+    runs no clean-up). It is made in the first of `state_parents()` short enough for the socket."""
     remove_stale_state_directories()
-    return tempfile.mkdtemp(prefix=f"{STATE_DIR_PREFIX}{os.getpid()}-")
+    parent = next((p for p in state_parents() if _socket_fits(p)), LAST_RESORT)
+    return tempfile.mkdtemp(prefix=f"{STATE_DIR_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def state_parents() -> list[str]:
+    """Where State folders are made, in order: the temporary folder ($TMPDIR), then, for a $TMPDIR
+    too long for a socket path, the user's runtime folder ($XDG_RUNTIME_DIR) and /tmp."""
+    candidates = [tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR", ""), LAST_RESORT]
+    parents: list[str] = []
+    for candidate in candidates:
+        usable = candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK)
+        if usable and candidate not in parents:
+            parents.append(candidate)
+    return parents
+
+
+def _socket_fits(parent: str) -> bool:
+    longest = os.path.join(parent, "x" * _FOLDER_NAME_MAX, SOCKET_NAME)
+    return len(os.fsencode(longest)) <= SOCKET_PATH_MAX
 
 
 def remove_stale_state_directories(parent: str | None = None) -> list[str]:
     """Remove this user's State folders whose supervisor is gone: its pid (in the name) is not a
     living process here, and nothing answers on the socket (a supervisor in another PID namespace
-    sharing this folder would). Returns the folders removed."""
-    parent = parent or tempfile.gettempdir()
+    sharing this folder would). Looks in `parent`, or in every one of `state_parents()`. Returns the
+    folders removed."""
+    removed: list[str] = []
+    for folder in [parent] if parent else state_parents():
+        removed += _remove_stale_in(folder)
+    return removed
+
+
+def _remove_stale_in(parent: str) -> list[str]:
     removed: list[str] = []
     try:
         names = os.listdir(parent)

@@ -9,9 +9,12 @@ import collections
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import sqlite3
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +191,19 @@ def _state_folders(tmp: Path) -> set[str]:
     return {p.name for p in tmp.iterdir() if p.name.startswith("gateway-state-")}
 
 
-async def test_the_state_folder_a_killed_supervisor_left_is_removed_by_the_next_start(tmp_path: Path) -> None:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+@pytest.fixture
+def short_tmpdir() -> Iterator[Path]:
+    """A $TMPDIR short enough for the State's socket (pytest's own folders may not be: then the
+    supervisor puts the socket's folder elsewhere, tests/integration/test_state_directories.py)."""
+    path = Path(tempfile.mkdtemp(prefix="gw-tmp-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_the_state_folder_a_killed_supervisor_left_is_removed_by_the_next_start(
+    tmp_path: Path, short_tmpdir: Path
+) -> None:
+    tmp = short_tmpdir
     env = {**ENV, "TMPDIR": str(tmp)}
     gateway = GatewayProcess(tmp_path, env, serve_args=SERVE).start(timeout=90)
     try:
