@@ -91,8 +91,19 @@ DeviceToken = Annotated[
     ),
     Field(description="a push device token: 8-4096 printable ASCII characters", examples=["fcm-token-0001"]),
 ]
-HTTPS_URL = explain_pattern(rf"^https://[^{BLANK}\x00-\x1f\x7f]*$", "must be an https URL")
-ANY_HTTP_URL = explain_pattern(rf"^https?://[^{BLANK}\x00-\x1f\x7f]*$", "must be an http or https URL")
+# A receiver's URL: its host a DNS name or an IPv4 address (what a client can connect to; a host
+# such as "Þ]x" was taken and broke every client that read the job back), then anything printable.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_URL_AFTER_SCHEME = (
+    rf"(?:[^{BLANK}\x00-\x1f\x7f/?#@\[\]]*@)?{_LABEL}(?:\.{_LABEL})*\.?(?::[0-9]{{1,5}})?"
+    rf"(?:[/?#][^{BLANK}\x00-\x1f\x7f]*)?"
+)
+HTTPS_URL = explain_pattern(
+    rf"^https://{_URL_AFTER_SCHEME}$", "must be an https URL whose host is a DNS name or an IPv4 address"
+)
+ANY_HTTP_URL = explain_pattern(
+    rf"^https?://{_URL_AFTER_SCHEME}$", "must be an http or https URL whose host is a DNS name or an IPv4 address"
+)
 TimeZone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),

@@ -45,6 +45,11 @@ class JobLimits:
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
+# A receiver's host: a DNS name or an IPv4 address, what a client can connect to.
+_URL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_RECEIVER_HOST_RE = re.compile(
+    rf"^https?://(?:[^/?#@\[\]]*@)?{_URL_LABEL}(?:\.{_URL_LABEL})*\.?(?::[0-9]{{1,5}})?(?:[/?#]|$)"
+)
 
 
 ADDRESS_KINDS = {
@@ -214,7 +219,8 @@ def _validate_to(check: _Checker, channel: Channel | None, raw: Any) -> str | No
         return raw
     if channel == Channel.WEBHOOK:
         allowed = ("https://", "http://") if check.limits.allow_http_webhooks else ("https://",)
-        if len(raw) > 2048 or not raw.startswith(allowed) or any(c.isspace() for c in raw):
+        bad = len(raw) > 2048 or not raw.startswith(allowed) or any(c.isspace() for c in raw)
+        if bad or not _RECEIVER_HOST_RE.match(raw):
             check.fail("/to", "must be an https URL")
             return None
         return raw

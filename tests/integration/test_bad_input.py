@@ -86,6 +86,19 @@ CASES = [
         id="webhook-not-https",
     ),
     pytest.param(
+        # A host no client can connect to: taken once, it broke every client that read the job back.
+        {"channel": "webhook", "to": "https://\u00de\U000193a4]x#", "content": {"payload": {}}},
+        422,
+        ["/to"],
+        id="webhook-host-not-a-name",
+    ),
+    pytest.param(
+        {"channel": "webhook", "to": "https://[::1]:8443/hook", "content": {"payload": {}}},
+        422,
+        ["/to"],
+        id="webhook-host-ipv6-literal",
+    ),
+    pytest.param(
         {"channel": "push", "to": "tok", "content": {"title": "t", "body": "b"}},
         422,
         ["/to"],

@@ -21,6 +21,8 @@ PROFILE = {
 ANDROID_ONLY = {"GATEWAY_SANDBOX__PUSH_PLATFORMS": '["android"]'}
 RECIPIENT_TABLES = ("recipients", "recipient_addresses", "recipient_attributes", "recipient_preferences")
 
+HTTPS_URL_RULE = "must be an https URL whose host is a DNS name or an IPv4 address"
+
 
 async def put(gw: Running, user_id: str, body: Any) -> Any:
     response = await gw.session.put(f"{gw.url}/v1/recipients/{user_id}", json=body, headers=gw.headers)
@@ -115,7 +117,7 @@ async def test_the_list_filters_by_channel_and_attribute_and_pages_with_a_cursor
             id="token",
         ),
         pytest.param({"tz": "Mars/Base"}, [("/tz", "must be an IANA time zone, e.g. Asia/Shanghai")], id="tz"),
-        pytest.param({"webhook_url": "http://x.example"}, [("/webhook_url", "must be an https URL")], id="webhook"),
+        pytest.param({"webhook_url": "http://x.example"}, [("/webhook_url", HTTPS_URL_RULE)], id="webhook"),
         pytest.param({"fax": "+8613812345678"}, [("/fax", "is not a known field")], id="unknown-field"),
         pytest.param(
             {"attributes": {"bad name": 1}},

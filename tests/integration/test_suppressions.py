@@ -82,6 +82,7 @@ async def test_a_device_token_is_suppressed_when_its_channel_is_named(start_gate
         ),
         pytest.param({"address": "ann@example"}, [("/address", EMAIL_FORMS)], id="invalid-email"),
         pytest.param({"address": "http://example.com/hook"}, [("/address", "must be an https URL")], id="http-url"),
+        pytest.param({"address": "https://\u00de]x#"}, [("/address", "must be an https URL")], id="url-host"),
         pytest.param(
             {"address": "+8613812345678", "channel": "email"},
             [("/address", EMAIL_FORMS)],
