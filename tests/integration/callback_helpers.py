@@ -9,6 +9,21 @@ from tests.fakes.campaign_receiver import CampaignReceiver
 from tests.harness import SMS, Running
 
 
+def endpoint_row(now: float, endpoint_id: str = "whk_01J0000000000000000000OUTB") -> dict[str, Any]:
+    """A subscription as the store keeps it, for tests that write one straight to a store."""
+    return {
+        "id": endpoint_id,
+        "tenant_id": "t1",
+        "url": "https://93.184.215.14/hooks",
+        "events": ["opt_out"],
+        "description": None,
+        "secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "state": "active",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def callback_env(**extra: str) -> dict[str, str]:
     return {
         "GATEWAY_WEBHOOKS__ALLOW_PRIVATE_NETWORKS": "true",  # the receiver listens on loopback

@@ -13,20 +13,7 @@ from gateway.domain.webhooks import EVERY_TENANT, event_type, wanted
 from gateway.store.schema import events, suppressions, webhook_deliveries
 from gateway.store.sql.suppressions import add_suppressions
 from gateway.store.store import SqlStore
-
-
-def _endpoint(now: float) -> dict[str, Any]:
-    return {
-        "id": "whk_01J0000000000000000000OUTB",
-        "tenant_id": "t1",
-        "url": "https://93.184.215.14/hooks",
-        "events": ["opt_out"],
-        "description": None,
-        "secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        "state": "active",
-        "created_at": now,
-        "updated_at": now,
-    }
+from tests.integration.callback_helpers import endpoint_row
 
 
 def _opt_out(now: float) -> dict[str, Any]:
@@ -49,7 +36,7 @@ async def test_a_change_that_rolls_back_emits_nothing_and_one_that_commits_emits
     try:
         await store.migrate()
         now = time.time()
-        assert await store.create_webhook(_endpoint(now), 10) is not None
+        assert await store.create_webhook(endpoint_row(now), 10) is not None
 
         def change_then_fail(conn: Any) -> None:
             assert add_suppressions(conn, [_opt_out(now)]) == 1  # the change and its event, written
@@ -78,7 +65,7 @@ async def test_a_second_reader_waits_for_the_first_ones_lease(database_url: str)
     try:
         await store.migrate()
         now = time.time()
-        await store.create_webhook(_endpoint(now), 10)
+        await store.create_webhook(endpoint_row(now), 10)
         await store.add_suppressions([_opt_out(now)])
         assert await store.fan_out_events("first", now, now + 30, 100, {}, 0.0) == 1
         await store.add_suppressions([{**_opt_out(now), "value": "+8613812345679"}])
@@ -101,7 +88,7 @@ async def test_the_reader_waits_at_an_id_still_being_committed(database_url: str
     try:
         await store.migrate()
         now = time.time()
-        await store.create_webhook(_endpoint(now), 10)
+        await store.create_webhook(endpoint_row(now), 10)
         slow = other.transaction()
         await slow.start()
         await other.execute(
@@ -135,9 +122,9 @@ async def test_the_fan_out_gives_each_subscription_the_types_it_chose(database_u
     try:
         await store.migrate()
         now = time.time()
-        everything = {**_endpoint(now), "events": ["*"]}
-        chosen = {**_endpoint(now), "id": "whk_01J0000000000000000000CHSN", "events": ["message.sent", "inbound"]}
-        other = {**_endpoint(now), "id": "whk_01J0000000000000000000OTHR", "tenant_id": "t2", "events": ["*"]}
+        everything = {**endpoint_row(now), "events": ["*"]}
+        chosen = {**endpoint_row(now), "id": "whk_01J0000000000000000000CHSN", "events": ["message.sent", "inbound"]}
+        other = {**endpoint_row(now), "id": "whk_01J0000000000000000000OTHR", "tenant_id": "t2", "events": ["*"]}
         for endpoint in (everything, chosen, other):
             await store.create_webhook(endpoint, 10)
         entries = [(kind, None, None) for kind in ("click", "conversion", "suppression.added", "retention")]

@@ -19,24 +19,10 @@ from gateway.store.webhook_records import DeliveryResult
 from gateway.webhook_settings import WebhooksSettings
 from tests.fakes.campaign_receiver import CampaignReceiver
 from tests.harness import GatewayStarter, Running
-from tests.integration.callback_helpers import callback_env, send, subscribe
+from tests.integration.callback_helpers import callback_env, endpoint_row, send, subscribe
 
 DAY = 86_400.0
 ENDPOINT = "whk_01J0000000000000000000KEEP"
-
-
-def _endpoint(now: float) -> dict[str, Any]:
-    return {
-        "id": ENDPOINT,
-        "tenant_id": "t1",
-        "url": "https://93.184.215.14/hooks",
-        "events": ["opt_out"],
-        "description": None,
-        "secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        "state": "active",
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 def _opt_out(n: int, now: float) -> dict[str, Any]:
@@ -74,7 +60,7 @@ async def _listed(store: SqlStore, page: int) -> list[str]:
 
 async def test_pruning_deletes_exactly_the_finished_deliveries_past_retention(store: SqlStore) -> None:
     now = time.time()
-    await store.create_webhook(_endpoint(now), 10)
+    await store.create_webhook(endpoint_row(now, ENDPOINT), 10)
     for n in range(8):
         await store.add_suppressions([_opt_out(n, now)])
     assert await store.fan_out_events("reader", now, now + 60, 100, {}, 0.0) == 8
