@@ -29,6 +29,7 @@ from gateway.contract.operations import Named
 from gateway.domain.email_address import parse_mailbox
 from gateway.domain.jobs import (
     ADDRESS_KINDS,
+    RECEIVER_HOST,
     FieldError,
     JobLimits,
     normalise_phone,
@@ -93,11 +94,7 @@ DeviceToken = Annotated[
 ]
 # A receiver's URL: its host a DNS name or an IPv4 address (what a client can connect to; a host
 # such as "Þ]x" was taken and broke every client that read the job back), then anything printable.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_URL_AFTER_SCHEME = (
-    rf"(?:[^{BLANK}\x00-\x1f\x7f/?#@\[\]]*@)?{_LABEL}(?:\.{_LABEL})*\.?(?::[0-9]{{1,5}})?"
-    rf"(?:[/?#][^{BLANK}\x00-\x1f\x7f]*)?"
-)
+_URL_AFTER_SCHEME = rf"(?:[^{BLANK}\x00-\x1f\x7f/?#@\[\]]*@)?{RECEIVER_HOST}(?:[/?#][^{BLANK}\x00-\x1f\x7f]*)?"
 HTTPS_URL = explain_pattern(
     rf"^https://{_URL_AFTER_SCHEME}$", "must be an https URL whose host is a DNS name or an IPv4 address"
 )

@@ -45,11 +45,11 @@ class JobLimits:
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _PUSH_TOKEN_RE = re.compile(r"^[\x21-\x7e]{8,4096}$")
-# A receiver's host: a DNS name or an IPv4 address, what a client can connect to.
+# A receiver's host and port: a DNS name or an IPv4 address, what a client can connect to (the job
+# schema's URL patterns are built on it too).
 _URL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_RECEIVER_HOST_RE = re.compile(
-    rf"^https?://(?:[^/?#@\[\]]*@)?{_URL_LABEL}(?:\.{_URL_LABEL})*\.?(?::[0-9]{{1,5}})?(?:[/?#]|$)"
-)
+RECEIVER_HOST = rf"{_URL_LABEL}(?:\.{_URL_LABEL})*\.?(?::[0-9]{{1,5}})?"
+_RECEIVER_HOST_RE = re.compile(rf"^https?://(?:[^/?#@\[\]]*@)?{RECEIVER_HOST}(?:[/?#]|$)")
 
 
 ADDRESS_KINDS = {
