@@ -49,6 +49,7 @@ class FakeHttpService:
         self.requests: list[Recorded] = []
         self._script: deque[Scripted] = deque()
         self._runner: web.AppRunner | None = None
+        self._port = 0
         self.url = ""
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -72,17 +73,29 @@ class FakeHttpService:
     # -- serving -----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeHttpService:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        await self._listen(0)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.go_down()
+
+    async def go_down(self) -> None:
+        """Stop listening and close every open connection: the service's host is gone (connection refused)."""
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    async def come_back(self) -> None:
+        """Listen again at the same address, as the service restarted."""
+        await self._listen(self._port)
+
+    async def _listen(self, port: int) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{self._port}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

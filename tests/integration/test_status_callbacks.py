@@ -132,6 +132,38 @@ async def test_a_receiver_down_then_back_gets_each_event_once_in_order_with_a_st
         assert all(later - earlier >= 0.95 for times in retried for earlier, later in itertools.pairwise(times))
 
 
+async def test_a_receiver_gone_for_30_seconds_gets_every_event_once_in_order_when_it_is_back(
+    start_gateway: GatewayStarter, receiver: CampaignReceiver
+) -> None:
+    # The receiver's host is gone (connection refused, not an error status) for 30 s while the
+    # gateway keeps accepting and delivering messages; the backoff is shortened so the test ends soon
+    # after, but every attempt still fails against a closed port until then.
+    async with start_gateway(callback_env(GATEWAY_WEBHOOKS__RETRY_MAX_SECONDS="2")) as gw:
+        created = await subscribe(gw, receiver, ["*"])
+        await receiver.go_down()
+        outage_ends = asyncio.get_running_loop().time() + 30
+        sent: list[str] = []
+        while asyncio.get_running_loop().time() < outage_ends:
+            sent.append(await send(gw, to=f"+861381234{len(sent):04d}"))
+            await asyncio.sleep(0.5)
+        for message_id in sent:
+            await gw.wait_status(message_id, {"delivered"})
+        assert receiver.requests == []  # nothing reached it while it was gone
+        waiting = (await (await gw.get(f"/v1/webhooks/{created['id']}/deliveries")).json())["data"]
+        assert waiting and {d["state"] for d in waiting} == {"pending"}
+        assert max(d["attempts"] for d in waiting) >= 3 and all(d["last_error"] for d in waiting if d["attempts"])
+        await receiver.come_back()
+        await gw.wait_for(lambda: len(receiver.unique()) >= 3 * len(sent), within=30)
+
+        events = receiver.unique()
+        assert receiver.refused == 0  # each request verified by standardwebhooks
+        assert len(events) == 3 * len(sent) >= 3 * 55
+        assert len({(e.data["message_id"], e.type) for e in events}) == len(events)  # one webhook-id per event
+        for message_id in sent:
+            mine = [e.type for e in events if e.data["message_id"] == message_id]
+            assert mine == ["message.queued", "message.sent", "message.delivered"]
+
+
 async def test_after_the_horizon_a_delivery_is_dead_lettered_and_replay_sends_it(
     start_gateway: GatewayStarter, receiver: CampaignReceiver
 ) -> None:
