@@ -5,11 +5,10 @@ message, each verified with standardwebhooks."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.fakes.campaign_receiver import CampaignReceiver
@@ -27,23 +26,25 @@ ENV = {
     "GATEWAY_WEBHOOKS__LEASE_SECONDS": "2",
     "GATEWAY_WEBHOOKS__CONCURRENCY": "8",
 }
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
-def _record(workdir: Path) -> list[tuple[int, str, str]]:
-    with contextlib.closing(sqlite3.connect(workdir / "gateway.db")) as conn:
-        return conn.execute(
-            "SELECT id, message_id, status FROM events WHERE type = 'status' AND status != 'sending' ORDER BY id"
-        ).fetchall()
+async def _record(session: aiohttp.ClientSession, gateway: GatewayProcess) -> list[tuple[int, str, str]]:
+    """The status events the record holds (through the audit export, on either store)."""
+    params = {"type": "status"}
+    async with session.get(gateway.url + "/v1/events", params=params, headers=HEADERS) as response:
+        assert response.status == 200
+        lines = [orjson.loads(line) for line in (await response.read()).splitlines() if line]
+    return [(e["id"], e["message_id"], e["status"]) for e in lines if e["status"] != "sending"]
 
 
-async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_path: Path) -> None:
+async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_path: Path, database_url: str) -> None:
     async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
-        gateway = GatewayProcess(tmp_path, env=ENV)
-        headers = {"Authorization": f"Bearer {API_KEY}"}
+        gateway = GatewayProcess(tmp_path, env={**ENV, "GATEWAY_DATABASE_URL": database_url})
         try:
             gateway.start()
             hook = {"url": receiver.url + "/events", "events": ["*"]}
-            async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=headers) as response:
+            async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=HEADERS) as response:
                 assert response.status == 201
                 receiver.secrets = [(await response.json())["secret"]]
             # Slow answers: the kill lands with deliveries in flight.
@@ -55,7 +56,7 @@ async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_pa
                     "content": {"text": "hi"},
                     "category": "transactional",
                 }
-                async with session.post(gateway.url + "/v1/messages", json=job, headers=headers) as response:
+                async with session.post(gateway.url + "/v1/messages", json=job, headers=HEADERS) as response:
                     assert response.status == 202
             for _ in range(400):  # until deliveries are under way
                 if len(receiver.requests) >= 10:
@@ -65,12 +66,12 @@ async def test_kill_9_while_delivering_loses_no_callback_and_invents_none(tmp_pa
             gateway.start()
             expected: list[tuple[int, str, str]] = []
             for _ in range(600):
-                expected = _record(tmp_path)
+                expected = await _record(session, gateway)
                 if {e.webhook_id for e in receiver.unique()} >= {f"evt_{event_id}" for event_id, _, _ in expected}:
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # anything more would arrive now
-            expected = _record(tmp_path)
+            expected = await _record(session, gateway)
         finally:
             gateway.stop_quietly()
 
@@ -91,11 +92,10 @@ async def test_worker_processes_share_the_deliveries_without_sending_one_twice(
     env = {**ENV, "GATEWAY_DATABASE_URL": database_url, "GATEWAY_WEBHOOKS__DELIVERY_PROCESS": "worker"}
     async with CampaignReceiver() as receiver, aiohttp.ClientSession() as session:
         gateway = GatewayProcess(tmp_path, env=env, serve_args=("--processes", "2", "--workers", "2"))
-        headers = {"Authorization": f"Bearer {API_KEY}"}
         try:
             gateway.start(timeout=120)  # inside the try: a start that times out is stopped too
             hook = {"url": receiver.url + "/events", "events": ["*"]}
-            async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=headers) as response:
+            async with session.post(gateway.url + "/v1/webhooks", json=hook, headers=HEADERS) as response:
                 assert response.status == 201
                 receiver.secrets = [(await response.json())["secret"]]
             for n in range(MESSAGES):
@@ -105,7 +105,7 @@ async def test_worker_processes_share_the_deliveries_without_sending_one_twice(
                     "content": {"text": "hi"},
                     "category": "transactional",
                 }
-                async with session.post(gateway.url + "/v1/messages", json=job, headers=headers) as response:
+                async with session.post(gateway.url + "/v1/messages", json=job, headers=HEADERS) as response:
                     assert response.status == 202
             for _ in range(600):
                 if sum(e.type == "message.delivered" for e in receiver.events) >= MESSAGES:
