@@ -65,6 +65,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gateway.domain.models import RECEIPT_RANK, Status
+from gateway.domain.receipts import status_reason
 from gateway.store.records import Outcome, ReceiptRecord, SendingMark
 from gateway.store.schema import messages, receipts
 from gateway.store.sql import leases
@@ -396,6 +397,9 @@ async def test_a_late_submit_result_never_lowers_a_receipt(database_url: str, re
         stored = await store.db.read(message_sql.get_message, TENANT, message_id)
         assert stored is not None
         assert stored["status"] == receipt, f"{receipt} receipt, then a {result} result: {stored['status']}"
+        # The receipt's reason and error code stay with the status it set: the failure report
+        # groups by them, and a result without a code must not blank the code out.
+        assert (stored["reason"], stored["error_code"]) == (status_reason(receipt, code), code)
     finally:
         await store.close()
 

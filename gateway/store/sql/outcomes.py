@@ -125,8 +125,9 @@ _RECORD_OUTCOME = (
             (sa.bindparam("b_channel", type_=sa.String).is_(None), messages.c.fallback),
             else_=sa.bindparam("b_fallback", type_=sa.String),
         ),
-        error_code=sa.bindparam("b_error_code"),
-        error_message=sa.bindparam("b_error_message"),
+        # The code and message belong with the reason: a kept receipt keeps all three.
+        error_code=sa.case((_KEEP, messages.c.error_code), else_=sa.bindparam("b_error_code")),
+        error_message=sa.case((_KEEP, messages.c.error_message), else_=sa.bindparam("b_error_message")),
         next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Float), messages.c.next_attempt_at),
         lease_owner=None,
         lease_until=None,
