@@ -22,10 +22,13 @@ load generator to CPU 1 with taskset when there are two CPUs):
 6. with the `api` role, a single job for a `user_id` (no `to`) for one of 10,000 recipients imported
    before the run, on the same server: the profile read at accept (`--no-user-jobs` skips it).
 
-Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians. After
-every gateway run the bench counts the rows of `messages` with sqlite3: every acknowledged job
-must be there (rows >= 202 answers), and no more than were sent (rows <= jobs sent; the gap is
-requests still in flight when the load generator stopped, which the server commits anyway).
+Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians, with the
+server process's CPU time per answered request (user + system, all its threads, from /proc): other
+work on a shared machine takes the server's wall time and moves that figure less than a rate (not
+to nothing: it shares the CPU and its caches). After every gateway run the bench counts the rows of
+`messages` with sqlite3: every acknowledged job must be there (rows >= 202 answers), and no more
+than were sent (rows <= jobs sent; the gap is requests still in flight when the load generator
+stopped, which the server commits anyway).
 The results go to docs/benchmarks/accept.md (text after the "notes" marker there is kept).
 """
 
