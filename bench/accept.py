@@ -22,10 +22,13 @@ load generator to CPU 1 with taskset when there are two CPUs):
 6. with the `api` role, a single job for a `user_id` (no `to`) for one of 10,000 recipients imported
    before the run, on the same server: the profile read at accept (`--no-user-jobs` skips it).
 
-Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians. After
-every gateway run the bench counts the rows of `messages` with sqlite3: every acknowledged job
-must be there (rows >= 202 answers), and no more than were sent (rows <= jobs sent; the gap is
-requests still in flight when the load generator stopped, which the server commits anyway).
+Each measurement: a warm-up, then --runs timed runs of --seconds; the table shows medians, with the
+server process's CPU time per answered request (user + system, all its threads, from /proc): other
+work on a shared machine takes the server's wall time and moves that figure less than a rate (not
+to nothing: it shares the CPU and its caches). After every gateway run the bench counts the rows of
+`messages` with sqlite3: every acknowledged job must be there (rows >= 202 answers), and no more
+than were sent (rows <= jobs sent; the gap is requests still in flight when the load generator
+stopped, which the server commits anyway).
 The results go to docs/benchmarks/accept.md (text after the "notes" marker there is kept).
 """
 
@@ -180,6 +183,11 @@ class Run:
     rows: int | None = None  # new rows in `messages` during the run
     dispatched: int | None = None  # jobs that left queued/sending during the run (role all)
     wall: float = 0.0
+    cpu: float | None = None  # CPU seconds the server process used during the load (all threads)
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return 1000 * self.cpu / self.load.requests if self.cpu is not None and self.load.requests else None
 
     @property
     def jobs_rate(self) -> float:
@@ -213,6 +221,11 @@ class Measurement:
     @property
     def p99(self) -> float | None:
         return median([r.load.p99_ms for r in self.runs])
+
+    @property
+    def cpu_ms(self) -> float | None:
+        """The server's CPU per answered request: unlike a rate, barely moved by other load on the machine."""
+        return median([r.cpu_ms_per_request for r in self.runs])
 
     @property
     def dispatch_rate(self) -> float | None:
@@ -280,6 +293,7 @@ def measure(
     db: Db | None,
     count_field: str | None,
     track_dispatch: bool,
+    server: ServerProcess | None = None,
 ) -> Measurement:
     cpus = LOAD_CPU if have_taskset() else None
     tag = uuid.uuid4().hex[:8]
@@ -304,9 +318,13 @@ def measure(
         before = db.rows() if db is not None else None
         dispatched_before = db.dispatched() if db is not None and track_dispatch else None
         started = time.monotonic()
+        cpu_before = server.cpu_seconds() if server is not None else None
         result = load(args.seconds, f"r{index}")
+        cpu_after = server.cpu_seconds() if server is not None else None
         jobs = result.counted if count_field else result.status(202)
         run = Run(result, jobs)
+        if cpu_before is not None and cpu_after is not None:
+            run.cpu = cpu_after - cpu_before
         if db is not None and before is not None:
             run.rows = db.settled_rows(before + result.sent_jobs) - before
             if dispatched_before is not None:
@@ -315,6 +333,7 @@ def measure(
         measurement.runs.append(run)
         extra = f", rows +{run.rows}" if run.rows is not None else ""
         extra += f", dispatched {run.dispatched}" if run.dispatched is not None else ""
+        extra += f", server CPU {fmt(run.cpu_ms_per_request, 3)} ms/req" if run.cpu_ms_per_request else ""
         print(
             f"  {measurement.name} [{measurement.server}] run {index + 1}: {result.rate:,.0f} req/s,"
             f" {run.jobs_rate:,.0f} jobs/s, p50 {fmt(result.p50_ms, 2)} ms, p99 {fmt(result.p99_ms, 2)} ms,"
@@ -328,7 +347,7 @@ def bench_baseline(args: argparse.Namespace) -> Measurement:
     port = free_port()
     argv = [PYTHON, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
     server = "bare aiohttp" + (" + uvloop" if uses_uvloop() else "")
-    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", cpus=SERVER_CPU):
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", cpus=SERVER_CPU) as proc:
         return measure(
             Measurement("single job", server, 1),
             f"http://127.0.0.1:{port}",
@@ -338,6 +357,7 @@ def bench_baseline(args: argparse.Namespace) -> Measurement:
             None,
             None,
             False,
+            proc,
         )
 
 
@@ -416,10 +436,11 @@ def bench_gateway(args: argparse.Namespace, role: str, sizes: list[int], templat
                     Db(db_path),
                     None if size == 1 else "accepted",
                     role in DISPATCHING,
+                    proc,
                 )
                 if people:
                     people_row = Measurement("single job for a user_id", server, 1)
-                    measure(people_row, url, USER_SINGLE, args, args.connections, Db(db_path), None, False)
+                    measure(people_row, url, USER_SINGLE, args, args.connections, Db(db_path), None, False, proc)
                 if role in DISPATCHING:
                     queued = Db(db_path).count("SELECT count(*) FROM messages WHERE status IN ('queued','sending')")
                     measurement.notes.append(f"backlog (queued + sending) at the end: {queued:,}")
@@ -451,9 +472,15 @@ def user_jobs_line(gateway: list[Measurement]) -> list[str]:
         return []
     ratio = people.rps / plain.rps
     verdict = "met" if ratio >= 0.8 else "NOT met"
-    return [
+    lines = [
         f"- single job for a `user_id` vs plain single job, >= 0.8 (same server and run): **{ratio:.2f}** -> {verdict}"
     ]
+    if plain.cpu_ms and people.cpu_ms:
+        lines.append(
+            f"  - server CPU per request, plain / user_id: {plain.cpu_ms:.3f} / {people.cpu_ms:.3f} ms"
+            f" (plain / user_id: **{plain.cpu_ms / people.cpu_ms:.2f}**, the rate ratio a CPU-bound server would show)"
+        )
+    return lines
 
 
 def template_line(single: Measurement | None, templated: Measurement | None) -> list[str]:
@@ -481,6 +508,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
                 f"{fmt(m.jps)} ({spread})",
                 fmt(m.p50, 2),
                 fmt(m.p99, 2),
+                fmt(m.cpu_ms, 3) if m.cpu_ms is not None else "-",
                 f"{ratio:.2f}" if ratio is not None else "-",
                 fmt(m.dispatch_rate) if m.dispatch_rate is not None else "-",
                 m.durable,
@@ -494,6 +522,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
             "jobs/s (min-max)",
             "p50 ms",
             "p99 ms",
+            "server CPU ms/req",
             "single vs bare",
             "dispatched/s",
             "rows == acknowledged",

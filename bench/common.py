@@ -123,9 +123,24 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self if self.proc is not None else self.start()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, all threads) the server process has used so far; None if unknown."""
+        return process_cpu_seconds(self.proc.pid) if self.proc is not None else None
+
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._log.close()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process, all its threads, from /proc (Linux); None elsewhere. Holds under a
+    loaded machine where rates do not: other processes' work takes wall time, not this process's CPU."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces; fields follow its ")"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- load -------------------------------------------------------------------------------------

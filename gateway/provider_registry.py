@@ -39,6 +39,7 @@ class ProviderRegistry:
             for channel in sorted(provider.capabilities.channels):
                 by_channel[channel].append(provider.name)
         self.by_channel: dict[str, tuple[str, ...]] = {c: tuple(names) for c, names in by_channel.items()}
+        self.channels: frozenset[str] = frozenset(self.by_channel)  # the channels some provider sends
 
     def get(self, name: str) -> Provider | None:
         return self.by_name.get(name)

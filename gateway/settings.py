@@ -250,6 +250,12 @@ class RetentionSettings(_Section):
     purge_interval_seconds: float = Field(3600.0, gt=0, description="how often a worker process purges")
 
 
+# The settings of a tenant when neither its own section nor [tenants.default] is given.
+NO_TENANT_SECTION = TenantSettings()
+# tenant id -> (the `tenants` table merged from, that tenant's merged settings): Settings.tenant.
+_MERGED: dict[str, tuple[dict[str, TenantSettings], TenantSettings]] = {}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -348,12 +354,19 @@ class Settings(BaseSettings):
     )
 
     def tenant(self, tenant_id: str) -> TenantSettings:
-        """The tenant's settings: its own section's keys over [tenants.default]'s."""
-        default = self.tenants.get("default", TenantSettings())
+        """The tenant's settings: its own section's keys over [tenants.default]'s. Asked on every
+        recipient's job: merged once per tenant and kept (with the `tenants` table merged from, so
+        settings with another table merge anew)."""
+        default = self.tenants.get("default") or NO_TENANT_SECTION
         own = self.tenants.get(tenant_id)
         if own is None or own is default:
             return default
-        return default.model_copy(update={name: getattr(own, name) for name in own.model_fields_set})
+        kept = _MERGED.get(tenant_id)
+        if kept is not None and kept[0] is self.tenants:
+            return kept[1]
+        merged = default.model_copy(update={name: getattr(own, name) for name in own.model_fields_set})
+        _MERGED[tenant_id] = (self.tenants, merged)
+        return merged
 
     @model_validator(mode="after")
     def _valid_providers(self) -> Settings:

@@ -65,10 +65,9 @@ async def addressed_job(
         return job, None, validation_problem([FieldError(f"{prefix}/user_id", f"no recipient {job.user_id!r}")])
     profile, preferences = found
     candidates = [job.channel.value, *(c.value for c in job.fallback)]
-    served = [channel for channel, names in ctx.providers.by_channel.items() if names]
     defaults = ctx.settings.tenant(tenant_id).preferences
     category = job.category.value
-    choices = allowed_channels(profile, preferences, defaults, category, candidates, served=served)
+    choices = allowed_channels(profile, preferences, defaults, category, candidates, served=ctx.providers.channels)
     addresses = {c.channel: c.address for c in choices if c.allowed and c.address}
     if not addresses:
         errors = [FieldError(_pointer(prefix, i, listed), refusal_text(c, category)) for i, c in enumerate(choices)]

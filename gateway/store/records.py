@@ -40,7 +40,8 @@ class SendingMark:
 
 # A row key (not a column) of an accepted recipient's job: the detail of its `channel.chosen` event.
 CHANNEL_CHOICE = "channel_choice"
-# What choosing a recipient's job's channels needs of the person: the profile and their own preferences.
+# What choosing a recipient's job's channels needs of the person: a profile of their addresses alone
+# (no time zone, locale or attributes: store/sql/recipients.reachable_at) and their own preferences.
 Addressing = tuple[RecipientProfile, dict[str, dict[str, bool]]]
 
 

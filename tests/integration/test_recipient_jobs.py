@@ -297,3 +297,41 @@ async def test_one_persons_addressing_read_in_one_statement_matches_the_grouped_
         assert addressing_of_rows("u-1", rows)[1] == {"marketing": {"sms": False}}  # type: ignore[index]
         nobody = await db.peek(ONE_ADDRESSING, {"tenant_id": who[0], "user_id": "u-404"})
         assert nobody == [] and addressing_of_rows("u-404", nobody) is None
+
+
+async def test_a_recipients_job_under_a_key_past_its_retention_is_stored_with_its_choice_event(
+    database_url: str,
+) -> None:
+    # The accept insert takes rows as the handler built them (the choice rides along under a key that is
+    # no column) and writes the choice in the status events' statement: also on the path of a key whose
+    # retention has passed (its row inserted again after the old one lets go of the key).
+    import time
+
+    import sqlalchemy as sa
+
+    from gateway.store.records import CHANNEL_CHOICE
+    from gateway.store.schema import events
+    from gateway.store.store import SqlStore
+    from tests.integration.direct import TENANT, message_row
+
+    store = SqlStore.open(database_url)
+    await store.migrate()
+    try:
+        now = time.time()
+        old = message_row(now - 7200, idempotency_key="k-1", request_hash="a", idempotency_expires_at=now - 3600)
+        assert (await store.accept_one(old)).kind == "accepted"
+        choice = {"channel": "sms", "order": ["sms"], "order_by": "listed", "verdicts": {"sms": "allowed"}}
+        new = message_row(now, idempotency_key="k-1", request_hash="b", idempotency_expires_at=now + 3600)
+        outcome = await store.accept_one({**new, "user_id": "u-1", CHANNEL_CHOICE: choice})
+        assert outcome.kind == "accepted"
+        stored = await store.get_message(TENANT, new["id"])
+        assert stored is not None and stored["idempotency_key"] == "k-1" and stored["user_id"] == "u-1"
+        written = await store.db.read(
+            lambda conn: [
+                (row.type, row.reason, json.loads(row.detail) if row.detail else None)
+                for row in conn.execute(sa.select(events).where(events.c.message_id == new["id"]).order_by(events.c.id))
+            ]
+        )
+        assert written == [("status", "accepted", None), ("channel.chosen", "recipient.listed", choice)]
+    finally:
+        await store.close()

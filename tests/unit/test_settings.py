@@ -318,3 +318,29 @@ def test_given_variables_are_read_without_rewriting_the_process_environment(monk
     assert (settings.port, settings.worker.batch_size) == (8080, 17)  # only the given variables count
     assert given.reads > 0
     assert load_settings().port == 9999
+
+
+def test_a_tenants_settings_are_its_own_section_over_the_default_in_every_copy_of_the_settings(
+    tmp_path: Path,
+) -> None:
+    # Merged settings are kept per tenant (recipients' jobs ask on every request): a copy of the settings
+    # with another [tenants] table must not be answered from what the first one merged.
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[tenants.default]\ntime_zone = "Asia/Shanghai"\npreferences = {marketing = {voice = false}}\n'
+        '[tenants.acme]\ntime_zone = "Europe/Berlin"\n'
+    )
+    settings = load_settings({"GATEWAY_CONFIG": str(config)})
+    acme = settings.tenant("acme")
+    assert (acme.time_zone, acme.preferences) == ("Europe/Berlin", {"marketing": {"voice": False}})
+    assert settings.tenant("acme") is acme
+    assert settings.tenant("other").time_zone == "Asia/Shanghai"
+    moved = settings.model_copy(
+        update={
+            "tenants": {**settings.tenants, "acme": settings.tenants["acme"].model_copy(update={"time_zone": "UTC"})}
+        }
+    )
+    assert moved.tenant("acme").time_zone == "UTC"
+    assert settings.tenant("acme").time_zone == "Europe/Berlin"
+    bare = load_settings({})
+    assert (bare.tenant("acme").time_zone, bare.tenant("acme").preferences) == (None, {})

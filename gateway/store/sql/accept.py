@@ -21,13 +21,13 @@ from gateway.store.wakeups import notify_work
 
 
 def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
-    """Insert accepted jobs in one statement; a reused idempotency key loses to the stored row."""
-    choices: dict[str, Any] = {}
-    if any(CHANNEL_CHOICE in row for row in rows):
-        choices = {row["id"]: row[CHANNEL_CHOICE] for row in rows if CHANNEL_CHOICE in row}
-        rows = [{k: v for k, v in row.items() if k != CHANNEL_CHOICE} for row in rows]
+    """Insert accepted jobs in one statement, and their events (each job's status, a recipient's job's
+    channel choice too) in another; a reused idempotency key loses to the stored row."""
+    # A recipient's job's row carries its choice under a key that is no column: the insert names the
+    # columns, so the rows go as they are (no copy of each without that key).
+    columns = [key for key in rows[0] if key != CHANNEL_CHOICE]
     stmt = dialect_insert(conn, messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-    executemany_fast(conn, "accept", stmt, rows)
+    executemany_fast(conn, "accept", stmt, rows, columns)
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
     keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
     if keyed:
@@ -77,14 +77,12 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
                     )
                     .values(idempotency_key=None)
                 )
-            conn.execute(messages.insert(), [rows[i] for i in stale])
+            conn.execute(messages.insert(), [{key: rows[i][key] for key in columns} for i in stale])
     accepted = [o.row for o in outcomes if o.kind == "accepted"]
     if accepted:
-        executemany_fast(
-            conn,
-            "accept-event",
-            events.insert(),
-            [
+        entries = []
+        for r in accepted:
+            entries.append(
                 {
                     "tenant_id": r["tenant_id"],
                     "message_id": r["id"],
@@ -94,14 +92,11 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
                     "reason": r["reason"] or "accepted",  # a held-out job says why
                     "detail": None,
                 }
-                for r in accepted
-            ],
-        )
-        chosen = [r for r in accepted if r["id"] in choices]
-        if chosen:
-            executemany_fast(
-                conn, "accept-choice", events.insert(), [_choice_event(r, choices[r["id"]]) for r in chosen]
             )
+            if CHANNEL_CHOICE in r:
+                entries.append(_choice_event(r, r[CHANNEL_CHOICE]))
+        # One statement for both kinds (the same columns): a second one cost a statement per commit.
+        executemany_fast(conn, "accept-event", events.insert(), entries)
         notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
 

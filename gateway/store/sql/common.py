@@ -44,14 +44,17 @@ def audit(
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-def executemany_fast(conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+def executemany_fast(
+    conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
+) -> None:
     """executemany of a Core statement without SQLAlchemy's per-row parameter processing.
 
     The statement is compiled once per dialect (so it stays one SQL layer for SQLite and
     PostgreSQL) and rows go to the driver as tuples: on the accept path the per-row work of
-    Connection.execute cost more than the insert itself.
+    Connection.execute cost more than the insert itself. `columns`: the keys of the rows the
+    statement sets (default: all of the first row's); other keys are left out.
     """
-    keys = tuple(rows[0])
+    keys = tuple(rows[0] if columns is None else columns)
     cache_key = (conn.dialect.name, name, keys)
     compiled = _COMPILED.get(cache_key)
     if compiled is None:

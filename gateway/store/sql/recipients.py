@@ -312,13 +312,15 @@ def _whose(table: sa.Table) -> sa.ColumnElement[bool]:
 
 
 # One person's addressing in one statement of one row shape (part, a, b, c, d), for Database.peek:
-# compiled once and asked straight on the driver, with no transaction or thread hop around it.
+# compiled once and asked straight on the driver, with no transaction or thread hop around it. The
+# profile part says only that the person exists: its key columns, answered from the primary key's
+# index without reading the row (choosing a channel needs no time zone, locale or attributes).
 ONE_ADDRESSING = sa.union_all(
     sa.select(
         sa.literal_column("'profile'").label("part"),
-        recipients.c.tz.label("a"),
-        recipients.c.locale.label("b"),
-        recipients.c.attributes.label("c"),
+        recipients.c.user_id.label("a"),
+        sa.cast(sa.null(), sa.String).label("b"),
+        sa.cast(sa.null(), sa.String).label("c"),
         sa.cast(sa.null(), sa.Float).label("d"),
     ).where(_whose(recipients)),
     sa.select(
@@ -339,46 +341,72 @@ ONE_ADDRESSING = sa.union_all(
 
 
 def addressing_of_rows(user_id: str, rows: Iterable[Sequence[Any]]) -> Addressing | None:
-    """ONE_ADDRESSING's rows as the profile and the person's own preferences; None for no such person."""
-    row: dict[str, Any] | None = None
-    addresses: list[dict[str, Any]] = []
+    """ONE_ADDRESSING's rows as the person's addresses and own preferences; None for no such person."""
+    found = False
+    addresses: list[tuple[str, str, Any, float | None]] = []
     preferences: dict[str, dict[str, bool]] = {}
     for part, a, b, c, d in rows:
-        if part == "profile":
-            row = {"user_id": user_id, "tz": a, "locale": b, "attributes": c}
-        elif part == "address":
-            addresses.append({"kind": a, "address": b, "label": c, "last_seen_at": d})
+        if part == "address":
+            addresses.append((a, b, c, d))
+        elif part == "profile":
+            found = True
         else:
             preferences.setdefault(a, {})[b] = bool(d)
-    return (_profile_of(row, addresses), preferences) if row is not None else None
+    return (reachable_at(user_id, addresses), preferences) if found else None
+
+
+def reachable_at(user_id: str, addresses: Iterable[tuple[str, str, Any, float | None]]) -> RecipientProfile:
+    """A profile of the person's addresses alone, from (kind, address, label, last_seen_at): what choosing a
+    job's channels reads (no time zone, locale or attributes)."""
+    single: dict[str, tuple[str, str | None]] = {}
+    tokens = []
+    for kind, address, label, seen in addresses:
+        if kind == "push":
+            tokens.append(PushToken(address, label, seen))
+        else:
+            single[kind] = (address, label)
+    phone, email, webhook = single.get("phone"), single.get("email"), single.get("webhook")
+    return RecipientProfile(
+        user_id=user_id,
+        phone=phone[0] if phone else None,
+        email=email[0] if email else None,
+        email_name=email[1] if email else None,
+        push_tokens=tuple(sorted(tokens, key=lambda t: (-(t.last_seen_at or 0.0), t.token))) if tokens else (),
+        webhook_url=webhook[0] if webhook else None,
+    )
 
 
 def addressing(conn: Connection, people: Sequence[tuple[str, str]]) -> list[Addressing | None]:
-    """What choosing jobs' channels needs of each person (tenant, user_id): the profile and their own
+    """What choosing jobs' channels needs of each person (tenant, user_id): their addresses and own
     preferences; None for no such person. Three statements for any number of people (accepts that
     arrive together are looked up together)."""
     by_tenant: dict[str, set[str]] = defaultdict(set)
     for tenant_id, user_id in people:
         by_tenant[tenant_id].add(user_id)
-    rows: dict[tuple[str, str], Any] = {}
+    known: set[tuple[str, str]] = set()
     addresses: dict[tuple[str, str], list[Any]] = defaultdict(list)
     preferences: dict[tuple[str, str], dict[str, dict[str, bool]]] = defaultdict(dict)
     for tenant_id, users in by_tenant.items():
         named = sorted(users)
-        for table, sink in ((recipients, None), (recipient_addresses, addresses), (recipient_preferences, None)):
-            where = sa.and_(table.c.tenant_id == tenant_id, table.c.user_id.in_(named))
-            for row in conn.execute(sa.select(table).where(where)).mappings():
-                key = (tenant_id, row["user_id"])
-                if table is recipients:
-                    rows[key] = row
-                elif sink is not None:
-                    sink[key].append(row)
-                else:
-                    preferences[key].setdefault(row["category"], {})[row["channel"]] = bool(row["enabled"])
+        for (user_id,) in conn.execute(sa.select(recipients.c.user_id).where(_among(recipients, tenant_id, named))):
+            known.add((tenant_id, user_id))
+        found = sa.select(recipient_addresses).where(_among(recipient_addresses, tenant_id, named))
+        for row in conn.execute(found).mappings():
+            addresses[(tenant_id, row["user_id"])].append(
+                (row["kind"], row["address"], row["label"], row["last_seen_at"])
+            )
+        wanted = sa.select(recipient_preferences).where(_among(recipient_preferences, tenant_id, named))
+        for row in conn.execute(wanted).mappings():
+            own = preferences[(tenant_id, row["user_id"])]
+            own.setdefault(row["category"], {})[row["channel"]] = bool(row["enabled"])
     return [
-        (_profile_of(rows[key], addresses.get(key, ())), preferences.get(key, {})) if key in rows else None
+        (reachable_at(key[1], addresses.get(key, ())), preferences.get(key, {})) if key in known else None
         for key in people
     ]
+
+
+def _among(table: sa.Table, tenant_id: str, user_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    return sa.and_(table.c.tenant_id == tenant_id, table.c.user_id.in_(user_ids))
 
 
 def local_time_facts(
