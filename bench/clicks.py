@@ -319,6 +319,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
         "gateway --role api, GET /c/{token}"
         + (", claim tokens" if args.claim_tokens else "")
         + ("" if args.wait_for_commit else ", click queued")
+        + (f", click commits {args.click_synchronous}" if args.click_synchronous else "")
     )
     with temporary_directory("bench-clicks-") as tmp:
         port = free_port()
@@ -337,6 +338,8 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             env["GATEWAY_LINKS__CLAIM_TOKENS"] = "true"
         if not args.wait_for_commit:
             env["GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT"] = "false"
+        if args.click_synchronous:
+            env["GATEWAY_LINKS__CLICK_SYNCHRONOUS"] = args.click_synchronous
         for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
             os.environ.pop(name, None)
         process = ServerProcess(
@@ -415,7 +418,9 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
             else "none (no taskset or one CPU)"
         ),
         f"- runs: {args.warmup:g} s warm-up, then {args.runs} x {args.seconds:g} s per server; the gateway on a fresh"
-        " SQLite file (WAL, synchronous=FULL), links inserted with sqlite3, `--role api` (no worker)",
+        " SQLite file (WAL, synchronous=FULL"
+        + (f", clicks committed at {args.click_synchronous}" if args.click_synchronous else "")
+        + "), links inserted with sqlite3, `--role api` (no worker)",
         f"- gateway source: `{args.gateway_root}` ({source_revision(args.gateway_root)})",
         f"- load average before / after the bench: {args.load_before} / {load_average()}",
         "- per gateway request: per-IP click rate (in memory), token check, `links` lookup (kept in memory once"
@@ -467,6 +472,12 @@ def main() -> int:
         default=True,
         help="links.wait_for_click_commit (the default): the 302 waits for the click's commit; "
         "--no-wait-for-commit answers once the click is queued for it",
+    )
+    parser.add_argument(
+        "--click-synchronous",
+        choices=("FULL", "NORMAL"),
+        help="links.click_synchronous: NORMAL commits clicks without waiting for the disk (default: FULL, as"
+        " every commit)",
     )
     parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
     parser.add_argument(

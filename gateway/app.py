@@ -172,6 +172,7 @@ class Gateway:
             outage_log_seconds=settings.db_outage_log_seconds,
             transaction_pooling=settings.db_transaction_pooling,
             listen_url=settings.work_listen_url if role in ("worker", "all") else None,
+            click_synchronous=settings.links.click_synchronous,
         )
         self.state: State = state if state is not None else open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None

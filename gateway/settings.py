@@ -226,6 +226,12 @@ class LinkSettings(_Section):
     clicks_per_ip_per_second: float = Field(20.0, ge=0, description="clicks per client IP per API process; 0: no limit")
     click_burst: int = Field(60, ge=1, description="clicks one client IP may make at once before the rate applies")
     wait_for_click_commit: bool = Field(True, description="302 only once the click is committed (docs/tracking.md)")
+    click_synchronous: Literal["FULL", "NORMAL"] | None = Field(
+        None,
+        examples=["NORMAL"],
+        description="NORMAL: a click's commit does not wait for the disk (kept through a crash of the process,"
+        " not a power loss; docs/tracking.md); default: as sqlite_synchronous (PostgreSQL: as the server)",
+    )
     trusted_proxies: tuple[str, ...] = Field(
         ("127.0.0.0/8", "::1/128"),
         examples=[["127.0.0.1/32", "10.0.0.0/8"]],

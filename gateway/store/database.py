@@ -51,10 +51,12 @@ class Database:
         self.write_outage.succeeded()
         return result
 
-    async def write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
-        """`write`, for a transaction whose commit may wait on the disk while the loop works on."""
+    async def write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
+        """`write`, for a transaction whose commit may wait on the disk while the loop works on.
+        `synchronous` NORMAL commits without waiting for the disk (kept through a crash of the process,
+        not of the machine): SQLite's synchronous for this commit, PostgreSQL's synchronous_commit off."""
         try:
-            result = await self._write_beside_loop(fn, *args)
+            result = await self._write_beside_loop(fn, *args, synchronous=synchronous)
         except Exception as exc:
             _raise_if_unavailable(exc, self.write_outage)
             raise
@@ -81,7 +83,7 @@ class Database:
         BEGIN/COMMIT) made such a poll cost ~100 x the question itself."""
         return None
 
-    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
         return await self._write(fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -167,6 +169,7 @@ class SqliteDatabase(Database):
         self.path = path
         self._outage_logs(outage_log_seconds)
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
         self._writer_engine = _sqlite_engine(
             path, synchronous, immediate=True, busy_timeout=busy_timeout, cache_mib=cache_mib
         )
@@ -183,6 +186,7 @@ class SqliteDatabase(Database):
         # the loop, their commits on a thread, one at a time.
         self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
         self._accept_connection: Connection | None = None
+        self._accept_synchronous = synchronous  # the accept connection's, switched per transaction
         self._accept_turn = asyncio.Lock()
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
         self._peeker: sqlite3.Connection | None = None
@@ -220,14 +224,14 @@ class SqliteDatabase(Database):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args)
 
-    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
         """The statements run here on the loop's thread; the commit, mostly a wait on the disk (WAL
         write and fsync, during which sqlite3 lets go of the GIL), on a thread of its own while the
         loop parses the next requests. Running the statements on a thread too made the two threads
         trade the GIL for every row inserted, which cost about a tenth of the single-job accept rate."""
         await self._accept_turn.acquire()
         try:
-            transaction = self._begin_accept()
+            transaction = self._begin_accept(synchronous or self._synchronous)
         except BaseException:
             self._accept_turn.release()
             raise
@@ -255,12 +259,17 @@ class SqliteDatabase(Database):
         await asyncio.shield(commit)
         return result
 
-    def _begin_accept(self) -> sa.RootTransaction | None:
+    def _begin_accept(self, synchronous: str) -> sa.RootTransaction | None:
         """BEGIN IMMEDIATE on the accept connection, or None when another connection has the lock."""
         if self._accept_connection is None:
             self._accept_connection = self._accept_engine.connect()
+            self._accept_synchronous = self._synchronous
         sqlite = self._accept_connection.connection.dbapi_connection
         assert sqlite is not None
+        if synchronous != self._accept_synchronous:
+            # In WAL mode a per-connection setting, read at each commit: this transaction's alone.
+            sqlite.execute(f"PRAGMA synchronous={synchronous}")
+            self._accept_synchronous = synchronous
         # Not waiting for the lock here keeps the loop running; once it is ours, the statements and
         # the commit wait out a passing busy state (WAL recovery, a checkpoint) as every writer does.
         sqlite.execute("PRAGMA busy_timeout=0")
@@ -328,6 +337,13 @@ class PostgresDatabase(Database):
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
+        async with self._engine.begin() as conn:
+            if synchronous == "NORMAL":
+                # Committed without waiting for the WAL flush: lost only if the server itself crashes.
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return await conn.run_sync(fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:

@@ -26,7 +26,7 @@ from gateway.store.sql.recipients import RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
 from gateway.store.sql.templates import TemplatesRoom
-from gateway.store.sql.tracking import TrackingRoom
+from gateway.store.sql.tracking import EngagementMarks, TrackingRoom
 from gateway.store.sql.webhook_outbox import WebhookOutboxRoom
 from gateway.store.sql.webhooks import WebhooksRoom
 from gateway.store.wakeups import WorkListener
@@ -61,8 +61,12 @@ class SqlStore(
         group_commit_ms: float = 2.0,
         group_commit_max_rows: int = 2000,
         listen_url: str | None = None,
+        click_synchronous: str | None = None,
     ) -> None:
         self.db = db
+        # links.click_synchronous: how durable a click's commit is (None: as every other commit).
+        self.click_synchronous = click_synchronous
+        self.engagement_marks = EngagementMarks()
         self.dialect = db.dialect
         self._accepts: GroupCommitter[dict[str, Any], AcceptOutcome] = GroupCommitter(
             self._flush_accepts,
@@ -122,6 +126,7 @@ class SqlStore(
         outage_log_seconds: float = 10.0,
         transaction_pooling: bool = False,
         listen_url: str | None = None,
+        click_synchronous: str | None = None,
     ) -> SqlStore:
         return cls(
             open_database(
@@ -136,6 +141,7 @@ class SqlStore(
             group_commit_ms=group_commit_ms,
             group_commit_max_rows=group_commit_max_rows,
             listen_url=listen_url,
+            click_synchronous=click_synchronous,
         )
 
     async def migrate(self) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
 from gateway.domain.claims import Claim, mint
+from gateway.store.store import SqlStore
 from tests.harness import SMS, GatewayStarter, Running
 
 PHONE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
@@ -113,3 +116,31 @@ async def test_clicks_queued_before_their_commit_are_all_recorded(start_gateway:
         assert [o.status for o in opened] == [302] * 20
         await gw.gateway.store.flush_clicks()
         assert await gw.count("clicks") == 20
+
+
+async def test_clicks_committed_without_waiting_for_the_disk_are_all_recorded_and_shown(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway({**ENV, "GATEWAY_LINKS__CLICK_SYNCHRONOUS": "NORMAL"}) as gw:
+        message_id, token = await sent_link(gw)
+        opened = await asyncio.gather(*(open_link(gw, token, peer=f"198.51.100.{n}") for n in range(20)))
+        assert [o.status for o in opened] == [302] * 20
+        assert await gw.count("clicks") == 20  # each 302 was sent after its click's commit
+        message = await (await gw.get(f"/v1/messages/{message_id}")).json()
+        assert len(message["clicks"]) == 20
+
+
+async def test_a_click_commit_without_fsync_leaves_the_next_commit_durable(tmp_path: Path) -> None:
+    """links.click_synchronous = NORMAL is the clicks' alone: the accepts that share their connection
+    still commit at the store's FULL."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'gateway.db'}", synchronous="FULL")
+
+    def synchronous(conn: Any) -> int:
+        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+
+    try:
+        await store.migrate()
+        assert await store.db.write_beside_loop(synchronous, synchronous="NORMAL") == 1
+        assert await store.db.write_beside_loop(synchronous) == 2  # FULL again
+    finally:
+        await store.close()

@@ -20,14 +20,45 @@ def find_link(conn: Connection, token: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """The clicks, each with its entry in the audit log (in the same transaction: the callbacks' outbox)."""
+# A message clicked again this soon after its last engagement mark is not marked again: a person's
+# engaged_at may trail their latest click by this much (docs/recipients.md), one update per message
+# per interval instead of one per click.
+ENGAGEMENT_RESOLUTION_SECONDS = 60.0
+ENGAGEMENT_MARKS_KEPT = 100_000
+
+
+def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]], engaged: Sequence[str] = ()) -> None:
+    """The clicks, each with its entry in the audit log (in the same transaction: the callbacks' outbox),
+    and the engagement of the people behind the messages `engaged`."""
     if rows:
         executemany_fast(conn, "click", clicks.insert(), rows)
         executemany_fast(conn, "click-events", events.insert(), [_click_event(r) for r in rows])
-        people = [r for r in rows if not r["automated"]]  # a link preview is nobody engaging
-        if people:
-            mark_engaged(conn, [r["message_id"] for r in people], max(r["at"] for r in people))
+        if engaged:
+            mark_engaged(conn, engaged, max(r["at"] for r in rows if not r["automated"]))
+
+
+class EngagementMarks:
+    """When this process last committed each clicked message's engagement mark."""
+
+    def __init__(self) -> None:
+        self._marked_at: dict[str, float] = {}
+
+    def due(self, rows: Sequence[dict[str, Any]]) -> list[str]:
+        """The messages clicked by a person (a link preview is nobody engaging) not marked lately."""
+        due = set()
+        for row in rows:
+            if not row["automated"]:
+                last = self._marked_at.get(row["message_id"])
+                if last is None or row["at"] - last >= ENGAGEMENT_RESOLUTION_SECONDS:
+                    due.add(row["message_id"])
+        return sorted(due)
+
+    def committed(self, message_ids: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+        if message_ids:
+            if len(self._marked_at) >= ENGAGEMENT_MARKS_KEPT:
+                self._marked_at.clear()
+            at = max(r["at"] for r in rows if not r["automated"])
+            self._marked_at.update(dict.fromkeys(message_ids, at))
 
 
 def _click_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +124,8 @@ def message_links(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 
 class TrackingRoom(Room):
+    click_synchronous: str | None
+    engagement_marks: EngagementMarks
     _clicks: GroupCommitter[dict[str, Any], None]
     _queued_clicks: GroupCommitter[dict[str, Any], None]
 
@@ -115,7 +148,9 @@ class TrackingRoom(Room):
     async def _flush_clicks(self, rows: list[dict[str, Any]]) -> list[None]:
         # Beside the loop, as accepts and outcomes: the COMMIT (the fsync at synchronous=FULL) on a
         # commit thread while the loop answers the next clicks, which gather for the next flush.
-        await self.db.write_beside_loop(record_clicks, rows)
+        engaged = self.engagement_marks.due(rows)
+        await self.db.write_beside_loop(record_clicks, rows, engaged, synchronous=self.click_synchronous)
+        self.engagement_marks.committed(engaged, rows)
         return [None] * len(rows)
 
     async def add_conversion(self, row: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
