@@ -397,7 +397,9 @@ class Worker:
         breaker.begin(time.time())
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(provider.send(outbound), PROVIDER_CALL_TIMEOUT)
+            # A deadline on this task, not asyncio.wait_for: that runs the call as a task of its own.
+            async with asyncio.timeout(PROVIDER_CALL_TIMEOUT):
+                result = await provider.send(outbound)
         except Exception as exc:  # noqa: BLE001 - whatever a provider's code raises, the hand-off is of unknown outcome
             # The provider may or may not have taken the message: this is a hand-off of unknown outcome.
             bound.warning("provider call ended without an answer", provider=mark.provider, error=repr(exc))

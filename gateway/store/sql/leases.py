@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
-from gateway.store.batcher import GroupCommitter
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
 from gateway.store.sql import batches
@@ -206,8 +205,6 @@ def _register_links(conn: Connection, marks: Sequence[SendingMark]) -> None:
 
 
 class LeasesRoom(Room):
-    _marks: GroupCommitter[tuple[SendingMark, float], bool]
-
     async def claim_due(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
         now = time.time()
         if await self.db.peek(ANY_DUE, {"now": now}) == []:
@@ -222,17 +219,6 @@ class LeasesRoom(Room):
         return await self.db.write(
             claim_orphaned_handoffs, worker, now, limit, now + lease_seconds, now - settle_seconds
         )
-
-    async def mark_sending(self, mark: SendingMark, lease_seconds: float) -> bool:
-        """Commit that this job is being handed off; sends admitted together share the commit.
-        False when the job's lease passed to another worker: this one must not send it."""
-        return await self._marks.submit((mark, lease_seconds))
-
-    async def _flush_marks(self, items: list[tuple[SendingMark, float]]) -> list[bool]:
-        lease = max(seconds for _, seconds in items)
-        # Beside the loop: the replies of sends in flight are read while this commit waits on the disk,
-        # and the next marks gather meanwhile.
-        return await self.db.write_beside_loop(mark_sending, [mark for mark, _ in items], time.time() + lease)
 
     async def renew_leases(self, worker: str, message_ids: Sequence[str], lease_seconds: float) -> int:
         return await self.db.write(renew_leases, worker, message_ids, time.time() + lease_seconds)

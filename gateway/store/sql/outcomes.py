@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from gateway.domain.models import DISPATCHABLE, RECEIPTED, Job, Status
 from gateway.domain.receipts import SENT_HOLDS_AGAINST
 from gateway.domain.routing import INTERCHANGEABLE
-from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql import batches
@@ -245,29 +244,6 @@ def _status_event(o: Outcome) -> dict[str, Any]:
 
 
 class OutcomesRoom(Room):
-    _outcomes: GroupCommitter[Outcome, list[ReceiptRecord]]
-
-    async def record_outcome(self, outcome: Outcome) -> list[ReceiptRecord]:
-        """Record what happened to a job; returns the receipts for it that had come before this record."""
-        return await self._outcomes.submit(outcome)
-
-    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
-        if outcomes:
-            await self._outcomes.submit_many(outcomes)
-
-    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[list[ReceiptRecord]]:
-        # Beside the loop, as accepts: committed on the loop's thread, the loop stood still for each
-        # COMMIT and nothing gathered meanwhile (an SMPP drain committed ~14 outcomes at a time).
-        held = await self.db.write_beside_loop(record_outcomes, outcomes)
-        by_message: dict[str, list[ReceiptRecord]] = {}
-        for message_id, receipt in held:
-            by_message.setdefault(message_id, []).append(receipt)
-        # A message appears once per flush at most in practice; its earlier receipts go to the first.
-        return [by_message.pop(o.message_id, []) for o in outcomes]
-
-    async def flush_outcomes(self) -> None:
-        await self._outcomes.drain()
-
     async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[Job]:
         return await self.db.read(unreceipted_sends, channels, time.time(), limit)
 
