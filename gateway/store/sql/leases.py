@@ -14,7 +14,7 @@ from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, dialect_insert, executemany_fast
+from gateway.store.sql.common import Room, among, dialect_insert, executemany_fast, fetch_compiled
 
 
 def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[Job]:
@@ -114,6 +114,10 @@ _MARK_SENDING = (
 )
 
 
+# Who holds each job a batch of marks names (SQLite, under the write lock).
+_OWNERS = sa.select(messages.c.id, messages.c.lease_owner).where(among(messages.c.id, "ids"))
+
+
 def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> list[bool]:
     """Mark jobs `sending`; per mark, whether it held: a job whose lease another worker took
     meanwhile (this one stalled past its lease) is that worker's now, and must not be sent here."""
@@ -124,13 +128,8 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
         _register_links(conn, [m for m in marks if m.message_id in held])
         return [m.message_id in held for m in marks]
     if any(m.worker is not None for m in marks):
-        owner = dict(
-            conn.execute(
-                sa.select(messages.c.id, messages.c.lease_owner).where(
-                    messages.c.id.in_([m.message_id for m in marks if m.worker is not None])
-                )
-            ).all()
-        )
+        fenced = orjson.dumps([m.message_id for m in marks if m.worker is not None]).decode()
+        owner = {job: holder for job, holder in fetch_compiled(conn, _OWNERS, {"ids": fenced}).all()}
         # Each mark against its own worker's lease (SQLite: the write lock is held from BEGIN
         # IMMEDIATE, so no claim comes between this read and the update).
         ours = [m.worker is None or owner.get(m.message_id) == m.worker for m in marks]
