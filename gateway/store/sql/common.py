@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from gateway.store.database import Database, Peekable, compiled_query
+from gateway.store.database import Compilable, Database, compiled_query
 from gateway.store.schema import events
 
 
@@ -51,7 +51,7 @@ def among(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
     return column.in_(values.scalar_subquery())
 
 
-def fetch_compiled(conn: Connection, query: Peekable, params: dict[str, Any]) -> sa.CursorResult[*tuple[Any, ...]]:
+def fetch_compiled(conn: Connection, query: Compilable, params: dict[str, Any]) -> sa.CursorResult[*tuple[Any, ...]]:
     """Run a statement built once (every parameter has a default or is in `params`) straight on the
     driver, its SQL compiled once per dialect: no construct, cache key or parameter processing per call."""
     sql, values = compiled_query(query, conn.dialect, params)
