@@ -162,6 +162,7 @@ async def paced(target: Target, rate: float, seconds: float, prefix: str, connec
     sent: dict[str, float] = {}
     due: dict[str, float] = {}
     statuses: dict[int, int] = {}
+    answered: list[float] = []  # each request's round trip, s
     state = {"next": 0}
     t0 = time.time() + 0.3
 
@@ -179,13 +180,18 @@ async def paced(target: Target, rate: float, seconds: float, prefix: str, connec
                 sent[destination] = time.time()
                 writer.write(target.request(destination))
                 status = await _answer(reader)
+                answered.append(time.time() - sent[destination])
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
             writer.close()
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(connection() for _ in range(connections))), seconds + 30)
-    return {"t0": t0, "sent": sent, "due": due, "statuses": statuses}
+    answered.sort()
+    accept_ms = {
+        f"p{p}": round(answered[min(len(answered) - 1, int(len(answered) * p / 100))] * 1000, 1) for p in (50, 99)
+    }
+    return {"t0": t0, "sent": sent, "due": due, "statuses": statuses, "accept_ms": accept_ms if answered else None}
 
 
 async def closed_loop(target: Target, seconds: float, prefix: str, connections: int = 32) -> dict[str, Any]:
@@ -383,6 +389,8 @@ def sustained(
         figures["cpu_ms_per_message"] = {
             role: round(used[role] * 1000 / figures["delivered_total"], 3) for role in sorted(used)
         }
+    # The HTTP answer's round trip: the paced client's 64 connections keep pace only while it stays short.
+    figures["accept_round_trip_ms"] = result["accept_ms"]
     return {"system": system, "offered": rate, **figures, "statuses": result["statuses"]}
 
 
