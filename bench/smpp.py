@@ -109,6 +109,7 @@ class Smsc:
 class Target:
     system: str  # "ours" or "jasmin"
     port: int
+    pid: int | None = None  # ours: the `gateway serve` process, whose children are the roles
 
     def request(self, destination: str) -> bytes:
         if self.system == "jasmin":
@@ -161,6 +162,7 @@ async def paced(target: Target, rate: float, seconds: float, prefix: str, connec
     sent: dict[str, float] = {}
     due: dict[str, float] = {}
     statuses: dict[int, int] = {}
+    answered: list[float] = []  # each request's round trip, s
     state = {"next": 0}
     t0 = time.time() + 0.3
 
@@ -178,13 +180,18 @@ async def paced(target: Target, rate: float, seconds: float, prefix: str, connec
                 sent[destination] = time.time()
                 writer.write(target.request(destination))
                 status = await _answer(reader)
+                answered.append(time.time() - sent[destination])
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
             writer.close()
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(connection() for _ in range(connections))), seconds + 30)
-    return {"t0": t0, "sent": sent, "due": due, "statuses": statuses}
+    answered.sort()
+    accept_ms = {
+        f"p{p}": round(answered[min(len(answered) - 1, int(len(answered) * p / 100))] * 1000, 1) for p in (50, 99)
+    }
+    return {"t0": t0, "sent": sent, "due": due, "statuses": statuses, "accept_ms": accept_ms if answered else None}
 
 
 async def closed_loop(target: Target, seconds: float, prefix: str, connections: int = 32) -> dict[str, Any]:
@@ -246,9 +253,28 @@ def gateway(workdir: Path, smsc_port: int, binds: int, window: int, flags: str =
     port = free_port()
     env = {**gateway_env(workdir, smsc_port, binds, window), "GATEWAY_PORT": str(port)}
     argv = [PYTHON, "-m", "gateway", "serve", *flags.split()]
-    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=workdir):
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz", env=env, cwd=workdir) as server:
         time.sleep(0.5)  # the binds come up
-        yield Target("ours", port)
+        yield Target("ours", port, server.proc.pid if server.proc is not None else None)
+
+
+def role_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (all threads) of a gateway and its children, by role (`--role X`; the parent: serve)."""
+    totals: dict[str, float] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        proc = Path(f"/proc/{current}")
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            children = (proc / "task" / str(current) / "children").read_text().split()
+        except OSError:
+            continue
+        role = argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else "serve"
+        totals[role] = totals.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending += [int(child) for child in children]
+    return totals
 
 
 def preload(target: Target, count: int, prefix: str) -> None:
@@ -347,14 +373,24 @@ def sustained(
     prefix = phase_prefix(5)
     if system == "ours":
         with temporary_directory("smpp-bench-") as tmp, gateway(tmp, smsc.port, binds, window, flags) as target:
+            assert target.pid is not None
+            cpu = role_cpu(target.pid)
             result = run_async(paced(target, rate, seconds, prefix, connections))
             time.sleep(2.0)
+            used = {role: seconds - cpu.get(role, 0.0) for role, seconds in role_cpu(target.pid).items()}
     else:
         purge_jasmin()  # what an earlier rate left queued would be counted against this one
         result = run_async(paced(Target("jasmin", JASMIN_HTTP), rate, seconds, prefix, connections))
         time.sleep(2.0)
         purge_jasmin()
     figures = latency_figures(result["sent"], result["due"], smsc.taken(), result["t0"], seconds)
+    if system == "ours" and figures["delivered_total"]:
+        # CPU per delivered message of each role over the load and the 2 s after it.
+        figures["cpu_ms_per_message"] = {
+            role: round(used[role] * 1000 / figures["delivered_total"], 3) for role in sorted(used)
+        }
+    # The HTTP answer's round trip: the paced client's 64 connections keep pace only while it stays short.
+    figures["accept_round_trip_ms"] = result["accept_ms"]
     return {"system": system, "offered": rate, **figures, "statuses": result["statuses"]}
 
 

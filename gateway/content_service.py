@@ -64,6 +64,7 @@ class ContentService:
             for provider, route in settings.routes.items()
         }
         self._verdicts: dict[VerdictKey, ContentReport | None] = {}
+        self._carrier_words: dict[tuple[object, ...], bool] = {}
         self.words = WordLists.empty()
         self._file_lists: dict[str, tuple[list[str], Severity]] = {}
         self._version: tuple[int, float] | None = None
@@ -78,6 +79,7 @@ class ContentService:
     def words(self, words: WordLists) -> None:
         self._words = words
         self._verdicts = {}
+        self._carrier_words = {}
 
     async def start(self) -> None:
         """Raises BlocklistError when the configured lists cannot be read: never run without them."""
@@ -159,8 +161,8 @@ class ContentService:
         carries no text (webhook)."""
         words = self.words
         rules = self.rules_for(provider)
-        carrier = self._carrier(words, to)
         texts = tuple(map(content.get, TEXT_FIELDS.get(channel, ())))
+        carrier = self._carrier(words, to) if self._carrier_matters(words, texts) else None
         key: VerdictKey = (channel, id(rules), carrier, category, tenant_id, texts)
         verdicts = self._verdicts
         if key in verdicts:
@@ -174,6 +176,20 @@ class ContentService:
             verdicts.clear()
         verdicts[key] = report
         return report
+
+    def _carrier_matters(self, words: WordLists, texts: tuple[object, ...]) -> bool:
+        """Whether the texts hold a word of a carrier's list (kept per texts, with the verdicts): most
+        do not, and then the recipient's carrier, a phonenumbers lookup per job at accept and again at
+        dispatch, changes nothing in the verdict."""
+        if not words.has_carrier_lists:
+            return False
+        known = self._carrier_words.get(texts)
+        if known is None:
+            known = any(isinstance(text, str) and words.names_carrier_words(text) for text in texts)
+            if len(self._carrier_words) >= VERDICTS_KEPT:
+                self._carrier_words.clear()
+            self._carrier_words[texts] = known
+        return known
 
     @staticmethod
     def _carrier(words: WordLists, to: str | None) -> str | None:

@@ -34,6 +34,10 @@ class Whereabouts:
     country: str | None
 
 
+# For a job whose category has no quiet hours: _quiet_until finds no window, whatever the zones.
+ANYWHERE = Whereabouts((), ZoneSource.UNCONFIGURED, None)
+
+
 @dataclass
 class GateResult:
     passed: list[Job] = field(default_factory=list)
@@ -110,7 +114,9 @@ class PolicyGate:
                     )
                 )
                 continue
-            where = self._where(job, facts)
+            # A category no quiet-hours rule governs goes at any hour: the recipient's zones and
+            # country (phonenumbers lookups per job) are not needed.
+            where = self._where(job, facts) if self.quiet_hours.governs(job.category) else ANYWHERE
             blocked_until = self._quiet_until(job, now, where)
             if blocked_until is not False:
                 timing = {"tz_source": where.source.value, "zones": [z.key for z in where.zones]}

@@ -79,6 +79,11 @@ class CategoryRule:
 class QuietHours:
     categories: Mapping[str, CategoryRule] = field(default_factory=dict)
 
+    def governs(self, category: str) -> bool:
+        """Whether any window can apply to this category: if not, where the recipient is changes
+        nothing (window_for is None whatever the channel and country)."""
+        return category in self.categories
+
     def window_for(self, category: str, channel: str, country: str | None) -> SendWindow | None:
         """The allowed window, or None when this send has no quiet hours (e.g. transactional).
 

@@ -27,6 +27,7 @@ from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_un
 P = ParamSpec("P")
 T = TypeVar("T")
 Peekable = sa.Select[Any] | sa.CompoundSelect[Any]  # what Database.peek asks: one statement
+Compilable = Peekable | sa.Update  # what compiled_query compiles once
 
 
 class Database:
@@ -93,10 +94,10 @@ class Database:
         raise NotImplementedError
 
 
-_COMPILED: dict[tuple[Peekable, str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+_COMPILED: dict[tuple[Compilable, str], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-def compiled_query(query: Peekable, dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def compiled_query(query: Compilable, dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The query's SQL for this dialect (compiled once) and its positional parameters: every bound
     parameter has a default in the query; `params` override them by name."""
     key = (query, dialect.name)

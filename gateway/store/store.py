@@ -8,7 +8,7 @@ from typing import Any
 from gateway.store import migrations
 from gateway.store.batcher import GroupCommitter
 from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
-from gateway.store.records import AcceptOutcome, Addressing, Outcome, ReceiptRecord, SendingMark
+from gateway.store.records import AcceptOutcome, Addressing
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
 from gateway.store.sql.campaigns import CampaignsRoom
@@ -16,6 +16,7 @@ from gateway.store.sql.claims import ClaimsRoom
 from gateway.store.sql.events import EventsRoom
 from gateway.store.sql.experiments import ExperimentsRoom
 from gateway.store.sql.failures import FailuresRoom
+from gateway.store.sql.handoffs import HandoffResult, HandoffsRoom, HandoffWrite
 from gateway.store.sql.keys import KeysRoom
 from gateway.store.sql.leases import LeasesRoom
 from gateway.store.sql.messages import MessagesRoom
@@ -37,6 +38,7 @@ class SqlStore(
     AcceptRoom,
     LeasesRoom,
     OutcomesRoom,
+    HandoffsRoom,
     ReceiptsRoom,
     MessagesRoom,
     SuppressionsRoom,
@@ -74,11 +76,12 @@ class SqlStore(
             max_items=group_commit_max_rows,
             name="accept-commit",
         )
-        self._marks: GroupCommitter[tuple[SendingMark, float], bool] = GroupCommitter(
-            self._flush_marks,
+        # The sending marks, and the outcomes that came meanwhile, in one commit (sql/handoffs.py).
+        self._handoffs: GroupCommitter[HandoffWrite, HandoffResult] = GroupCommitter(
+            self._flush_handoffs,
             delay_seconds=0.002,
             max_items=2000,
-            name="sending-commit",
+            name="handoff-commit",
         )
         self._clicks: GroupCommitter[dict[str, Any], None] = GroupCommitter(
             self._flush_clicks,
@@ -93,12 +96,6 @@ class SqlStore(
             max_items=2000,
             name="queued-click-commit",
             paced=True,
-        )
-        self._outcomes: GroupCommitter[Outcome, list[ReceiptRecord]] = GroupCommitter(
-            self._flush_outcomes,
-            delay_seconds=0.005,
-            max_items=2000,
-            name="outcome-commit",
         )
         # Recipients' jobs arriving together read their profiles together (one read, three statements).
         self._addressings: GroupCommitter[tuple[str, str], Addressing | None] = GroupCommitter(
@@ -156,9 +153,8 @@ class SqlStore(
         if self.listener is not None:
             await self.listener.close()
         await self._accepts.drain()
-        await self._marks.drain()
+        await self._handoffs.drain()
         await self._clicks.drain()
         await self._queued_clicks.drain()
-        await self._outcomes.drain()
         await self._addressings.drain()
         await self.db.close()

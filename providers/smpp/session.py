@@ -65,6 +65,9 @@ class Session(asyncio.Protocol):
         self.buffer = bytearray()
         self.sequences = itertools.count(1)
         self.pending: dict[int, asyncio.Future[Frame]] = {}
+        # Requests written in this turn of the loop, sent together in one write when it ends: a
+        # window refilled at once costs one send() instead of one per submit_sm (sequence, PDU).
+        self.outbox: list[tuple[int, bytes]] = []
         self.bound = False  # the bind answered OK and no unbind or loss since
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.next_slot = 0.0  # monotonic time the next submit may leave (per-bind rate, throttling)
@@ -108,9 +111,13 @@ class Session(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.bound = False
         self.transport = None
-        for future in self.pending.values():
+        unsent = {sequence for sequence, _ in self.outbox}
+        self.outbox.clear()
+        for sequence, future in self.pending.items():
             if not future.done():
-                future.set_exception(NoAnswer(f"{self.label}: connection lost"))
+                # A request still in the outbox never left; the others may be with the SMSC.
+                gone = NotSent if sequence in unsent else NoAnswer
+                future.set_exception(gone(f"{self.label}: connection lost"))
         if not self.lost.done():
             self.lost.set_result(None)
         if self._keepalive is not None:
@@ -169,16 +176,37 @@ class Session(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             raise NotSent(f"{self.label}: not connected")
         sequence = self._next_sequence()
-        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Frame] = loop.create_future()
         self.pending[sequence] = future
+        if not self.outbox:
+            loop.call_soon(self._send_outbox)
+        self.outbox.append((sequence, build(sequence)))
+        # A timer of our own rather than asyncio.wait_for, which costs a waiter future and callbacks
+        # more per request (Python 3.11).
+        timer = loop.call_later(self.response_timeout, self._no_answer, sequence)
         try:
-            self.transport.write(build(sequence))
-            try:
-                return await asyncio.wait_for(future, self.response_timeout)
-            except TimeoutError:
-                raise NoAnswer(f"{self.label}: no response in {self.response_timeout:g} s") from None
+            return await future
         finally:
+            timer.cancel()
             self.pending.pop(sequence, None)
+
+    def _send_outbox(self) -> None:
+        requests, self.outbox = self.outbox, []
+        if not requests:
+            return
+        if self.transport is None or self.transport.is_closing():
+            for sequence, _ in requests:
+                future = self.pending.get(sequence)
+                if future is not None and not future.done():
+                    future.set_exception(NotSent(f"{self.label}: not connected"))
+            return
+        self.transport.write(b"".join(data for _, data in requests))
+
+    def _no_answer(self, sequence: int) -> None:
+        future = self.pending.get(sequence)
+        if future is not None and not future.done():
+            future.set_exception(NoAnswer(f"{self.label}: no response in {self.response_timeout:g} s"))
 
     @property
     def paused(self) -> bool:

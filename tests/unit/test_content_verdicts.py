@@ -51,3 +51,22 @@ def test_kept_verdicts_are_bounded() -> None:
         assert verdict(content, {"text": f"Your code is {n}"}).ok
     assert not verdict(content, {"text": "casino"}).ok
     assert 0 < len(content._verdicts) <= VERDICTS_KEPT
+
+
+MOBILE, UNICOM = "+8613812345678", "+8613012345678"  # China Mobile's and China Unicom's blocks
+
+
+def sms_verdict(content: ContentService, text: str, to: str):  # type: ignore[no-untyped-def]
+    return content.check_message(channel="sms", content={"text": text}, tenant_id="acme", to=to)
+
+
+def test_a_carriers_list_applies_to_its_numbers_only_and_a_list_swapped_in_reaches_copy_seen_before() -> None:
+    content = service({"carrier:china_mobile": (["中奖"], "block")})
+    assert not sms_verdict(content, "恭喜中奖", MOBILE).ok
+    assert sms_verdict(content, "恭喜中奖", UNICOM).ok
+    # Copy without a carrier's word is judged without the carrier: the same for both.
+    assert sms_verdict(content, "积分清零提醒", MOBILE).ok and sms_verdict(content, "积分清零提醒", UNICOM).ok
+    content.words = WordLists.build({"carrier:china_mobile": (["中奖", "积分清零"], "block")})
+    blocked = sms_verdict(content, "积分清零提醒", MOBILE)
+    assert not blocked.ok and [v.match for v in blocked.violations] == ["积分清零"]
+    assert sms_verdict(content, "积分清零提醒", UNICOM).ok

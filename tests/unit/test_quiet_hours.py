@@ -198,6 +198,8 @@ def test_channel_and_country_rules_pick_the_most_specific():
     assert str(rules.window_for("marketing", "sms", None)) == "09:00-20:00"
     assert rules.window_for("marketing", "push", None) is None
     assert rules.window_for("transactional", "sms", "US") is None
+    # The gate looks up a recipient's zones only for a category some rule governs.
+    assert rules.governs("marketing") and not rules.governs("transactional")
 
 
 def test_invalid_job_tz_through_the_worker_call():

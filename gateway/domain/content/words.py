@@ -148,6 +148,21 @@ class WordLists:
         """Whether any list belongs to a carrier: only then is a recipient's carrier worth looking up."""
         return self._has_carrier_lists
 
+    def names_carrier_words(self, text: str) -> bool:
+        """Whether a word of some carrier's list occurs in text: if none does, which carrier the
+        recipient is with changes nothing that `find` returns, and need not be looked up."""
+        automaton = self._automaton
+        if automaton is None or not self._has_carrier_lists:
+            return False
+        folded_text = fold(text)
+        if not automaton.find_matches_as_indexes(folded_text):
+            return False
+        return any(
+            entry.scope == CARRIER_SCOPE
+            for pattern_index, _, _ in automaton.find_matches_as_indexes(folded_text, overlapping=True)
+            for entry in self._patterns[pattern_index].entries
+        )
+
     def find(self, text: str, *, carrier: str | None = None, tenant: str | None = None) -> list[WordMatch]:
         """Blocked words in text from the global lists and those of this carrier and tenant."""
         automaton = self._automaton

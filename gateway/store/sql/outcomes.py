@@ -13,11 +13,10 @@ from sqlalchemy.engine import Connection
 from gateway.domain.models import DISPATCHABLE, RECEIPTED, Job, Status
 from gateway.domain.receipts import SENT_HOLDS_AGAINST
 from gateway.domain.routing import INTERCHANGEABLE
-from gateway.store.batcher import GroupCommitter
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, executemany_fast
+from gateway.store.sql.common import Room, among, executemany_fast, fetch_compiled
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 from gateway.store.wakeups import notify_work
 
@@ -216,12 +215,16 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     if later:
         # A receipt may have overtaken the hand-off's own commit: then the status stays where the
         # receipt put it, and the event says what the attempt did, not a step back down the lattice.
-        overtaken = set(conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(later), _RECEIPTED)).scalars())
+        overtaken = set(fetch_compiled(conn, _OVERTAKEN, {"ids": orjson.dumps(later).decode()}).scalars())
         for event in new_events:
             if event["message_id"] in overtaken and event["status"] not in RECEIPTED:
                 event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
                 event["status"] = None
     executemany_fast(conn, "events", events.insert(), new_events)
+
+
+# Of the jobs an outcome batch names, those a receipt has already moved to a final status (SQLite).
+_OVERTAKEN = sa.select(messages.c.id).where(among(messages.c.id, "ids"), _RECEIPTED)
 
 
 def _status_event(o: Outcome) -> dict[str, Any]:
@@ -246,29 +249,6 @@ def _status_event(o: Outcome) -> dict[str, Any]:
 
 
 class OutcomesRoom(Room):
-    _outcomes: GroupCommitter[Outcome, list[ReceiptRecord]]
-
-    async def record_outcome(self, outcome: Outcome) -> list[ReceiptRecord]:
-        """Record what happened to a job; returns the receipts for it that had come before this record."""
-        return await self._outcomes.submit(outcome)
-
-    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
-        if outcomes:
-            await self._outcomes.submit_many(outcomes)
-
-    async def _flush_outcomes(self, outcomes: list[Outcome]) -> list[list[ReceiptRecord]]:
-        # Beside the loop, as accepts: committed on the loop's thread, the loop stood still for each
-        # COMMIT and nothing gathered meanwhile (an SMPP drain committed ~14 outcomes at a time).
-        held = await self.db.write_beside_loop(record_outcomes, outcomes)
-        by_message: dict[str, list[ReceiptRecord]] = {}
-        for message_id, receipt in held:
-            by_message.setdefault(message_id, []).append(receipt)
-        # A message appears once per flush at most in practice; its earlier receipts go to the first.
-        return [by_message.pop(o.message_id, []) for o in outcomes]
-
-    async def flush_outcomes(self) -> None:
-        await self._outcomes.drain()
-
     async def unreceipted_sends(self, channels: Sequence[str], limit: int) -> list[Job]:
         return await self.db.read(unreceipted_sends, channels, time.time(), limit)
 

@@ -17,7 +17,7 @@ from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, events, message_parts, messages, receipts
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, dialect_insert
+from gateway.store.sql.common import Room, among, dialect_insert, fetch_compiled
 
 
 def apply_receipts(
@@ -313,6 +313,22 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     return {message_id for message_id, count in delivered if rules.segments_complete(parts[message_id], count)}
 
 
+# Receipts held for sends not yet recorded, of one provider, among a list of its message ids (SQLite).
+_HELD = sa.select(receipts).where(
+    receipts.c.message_id.is_(None),
+    receipts.c.provider == sa.bindparam("provider", type_=sa.String),
+    among(receipts.c.provider_message_id, "pmids"),
+)
+
+
+def _held_for(conn: Connection, provider: str | None, pmids: list[str]) -> Iterable[sa.RowMapping]:
+    if conn.dialect.name == "sqlite":
+        return fetch_compiled(conn, _HELD, {"provider": provider, "pmids": orjson.dumps(pmids).decode()}).mappings()
+    held = receipts.c.provider_message_id.in_(pmids)
+    query = sa.select(receipts).where(receipts.c.message_id.is_(None), receipts.c.provider == provider, held)
+    return conn.execute(query).mappings()
+
+
 def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
     by_pmid = {(o.provider, o.provider_message_id): o.message_id for o in sent}
     # A segment's receipt held under the segment's own id becomes that part of the message's receipt.
@@ -326,13 +342,7 @@ def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple
     held: list[tuple[str, ReceiptRecord]] = []
     for provider in {o.provider for o in sent}:
         pmids = sorted({pmid for p, pmid in by_pmid if p == provider and pmid})
-        for row in conn.execute(
-            sa.select(receipts).where(
-                receipts.c.message_id.is_(None),
-                receipts.c.provider == provider,
-                receipts.c.provider_message_id.in_(pmids),
-            )
-        ).mappings():
+        for row in _held_for(conn, provider, pmids):
             message_id = by_pmid[(provider, row["provider_message_id"])]
             pmid, part, parts = row["provider_message_id"], row["part"], row["parts"]
             if parts is None and (provider, pmid) in segments:
