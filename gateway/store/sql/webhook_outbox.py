@@ -41,6 +41,24 @@ _D = webhook_deliveries
 _E = webhook_endpoints
 OUTBOX = "events"
 
+# Asked by an idle process on every poll, outside any transaction (Database.peek): with nothing new
+# in the outbox and nothing due, no write transaction is opened (each one takes SQLite's one writer
+# from the accepts and the dispatch). Before the outbox's first read (no position yet) any event counts.
+_NOW = sa.bindparam("now", 0.0, type_=sa.Float)
+ANY_NEW_EVENT: sa.Select[Any] = (
+    sa.select(sa.literal_column("1"))
+    .where(
+        events.c.id
+        > sa.func.coalesce(
+            sa.select(webhook_outbox.c.last_event_id).where(webhook_outbox.c.name == OUTBOX).scalar_subquery(), -1
+        )
+    )
+    .limit(1)
+)
+ANY_DELIVERY_DUE: sa.Select[Any] = (
+    sa.select(sa.literal_column("1")).where(_D.c.state == DeliveryState.PENDING, _D.c.next_attempt_at <= _NOW).limit(1)
+)
+
 
 def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: float) -> int | None:
     """The outbox position, with the reader's lease taken or renewed; None while another holds it."""
@@ -328,6 +346,8 @@ class WebhookOutboxRoom(Room):
     async def fan_out_events(
         self, owner: str, now: float, lease_until: float, limit: int, gaps: dict[int, float], gap_seconds: float
     ) -> int:
+        if await self.db.peek(ANY_NEW_EVENT, {}) == []:
+            return 0
         return await self.db.write_beside_loop(fan_out, owner, now, lease_until, limit, gaps, gap_seconds)
 
     async def claim_webhook_deliveries(
@@ -349,4 +369,6 @@ class WebhookOutboxRoom(Room):
         limit: int,
         lease_until: float,
     ) -> tuple[list[ClaimedDelivery], list[tuple[str, str]]]:
+        if not results and await self.db.peek(ANY_DELIVERY_DUE, {"now": now}) == []:
+            return [], []
         return await self.db.write_beside_loop(exchange, owner, results, policy, now, limit, lease_until)
