@@ -17,6 +17,15 @@ from gateway.store.sql import batches
 from gateway.store.sql.common import Room, among, dialect_insert, executemany_fast, fetch_compiled
 
 
+def _due(now: float | sa.BindParameter[float]) -> tuple[sa.ColumnElement[bool], ...]:
+    """A job is due: dispatchable, its time come, and no live lease on it."""
+    return (
+        messages.c.status.in_(sorted(DISPATCHABLE)),
+        messages.c.next_attempt_at <= now,
+        sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
+    )
+
+
 def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until: float) -> list[Job]:
     """Lease up to `limit` due jobs to this worker; other workers skip them until the lease ends."""
     if conn.dialect.name == "sqlite":
@@ -24,30 +33,13 @@ def claim_due(conn: Connection, worker: str, now: float, limit: int, lease_until
         # per-row result processing for each batch).
         params = {"now": now, "limit": limit, "worker": worker, "lease_until": lease_until}
         return [to_job(r) for r in fetch_compiled(conn, _CLAIM_DUE, params).mappings()]
-    due = (
-        sa.select(messages.c.id)
-        .where(
-            messages.c.status.in_(sorted(DISPATCHABLE)),
-            messages.c.next_attempt_at <= now,
-            sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < now),
-        )
-        .order_by(messages.c.next_attempt_at)
-        .limit(limit)
-    )
+    due = sa.select(messages.c.id).where(*_due(now)).order_by(messages.c.next_attempt_at).limit(limit)
     return _lease(conn, due, worker, lease_until)
 
 
 _NOW = sa.bindparam("now", 0.0, type_=sa.Float)
 # Is anything due? Asked by an idle worker on every poll, so outside any transaction (Database.peek).
-ANY_DUE: sa.Select[Any] = (
-    sa.select(sa.literal_column("1"))
-    .where(
-        messages.c.status.in_(sorted(DISPATCHABLE)),
-        messages.c.next_attempt_at <= _NOW,
-        sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < _NOW),
-    )
-    .limit(1)
-)
+ANY_DUE: sa.Select[Any] = sa.select(sa.literal_column("1")).where(*_due(_NOW)).limit(1)
 
 
 # claim_due on SQLite (its single writer needs no row locks to skip).
@@ -56,11 +48,7 @@ _CLAIM_DUE = (
     .where(
         messages.c.id.in_(
             sa.select(messages.c.id)
-            .where(
-                messages.c.status.in_(sorted(DISPATCHABLE)),
-                messages.c.next_attempt_at <= _NOW,
-                sa.or_(messages.c.lease_until.is_(None), messages.c.lease_until < _NOW),
-            )
+            .where(*_due(_NOW))
             .order_by(messages.c.next_attempt_at)
             .limit(sa.bindparam("limit", 1, type_=sa.Integer))
             .scalar_subquery()
