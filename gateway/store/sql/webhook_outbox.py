@@ -277,7 +277,8 @@ def record_results(
         return []
     ids = [r.delivery_id for r in results]
     mine = set(conn.execute(sa.select(_D.c.id).where(_D.c.id.in_(ids), _D.c.lease_owner == owner)).scalars())
-    held = [r for r in results if r.delivery_id in mine]
+    # In id order, as a replay locks them: two writers of the same rows then wait, not deadlock.
+    held = sorted((r for r in results if r.delivery_id in mine), key=lambda r: r.delivery_id)
     if held:
         executemany_fast(conn, "webhook-results", _RECORD, [_result_row(r) for r in held])
     return _count(conn, held, policy)

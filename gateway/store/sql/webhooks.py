@@ -51,11 +51,18 @@ def list_endpoints(conn: Connection, tenant_id: str | None) -> list[dict[str, An
     return [_endpoint(r) for r in conn.execute(query).mappings()]
 
 
+def _locked_in_id_order(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """The deliveries matching `conditions`, locked in id order before a statement changes them: the
+    delivery loop records its results in that order, so the two wait for each other on PostgreSQL
+    instead of deadlocking (each locking rows the other wants next). SQLite has one writer."""
+    return _D.c.id.in_(sa.select(_D.c.id).where(*conditions).order_by(_D.c.id).with_for_update().scalar_subquery())
+
+
 def delete_endpoint(conn: Connection, tenant_id: str, endpoint_id: str) -> bool:
     """Its deliveries go before the endpoint, in the order the delivery loop locks them (as resume
     does): the other order deadlocked on PostgreSQL against a round delivering to it."""
     mine = sa.exists().where(_E.c.tenant_id == tenant_id, _E.c.id == endpoint_id)
-    conn.execute(_D.delete().where(_D.c.endpoint_id == endpoint_id, mine))
+    conn.execute(_D.delete().where(_locked_in_id_order(_D.c.endpoint_id == endpoint_id, mine)))
     gone = conn.execute(_E.delete().where(_E.c.tenant_id == tenant_id, _E.c.id == endpoint_id)).rowcount
     return bool(gone)
 
@@ -84,7 +91,7 @@ def resume_endpoint(conn: Connection, tenant_id: str, endpoint_id: str, now: flo
         return None
     conn.execute(
         _D.update()
-        .where(_D.c.endpoint_id == endpoint_id, _D.c.state == DeliveryState.PENDING)
+        .where(_locked_in_id_order(_D.c.endpoint_id == endpoint_id, _D.c.state == DeliveryState.PENDING))
         .values(next_attempt_at=now)
     )
     result = conn.execute(
@@ -134,7 +141,7 @@ def replay(conn: Connection, endpoint_id: str, since: float, include_delivered: 
         states.append(DeliveryState.DELIVERED)
     result = conn.execute(
         _D.update()
-        .where(_D.c.endpoint_id == endpoint_id, _D.c.event_at >= since, _D.c.state.in_(states))
+        .where(_locked_in_id_order(_D.c.endpoint_id == endpoint_id, _D.c.event_at >= since, _D.c.state.in_(states)))
         .values(
             state=DeliveryState.PENDING,
             attempts=0,
@@ -156,6 +163,7 @@ def prune_deliveries(conn: Connection, state: str, finished_before: float, limit
         .where(_D.c.state == state, _D.c.next_attempt_at < finished_before)
         .order_by(_D.c.next_attempt_at)
         .limit(limit)
+        .with_for_update(skip_locked=True)  # a row a replay or a result holds is pruned next time
     )
     result = conn.execute(
         _D.delete().where(
