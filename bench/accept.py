@@ -107,15 +107,17 @@ TEMPLATED_JOB = (
 KEYED_ITEM = JOB[:-1] + ',"idempotency_key":"b-{n}"}'
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
-SINGLE = [
-    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, JOB),
-    RequestTemplate("POST", "/v1/messages", dict(AUTH), JOB),
-]
 
-SINGLE_TEMPLATED = [
-    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, TEMPLATED_JOB),
-    RequestTemplate("POST", "/v1/messages", dict(AUTH), TEMPLATED_JOB),
-]
+def single(job: str) -> list[RequestTemplate]:
+    """One job per request, alternately with and without an Idempotency-Key."""
+    return [
+        RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, job),
+        RequestTemplate("POST", "/v1/messages", dict(AUTH), job),
+    ]
+
+
+SINGLE = single(JOB)
+SINGLE_TEMPLATED = single(TEMPLATED_JOB)
 TEMPLATED_NAME = "single job, template"
 
 
@@ -130,16 +132,8 @@ def publish_template(url: str) -> None:
                 raise RuntimeError(f"{path}: {answer.status}")
 
 
-USER_SINGLE = [
-    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, USER_JOB),
-    RequestTemplate("POST", "/v1/messages", dict(AUTH), USER_JOB),
-]
-
-
-PEER_SINGLE = [
-    RequestTemplate("POST", "/v1/messages", {**AUTH, "Idempotency-Key": "k-{n}"}, PEER_JOB),
-    RequestTemplate("POST", "/v1/messages", dict(AUTH), PEER_JOB),
-]
+USER_SINGLE = single(USER_JOB)
+PEER_SINGLE = single(PEER_JOB)
 PEER_NAME = "single job with `to`, for one of the same people"
 PEOPLE_NAME = "single job for a user_id"
 
