@@ -20,7 +20,14 @@ cost, accept included, idle ticks of the phase included. Configurations:
 - sqlite: the embedded default (`gateway serve`, SQLite file, memory State shared by the supervisor);
 - pg: the same on PostgreSQL + Redis (started from tests/servers.py, fsync=off).
 
-The sandbox answers in 1 ms and posts receipts 200 ms later (batched), as in bench/dispatch.py.
+The sandbox answers in 1 ms and posts each receipt 200 ms after the send, as in bench/dispatch.py:
+receipts that fall due together go in one request, so a backlog's come in batches and a trickle's one
+by one (as a provider posts one status callback per message).
+
+The floor: each run also offers the same open loop to a bare aiohttp handler (bench/accept.py's
+baseline: parse the body, answer 202), and reports its CPU per request. A trickled message is at
+least two requests to the API (its accept and its receipt), so twice that is what the gateway could
+not go below even if everything behind its handlers were free.
 With --gateway-root DIR (a `git archive` of another tree, unpacked) every configuration also runs
 with that source, alternating run by run, as "(x0)" rows: a before/after in the same launch.
 """
@@ -71,7 +78,7 @@ from dispatch import (  # noqa: E402
 )
 
 DOC = ROOT / "docs" / "benchmarks" / "trickle.md"
-ROLES = ("api", "worker", "supervisor", "postgres", "redis")
+ROLES = ("api", "worker", "callbacks", "supervisor", "postgres", "redis")
 
 
 @dataclass
@@ -241,6 +248,18 @@ def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | Non
     return run
 
 
+def bare_floor(args: argparse.Namespace) -> float:
+    """CPU ms per request of a bare aiohttp handler offered the trickle's open loop."""
+    port = free_port()
+    argv = [PYTHON, str(HERE / "accept.py"), "--serve-baseline", str(port)]
+    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz") as server:
+        assert server.proc is not None
+        time.sleep(args.settle)
+        before = cpu_seconds(server.proc.pid)
+        accepted, _ = asyncio.run(offer(f"http://127.0.0.1:{port}", args.rate, args.seconds, "bare"))
+        return (cpu_seconds(server.proc.pid) - before) * 1000 / max(accepted, 1)
+
+
 @dataclass
 class Config:
     name: str
@@ -252,7 +271,7 @@ class Config:
         return median([get(r) for r in self.runs])
 
 
-def report(args: argparse.Namespace, configs: list[Config], command: str) -> str:
+def report(args: argparse.Namespace, configs: list[Config], floors: list[float], command: str) -> str:
     info = machine_info()
     header = [
         "configuration",
@@ -312,6 +331,11 @@ def report(args: argparse.Namespace, configs: list[Config], command: str) -> str
         "",
         markdown_table(header, rows),
         "",
+        f"Floor: a bare aiohttp handler offered the same open loop ({args.rate:g}/s for {args.seconds:g} s) spent"
+        f" {fmt(median(floors), 3)} ms of CPU per request (median of {len(floors)}:"
+        f" {', '.join(fmt(f, 3) for f in floors)}); a trickled message is at least two requests (accept and"
+        f" receipt): {fmt(2 * median(floors) if floors else None, 3)} ms.",
+        "",
         "CPU ms per delivered message by role (medians):",
         "",
         markdown_table(["configuration, phase", *ROLES], roles),
@@ -362,6 +386,7 @@ def main() -> int:
     wanted = args.configs.split(",")
     sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
     configs: list[Config] = []
+    floors: list[float] = []
     with servers(wanted) as (pg, rd):
         for database in wanted:
             if database == "pg" and (pg is None or rd is None):
@@ -370,6 +395,9 @@ def main() -> int:
             label = "SQLite" if database == "sqlite" else "PostgreSQL + Redis"
             pair = [Config(f"({database}{tag}) {label}", database, source) for tag, source in sources]
             for i in range(args.runs):
+                if len(floors) < args.runs:
+                    floors.append(bare_floor(args))
+                    print(f"  bare handler run {len(floors)}: {fmt(floors[-1], 3)} ms/request", flush=True)
                 for c in pair[:: -1 if i % 2 else 1]:
                     run = one_run(args, c.source, database, pg, rd)
                     print(
@@ -380,7 +408,7 @@ def main() -> int:
                     )
                     c.runs.append(run)
             configs.extend(pair)
-    text = report(args, configs, command)
+    text = report(args, configs, floors, command)
     print()
     print(text)
     if not args.no_write:

@@ -409,6 +409,22 @@ def _among(table: sa.Table, tenant_id: str, user_ids: Sequence[str]) -> sa.Colum
     return sa.and_(table.c.tenant_id == tenant_id, table.c.user_id.in_(user_ids))
 
 
+# Built once (the worker reads it for every batch it judges): each person's zone and phone number.
+_PHONES = (
+    recipient_addresses.select()
+    .where(recipient_addresses.c.tenant_id == sa.bindparam("tenant_id"), recipient_addresses.c.kind == "phone")
+    .subquery()
+)
+_LOCAL_TIME_FACTS = (
+    sa.select(recipients.c.user_id, recipients.c.tz, _PHONES.c.address)
+    .select_from(recipients.outerjoin(_PHONES, _PHONES.c.user_id == recipients.c.user_id))
+    .where(
+        recipients.c.tenant_id == sa.bindparam("tenant_id"),
+        recipients.c.user_id.in_(sa.bindparam("users", expanding=True)),
+    )
+)
+
+
 def local_time_facts(
     conn: Connection, people: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
@@ -420,18 +436,8 @@ def local_time_facts(
     for tenant_id, users in by_tenant.items():
         ordered = sorted(users)
         for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            phones = (
-                recipient_addresses.select()
-                .where(recipient_addresses.c.tenant_id == tenant_id, recipient_addresses.c.kind == "phone")
-                .subquery()
-            )
-            rows = conn.execute(
-                sa.select(recipients.c.user_id, recipients.c.tz, phones.c.address)
-                .select_from(recipients.outerjoin(phones, phones.c.user_id == recipients.c.user_id))
-                .where(recipients.c.tenant_id == tenant_id, recipients.c.user_id.in_(chunk))
-            )
-            for user_id, tz, phone in rows:
+            chunk = {"tenant_id": tenant_id, "users": ordered[start : start + 500]}
+            for user_id, tz, phone in conn.execute(_LOCAL_TIME_FACTS, chunk):
                 found[(tenant_id, user_id)] = (tz, phone)
     return found
 
@@ -549,6 +555,8 @@ class RecipientsRoom(Room):
     async def local_time_facts(
         self, people: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+        if not people:  # jobs addressed by `to` alone: no profile to read, no trip to the database
+            return {}
         return await self.db.read(local_time_facts, people)
 
     _addressings: GroupCommitter[tuple[str, str], Addressing | None]

@@ -89,15 +89,28 @@ def list_suppressions(
     return [dict(r) for r in conn.execute(query.order_by(suppressions.c.id).limit(limit)).mappings()]
 
 
+# Built once: a lookup per batch of jobs the worker judges (a trickle's batches are of a few jobs, so
+# building and caching the statement per call cost more than running it).
+_ERASURE_KEY = sa.select(secrets.c.value).where(secrets.c.name == ERASURE_SECRET)
+# Equalities plus IN on the last column, so the unique index serves the lookup.
+_SUPPRESSED = sa.select(suppressions.c.value, suppressions.c.reason, suppressions.c.scope).where(
+    suppressions.c.tenant_id == sa.bindparam("tenant_id"),
+    suppressions.c.kind == sa.bindparam("kind"),
+    suppressions.c.value.in_(sa.bindparam("values", expanding=True)),
+)
+
+
 def suppressed_among(
     conn: Connection, recipients: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], tuple[str, str]]:
     """Of (tenant, kind, value) triples, those on a suppression list, with the reason and the scope; an
     address also by its digest, which is what an erased person's opt-out keeps."""
+    if not recipients:
+        return {}
     grouped: dict[tuple[str, str], set[str]] = defaultdict(set)
     for tenant_id, kind, value in recipients:
         grouped[(tenant_id, kind)].add(value)
-    secret = conn.execute(sa.select(secrets.c.value).where(secrets.c.name == ERASURE_SECRET)).scalar()
+    secret = conn.execute(_ERASURE_KEY).scalar()
     digests: dict[tuple[str, str], str] = {}
     if secret is not None:
         for tenant_id, kind, value in recipients:
@@ -109,15 +122,8 @@ def suppressed_among(
     for (tenant_id, kind), values in grouped.items():
         ordered = sorted(values)
         for start in range(0, len(ordered), 500):
-            # Equalities plus IN on the last column, so the unique index serves the lookup.
-            rows = conn.execute(
-                sa.select(suppressions.c.value, suppressions.c.reason, suppressions.c.scope).where(
-                    suppressions.c.tenant_id == tenant_id,
-                    suppressions.c.kind == kind,
-                    suppressions.c.value.in_(ordered[start : start + 500]),
-                )
-            )
-            for value, reason, scope in rows:
+            chunk = {"tenant_id": tenant_id, "kind": kind, "values": ordered[start : start + 500]}
+            for value, reason, scope in conn.execute(_SUPPRESSED, chunk):
                 if kind == ERASED_ADDRESS:
                     found.setdefault((tenant_id, "address", digests[(tenant_id, value)]), (reason, scope))
                 else:
