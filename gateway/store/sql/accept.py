@@ -10,14 +10,27 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import events, messages
-from gateway.store.sql.common import Room, dialect_insert, executemany_fast
+from gateway.store.sql.common import Room, executemany_fast
 from gateway.store.wakeups import notify_work
+
+# Built once: a single job's commit (a trickle's) spent more building these than running them. One
+# equality on tenant plus IN on keys, so the unique index serves it (a row-value IN over both columns
+# makes SQLite scan the table).
+_KEY_OWNERS = sa.select(messages.c.id, messages.c.idempotency_key).where(
+    messages.c.tenant_id == sa.bindparam("tenant_id"),
+    messages.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)),
+)
+_INSERTS = {
+    name: insert(messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
@@ -26,8 +39,7 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
     # A recipient's job's row carries its choice under a key that is no column: the insert names the
     # columns, so the rows go as they are (no copy of each without that key).
     columns = [key for key in rows[0] if key != CHANNEL_CHOICE]
-    stmt = dialect_insert(conn, messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-    executemany_fast(conn, "accept", stmt, rows, columns)
+    executemany_fast(conn, "accept", _INSERTS[conn.dialect.name], rows, columns)
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
     keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
     if keyed:
@@ -35,15 +47,9 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
         for i in keyed:
             keys_by_tenant[rows[i]["tenant_id"]].add(rows[i]["idempotency_key"])
         # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
-        # One equality on tenant plus IN on keys, so the unique index serves it (a row-value IN
-        # over both columns makes SQLite scan the table).
         owner: dict[tuple[str, str], str] = {}
         for tenant_id, keys in keys_by_tenant.items():
-            for message_id, key in conn.execute(
-                sa.select(messages.c.id, messages.c.idempotency_key).where(
-                    messages.c.tenant_id == tenant_id, messages.c.idempotency_key.in_(sorted(keys))
-                )
-            ):
+            for message_id, key in conn.execute(_KEY_OWNERS, {"tenant_id": tenant_id, "keys": sorted(keys)}):
                 owner[(tenant_id, key)] = message_id
         lost = [i for i in keyed if owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] != rows[i]["id"]]
         existing = {}
