@@ -256,6 +256,10 @@ class SandboxProvider(JsonCallbackAnswers):
                 ]
             }
         )
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, _ServerBusy):
+            # Nearly every post goes through the first time: the retrying machinery is set up only
+            # for one that did not (a receipt at a time, its cost showed in the worker's profile).
+            return await self._post_once(body, batch)
         try:
             # The gateway may be restarting: keep trying a while, as a provider's callback queue does.
             async for attempt in AsyncRetrying(
