@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -201,6 +202,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child(args)
+    # Stopped by SIGTERM, the PostgreSQL server and temporary files are still cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     batches = [int(b) for b in args.batches.split(",") if b]
     stores = [s for s in args.stores.split(",") if s]
     matches = [m for m in args.match.split(",") if m]

@@ -37,17 +37,32 @@ _ATTEMPT_CHANNELS = sa.select(
 _BY_EARLIER_ATTEMPT = _ATTEMPT_CHANNELS.where(
     attempts.c.provider == sa.bindparam("provider", type_=sa.String), any_of(attempts.c.provider_message_id, "pmids")
 )
-_EARLIER_ATTEMPTS = _ATTEMPT_CHANNELS.where(
-    any_of(attempts.c.message_id, "ids"), any_of(attempts.c.provider_message_id, "pmids")
-)
 _PARTS = sa.select(
     message_parts.c.part_message_id, message_parts.c.provider_message_id, message_parts.c.part, message_parts.c.parts
 ).where(
     message_parts.c.provider == sa.bindparam("provider", type_=sa.String),
     any_of(message_parts.c.part_message_id, "pmids"),
 )
-_STATUSES = sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.sender).where(
-    any_of(messages.c.id, "ids")
+# The matched messages, each with the attempts the receipts name (none, mostly: one row per message),
+# in one statement: what the receipt rules judge by.
+_STATES = (
+    sa.select(
+        messages.c.id,
+        messages.c.status,
+        messages.c.tenant_id,
+        messages.c.sender,
+        messages.c.channel.label("message_channel"),
+        attempts.c.provider.label("attempt_provider"),
+        attempts.c.provider_message_id.label("attempt_pmid"),
+        attempts.c.channel.label("attempt_channel"),
+    )
+    .select_from(
+        messages.outerjoin(
+            attempts,
+            sa.and_(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids")),
+        )
+    )
+    .where(any_of(messages.c.id, "ids"))
 )
 _DELIVERED_PARTS = (
     sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
@@ -209,11 +224,15 @@ def _advance_statuses(
     `senders`, when given, gets each matched message's sender number (read in the same query)."""
     if not matched:
         return
-    rows = fetch_compiled(conn, _STATUSES, {"ids": listed(conn, sorted({m for m, _ in matched}))}).all()
+    params = {
+        "ids": listed(conn, sorted({m for m, _ in matched})),
+        "pmids": listed(conn, sorted({r.provider_message_id for _, r in matched})),
+    }
+    rows = fetch_compiled(conn, _STATES, params).all()
     if senders is not None:
         senders.update((row.id, row.sender) for row in rows)
     tenants = {row.id: row.tenant_id for row in rows}
-    earlier = _earlier_channel_attempts(conn, matched)
+    earlier = _earlier_channel_attempts(rows)
     judged = rules.judge_batch(
         matched,
         {row.id: row.status for row in rows},
@@ -278,18 +297,13 @@ def _earlier_channel_event(tenant_id: str, judged: rules.Judged[ReceiptRecord], 
     }
 
 
-def _earlier_channel_attempts(
-    conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]
-) -> dict[tuple[str, str, str], str]:
+def _earlier_channel_attempts(rows: Sequence[sa.Row[Any]]) -> dict[tuple[str, str, str], str]:
     """(message, provider, provider id) -> channel, for receipts of an attempt made on a channel the
-    message has since left by falling back."""
-    pmids = sorted({r.provider_message_id for _, r in matched})
-    params = {"ids": listed(conn, sorted({m for m, _ in matched})), "pmids": listed(conn, pmids)}
-    rows = fetch_compiled(conn, _EARLIER_ATTEMPTS, params)
+    message has since left by falling back (rows of _STATES)."""
     return {
-        (row.message_id, row.provider, row.provider_message_id): row.channel
+        (row.id, row.attempt_provider, row.attempt_pmid): row.attempt_channel
         for row in rows
-        if rules.is_earlier_channel(row.channel, row.message_channel)
+        if row.attempt_channel is not None and rules.is_earlier_channel(row.attempt_channel, row.message_channel)
     }
 
 
