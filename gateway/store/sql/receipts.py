@@ -22,8 +22,13 @@ from gateway.store.sql.common import Room, among, any_of, dialect_insert, fetch_
 # The statements a receipt call runs, built once and run straight on the driver (fetch_compiled):
 # at a trickle each call carries one receipt, and building, caching and compiling the statements
 # anew per call cost more than the database's own work.
-_SEEN = sa.select(receipts.c.dedup_key).where(any_of(receipts.c.dedup_key, "keys"))
-_KNOWN = sa.select(messages.c.id).where(any_of(messages.c.id, "ids"))
+# Which receipts are stored already, and which of the messages they name are ours: one round trip.
+_SEEN_AND_KNOWN = sa.union_all(
+    sa.select(sa.literal_column("'receipt'").label("kind"), receipts.c.dedup_key.label("key")).where(
+        any_of(receipts.c.dedup_key, "keys")
+    ),
+    sa.select(sa.literal_column("'message'"), messages.c.id).where(any_of(messages.c.id, "ids")),
+)
 _BY_PROVIDER_ID = sa.select(messages.c.id, messages.c.provider_message_id).where(
     messages.c.provider == sa.bindparam("provider", type_=sa.String), any_of(messages.c.provider_message_id, "pmids")
 )
@@ -91,13 +96,9 @@ def apply_receipts(
         unique.setdefault(receipt.dedup_key, receipt)
     if not unique:
         return {"applied": 0, "duplicate": 0, "held": 0}
-    seen = set(fetch_compiled(conn, _SEEN, {"keys": listed(conn, unique)}).scalars())
+    seen, known_refs = _seen_and_known(conn, unique)
     fresh = [r for key, r in unique.items() if key not in seen]
     duplicates = len(incoming) - len(fresh)
-    by_reference = {r.reference for r in fresh if r.reference}
-    known_refs: set[str] = set()
-    if by_reference:
-        known_refs = set(fetch_compiled(conn, _KNOWN, {"ids": listed(conn, sorted(by_reference))}).scalars())
     unresolved = [r for r in fresh if r.reference not in known_refs]
     by_provider_id = _match_by_provider_id(conn, unresolved) if unresolved else {}
     matched: list[tuple[str, ReceiptRecord]] = []
@@ -134,6 +135,16 @@ def apply_receipts(
             if sender is not None and receipt.status in RECEIPTED:
                 observed.append((sender, receipt))
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+
+
+def _seen_and_known(conn: Connection, unique: dict[str, ReceiptRecord]) -> tuple[set[str], set[str]]:
+    """The dedup keys already stored, and the message ids the receipts name (`reference`) that are ours."""
+    references = sorted({r.reference for r in unique.values() if r.reference})
+    params = {"keys": listed(conn, unique), "ids": listed(conn, references)}
+    found: dict[str, set[str]] = {"receipt": set(), "message": set()}
+    for kind, key in fetch_compiled(conn, _SEEN_AND_KNOWN, params):
+        found[kind].add(key)
+    return found["receipt"], found["message"]
 
 
 def _match_by_provider_id(conn: Connection, unresolved: Sequence[ReceiptRecord]) -> dict[tuple[str, str], str]:
