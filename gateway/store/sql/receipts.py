@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain import receipts as rules
 from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
-from gateway.store.schema import attempts, events, message_parts, messages, receipts
+from gateway.store.schema import attempts, message_parts, messages, receipts
 from gateway.store.sql import batches
 from gateway.store.sql.common import Room, among, any_of, dialect_insert, fetch_compiled, listed
 
@@ -258,8 +258,7 @@ def _advance_statuses(
         elif j.verdict is rules.Verdict.ADVANCE:
             updates[j.message_id] = _status_update(j.message_id, j.receipt, now)
             new_events.append(_status_event(tenants[j.message_id], j.message_id, j.receipt, now))
-    batches.advance_by_receipts(conn, list(updates.values()))
-    batches.insert_rows(conn, events, new_events)
+    batches.advance_by_receipts(conn, list(updates.values()), new_events)
 
 
 def _status_update(message_id: str, receipt: ReceiptRecord, now: float) -> dict[str, Any]:
