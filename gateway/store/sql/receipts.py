@@ -22,6 +22,7 @@ from gateway.store.sql.common import Room, among, any_of, dialect_insert, fetch_
 # The statements a receipt call runs, built once and run straight on the driver (fetch_compiled):
 # at a trickle each call carries one receipt, and building, caching and compiling the statements
 # anew per call cost more than the database's own work.
+
 # Which receipts are stored already, and which of the messages they name are ours: one round trip.
 _SEEN_AND_KNOWN = sa.union_all(
     sa.select(sa.literal_column("'receipt'").label("kind"), receipts.c.dedup_key.label("key")).where(
@@ -32,15 +33,18 @@ _SEEN_AND_KNOWN = sa.union_all(
 _BY_PROVIDER_ID = sa.select(messages.c.id, messages.c.provider_message_id).where(
     messages.c.provider == sa.bindparam("provider", type_=sa.String), any_of(messages.c.provider_message_id, "pmids")
 )
-_ATTEMPT_CHANNELS = sa.select(
-    attempts.c.message_id,
-    attempts.c.provider,
-    attempts.c.provider_message_id,
-    attempts.c.channel,
-    messages.c.channel.label("message_channel"),
-).join(messages, messages.c.id == attempts.c.message_id)
-_BY_EARLIER_ATTEMPT = _ATTEMPT_CHANNELS.where(
-    attempts.c.provider == sa.bindparam("provider", type_=sa.String), any_of(attempts.c.provider_message_id, "pmids")
+_BY_EARLIER_ATTEMPT = (
+    sa.select(
+        attempts.c.message_id,
+        attempts.c.provider_message_id,
+        attempts.c.channel,
+        messages.c.channel.label("message_channel"),
+    )
+    .join(messages, messages.c.id == attempts.c.message_id)
+    .where(
+        attempts.c.provider == sa.bindparam("provider", type_=sa.String),
+        any_of(attempts.c.provider_message_id, "pmids"),
+    )
 )
 _PARTS = sa.select(
     message_parts.c.part_message_id, message_parts.c.provider_message_id, message_parts.c.part, message_parts.c.parts
