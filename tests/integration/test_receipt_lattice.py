@@ -492,6 +492,37 @@ async def test_a_late_receipt_without_our_id_finds_the_job_after_its_next_channe
         await store.close()
 
 
+async def test_one_call_with_an_earlier_channel_receipt_and_an_advancing_one_applies_each(database_url: str) -> None:
+    """A provider's callback names a job that fell back (sms -> voice) and another that is simply
+    sent: in one call, the first keeps its status and gets its earlier-channel entry, the second
+    moves to delivered with its own status event; each event names its own message."""
+    store = SqlStore.open(database_url, synchronous="OFF")
+    try:
+        await store.migrate()
+        now = time.time()
+        fell_back, old_sid = await _sms_that_fell_back_to_voice(store, now)
+        plain, plain_sid = f"msg_{uuid.uuid4().hex[:24]}", f"SBX{uuid.uuid4().hex}"
+        await store.accept([message_row(plain, now)])
+        await store.db.write(leases.mark_sending, [mark(plain, now)], now + 30)
+        await store.db.write(outcome_sql.record_outcomes, [submit_result(plain, plain_sid, "sent", now)])
+
+        both = [ReceiptRecord(PROVIDER, old_sid, "delivered"), ReceiptRecord(PROVIDER, plain_sid, "delivered")]
+        applied = await store.db.write(receipt_sql.apply_receipts, both, now + 62)
+
+        assert applied == {"applied": 2, "duplicate": 0, "held": 0}
+        moved = await store.db.read(message_sql.get_message, TENANT, fell_back)
+        sent = await store.db.read(message_sql.get_message, TENANT, plain)
+        assert moved is not None and sent is not None
+        assert (moved["status"], moved["channel"]) == ("queued", "voice")
+        last = moved["events"][-1]
+        assert (last["type"], last["reason"]) == ("receipt.earlier_channel", "receipt.delivered")
+        assert sent["status"] == "delivered"
+        assert [(e["type"], e["status"]) for e in sent["events"]][-1] == ("status", "delivered")
+        assert not any(e["type"] == "receipt.earlier_channel" for e in sent["events"])
+    finally:
+        await store.close()
+
+
 async def test_a_receipt_before_the_deadline_keeps_the_job_on_its_channel(database_url: str) -> None:
     store = SqlStore.open(database_url, synchronous="OFF")
     try:

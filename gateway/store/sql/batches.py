@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import RECEIPTED, AttemptOutcome, Status
 from gateway.store.records import Outcome, SendingMark
-from gateway.store.schema import messages
+from gateway.store.schema import events, messages
 from gateway.store.sql.common import dialect_insert, executemany_fast
 
 
@@ -234,8 +234,7 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
     conn.execute(stmt, {key: [row[key] for row in rows] for key in keys})
 
 
-_ADVANCE_BY_RECEIPTS = sa.text(
-    """
+_ADVANCE = """
     UPDATE messages AS m
     SET status = b.status, reason = b.reason, error_code = COALESCE(b.code, m.error_code),
         provider_message_id = COALESCE(m.provider_message_id, b.pmid), updated_at = b.at
@@ -244,32 +243,45 @@ _ADVANCE_BY_RECEIPTS = sa.text(
         CAST(:pmids AS TEXT[]), CAST(:ats AS DOUBLE PRECISION[])
     ) AS b(id, status, reason, code, pmid, at)
     WHERE m.id = b.id
-    """
+"""
+_ADVANCE_BY_RECEIPTS = sa.text(_ADVANCE)
+# The update and the events' insert in one statement (one round trip): a statement in WITH is run
+# to completion whether or not the main statement reads it.
+_EVENT_COLUMNS = ("tenant_id", "message_id", "at", "type", "status", "reason", "detail")
+_ADVANCE_AND_RECORD = sa.text(
+    f"WITH advanced AS ({_ADVANCE}) INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:e_{key} AS {_array_type(events.c[key])}[])" for key in _EVENT_COLUMNS)
+    + ")"
 )
 
 
-def advance_by_receipts(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
-    """The statuses receipts moved up (one update per message, decided by the caller), in one
-    statement on PostgreSQL; an executemany elsewhere."""
-    if not updates:
+def advance_by_receipts(
+    conn: Connection, updates: Sequence[dict[str, Any]], new_events: Sequence[dict[str, Any]] = ()
+) -> None:
+    """The statuses receipts moved up (one update per message, decided by the caller) and the
+    events they bring (rows of the events table with _EVENT_COLUMNS), in one statement on
+    PostgreSQL; executemanys elsewhere."""
+    if not updates or conn.dialect.name != "postgresql":
+        if updates:
+            executemany_fast(conn, "advance_by_receipts", _ADVANCE_EACH, updates)
+        insert_rows(conn, events, new_events)
         return
-    if conn.dialect.name != "postgresql":
-        executemany_fast(conn, "advance_by_receipts", _ADVANCE_EACH, updates)
+    values = {
+        name: [u[key] for u in updates]
+        for name, key in (
+            ("ids", "b_id"),
+            ("statuses", "b_status"),
+            ("reasons", "b_reason"),
+            ("codes", "b_code"),
+            ("pmids", "b_pmid"),
+            ("ats", "b_at"),
+        )
+    }
+    if not new_events:
+        conn.execute(_ADVANCE_BY_RECEIPTS, values)
         return
-    conn.execute(
-        _ADVANCE_BY_RECEIPTS,
-        {
-            name: [u[key] for u in updates]
-            for name, key in (
-                ("ids", "b_id"),
-                ("statuses", "b_status"),
-                ("reasons", "b_reason"),
-                ("codes", "b_code"),
-                ("pmids", "b_pmid"),
-                ("ats", "b_at"),
-            )
-        },
-    )
+    values.update({f"e_{key}": [row[key] for row in new_events] for key in _EVENT_COLUMNS})
+    conn.execute(_ADVANCE_AND_RECORD, values)
 
 
 _ADVANCE_EACH = (

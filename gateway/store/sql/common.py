@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from gateway.store.database import Compilable, Database, compiled_query
 from gateway.store.schema import events
@@ -49,6 +52,42 @@ def among(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
         sa.func.json_each(sa.bindparam(name, type_=sa.String))
     )
     return column.in_(values.scalar_subquery())
+
+
+class _AnyOf(sa.sql.expression.ColumnElement[Any]):
+    """`column` is one of the list bound as `name`, in one SQL text whatever the list's length."""
+
+    inherit_cache = False  # run through fetch_compiled, which compiles it once per dialect itself
+    type = sa.types.NullType()  # rendered as the predicate it is, not compared to a boolean
+
+    def __init__(self, column: sa.ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.name = name
+
+
+@compiles(_AnyOf, "sqlite")
+def _any_of_sqlite(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(among(element.column, element.name), **kw)
+
+
+@compiles(_AnyOf, "postgresql")
+def _any_of_postgresql(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    values = sa.bindparam(element.name, type_=postgresql.ARRAY(sa.String))
+    return compiler.process(element.column == sa.any_(values), **kw)
+
+
+def any_of(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    """`column` among the values bound as `name` (pass them through `listed`), for a statement built
+    once and run by fetch_compiled on either store: SQLite reads a JSON list (`among`), PostgreSQL
+    an array (`= ANY`), so neither renders the SQL anew for each length of the list."""
+    return cast(sa.ColumnElement[bool], _AnyOf(column, name))
+
+
+def listed(conn: Connection, values: Iterable[str]) -> Any:
+    """Values for a parameter of `any_of`, in the form this store's statement reads them."""
+    if conn.dialect.name == "postgresql":
+        return list(values)
+    return orjson.dumps(list(values)).decode()
 
 
 def fetch_compiled(conn: Connection, query: Compilable, params: dict[str, Any]) -> sa.CursorResult[*tuple[Any, ...]]:

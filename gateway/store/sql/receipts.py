@@ -15,9 +15,69 @@ from sqlalchemy.engine import Connection
 from gateway.domain import receipts as rules
 from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
-from gateway.store.schema import attempts, events, message_parts, messages, receipts
+from gateway.store.schema import attempts, message_parts, messages, receipts
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, among, dialect_insert, fetch_compiled
+from gateway.store.sql.common import Room, among, any_of, dialect_insert, fetch_compiled, listed
+
+# The statements a receipt call runs, built once and run straight on the driver (fetch_compiled):
+# at a trickle each call carries one receipt, and building, caching and compiling the statements
+# anew per call cost more than the database's own work.
+
+# Which receipts are stored already, and which of the messages they name are ours: one round trip.
+_SEEN_AND_KNOWN = sa.union_all(
+    sa.select(sa.literal_column("'receipt'").label("kind"), receipts.c.dedup_key.label("key")).where(
+        any_of(receipts.c.dedup_key, "keys")
+    ),
+    sa.select(sa.literal_column("'message'"), messages.c.id).where(any_of(messages.c.id, "ids")),
+)
+_BY_PROVIDER_ID = sa.select(messages.c.id, messages.c.provider_message_id).where(
+    messages.c.provider == sa.bindparam("provider", type_=sa.String), any_of(messages.c.provider_message_id, "pmids")
+)
+_BY_EARLIER_ATTEMPT = (
+    sa.select(
+        attempts.c.message_id,
+        attempts.c.provider_message_id,
+        attempts.c.channel,
+        messages.c.channel.label("message_channel"),
+    )
+    .join(messages, messages.c.id == attempts.c.message_id)
+    .where(
+        attempts.c.provider == sa.bindparam("provider", type_=sa.String),
+        any_of(attempts.c.provider_message_id, "pmids"),
+    )
+)
+_PARTS = sa.select(
+    message_parts.c.part_message_id, message_parts.c.provider_message_id, message_parts.c.part, message_parts.c.parts
+).where(
+    message_parts.c.provider == sa.bindparam("provider", type_=sa.String),
+    any_of(message_parts.c.part_message_id, "pmids"),
+)
+# The matched messages, each with the attempts the receipts name (none, mostly: one row per message),
+# in one statement: what the receipt rules judge by.
+_STATES = (
+    sa.select(
+        messages.c.id,
+        messages.c.status,
+        messages.c.tenant_id,
+        messages.c.sender,
+        messages.c.channel.label("message_channel"),
+        attempts.c.provider.label("attempt_provider"),
+        attempts.c.provider_message_id.label("attempt_pmid"),
+        attempts.c.channel.label("attempt_channel"),
+    )
+    .select_from(
+        messages.outerjoin(
+            attempts,
+            sa.and_(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids")),
+        )
+    )
+    .where(any_of(messages.c.id, "ids"))
+)
+_DELIVERED_PARTS = (
+    sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
+    .where(any_of(receipts.c.message_id, "ids"), receipts.c.status == Status.DELIVERED, receipts.c.part.is_not(None))
+    .group_by(receipts.c.message_id)
+)
 
 
 def apply_receipts(
@@ -40,15 +100,9 @@ def apply_receipts(
         unique.setdefault(receipt.dedup_key, receipt)
     if not unique:
         return {"applied": 0, "duplicate": 0, "held": 0}
-    seen = set(conn.execute(sa.select(receipts.c.dedup_key).where(receipts.c.dedup_key.in_(list(unique)))).scalars())
+    seen, known_refs = _seen_and_known(conn, unique)
     fresh = [r for key, r in unique.items() if key not in seen]
     duplicates = len(incoming) - len(fresh)
-    by_reference = {r.reference for r in fresh if r.reference}
-    known_refs: set[str] = set()
-    if by_reference:
-        known_refs = set(
-            conn.execute(sa.select(messages.c.id).where(messages.c.id.in_(sorted(by_reference)))).scalars()
-        )
     unresolved = [r for r in fresh if r.reference not in known_refs]
     by_provider_id = _match_by_provider_id(conn, unresolved) if unresolved else {}
     matched: list[tuple[str, ReceiptRecord]] = []
@@ -87,31 +141,29 @@ def apply_receipts(
     return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
 
 
+def _seen_and_known(conn: Connection, unique: dict[str, ReceiptRecord]) -> tuple[set[str], set[str]]:
+    """The dedup keys already stored, and the message ids the receipts name (`reference`) that are ours."""
+    references = sorted({r.reference for r in unique.values() if r.reference})
+    params = {"keys": listed(conn, unique), "ids": listed(conn, references)}
+    found: dict[str, set[str]] = {"receipt": set(), "message": set()}
+    for kind, key in fetch_compiled(conn, _SEEN_AND_KNOWN, params):
+        found[kind].add(key)
+    return found["receipt"], found["message"]
+
+
 def _match_by_provider_id(conn: Connection, unresolved: Sequence[ReceiptRecord]) -> dict[tuple[str, str], str]:
     """(provider, provider id) -> message id, for receipts that did not name a message we know."""
     by_provider_id: dict[tuple[str, str], str] = {}
     serialise_receipt_matching(conn, {r.provider for r in unresolved if r.reference})
     for provider, pmids in _group(unresolved).items():
-        for row in conn.execute(
-            sa.select(messages.c.id, messages.c.provider_message_id).where(
-                messages.c.provider == provider, messages.c.provider_message_id.in_(sorted(pmids))
-            )
-        ):
+        for row in fetch_compiled(conn, _BY_PROVIDER_ID, {"provider": provider, "pmids": listed(conn, sorted(pmids))}):
             by_provider_id[(provider, row.provider_message_id)] = row.id
     # A job that fell back to another channel carries its new attempt's provider id; a late
     # receipt of an earlier attempt is found through that attempt.
     earlier = [r for r in unresolved if (r.provider, r.provider_message_id) not in by_provider_id]
     for provider, pmids in _group(earlier).items():
-        for attempt in conn.execute(
-            sa.select(
-                attempts.c.message_id,
-                attempts.c.provider_message_id,
-                attempts.c.channel,
-                messages.c.channel.label("message_channel"),
-            )
-            .join(messages, messages.c.id == attempts.c.message_id)
-            .where(attempts.c.provider == provider, attempts.c.provider_message_id.in_(sorted(pmids)))
-        ):
+        params = {"provider": provider, "pmids": listed(conn, sorted(pmids))}
+        for attempt in fetch_compiled(conn, _BY_EARLIER_ATTEMPT, params):
             if rules.is_earlier_channel(attempt.channel, attempt.message_channel):
                 by_provider_id.setdefault((provider, attempt.provider_message_id), attempt.message_id)
     return by_provider_id
@@ -125,7 +177,10 @@ def serialise_receipt_matching(conn: Connection, providers: set[str]) -> None:
     if conn.dialect.name != "postgresql":
         return
     for provider in sorted(providers):
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"receipts:{provider}"})
+        fetch_compiled(conn, _MATCHING_LOCK, {"key": f"receipts:{provider}"})
+
+
+_MATCHING_LOCK = sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(sa.bindparam("key", type_=sa.String))))
 
 
 def record_parts(conn: Connection, sent: Sequence[Outcome]) -> None:
@@ -153,11 +208,7 @@ def _as_parts(conn: Connection, incoming: Sequence[ReceiptRecord]) -> list[Recei
         return list(incoming)
     known: dict[tuple[str, str], tuple[str, int, int]] = {}
     for provider, pmids in lone.items():
-        for row in conn.execute(
-            sa.select(message_parts).where(
-                message_parts.c.provider == provider, message_parts.c.part_message_id.in_(sorted(pmids))
-            )
-        ):
+        for row in fetch_compiled(conn, _PARTS, {"provider": provider, "pmids": listed(conn, sorted(pmids))}):
             known[(provider, row.part_message_id)] = (row.provider_message_id, row.part, row.parts)
     if not known:
         return list(incoming)
@@ -188,15 +239,15 @@ def _advance_statuses(
     `senders`, when given, gets each matched message's sender number (read in the same query)."""
     if not matched:
         return
-    rows = conn.execute(
-        sa.select(messages.c.id, messages.c.status, messages.c.tenant_id, messages.c.sender).where(
-            messages.c.id.in_(sorted({m for m, _ in matched}))
-        )
-    ).all()
+    params = {
+        "ids": listed(conn, sorted({m for m, _ in matched})),
+        "pmids": listed(conn, sorted({r.provider_message_id for _, r in matched})),
+    }
+    rows = fetch_compiled(conn, _STATES, params).all()
     if senders is not None:
         senders.update((row.id, row.sender) for row in rows)
     tenants = {row.id: row.tenant_id for row in rows}
-    earlier = _earlier_channel_attempts(conn, matched)
+    earlier = _earlier_channel_attempts(rows)
     judged = rules.judge_batch(
         matched,
         {row.id: row.status for row in rows},
@@ -211,8 +262,7 @@ def _advance_statuses(
         elif j.verdict is rules.Verdict.ADVANCE:
             updates[j.message_id] = _status_update(j.message_id, j.receipt, now)
             new_events.append(_status_event(tenants[j.message_id], j.message_id, j.receipt, now))
-    batches.advance_by_receipts(conn, list(updates.values()))
-    batches.insert_rows(conn, events, new_events)
+    batches.advance_by_receipts(conn, list(updates.values()), new_events)
 
 
 def _status_update(message_id: str, receipt: ReceiptRecord, now: float) -> dict[str, Any]:
@@ -261,30 +311,13 @@ def _earlier_channel_event(tenant_id: str, judged: rules.Judged[ReceiptRecord], 
     }
 
 
-def _earlier_channel_attempts(
-    conn: Connection, matched: Sequence[tuple[str, ReceiptRecord]]
-) -> dict[tuple[str, str, str], str]:
+def _earlier_channel_attempts(rows: Sequence[sa.Row[Any]]) -> dict[tuple[str, str, str], str]:
     """(message, provider, provider id) -> channel, for receipts of an attempt made on a channel the
-    message has since left by falling back."""
-    pmids = sorted({r.provider_message_id for _, r in matched})
-    rows = conn.execute(
-        sa.select(
-            attempts.c.message_id,
-            attempts.c.provider,
-            attempts.c.provider_message_id,
-            attempts.c.channel,
-            messages.c.channel.label("message_channel"),
-        )
-        .join(messages, messages.c.id == attempts.c.message_id)
-        .where(
-            attempts.c.message_id.in_(sorted({m for m, _ in matched})),
-            attempts.c.provider_message_id.in_(pmids),
-        )
-    )
+    message has since left by falling back (rows of _STATES)."""
     return {
-        (row.message_id, row.provider, row.provider_message_id): row.channel
+        (row.id, row.attempt_provider, row.attempt_pmid): row.attempt_channel
         for row in rows
-        if rules.is_earlier_channel(row.channel, row.message_channel)
+        if row.attempt_channel is not None and rules.is_earlier_channel(row.attempt_channel, row.message_channel)
     }
 
 
@@ -301,15 +334,7 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     }
     if not parts:
         return set()
-    delivered = conn.execute(
-        sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
-        .where(
-            receipts.c.message_id.in_(sorted(parts)),
-            receipts.c.status == Status.DELIVERED,
-            receipts.c.part.is_not(None),
-        )
-        .group_by(receipts.c.message_id)
-    ).all()
+    delivered = fetch_compiled(conn, _DELIVERED_PARTS, {"ids": listed(conn, sorted(parts))}).all()
     return {message_id for message_id, count in delivered if rules.segments_complete(parts[message_id], count)}
 
 
