@@ -17,7 +17,7 @@ from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import events, messages
-from gateway.store.sql.common import Room, executemany_fast
+from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
 from gateway.store.wakeups import notify_work
 
 # Built once: a single job's commit (a trickle's) spent more building these than running them. One
@@ -25,7 +25,7 @@ from gateway.store.wakeups import notify_work
 # makes SQLite scan the table).
 _KEY_OWNERS = sa.select(messages.c.id, messages.c.idempotency_key).where(
     messages.c.tenant_id == sa.bindparam("tenant_id"),
-    messages.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)),
+    any_of(messages.c.idempotency_key, "keys"),
 )
 _INSERTS = {
     name: insert(messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
@@ -49,7 +49,8 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
         # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
         owner: dict[tuple[str, str], str] = {}
         for tenant_id, keys in keys_by_tenant.items():
-            for message_id, key in conn.execute(_KEY_OWNERS, {"tenant_id": tenant_id, "keys": sorted(keys)}):
+            params = {"tenant_id": tenant_id, "keys": listed(conn, sorted(keys))}
+            for message_id, key in fetch_compiled(conn, _KEY_OWNERS, params):
                 owner[(tenant_id, key)] = message_id
         lost = [i for i in keyed if owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] != rows[i]["id"]]
         existing = {}

@@ -37,7 +37,7 @@ from gateway.store.schema import (
     recipients,
     suppressions,
 )
-from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
+from gateway.store.sql.common import Room, any_of, audit, dialect_insert, executemany_fast, fetch_compiled, listed
 from gateway.store.sql.keys import get_or_create_secret
 from gateway.store.sql.suppressions import ERASURE_SECRET
 
@@ -420,7 +420,7 @@ _LOCAL_TIME_FACTS = (
     .select_from(recipients.outerjoin(_PHONES, _PHONES.c.user_id == recipients.c.user_id))
     .where(
         recipients.c.tenant_id == sa.bindparam("tenant_id"),
-        recipients.c.user_id.in_(sa.bindparam("users", expanding=True)),
+        any_of(recipients.c.user_id, "users"),
     )
 )
 
@@ -436,8 +436,8 @@ def local_time_facts(
     for tenant_id, users in by_tenant.items():
         ordered = sorted(users)
         for start in range(0, len(ordered), 500):
-            chunk = {"tenant_id": tenant_id, "users": ordered[start : start + 500]}
-            for user_id, tz, phone in conn.execute(_LOCAL_TIME_FACTS, chunk):
+            chunk = {"tenant_id": tenant_id, "users": listed(conn, ordered[start : start + 500])}
+            for user_id, tz, phone in fetch_compiled(conn, _LOCAL_TIME_FACTS, chunk):
                 found[(tenant_id, user_id)] = (tz, phone)
     return found
 

@@ -25,7 +25,7 @@ from gateway.store.schema import (
     suppressions,
     tenants,
 )
-from gateway.store.sql.common import Room, audit, dialect_insert
+from gateway.store.sql.common import Room, any_of, audit, dialect_insert, fetch_compiled, listed
 
 ERASURE_SECRET = "erasure"  # the key of an erased person's address digests (store/sql/recipients.py)
 
@@ -96,7 +96,7 @@ _ERASURE_KEY = sa.select(secrets.c.value).where(secrets.c.name == ERASURE_SECRET
 _SUPPRESSED = sa.select(suppressions.c.value, suppressions.c.reason, suppressions.c.scope).where(
     suppressions.c.tenant_id == sa.bindparam("tenant_id"),
     suppressions.c.kind == sa.bindparam("kind"),
-    suppressions.c.value.in_(sa.bindparam("values", expanding=True)),
+    any_of(suppressions.c.value, "values"),
 )
 
 
@@ -110,7 +110,7 @@ def suppressed_among(
     grouped: dict[tuple[str, str], set[str]] = defaultdict(set)
     for tenant_id, kind, value in recipients:
         grouped[(tenant_id, kind)].add(value)
-    secret = conn.execute(_ERASURE_KEY).scalar()
+    secret = fetch_compiled(conn, _ERASURE_KEY, {}).scalar()
     digests: dict[tuple[str, str], str] = {}
     if secret is not None:
         for tenant_id, kind, value in recipients:
@@ -122,8 +122,8 @@ def suppressed_among(
     for (tenant_id, kind), values in grouped.items():
         ordered = sorted(values)
         for start in range(0, len(ordered), 500):
-            chunk = {"tenant_id": tenant_id, "kind": kind, "values": ordered[start : start + 500]}
-            for value, reason, scope in conn.execute(_SUPPRESSED, chunk):
+            chunk = {"tenant_id": tenant_id, "kind": kind, "values": listed(conn, ordered[start : start + 500])}
+            for value, reason, scope in fetch_compiled(conn, _SUPPRESSED, chunk):
                 if kind == ERASED_ADDRESS:
                     found.setdefault((tenant_id, "address", digests[(tenant_id, value)]), (reason, scope))
                 else:
