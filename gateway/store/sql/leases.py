@@ -14,7 +14,7 @@ from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import attempts, events, links, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, among, dialect_insert, executemany_fast, fetch_compiled
+from gateway.store.sql.common import Room, any_of, dialect_insert, executemany_fast, fetch_compiled, listed
 
 
 def _due(now: float | sa.BindParameter[float]) -> tuple[sa.ColumnElement[bool], ...]:
@@ -132,7 +132,7 @@ _MARK_SENDING = (
 
 
 # Who holds each job a batch of marks names (SQLite, under the write lock).
-_OWNERS = sa.select(messages.c.id, messages.c.lease_owner).where(among(messages.c.id, "ids"))
+_OWNERS = sa.select(messages.c.id, messages.c.lease_owner).where(any_of(messages.c.id, "ids"))
 
 
 def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: float) -> list[bool]:
@@ -145,7 +145,7 @@ def mark_sending(conn: Connection, marks: Sequence[SendingMark], lease_until: fl
         _register_links(conn, [m for m in marks if m.message_id in held])
         return [m.message_id in held for m in marks]
     if any(m.worker is not None for m in marks):
-        fenced = orjson.dumps([m.message_id for m in marks if m.worker is not None]).decode()
+        fenced = listed(conn, [m.message_id for m in marks if m.worker is not None])
         owner = {job: holder for job, holder in fetch_compiled(conn, _OWNERS, {"ids": fenced}).all()}
         # Each mark against its own worker's lease (SQLite: the write lock is held from BEGIN
         # IMMEDIATE, so no claim comes between this read and the update).

@@ -16,7 +16,7 @@ from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, among, executemany_fast, fetch_compiled
+from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 from gateway.store.wakeups import notify_work
 
@@ -215,7 +215,7 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     if later:
         # A receipt may have overtaken the hand-off's own commit: then the status stays where the
         # receipt put it, and the event says what the attempt did, not a step back down the lattice.
-        overtaken = set(fetch_compiled(conn, _OVERTAKEN, {"ids": orjson.dumps(later).decode()}).scalars())
+        overtaken = set(fetch_compiled(conn, _OVERTAKEN, {"ids": listed(conn, later)}).scalars())
         for event in new_events:
             if event["message_id"] in overtaken and event["status"] not in RECEIPTED:
                 event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
@@ -224,7 +224,7 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
 
 
 # Of the jobs an outcome batch names, those a receipt has already moved to a final status (SQLite).
-_OVERTAKEN = sa.select(messages.c.id).where(among(messages.c.id, "ids"), _RECEIPTED)
+_OVERTAKEN = sa.select(messages.c.id).where(any_of(messages.c.id, "ids"), _RECEIPTED)
 
 
 def _status_event(o: Outcome) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import attempts, message_parts, messages, receipts
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, among, any_of, dialect_insert, fetch_compiled, listed
+from gateway.store.sql.common import Room, any_of, dialect_insert, fetch_compiled, listed
 
 # The statements a receipt call runs, built once and run straight on the driver (fetch_compiled):
 # at a trickle each call carries one receipt, and building, caching and compiling the statements
@@ -338,20 +338,16 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
     return {message_id for message_id, count in delivered if rules.segments_complete(parts[message_id], count)}
 
 
-# Receipts held for sends not yet recorded, of one provider, among a list of its message ids (SQLite).
+# Receipts held for sends not yet recorded, of one provider, among a list of its message ids.
 _HELD = sa.select(receipts).where(
     receipts.c.message_id.is_(None),
     receipts.c.provider == sa.bindparam("provider", type_=sa.String),
-    among(receipts.c.provider_message_id, "pmids"),
+    any_of(receipts.c.provider_message_id, "pmids"),
 )
 
 
 def _held_for(conn: Connection, provider: str | None, pmids: list[str]) -> Iterable[sa.RowMapping]:
-    if conn.dialect.name == "sqlite":
-        return fetch_compiled(conn, _HELD, {"provider": provider, "pmids": orjson.dumps(pmids).decode()}).mappings()
-    held = receipts.c.provider_message_id.in_(pmids)
-    query = sa.select(receipts).where(receipts.c.message_id.is_(None), receipts.c.provider == provider, held)
-    return conn.execute(query).mappings()
+    return fetch_compiled(conn, _HELD, {"provider": provider, "pmids": listed(conn, pmids)}).mappings()
 
 
 def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple[str, ReceiptRecord]]:
