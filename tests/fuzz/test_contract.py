@@ -61,11 +61,12 @@ def _put_fixture_person(url: str) -> None:
         assert response.status == 201
 
 
-def _schemathesis_env() -> dict[str, str]:
+def _schemathesis_env(url: str) -> dict[str, str]:
     """Schemathesis runs outside coverage measurement: the gateway process is what is measured, and
-    tracing the generator's own code (it is CPU-bound) made the run about half as long again."""
+    tracing the generator's own code (it is CPU-bound) made the run about half as long again. The
+    hooks reach the gateway themselves at `GATEWAY_FUZZ_URL` (tests/fuzz/hooks.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    return {**env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"}
+    return {**env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "GATEWAY_FUZZ_URL": url}
 
 
 def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway(
@@ -96,7 +97,7 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway
                 *([] if database_url.startswith("sqlite") else ["--phases", POSTGRESQL_PHASES]),
             ],
             cwd=ROOT,
-            env=_schemathesis_env(),
+            env=_schemathesis_env(gateway.url),
             capture_output=True,
             text=True,
             timeout=1800,  # a busy 2-core machine ran the SQLite pass in 14 minutes
