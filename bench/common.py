@@ -534,6 +534,22 @@ def machine_info() -> dict[str, str]:
     }
 
 
+def doc_header(title: str, written_by: str, command: str) -> list[str]:
+    """The opening of a bench's results page: what wrote it, the command that reproduces it, the machine."""
+    info = machine_info()
+    return [
+        f"# {title}",
+        "",
+        f"Written by {written_by}",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+    ]
+
+
 NOTES_MARKER = "<!-- notes: everything below this line is kept when the bench rewrites this file -->"
 
 

@@ -39,7 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from common import fmt, load_average, machine_info, markdown_table, median, write_doc  # noqa: E402
+from common import doc_header, fmt, load_average, markdown_table, median, write_doc  # noqa: E402
 from dispatch import _fresh_database, cpu_seconds, pids_listening_on  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks" / "pg-floor.md"
@@ -219,7 +219,6 @@ async def one_run(admin_url: str, args: argparse.Namespace) -> dict[str, float]:
 
 
 def report(args: argparse.Namespace, runs: list[dict[str, float]], command: str) -> str:
-    info = machine_info()
     rows = []
     for name in WRITES:
         values = [r[name] for r in runs]
@@ -234,15 +233,11 @@ def report(args: argparse.Namespace, runs: list[dict[str, float]], command: str)
     )
     return "\n".join(
         [
-            "# PostgreSQL CPU per row written",
-            "",
-            "Written by `bench/pg_floor.py`; see its docstring for what each row measures.",
-            "",
-            "```",
-            command,
-            "```",
-            "",
-            f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+            *doc_header(
+                "PostgreSQL CPU per row written",
+                "`bench/pg_floor.py`; see its docstring for what each row measures.",
+                command,
+            ),
             f"- {args.messages:,} messages (`messages` fillfactor {args.fillfactor}), batches of {args.batch} rows"
             " per statement, one commit per batch;"
             " CPU of every PostgreSQL process",

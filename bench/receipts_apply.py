@@ -39,6 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import PYTHON, fmt, load_average, machine_info, markdown_table, median, temporary_directory  # noqa: E402
+from dispatch import _fresh_database  # noqa: E402
 
 WARMUP = 50
 PROVIDER = "sandbox"
@@ -117,24 +118,12 @@ async def measure(url: str, messages: int, batch: int, match: str) -> float:
         await store.close()
 
 
-async def fresh_postgres_database(admin_url: str) -> str:
-    import asyncpg
-
-    name = f"bench_receipts_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
 def child(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(args.source))
     if args.store == "sqlite":
         url = f"sqlite:///{args.directory / f'gateway-{uuid.uuid4().hex[:8]}.db'}"
     else:
-        url = asyncio.run(fresh_postgres_database(args.postgres_url))
+        url = asyncio.run(_fresh_database(args.postgres_url, f"bench_receipts_{uuid.uuid4().hex[:8]}"))
     print(json.dumps({"us_per_receipt": asyncio.run(measure(url, args.messages, args.batch, args.match))}))
     return 0
 

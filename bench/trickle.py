@@ -52,10 +52,10 @@ sys.path.insert(0, str(ROOT))
 from common import (  # noqa: E402
     PYTHON,
     ServerProcess,
+    doc_header,
     fmt,
     free_port,
     load_average,
-    machine_info,
     markdown_table,
     median,
     source_revision,
@@ -272,7 +272,6 @@ class Config:
 
 
 def report(args: argparse.Namespace, configs: list[Config], floors: list[float], command: str) -> str:
-    info = machine_info()
     header = [
         "configuration",
         "runs",
@@ -312,15 +311,7 @@ def report(args: argparse.Namespace, configs: list[Config], floors: list[float],
                 ]
             )
     lines = [
-        "# Trickle against backlog",
-        "",
-        "Written by `bench/trickle.py`; medians of the runs of one launch.",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        *doc_header("Trickle against backlog", "`bench/trickle.py`; medians of the runs of one launch.", command),
         f"- layout: `{' '.join(serve_argv(args)[2:])}` (supervised), sandbox latency 1 ms, receipts on;"
         f" trickle {args.rate:g} msg/s open loop for {args.seconds:g} s (single-job requests); drain"
         f" {args.burst:,} jobs in batches of 1,000",
