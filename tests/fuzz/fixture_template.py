@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
+from tests.harness import API_KEY
+
 # A published template with a body for every channel and no variables, created by the fuzz test before
 # the run: a generated job that names a template names this one (any other name is unknown, a state
 # JSON Schema cannot know), and the generator leaves it as it is (archived or edited, it would refuse
@@ -28,3 +33,15 @@ FUZZ_PERSON_BODY = {
     "push_tokens": [{"token": "fuzz-token-0001", "platform": "android"}],
     "webhook_url": "https://example.com/fuzz-hook",
 }
+
+
+def put_person(url: str, user_id: str) -> int:
+    """PUT a person with FUZZ_PERSON_BODY on the gateway at `url`; returns the answer's status."""
+    request = urllib.request.Request(
+        f"{url}/v1/recipients/{user_id}",
+        data=json.dumps(FUZZ_PERSON_BODY).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)

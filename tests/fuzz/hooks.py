@@ -4,10 +4,8 @@ after its send time and after now (stated in the document's prose)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +13,7 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
-from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_PERSON_BODY, FUZZ_TEMPLATE
-from tests.harness import API_KEY
+from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_TEMPLATE, put_person
 
 # Valid numbers of several numbering plans, in the forms campaign systems send them.
 PHONE_NUMBERS = [
@@ -219,21 +216,8 @@ def _template_cases(case: Any) -> None:
         case.path_parameters["name"] = "fuzz-other"
     if path.startswith("/v1/recipients/{user_id}") and (case.path_parameters or {}).get("user_id") == FUZZ_PERSON:
         case.path_parameters["user_id"] = SPARE_PERSON
-        _put_spare_person()
-
-
-def _put_spare_person() -> None:
-    url = os.environ.get("GATEWAY_FUZZ_URL")
-    if url is None:
-        return
-    request = urllib.request.Request(
-        f"{url}/v1/recipients/{SPARE_PERSON}",
-        data=json.dumps(FUZZ_PERSON_BODY).encode(),
-        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
-        method="PUT",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201)
+        if (url := os.environ.get("GATEWAY_FUZZ_URL")) is not None:
+            assert put_person(url, SPARE_PERSON) in (200, 201)
 
 
 def _template_bodies(case: Any) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_PERSON_BODY, FUZZ_TEMPLATE, FUZZ_TEMPLATE_BODY
+from tests.fuzz.fixture_template import FUZZ_PERSON, FUZZ_TEMPLATE, FUZZ_TEMPLATE_BODY, put_person
 from tests.harness import API_KEY
 from tests.processes import GatewayProcess
 
@@ -52,15 +52,6 @@ def _publish_fixture_template(url: str) -> None:
             assert response.status == 201
 
 
-def _put_fixture_person(url: str) -> None:
-    """The person generated jobs for a user_id without `to` name (tests/fuzz/hooks.py)."""
-    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-    data = json.dumps(FUZZ_PERSON_BODY).encode()
-    request = urllib.request.Request(f"{url}/v1/recipients/{FUZZ_PERSON}", data=data, headers=headers, method="PUT")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
-
-
 def _schemathesis_env(url: str) -> dict[str, str]:
     """Schemathesis runs outside coverage measurement: the gateway process is what is measured, and
     tracing the generator's own code (it is CPU-bound) made the run about half as long again. The
@@ -78,7 +69,8 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_the_gateway
     gateway.start()
     try:
         _publish_fixture_template(gateway.url)
-        _put_fixture_person(gateway.url)
+        # The person generated jobs for a user_id without `to` name (tests/fuzz/hooks.py).
+        assert put_person(gateway.url, FUZZ_PERSON) == 201
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),
