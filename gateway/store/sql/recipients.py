@@ -434,11 +434,10 @@ def local_time_facts(
     for tenant_id, user_id in people:
         by_tenant.setdefault(tenant_id, set()).add(user_id)
     for tenant_id, users in by_tenant.items():
-        ordered = sorted(users)
-        for start in range(0, len(ordered), 500):
-            chunk = {"tenant_id": tenant_id, "users": listed(conn, ordered[start : start + 500])}
-            for user_id, tz, phone in fetch_compiled(conn, _LOCAL_TIME_FACTS, chunk):
-                found[(tenant_id, user_id)] = (tz, phone)
+        # The list is one parameter (a JSON list or an array), so no length limit needs chunks.
+        params = {"tenant_id": tenant_id, "users": listed(conn, sorted(users))}
+        for user_id, tz, phone in fetch_compiled(conn, _LOCAL_TIME_FACTS, params):
+            found[(tenant_id, user_id)] = (tz, phone)
     return found
 
 

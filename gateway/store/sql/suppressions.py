@@ -120,14 +120,13 @@ def suppressed_among(
                 grouped[(tenant_id, ERASED_ADDRESS)].add(digest)
     found: dict[tuple[str, str, str], tuple[str, str]] = {}
     for (tenant_id, kind), values in grouped.items():
-        ordered = sorted(values)
-        for start in range(0, len(ordered), 500):
-            chunk = {"tenant_id": tenant_id, "kind": kind, "values": listed(conn, ordered[start : start + 500])}
-            for value, reason, scope in fetch_compiled(conn, _SUPPRESSED, chunk):
-                if kind == ERASED_ADDRESS:
-                    found.setdefault((tenant_id, "address", digests[(tenant_id, value)]), (reason, scope))
-                else:
-                    found[(tenant_id, kind, value)] = (reason, scope)
+        # The list is one parameter (a JSON list or an array), so no length limit needs chunks.
+        params = {"tenant_id": tenant_id, "kind": kind, "values": listed(conn, sorted(values))}
+        for value, reason, scope in fetch_compiled(conn, _SUPPRESSED, params):
+            if kind == ERASED_ADDRESS:
+                found.setdefault((tenant_id, "address", digests[(tenant_id, value)]), (reason, scope))
+            else:
+                found[(tenant_id, kind, value)] = (reason, scope)
     return found
 
 
