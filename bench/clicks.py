@@ -102,8 +102,10 @@ def serve_baseline(port: int) -> None:
 
 
 class Db:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, commit_seconds: float = 0.02) -> None:
         self.path = path
+        # No new click for this long: the last commit has flushed (the queued commits' interval with room).
+        self.quiet = max(0.5, 3 * commit_seconds)
 
     def count(self, sql: str) -> int:
         with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
@@ -125,9 +127,9 @@ class Db:
                 rows,
             )
 
-    def settled_clicks(self, at_least: int, quiet: float = 0.5, timeout: float = 15.0) -> int:
+    def settled_clicks(self, at_least: int, timeout: float = 15.0) -> int:
         """The click count once the last group commit has flushed: at least `at_least` rows, and
-        no change for `quiet` seconds."""
+        no change for `self.quiet` seconds."""
         deadline = time.monotonic() + timeout
         last, since = self.clicks(), time.monotonic()
         while time.monotonic() < deadline:
@@ -135,7 +137,7 @@ class Db:
             now = self.clicks()
             if now != last:
                 last, since = now, time.monotonic()
-            elif now >= at_least and time.monotonic() - since >= quiet:
+            elif now >= at_least and time.monotonic() - since >= self.quiet:
                 return now
         return last
 
@@ -319,6 +321,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
         "gateway --role api, GET /c/{token}"
         + (", claim tokens" if args.claim_tokens else "")
         + ("" if args.wait_for_commit else ", click queued")
+        + (f" ({args.queued_click_commit_ms:g} ms commits)" if args.queued_click_commit_ms else "")
         + (f", click commits {args.click_synchronous}" if args.click_synchronous else "")
     )
     with temporary_directory("bench-clicks-") as tmp:
@@ -340,6 +343,8 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             env["GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT"] = "false"
         if args.click_synchronous:
             env["GATEWAY_LINKS__CLICK_SYNCHRONOUS"] = args.click_synchronous
+        if args.queued_click_commit_ms:
+            env["GATEWAY_LINKS__QUEUED_CLICK_COMMIT_MS"] = str(args.queued_click_commit_ms)
         for name in ("GATEWAY_CONFIG", "GATEWAY_REDIS_URL"):
             os.environ.pop(name, None)
         process = ServerProcess(
@@ -350,7 +355,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             cpus=SERVER_CPU,
         )
         with process as proc:
-            db = Db(db_path)
+            db = Db(db_path, (args.queued_click_commit_ms or 20) / 1000)
             db.insert_links(tokens)  # the schema exists once the gateway answers
             url = f"http://127.0.0.1:{port}"
             measure(measurement, url, tokens, args, db, proc.proc.pid if proc.proc else None, args.py_spy)
@@ -478,6 +483,11 @@ def main() -> int:
         choices=("FULL", "NORMAL"),
         help="links.click_synchronous: NORMAL commits clicks without waiting for the disk (default: FULL, as"
         " every commit)",
+    )
+    parser.add_argument(
+        "--queued-click-commit-ms",
+        type=float,
+        help="links.queued_click_commit_ms (with --no-wait-for-commit): how long queued clicks gather (default 20)",
     )
     parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
     parser.add_argument(

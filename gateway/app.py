@@ -173,6 +173,7 @@ class Gateway:
             transaction_pooling=settings.db_transaction_pooling,
             listen_url=settings.work_listen_url if role in ("worker", "all") else None,
             click_synchronous=settings.links.click_synchronous,
+            queued_click_commit_ms=settings.links.queued_click_commit_ms,
         )
         self.state: State = state if state is not None else open_state(settings.redis_url)
         self.providers: ProviderRegistry | None = None

@@ -226,6 +226,13 @@ class LinkSettings(_Section):
     clicks_per_ip_per_second: float = Field(20.0, ge=0, description="clicks per client IP per API process; 0: no limit")
     click_burst: int = Field(60, ge=1, description="clicks one client IP may make at once before the rate applies")
     wait_for_click_commit: bool = Field(True, description="302 only once the click is committed (docs/tracking.md)")
+    queued_click_commit_ms: float = Field(
+        20.0,
+        gt=0,
+        le=10_000,
+        description="with wait_for_click_commit off: how long answered clicks gather before their commit; longer"
+        " costs less CPU per click and loses more clicks to a crash (docs/tracking.md)",
+    )
     click_synchronous: Literal["FULL", "NORMAL"] | None = Field(
         None,
         examples=["NORMAL"],

@@ -118,6 +118,19 @@ async def test_clicks_queued_before_their_commit_are_all_recorded(start_gateway:
         assert await gw.count("clicks") == 20
 
 
+async def test_queued_clicks_gather_for_the_commit_interval(
+    start_gateway: GatewayStarter,
+) -> None:
+    env = {**ENV, "GATEWAY_LINKS__WAIT_FOR_CLICK_COMMIT": "false", "GATEWAY_LINKS__QUEUED_CLICK_COMMIT_MS": "10000"}
+    async with start_gateway(env) as gw:
+        _, token = await sent_link(gw)
+        opened = await asyncio.gather(*(open_link(gw, token, peer=f"198.51.100.{n}") for n in range(5)))
+        assert [o.status for o in opened] == [302] * 5
+        assert await gw.count("clicks") == 0  # answered, still gathering for their commit
+        await gw.gateway.store.flush_clicks()
+        assert await gw.count("clicks") == 5
+
+
 async def test_clicks_committed_without_waiting_for_the_disk_are_all_recorded_and_shown(
     start_gateway: GatewayStarter,
 ) -> None:

@@ -36,6 +36,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ({"GATEWAY_REDIS_URL": "localhost:6379"}, "setting redis_url (GATEWAY_REDIS_URL)"),
         ({"GATEWAY_API_KEY": "short"}, "setting api_key (GATEWAY_API_KEY)"),
         ({"GATEWAY_PROT": "80"}, "setting GATEWAY_PROT: no such setting"),
+        (
+            {"GATEWAY_LINKS__QUEUED_CLICK_COMMIT_MS": "0"},
+            "setting links.queued_click_commit_ms (GATEWAY_LINKS__QUEUED_CLICK_COMMIT_MS)",
+        ),
         ({"GATEWAY_CONFIG": "/nonexistent/gateway.toml"}, "GATEWAY_CONFIG names /nonexistent/gateway.toml"),
     ],
 )
