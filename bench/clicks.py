@@ -47,12 +47,12 @@ from common import (
     LoadResult,
     RequestTemplate,
     ServerProcess,
+    doc_header,
     fmt,
     free_port,
     have_taskset,
     load_average,
     load_tool,
-    machine_info,
     markdown_table,
     median,
     run_load,
@@ -400,18 +400,13 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
         ],
         rows,
     )
-    info = machine_info()
     unexpected = baseline.unexpected + gateway.unexpected
     lines = [
-        "# Tracked-link redirects",
-        "",
-        "Written by `bench/clicks.py`; numbers are medians of the timed runs of one launch.",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        *doc_header(
+            "Tracked-link redirects",
+            "`bench/clicks.py`; numbers are medians of the timed runs of one launch.",
+            command,
+        ),
         f"- load generator: {load_tool()}"
         + (" (1 thread, closed loop)" if load_tool() == "wrk" else " (aiohttp client in its own process)")
         + f"; {args.connections} keep-alive connections; requests cycle through {args.tokens} tokens,"
