@@ -43,6 +43,8 @@ from gateway.background import survived
 from gateway.callback_delivery import CallbackDispatcher
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
+from gateway.domain import regions
+from gateway.domain.content import folding
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
 from gateway.domain.pricing import cheapest_channel_costs
@@ -206,6 +208,10 @@ class Gateway:
         if s.port == 0 and not s.public_url:
             s = self.settings = s.model_copy(update={"port": self.port})
         await self.store.migrate()
+        # Tables read on first use (where a number is, its carrier, the folding table), read here so that no
+        # request waits on them and gc.freeze() below keeps them out of the collector's walks.
+        regions.preload()
+        folding.preload()
         await self.content.start()  # before anything needs closing: unreadable lists stop start-up
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}
