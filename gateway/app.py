@@ -32,7 +32,7 @@ from gateway.api import (
     templates,
     tracking,
 )
-from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
+from gateway.api.auth import Authenticator, TenantRateLimiter
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
@@ -52,6 +52,7 @@ from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.domain.routing import RoutingConfig, parse_routing
 from gateway.gate import PolicyGate
+from gateway.key_provisioning import provision_keys
 from gateway.link_redirects import Redirects
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
@@ -62,7 +63,7 @@ from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
 from gateway.settings import Settings
 from gateway.state.base import State, open_state
-from gateway.store.port import KeyStore, Store
+from gateway.store.port import Store
 from gateway.store.store import SqlStore
 from gateway.ui.routes import mount_console
 from gateway.worker import Worker
@@ -139,20 +140,6 @@ def add_recipient_routes(app: web.Application) -> None:
     app.router.add_delete(one, recipients.erase_recipient)
     app.router.add_put(one + "/preferences", recipients.put_preferences)
     app.router.add_get(one + "/preferences", recipients.get_preferences)
-
-
-async def provision_keys(store: KeyStore, settings: Settings) -> str | None:
-    """Store GATEWAY_API_KEY if given; on a first start without keys, make one. Returns a new key to show."""
-    if settings.api_key is not None:
-        key = settings.api_key.get_secret_value()
-        row = key_row(key, provisioned_key_id(key), "default", "GATEWAY_API_KEY", SCOPES)
-        await store.provision_api_key(row)
-        return None
-    if await store.count_api_keys() > 0:
-        return None
-    key, key_id = new_key()
-    await store.add_api_key(key_row(key, key_id, "default", "first-start", SCOPES))
-    return key
 
 
 class Gateway:
