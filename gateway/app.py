@@ -32,7 +32,7 @@ from gateway.api import (
     templates,
     tracking,
 )
-from gateway.api.auth import SCOPES, Authenticator, TenantRateLimiter, key_row, new_key, provisioned_key_id
+from gateway.api.auth import Authenticator, TenantRateLimiter
 from gateway.api.bodies import BODY_READ_TIMEOUT
 from gateway.api.connection_limits import ConnectionLimits
 from gateway.api.context import CONTEXT, ApiContext
@@ -43,6 +43,8 @@ from gateway.background import survived
 from gateway.callback_delivery import CallbackDispatcher
 from gateway.callback_intake import CallbackIntake
 from gateway.content_service import ContentService
+from gateway.domain import regions
+from gateway.domain.content import folding
 from gateway.domain.jobs import JobLimits
 from gateway.domain.limits import parse_limits
 from gateway.domain.pricing import cheapest_channel_costs
@@ -50,6 +52,7 @@ from gateway.domain.quiet_hours import parse_quiet_hours
 from gateway.domain.retry import RetryBudgetPolicy
 from gateway.domain.routing import RoutingConfig, parse_routing
 from gateway.gate import PolicyGate
+from gateway.key_provisioning import provision_keys
 from gateway.link_redirects import Redirects
 from gateway.link_tracking import LinkTracker
 from gateway.metrics import Metrics
@@ -60,7 +63,7 @@ from gateway.provider_registry import ProviderRegistry, build_providers
 from gateway.retry_budget import RetryBudget
 from gateway.settings import Settings
 from gateway.state.base import State, open_state
-from gateway.store.port import KeyStore, Store
+from gateway.store.port import Store
 from gateway.store.store import SqlStore
 from gateway.ui.routes import mount_console
 from gateway.worker import Worker
@@ -139,20 +142,6 @@ def add_recipient_routes(app: web.Application) -> None:
     app.router.add_get(one + "/preferences", recipients.get_preferences)
 
 
-async def provision_keys(store: KeyStore, settings: Settings) -> str | None:
-    """Store GATEWAY_API_KEY if given; on a first start without keys, make one. Returns a new key to show."""
-    if settings.api_key is not None:
-        key = settings.api_key.get_secret_value()
-        row = key_row(key, provisioned_key_id(key), "default", "GATEWAY_API_KEY", SCOPES)
-        await store.provision_api_key(row)
-        return None
-    if await store.count_api_keys() > 0:
-        return None
-    key, key_id = new_key()
-    await store.add_api_key(key_row(key, key_id, "default", "first-start", SCOPES))
-    return key
-
-
 class Gateway:
     def __init__(
         self, settings: Settings, role: Role = "all", *, state: State | None = None, reuse_port: bool = False
@@ -207,6 +196,10 @@ class Gateway:
         if s.port == 0 and not s.public_url:
             s = self.settings = s.model_copy(update={"port": self.port})
         await self.store.migrate()
+        # Tables read on first use (where a number is, its carrier, the folding table), read here so that no
+        # request waits on them and gc.freeze() below keeps them out of the collector's walks.
+        regions.preload()
+        folding.preload()
         await self.content.start()  # before anything needs closing: unreadable lists stop start-up
         self.first_key = await provision_keys(self.store, self.settings)
         secrets = {"sandbox": await self.store.get_or_create_secret("sandbox_receipts")}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from gateway.app import provision_keys
+from gateway.key_provisioning import provision_keys
 from gateway.process_layout import Layout
 from gateway.settings import Settings
 from gateway.state.shared import SOCKET_NAME, StateServer, state_directory

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness import API_KEY
@@ -56,6 +57,10 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
+        start_together([self], timeout)
+        return self
+
+    def _launch(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", *self.serve_args],
@@ -64,14 +69,6 @@ class GatewayProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            # The caller never gets the process to stop: one left running would hold its port and
-            # CPU for the rest of the run (and its supervised children with it).
-            self.stop_quietly()
-            raise
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
@@ -101,6 +98,22 @@ class GatewayProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def start_together(processes: Sequence[GatewayProcess], timeout: float = 60.0) -> None:
+    """Starts the processes at once, then waits until each is ready: their start-ups (a second or
+    more each, most of it imports) overlap instead of queueing one behind the other."""
+    try:
+        for process in processes:
+            process._launch()
+        for process in processes:
+            process._wait_ready(timeout)
+    except BaseException:
+        # The caller never gets the processes to stop: one left running would hold its port and
+        # CPU for the rest of the run (and its supervised children with it).
+        for process in processes:
+            process.stop_quietly()
+        raise
 
 
 def child_pids(pid: int) -> set[int]:

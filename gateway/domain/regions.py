@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import phonenumbers
 from phone import Phone
-from phonenumbers import carrier, geocoder, region_code_for_number
+from phonenumbers import region_code_for_number
 
 from gateway.domain.phones import parse_international
 
@@ -84,9 +84,16 @@ def segment_province(number: phonenumbers.PhoneNumber) -> str | None:
     return CHINA_PROVINCES.get(record["province"]) if record else None
 
 
+def preload() -> None:
+    """Reads phonenumbers' geocoder and carrier tables now, so that the first lookup does not wait on them."""
+    from phonenumbers import carrier, geocoder  # noqa: F401 - imported for their tables
+
+
 def geocoded_region(number: phonenumbers.PhoneNumber) -> Region:
     """The region as phonenumbers alone tells it. A place that is only the country's name (its
     answer for a block it has no place for) is no province."""
+    from phonenumbers import carrier, geocoder
+
     place = geocoder.description_for_number(number, "en")
     if place == geocoder.country_name_for_number(number, "en"):
         place = ""

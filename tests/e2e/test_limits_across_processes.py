@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.harness import API_KEY
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, start_together
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +82,7 @@ async def test_four_workers_never_exceed_a_cap_of_two_a_day(
     ]
     try:
         api.start()
-        for worker in workers:
-            worker.start()
+        start_together(workers)
         started = time.monotonic()
         await _submit(api.url, jobs)
         while time.monotonic() - started < 240:
@@ -121,8 +120,7 @@ async def test_a_50_per_second_provider_limit_holds_across_four_workers(
     ]
     try:
         api.start()
-        for worker in workers:
-            worker.start()
+        start_together(workers)
         await _submit(api.url, jobs)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from tests.harness import API_KEY
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, start_together
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,7 @@ async def test_per_number_daily_caps_and_health_hold_across_two_worker_processes
     jobs = [{"channel": "sms", "to": f"+1202555{n:04d}", "content": {"text": f"offer {n}"}} for n in range(100)]
     try:
         api.start()
-        for worker in workers:
-            worker.start()
+        start_together(workers)
         await _submit(api.url, jobs)
         deadline = time.monotonic() + 60
         rows: list[Any] = []

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from tests.harness import API_KEY
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, start_together
 
 pytestmark = pytest.mark.slow
 PEOPLE = 10_000
@@ -227,8 +227,8 @@ async def test_a_campaign_to_ten_thousand_people_honours_preferences_caps_and_qu
     people = [Person(n) for n in range(PEOPLE)]
     started = time.monotonic()
     try:
-        for process in (api, *workers):
-            process.start()
+        api.start()  # the schema, before the workers
+        start_together(workers)
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
             await _set_up_people(session, api.url, people)
             imported = time.monotonic()

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from tests.harness import API_KEY
-from tests.processes import GatewayProcess
+from tests.processes import GatewayProcess, start_together
 
 pytestmark = pytest.mark.slow
 USERS = 1000
@@ -69,8 +69,8 @@ async def test_two_apis_two_workers_kill_9_caps_and_repeated_keys(
     acknowledged: dict[str, str] = {}
     kills = 0
     try:
-        for process in (*apis, *workers):
-            process.start()
+        apis[0].start()  # the schema, before the others
+        start_together([apis[1], *workers])
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
 
             async def submit(api: GatewayProcess, chunk: list[tuple[str, dict[str, object]]]) -> None:

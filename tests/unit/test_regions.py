@@ -3,6 +3,9 @@ mainland China mobile blocks it has no province for."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gateway.domain.regions import region_of
@@ -40,3 +43,18 @@ def test_numbers_elsewhere_are_unchanged() -> None:
     new_york = region_of("+12125550101")
     assert (new_york.country, new_york.province, new_york.city) == ("US", "NY", "New York")
     assert region_of("not a number").country is None
+
+
+def test_the_geocoder_tables_are_read_on_the_first_lookup_not_at_import() -> None:
+    """The commands that place no number (`gateway keys`, `report`, `export`) import the store and the
+    API's key helpers, which import this module: they must not pay for phonenumbers' geocoder and
+    carrier tables (about 110 MB in memory, a third of a second)."""
+    script = (
+        "import sys, gateway.api.auth, gateway.store.store, gateway.domain.regions as r\n"
+        "before = {m for m in ('phonenumbers.geocoder', 'phonenumbers.carrier') if m in sys.modules}\n"
+        "region = r.region_of('+8613999123456')\n"
+        "print(sorted(before), region.province, region.carrier, 'phonenumbers.geocoder' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "Xinjiang", "China", "Mobile", "True"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from phonenumbers import carrier as carrier_data
-
 from gateway.domain.content.words import CARRIER_SCOPE
 from gateway.domain.phones import parse_international
 
@@ -21,6 +19,10 @@ _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
 @lru_cache(maxsize=65_536)
 def carrier_name(e164: str) -> str | None:
     """A list-friendly carrier name ("china_mobile") for an E.164 number, None when unknown."""
+    # phonenumbers' carrier tables are read on the first lookup (about 50 ms), not at import: the
+    # commands that check no recipient skip them; the gateway reads them at start (regions.preload).
+    from phonenumbers import carrier as carrier_data
+
     number = parse_international(e164)
     if number is None:
         return None
