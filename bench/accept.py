@@ -53,12 +53,12 @@ from common import (
     LoadResult,
     RequestTemplate,
     ServerProcess,
+    doc_header,
     fmt,
     free_port,
     have_taskset,
     load_average,
     load_tool,
-    machine_info,
     markdown_table,
     median,
     run_load,
@@ -547,7 +547,6 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
         ],
         rows,
     )
-    info = machine_info()
     single = next((m for m in gateway if m.server.endswith("api") and m.name == "single job"), None)
     templated = next((m for m in gateway if m.server.endswith("api") and m.name == TEMPLATED_NAME), None)
     batches = [m for m in gateway if m.server.endswith("api") and m.jobs_per_request > 1]
@@ -555,15 +554,9 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: list[Measur
     best_batch = max((m.jps or 0 for m in batches), default=0.0)
     unexpected = sum(m.unexpected for m in [baseline, *gateway])
     lines = [
-        "# Accept throughput",
-        "",
-        "Written by `bench/accept.py`; numbers are medians of the timed runs of one launch.",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        *doc_header(
+            "Accept throughput", "`bench/accept.py`; numbers are medians of the timed runs of one launch.", command
+        ),
         f"- load generator: {load_tool()}"
         + (
             " (1 thread, closed loop, Lua script per request)"

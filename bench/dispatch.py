@@ -57,12 +57,12 @@ sys.path.insert(0, str(ROOT))
 from common import (  # noqa: E402
     PYTHON,
     ServerProcess,
+    doc_header,
     fmt,
     free_port,
     have_taskset,
     load_average,
     load_tool,
-    machine_info,
     markdown_table,
     median,
     run_load,
@@ -642,7 +642,6 @@ class Config:
 
 
 def report(args: argparse.Namespace, base: float | None, configs: list[Config], command: str) -> str:
-    info = machine_info()
     rows = []
     for c in configs:
         ok = [r for r in c.runs if r.failure is None]
@@ -695,17 +694,13 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
     per_core = [x for x in (r1, (r2 / 2) if r2 else None) if x]
     per_cpu = one.med(lambda r: r.per_worker_cpu_s) if one else None
     lines = [
-        "# Dispatch throughput",
-        "",
-        "Written by `bench/dispatch.py`; numbers are medians of the runs of one launch"
-        + (" (ONE run per row: no median, read as indicative)" if args.runs == 1 else "")
-        + ".",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}, {info['os']}, Python {info['python']}",
+        *doc_header(
+            "Dispatch throughput",
+            "`bench/dispatch.py`; numbers are medians of the runs of one launch"
+            + (" (ONE run per row: no median, read as indicative)" if args.runs == 1 else "")
+            + ".",
+            command,
+        ),
         f"- jobs per run: {args.jobs:,}, preloaded through `POST /v1/messages/batch` ({BATCH} per request) into"
         " `--role api` before any dispatcher starts; ~300 B marketing SMS, each with a unique idempotency key"
         " and recipient; no caps configured, marketing allowed all day",
