@@ -20,8 +20,14 @@ from gateway.store.schema import SCHEMA_VERSION, metadata, schema_version
 # Any constant shared by every process of every build: concurrent starts migrate one at a time.
 _POSTGRES_MIGRATION_LOCK = 0x6477_6D69_6772  # "dwmigr"
 
+
+def _events_index_by_message_without_clicks(conn: Connection) -> None:
+    # The additive pass has made ix_events_message_not_click; the index it replaces held every click too.
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_message_id"))
+
+
 # version -> the step that brings version-1 to version. Version 1 is the first published schema.
-STEPS: dict[int, Callable[[Connection], None]] = {}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _events_index_by_message_without_clicks}
 
 
 class SchemaError(Exception):

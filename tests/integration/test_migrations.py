@@ -10,9 +10,12 @@ from tests.processes import gateway_command
 
 
 def _make_it_old(database_url: str) -> None:
-    """What an older build left behind: no `tz` column, one index and one table missing, no version row."""
+    """What an older build left behind: no `tz` column, one index and one table missing, no version row,
+    and the events' index by message of schema version 1 (clicks in it)."""
     statements = [
         "DROP INDEX ix_messages_tenant_status",
+        "DROP INDEX ix_events_message_not_click",
+        "CREATE INDEX ix_events_message_id ON events (message_id)",
         "ALTER TABLE messages DROP COLUMN tz",
         "ALTER TABLE api_keys DROP COLUMN last_used_at",
         "DROP TABLE conversions",
@@ -56,6 +59,22 @@ async def _columns(database_url: str, table: str) -> set[str]:
     return {row["column_name"] for row in rows}
 
 
+async def _events_indexes(database_url: str) -> set[str]:
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")
+    finally:
+        await conn.close()
+    return {row["indexname"] for row in rows}
+
+
 async def _scalar(database_url: str, query: str) -> object:
     if database_url.startswith("sqlite"):
         import sqlite3
@@ -79,6 +98,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
         await gw.wait_status(message_id, {"delivered"})
     await _to_thread(_make_it_old, database_url)
     assert "tz" not in await _columns(database_url, "messages")
+    assert "ix_events_message_id" in await _events_indexes(database_url)
     return message_id
 
 
@@ -104,6 +124,8 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         listed = await (await gw.get("/v1/messages?status=delivered")).json()
         assert message_id in [m["id"] for m in listed["data"]]
     assert {"tz"} <= await _columns(database_url, "messages")
+    indexes = await _events_indexes(database_url)
+    assert "ix_events_message_not_click" in indexes and "ix_events_message_id" not in indexes
     assert {"last_used_at"} <= await _columns(database_url, "api_keys")
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 

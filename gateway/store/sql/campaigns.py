@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import FAILED, SENT, Status
 from gateway.domain.tracking import METADATA_DIMENSION, RECIPIENT_STATE, RecipientState
-from gateway.store.schema import attempts, claims, clicks, conversions, events, links, messages
+from gateway.store.schema import NOT_A_CLICK, attempts, claims, clicks, conversions, events, links, messages
 from gateway.store.sql.common import Room
 from gateway.store.sql.recipients import sleeping_users
 
@@ -199,7 +199,7 @@ class _Report:
             events.c.reason,
             sa.func.count(sa.distinct(events.c.message_id)).label("n"),
             join=messages.join(events, events.c.message_id == messages.c.id),
-            where=events.c.status == Status.DEFERRED,
+            where=sa.and_(events.c.status == Status.DEFERRED, NOT_A_CLICK),
             group_by=[events.c.reason],
         ):
             self.group(row)["deferred_by_reason"][row["reason"] or ""] = int(row["n"])

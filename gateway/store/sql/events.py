@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.schema import events
+from gateway.store.schema import CLICK_KIND, NOT_A_CLICK, clicks, events
 from gateway.store.sql.common import Room
 
 
@@ -23,14 +23,29 @@ def events_page(
     message_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """One page of the audit log in id order (keyset pagination, so an export streams at any size)."""
-    query = sa.select(events).where(
-        events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.id > after_id
-    )
+    window = [events.c.tenant_id == tenant_id, events.c.at >= since, events.c.at < until, events.c.id > after_id]
     if types:
-        query = query.where(events.c.type.in_(list(types)))
+        window.append(events.c.type.in_(list(types)))
     if message_id is not None:
-        query = query.where(events.c.message_id == message_id)
-    return [dict(r) for r in conn.execute(query.order_by(events.c.id).limit(limit)).mappings()]
+        return [dict(r) for r in conn.execute(message_events(tenant_id, message_id, *window).limit(limit)).mappings()]
+    query = sa.select(events).where(*window).order_by(events.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def message_events(tenant_id: str, message_id: str, *where: sa.ColumnElement[bool]) -> sa.CompoundSelect[Any]:
+    """One message's audit entries in id order. Its clicks' entries are left out of the index by
+    message (schema.NOT_A_CLICK): they are found from the message's `clicks` rows, each entry by its
+    tenant and moment (both written from the same click) in the index by tenant and time."""
+    others = sa.select(events).where(events.c.message_id == message_id, NOT_A_CLICK, *where)
+    click_times = sa.select(clicks.c.at).where(clicks.c.message_id == message_id)
+    of_clicks = sa.select(events).where(
+        events.c.tenant_id == tenant_id,
+        events.c.at.in_(click_times),
+        events.c.type == CLICK_KIND,
+        events.c.message_id == message_id,
+        *where,
+    )
+    return sa.union_all(others, of_clicks).order_by(sa.column("id"))
 
 
 def activity(

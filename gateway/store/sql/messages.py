@@ -12,8 +12,9 @@ from sqlalchemy.engine import Connection
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import IN_QUEUE
 from gateway.store.records import MessageFilter
-from gateway.store.schema import attempts, events, messages, receipts
+from gateway.store.schema import attempts, messages, receipts
 from gateway.store.sql.common import Room
+from gateway.store.sql.events import message_events
 
 
 def get_message(conn: Connection, tenant_id: str, message_id: str) -> dict[str, Any] | None:
@@ -37,12 +38,7 @@ def get_message(conn: Connection, tenant_id: str, message_id: str) -> dict[str, 
             sa.select(receipts).where(receipts.c.message_id == message_id).order_by(receipts.c.id)
         ).mappings()
     ]
-    result["events"] = [
-        dict(r)
-        for r in conn.execute(
-            sa.select(events).where(events.c.message_id == message_id).order_by(events.c.id)
-        ).mappings()
-    ]
+    result["events"] = [dict(r) for r in conn.execute(message_events(tenant_id, message_id)).mappings()]
     return result
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
-from gateway.store.schema import clicks, conversions, events, links
+from gateway.store.schema import CLICK_KIND, clicks, conversions, events, links
 from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
 from gateway.store.sql.recipients import mark_engaged
 
@@ -66,7 +66,7 @@ def _click_event(row: dict[str, Any]) -> dict[str, Any]:
         "tenant_id": row["tenant_id"],
         "message_id": row["message_id"] or None,
         "at": row["at"],
-        "type": "click",
+        "type": CLICK_KIND,
         "status": None,
         "reason": "automated" if row["automated"] else "person",
         "detail": orjson.dumps({"token": row["token"]}).decode(),
