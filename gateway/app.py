@@ -234,6 +234,7 @@ class Gateway:
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),
             limits=ConnectionLimits(s.api.header_read_timeout_seconds, s.api.max_connections_per_client),
+            redirects=ctx.redirects if self.role in ("api", "all") else None,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=5.0,

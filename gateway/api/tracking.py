@@ -19,6 +19,7 @@ from gateway.domain.claims import ClaimResult
 from gateway.domain.claims import judge as judge_claim
 from gateway.domain.claims import read as read_claim
 from gateway.domain.tracking import TOKEN_RE, looks_automated
+from gateway.link_redirects import Redirects
 
 NOT_FOUND = Problem(404, "not-found", "Not Found", "this link does not exist")
 
@@ -27,6 +28,11 @@ async def click(request: web.Request) -> web.StreamResponse:
     """Record the click, then 302 to the destination registered at send time (never elsewhere)."""
     redirects = context(request).redirects
     assert redirects is not None
+    return await redirect(redirects, request, request.match_info["token"])
+
+
+async def redirect(redirects: Redirects, request: web.BaseRequest, token: str) -> web.StreamResponse:
+    """The click of `token`: by the router (click) or by the server's redirect lane (api/server.py)."""
     peer = redirects.client(request.remote or "", request.headers.get("X-Forwarded-For", ""))
     wait = redirects.rate.wait(peer)
     if wait > 0:
@@ -38,7 +44,6 @@ async def click(request: web.Request) -> web.StreamResponse:
             "too many clicks from this address; retry later",
             headers={"Retry-After": retry_after},
         )
-    token = request.match_info["token"]
     if not TOKEN_RE.match(token):
         raise NOT_FOUND  # a tampered token is not even looked up
     found = redirects.known(token) or await redirects.link(token)
