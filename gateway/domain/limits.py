@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.domain.models import Category, Channel, Status
 
@@ -163,8 +163,7 @@ def cap_subject(channel: str, to: str, user_id: str | None) -> str:
 # GCRA
 
 
-@dataclass(frozen=True, slots=True)
-class GcraResult:
+class GcraResult(NamedTuple):  # a tuple: half the cost of a frozen dataclass, once per accept and per click
     allowed: bool
     tat_us: int  # the TAT to store when allowed (unchanged when refused)
     retry_after_us: int
