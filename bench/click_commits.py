@@ -7,7 +7,7 @@ In this process, on a fresh SQLite file (WAL) per measurement: --clicks person's
 random over the links of --messages messages are queued through the store (`record_click` with
 wait=False, as the redirect does with `links.wait_for_click_commit` off) and committed --size at a
 time (`flush_clicks`), the clicks at `--synchronous` (links.click_synchronous). At ~10,000 clicks a
-second, 200 per commit is the default 20 ms interval, 2,000 is 200 ms, 10,000 one second.
+second, 200 per commit is a 20 ms interval, 2,000 is 200 ms (the default), 10,000 one second.
 
 Baseline, in the same launch and the same commit sizes: the same rows inserted with sqlite3 alone
 (executemany, one commit per size) into a table with the columns of `clicks` and no index: what a

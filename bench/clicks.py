@@ -355,7 +355,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             cpus=SERVER_CPU,
         )
         with process as proc:
-            db = Db(db_path, (args.queued_click_commit_ms or 20) / 1000)
+            db = Db(db_path, (args.queued_click_commit_ms or 200) / 1000)
             db.insert_links(tokens)  # the schema exists once the gateway answers
             url = f"http://127.0.0.1:{port}"
             measure(measurement, url, tokens, args, db, proc.proc.pid if proc.proc else None, args.py_spy)
@@ -482,7 +482,7 @@ def main() -> int:
     parser.add_argument(
         "--queued-click-commit-ms",
         type=float,
-        help="links.queued_click_commit_ms (with --no-wait-for-commit): how long queued clicks gather (default 20)",
+        help="links.queued_click_commit_ms (with --no-wait-for-commit): how long queued clicks gather (default: the gateway's, 200)",
     )
     parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
     parser.add_argument(

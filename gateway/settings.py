@@ -227,7 +227,7 @@ class LinkSettings(_Section):
     click_burst: int = Field(60, ge=1, description="clicks one client IP may make at once before the rate applies")
     wait_for_click_commit: bool = Field(True, description="302 only once the click is committed (docs/tracking.md)")
     queued_click_commit_ms: float = Field(
-        20.0,
+        200.0,
         gt=0,
         le=10_000,
         description="with wait_for_click_commit off: how long answered clicks gather before their commit; longer"

@@ -68,7 +68,7 @@ class SqlStore(
         group_commit_max_rows: int = 2000,
         listen_url: str | None = None,
         click_synchronous: str | None = None,
-        queued_click_commit_ms: float = 20.0,
+        queued_click_commit_ms: float = 200.0,
     ) -> None:
         self.db = db
         # links.click_synchronous: how durable a click's commit is (None: as every other commit).
@@ -132,7 +132,7 @@ class SqlStore(
         transaction_pooling: bool = False,
         listen_url: str | None = None,
         click_synchronous: str | None = None,
-        queued_click_commit_ms: float = 20.0,
+        queued_click_commit_ms: float = 200.0,
     ) -> SqlStore:
         return cls(
             open_database(
