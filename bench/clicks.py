@@ -482,7 +482,8 @@ def main() -> int:
     parser.add_argument(
         "--queued-click-commit-ms",
         type=float,
-        help="links.queued_click_commit_ms (with --no-wait-for-commit): how long queued clicks gather (default: the gateway's, 200)",
+        help="links.queued_click_commit_ms (with --no-wait-for-commit): how long queued clicks gather"
+        " (default: the gateway's, 200)",
     )
     parser.add_argument("--exact", type=int, default=5000, help="clicks of the exact rows == 302s check (0: skip)")
     parser.add_argument(
