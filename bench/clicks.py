@@ -79,8 +79,16 @@ def make_tokens(count: int, seed: int = 7) -> list[str]:
     return ["".join(rng.choice(TOKEN_ALPHABET) for _ in range(10)) for _ in range(count)]
 
 
-def templates(tokens: list[str]) -> list[RequestTemplate]:
-    return [RequestTemplate("GET", f"/c/{token}", {"User-Agent": PHONE}) for token in tokens]
+def templates(tokens: list[str], agents: int = 0) -> list[RequestTemplate]:
+    """A request per token, with the phone's User-Agent; with `agents`, that many distinct ones in
+    turn (a campaign's clicks come from thousands of devices: each agent the gateway has not seen
+    before is judged person or machine anew)."""
+    if not agents:
+        return [RequestTemplate("GET", f"/c/{token}", {"User-Agent": PHONE}) for token in tokens]
+    return [
+        RequestTemplate("GET", f"/c/{tokens[n % len(tokens)]}", {"User-Agent": PHONE.replace("Pixel 8", f"Pixel {n}")})
+        for n in range(max(agents, len(tokens)))
+    ]
 
 
 # --- the baseline server ----------------------------------------------------------------------
@@ -234,7 +242,7 @@ def measure(
 ) -> None:
     cpus = LOAD_CPU if have_taskset() else None
     tag = uuid.uuid4().hex[:8]
-    plan = templates(tokens)
+    plan = templates(tokens, args.agents)
 
     def load(seconds: float, label: str) -> LoadResult:
         return run_load(url, plan, seconds=seconds, connections=args.connections, run_id=f"{tag}{label}", cpus=cpus)
@@ -410,7 +418,7 @@ def report(args: argparse.Namespace, baseline: Measurement, gateway: Measurement
         f"- load generator: {load_tool()}"
         + (" (1 thread, closed loop)" if load_tool() == "wrk" else " (aiohttp client in its own process)")
         + f"; {args.connections} keep-alive connections; requests cycle through {args.tokens} tokens,"
-        " phone User-Agent",
+        + (f" {args.agents:,} distinct phone User-Agents" if args.agents else " phone User-Agent"),
         "- pinning: "
         + (
             f"server on CPU {SERVER_CPU}, load generator on CPU {LOAD_CPU} (taskset)"
@@ -460,6 +468,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=1000, help="distinct tracked links to click")
+    parser.add_argument(
+        "--agents", type=int, default=0, help="distinct User-Agents the clicks cycle through (default: one phone's)"
+    )
     parser.add_argument(
         "--claim-tokens",
         action=argparse.BooleanOptionalAction,

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import ahocorasick_rs
+
 from gateway.domain.content.links import find_links
 
 TOKEN_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -35,14 +37,18 @@ class RecipientState(enum.StrEnum):
 
 
 # Link previews (chat apps), crawlers and mail security scanners open links no person clicked.
-_BOT_MARKERS = re.compile(
-    r"bot|crawl|spider|slurp|preview|facebookexternalhit|whatsapp|telegram|skype|slack|discord|"
-    r"embedly|iframely|vkshare|pinterest|bitlybot|google-inspectiontool|headless|phantomjs|"
-    r"curl|wget|python-requests|python-urllib|aiohttp|go-http-client|java/|okhttp|libwww|"
-    r"proofpoint|mimecast|barracuda|safelinks|microsoft office|ms-office|symantec|trendmicro|"
-    r"sophos|fortiguard|zscaler|urlscan|scanner|checker|monitor",
-    re.IGNORECASE,
-)
+BOT_MARKERS = (
+    "bot", "crawl", "spider", "slurp", "preview", "facebookexternalhit", "whatsapp", "telegram", "skype",
+    "slack", "discord", "embedly", "iframely", "vkshare", "pinterest", "bitlybot", "google-inspectiontool",
+    "headless", "phantomjs", "curl", "wget", "python-requests", "python-urllib", "aiohttp", "go-http-client",
+    "java/", "okhttp", "libwww", "proofpoint", "mimecast", "barracuda", "safelinks", "microsoft office",
+    "ms-office", "symantec", "trendmicro", "sophos", "fortiguard", "zscaler", "urlscan", "scanner", "checker",
+    "monitor",
+)  # fmt: skip
+# One pass over the lower-cased agent whatever the number of markers: the same markers as one
+# case-insensitive regular expression took ~45 us per agent not seen before, as long as the rest of
+# a redirect, and a campaign's clicks come from thousands of distinct agents.
+_BOT_MATCHER = ahocorasick_rs.AhoCorasick(BOT_MARKERS)
 
 
 def new_token(_destination: str = "") -> str:
@@ -70,7 +76,7 @@ def looks_automated(user_agent: str | None, method: str = "GET") -> bool:
     """A click that is probably not a person: no user agent, a HEAD probe, or a known agent."""
     if method.upper() == "HEAD" or not user_agent:
         return True
-    return bool(_BOT_MARKERS.search(user_agent))
+    return bool(_BOT_MATCHER.find_matches_as_indexes(user_agent.lower()))
 
 
 @dataclass(frozen=True, slots=True)
