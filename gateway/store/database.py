@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -318,6 +319,19 @@ class SqliteDatabase(Database):
         self._reader_engine.dispose()
 
 
+# PostgreSQL ends one of two transactions that wait on each other's rows (deadlock_detected; seen
+# between batches of outcomes and of receipts that lock the same messages in different orders) or
+# that cannot be serialized: the one ended wrote nothing and succeeds when run again.
+RETRIED_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 3
+log = structlog.get_logger("gateway.store")
+
+
+def _retried(exc: BaseException) -> str | None:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate if isinstance(exc, sa.exc.DBAPIError) and sqlstate in RETRIED_SQLSTATES else None
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -337,15 +351,25 @@ class PostgresDatabase(Database):
         )
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(fn, *args)
+        return await self._transaction(fn, args, None)
 
     async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
-        async with self._engine.begin() as conn:
-            if synchronous == "NORMAL":
-                # Committed without waiting for the WAL flush: lost only if the server itself crashes.
-                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            return await conn.run_sync(fn, *args)
+        return await self._transaction(fn, args, synchronous)
+
+    async def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...], synchronous: str | None) -> T:
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    if synchronous == "NORMAL":
+                        # Committed without waiting for the WAL flush: lost only if the server itself crashes.
+                        await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    return await conn.run_sync(fn, *args)
+            except Exception as exc:
+                sqlstate = _retried(exc)
+                if sqlstate is None or attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                log.warning("transaction run again", sqlstate=sqlstate, attempt=attempt, work=fn.__name__)
+        raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.connect() as conn:
