@@ -319,9 +319,9 @@ class SqliteDatabase(Database):
         self._reader_engine.dispose()
 
 
-# PostgreSQL ends one of two transactions that wait on each other's rows (deadlock_detected; seen
-# between batches of outcomes and of receipts that lock the same messages in different orders) or
-# that cannot be serialized: the one ended wrote nothing and succeeds when run again.
+# PostgreSQL ends one of two transactions that wait on each other's rows (deadlock_detected: seen
+# crashing the worker's hand-off tasks under load, with SMPP throttling) or that cannot be serialized:
+# the one ended wrote nothing and succeeds when run again.
 RETRIED_SQLSTATES = frozenset({"40P01", "40001"})
 TRANSACTION_ATTEMPTS = 3
 log = structlog.get_logger("gateway.store")
