@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_unavailable
 
@@ -327,9 +328,14 @@ TRANSACTION_ATTEMPTS = 3
 log = structlog.get_logger("gateway.store")
 
 
-def _retried(exc: BaseException) -> str | None:
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return sqlstate if isinstance(exc, sa.exc.DBAPIError) and sqlstate in RETRIED_SQLSTATES else None
+def _sqlstate(exc: BaseException | None) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) if isinstance(exc, sa.exc.DBAPIError) else None
+
+
+def _log_run_again(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    work = getattr(state.args[0], "__name__", "?")  # _transaction's fn
+    log.warning("transaction run again", sqlstate=_sqlstate(exc), attempt=state.attempt_number, work=work)
 
 
 class PostgresDatabase(Database):
@@ -351,25 +357,26 @@ class PostgresDatabase(Database):
         )
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._transaction(fn, args, None)
+        return await self._run_again_if_ended(fn, args, None)
 
     async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
-        return await self._transaction(fn, args, synchronous)
+        return await self._run_again_if_ended(fn, args, synchronous)
+
+    async def _run_again_if_ended(self, fn: Callable[..., T], args: tuple[Any, ...], synchronous: str | None) -> T:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: _sqlstate(exc) in RETRIED_SQLSTATES),
+            stop=stop_after_attempt(TRANSACTION_ATTEMPTS),
+            before_sleep=_log_run_again,
+            reraise=True,
+        )
+        return await retrying(self._transaction, fn, args, synchronous)
 
     async def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...], synchronous: str | None) -> T:
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-            try:
-                async with self._engine.begin() as conn:
-                    if synchronous == "NORMAL":
-                        # Committed without waiting for the WAL flush: lost only if the server itself crashes.
-                        await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                    return await conn.run_sync(fn, *args)
-            except Exception as exc:
-                sqlstate = _retried(exc)
-                if sqlstate is None or attempt == TRANSACTION_ATTEMPTS:
-                    raise
-                log.warning("transaction run again", sqlstate=sqlstate, attempt=attempt, work=fn.__name__)
-        raise AssertionError("unreachable")
+        async with self._engine.begin() as conn:
+            if synchronous == "NORMAL":
+                # Committed without waiting for the WAL flush: lost only if the server itself crashes.
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            return await conn.run_sync(fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.connect() as conn:
