@@ -69,6 +69,7 @@ from gateway.ui.routes import mount_console
 from gateway.worker import Worker
 
 Role = Literal["api", "worker", "all", "callbacks"]
+SERVING_ROLES = ("api", "all")  # the roles that serve the API's routes, the click redirect among them
 log = structlog.get_logger("gateway")
 
 
@@ -79,7 +80,7 @@ def build_web_app(ctx: ApiContext, role: Role) -> web.Application:
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
-    if role in ("api", "all"):
+    if role in SERVING_ROLES:
         app.router.add_get("/openapi.json", ops.openapi)
         app.router.add_post("/v1/messages", messages.create_message)
         app.router.add_get("/v1/messages", messages.list_messages)
@@ -236,7 +237,7 @@ class Gateway:
         self.runner = GatewayAppRunner(
             build_web_app(ctx, self.role),
             limits=ConnectionLimits(s.api.header_read_timeout_seconds, s.api.max_connections_per_client),
-            redirects=ctx.redirects if self.role in ("api", "all") else None,
+            redirects=ctx.redirects if self.role in SERVING_ROLES else None,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=5.0,
