@@ -110,7 +110,7 @@ def serve_baseline(port: int) -> None:
 
 
 class Db:
-    def __init__(self, path: Path, commit_seconds: float = 0.02) -> None:
+    def __init__(self, path: Path, commit_seconds: float = 0.2) -> None:  # the gateway's default interval
         self.path = path
         # No new click for this long: the last commit has flushed (the queued commits' interval with room).
         self.quiet = max(0.5, 3 * commit_seconds)
@@ -363,7 +363,7 @@ def bench_gateway(args: argparse.Namespace, tokens: list[str]) -> Measurement:
             cpus=SERVER_CPU,
         )
         with process as proc:
-            db = Db(db_path, (args.queued_click_commit_ms or 200) / 1000)
+            db = Db(db_path, args.queued_click_commit_ms / 1000) if args.queued_click_commit_ms else Db(db_path)
             db.insert_links(tokens)  # the schema exists once the gateway answers
             url = f"http://127.0.0.1:{port}"
             measure(measurement, url, tokens, args, db, proc.proc.pid if proc.proc else None, args.py_spy)
