@@ -26,8 +26,17 @@ def _events_index_by_message_without_clicks(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_message_id"))
 
 
+def _queue_indexes_of_waiting_jobs_only(conn: Connection) -> None:
+    # The additive pass has made ix_messages_waiting_due and ix_messages_handing_off; the index they
+    # replace held every message by status.
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_messages_due"))
+
+
 # version -> the step that brings version-1 to version. Version 1 is the first published schema.
-STEPS: dict[int, Callable[[Connection], None]] = {2: _events_index_by_message_without_clicks}
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _events_index_by_message_without_clicks,
+    3: _queue_indexes_of_waiting_jobs_only,
+}
 
 
 class SchemaError(Exception):

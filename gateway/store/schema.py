@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from gateway.domain.models import DISPATCHABLE, Status
+
 metadata = sa.MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits for the busy tables.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # 2: events' index by message leaves out clicks (migrations.STEPS[2] drops the old one).
-SCHEMA_VERSION = 2
+# 3: the queue's index holds only the jobs waiting to be sent, in due order, and a second one the
+#    hand-offs under way (migrations.STEPS[3] drops ix_messages_due, which held every message).
+SCHEMA_VERSION = 3
 
 
 schema_version = sa.Table(
@@ -89,7 +93,6 @@ messages = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     # Dedup belongs to the store: concurrent requests with one key race on this index, not on a read.
     sa.Index("uq_messages_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
-    sa.Index("ix_messages_due", "status", "next_attempt_at"),
     sa.Index("ix_messages_tenant_id", "tenant_id", "id"),
     sa.Index("ix_messages_tenant_campaign", "tenant_id", "campaign", "id"),
     sa.Index("ix_messages_tenant_to", "tenant_id", "to_addr", "id"),
@@ -181,6 +184,23 @@ events = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Index("ix_events_tenant_at", "tenant_id", "at"),
 )
+# The queue. A claim takes the earliest due jobs: an index of (status, due time) held every message
+# ever sent and could not give the waiting ones in due order across their two statuses, so each claim
+# read and sorted the whole backlog (a seq scan and a sort per claim, its cost growing with the queue).
+# These hold only what waits (or is being handed off), in the order the claim and the sweep for
+# orphaned hand-offs read them (the status in the second one makes it covering for SQLite's count of
+# hand-offs under way). A query reaches them by naming the same condition, as a literal.
+WAITING = messages.c.status.in_([sa.literal_column(f"'{status}'") for status in sorted(DISPATCHABLE)])
+HANDING_OFF = messages.c.status == sa.literal_column(f"'{Status.SENDING}'")
+sa.Index("ix_messages_waiting_due", messages.c.next_attempt_at, sqlite_where=WAITING, postgresql_where=WAITING)
+sa.Index(
+    "ix_messages_handing_off",
+    messages.c.status,
+    messages.c.updated_at,
+    sqlite_where=HANDING_OFF,
+    postgresql_where=HANDING_OFF,
+)
+
 # The audit entry of a click is found by message through `clicks` (store/sql/events.py), not through
 # the events' index by message. At thousands of clicks a second, each one's insert into that index at
 # a random place cost more than the click's own row. A query reaches the index by naming NOT_A_CLICK

@@ -11,11 +11,15 @@ from tests.processes import gateway_command
 
 def _make_it_old(database_url: str) -> None:
     """What an older build left behind: no `tz` column, one index and one table missing, no version row,
-    and the events' index by message of schema version 1 (clicks in it)."""
+    the events' index by message of schema version 1 (clicks in it) and the queue's index of schema
+    version 2 (every message by status)."""
     statements = [
         "DROP INDEX ix_messages_tenant_status",
         "DROP INDEX ix_events_message_not_click",
         "CREATE INDEX ix_events_message_id ON events (message_id)",
+        "DROP INDEX ix_messages_waiting_due",
+        "DROP INDEX ix_messages_handing_off",
+        "CREATE INDEX ix_messages_due ON messages (status, next_attempt_at)",
         "ALTER TABLE messages DROP COLUMN tz",
         "ALTER TABLE api_keys DROP COLUMN last_used_at",
         "DROP TABLE conversions",
@@ -59,17 +63,17 @@ async def _columns(database_url: str, table: str) -> set[str]:
     return {row["column_name"] for row in rows}
 
 
-async def _events_indexes(database_url: str) -> set[str]:
+async def _indexes(database_url: str, table: str) -> set[str]:
     if database_url.startswith("sqlite"):
         import sqlite3
 
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
-            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = ?", (table,))}
     import asyncpg
 
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'events'")
+        rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = $1", table)
     finally:
         await conn.close()
     return {row["indexname"] for row in rows}
@@ -98,7 +102,8 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
         await gw.wait_status(message_id, {"delivered"})
     await _to_thread(_make_it_old, database_url)
     assert "tz" not in await _columns(database_url, "messages")
-    assert "ix_events_message_id" in await _events_indexes(database_url)
+    assert "ix_events_message_id" in await _indexes(database_url, "events")
+    assert "ix_messages_due" in await _indexes(database_url, "messages")
     return message_id
 
 
@@ -124,8 +129,11 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         listed = await (await gw.get("/v1/messages?status=delivered")).json()
         assert message_id in [m["id"] for m in listed["data"]]
     assert {"tz"} <= await _columns(database_url, "messages")
-    indexes = await _events_indexes(database_url)
+    indexes = await _indexes(database_url, "events")
     assert "ix_events_message_not_click" in indexes and "ix_events_message_id" not in indexes
+    queue_indexes = await _indexes(database_url, "messages")
+    assert {"ix_messages_waiting_due", "ix_messages_handing_off"} <= queue_indexes
+    assert "ix_messages_due" not in queue_indexes
     assert {"last_used_at"} <= await _columns(database_url, "api_keys")
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 

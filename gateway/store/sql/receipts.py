@@ -73,6 +73,31 @@ _STATES = (
     )
     .where(any_of(messages.c.id, "ids"))
 )
+# The same on PostgreSQL, each message's named attempts looked up by its id (ix_attempts_message_id).
+# Joined as above, PostgreSQL hashed a scan of every attempt ever made, each compared with every
+# provider id of the batch (a bound array is not hashed): 17 ms per batch of 200 receipts at 5,000
+# attempts, growing with the table. OFFSET 0 keeps the lookup per message (a subquery with an OFFSET
+# is not merged into the join).
+_NAMED_ATTEMPTS = (
+    sa.select(attempts.c.provider, attempts.c.provider_message_id, attempts.c.channel)
+    .where(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids"))
+    .offset(sa.literal_column("0"))
+    .lateral("named")
+)
+_STATES_BY_MESSAGE = (
+    sa.select(
+        messages.c.id,
+        messages.c.status,
+        messages.c.tenant_id,
+        messages.c.sender,
+        messages.c.channel.label("message_channel"),
+        _NAMED_ATTEMPTS.c.provider.label("attempt_provider"),
+        _NAMED_ATTEMPTS.c.provider_message_id.label("attempt_pmid"),
+        _NAMED_ATTEMPTS.c.channel.label("attempt_channel"),
+    )
+    .select_from(messages.outerjoin(_NAMED_ATTEMPTS, sa.true()))
+    .where(any_of(messages.c.id, "ids"))
+)
 _DELIVERED_PARTS = (
     sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
     .where(any_of(receipts.c.message_id, "ids"), receipts.c.status == Status.DELIVERED, receipts.c.part.is_not(None))
@@ -243,7 +268,7 @@ def _advance_statuses(
         "ids": listed(conn, sorted({m for m, _ in matched})),
         "pmids": listed(conn, sorted({r.provider_message_id for _, r in matched})),
     }
-    rows = fetch_compiled(conn, _STATES, params).all()
+    rows = fetch_compiled(conn, _STATES_BY_MESSAGE if conn.dialect.name == "postgresql" else _STATES, params).all()
     if senders is not None:
         senders.update((row.id, row.sender) for row in rows)
     tenants = {row.id: row.tenant_id for row in rows}
