@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.store.records import MessageFilter
-from gateway.store.sql import leases, messages, outcomes, receipts
+from gateway.store.sql import leases, messages, outcomes, receipts, webhook_outbox
 from gateway.store.sql.common import compiled_query
 from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
@@ -178,3 +178,29 @@ async def test_receipts_find_the_attempts_they_name_by_message_not_by_scanning_e
     async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
         plan = await gw.gateway.store.db.write(_receipt_states_plan)
     assert "ix_attempts_message_id" in plan and "Seq Scan on attempts" not in plan, plan
+
+
+def _new_event_peek_plan(conn: Any) -> str:
+    """The plan of an idle callbacks process's poll, "any event past the outbox's position?", over
+    60,000 events all read already."""
+    conn.exec_driver_sql(
+        "INSERT INTO events (tenant_id, message_id, at, type, status)"
+        " SELECT 't', 'msg_' || n, n, 'status', 'delivered' FROM generate_series(1, 60000) AS n"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO webhook_outbox (name, last_event_id) SELECT 'events', max(id) FROM events"
+        " ON CONFLICT (name) DO UPDATE SET last_event_id = excluded.last_event_id"
+    )
+    conn.exec_driver_sql("ANALYZE")
+    assert conn.execute(webhook_outbox.ANY_NEW_EVENT).all() == []
+    return _explain(conn, webhook_outbox.ANY_NEW_EVENT)
+
+
+async def test_an_idle_callbacks_poll_seeks_the_outbox_position_not_every_event(
+    start_gateway: GatewayStarter, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite seeks a rowid range as written")
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        plan = await gw.gateway.store.db.write(_new_event_peek_plan)
+    assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan

@@ -44,6 +44,8 @@ OUTBOX = "events"
 # Asked by an idle process on every poll, outside any transaction (Database.peek): with nothing new
 # in the outbox and nothing due, no write transaction is opened (each one takes SQLite's one writer
 # from the accepts and the dispatch). Before the outbox's first read (no position yet) any event counts.
+# In id order, so that PostgreSQL seeks the position in the primary key: unordered, it planned a scan
+# of `events` from its start, which at the position (nothing new) read the whole table on every poll.
 _NOW = sa.bindparam("now", 0.0, type_=sa.Float)
 ANY_NEW_EVENT: sa.Select[Any] = (
     sa.select(sa.literal_column("1"))
@@ -53,6 +55,7 @@ ANY_NEW_EVENT: sa.Select[Any] = (
             sa.select(webhook_outbox.c.last_event_id).where(webhook_outbox.c.name == OUTBOX).scalar_subquery(), -1
         )
     )
+    .order_by(events.c.id)
     .limit(1)
 )
 ANY_DELIVERY_DUE: sa.Select[Any] = (
