@@ -401,14 +401,30 @@ async def serve(
 ) -> None:
     """Run one gateway process until SIGTERM/SIGINT; `parent`: the supervisor whose death stops it too."""
     gateway = Gateway(settings, role, state=state, reuse_port=reuse_port)
-    await gateway.start()
+    stop = asyncio.Event()
+    # The signals are ours from the start: a SIGTERM while starting (a database that does not answer
+    # yet, or a supervisor stopping everything as a child comes up) gives the start up and stops
+    # what it began, instead of killing the process mid-way with its work half done.
+    starting = asyncio.ensure_future(gateway.start())
+
+    def on_signal() -> None:
+        stop.set()
+        starting.cancel()  # once started, nothing
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await starting
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+        log.info("stopped while starting", role=role)
+        await gateway.stop()
+        return
     if gateway.first_key:
         print(f"API key for tenant 'default' (shown once; store it now): {gateway.first_key}", flush=True)
     print(f"delivery-gateway {role} listening on http://{settings.host}:{gateway.port}", file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     watch = asyncio.create_task(watch_parent(parent, stop)) if parent is not None else None
     await stop.wait()
     if watch is not None:

@@ -60,6 +60,11 @@ class GatewayProcess:
         start_together([self], timeout)
         return self
 
+    def launch(self) -> GatewayProcess:
+        """Start the process without waiting for it to be ready."""
+        self._launch()
+        return self
+
     def _launch(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it after we return
         self.proc = subprocess.Popen(
