@@ -37,6 +37,29 @@ async def test_accepts_wait_while_another_process_holds_the_write_lock_then_all_
         assert _rows(db, "SELECT count(*) FROM events WHERE reason = 'accepted'") == 20
 
 
+async def test_accepts_take_the_write_lock_as_soon_as_a_short_transaction_elsewhere_ends(tmp_path: Path) -> None:
+    """The common contention: another process (the worker) holds the lock for a few milliseconds.
+    The accepts waiting on it are committed once it is released, none acknowledged before."""
+    db = tmp_path / "gateway.db"
+    async with running_gateway(tmp_path, role="api") as gw:
+        holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        for round_ in range(5):
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                posts = [
+                    asyncio.create_task(gw.post("/v1/messages", {**SMS, "user_id": f"u-{i}"}, key=f"r{round_}-{i}"))
+                    for i in range(5)
+                ]
+                done, _ = await asyncio.wait(posts, timeout=0.02)
+                assert done == set(), "a job was acknowledged before it could be committed"
+            finally:
+                holder.execute("COMMIT")
+            assert [a.status for a in await asyncio.gather(*posts)] == [202] * 5
+        holder.close()
+        assert _rows(db, "SELECT count(*) FROM messages") == 25
+        assert _rows(db, "SELECT count(*) FROM events WHERE reason = 'accepted'") == 25
+
+
 async def test_a_batch_whose_insert_fails_is_answered_500_stores_nothing_and_the_next_is_accepted(
     tmp_path: Path,
 ) -> None:
