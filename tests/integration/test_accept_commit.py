@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from tests.harness import SMS, running_gateway
 
@@ -16,23 +17,33 @@ def _rows(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
+async def _accepts_while_locked(
+    gw: Any, holder: sqlite3.Connection, count: int, prefix: str, held_seconds: float
+) -> list[int]:
+    """Single jobs posted while `holder` has the write lock for `held_seconds`: none may be answered
+    before it lets go. Their statuses once it has."""
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        posts = [
+            asyncio.create_task(gw.post("/v1/messages", {**SMS, "user_id": f"u-{i}"}, key=f"{prefix}-{i}"))
+            for i in range(count)
+        ]
+        done, _ = await asyncio.wait(posts, timeout=held_seconds)
+        assert done == set(), "a job was acknowledged before it could be committed"
+    finally:
+        holder.execute("COMMIT")
+    return [answer.status for answer in await asyncio.gather(*posts)]
+
+
 async def test_accepts_wait_while_another_process_holds_the_write_lock_then_all_are_stored(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     async with running_gateway(tmp_path, role="api") as gw:
         holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")  # another process writing: accepts must wait, not fail
         try:
-            posts = [
-                asyncio.create_task(gw.post("/v1/messages", {**SMS, "user_id": f"u-{i}"}, key=f"lock-{i}"))
-                for i in range(20)
-            ]
-            done, _ = await asyncio.wait(posts, timeout=0.5)
-            assert done == set(), "a job was acknowledged before it could be committed"
+            # Another process writing: accepts must wait, not fail.
+            assert await _accepts_while_locked(gw, holder, 20, "lock", held_seconds=0.5) == [202] * 20
         finally:
-            holder.execute("COMMIT")
             holder.close()
-        answers = await asyncio.gather(*posts)
-        assert [a.status for a in answers] == [202] * 20
         assert _rows(db, "SELECT count(*) FROM messages") == 20
         assert _rows(db, "SELECT count(*) FROM events WHERE reason = 'accepted'") == 20
 
@@ -43,19 +54,11 @@ async def test_accepts_take_the_write_lock_as_soon_as_a_short_transaction_elsewh
     db = tmp_path / "gateway.db"
     async with running_gateway(tmp_path, role="api") as gw:
         holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-        for round_ in range(5):
-            holder.execute("BEGIN IMMEDIATE")
-            try:
-                posts = [
-                    asyncio.create_task(gw.post("/v1/messages", {**SMS, "user_id": f"u-{i}"}, key=f"r{round_}-{i}"))
-                    for i in range(5)
-                ]
-                done, _ = await asyncio.wait(posts, timeout=0.02)
-                assert done == set(), "a job was acknowledged before it could be committed"
-            finally:
-                holder.execute("COMMIT")
-            assert [a.status for a in await asyncio.gather(*posts)] == [202] * 5
-        holder.close()
+        try:
+            for round_ in range(5):
+                assert await _accepts_while_locked(gw, holder, 5, f"r{round_}", held_seconds=0.02) == [202] * 5
+        finally:
+            holder.close()
         assert _rows(db, "SELECT count(*) FROM messages") == 25
         assert _rows(db, "SELECT count(*) FROM events WHERE reason = 'accepted'") == 25
 

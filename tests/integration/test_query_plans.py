@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -170,13 +171,21 @@ def _receipt_states_plan(conn: Any) -> str:
     return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, values))
 
 
+async def _postgres_plan(
+    start_gateway: GatewayStarter, database_url: str, plan_of: Callable[[Any], str], sqlite_as_written: str
+) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip(f"SQLite {sqlite_as_written} as written")
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        return str(await gw.gateway.store.db.write(plan_of))
+
+
 async def test_receipts_find_the_attempts_they_name_by_message_not_by_scanning_every_attempt(
     start_gateway: GatewayStarter, database_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite's planner joins through ix_attempts_message_id as written")
-    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
-        plan = await gw.gateway.store.db.write(_receipt_states_plan)
+    plan = await _postgres_plan(
+        start_gateway, database_url, _receipt_states_plan, "joins through ix_attempts_message_id"
+    )
     assert "ix_attempts_message_id" in plan and "Seq Scan on attempts" not in plan, plan
 
 
@@ -199,8 +208,5 @@ def _new_event_peek_plan(conn: Any) -> str:
 async def test_an_idle_callbacks_poll_seeks_the_outbox_position_not_every_event(
     start_gateway: GatewayStarter, database_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite seeks a rowid range as written")
-    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
-        plan = await gw.gateway.store.db.write(_new_event_peek_plan)
+    plan = await _postgres_plan(start_gateway, database_url, _new_event_peek_plan, "seeks a rowid range")
     assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan

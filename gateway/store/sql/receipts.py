@@ -52,26 +52,29 @@ _PARTS = sa.select(
     message_parts.c.provider == sa.bindparam("provider", type_=sa.String),
     any_of(message_parts.c.part_message_id, "pmids"),
 )
-# The matched messages, each with the attempts the receipts name (none, mostly: one row per message),
-# in one statement: what the receipt rules judge by.
-_STATES = (
-    sa.select(
-        messages.c.id,
-        messages.c.status,
-        messages.c.tenant_id,
-        messages.c.sender,
-        messages.c.channel.label("message_channel"),
-        attempts.c.provider.label("attempt_provider"),
-        attempts.c.provider_message_id.label("attempt_pmid"),
-        attempts.c.channel.label("attempt_channel"),
-    )
-    .select_from(
-        messages.outerjoin(
-            attempts,
-            sa.and_(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids")),
+
+
+def _states(named: sa.FromClause, on: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The matched messages, each with the attempts the receipts name (none, mostly: one row per
+    message), in one statement: what the receipt rules judge by."""
+    return (
+        sa.select(
+            messages.c.id,
+            messages.c.status,
+            messages.c.tenant_id,
+            messages.c.sender,
+            messages.c.channel.label("message_channel"),
+            named.c.provider.label("attempt_provider"),
+            named.c.provider_message_id.label("attempt_pmid"),
+            named.c.channel.label("attempt_channel"),
         )
+        .select_from(messages.outerjoin(named, on))
+        .where(any_of(messages.c.id, "ids"))
     )
-    .where(any_of(messages.c.id, "ids"))
+
+
+_STATES = _states(
+    attempts, sa.and_(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids"))
 )
 # The same on PostgreSQL, each message's named attempts looked up by its id (ix_attempts_message_id).
 # Joined as above, PostgreSQL hashed a scan of every attempt ever made, each compared with every
@@ -84,20 +87,7 @@ _NAMED_ATTEMPTS = (
     .offset(sa.literal_column("0"))
     .lateral("named")
 )
-_STATES_BY_MESSAGE = (
-    sa.select(
-        messages.c.id,
-        messages.c.status,
-        messages.c.tenant_id,
-        messages.c.sender,
-        messages.c.channel.label("message_channel"),
-        _NAMED_ATTEMPTS.c.provider.label("attempt_provider"),
-        _NAMED_ATTEMPTS.c.provider_message_id.label("attempt_pmid"),
-        _NAMED_ATTEMPTS.c.channel.label("attempt_channel"),
-    )
-    .select_from(messages.outerjoin(_NAMED_ATTEMPTS, sa.true()))
-    .where(any_of(messages.c.id, "ids"))
-)
+_STATES_BY_MESSAGE = _states(_NAMED_ATTEMPTS, sa.true())
 _DELIVERED_PARTS = (
     sa.select(receipts.c.message_id, sa.func.count(sa.distinct(receipts.c.part)))
     .where(any_of(receipts.c.message_id, "ids"), receipts.c.status == Status.DELIVERED, receipts.c.part.is_not(None))
