@@ -122,6 +122,7 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         assert new.status == 202, await new.text()
         stored = await (await gw.get(f"/v1/messages/{(await new.json())['id']}")).json()
         assert stored["tz"] == "Asia/Shanghai"
+        await gw.wait_status(stored["id"], {"delivered"})  # claimed through the new queue index
         conversion = await gw.post(
             "/v1/conversions", {"event": "purchase", "event_id": "order-1", "message_id": message_id, "value": 5}
         )
