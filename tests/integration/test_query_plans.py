@@ -28,10 +28,20 @@ CASES = [
 ]
 
 
-def _plan(conn: Any, query: Any) -> str:
-    compiled = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+def _explain(conn: Any, query: Any) -> str:
+    return _explain_sql(conn, str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
+
+
+def _explain_sql(conn: Any, sql: str, values: Any = ()) -> str:
+    """The plan of `sql` as each engine tells it, a line per step."""
     if conn.dialect.name == "sqlite":
-        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled))
+        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, values))
+    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, values))
+
+
+def _plan(conn: Any, query: Any) -> str:
+    if conn.dialect.name == "sqlite":
+        return _explain(conn, query)
     # PostgreSQL plans by statistics: give it a table shaped like a real one (many tenants' worth of
     # campaigns, recipients and users, mostly delivered), analysed, as it would be at 10M rows.
     conn.exec_driver_sql(
@@ -43,7 +53,7 @@ def _plan(conn: Any, query: Any) -> str:
         " FROM generate_series(1, 60000) AS n"
     )
     conn.exec_driver_sql("ANALYZE messages")
-    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + compiled))
+    return _explain(conn, query)
 
 
 @pytest.mark.parametrize(("message_filter", "index"), CASES)
@@ -70,9 +80,7 @@ def _unreceipted_plan(conn: Any) -> str:
     sql, params = outcomes.unreceipted_sql(conn.dialect.name, ["sms"])
     for name, value in {**params, "now": 1e12, "limit": 500}.items():
         sql = sql.replace(f":{name}", f"'{value}'" if isinstance(value, str) else str(value))
-    if conn.dialect.name == "sqlite":
-        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
-    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql))
+    return _explain_sql(conn, sql)
 
 
 async def test_the_no_receipt_scan_reads_only_jobs_that_can_fall_back(start_gateway: GatewayStarter) -> None:
@@ -130,13 +138,6 @@ def _queue_plans(conn: Any) -> dict[str, str]:
     return {name: _explain(conn, query) for name, query in queries.items()}
 
 
-def _explain(conn: Any, query: Any) -> str:
-    compiled = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    if conn.dialect.name == "sqlite":
-        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled))
-    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + compiled))
-
-
 async def test_the_queue_is_read_from_its_own_indexes_not_from_every_message(start_gateway: GatewayStarter) -> None:
     """A claim takes the earliest due jobs straight from the index of waiting jobs, in its order: its
     cost does not grow with the messages sent before, nor with the backlog (no scan, no sort)."""
@@ -168,7 +169,7 @@ def _receipt_states_plan(conn: Any) -> str:
     params = {"ids": [f"msg_{n}" for n in named], "pmids": [f"SBX{n}" for n in named]}
     sql, values = compiled_query(receipts._STATES_BY_MESSAGE, conn.dialect, params)
     assert len(conn.exec_driver_sql(sql, values).all()) == 200
-    return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, values))
+    return _explain_sql(conn, sql, values)
 
 
 async def _postgres_plan(
