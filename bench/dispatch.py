@@ -31,6 +31,8 @@ that source, alternating run by run, as "(x0)" rows: a before/after in the same 
 --statements the bench starts its own PostgreSQL with pg_stat_statements loaded, resets it once the
 preload is done and counts the statements the dispatch ran (workers and the API taking receipts,
 the bench's own polling left out), per delivered message; the most frequent go under "Every run".
+It also reads the WAL the dispatch wrote (pg_stat_wal: records, bytes, full-page images per delivered
+message) and, with pg_walinspect, which table or index each record went to (by its first block).
 """
 
 from __future__ import annotations
@@ -317,6 +319,11 @@ class Run:
     statements: int | None = None  # pg_stat_statements calls during the dispatch (--statements)
     transaction_statements: int | None = None  # of which BEGIN / COMMIT / ROLLBACK
     top_statements: list[tuple[int, str]] = field(default_factory=list)
+    wal_records: int | None = None  # pg_stat_wal during the dispatch (--statements)
+    wal_fpi: int | None = None
+    wal_bytes: int | None = None
+    wal_start: str | None = None
+    wal_by_relation: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def statements_per_message(self) -> float | None:
@@ -500,7 +507,7 @@ def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str
             counter = PostgresCounter(url)
             dispatchers = [gateway("worker", env, tmp, str(i % 2)) for i in range(workers)]
             if args.statements:
-                asyncio.run(reset_statements(pg_url))
+                run.wal_start = asyncio.run(reset_statements(pg_url))
             try:
                 time_dispatch(run, counter, dispatchers, args.timeout)
                 if args.statements:
@@ -538,7 +545,7 @@ def run_postgres_supervised(args: argparse.Namespace, index: int, pg_url: str, r
         counter = PostgresCounter(url)
         served = gateway("all", env, tmp, None, port=api_port, argv=supervised_argv(args))
         if args.statements:
-            asyncio.run(reset_statements(pg_url))
+            run.wal_start = asyncio.run(reset_statements(pg_url))
         try:
             time_dispatch(run, counter, [served], args.timeout)
             if args.statements:
@@ -588,12 +595,16 @@ async def enable_statements(server: Any) -> None:
     await conn.close()
 
 
-async def reset_statements(admin_url: str) -> None:
+async def reset_statements(admin_url: str) -> str:
+    """Returns the WAL position the dispatch starts from."""
     import asyncpg
 
     conn = await asyncpg.connect(admin_url)
     await conn.execute("SELECT pg_stat_statements_reset()")
+    await conn.execute("SELECT pg_stat_reset_shared('wal')")
+    start = str(await conn.fetchval("SELECT pg_current_wal_lsn()::text"))
     await conn.close()
+    return start
 
 
 async def count_statements(admin_url: str, database: str, run: Run) -> None:
@@ -605,7 +616,10 @@ async def count_statements(admin_url: str, database: str, run: Run) -> None:
         " WHERE d.datname = $1 ORDER BY calls DESC",
         database,
     )
+    # The whole server's WAL since the reset: the bench's own polling reads and writes none.
+    wal = await conn.fetchrow("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
     await conn.close()
+    run.wal_records, run.wal_fpi, run.wal_bytes = int(wal["wal_records"]), int(wal["wal_fpi"]), int(wal["wal_bytes"])
     ours = [(int(r["calls"]), " ".join(r["query"].split())) for r in rows]
     ours = [(calls, query) for calls, query in ours if not any(q in query for q in _BENCH_QUERIES)]
     run.statements = sum(calls for calls, _ in ours)
@@ -613,6 +627,40 @@ async def count_statements(admin_url: str, database: str, run: Run) -> None:
         calls for calls, query in ours if query.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))
     )
     run.top_statements = [(calls, query[:110]) for calls, query in ours[:8]]
+    if run.wal_start is not None:
+        run.wal_by_relation = await wal_by_relation(admin_url.rsplit("/", 1)[0] + "/" + database, run.wal_start)
+
+
+async def wal_by_relation(database_url: str, start: str) -> list[tuple[str, int, int]]:
+    """(relation, records, bytes) of the WAL written since `start`, by the relation of each record's
+    first block (pg_walinspect): which tables and indexes a delivered message's writes went to."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        rows = await conn.fetch(
+            "SELECT substring(block_ref from 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS node,"
+            " count(*) AS records, sum(record_length) AS bytes"
+            " FROM pg_get_wal_records_info($1::text::pg_lsn, pg_current_wal_lsn()) GROUP BY 1",
+            start,
+        )
+        names = dict(await conn.fetch("SELECT relfilenode, relname FROM pg_class WHERE relfilenode <> 0"))
+    finally:
+        await conn.close()
+    named = [
+        (
+            names.get(r["node"], "(no block: commits, other databases)" if r["node"] is None else "(other)"),
+            int(r["records"]),
+            int(r["bytes"]),
+        )
+        for r in rows
+    ]
+    merged: dict[str, tuple[int, int]] = {}
+    for name, records, size in named:
+        before = merged.get(name, (0, 0))
+        merged[name] = (before[0] + records, before[1] + size)
+    return sorted(((n, r, b) for n, (r, b) in merged.items()), key=lambda x: -x[1])
 
 
 # --- baseline ---------------------------------------------------------------------------------
@@ -779,6 +827,15 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
             )
             for calls, query in r.top_statements:
                 lines.append(f"  - {calls:,} x `{query}`")
+            if r.wal_by_relation:
+                lines.append(
+                    "  - WAL per delivered message by relation (records / bytes): "
+                    + "; ".join(
+                        f"{name} {records / r.jobs:.1f} / {size / r.jobs:,.0f}"
+                        for name, records, size in r.wal_by_relation
+                        if records / r.jobs >= 0.05
+                    )
+                )
     lines.append("")
     return "\n".join(lines)
 
@@ -797,7 +854,12 @@ def cost_table(configs: list[Config]) -> str:
         bare = c.med(
             lambda r: (r.statements - (r.transaction_statements or 0)) / r.jobs if r.statements is not None else None
         )
-        rows.append([c.name, *(fmt(x, 3) for x in per), fmt(statements, 2), fmt(bare, 2)])
+        wal = [
+            c.med(lambda r: r.wal_records / r.jobs if r.wal_records is not None else None),
+            c.med(lambda r: r.wal_bytes / r.jobs if r.wal_bytes is not None else None),
+            c.med(lambda r: r.wal_fpi / r.jobs if r.wal_fpi is not None else None),
+        ]
+        rows.append([c.name, *(fmt(x, 3) for x in per), fmt(statements, 2), fmt(bare, 2), *(fmt(x, 1) for x in wal)])
     return markdown_table(
         [
             "configuration",
@@ -807,6 +869,9 @@ def cost_table(configs: list[Config]) -> str:
             "whole system CPU ms/msg",
             "statements/msg",
             "statements/msg without BEGIN/COMMIT",
+            "WAL records/msg",
+            "WAL bytes/msg",
+            "full-page images/msg",
         ],
         rows,
     )
