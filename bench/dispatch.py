@@ -510,12 +510,12 @@ def run_postgres(args: argparse.Namespace, index: int, workers: int, pg_url: str
                 run.wal_start = asyncio.run(reset_statements(pg_url))
             try:
                 time_dispatch(run, counter, dispatchers, args.timeout)
-                if args.statements:
-                    asyncio.run(count_statements(pg_url, name, run))
                 run.api_cpu = cpu_seconds(api.proc.pid) - api_before
                 # Backends that came and went during the run are not counted; the pools keep theirs open.
                 run.pg_cpu, run.poller_cpu = postgres_cpu(pg_port, pg_before, counter.backend_pid)
                 run.redis_cpu = sum(cpu_seconds(p) for p in redis_pids) - redis_before
+                if args.statements:  # after the CPU is read: reading the WAL back costs PostgreSQL CPU
+                    asyncio.run(count_statements(pg_url, name, run))
             finally:
                 for d in dispatchers:
                     if run.failure:
@@ -548,11 +548,11 @@ def run_postgres_supervised(args: argparse.Namespace, index: int, pg_url: str, r
             run.wal_start = asyncio.run(reset_statements(pg_url))
         try:
             time_dispatch(run, counter, [served], args.timeout)
-            if args.statements:
-                asyncio.run(count_statements(pg_url, name, run))
             # Backends opened by the children are counted whole (their connection set-up included).
             run.pg_cpu, run.poller_cpu = postgres_cpu(pg_port, pg_before, counter.backend_pid)
             run.redis_cpu = sum(cpu_seconds(p) for p in redis_pids) - redis_before
+            if args.statements:  # after the CPU is read: reading the WAL back costs PostgreSQL CPU
+                asyncio.run(count_statements(pg_url, name, run))
         finally:
             if run.failure:
                 run.failure += " | " + served.output()[-300:]
