@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.domain.webhooks import EVERY_TENANT, event_type, wanted
-from gateway.store.schema import events, suppressions, webhook_deliveries
+from gateway.store.schema import events, suppressions, webhook_deliveries, webhook_outbox
 from gateway.store.sql.suppressions import add_suppressions
 from gateway.store.store import SqlStore
 from tests.integration.callback_helpers import endpoint_row
@@ -56,6 +56,48 @@ async def test_a_change_that_rolls_back_emits_nothing_and_one_that_commits_emits
         [claimed] = await store.claim_webhook_deliveries("w1", time.time(), 10, time.time() + 30)
         assert (claimed.type, claimed.event["reason"]) == ("opt_out", "opt_out.reply")
         assert await store.claim_webhook_deliveries("w2", time.time(), 10, time.time() + 30) == []
+    finally:
+        await store.close()
+
+
+async def test_without_a_subscription_the_outbox_is_not_read_and_a_new_one_starts_at_its_creation(
+    database_url: str,
+) -> None:
+    store = SqlStore.open(database_url)
+
+    def position(conn: Any) -> Any:
+        return conn.execute(sa.select(webhook_outbox.c.last_event_id, webhook_outbox.c.owner)).all()
+
+    def opt_out(n: int) -> dict[str, Any]:
+        return {**_opt_out(time.time()), "value": f"+86138000{n:05d}"}
+
+    try:
+        await store.migrate()
+        now = time.time()
+        for n in range(5):
+            assert await store.add_suppressions([opt_out(n)]) == 1
+        assert await store.fan_out_events("reader", now, now + 30, 100, {}, 0.0) == 0
+        assert await store.db.read(position) == [], "with no subscription the outbox's reader took nothing"
+
+        # A subscription that comes and goes: once it is gone the position stays, the events go on.
+        assert await store.create_webhook(endpoint_row(now, "whk_01J000000000000000000FIRST"), 10) is not None
+        assert await store.add_suppressions([opt_out(5)]) == 1
+        assert await store.fan_out_events("reader", now, now + 30, 100, {}, 0.0) == 1
+        [(kept, _)] = await store.db.read(position)
+        assert await store.delete_webhook("t1", "whk_01J000000000000000000FIRST")
+        for n in range(6, 106):
+            assert await store.add_suppressions([opt_out(n)]) == 1
+        assert await store.fan_out_events("reader", now + 1, now + 31, 100, {}, 0.0) == 0
+        assert await store.db.read(position) == [(kept, "reader")]
+
+        # The next subscription gets what happens after it, read at once (not the 100 events before it).
+        assert await store.create_webhook(endpoint_row(now), 10) is not None
+        assert await store.add_suppressions([opt_out(106)]) == 1
+        assert await store.fan_out_events("reader", now + 2, now + 32, 100, {}, 0.0) == 1
+        [claimed] = await store.claim_webhook_deliveries("w1", now + 2, 10, now + 32)
+        assert claimed.endpoint_id == "whk_01J0000000000000000000OUTB"
+        assert "+8613800000106" in claimed.event["detail"]
+        assert await store.db.read(_count(webhook_deliveries)) == 1  # the first one's went with it
     finally:
         await store.close()
 

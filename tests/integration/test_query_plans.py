@@ -192,7 +192,11 @@ async def test_receipts_find_the_attempts_they_name_by_message_not_by_scanning_e
 
 def _new_event_peek_plan(conn: Any) -> str:
     """The plan of an idle callbacks process's poll, "any event past the outbox's position?", over
-    60,000 events all read already."""
+    60,000 events all read already, for a subscription made before them."""
+    conn.exec_driver_sql(
+        "INSERT INTO webhook_endpoints (id, tenant_id, url, events, secret, state, after_event_id, created_at,"
+        " updated_at) VALUES ('whk_plan', 't', 'https://example.com/h', '[\"*\"]', 's', 'active', 0, 0, 0)"
+    )
     conn.exec_driver_sql(
         "INSERT INTO events (tenant_id, message_id, at, type, status)"
         " SELECT 't', 'msg_' || n, n, 'status', 'delivered' FROM generate_series(1, 60000) AS n"
