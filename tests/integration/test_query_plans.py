@@ -215,3 +215,51 @@ async def test_an_idle_callbacks_poll_seeks_the_outbox_position_not_every_event(
 ) -> None:
     plan = await _postgres_plan(start_gateway, database_url, _new_event_peek_plan, "seeks a rowid range")
     assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan
+
+
+def _work_of_a_poll_without_subscriptions(conn: Any) -> int:
+    """What the callbacks poll reads when no subscription exists and 60,000 events came since the
+    outbox's position: SQLite's virtual-machine steps (a seek is a few dozen; reading the events,
+    hundreds of thousands), PostgreSQL's rows of `events` read (kept or filtered out)."""
+    sqlite = conn.dialect.name == "sqlite"
+    numbers = (
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s"
+        if sqlite
+        else "SELECT n FROM generate_series(1, 60000) AS n"
+    )
+    conn.exec_driver_sql(
+        f"INSERT INTO events (tenant_id, message_id, at, type, status) SELECT 't', 'msg_' || n, n, 'status', 'sent'"
+        f" FROM ({numbers}) AS s"
+    )
+    conn.exec_driver_sql("INSERT INTO webhook_outbox (name, last_event_id) VALUES ('events', 0)")
+    conn.exec_driver_sql("ANALYZE")
+    sql, values = compiled_query(webhook_outbox.ANY_NEW_EVENT, conn.dialect, {})
+    if sqlite:
+        raw = conn.connection.dbapi_connection
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 100
+            return 0
+
+        raw.set_progress_handler(count, 100)
+        try:
+            assert raw.execute(sql, values).fetchall() == []
+        finally:
+            raw.set_progress_handler(None, 0)
+        return steps[0]
+    [(plan,)] = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values).all()
+    nodes = [plan[0]["Plan"]]
+    read = 0
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        if node.get("Relation Name") == "events":
+            read += node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+    return read
+
+
+async def test_without_a_subscription_the_callbacks_poll_reads_no_event(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        work = await gw.gateway.store.db.write(_work_of_a_poll_without_subscriptions)
+    assert work < 1000, work

@@ -51,18 +51,18 @@ OUTBOX = "events"
 # per poll, a fifth of a trickled message's CPU outside the API and the worker).
 _NOW = sa.bindparam("now", 0.0, type_=sa.Float)
 _OLDEST_SUBSCRIPTION = sa.select(sa.func.min(_E.c.after_event_id)).scalar_subquery()
+_POSITION = sa.func.coalesce(
+    sa.select(webhook_outbox.c.last_event_id).where(webhook_outbox.c.name == OUTBOX).scalar_subquery(), -1
+)
+# One bound, NULL without a subscription (nothing is anyone's news). Two bounds on the id, SQLite seeks
+# by one and filters by the other: with the second NULL, each poll read every event past the position.
+_NEWS_AFTER = sa.case(
+    (_OLDEST_SUBSCRIPTION.is_(None), sa.null()),
+    (_OLDEST_SUBSCRIPTION > _POSITION, _OLDEST_SUBSCRIPTION),
+    else_=_POSITION,
+)
 ANY_NEW_EVENT: sa.Select[Any] = (
-    sa.select(sa.literal_column("1"))
-    .where(
-        events.c.id
-        > sa.func.coalesce(
-            sa.select(webhook_outbox.c.last_event_id).where(webhook_outbox.c.name == OUTBOX).scalar_subquery(), -1
-        ),
-        # NULL without a subscription: nothing is anyone's news.
-        events.c.id > _OLDEST_SUBSCRIPTION,
-    )
-    .order_by(events.c.id)
-    .limit(1)
+    sa.select(sa.literal_column("1")).where(events.c.id > _NEWS_AFTER).order_by(events.c.id).limit(1)
 )
 ANY_DELIVERY_DUE: sa.Select[Any] = (
     sa.select(sa.literal_column("1")).where(_D.c.state == DeliveryState.PENDING, _D.c.next_attempt_at <= _NOW).limit(1)
