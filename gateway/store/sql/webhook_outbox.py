@@ -70,8 +70,9 @@ ANY_DELIVERY_DUE: sa.Select[Any] = (
 )
 
 
-def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: float) -> int | None:
-    """The outbox position, with the reader's lease taken or renewed; None while another holds it."""
+def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: float, start: int) -> int | None:
+    """The outbox position, with the reader's lease taken or renewed (`start` on the first read); None
+    while another holds it."""
     taken = conn.execute(
         webhook_outbox.update()
         .where(
@@ -89,14 +90,8 @@ def _take_reader_lease(conn: Connection, owner: str, now: float, lease_until: fl
         return int(taken[0])
     if conn.execute(sa.select(webhook_outbox.c.name).where(webhook_outbox.c.name == OUTBOX)).first() is not None:
         return None
-    # The first read starts where the oldest subscription does: nothing from before it is anyone's news.
-    start = conn.execute(sa.select(sa.func.min(_E.c.after_event_id))).scalar()
-    if start is None:
-        start = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()
-    conn.execute(
-        webhook_outbox.insert().values(name=OUTBOX, last_event_id=int(start), owner=owner, lease_until=lease_until)
-    )
-    return int(start)
+    conn.execute(webhook_outbox.insert().values(name=OUTBOX, last_event_id=start, owner=owner, lease_until=lease_until))
+    return start
 
 
 def _readable(ids: Sequence[int], position: int, now: float, gaps: dict[int, float], gap_seconds: float) -> list[int]:
@@ -158,13 +153,14 @@ def fan_out(
     """Read the next events past the outbox position and add a delivery for each subscription that
     wants one, in one INSERT ... SELECT over the events read; returns how many events were read (0:
     caught up, or another worker reads)."""
-    position = _take_reader_lease(conn, owner, now, lease_until)
-    if position is None:
-        return 0
-    # While there was no subscription the position stayed where it was (nothing was read): the oldest
-    # subscription's start is where there can be news again, however far the events went meanwhile.
+    # Nothing from before the oldest subscription's start is anyone's news: the first read starts there,
+    # and so does a read after a time without subscriptions (the position stayed where it was, however
+    # far the events went meanwhile). Without any, the lease is not even taken.
     oldest = conn.execute(sa.select(_OLDEST_SUBSCRIPTION)).scalar()
     if oldest is None:
+        return 0
+    position = _take_reader_lease(conn, owner, now, lease_until, int(oldest))
+    if position is None:
         return 0
     position = max(position, int(oldest))
     ids = conn.execute(
