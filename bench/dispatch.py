@@ -648,18 +648,11 @@ async def wal_by_relation(database_url: str, start: str) -> list[tuple[str, int,
         names = dict(await conn.fetch("SELECT relfilenode, relname FROM pg_class WHERE relfilenode <> 0"))
     finally:
         await conn.close()
-    named = [
-        (
-            names.get(r["node"], "(no block: commits, other databases)" if r["node"] is None else "(other)"),
-            int(r["records"]),
-            int(r["bytes"]),
-        )
-        for r in rows
-    ]
     merged: dict[str, tuple[int, int]] = {}
-    for name, records, size in named:
-        before = merged.get(name, (0, 0))
-        merged[name] = (before[0] + records, before[1] + size)
+    for r in rows:
+        name = names.get(r["node"], "(no block: commits, other databases)" if r["node"] is None else "(other)")
+        records, size = merged.get(name, (0, 0))
+        merged[name] = (records + int(r["records"]), size + int(r["bytes"]))
     return sorted(((n, r, b) for n, (r, b) in merged.items()), key=lambda x: -x[1])
 
 
