@@ -15,7 +15,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.schema import SCHEMA_VERSION, metadata, schema_version
+from gateway.store.schema import BYTEWISE, SCHEMA_VERSION, metadata, schema_version
 
 # Any constant shared by every process of every build: concurrent starts migrate one at a time.
 _POSTGRES_MIGRATION_LOCK = 0x6477_6D69_6772  # "dwmigr"
@@ -32,10 +32,37 @@ def _queue_indexes_of_waiting_jobs_only(conn: Connection) -> None:
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_messages_due"))
 
 
+def _bytewise_strings_and_attempts_by_message_through_their_unique_key(conn: Connection) -> None:
+    conn.execute(sa.text("DROP INDEX IF EXISTS ix_attempts_message_id"))
+    if conn.dialect.name != "postgresql":
+        return  # SQLite compares bytewise already
+    # A changed collation keeps each row as it is: PostgreSQL rebuilds the indexes on these columns
+    # (holding the table's lock meanwhile), it does not rewrite the tables.
+    collations = {
+        (table, column): collation
+        for table, column, collation in conn.execute(
+            sa.text(
+                "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema()"
+            )
+        )
+    }
+    preparer = conn.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        changes = [
+            f"ALTER COLUMN {preparer.format_column(column)} TYPE {column.type.compile(dialect=conn.dialect)}"
+            for column in table.columns
+            if type(column.type) is sa.String and collations.get((table.name, column.name), BYTEWISE) != BYTEWISE
+        ]
+        if changes:
+            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} {', '.join(changes)}"))
+
+
 # version -> the step that brings version-1 to version. Version 1 is the first published schema.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _events_index_by_message_without_clicks,
     3: _queue_indexes_of_waiting_jobs_only,
+    4: _bytewise_strings_and_attempts_by_message_through_their_unique_key,
 }
 
 

@@ -11,9 +11,11 @@ from tests.processes import gateway_command
 
 def _make_it_old(database_url: str) -> None:
     """What an older build left behind: no `tz` column, one index and one table missing, no version row,
-    the events' index by message of schema version 1 (clicks in it) and the queue's index of schema
-    version 2 (every message by status)."""
+    the events' index by message of schema version 1 (clicks in it), the queue's index of schema
+    version 2 (every message by status), and of version 3 the attempts' index by message and, on
+    PostgreSQL, identifiers in the database's collation."""
     statements = [
+        "CREATE INDEX ix_attempts_message_id ON attempts (message_id)",
         "DROP INDEX ix_messages_tenant_status",
         "DROP INDEX ix_events_message_not_click",
         "CREATE INDEX ix_events_message_id ON events (message_id)",
@@ -24,6 +26,10 @@ def _make_it_old(database_url: str) -> None:
         "ALTER TABLE api_keys DROP COLUMN last_used_at",
         "DROP TABLE conversions",
         "DELETE FROM schema_version",
+    ]
+    old_collation = [
+        f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "default"'
+        for table, column, length in _BYTEWISE_AFTER_UPGRADE
     ]
     if database_url.startswith("sqlite"):
         import sqlite3
@@ -39,12 +45,31 @@ def _make_it_old(database_url: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(database_url)
         try:
-            for statement in statements:
+            for statement in statements + old_collation:
                 await conn.execute(statement)
         finally:
             await conn.close()
 
     asyncio.get_event_loop_policy().new_event_loop().run_until_complete(run())
+
+
+# Columns an older build left in the database's collation: an id, a name users list by, a key of
+# another table.
+_BYTEWISE_AFTER_UPGRADE = [("messages", "id", 32), ("messages", "campaign", 128), ("attempts", "message_id", 32)]
+
+
+async def _collations(database_url: str) -> dict[tuple[str, str], str | None]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND data_type = 'character varying'"
+        )
+    finally:
+        await conn.close()
+    return {(row["table_name"], row["column_name"]): row["collation_name"] for row in rows}
 
 
 async def _columns(database_url: str, table: str) -> set[str]:
@@ -104,6 +129,10 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
     assert "tz" not in await _columns(database_url, "messages")
     assert "ix_events_message_id" in await _indexes(database_url, "events")
     assert "ix_messages_due" in await _indexes(database_url, "messages")
+    assert "ix_attempts_message_id" in await _indexes(database_url, "attempts")
+    if database_url.startswith("postgresql"):
+        collations = await _collations(database_url)
+        assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == [None, None, None]
     return message_id
 
 
@@ -136,6 +165,11 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
     assert {"ix_messages_waiting_due", "ix_messages_handing_off"} <= queue_indexes
     assert "ix_messages_due" not in queue_indexes
     assert {"last_used_at"} <= await _columns(database_url, "api_keys")
+    assert "ix_attempts_message_id" not in await _indexes(database_url, "attempts")
+    if database_url.startswith("postgresql"):
+        collations = await _collations(database_url)
+        assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == ["C", "C", "C"]
+        assert set(collations.values()) == {"C"}, "every String column, not only those made old"
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
 

@@ -76,7 +76,7 @@ def _states(named: sa.FromClause, on: sa.ColumnElement[bool]) -> sa.Select[Any]:
 _STATES = _states(
     attempts, sa.and_(attempts.c.message_id == messages.c.id, any_of(attempts.c.provider_message_id, "pmids"))
 )
-# The same on PostgreSQL, each message's named attempts looked up by its id (ix_attempts_message_id).
+# The same on PostgreSQL, each message's named attempts looked up by its id (uq_attempts_message_number).
 # Joined as above, PostgreSQL hashed a scan of every attempt ever made, each compared with every
 # provider id of the batch (a bound array is not hashed): 17 ms per batch of 200 receipts at 5,000
 # attempts, growing with the table. OFFSET 0 keeps the lookup per message (a subquery with an OFFSET
