@@ -22,7 +22,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # 4: on PostgreSQL every String column compares bytewise (COLLATE "C", see the end of this module);
 #    attempts are found by message through uq_attempts_message_number, and the failure window's index
 #    holds failures only (STEPS[4] drops ix_attempts_message_id, which held the same first column, and
-#    ix_messages_tenant_status_updated, which held every message).
+#    ix_messages_tenant_status_updated, which held every message); messages' pages keep room for
+#    updates (fillfactor, on pages written from then on).
 SCHEMA_VERSION = 4
 
 
@@ -63,6 +64,7 @@ secrets = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+MESSAGES_FILLFACTOR = 70
 messages = sa.Table(
     "messages",
     metadata,
@@ -111,6 +113,11 @@ messages = sa.Table(
         sqlite_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
         postgresql_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
     ),
+    # Room on each page for the row's next version: a claim (its lease is in no index) then writes no
+    # index entry at all (a heap-only update), and each later version lands beside the one it replaces.
+    # bench/dispatch.py on PostgreSQL: 0.257 -> 0.241 ms of its CPU and 9.7 -> 7.9 KB of WAL per
+    # delivered message, for a table a third larger on disk.
+    postgresql_with={"fillfactor": MESSAGES_FILLFACTOR},
 )
 
 attempts = sa.Table(

@@ -31,6 +31,7 @@ def _make_it_old(database_url: str) -> None:
         f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "default"'
         for table, column, length in _BYTEWISE_AFTER_UPGRADE
     ]
+    old_collation.append("ALTER TABLE messages RESET (fillfactor)")
     if database_url.startswith("sqlite"):
         import sqlite3
 
@@ -125,6 +126,9 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
         first = await gw.post("/v1/messages", {**SMS, "campaign": "before-upgrade"})
         message_id = (await first.json())["id"]
         await gw.wait_status(message_id, {"delivered"})
+    if database_url.startswith("postgresql"):  # as a new database is made
+        options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+        assert options == ["fillfactor=70"]
     await _to_thread(_make_it_old, database_url)
     assert "tz" not in await _columns(database_url, "messages")
     assert "ix_events_message_id" in await _indexes(database_url, "events")
@@ -133,6 +137,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
     if database_url.startswith("postgresql"):
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == [None, None, None]
+        assert await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'") is None
     return message_id
 
 
@@ -170,6 +175,8 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == ["C", "C", "C"]
         assert set(collations.values()) == {"C"}, "every String column, not only those made old"
+        options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+        assert options == ["fillfactor=70"]
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
 
