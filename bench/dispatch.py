@@ -30,7 +30,7 @@ With --gateway-root DIR (e.g. a `git archive` of main, unpacked) every configura
 that source, alternating run by run, as "(x0)" rows: a before/after in the same launch. With
 --statements the bench starts its own PostgreSQL with pg_stat_statements loaded, resets it once the
 preload is done and counts the statements the dispatch ran (workers and the API taking receipts,
-the bench's own polling left out), per delivered message; the most frequent go under "Every run".
+the bench's own polling left out), per delivered message; those that took the most execution time go under "Every run".
 It also reads the WAL the dispatch wrote (pg_stat_wal: records, bytes, full-page images per delivered
 message) and, with pg_walinspect, which table or index each record went to (by its first block).
 """
@@ -318,7 +318,7 @@ class Run:
     failure: str | None = None
     statements: int | None = None  # pg_stat_statements calls during the dispatch (--statements)
     transaction_statements: int | None = None  # of which BEGIN / COMMIT / ROLLBACK
-    top_statements: list[tuple[int, str]] = field(default_factory=list)
+    top_statements: list[tuple[int, float, str]] = field(default_factory=list)  # calls, exec ms, query
     wal_records: int | None = None  # pg_stat_wal during the dispatch (--statements)
     wal_fpi: int | None = None
     wal_bytes: int | None = None
@@ -612,21 +612,21 @@ async def count_statements(admin_url: str, database: str, run: Run) -> None:
 
     conn = await asyncpg.connect(admin_url)
     rows = await conn.fetch(
-        "SELECT calls, query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-        " WHERE d.datname = $1 ORDER BY calls DESC",
+        "SELECT calls, total_exec_time, query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = $1 ORDER BY total_exec_time DESC",
         database,
     )
     # The whole server's WAL since the reset: the bench's own polling reads and writes none.
     wal = await conn.fetchrow("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
     await conn.close()
     run.wal_records, run.wal_fpi, run.wal_bytes = int(wal["wal_records"]), int(wal["wal_fpi"]), int(wal["wal_bytes"])
-    ours = [(int(r["calls"]), " ".join(r["query"].split())) for r in rows]
-    ours = [(calls, query) for calls, query in ours if not any(q in query for q in _BENCH_QUERIES)]
-    run.statements = sum(calls for calls, _ in ours)
+    ours = [(int(r["calls"]), float(r["total_exec_time"]), " ".join(r["query"].split())) for r in rows]
+    ours = [(calls, ms, query) for calls, ms, query in ours if not any(q in query for q in _BENCH_QUERIES)]
+    run.statements = sum(calls for calls, _, _ in ours)
     run.transaction_statements = sum(
-        calls for calls, query in ours if query.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))
+        calls for calls, _, query in ours if query.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))
     )
-    run.top_statements = [(calls, query[:110]) for calls, query in ours[:8]]
+    run.top_statements = [(calls, ms, query[:110]) for calls, ms, query in ours[:8]]
     if run.wal_start is not None:
         run.wal_by_relation = await wal_by_relation(admin_url.rsplit("/", 1)[0] + "/" + database, run.wal_start)
 
@@ -818,8 +818,9 @@ def report(args: argparse.Namespace, base: float | None, configs: list[Config], 
                 f" peak {[round(x) for x in r.worker_rss_mb]} MB; statuses {r.statuses}"
                 + (f"; FAILED: {r.failure}" if r.failure else "")
             )
-            for calls, query in r.top_statements:
-                lines.append(f"  - {calls:,} x `{query}`")
+            for calls, ms, query in r.top_statements:
+                per_message = ms * 1000 / r.jobs
+                lines.append(f"  - {calls:,} x, {ms:,.0f} ms executing ({per_message:.1f} us per message): `{query}`")
             if r.wal_by_relation:
                 lines.append(
                     "  - WAL per delivered message by relation (records / bytes): "
