@@ -64,7 +64,7 @@ secrets = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
-MESSAGES_FILLFACTOR = 70
+MESSAGES_FILLFACTOR = 50
 messages = sa.Table(
     "messages",
     metadata,
@@ -113,10 +113,11 @@ messages = sa.Table(
         sqlite_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
         postgresql_where=sa.text("status = 'sent' AND fallback IS NOT NULL"),
     ),
-    # Room on each page for the row's next version: a claim (its lease is in no index) then writes no
-    # index entry at all (a heap-only update), and each later version lands beside the one it replaces.
-    # bench/dispatch.py on PostgreSQL: 0.257 -> 0.241 ms of its CPU and 9.7 -> 7.9 KB of WAL per
-    # delivered message, for a table a third larger on disk.
+    # Room on each page for a new version of every row on it: a claim takes a run of rows accepted
+    # together, and its lease is in no index, so with the room each is a heap-only update (no index
+    # entry at all); later versions land beside the ones they replace. bench/dispatch.py on
+    # PostgreSQL, CPU per delivered message: 0.257 (fillfactor 100) -> 0.241 (70) -> 0.193 ms (50);
+    # the price is disk: the heap grows ~2.1 x as fast as at 100 (docs/DEPLOYMENT.md, "Upgrades").
     postgresql_with={"fillfactor": MESSAGES_FILLFACTOR},
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.store.schema import SCHEMA_VERSION
+from gateway.store.schema import MESSAGES_FILLFACTOR, SCHEMA_VERSION
 from tests.harness import SMS, running_gateway
 from tests.processes import gateway_command
 
@@ -128,7 +128,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
         await gw.wait_status(message_id, {"delivered"})
     if database_url.startswith("postgresql"):  # as a new database is made
         options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
-        assert options == ["fillfactor=70"]
+        assert options == [f"fillfactor={MESSAGES_FILLFACTOR}"]
     await _to_thread(_make_it_old, database_url)
     assert "tz" not in await _columns(database_url, "messages")
     assert "ix_events_message_id" in await _indexes(database_url, "events")
@@ -176,7 +176,7 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == ["C", "C", "C"]
         assert set(collations.values()) == {"C"}, "every String column, not only those made old"
         options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
-        assert options == ["fillfactor=70"]
+        assert options == [f"fillfactor={MESSAGES_FILLFACTOR}"]
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
 
