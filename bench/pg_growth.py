@@ -26,24 +26,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from dispatch import _fresh_database  # noqa: E402
-from pg_floor import create_schema  # noqa: E402
+from pg_floor import MESSAGE_COLUMNS, create_schema, queued_message  # noqa: E402
 
-COLUMNS = [
-    "id",
-    "tenant_id",
-    "idempotency_key",
-    "channel",
-    "to_addr",
-    "content",
-    "category",
-    "user_id",
-    "campaign",
-    "status",
-    "attempt_count",
-    "next_attempt_at",
-    "created_at",
-    "updated_at",
-]
 CONTENT = '{"text": "' + "Your order has shipped: track it at https://example.com/t/abc " * 4 + '"}'
 DISPATCH = (
     "UPDATE messages SET lease_owner = 'worker-1', lease_until = $2 WHERE id = ANY($1::text[])",
@@ -66,26 +50,8 @@ async def heap_sizes(admin_url: str, fillfactor: int, messages: int, days: int) 
         for day in range(days):
             now = time.time()
             ids = [f"msg_{day:02d}{n:024d}" for n in range(messages)]
-            rows = [
-                (
-                    mid,
-                    "t",
-                    f"k{day}-{n}",
-                    "sms",
-                    f"+861380{n:07d}",
-                    CONTENT,
-                    "marketing",
-                    f"u{n}",
-                    "spring",
-                    "queued",
-                    0,
-                    now,
-                    now,
-                    now,
-                )
-                for n, mid in enumerate(ids)
-            ]
-            await conn.copy_records_to_table("messages", records=rows, columns=COLUMNS)
+            rows = [queued_message(mid, day * messages + n, now, CONTENT) for n, mid in enumerate(ids)]
+            await conn.copy_records_to_table("messages", records=rows, columns=MESSAGE_COLUMNS)
             for start in range(0, messages, 200):
                 batch = ids[start : start + 200]
                 for statement in DISPATCH:
