@@ -15,7 +15,14 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.schema import BYTEWISE, MESSAGES_FILLFACTOR, SCHEMA_VERSION, metadata, schema_version
+from gateway.store.schema import (
+    BYTEWISE,
+    MESSAGES_FILLFACTOR,
+    PROVIDER_REF_INDEXES,
+    SCHEMA_VERSION,
+    metadata,
+    schema_version,
+)
 
 # Any constant shared by every process of every build: concurrent starts migrate one at a time.
 _POSTGRES_MIGRATION_LOCK = 0x6477_6D69_6772  # "dwmigr"
@@ -36,12 +43,23 @@ def _bytewise_strings_and_fewer_index_entries_per_message(conn: Connection) -> N
     # The additive pass has made ix_messages_tenant_failed_updated, of failures only.
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_messages_tenant_status_updated"))
     conn.execute(sa.text("DROP INDEX IF EXISTS ix_attempts_message_id"))
-    if conn.dialect.name != "postgresql":
-        return  # SQLite compares bytewise already, and fills its pages as it will
-    # Pages written from now on keep room for their rows' next versions; those full already stay so.
-    conn.execute(sa.text(f"ALTER TABLE messages SET (fillfactor = {MESSAGES_FILLFACTOR})"))
-    # A changed collation keeps each row as it is: PostgreSQL rebuilds the indexes on these columns
-    # (holding the table's lock meanwhile), it does not rewrite the tables.
+    # Same names, now partial: dropped before the collation's change would rebuild them, made again
+    # from the schema after it.
+    for name in PROVIDER_REF_INDEXES:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+    if conn.dialect.name == "postgresql":
+        _bytewise_strings(conn)
+        # Pages written from now on keep room for their rows' next versions; those full already stay so.
+        conn.execute(sa.text(f"ALTER TABLE messages SET (fillfactor = {MESSAGES_FILLFACTOR})"))
+    indexes = {str(index.name): index for table in metadata.tables.values() for index in table.indexes}
+    for name in PROVIDER_REF_INDEXES:
+        indexes[name].create(conn)
+
+
+def _bytewise_strings(conn: Connection) -> None:
+    """Every String column of the schema COLLATE "C" (SQLite compares bytewise already). A changed
+    collation keeps each row as it is: PostgreSQL rebuilds the indexes on these columns (holding the
+    table's lock meanwhile), it does not rewrite the tables."""
     collations = {
         (table, column): collation
         for table, column, collation in conn.execute(

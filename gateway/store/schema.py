@@ -22,7 +22,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # 4: on PostgreSQL every String column compares bytewise (COLLATE "C", see the end of this module);
 #    attempts are found by message through uq_attempts_message_number, and the failure window's index
 #    holds failures only (STEPS[4] drops ix_attempts_message_id, which held the same first column, and
-#    ix_messages_tenant_status_updated, which held every message); messages' pages keep room for
+#    ix_messages_tenant_status_updated, which held every message); the provider-id indexes hold
+#    only rows that have one (or, for receipts, only those held); messages' pages keep room for
 #    updates (fillfactor, on pages written from then on).
 SCHEMA_VERSION = 4
 
@@ -105,7 +106,6 @@ messages = sa.Table(
     sa.Index("ix_messages_tenant_to", "tenant_id", "to_addr", "id"),
     sa.Index("ix_messages_tenant_user", "tenant_id", "user_id", "id"),
     sa.Index("ix_messages_tenant_status", "tenant_id", "status", "id"),
-    sa.Index("ix_messages_provider_ref", "provider", "provider_message_id"),
     # Sent jobs that may still fall back, by the deadline for their receipt (kept in next_attempt_at).
     sa.Index(
         "ix_messages_receipt_due",
@@ -141,8 +141,6 @@ attempts = sa.Table(
     sa.Column("cost", sa.Float),
     sa.Column("currency", sa.String(3)),
     sa.UniqueConstraint("message_id", "number", name="uq_attempts_message_number"),
-    # Late receipts of an attempt the job has since moved on from are matched through it.
-    sa.Index("ix_attempts_provider_ref", "provider", "provider_message_id"),
 )
 
 receipts = sa.Table(
@@ -164,7 +162,6 @@ receipts = sa.Table(
     sa.Column("occurred_at", sa.Float),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("raw", sa.Text),
-    sa.Index("ix_receipts_provider_ref", "provider", "provider_message_id"),
 )
 
 # Segments of a long SMS that the provider numbered apart (SMPP gives each submit_sm its own id): a
@@ -208,6 +205,38 @@ sa.Index(
     sqlite_where=HANDING_OFF,
     postgresql_where=HANDING_OFF,
 )
+
+# Receipts find what they name by the provider's id, which a message and an attempt get only from
+# the provider's answer; a receipt is looked up by it only while it is held for a send not yet
+# recorded. Rows without one are left out: the accept, the hand-off's mark, the attempt's insert and
+# every receipt matched at once write no entry to these. A lookup reaches each by naming its
+# condition. Late receipts of an attempt the job has since moved on from are matched through
+# ix_attempts_provider_ref.
+MESSAGE_HAS_REF = messages.c.provider_message_id.is_not(None)
+ATTEMPT_HAS_REF = attempts.c.provider_message_id.is_not(None)
+HELD = receipts.c.message_id.is_(None)
+sa.Index(
+    "ix_messages_provider_ref",
+    messages.c.provider,
+    messages.c.provider_message_id,
+    sqlite_where=MESSAGE_HAS_REF,
+    postgresql_where=MESSAGE_HAS_REF,
+)
+sa.Index(
+    "ix_attempts_provider_ref",
+    attempts.c.provider,
+    attempts.c.provider_message_id,
+    sqlite_where=ATTEMPT_HAS_REF,
+    postgresql_where=ATTEMPT_HAS_REF,
+)
+sa.Index(
+    "ix_receipts_provider_ref",
+    receipts.c.provider,
+    receipts.c.provider_message_id,
+    sqlite_where=HELD,
+    postgresql_where=HELD,
+)
+PROVIDER_REF_INDEXES = ("ix_messages_provider_ref", "ix_attempts_provider_ref", "ix_receipts_provider_ref")
 
 # Failure reports and the console read a window of failed messages by when they ended; with the
 # default grouping's columns in it, a month of failures is counted from the index alone. Only failures

@@ -16,6 +16,14 @@ def _make_it_old(database_url: str) -> None:
     PostgreSQL, identifiers in the database's collation."""
     statements = [
         "CREATE INDEX ix_attempts_message_id ON attempts (message_id)",
+        *(
+            statement
+            for table in ("messages", "attempts", "receipts")
+            for statement in (
+                f"DROP INDEX ix_{table}_provider_ref",
+                f"CREATE INDEX ix_{table}_provider_ref ON {table} (provider, provider_message_id)",
+            )
+        ),
         "DROP INDEX ix_messages_tenant_status",
         "DROP INDEX ix_events_message_not_click",
         "CREATE INDEX ix_events_message_id ON events (message_id)",
@@ -105,6 +113,15 @@ async def _indexes(database_url: str, table: str) -> set[str]:
     return {row["indexname"] for row in rows}
 
 
+async def _index_condition(database_url: str, name: str) -> str:
+    """The WHERE of an index's definition, as the database states it ("" for a full index)."""
+    if database_url.startswith("sqlite"):
+        definition = await _scalar(database_url, f"SELECT sql FROM sqlite_master WHERE name = '{name}'")
+    else:
+        definition = await _scalar(database_url, f"SELECT indexdef FROM pg_indexes WHERE indexname = '{name}'")
+    return str(definition).partition(" WHERE ")[2]
+
+
 async def _scalar(database_url: str, query: str) -> object:
     if database_url.startswith("sqlite"):
         import sqlite3
@@ -134,6 +151,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
     assert "ix_events_message_id" in await _indexes(database_url, "events")
     assert "ix_messages_due" in await _indexes(database_url, "messages")
     assert "ix_attempts_message_id" in await _indexes(database_url, "attempts")
+    assert await _index_condition(database_url, "ix_messages_provider_ref") == ""
     if database_url.startswith("postgresql"):
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == [None, None, None]
@@ -171,6 +189,14 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
     assert "ix_messages_due" not in queue_indexes
     assert {"last_used_at"} <= await _columns(database_url, "api_keys")
     assert "ix_attempts_message_id" not in await _indexes(database_url, "attempts")
+    # Rows without the provider's id (or, for receipts, every one matched at once) are left out.
+    tables = ("messages", "attempts", "receipts")
+    conditions = [await _index_condition(database_url, f"ix_{table}_provider_ref") for table in tables]
+    assert [c.strip("()").lower() for c in conditions] == [
+        "provider_message_id is not null",
+        "provider_message_id is not null",
+        "message_id is null",
+    ]
     if database_url.startswith("postgresql"):
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == ["C", "C", "C"]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from gateway.domain.failures import FAILURE_STATUSES
 from gateway.store.records import MessageFilter
 from gateway.store.sql import failures, leases, messages, outcomes, receipts, webhook_outbox
-from gateway.store.sql.common import compiled_query
+from gateway.store.sql.common import compiled_query, listed
 from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
 
@@ -303,3 +303,55 @@ async def test_the_failure_report_reads_failed_messages_only(
     assert len(plans) == 2, plans  # the groups, and the samples of the one group
     for plan in plans:
         assert "ix_messages_tenant_failed_updated" in plan, plan
+
+
+_COUNT_TO_60000 = (
+    "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+)
+
+
+def _provider_ref_plans(conn: Any) -> dict[str, str]:
+    """The plans of the lookups by the provider's id over 60,000 sent messages with an attempt and a
+    receipt each (30 receipts held), and 60,000 queued ones without a provider id yet."""
+    conn.exec_driver_sql(
+        "INSERT INTO messages (id, tenant_id, channel, to_addr, content, category, status, provider,"
+        " provider_message_id, next_attempt_at, created_at, updated_at, attempt_count)"
+        " SELECT 'msg_' || n, 't', 'sms', '+8613912345678', '{}', 'marketing', 'sent', 'sandbox', 'SBX' || n,"
+        f" n, n, n, 1 FROM {_COUNT_TO_60000}"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO messages (id, tenant_id, channel, to_addr, content, category, status,"
+        " next_attempt_at, created_at, updated_at, attempt_count)"
+        f" SELECT 'msq_' || n, 't', 'sms', '+8613912345678', '{{}}', 'marketing', 'queued', n, n, n, 0"
+        f" FROM {_COUNT_TO_60000}"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO attempts (message_id, number, channel, provider, started_at, outcome, provider_message_id)"
+        f" SELECT 'msg_' || n, 1, 'sms', 'sandbox', n, 'sent', 'SBX' || n FROM {_COUNT_TO_60000}"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO receipts (dedup_key, provider, provider_message_id, message_id, status, received_at)"
+        " SELECT 'sandbox:' || n, 'sandbox', 'SBX' || n, CASE WHEN n % 2000 = 0 THEN NULL ELSE 'msg_' || n END,"
+        f" 'delivered', n FROM {_COUNT_TO_60000}"
+    )
+    conn.exec_driver_sql("ANALYZE" if conn.dialect.name == "sqlite" else "ANALYZE messages, attempts, receipts")
+    params = {"provider": "sandbox", "pmids": listed(conn, [f"SBX{n}" for n in range(30000, 30200)])}
+    plans = {}
+    for name in ("_BY_PROVIDER_ID", "_BY_EARLIER_ATTEMPT", "_HELD"):
+        sql, values = compiled_query(getattr(receipts, name), conn.dialect, params)
+        assert conn.exec_driver_sql(sql, values).all(), name
+        plans[name] = _explain_sql(conn, sql, values)
+    return plans
+
+
+async def test_receipts_find_their_message_by_provider_id_in_indexes_of_rows_that_have_one(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        plans = await gw.gateway.store.db.write(_provider_ref_plans)
+    assert "ix_messages_provider_ref" in plans["_BY_PROVIDER_ID"], plans["_BY_PROVIDER_ID"]
+    assert "ix_attempts_provider_ref" in plans["_BY_EARLIER_ATTEMPT"], plans["_BY_EARLIER_ATTEMPT"]
+    # Held receipts are few: found through the held ones' own index, or seeking message_id IS NULL.
+    held = plans["_HELD"]
+    assert "ix_receipts_provider_ref" in held or "ix_receipts_message_id (message_id=?)" in held, held
+    assert "SCAN receipts" not in held and "Seq Scan on receipts" not in held, held

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain import receipts as rules
 from gateway.domain.models import RECEIPTED, Status
 from gateway.store.records import Outcome, ReceiptRecord
-from gateway.store.schema import attempts, message_parts, messages, receipts
+from gateway.store.schema import ATTEMPT_HAS_REF, HELD, MESSAGE_HAS_REF, attempts, message_parts, messages, receipts
 from gateway.store.sql import batches
 from gateway.store.sql.common import Room, any_of, dialect_insert, fetch_compiled, listed
 
@@ -31,7 +31,9 @@ _SEEN_AND_KNOWN = sa.union_all(
     sa.select(sa.literal_column("'message'"), messages.c.id).where(any_of(messages.c.id, "ids")),
 )
 _BY_PROVIDER_ID = sa.select(messages.c.id, messages.c.provider_message_id).where(
-    messages.c.provider == sa.bindparam("provider", type_=sa.String), any_of(messages.c.provider_message_id, "pmids")
+    messages.c.provider == sa.bindparam("provider", type_=sa.String),
+    MESSAGE_HAS_REF,
+    any_of(messages.c.provider_message_id, "pmids"),
 )
 _BY_EARLIER_ATTEMPT = (
     sa.select(
@@ -43,6 +45,7 @@ _BY_EARLIER_ATTEMPT = (
     .join(messages, messages.c.id == attempts.c.message_id)
     .where(
         attempts.c.provider == sa.bindparam("provider", type_=sa.String),
+        ATTEMPT_HAS_REF,
         any_of(attempts.c.provider_message_id, "pmids"),
     )
 )
@@ -355,7 +358,7 @@ def _messages_with_every_part_delivered(conn: Connection, matched: Sequence[tupl
 
 # Receipts held for sends not yet recorded, of one provider, among a list of its message ids.
 _HELD = sa.select(receipts).where(
-    receipts.c.message_id.is_(None),
+    HELD,
     receipts.c.provider == sa.bindparam("provider", type_=sa.String),
     any_of(receipts.c.provider_message_id, "pmids"),
 )
