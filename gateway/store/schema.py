@@ -115,9 +115,10 @@ messages = sa.Table(
     ),
     # Room on each page for a new version of every row on it: a claim takes a run of rows accepted
     # together, and its lease is in no index, so with the room each is a heap-only update (no index
-    # entry at all); later versions land beside the ones they replace. bench/dispatch.py on
-    # PostgreSQL, CPU per delivered message: 0.257 (fillfactor 100) -> 0.241 (70) -> 0.193 ms (50);
-    # the price is disk: the heap grows ~2.1 x as fast as at 100 (docs/DEPLOYMENT.md, "Upgrades").
+    # entry at all); later versions land beside the ones they replace. bench/dispatch.py, PostgreSQL's
+    # CPU per delivered message, each against the one before in one launch: 100 -> 70, -6 %; 70 -> 50,
+    # -12 %. The price is disk: the heap grows ~2.1 x as fast as at 100 (bench/pg_growth.py,
+    # docs/DEPLOYMENT.md "Upgrades").
     postgresql_with={"fillfactor": MESSAGES_FILLFACTOR},
 )
 
