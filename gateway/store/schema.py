@@ -216,28 +216,16 @@ sa.Index(
 MESSAGE_HAS_REF = messages.c.provider_message_id.is_not(None)
 ATTEMPT_HAS_REF = attempts.c.provider_message_id.is_not(None)
 HELD = receipts.c.message_id.is_(None)
-sa.Index(
-    "ix_messages_provider_ref",
-    messages.c.provider,
-    messages.c.provider_message_id,
-    sqlite_where=MESSAGE_HAS_REF,
-    postgresql_where=MESSAGE_HAS_REF,
-)
-sa.Index(
-    "ix_attempts_provider_ref",
-    attempts.c.provider,
-    attempts.c.provider_message_id,
-    sqlite_where=ATTEMPT_HAS_REF,
-    postgresql_where=ATTEMPT_HAS_REF,
-)
-sa.Index(
-    "ix_receipts_provider_ref",
-    receipts.c.provider,
-    receipts.c.provider_message_id,
-    sqlite_where=HELD,
-    postgresql_where=HELD,
-)
-PROVIDER_REF_INDEXES = ("ix_messages_provider_ref", "ix_attempts_provider_ref", "ix_receipts_provider_ref")
+PROVIDER_REF_INDEXES: list[str] = []
+for _table, _condition in ((messages, MESSAGE_HAS_REF), (attempts, ATTEMPT_HAS_REF), (receipts, HELD)):
+    _index = sa.Index(
+        f"ix_{_table.name}_provider_ref",
+        _table.c.provider,
+        _table.c.provider_message_id,
+        sqlite_where=_condition,
+        postgresql_where=_condition,
+    )
+    PROVIDER_REF_INDEXES.append(str(_index.name))
 
 # Failure reports and the console read a window of failed messages by when they ended; with the
 # default grouping's columns in it, a month of failures is counted from the index alone. Only failures
