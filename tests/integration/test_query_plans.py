@@ -29,6 +29,13 @@ CASES = [
 ]
 
 
+# The numbers 1 to 60,000 as rows of `s(n)`, for building tables on either engine (SQLite has no
+# generate_series).
+_COUNT_TO_60000 = (
+    "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+)
+
+
 def _explain(conn: Any, query: Any) -> str:
     return _explain_sql(conn, str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))
 
@@ -74,7 +81,7 @@ def _unreceipted_plan(conn: Any) -> str:
         " next_attempt_at, created_at, updated_at, attempt_count)"
         " SELECT 'msg_' || n, 't', 'sms', '+8613912345678', '{}', 'marketing', 'sent',"
         " CASE WHEN n % 1000 = 0 THEN 'voice' END, n, n, n, 1"
-        " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+        f" FROM {_COUNT_TO_60000}"
     )
     conn.exec_driver_sql("ANALYZE messages" if conn.dialect.name == "postgresql" else "ANALYZE")
     assert len(outcomes.unreceipted_sends(conn, ["sms"], 1e12, 500)) == 60
@@ -122,7 +129,7 @@ def _queue_plans(conn: Any) -> dict[str, str]:
         " SELECT 'msg_' || n, 't', 'sms', '+8613912345678', '{}', 'marketing',"
         " CASE WHEN n % 20 = 0 THEN 'queued' WHEN n % 2000 = 1 THEN 'sending' ELSE 'delivered' END,"
         " n, n, n, 1"
-        " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+        f" FROM {_COUNT_TO_60000}"
     )
     assert len(leases.claim_due(conn, "w1", 1e12, 200, 2e12)) == 200  # the statement itself runs
     if conn.dialect.name == "postgresql":
@@ -223,14 +230,9 @@ def _work_of_a_poll_without_subscriptions(conn: Any) -> int:
     outbox's position: SQLite's virtual-machine steps (a seek is a few dozen; reading the events,
     hundreds of thousands), PostgreSQL's rows of `events` read (kept or filtered out)."""
     sqlite = conn.dialect.name == "sqlite"
-    numbers = (
-        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s"
-        if sqlite
-        else "SELECT n FROM generate_series(1, 60000) AS n"
-    )
     conn.exec_driver_sql(
         f"INSERT INTO events (tenant_id, message_id, at, type, status) SELECT 't', 'msg_' || n, n, 'status', 'sent'"
-        f" FROM ({numbers}) AS s"
+        f" FROM {_COUNT_TO_60000}"
     )
     conn.exec_driver_sql("INSERT INTO webhook_outbox (name, last_event_id) VALUES ('events', 0)")
     conn.exec_driver_sql("ANALYZE")
@@ -276,7 +278,7 @@ def _failure_report_plans(conn: Any, statuses: tuple[str, ...]) -> tuple[list[di
         " CASE WHEN n % 97 = 0 THEN 'failed' ELSE 'delivered' END,"
         " CASE WHEN n % 97 = 0 THEN 'provider.rejected' END, 'sandbox', CASE WHEN n % 97 = 0 THEN '21610' END,"
         " n, n, n, 1"
-        " FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
+        f" FROM {_COUNT_TO_60000}"
     )
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ANALYZE messages")
@@ -303,11 +305,6 @@ async def test_the_failure_report_reads_failed_messages_only(
     assert len(plans) == 2, plans  # the groups, and the samples of the one group
     for plan in plans:
         assert "ix_messages_tenant_failed_updated" in plan, plan
-
-
-_COUNT_TO_60000 = (
-    "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 60000) SELECT n FROM s) AS s"
-)
 
 
 def _provider_ref_plans(conn: Any) -> dict[str, str]:
