@@ -35,11 +35,13 @@ def _make_it_old(database_url: str) -> None:
         "DROP TABLE conversions",
         "DELETE FROM schema_version",
     ]
-    old_collation = [
-        f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "default"'
-        for table, column, length in _BYTEWISE_AFTER_UPGRADE
+    postgresql_only = [
+        *(
+            f'ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR({length}) COLLATE "default"'
+            for table, column, length in _BYTEWISE_AFTER_UPGRADE
+        ),
+        "ALTER TABLE messages RESET (fillfactor)",
     ]
-    old_collation.append("ALTER TABLE messages RESET (fillfactor)")
     if database_url.startswith("sqlite"):
         import sqlite3
 
@@ -54,7 +56,7 @@ def _make_it_old(database_url: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(database_url)
         try:
-            for statement in statements + old_collation:
+            for statement in statements + postgresql_only:
                 await conn.execute(statement)
         finally:
             await conn.close()
@@ -122,6 +124,11 @@ async def _index_condition(database_url: str, name: str) -> str:
     return str(definition).partition(" WHERE ")[2]
 
 
+async def _messages_options(database_url: str) -> object:
+    """The storage options of `messages` on PostgreSQL (None when it has none)."""
+    return await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+
+
 async def _scalar(database_url: str, query: str) -> object:
     if database_url.startswith("sqlite"):
         import sqlite3
@@ -144,7 +151,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
         message_id = (await first.json())["id"]
         await gw.wait_status(message_id, {"delivered"})
     if database_url.startswith("postgresql"):  # as a new database is made
-        options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+        options = await _messages_options(database_url)
         assert options == [f"fillfactor={MESSAGES_FILLFACTOR}"]
     await _to_thread(_make_it_old, database_url)
     assert "tz" not in await _columns(database_url, "messages")
@@ -155,7 +162,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
     if database_url.startswith("postgresql"):
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == [None, None, None]
-        assert await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'") is None
+        assert await _messages_options(database_url) is None
     return message_id
 
 
@@ -201,7 +208,7 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         collations = await _collations(database_url)
         assert [collations[(t, c)] for t, c, _ in _BYTEWISE_AFTER_UPGRADE] == ["C", "C", "C"]
         assert set(collations.values()) == {"C"}, "every String column, not only those made old"
-        options = await _scalar(database_url, "SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+        options = await _messages_options(database_url)
         assert options == [f"fillfactor={MESSAGES_FILLFACTOR}"]
     assert await _scalar(database_url, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
