@@ -17,7 +17,9 @@ from sqlalchemy.engine import Connection
 
 from gateway.store.schema import (
     BYTEWISE,
+    KEY_COLUMNS,
     MESSAGES_FILLFACTOR,
+    MOVED_MESSAGE_INDEXES,
     PROVIDER_REF_INDEXES,
     SCHEMA_VERSION,
     metadata,
@@ -80,11 +82,21 @@ def _bytewise_strings(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} {', '.join(changes)}"))
 
 
+def _lookup_keys_in_their_own_table(conn: Connection) -> None:
+    # The additive pass has made message_keys (empty, with its indexes); every message's keys go
+    # there, and the indexes of `messages` that held them go.
+    columns = ", ".join(KEY_COLUMNS)
+    conn.execute(sa.text(f"INSERT INTO message_keys (message_id, {columns}) SELECT id, {columns} FROM messages"))
+    for name in MOVED_MESSAGE_INDEXES:
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+
+
 # version -> the step that brings version-1 to version. Version 1 is the first published schema.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _events_index_by_message_without_clicks,
     3: _queue_indexes_of_waiting_jobs_only,
     4: _bytewise_strings_and_fewer_index_entries_per_message,
+    5: _lookup_keys_in_their_own_table,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.store.schema import MESSAGES_FILLFACTOR, SCHEMA_VERSION
+from gateway.store.schema import MESSAGES_FILLFACTOR, MOVED_MESSAGE_INDEXES, SCHEMA_VERSION
 from tests.harness import SMS, running_gateway
 from tests.processes import gateway_command
 
@@ -12,9 +12,17 @@ from tests.processes import gateway_command
 def _make_it_old(database_url: str) -> None:
     """What an older build left behind: no `tz` column, one index and one table missing, no version row,
     the events' index by message of schema version 1 (clicks in it), the queue's index of schema
-    version 2 (every message by status), and of version 3 the attempts' index by message and, on
-    PostgreSQL, identifiers in the database's collation."""
+    version 2 (every message by status), of version 3 the attempts' index by message and, on
+    PostgreSQL, identifiers in the database's collation, and of version 4 the lookup keys' indexes on
+    `messages` (no message_keys)."""
     statements = [
+        "DROP TABLE message_keys",
+        "CREATE UNIQUE INDEX uq_messages_tenant_idempotency ON messages (tenant_id, idempotency_key)",
+        "CREATE INDEX ix_messages_tenant_id ON messages (tenant_id, id)",
+        *(
+            f"CREATE INDEX ix_messages_tenant_{name} ON messages (tenant_id, {column}, id)"
+            for name, column in (("campaign", "campaign"), ("to", "to_addr"), ("user", "user_id"))
+        ),
         "CREATE INDEX ix_attempts_message_id ON attempts (message_id)",
         *(
             statement
@@ -158,6 +166,7 @@ async def _old_database(tmp_path: Path, database_url: str) -> str:
     assert "ix_events_message_id" in await _indexes(database_url, "events")
     assert "ix_messages_due" in await _indexes(database_url, "messages")
     assert "ix_attempts_message_id" in await _indexes(database_url, "attempts")
+    assert set(MOVED_MESSAGE_INDEXES) <= await _indexes(database_url, "messages")
     assert await _index_condition(database_url, "ix_messages_provider_ref") == ""
     if database_url.startswith("postgresql"):
         collations = await _collations(database_url)
@@ -188,6 +197,14 @@ async def test_an_old_database_is_upgraded_at_start_and_keeps_its_messages(tmp_p
         assert conversion.status in (200, 201), await conversion.text()
         listed = await (await gw.get("/v1/messages?status=delivered")).json()
         assert message_id in [m["id"] for m in listed["data"]]
+        # Found by its keys, moved to message_keys by the upgrade.
+        by_campaign = await (await gw.get("/v1/messages?campaign=before-upgrade")).json()
+        assert [m["id"] for m in by_campaign["data"]] == [message_id]
+        by_address = await (await gw.get("/v1/messages", params={"to": SMS["to"]})).json()
+        assert message_id in [m["id"] for m in by_address["data"]]
+    moved = set(MOVED_MESSAGE_INDEXES)
+    assert not moved & await _indexes(database_url, "messages")
+    assert {name.replace("messages", "message_keys") for name in moved} <= await _indexes(database_url, "message_keys")
     assert {"tz"} <= await _columns(database_url, "messages")
     indexes = await _indexes(database_url, "events")
     assert "ix_events_message_not_click" in indexes and "ix_events_message_id" not in indexes

@@ -16,75 +16,53 @@ from sqlalchemy.engine import Connection
 from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
-from gateway.store.schema import events, messages
+from gateway.store.schema import KEY_COLUMNS, events, message_keys, messages
 from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
 from gateway.store.wakeups import notify_work
 
 # Built once: a single job's commit (a trickle's) spent more building these than running them. One
 # equality on tenant plus IN on keys, so the unique index serves it (a row-value IN over both columns
 # makes SQLite scan the table).
-_KEY_OWNERS = sa.select(messages.c.id, messages.c.idempotency_key).where(
-    messages.c.tenant_id == sa.bindparam("tenant_id"),
-    any_of(messages.c.idempotency_key, "keys"),
+_KEY_OWNERS = sa.select(message_keys.c.message_id, message_keys.c.idempotency_key).where(
+    message_keys.c.tenant_id == sa.bindparam("tenant_id"),
+    any_of(message_keys.c.idempotency_key, "keys"),
 )
-_INSERTS = {
-    name: insert(messages).on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+# A job's keys, from the columns of its row (its id is the key row's message_id): a reused idempotency
+# key loses here, before the job's row is written.
+_KEY_SOURCES = ("id", *KEY_COLUMNS)
+_KEY_VALUES: dict[str, Any] = {
+    "message_id": sa.bindparam("id"),
+    **{column: sa.bindparam(column) for column in KEY_COLUMNS},
+}
+_KEY_INSERTS = {
+    name: insert(message_keys)
+    .values(_KEY_VALUES)
+    .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
     for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
+_KEY_TAKEOVER = message_keys.insert().values(_KEY_VALUES)  # a key whose retention ran out, taken by a new job
 
 
 def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float) -> list[AcceptOutcome]:
-    """Insert accepted jobs in one statement, and their events (each job's status, a recipient's job's
-    channel choice too) in another; a reused idempotency key loses to the stored row."""
+    """Insert accepted jobs' keys in one statement, their rows in another, and their events (each job's
+    status, a recipient's job's channel choice too) in a third; a reused idempotency key loses to the
+    stored row."""
     # A recipient's job's row carries its choice under a key that is no column: the insert names the
     # columns, so the rows go as they are (no copy of each without that key).
     columns = [key for key in rows[0] if key != CHANNEL_CHOICE]
-    executemany_fast(conn, "accept", _INSERTS[conn.dialect.name], rows, columns)
+    executemany_fast(conn, "accept-keys", _KEY_INSERTS[conn.dialect.name], rows, _KEY_SOURCES)
     outcomes = [AcceptOutcome("accepted", row) for row in rows]
-    keyed = [i for i, row in enumerate(rows) if row["idempotency_key"] is not None]
-    if keyed:
-        keys_by_tenant: dict[str, set[str]] = defaultdict(set)
-        for i in keyed:
-            keys_by_tenant[rows[i]["tenant_id"]].add(rows[i]["idempotency_key"])
-        # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
-        owner: dict[tuple[str, str], str] = {}
-        for tenant_id, keys in keys_by_tenant.items():
-            params = {"tenant_id": tenant_id, "keys": listed(conn, sorted(keys))}
-            for message_id, key in fetch_compiled(conn, _KEY_OWNERS, params):
-                owner[(tenant_id, key)] = message_id
-        lost = [i for i in keyed if owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] != rows[i]["id"]]
-        existing = {}
-        if lost:
-            existing = {
-                r["id"]: dict(r)
-                for r in conn.execute(
-                    sa.select(messages).where(
-                        messages.c.id.in_([owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] for i in lost])
-                    )
-                ).mappings()
-            }
-        stale: list[int] = []
-        for i in lost:
-            row = rows[i]
-            found = existing[owner[(row["tenant_id"], row["idempotency_key"])]]
-            if found["idempotency_expires_at"] is not None and found["idempotency_expires_at"] < now:
-                stale.append(i)
-            elif found["request_hash"] == row["request_hash"]:
-                outcomes[i] = AcceptOutcome("replay", found)
-            else:
-                outcomes[i] = AcceptOutcome("mismatch", found)
-        if stale:
-            # The retention window of the old key has passed: it may be used again.
-            for i in stale:
-                conn.execute(
-                    messages.update()
-                    .where(
-                        messages.c.tenant_id == rows[i]["tenant_id"],
-                        messages.c.idempotency_key == rows[i]["idempotency_key"],
-                    )
-                    .values(idempotency_key=None)
-                )
-            conn.execute(messages.insert(), [{key: rows[i][key] for key in columns} for i in stale])
+    owner = _key_owners(conn, rows)
+    lost = [
+        i for i, row in enumerate(rows) if owner.get((row["tenant_id"], row["idempotency_key"]), row["id"]) != row["id"]
+    ]
+    # Every job whose keys were written (all of them, but for one whose key is taken) is written whole.
+    taken = {rows[i]["id"] for i in lost}
+    kept = [row for row in rows if row["id"] not in taken] if taken else rows
+    if kept:
+        executemany_fast(conn, "accept", messages.insert(), kept, columns)
+    if lost:
+        _settle_taken_keys(conn, rows, lost, owner, outcomes, columns, now)
     accepted = [o.row for o in outcomes if o.kind == "accepted"]
     if accepted:
         entries = []
@@ -106,6 +84,56 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
         executemany_fast(conn, "accept-event", events.insert(), entries)
         notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
+
+
+def _key_owners(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(tenant, idempotency key) -> the message that holds the key, for the keys the rows name."""
+    keys_by_tenant: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row["idempotency_key"] is not None:
+            keys_by_tenant[row["tenant_id"]].add(row["idempotency_key"])
+    # Only ids first: nearly every key is new, and whole rows are needed just for the rest.
+    owner: dict[tuple[str, str], str] = {}
+    for tenant_id, keys in keys_by_tenant.items():
+        params = {"tenant_id": tenant_id, "keys": listed(conn, sorted(keys))}
+        for message_id, key in fetch_compiled(conn, _KEY_OWNERS, params):
+            owner[(tenant_id, key)] = message_id
+    return owner
+
+
+def _settle_taken_keys(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    lost: Sequence[int],
+    owner: dict[tuple[str, str], str],
+    outcomes: list[AcceptOutcome],
+    columns: Sequence[str],
+    now: float,
+) -> None:
+    """A job whose key another message holds: a replay of it, a mismatch, or (the key's retention has
+    run out) the key's new holder."""
+    holders = {owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] for i in lost}
+    existing = {
+        r["id"]: dict(r) for r in conn.execute(sa.select(messages).where(messages.c.id.in_(holders))).mappings()
+    }
+    stale: list[int] = []
+    for i in lost:
+        row = rows[i]
+        found = existing[owner[(row["tenant_id"], row["idempotency_key"])]]
+        if found["idempotency_expires_at"] is not None and found["idempotency_expires_at"] < now:
+            stale.append(i)
+        elif found["request_hash"] == row["request_hash"]:
+            outcomes[i] = AcceptOutcome("replay", found)
+        else:
+            outcomes[i] = AcceptOutcome("mismatch", found)
+    if stale:
+        # The retention window of the old key has passed: it may be used again.
+        for i in stale:
+            old_holder = owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])]
+            for table, id_column in ((message_keys, message_keys.c.message_id), (messages, messages.c.id)):
+                conn.execute(table.update().where(id_column == old_holder).values(idempotency_key=None))
+        executemany_fast(conn, "accept-key-takeover", _KEY_TAKEOVER, [rows[i] for i in stale], _KEY_SOURCES)
+        executemany_fast(conn, "accept", messages.insert(), [rows[i] for i in stale], columns)
 
 
 def _choice_event(row: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,18 @@ from sqlalchemy.engine import Connection
 
 from gateway.domain.models import FAILED, SENT, Status
 from gateway.domain.tracking import METADATA_DIMENSION, RECIPIENT_STATE, RecipientState
-from gateway.store.schema import NOT_A_CLICK, attempts, claims, clicks, conversions, events, links, messages
-from gateway.store.sql.common import Room
+from gateway.store.schema import (
+    NOT_A_CLICK,
+    attempts,
+    claims,
+    clicks,
+    conversions,
+    events,
+    links,
+    message_keys,
+    messages,
+)
+from gateway.store.sql.common import Room, keyed
 from gateway.store.sql.recipients import sleeping_users
 
 # The plain dimensions of the campaign report are the messages column of that name.
@@ -218,7 +228,7 @@ class _Report:
 def campaign_report(
     conn: Connection, tenant_id: str, campaign: str, group_by: Sequence[str], sleeping: SleepingWindow = None
 ) -> list[dict[str, Any]]:
-    scope = sa.and_(messages.c.tenant_id == tenant_id, messages.c.campaign == campaign)
+    scope = keyed(tenant_id, message_keys.c.campaign == campaign)
     dims = [(name, dimension(conn, name, tenant_id, sleeping)) for name in group_by]
     return _Report(conn, scope, dims).run()
 
@@ -227,7 +237,7 @@ def campaign_totals(conn: Connection, tenant_id: str, campaigns: Sequence[str]) 
     """The report's totals for each of the campaigns, grouped by campaign (one set of queries for all)."""
     if not campaigns:
         return []
-    scope = sa.and_(messages.c.tenant_id == tenant_id, messages.c.campaign.in_(sorted(campaigns)))
+    scope = keyed(tenant_id, message_keys.c.campaign.in_(sorted(campaigns)))
     return _Report(conn, scope, [("campaign", messages.c.campaign)]).run()
 
 
@@ -273,12 +283,12 @@ def campaign_names(conn: Connection, tenant_id: str, limit: int = 200, after: st
     so the list costs the number of campaigns, not the number of messages."""
     names: list[str] = []
     while len(names) < limit:
-        query = sa.select(messages.c.campaign).where(
-            messages.c.tenant_id == tenant_id, messages.c.campaign.is_not(None)
+        query = sa.select(message_keys.c.campaign).where(
+            message_keys.c.tenant_id == tenant_id, message_keys.c.campaign.is_not(None)
         )
         if after is not None:
-            query = query.where(messages.c.campaign > after)
-        after = conn.execute(query.order_by(messages.c.campaign).limit(1)).scalar()
+            query = query.where(message_keys.c.campaign > after)
+        after = conn.execute(query.order_by(message_keys.c.campaign).limit(1)).scalar()
         if after is None:
             break
         names.append(after)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from gateway.store.database import Compilable, Database, compiled_query
-from gateway.store.schema import events
+from gateway.store.schema import events, message_keys, messages
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
@@ -130,6 +130,13 @@ def _positional(order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[
     if len(order) > 1:
         return list(map(operator.itemgetter(*order), rows))
     return [tuple(row[k] for k in order) for row in rows]
+
+
+def keyed(tenant_id: str, *named: Any) -> Any:
+    """The tenant's messages whose keys meet `named` (conditions on message_keys' columns), found
+    through message_keys' indexes: a condition on `messages` for a query that reads `messages`."""
+    ids = sa.select(message_keys.c.message_id).where(message_keys.c.tenant_id == tenant_id, *named)
+    return sa.and_(messages.c.tenant_id == tenant_id, messages.c.id.in_(ids))
 
 
 class Room:

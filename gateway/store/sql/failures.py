@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 from gateway.domain.failures import FAILURE_STATUSES, REPORT_DIMENSIONS, REQUEUEABLE
 from gateway.domain.models import Status
 from gateway.store.records import PURGED_CONTENT
-from gateway.store.schema import FAILED, events, messages
-from gateway.store.sql.common import Room
+from gateway.store.schema import FAILED, events, message_keys, messages
+from gateway.store.sql.common import Room, keyed
 from gateway.store.wakeups import notify_work
 
 # Every dimension of the failure report is the messages column of that name.
@@ -171,6 +171,9 @@ def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any]
         if filters.get(name) is not None:
             column = _filter_only(conn, REPORT_COLUMNS[name]) if in_window else REPORT_COLUMNS[name]
             query = query.where(column == filters[name])
+    if not in_window and filters.get("campaign") is not None:
+        # No failure window to seek: a campaign's messages are found by their keys.
+        query = query.where(keyed(tenant_id, message_keys.c.campaign == filters["campaign"]))
     order = messages.c.id.asc()
     if in_window:
         query = query.where(_failed(conn, filters["statuses"]))

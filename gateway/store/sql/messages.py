@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import DISPATCHABLE, IN_QUEUE, Status
 from gateway.store.records import MessageFilter
-from gateway.store.schema import HANDING_OFF, WAITING, attempts, messages, receipts
+from gateway.store.schema import HANDING_OFF, WAITING, attempts, message_keys, messages, receipts
 from gateway.store.sql.common import Room
 from gateway.store.sql.events import message_events
 
@@ -47,26 +47,40 @@ def list_messages(conn: Connection, f: MessageFilter) -> list[dict[str, Any]]:
 
 
 def delivery_log_query(f: MessageFilter) -> Any:
-    """The delivery log's query: every filter pairs with an index led by tenant_id and ending in
-    id, so newest-first paging needs no sort whatever the table's size."""
-    query = sa.select(messages).where(messages.c.tenant_id == f.tenant_id)
-    if f.campaign is not None:
-        query = query.where(messages.c.campaign == f.campaign)
+    """The delivery log's query: every filter pairs with an index led by tenant_id and ending in the
+    message's id, so newest-first paging needs no sort whatever the table's size. Filters on what a
+    message is (campaign, recipient, user), or none, read message_keys' indexes; a filter on status
+    alone reads the messages' (tenant, status) index."""
+    named = [
+        column == value
+        for column, value in (
+            (message_keys.c.campaign, f.campaign),
+            (message_keys.c.to_addr, f.to),
+            (message_keys.c.user_id, f.user_id),
+        )
+        if value is not None
+    ]
+    if f.status and not named:
+        query = sa.select(messages).where(messages.c.tenant_id == f.tenant_id)
+        message_id = messages.c.id
+    else:
+        query = (
+            sa.select(messages)
+            .select_from(message_keys.join(messages, messages.c.id == message_keys.c.message_id))
+            .where(message_keys.c.tenant_id == f.tenant_id, *named)
+        )
+        message_id = message_keys.c.message_id
     if f.status:
         query = query.where(messages.c.status.in_(f.status))
-    if f.to is not None:
-        query = query.where(messages.c.to_addr == f.to)
-    if f.user_id is not None:
-        query = query.where(messages.c.user_id == f.user_id)
     # An id is made from its message's creation time, so a time bound is also an id bound (with a
     # second to spare): the index then starts and stops at the window instead of scanning to it.
     if f.since is not None:
-        query = query.where(messages.c.created_at >= f.since, messages.c.id >= message_id_floor(f.since - 1))
+        query = query.where(messages.c.created_at >= f.since, message_id >= message_id_floor(f.since - 1))
     if f.until is not None:
-        query = query.where(messages.c.created_at < f.until, messages.c.id < message_id_floor(f.until + 1))
+        query = query.where(messages.c.created_at < f.until, message_id < message_id_floor(f.until + 1))
     if f.before_id is not None:
-        query = query.where(messages.c.id < f.before_id)
-    return query.order_by(messages.c.id.desc()).limit(f.limit)
+        query = query.where(message_id < f.before_id)
+    return query.order_by(message_id.desc()).limit(f.limit)
 
 
 # The queue's statuses, each group with the condition that reaches its partial index.
@@ -103,7 +117,11 @@ def status_count_queries(statuses: Sequence[str], tenant_id: str | None) -> list
 def find_by_idempotency_key(conn: Connection, tenant_id: str, key: str, now: float) -> dict[str, Any] | None:
     """The message a request with this key created, while the key is retained."""
     row = (
-        conn.execute(sa.select(messages).where(messages.c.tenant_id == tenant_id, messages.c.idempotency_key == key))
+        conn.execute(
+            sa.select(messages)
+            .select_from(message_keys.join(messages, messages.c.id == message_keys.c.message_id))
+            .where(message_keys.c.tenant_id == tenant_id, message_keys.c.idempotency_key == key)
+        )
         .mappings()
         .first()
     )

@@ -14,7 +14,7 @@ from gateway.domain.models import DISPATCHABLE, RECEIPTED, Job, Status
 from gateway.domain.receipts import SENT_HOLDS_AGAINST
 from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import Outcome, ReceiptRecord, to_job
-from gateway.store.schema import attempts, events, messages
+from gateway.store.schema import attempts, events, message_keys, messages
 from gateway.store.sql import batches
 from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
@@ -83,6 +83,7 @@ def fall_back_unreceipted(conn: Connection, moves: Sequence[tuple[Outcome, float
         if result.rowcount == 1:
             moved.append(outcome.message_id)
             conn.execute(events.insert(), [_status_event(outcome)])
+            rekey(conn, [outcome])
     if moved:
         notify_work(conn)
     return moved
@@ -159,9 +160,24 @@ def record_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> list[tuple
         batches.record_outcomes(conn, outcomes, [_status_event(o)["detail"] for o in outcomes])
     else:
         _record_each(conn, outcomes)
+    rekey(conn, outcomes)
     sent = [o for o in outcomes if o.provider_message_id and o.provider]
     record_parts(conn, sent)
     return apply_held_receipts(conn, sent) if sent else []
+
+
+_REKEY = (
+    message_keys.update()
+    .where(message_keys.c.message_id == sa.bindparam("b_id"))
+    .values(to_addr=sa.bindparam("b_to", type_=sa.String))
+)
+
+
+def rekey(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    """A job that fell back to another channel is found by its new address (as its row now says)."""
+    moved = [{"b_id": o.message_id, "b_to": o.to_addr} for o in outcomes if o.to_addr is not None]
+    if moved:
+        executemany_fast(conn, "rekey", _REKEY, moved)
 
 
 def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:

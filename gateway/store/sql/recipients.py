@@ -24,10 +24,12 @@ from gateway.domain.recipients import (
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import PURGED_CONTENT, Addressing, RecipientFilter
 from gateway.store.schema import (
+    KEYED_MESSAGES,
     attempts,
     clicks,
     conversions,
     events,
+    message_keys,
     messages,
     number_assignments,
     receipts,
@@ -183,29 +185,30 @@ def sleeping_users(tenant_id: str, after: int, since: float) -> Any:
     """user_ids whose marketing sends since `since` (and since they last engaged) number `after` or more,
     none of them clicked by a person or converted."""
     scope = sa.and_(
-        messages.c.tenant_id == tenant_id,
-        messages.c.user_id.is_not(None),
+        message_keys.c.tenant_id == tenant_id,
+        message_keys.c.user_id.is_not(None),
         messages.c.category == Category.MARKETING.value,
         messages.c.status.in_(sorted(SENT)),
         messages.c.created_at >= since,
         messages.c.created_at > sa.func.coalesce(recipients.c.engaged_at, 0.0),
     )
-    joined = messages.join(
-        recipients, sa.and_(recipients.c.tenant_id == messages.c.tenant_id, recipients.c.user_id == messages.c.user_id)
+    joined = KEYED_MESSAGES.join(
+        recipients,
+        sa.and_(recipients.c.tenant_id == message_keys.c.tenant_id, recipients.c.user_id == message_keys.c.user_id),
     )
     engaged = sa.union(
-        sa.select(messages.c.user_id)
+        sa.select(message_keys.c.user_id)
         .select_from(joined.join(clicks, clicks.c.message_id == messages.c.id))
         .where(scope, clicks.c.automated.is_(False)),
-        sa.select(messages.c.user_id)
+        sa.select(message_keys.c.user_id)
         .select_from(joined.join(conversions, conversions.c.message_id == messages.c.id))
         .where(scope),
     )
     return (
-        sa.select(messages.c.user_id)
+        sa.select(message_keys.c.user_id)
         .select_from(joined)
-        .where(scope, messages.c.user_id.not_in(engaged))
-        .group_by(messages.c.user_id)
+        .where(scope, message_keys.c.user_id.not_in(engaged))
+        .group_by(message_keys.c.user_id)
         .having(sa.func.count() >= after)
     )
 
@@ -467,25 +470,29 @@ def erase_recipient(conn: Connection, tenant_id: str, user_id: str, now: float) 
     )
     known |= set(
         conn.execute(
-            sa.select(messages.c.to_addr).where(messages.c.tenant_id == tenant_id, messages.c.user_id == user_id)
+            sa.select(message_keys.c.to_addr).where(
+                message_keys.c.tenant_id == tenant_id, message_keys.c.user_id == user_id
+            )
         ).scalars()
     )
     # Longest first, so an address inside another (a URL holding an e-mail) is masked whole.
     addresses = sorted(known, key=len, reverse=True)
     theirs = sa.and_(
-        messages.c.tenant_id == tenant_id,
-        sa.or_(messages.c.user_id == user_id, messages.c.to_addr.in_(addresses) if addresses else sa.false()),
+        message_keys.c.tenant_id == tenant_id,
+        sa.or_(message_keys.c.user_id == user_id, message_keys.c.to_addr.in_(addresses) if addresses else sa.false()),
     )
-    ids = list(conn.execute(sa.select(messages.c.id).where(theirs)).scalars())
+    ids = list(conn.execute(sa.select(message_keys.c.message_id).where(theirs)).scalars())
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         conn.execute(messages.update().where(messages.c.id.in_(chunk)).values(content=PURGED_CONTENT))
         for address in addresses:
-            conn.execute(
-                messages.update()
-                .where(messages.c.id.in_(chunk), messages.c.to_addr == address)
-                .values(to_addr=erased_form(address))
-            )
+            # The address goes from the message and from the keys it is found by.
+            for table, message_id in ((messages, messages.c.id), (message_keys, message_keys.c.message_id)):
+                conn.execute(
+                    table.update()
+                    .where(message_id.in_(chunk), table.c.to_addr == address)
+                    .values(to_addr=erased_form(address))
+                )
         for column in (messages.c.metadata, messages.c.error_message):
             _mask_text(conn, column, messages.c.id.in_(chunk), addresses)
         _mask_text(conn, attempts.c.error_message, attempts.c.message_id.in_(chunk), addresses)

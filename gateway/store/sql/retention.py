@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import FINAL, Status
 from gateway.store.records import PURGED_CONTENT
-from gateway.store.schema import messages
+from gateway.store.schema import message_keys, messages
 from gateway.store.sql.common import Room, audit
 
 
@@ -44,15 +44,19 @@ def purge_content(conn: Connection, before_id: str, statuses: Sequence[str], lim
 
 
 def release_idempotency_keys(conn: Connection, now: float, limit: int = 10_000) -> int:
-    ids = (
-        sa.select(messages.c.id)
-        .where(messages.c.idempotency_expires_at < now, messages.c.idempotency_key.is_not(None))
-        .limit(limit)
+    """Keys past their retention window released, from the messages and from the keys they are found by."""
+    ids = list(
+        conn.execute(
+            sa.select(messages.c.id)
+            .where(messages.c.idempotency_expires_at < now, messages.c.idempotency_key.is_not(None))
+            .limit(limit)
+        ).scalars()
     )
-    result = conn.execute(
-        messages.update().where(messages.c.id.in_(ids.scalar_subquery())).values(idempotency_key=None)
-    )
-    return int(result.rowcount or 0)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for table, message_id in ((message_keys, message_keys.c.message_id), (messages, messages.c.id)):
+            conn.execute(table.update().where(message_id.in_(chunk)).values(idempotency_key=None))
+    return len(ids)
 
 
 class RetentionRoom(Room):

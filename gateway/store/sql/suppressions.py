@@ -15,8 +15,10 @@ from gateway.domain.models import SENT
 from gateway.domain.optout import SuppressionScope
 from gateway.domain.recipients import ERASED_ADDRESS, address_digest
 from gateway.store.schema import (
+    KEYED_MESSAGES,
     clicks,
     conversions,
+    message_keys,
     messages,
     numbers,
     recipient_addresses,
@@ -135,8 +137,8 @@ def tenants_that_messaged(conn: Connection, address: str) -> list[str]:
     found: list[tuple[str, str]] = []
     for tenant_id in conn.execute(sa.select(tenants.c.id)).scalars():
         last = conn.execute(
-            sa.select(sa.func.max(messages.c.id)).where(
-                messages.c.tenant_id == tenant_id, messages.c.to_addr == address
+            sa.select(sa.func.max(message_keys.c.message_id)).where(
+                message_keys.c.tenant_id == tenant_id, message_keys.c.to_addr == address
             )
         ).scalar()
         if last:
@@ -150,12 +152,14 @@ def answered_message(conn: Connection, address: str, our_number: str | None) -> 
     `our_number`, the latest one to the address. Per tenant, so the (tenant, to) index serves it."""
     latest: dict[str, Any] | None = None
     for tenant_id in conn.execute(sa.select(tenants.c.id)).scalars():
-        query = sa.select(messages.c.id, messages.c.tenant_id, messages.c.sender).where(
-            messages.c.tenant_id == tenant_id, messages.c.to_addr == address
+        query = (
+            sa.select(messages.c.id, messages.c.tenant_id, messages.c.sender)
+            .select_from(KEYED_MESSAGES)
+            .where(message_keys.c.tenant_id == tenant_id, message_keys.c.to_addr == address)
         )
         if our_number is not None:
             query = query.where(sa.or_(messages.c.sender == our_number, messages.c.sender.is_(None)))
-        row = conn.execute(query.order_by(messages.c.id.desc()).limit(1)).mappings().first()
+        row = conn.execute(query.order_by(message_keys.c.message_id.desc()).limit(1)).mappings().first()
         if row is not None and (latest is None or row["id"] > latest["id"]):
             latest = dict(row)
     return latest
@@ -168,7 +172,10 @@ def tenants_reached_from_pool(conn: Connection, address: str, sender: str) -> tu
         return None, []
     senders = sa.select(numbers.c.sender).where(numbers.c.pool == pool)
     reached = conn.execute(
-        sa.select(messages.c.tenant_id).where(messages.c.to_addr == address, messages.c.sender.in_(senders)).distinct()
+        sa.select(message_keys.c.tenant_id)
+        .select_from(KEYED_MESSAGES)
+        .where(message_keys.c.to_addr == address, messages.c.sender.in_(senders))
+        .distinct()
     ).scalars()
     return pool, sorted(reached)
 
@@ -201,12 +208,12 @@ def engagement(
         .where(recipients.c.tenant_id == messages.c.tenant_id, recipients.c.user_id == messages.c.user_id)
         .scalar_subquery()
     )
-    for kind, column in (("user_id", messages.c.user_id), ("address", messages.c.to_addr)):
+    for kind, column in (("user_id", message_keys.c.user_id), ("address", message_keys.c.to_addr)):
         values = sorted({v for k, v in subjects if k == kind})
         if not values:
             continue
         scope = sa.and_(
-            messages.c.tenant_id == tenant_id,
+            message_keys.c.tenant_id == tenant_id,
             column.in_(values),
             messages.c.category == "marketing",
             messages.c.created_at >= since,
@@ -215,19 +222,25 @@ def engagement(
             messages.c.created_at > sa.func.coalesce(last_engaged, 0.0) if kind == "user_id" else sa.true(),
         )
         sends: dict[str, int] = {
-            v: int(n) for v, n in conn.execute(sa.select(column, sa.func.count()).where(scope).group_by(column))
+            v: int(n)
+            for v, n in conn.execute(
+                sa.select(column, sa.func.count()).select_from(KEYED_MESSAGES).where(scope).group_by(column)
+            )
         }
         clicked = set(
             conn.execute(
                 sa.select(column)
-                .join(clicks, clicks.c.message_id == messages.c.id)
+                .select_from(KEYED_MESSAGES.join(clicks, clicks.c.message_id == messages.c.id))
                 .where(scope, clicks.c.automated.is_(False))
                 .distinct()
             ).scalars()
         )
         converted = set(
             conn.execute(
-                sa.select(column).join(conversions, conversions.c.message_id == messages.c.id).where(scope).distinct()
+                sa.select(column)
+                .select_from(KEYED_MESSAGES.join(conversions, conversions.c.message_id == messages.c.id))
+                .where(scope)
+                .distinct()
             ).scalars()
         )
         for value in values:
