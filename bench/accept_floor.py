@@ -45,9 +45,11 @@ import orjson  # noqa: E402
 from accept import JOB, bench_baseline  # noqa: E402
 from common import fmt, load_average, machine_info, markdown_table, median, temporary_directory, write_doc  # noqa: E402
 
+from gateway.store.schema import KEY_COLUMNS  # noqa: E402
+
 DOC = ROOT / "docs" / "benchmarks" / "accept-floor.md"
 TARGET = 0.40
-RANDOM_INDEXES = ("ix_messages_tenant_to", "ix_messages_tenant_user")
+RANDOM_INDEXES = ("ix_message_keys_tenant_to", "ix_message_keys_tenant_user")
 
 
 def job_bodies(count: int, seed: int) -> list[bytes]:
@@ -133,12 +135,13 @@ async def measure_gateway(args: argparse.Namespace, directory: Path) -> dict[str
 def sqlite_only(
     schema_db: Path, rows: list[dict[str, Any]], columns: list[str], size: int, path: Path, skip: tuple[str, ...]
 ) -> float:
-    """SQLite's own cost per job: the messages row and its event, through the sqlite3 module only."""
+    """SQLite's own cost per job: its keys, the messages row and its event, through the sqlite3 module only."""
     with contextlib.closing(sqlite3.connect(schema_db)) as source:
         ddl = [
             sql
             for name, sql in source.execute(
-                "SELECT name, sql FROM sqlite_master WHERE tbl_name IN ('messages', 'events') AND sql IS NOT NULL"
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE tbl_name IN ('messages', 'message_keys', 'events') AND sql IS NOT NULL"
             )
             if name not in skip
         ]
@@ -149,17 +152,20 @@ def sqlite_only(
         conn.execute("PRAGMA cache_size=-65536")
         for sql in ddl:
             conn.execute(sql)
-        insert_message = (
-            f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+        insert_keys = (
+            f"INSERT INTO message_keys (message_id, {', '.join(KEY_COLUMNS)})"
+            f" VALUES ({', '.join('?' * (len(KEY_COLUMNS) + 1))}) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
         )
+        insert_message = f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         insert_event = "INSERT INTO events (tenant_id, message_id, at, type, status, reason) VALUES (?, ?, ?, ?, ?, ?)"
+        key_values = [(row["id"], *(row[c] for c in KEY_COLUMNS)) for row in rows]
         message_values = [tuple(row[c] for c in columns) for row in rows]
         event_values = [(r["tenant_id"], r["id"], r["created_at"], "status", "queued", "accepted") for r in rows]
 
         def commit_all() -> int:
             for start in range(0, len(rows), size):
                 conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(insert_keys, key_values[start : start + size])
                 conn.executemany(insert_message, message_values[start : start + size])
                 conn.executemany(insert_event, event_values[start : start + size])
                 conn.execute("COMMIT")

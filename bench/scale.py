@@ -49,6 +49,8 @@ from common import (  # noqa: E402
     serve_bare,
 )
 
+from gateway.store.migrations import KEYS_OF_MESSAGES  # noqa: E402
+
 DOC = ROOT / "docs" / "benchmarks" / "scale.md"
 API_KEY = "bench-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -146,6 +148,8 @@ def fill_sqlite(path: Path, count: int, now: float) -> None:
         for chunk in message_rows(count, now):
             with conn:
                 conn.executemany(f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({placeholders})", chunk)
+        with conn:
+            conn.execute(KEYS_OF_MESSAGES)  # what each message is found by, as accept writes it
         conn.execute("ANALYZE")
 
 
@@ -156,7 +160,9 @@ async def fill_postgres(url: str, count: int, now: float) -> None:
     try:
         for chunk in message_rows(count, now):
             await conn.copy_records_to_table("messages", records=chunk, columns=list(COLUMNS))
+        await conn.execute(KEYS_OF_MESSAGES)
         await conn.execute("ANALYZE messages")
+        await conn.execute("ANALYZE message_keys")
     finally:
         await conn.close()
 

@@ -82,11 +82,15 @@ def _bytewise_strings(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} {', '.join(changes)}"))
 
 
+# Every message's keys, as accept writes them, from the messages' rows (a backfill).
+_KEYS = ", ".join(KEY_COLUMNS)
+KEYS_OF_MESSAGES = f"INSERT INTO message_keys (message_id, {_KEYS}) SELECT id, {_KEYS} FROM messages"
+
+
 def _lookup_keys_in_their_own_table(conn: Connection) -> None:
     # The additive pass has made message_keys (empty, with its indexes); every message's keys go
     # there, and the indexes of `messages` that held them go.
-    columns = ", ".join(KEY_COLUMNS)
-    conn.execute(sa.text(f"INSERT INTO message_keys (message_id, {columns}) SELECT id, {columns} FROM messages"))
+    conn.execute(sa.text(KEYS_OF_MESSAGES))
     for name in MOVED_MESSAGE_INDEXES:
         conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
 

@@ -17,6 +17,7 @@ from gateway.domain.experiments import HOLDOUT, Experiment, assign
 from gateway.domain.ids import message_id
 from gateway.domain.models import Status
 from gateway.store import schema
+from gateway.store.migrations import KEYS_OF_MESSAGES
 from tests.harness import SMS, GatewayStarter, Running
 
 TRUE_RATES = {"A": 0.05, "B": 0.06, HOLDOUT: 0.04}
@@ -120,6 +121,7 @@ def _assigned_in_another_process() -> str:
 async def _record(gw: Running, rows: list[dict[str, Any]], converted: list[dict[str, Any]]) -> None:
     def write(conn: Any) -> None:
         conn.execute(sa.insert(schema.messages), rows)
+        conn.execute(sa.text(KEYS_OF_MESSAGES))  # found by their campaign, as accepted jobs are
         conn.execute(sa.insert(schema.conversions), converted)
 
     await gw.gateway.store.db.write(write)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.domain.failures import FAILURE_STATUSES
+from gateway.store.migrations import KEYS_OF_MESSAGES
 from gateway.store.records import MessageFilter
 from gateway.store.sql import failures, leases, messages, outcomes, receipts, webhook_outbox
 from gateway.store.sql.common import compiled_query, listed
@@ -62,10 +63,7 @@ def _plan(conn: Any, query: Any) -> str:
         " CASE WHEN n % 97 = 0 THEN 'failed' ELSE 'delivered' END, n, n, n, 1"
         " FROM generate_series(1, 60000) AS n"
     )
-    conn.exec_driver_sql(
-        "INSERT INTO message_keys (message_id, tenant_id, to_addr, user_id, campaign)"
-        " SELECT id, tenant_id, to_addr, user_id, campaign FROM messages"
-    )
+    conn.exec_driver_sql(KEYS_OF_MESSAGES)
     conn.exec_driver_sql("ANALYZE messages")
     conn.exec_driver_sql("ANALYZE message_keys")
     return _explain(conn, query)
