@@ -57,6 +57,12 @@ async def _setup(gw: Running, profile: dict[str, Any], preferences: dict[str, An
     assert (await gw.post("/v1/templates/order_shipped/publish", None)).status == 201
 
 
+async def _listed_to(gw: Running, address: str) -> list[str]:
+    """The ids of the delivery log's messages to `address` (GET /v1/messages?to=)."""
+    page = await (await gw.get("/v1/messages", params={"to": address})).json()
+    return [m["id"] for m in page["data"]]
+
+
 async def _events(gw: Running, message_id: str) -> list[dict[str, Any]]:
     response = await gw.get("/v1/events", params={"message_id": message_id})
     return [json.loads(line) for line in (await response.text()).splitlines()]
@@ -79,6 +85,10 @@ async def test_a_push_refused_for_good_is_delivered_by_sms_with_the_sms_copy(
             [sms] = [r.form for r in twilio.requests if r.form.get("To") == PHONE]
             assert sms.get("Body") == "Ann, your order has shipped (SMS copy)"
             assert [r for r in fcm.requests if TOKEN.encode() in r.body], "push was tried first"
+
+            # The delivery log finds it by the address it went to, not the one it left.
+            assert await _listed_to(gw, PHONE) == [accepted["id"]]
+            assert await _listed_to(gw, TOKEN) == []
 
             events = await _events(gw, accepted["id"])
             [chosen] = [e for e in events if e["type"] == "channel.chosen"]
@@ -224,6 +234,8 @@ async def test_no_receipt_in_time_moves_a_push_to_the_persons_email(start_gatewa
         assert [(a["channel"], a["outcome"]) for a in moved["attempts"]] == [("push", "sent"), ("email", "sent")]
         [fallen] = [e for e in moved["events"] if e["reason"] == "fallback.no_receipt"]
         assert (fallen["detail"]["from"], fallen["detail"]["to"]) == ("push", "email")
+        assert await _listed_to(gw, "ann@example.com") == [message_id]
+        assert await _listed_to(gw, TOKEN) == []
 
 
 async def test_with_to_a_listed_channel_that_cannot_take_that_address_is_refused_as_the_document_says(
