@@ -124,15 +124,13 @@ messages = sa.Table(
 # row, without them 0.0100 (bench/pg_floor.py). A row here is written at accept and changed only when
 # the message's address is (a fallback to another channel, an erasure) or its key is released; the
 # values are also on the message's row, which readers keep reading.
+KEY_COLUMNS = ("tenant_id", "idempotency_key", "to_addr", "user_id", "campaign")
 message_keys = sa.Table(
     "message_keys",
     metadata,
     sa.Column("message_id", sa.String(32), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("idempotency_key", sa.String(255)),
-    sa.Column("to_addr", sa.String(2048), nullable=False),
-    sa.Column("user_id", sa.String(128)),
-    sa.Column("campaign", sa.String(128)),
+    # Each as the message's row defines it.
+    *(sa.Column(name, messages.c[name].type, nullable=messages.c[name].nullable) for name in KEY_COLUMNS),
     # Dedup belongs to the store: concurrent requests with one key race on this index, not on a read.
     sa.Index("uq_message_keys_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),
     sa.Index("ix_message_keys_tenant_id", "tenant_id", "message_id"),
@@ -148,7 +146,6 @@ MOVED_MESSAGE_INDEXES = (
     "ix_messages_tenant_to",
     "ix_messages_tenant_user",
 )
-KEY_COLUMNS = ("tenant_id", "idempotency_key", "to_addr", "user_id", "campaign")
 # Messages found by their keys: filter on message_keys' columns (led by its tenant_id), read messages'.
 KEYED_MESSAGES = message_keys.join(messages, messages.c.id == message_keys.c.message_id)
 
