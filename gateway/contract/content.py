@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
 
 from gateway.contract.base import NO_NUL, SAYS_SOMETHING, Body, Reply, absent, fail, judge
 from gateway.contract.jobs import CHANNELS
@@ -42,11 +50,18 @@ Recipient = Annotated[
     str,
     StringConstraints(min_length=1, max_length=2048, pattern=r"^[^\x00]*$"),
     AfterValidator(_recipient),
-    Field(
-        description="whom it is for: a phone number in E.164 form (starting with +) picks the carrier's word "
-        "lists; any other address is taken as it is",
-        json_schema_extra={"format": "check-recipient"},
-        examples=["+8613812345678"],
+    # What the check takes, said as it is: a phone number (it starts with +), or any other address
+    # taken as it is. A format of its own for both could not tell a client which strings are refused.
+    WithJsonSchema(
+        {
+            "description": "whom it is for: a phone number in E.164 form (starting with +) picks the carrier's "
+            "word lists; any other address is taken as it is",
+            "anyOf": [
+                {"type": "string", "format": "phone-e164", "pattern": r"^\+", "maxLength": 2048},
+                {"type": "string", "pattern": r"^[^+\x00][^\x00]*$", "maxLength": 2048},
+            ],
+            "examples": ["+8613812345678"],
+        }
     ),
 ]
 

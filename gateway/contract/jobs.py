@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringC
 
 from gateway.contract.base import (
     BLANK,
+    NO_NUL,
     Body,
     ExactInteger,
     JsonObject,
@@ -238,7 +239,8 @@ LOCALE_PATTERN = explain_pattern(
 Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN), Field(examples=["en"])]
 MAX_VARIABLES = 50
 MAX_PARAM_CHARS = 1000
-ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS)] | ExactInteger | float | bool
+# No NUL, as in every string of a body (it is refused before validation: PostgreSQL cannot store it).
+ParamValue = Annotated[str, StringConstraints(max_length=MAX_PARAM_CHARS, pattern=NO_NUL)] | ExactInteger | float | bool
 TemplateParams = Annotated[
     dict[VariableName, ParamValue],
     Field(max_length=MAX_VARIABLES, description="the values of the template's declared variables"),
