@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.domain.failures import FAILURE_STATUSES
+from gateway.store import schema
 from gateway.store.migrations import KEYS_OF_MESSAGES
 from gateway.store.records import MessageFilter
 from gateway.store.sql import failures, leases, messages, outcomes, receipts, webhook_outbox
-from gateway.store.sql.common import compiled_query, listed
+from gateway.store.sql.common import compiled_query, keyed, listed
 from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
 
@@ -77,6 +78,55 @@ async def test_each_delivery_log_filter_uses_its_index(
         plan = await gw.gateway.store.db.write(_plan, messages.delivery_log_query(message_filter))
     assert any(name in plan for name in ((index,) if isinstance(index, str) else index)), plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, f"an extra sort:\n{plan}"
+
+
+# Readers that find a tenant's messages by what they are: through message_keys' index, each message
+# then by its primary key, never by walking every message of the tenant.
+KEYED_READS = [
+    pytest.param(
+        lambda: (
+            sa.select(sa.func.count())
+            .select_from(schema.messages)
+            .where(keyed("t", schema.message_keys.c.campaign == "c7"))
+        ),
+        "ix_message_keys_tenant_campaign",
+        id="campaign-report",
+    ),
+    pytest.param(
+        lambda: (
+            sa.select(schema.messages.c.id)
+            .where(keyed("t", schema.message_keys.c.campaign == "c7"), schema.messages.c.content != "")
+            .order_by(schema.messages.c.id)
+            .limit(100)
+        ),
+        "ix_message_keys_tenant_campaign",
+        id="requeue-by-campaign",
+    ),
+    pytest.param(
+        lambda: sa.select(schema.message_keys.c.message_id).where(
+            schema.message_keys.c.tenant_id == "t", schema.message_keys.c.user_id == "u7"
+        ),
+        "ix_message_keys_tenant_user",
+        id="erasure-by-user",
+    ),
+    pytest.param(
+        lambda: sa.select(schema.message_keys.c.message_id).where(
+            schema.message_keys.c.tenant_id == "t", schema.message_keys.c.to_addr.in_(["+8613900000007"])
+        ),
+        "ix_message_keys_tenant_to",
+        id="erasure-by-address",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "index"), KEYED_READS)
+async def test_readers_by_key_seek_message_keys_not_every_message_of_the_tenant(
+    start_gateway: GatewayStarter, query: Callable[[], Any], index: str
+) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        plan = await gw.gateway.store.db.write(_plan, query())
+    assert index in plan, plan
+    assert "ix_messages_tenant_status" not in plan and "Seq Scan on messages" not in plan, plan
 
 
 def _unreceipted_plan(conn: Any) -> str:

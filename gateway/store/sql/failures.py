@@ -162,18 +162,21 @@ def failure_timeline(
 
 
 def requeue_candidates(conn: Connection, tenant_id: str, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(
-        messages.c.tenant_id == tenant_id, messages.c.content != PURGED_CONTENT
-    )
     # A failure group's messages (the console's requeue): seek them in the failure window's index.
     in_window = bool(filters.get("statuses"))
+    if not in_window and filters.get("campaign") is not None:
+        # No failure window to seek: a campaign's messages are found by their keys (which hold the
+        # tenant; named on `messages` too, SQLite walked every message of the tenant).
+        tenant = keyed(tenant_id, message_keys.c.campaign == filters["campaign"])
+    else:
+        tenant = messages.c.tenant_id == tenant_id
+    query = sa.select(messages.c.id, messages.c.status, messages.c.expires_at).where(
+        tenant, messages.c.content != PURGED_CONTENT
+    )
     for name in ("status", "reason", "provider", "error_code", "campaign", "channel", "sender"):
         if filters.get(name) is not None:
             column = _filter_only(conn, REPORT_COLUMNS[name]) if in_window else REPORT_COLUMNS[name]
             query = query.where(column == filters[name])
-    if not in_window and filters.get("campaign") is not None:
-        # No failure window to seek: a campaign's messages are found by their keys.
-        query = query.where(keyed(tenant_id, message_keys.c.campaign == filters["campaign"]))
     order = messages.c.id.asc()
     if in_window:
         query = query.where(_failed(conn, filters["statuses"]))
