@@ -112,7 +112,8 @@ def find_links(text: str) -> list[Link]:
             continue
         end = _iri_path_end(text, start, end)
         start = _wide_scheme_start(text, start)
-        links.append(Link(start, end, text[start:end]))
+        if end > start:  # an empty one would be glued to its neighbours however many spaces went in
+            links.append(Link(start, end, text[start:end]))
     return links
 
 

@@ -206,3 +206,21 @@ def test_one_word_list_gives_the_same_answers_from_many_threads() -> None:
         thread.join()
     assert all(run == expected for slot in results for run in slot)
     assert all(len(found) >= 3 for found in expected)
+
+
+def test_a_scheme_left_empty_by_its_trailing_punctuation_is_no_link_and_the_fix_ends() -> None:
+    # Found by the property above: "https://" then "》" trimmed to nothing was taken for an empty
+    # link, glued to whatever came next however many spaces the fix put in (the text grew for ever).
+    text = "：领取@\u3000】点击t.cn/好https://a.cnhttps://》"
+    done = threading.Event()
+    result: list[str] = []
+
+    def fix() -> None:
+        result.append(check_content(text, channel="sms", rules=PLAIN, words=NO_WORDS).fixed_text)
+        done.set()
+
+    threading.Thread(target=fix, daemon=True).start()
+    assert done.wait(10), "the link-spacing fix did not end"
+    fixed = check_content(result[0], channel="sms", rules=PLAIN, words=NO_WORDS)
+    assert not [v for v in fixed.violations if v.rule == "link_spacing"]
+    assert "".join(result[0].split()) == "".join(text.split())
