@@ -17,7 +17,7 @@ from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import KEY_COLUMNS, events, message_keys, messages
-from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
+from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed, update_with_keys
 from gateway.store.wakeups import notify_work
 
 # Built once: a single job's commit (a trickle's) spent more building these than running them. One
@@ -128,10 +128,8 @@ def _settle_taken_keys(
             outcomes[i] = AcceptOutcome("mismatch", found)
     if stale:
         # The retention window of the old key has passed: it may be used again.
-        for i in stale:
-            old_holder = owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])]
-            for table, id_column in ((message_keys, message_keys.c.message_id), (messages, messages.c.id)):
-                conn.execute(table.update().where(id_column == old_holder).values(idempotency_key=None))
+        old_holders = [owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] for i in stale]
+        update_with_keys(conn, old_holders, idempotency_key=None)
         executemany_fast(conn, "accept-key-takeover", _KEY_TAKEOVER, [rows[i] for i in stale], _KEY_SOURCES)
         executemany_fast(conn, "accept", messages.insert(), [rows[i] for i in stale], columns)
 

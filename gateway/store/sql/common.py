@@ -141,6 +141,16 @@ def keyed(tenant_id: str, *named: Any) -> Any:
     return messages.c.id.in_(ids)
 
 
+def update_with_keys(conn: Connection, message_ids: Sequence[str], where_to: str | None = None, **values: Any) -> None:
+    """The same change to messages' rows and to their keys, for the values both hold (an address,
+    an idempotency key); with `where_to`, only where the address is that one."""
+    for table, message_id in ((message_keys, message_keys.c.message_id), (messages, messages.c.id)):
+        query = table.update().where(message_id.in_(list(message_ids)))
+        if where_to is not None:
+            query = query.where(table.c.to_addr == where_to)
+        conn.execute(query.values(**values))
+
+
 class Room:
     """One concern of the SQL store: its methods run that concern's functions on the database.
 

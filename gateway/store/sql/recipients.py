@@ -39,7 +39,16 @@ from gateway.store.schema import (
     recipients,
     suppressions,
 )
-from gateway.store.sql.common import Room, any_of, audit, dialect_insert, executemany_fast, fetch_compiled, listed
+from gateway.store.sql.common import (
+    Room,
+    any_of,
+    audit,
+    dialect_insert,
+    executemany_fast,
+    fetch_compiled,
+    listed,
+    update_with_keys,
+)
 from gateway.store.sql.keys import get_or_create_secret
 from gateway.store.sql.suppressions import ERASURE_SECRET
 
@@ -493,12 +502,7 @@ def erase_recipient(conn: Connection, tenant_id: str, user_id: str, now: float) 
         conn.execute(messages.update().where(messages.c.id.in_(chunk)).values(content=PURGED_CONTENT))
         for address in addresses:
             # The address goes from the message and from the keys it is found by.
-            for table, message_id in ((messages, messages.c.id), (message_keys, message_keys.c.message_id)):
-                conn.execute(
-                    table.update()
-                    .where(message_id.in_(chunk), table.c.to_addr == address)
-                    .values(to_addr=erased_form(address))
-                )
+            update_with_keys(conn, chunk, where_to=address, to_addr=erased_form(address))
         for column in (messages.c.metadata, messages.c.error_message):
             _mask_text(conn, column, messages.c.id.in_(chunk), addresses)
         _mask_text(conn, attempts.c.error_message, attempts.c.message_id.in_(chunk), addresses)

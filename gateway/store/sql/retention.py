@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import FINAL, Status
 from gateway.store.records import PURGED_CONTENT
-from gateway.store.schema import message_keys, messages
-from gateway.store.sql.common import Room, audit
+from gateway.store.schema import messages
+from gateway.store.sql.common import Room, audit, update_with_keys
 
 
 def purge_content(conn: Connection, before_id: str, statuses: Sequence[str], limit: int, at: float) -> int:
@@ -53,9 +53,7 @@ def release_idempotency_keys(conn: Connection, now: float, limit: int = 10_000) 
         ).scalars()
     )
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for table, message_id in ((message_keys, message_keys.c.message_id), (messages, messages.c.id)):
-            conn.execute(table.update().where(message_id.in_(chunk)).values(idempotency_key=None))
+        update_with_keys(conn, ids[start : start + 500], idempotency_key=None)
     return len(ids)
 
 
