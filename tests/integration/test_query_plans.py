@@ -323,9 +323,7 @@ async def test_without_a_subscription_the_callbacks_poll_reads_no_event(start_ga
     assert work < 1000, work
 
 
-def _failure_report_plans(conn: Any, statuses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The failure report over 60,000 messages of one day, one in 97 failed: its groups, and the plan
-    of each statement it ran (SQLite unanalysed, as the gateway leaves it)."""
+def _one_day_one_in_97_failed(conn: Any) -> None:
     conn.exec_driver_sql(
         "INSERT INTO messages (id, tenant_id, channel, to_addr, content, category, status, reason, provider,"
         " error_code, next_attempt_at, created_at, updated_at, attempt_count)"
@@ -335,8 +333,11 @@ def _failure_report_plans(conn: Any, statuses: tuple[str, ...]) -> tuple[list[di
         " n, n, n, 1"
         f" FROM {_COUNT_TO_60000}"
     )
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE messages")
+
+
+def _failure_report_plans(conn: Any, statuses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The failure report's groups, and the plan of each statement it ran (SQLite unanalysed, as the
+    gateway leaves it)."""
     ran: list[tuple[str, Any]] = []
 
     def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
@@ -355,7 +356,16 @@ async def test_the_failure_report_reads_failed_messages_only(
     start_gateway: GatewayStarter, statuses: tuple[str, ...]
 ) -> None:
     async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
-        groups, plans = await gw.gateway.store.db.write(_failure_report_plans, statuses)
+        db = gw.gateway.store.db
+        await db.write(_one_day_one_in_97_failed)
+        if db.dialect == "postgresql":
+            # As autovacuum leaves a real table: statistics, and a visibility map that lets the partial
+            # index be read alone. Analysed only, the planner costs its index-only scan with a heap
+            # fetch per row and may take (tenant, status, id) instead, by the luck of ANALYZE's sample.
+            async with db._engine.connect() as conn:  # VACUUM runs outside a transaction
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql("VACUUM ANALYZE messages")
+        groups, plans = await db.write(_failure_report_plans, statuses)
     assert [(g["reason"], g["error_code"], g["count"]) for g in groups] == [("provider.rejected", "21610", 618)]
     assert len(plans) == 2, plans  # the groups, and the samples of the one group
     for plan in plans:
