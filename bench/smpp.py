@@ -14,7 +14,8 @@ SMSC's time for it minus the client's send time (one clock, one machine), the sa
    Jasmin: its connector stopped), then dispatch on (ours: `--role worker`; Jasmin: the connector
    started): messages the SMSC took per second, first to last.
 3. HTTP accept while draining: a backlog drains for 5 s idle, then a closed-loop client saturates
-   the API for --seconds; the dispatch rate during the saturation against the idle one.
+   the API for --seconds; the dispatch rate during the saturation against the idle one, and the
+   cores each process used meanwhile (which one waits rather than works).
 
 Ours runs the gateway (SQLite, uvloop) with `binds` x `window`; Jasmin with the same number of
 connectors (the recipe in ../shared/peers/jasmin/, prepared beforehand: RabbitMQ, Redis, jasmind,
@@ -31,10 +32,11 @@ import contextlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -423,8 +425,46 @@ def drain(system: str, count: int, smsc: Smsc, binds: int, window: int) -> dict[
     return {"system": system, **result, "accept_s": accepted_by}
 
 
+def worker_processes(pid: int) -> list[int]:
+    """The pids of a `gateway serve`'s dispatching children (`--role worker` and `--role callbacks`)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"--role" in argv and argv[argv.index(b"--role") + 1] in (b"worker", b"callbacks"):
+            found.append(int(child))
+    return found
+
+
+def renice(pid: int, niceness: int) -> None:
+    """Every thread of the process (a thread's niceness is its own on Linux)."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(thread), niceness)
+
+
+def cores_used(system: str, pid: int | None, smsc: Smsc, window: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """What `window()` returns, and the cores each party used meanwhile: the load's client (this
+    process), the SMSC, ours by role, Jasmin's jasmind (not its RabbitMQ and Redis)."""
+    jasmind = JASMIN_DIR / "run" / "jasmind.pid"
+
+    def sample() -> dict[str, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        taken = {"client": own.ru_utime + own.ru_stime}
+        if smsc.proc is not None:
+            taken["smsc"] = sum(role_cpu(smsc.proc.pid).values())
+        if system == "ours" and pid is not None:
+            taken |= role_cpu(pid)
+        elif system == "jasmin" and jasmind.exists():
+            taken["jasmind"] = sum(role_cpu(int(jasmind.read_text().split()[0])).values())
+        return taken
+
+    before, start = sample(), time.time()
+    result = window()
+    after, elapsed = sample(), time.time() - start
+    return result, {name: round((after[name] - before.get(name, 0.0)) / elapsed, 3) for name in after}
+
+
 def accept_while_draining(
-    system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int, flags: str
+    system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int, flags: str, worker_nice: int = 0
 ) -> dict:
     prefix = phase_prefix(7)
     load_prefix = phase_prefix(8)
@@ -439,10 +479,15 @@ def accept_while_draining(
             with gateway(tmp, smsc.port, binds, window, flags="--role api") as target:
                 preload(target, max(backlog, int(4_000 * (6 + seconds))), prefix)
             with gateway(tmp, smsc.port, binds, window, flags) as target:
+                assert target.pid is not None
+                for pid in worker_processes(target.pid) if worker_nice else []:
+                    renice(pid, worker_nice)
                 idle_start = time.time()
                 time.sleep(5.0)
                 busy_start = time.time()
-                load = run_async(closed_loop(target, seconds, load_prefix))
+                load, cores = cores_used(
+                    system, target.pid, smsc, lambda: run_async(closed_loop(target, seconds, load_prefix))
+                )
                 busy_end = time.time()
     else:
         run_async(jcli("smppccm -0 smsc1"))
@@ -457,7 +502,9 @@ def accept_while_draining(
         idle_start = time.time()
         time.sleep(5.0)
         busy_start = time.time()
-        load = run_async(closed_loop(Target("jasmin", JASMIN_HTTP), seconds, load_prefix))
+        load, cores = cores_used(
+            system, None, smsc, lambda: run_async(closed_loop(Target("jasmin", JASMIN_HTTP), seconds, load_prefix))
+        )
         busy_end = time.time()
     idle = window_rate(idle_start + 1, busy_start)
     busy = window_rate(busy_start + 1, busy_end)
@@ -465,7 +512,8 @@ def accept_while_draining(
         with contextlib.suppress(Exception):
             purge_jasmin()  # the rest of the backlog
             time.sleep(3)
-    return {"system": system, "idle_per_s": idle, "busy_per_s": busy, "ratio": busy / idle if idle else None, **load}
+    ratio = busy / idle if idle else None
+    return {"system": system, "idle_per_s": idle, "busy_per_s": busy, "ratio": ratio, "cores": cores, **load}
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -507,13 +555,14 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
     def accept_row(system: str) -> list[str]:
         runs = accepts[system]
         if not runs:
-            return [system, "skipped", "", "", ""]
+            return [system, "skipped", "", "", "", ""]
         return [
             system,
             fmt(median([r["idle_per_s"] for r in runs])),
             fmt(median([r["busy_per_s"] for r in runs])),
             fmt(median([r["ratio"] for r in runs]), 2),
             fmt(median([r["accepted_per_s"] for r in runs])),
+            ", ".join(f"{name} {median([r['cores'].get(name, 0.0) for r in runs]):.2f}" for name in runs[0]["cores"]),
         ]
 
     lines = [
@@ -544,7 +593,14 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
         "## Dispatch while the API is saturated",
         "",
         markdown_table(
-            ["system", "idle dispatch/s", "dispatch/s under accept load", "ratio", "accepted/s meanwhile"],
+            [
+                "system",
+                "idle dispatch/s",
+                "dispatch/s under accept load",
+                "ratio",
+                "accepted/s meanwhile",
+                "cores used meanwhile",
+            ],
             [accept_row("ours"), accept_row("jasmin")],
         ),
         "",
@@ -581,6 +637,13 @@ def main() -> None:
         " starts it; e.g. '--role all' for one process)",
     )
     parser.add_argument("--connections", type=int, default=64, help="the paced client's connections")
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="ours in the accept part: the worker and callbacks processes reniced to this once started (an"
+        " experiment: intake first on the CPU)",
+    )
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "smpp.md")
     args = parser.parse_args()
     skipped = None if args.only != "ours" else "not run (--only ours)"
@@ -607,7 +670,14 @@ def main() -> None:
                     results["drain"].append(outcome)
                 if "accept" in args.parts:
                     outcome = accept_while_draining(
-                        system, args.seconds, smsc, args.binds, args.window, args.drain * 2, args.serve_flags
+                        system,
+                        args.seconds,
+                        smsc,
+                        args.binds,
+                        args.window,
+                        args.drain * 2,
+                        args.serve_flags,
+                        args.worker_nice,
                     )
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["accept"].append(outcome)
