@@ -95,12 +95,25 @@ def _lookup_keys_in_their_own_table(conn: Connection) -> None:
         conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
 
 
+def _keys_released_by_their_expiry(conn: Connection) -> None:
+    # The additive pass has added message_keys.idempotency_expires_at (empty) and its index of held
+    # keys: each held key's expiry, from its message's row.
+    conn.execute(
+        sa.text(
+            "UPDATE message_keys SET idempotency_expires_at ="
+            " (SELECT idempotency_expires_at FROM messages WHERE messages.id = message_keys.message_id)"
+            " WHERE idempotency_key IS NOT NULL"
+        )
+    )
+
+
 # version -> the step that brings version-1 to version. Version 1 is the first published schema.
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _events_index_by_message_without_clicks,
     3: _queue_indexes_of_waiting_jobs_only,
     4: _bytewise_strings_and_fewer_index_entries_per_message,
     5: _lookup_keys_in_their_own_table,
+    6: _keys_released_by_their_expiry,
 }
 
 

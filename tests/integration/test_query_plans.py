@@ -13,7 +13,7 @@ from gateway.domain.failures import FAILURE_STATUSES
 from gateway.store import schema
 from gateway.store.migrations import KEYS_OF_MESSAGES
 from gateway.store.records import MessageFilter
-from gateway.store.sql import failures, leases, messages, outcomes, receipts, webhook_outbox
+from gateway.store.sql import failures, leases, messages, outcomes, receipts, retention, webhook_outbox
 from gateway.store.sql.common import compiled_query, keyed, listed
 from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
@@ -417,3 +417,39 @@ async def test_receipts_find_their_message_by_provider_id_in_indexes_of_rows_tha
     held = plans["_HELD"]
     assert "ix_receipts_provider_ref" in held or "ix_receipts_message_id (message_id=?)" in held, held
     assert "SCAN receipts" not in held and "Seq Scan on receipts" not in held, held
+
+
+def _key_release_plans(conn: Any) -> tuple[int, list[str]]:
+    """The minute's release of idempotency keys over 60,000 messages, every other one sent with a key,
+    60 of those past their retention: how many it released, and the plan of each statement it ran."""
+    conn.exec_driver_sql(
+        "INSERT INTO messages (id, tenant_id, idempotency_key, idempotency_expires_at, channel, to_addr, content,"
+        " category, status, next_attempt_at, created_at, updated_at, attempt_count)"
+        " SELECT 'msg_' || n, 't', CASE WHEN n % 2 = 0 THEN 'k' || n END,"
+        " CASE WHEN n % 1000 = 0 THEN 100 WHEN n % 2 = 0 THEN 1e12 END,"
+        f" 'sms', '+8613912345678', '{{}}', 'marketing', 'delivered', n, n, n, 1 FROM {_COUNT_TO_60000}"
+    )
+    conn.exec_driver_sql(KEYS_OF_MESSAGES)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE messages, message_keys")
+    ran: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        ran.append((statement, parameters))
+
+    sa.event.listen(conn, "before_cursor_execute", remember)
+    try:
+        released = retention.release_idempotency_keys(conn, 1e6)
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", remember)
+    return released, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+
+
+async def test_the_minutes_key_release_seeks_the_held_keys_not_every_message(start_gateway: GatewayStarter) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        released, plans = await gw.gateway.store.db.write(_key_release_plans)
+    assert released == 60
+    finding, *changes = plans
+    assert "ix_message_keys_held_until" in finding, finding
+    for plan in changes:  # each release by the messages' ids
+        assert "Seq Scan" not in plan and "SCAN messages" not in plan and "SCAN message_keys" not in plan, plan

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from gateway.domain.ids import message_id_floor
 from gateway.domain.models import FINAL, Status
 from gateway.store.records import PURGED_CONTENT
-from gateway.store.schema import messages
+from gateway.store.schema import KEY_HELD, message_keys, messages
 from gateway.store.sql.common import Room, audit, update_with_keys
 
 
@@ -47,8 +47,9 @@ def release_idempotency_keys(conn: Connection, now: float, limit: int = 10_000) 
     """Keys past their retention window released, from the messages and from the keys they are found by."""
     ids = list(
         conn.execute(
-            sa.select(messages.c.id)
-            .where(messages.c.idempotency_expires_at < now, messages.c.idempotency_key.is_not(None))
+            sa.select(message_keys.c.message_id)
+            .where(KEY_HELD, message_keys.c.idempotency_expires_at < now)
+            .order_by(message_keys.c.idempotency_expires_at)
             .limit(limit)
         ).scalars()
     )
