@@ -117,13 +117,12 @@ messages = sa.Table(
     postgresql_with={"fillfactor": MESSAGES_FILLFACTOR},
 )
 
-# What a message is looked up by, in a table of its own. Dispatch changes a message's status three
-# times, and on PostgreSQL each change is a new version of the row with a new entry in every index of
-# `messages` (a heap-only update is possible only when no indexed column changes), though none of these
-# columns changed: with their five indexes on `messages`, a status change cost PostgreSQL 0.0255 ms a
-# row, without them 0.0100 (bench/pg_floor.py). A row here is written at accept and changed only when
-# the message's address is (a fallback to another channel, an erasure) or its key is released; the
-# values are also on the message's row, which readers keep reading.
+# What a message is looked up by, in a table of its own. On PostgreSQL each of dispatch's three status
+# changes is a new row version with an entry in every index of `messages` (heap-only only when no
+# indexed column changes): with these five indexes there, a status change cost 0.0255 ms a row, without
+# them 0.0100 (bench/pg_floor.py). A row here is written at accept and changed only with the message's
+# address (a fallback, an erasure) or when its key is released; the message's row keeps the values too.
+_HELD = sa.text("idempotency_key IS NOT NULL")
 KEY_COLUMNS = ("tenant_id", "idempotency_key", "idempotency_expires_at", "to_addr", "user_id", "campaign")
 message_keys = sa.Table(
     "message_keys",
@@ -137,15 +136,9 @@ message_keys = sa.Table(
     sa.Index("ix_message_keys_tenant_campaign", "tenant_id", "campaign", "message_id"),
     sa.Index("ix_message_keys_tenant_to", "tenant_id", "to_addr", "message_id"),
     sa.Index("ix_message_keys_tenant_user", "tenant_id", "user_id", "message_id"),
-    # The keys still held, by when each may be released (every minute, store/sql/retention.py): found
-    # without reading every message (a minute's release read all of them, inside a write transaction:
-    # 83 ms of SQLite's write lock at a million messages). A query reaches it by naming KEY_HELD.
-    sa.Index(
-        "ix_message_keys_held_until",
-        "idempotency_expires_at",
-        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
-        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
-    ),
+    # Held keys by when each may be released (store/sql/retention.py, every minute; reading every message
+    # for them held SQLite's write lock 83 ms at 1M messages). A query reaches it by naming KEY_HELD.
+    sa.Index("ix_message_keys_held_until", "idempotency_expires_at", sqlite_where=_HELD, postgresql_where=_HELD),
 )
 KEY_HELD = message_keys.c.idempotency_key.is_not(None)
 # The indexes of `messages` that message_keys' replace (dropped by migration step 5).
