@@ -13,7 +13,7 @@ from gateway.domain.failures import FAILURE_STATUSES
 from gateway.store import schema
 from gateway.store.migrations import KEYS_OF_MESSAGES
 from gateway.store.records import MessageFilter
-from gateway.store.sql import failures, leases, messages, outcomes, receipts, retention, webhook_outbox
+from gateway.store.sql import failures, leases, messages, outcomes, receipts, retention, webhook_outbox, webhooks
 from gateway.store.sql.common import compiled_query, keyed, listed
 from gateway.store.store import SqlStore
 from tests.harness import GatewayStarter
@@ -453,3 +453,41 @@ async def test_the_minutes_key_release_seeks_the_held_keys_not_every_message(sta
     assert "ix_message_keys_held_until" in finding, finding
     for plan in changes:  # each release by the messages' ids
         assert "Seq Scan" not in plan and "SCAN messages" not in plan and "SCAN message_keys" not in plan, plan
+
+
+def _callback_health_plans(conn: Any) -> tuple[dict[str, Any], list[str]]:
+    """The callbacks' health (read every 5 s) of an endpoint with 60,000 deliveries kept, 19
+    pending and 6 dead: what it found, and the plan of each statement it ran."""
+    conn.exec_driver_sql(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, type, event_at, state, attempts, next_attempt_at,"
+        " created_at) SELECT 'wh_1', n, 'message.delivered', n,"
+        " CASE WHEN n % 10000 = 0 THEN 'dead' WHEN n > 59980 THEN 'pending' ELSE 'delivered' END, 1, n, n"
+        f" FROM {_COUNT_TO_60000}"
+    )
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE webhook_deliveries")
+    ran: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        ran.append((statement, parameters))
+
+    sa.event.listen(conn, "before_cursor_execute", remember)
+    try:
+        health = webhooks.delivery_health(conn, ["wh_1"])
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", remember)
+    return health, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+
+
+async def test_the_callbacks_health_reads_pending_and_dead_deliveries_not_the_delivered_ones(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway({"GATEWAY_SANDBOX__ENABLED": "false"}, role="api") as gw:
+        health, plans = await gw.gateway.store.db.write(_callback_health_plans)
+    assert health == {"wh_1": {"counts": {"pending": 19, "dead": 6}, "oldest_pending_at": 59981.0}}
+    [plan] = plans
+    # An index sought by state (with the endpoint, or filtered by it), not every delivery of the endpoint.
+    if "Index Cond:" in plan:  # PostgreSQL
+        assert "state" in plan.split("Index Cond:")[1].splitlines()[0], plan
+    else:  # SQLite
+        assert "SEARCH webhook_deliveries USING" in plan and "state=?" in plan, plan

@@ -173,14 +173,20 @@ def prune_deliveries(conn: Connection, state: str, finished_before: float, limit
     return int(result.rowcount or 0)
 
 
+PENDING_OR_DEAD = [DeliveryState.PENDING.value, DeliveryState.DEAD.value]
+
+
 def delivery_health(conn: Connection, endpoint_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per endpoint: deliveries per state, and the time of the oldest event still waiting (its lag)."""
+    """Per endpoint: its pending and dead deliveries, and the time of the oldest event still waiting
+    (its lag). Delivered ones are counted on the endpoint's row: read here, the days of them kept
+    (`webhooks.delivered_retention_days`) made this read, every 5 s, cost 195 ms on SQLite at a
+    million, growing with the traffic."""
     health: dict[str, dict[str, Any]] = {e: {"counts": {}, "oldest_pending_at": None} for e in endpoint_ids}
     if not endpoint_ids:
         return health
     rows = conn.execute(
         sa.select(_D.c.endpoint_id, _D.c.state, sa.func.count(), sa.func.min(_D.c.event_at))
-        .where(_D.c.endpoint_id.in_(list(endpoint_ids)))
+        .where(_D.c.endpoint_id.in_(list(endpoint_ids)), _D.c.state.in_(PENDING_OR_DEAD))
         .group_by(_D.c.endpoint_id, _D.c.state)
     )
     for endpoint_id, state, count, oldest in rows:
