@@ -26,16 +26,22 @@ async def _keys(store: SqlStore) -> dict[str, tuple[Any, Any]]:
     return await store.db.read(read)
 
 
+async def _accepted(store: SqlStore, now: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Three jobs: one under a key past its retention, one under a key held, one without a key."""
+    past = message_row(now - 7200, idempotency_key="k-past", request_hash="a", idempotency_expires_at=now - 60)
+    held = message_row(now, idempotency_key="k-held", request_hash="b", idempotency_expires_at=now + 3600)
+    keyless = message_row(now)
+    for row in (past, held, keyless):
+        assert (await store.accept_one(row)).kind == "accepted"
+    return past, held, keyless
+
+
 async def test_keys_past_their_retention_are_released_and_held_ones_kept(database_url: str) -> None:
     store = SqlStore.open(database_url)
     await store.migrate()
     try:
         now = time.time()
-        past = message_row(now - 7200, idempotency_key="k-past", request_hash="a", idempotency_expires_at=now - 60)
-        held = message_row(now, idempotency_key="k-held", request_hash="b", idempotency_expires_at=now + 3600)
-        keyless = message_row(now)
-        for row in (past, held, keyless):
-            assert (await store.accept_one(row)).kind == "accepted"
+        past, held, keyless = await _accepted(store, now)
 
         assert await store.release_idempotency_keys() == 1
         assert await _keys(store) == {
@@ -64,10 +70,7 @@ async def test_a_version_5_database_gets_each_held_keys_expiry_and_releases_it(d
     await store.migrate()
     try:
         now = time.time()
-        past = message_row(now - 7200, idempotency_key="k-past", request_hash="a", idempotency_expires_at=now - 60)
-        held = message_row(now, idempotency_key="k-held", request_hash="b", idempotency_expires_at=now + 3600)
-        for row in (past, held):
-            assert (await store.accept_one(row)).kind == "accepted"
+        past, held, keyless = await _accepted(store, now)
 
         def make_it_version_5(conn: Any) -> None:
             conn.execute(sa.text("DROP INDEX ix_message_keys_held_until"))
@@ -82,7 +85,11 @@ async def test_a_version_5_database_gets_each_held_keys_expiry_and_releases_it(d
                 conn.execute(sa.select(message_keys.c.message_id, message_keys.c.idempotency_expires_at)).all()
             )
         )
-        assert expiries == {past["id"]: past["idempotency_expires_at"], held["id"]: held["idempotency_expires_at"]}
+        assert expiries == {
+            past["id"]: past["idempotency_expires_at"],
+            held["id"]: held["idempotency_expires_at"],
+            keyless["id"]: None,
+        }
         assert await store.release_idempotency_keys() == 1
         assert (await _keys(store))[past["id"]] == (None, None)
     finally:

@@ -51,6 +51,21 @@ def _explain_sql(conn: Any, sql: str, values: Any = ()) -> str:
     return "\n".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + sql, values))
 
 
+def _with_plans(conn: Any, read: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
+    """What `read(conn, *args)` returns, and the plan of each statement it ran."""
+    ran: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        ran.append((statement, parameters))
+
+    sa.event.listen(conn, "before_cursor_execute", remember)
+    try:
+        result = read(conn, *args)
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", remember)
+    return result, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+
+
 def _plan(conn: Any, query: Any) -> str:
     if conn.dialect.name == "sqlite":
         return _explain(conn, query)
@@ -338,17 +353,7 @@ def _one_day_one_in_97_failed(conn: Any) -> None:
 def _failure_report_plans(conn: Any, statuses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[str]]:
     """The failure report's groups, and the plan of each statement it ran (SQLite unanalysed, as the
     gateway leaves it)."""
-    ran: list[tuple[str, Any]] = []
-
-    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        ran.append((statement, parameters))
-
-    sa.event.listen(conn, "before_cursor_execute", remember)
-    try:
-        groups = failures.failure_report(conn, "t", 0, 86_400, ("reason", "provider", "error_code"), statuses)
-    finally:
-        sa.event.remove(conn, "before_cursor_execute", remember)
-    return groups, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+    return _with_plans(conn, failures.failure_report, "t", 0, 86_400, ("reason", "provider", "error_code"), statuses)
 
 
 @pytest.mark.parametrize("statuses", [FAILURE_STATUSES, ("failed",), ("undelivered", "failed")])
@@ -432,17 +437,7 @@ def _key_release_plans(conn: Any) -> tuple[int, list[str]]:
     conn.exec_driver_sql(KEYS_OF_MESSAGES)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ANALYZE messages, message_keys")
-    ran: list[tuple[str, Any]] = []
-
-    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        ran.append((statement, parameters))
-
-    sa.event.listen(conn, "before_cursor_execute", remember)
-    try:
-        released = retention.release_idempotency_keys(conn, 1e6)
-    finally:
-        sa.event.remove(conn, "before_cursor_execute", remember)
-    return released, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+    return _with_plans(conn, retention.release_idempotency_keys, 1e6)
 
 
 async def test_the_minutes_key_release_seeks_the_held_keys_not_every_message(start_gateway: GatewayStarter) -> None:
@@ -466,17 +461,7 @@ def _callback_health_plans(conn: Any) -> tuple[dict[str, Any], list[str]]:
     )
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ANALYZE webhook_deliveries")
-    ran: list[tuple[str, Any]] = []
-
-    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        ran.append((statement, parameters))
-
-    sa.event.listen(conn, "before_cursor_execute", remember)
-    try:
-        health = webhooks.delivery_health(conn, ["wh_1"])
-    finally:
-        sa.event.remove(conn, "before_cursor_execute", remember)
-    return health, [_explain_sql(conn, statement, parameters) for statement, parameters in ran]
+    return _with_plans(conn, webhooks.delivery_health, ["wh_1"])
 
 
 async def test_the_callbacks_health_reads_pending_and_dead_deliveries_not_the_delivered_ones(
