@@ -7,6 +7,7 @@ Keys are the Redis keys, so the two storages can be compared entry by entry.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,42 @@ NAMESPACE = "gw:"
 # Expired entries are dropped lazily on access and by a sweep every this many operations, so
 # memory stays proportional to the live keys without a timer task.
 _SWEEP_EVERY = 8192
+_SECOND_US = 1_000_000
+
+
+class _Expiries:
+    """When each key of one store expires, and its keys by the second they expire in, so a sweep
+    visits only what has expired. A pass over every live key instead took 40 ms of the loop at a
+    million recipients' cap logs (a day's marketing caps), every 8,192 operations, while every
+    worker's reservation waited."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, int] = {}
+        self._by_second: dict[int, set[str]] = {}
+        self._seconds: list[int] = []  # a heap of _by_second's keys
+
+    def set(self, key: str, at_us: int) -> None:
+        before = self.at.get(key)
+        self.at[key] = at_us
+        second = at_us // _SECOND_US
+        if before is not None:
+            if before // _SECOND_US == second:
+                return
+            self._by_second[before // _SECOND_US].discard(key)
+        keys = self._by_second.get(second)
+        if keys is None:
+            keys = self._by_second[second] = set()
+            heapq.heappush(self._seconds, second)
+        keys.add(key)
+
+    def expired(self, now_us: int) -> list[str]:
+        """The keys whose whole second has passed, forgotten here; the caller drops their entries."""
+        gone: list[str] = []
+        while self._seconds and (self._seconds[0] + 1) * _SECOND_US <= now_us:
+            for key in self._by_second.pop(heapq.heappop(self._seconds)):
+                del self.at[key]
+                gone.append(key)
+        return gone
 
 
 class MemoryState:
@@ -32,9 +69,9 @@ class MemoryState:
         self._clock = clock
         self._tat: dict[str, int] = {}
         self._logs: dict[str, dict[str, int]] = {}  # key -> reservation id -> send time (µs)
-        self._log_expiry: dict[str, int] = {}
+        self._log_expiry = _Expiries()
         self._counters: dict[str, dict[int, int]] = {}
-        self._counter_expiry: dict[str, int] = {}
+        self._counter_expiry = _Expiries()
         self._ops = 0
 
     def _now_us(self) -> int:
@@ -46,10 +83,10 @@ class MemoryState:
             return
         self._ops = 0
         self._tat = {k: v for k, v in self._tat.items() if v > now}
-        for expiry, store in ((self._log_expiry, self._logs), (self._counter_expiry, self._counters)):
-            for key in [k for k, at in expiry.items() if at <= now]:
-                del expiry[key]
-                store.pop(key, None)
+        for key in self._log_expiry.expired(now):
+            self._logs.pop(key, None)
+        for key in self._counter_expiry.expired(now):
+            self._counters.pop(key, None)
 
     async def acquire_throughput(self, requests: Sequence[ThroughputRequest]) -> list[ThroughputDecision]:
         now = self._now_us()
@@ -76,7 +113,7 @@ class MemoryState:
         return out
 
     def _log(self, key: str, now: int, retention_us: int) -> dict[str, int]:
-        if self._log_expiry.get(key, now + 1) <= now:
+        if self._log_expiry.at.get(key, now + 1) <= now:
             self._logs.pop(key, None)
         log = self._logs.setdefault(key, {})
         horizon = now - retention_us
@@ -101,7 +138,7 @@ class MemoryState:
                 continue
             for key, log in zip(keys, logs, strict=True):
                 log[r.id] = now
-                self._log_expiry[key] = now + retention_us + 1_000_000
+                self._log_expiry.set(key, now + retention_us + 1_000_000)
             out.append(CapDecision(True, at=now / 1e6))
         self._tick(now, len(reservations))
         return out
@@ -119,14 +156,14 @@ class MemoryState:
 
     def _count(self, c: WindowCounter, amount: int, now: int) -> int:
         key = NAMESPACE + "ctr:" + c.key
-        if self._counter_expiry.get(key, now + 1) <= now:
+        if self._counter_expiry.at.get(key, now + 1) <= now:
             self._counters.pop(key, None)
         idx = now // c.bucket_us
         buckets = self._counters.get(key)
         if amount != 0:
             buckets = self._counters.setdefault(key, {})
             buckets[idx] = buckets.get(idx, 0) + amount
-            self._counter_expiry[key] = now + (c.bucket_us * (c.buckets + 1) // 1000 + 1000) * 1000
+            self._counter_expiry.set(key, now + (c.bucket_us * (c.buckets + 1) // 1000 + 1000) * 1000)
         if buckets is None:
             return 0
         total = 0

@@ -340,6 +340,35 @@ async def test_redis_keys_are_namespaced_and_expire(redis_url):
         await client.aclose()
 
 
+async def test_memory_forgets_what_has_expired_and_keeps_what_was_renewed() -> None:
+    # The memory State's counterpart of the keys' TTL on Redis: what it holds stays proportional to
+    # the live keys.
+    clock = Clock()
+    state = MemoryState(clock=clock)
+    hour = 3600.0
+
+    def held() -> set[str]:
+        return {*state._logs, *state._counters, *state._tat}
+
+    def caps(rid: str, subject: str) -> CapReservation:
+        return CapReservation(rid, subject, "marketing", "sms", (CapRule("sms", 5, Period.HOUR),), hour)
+
+    await state.reserve_caps([caps(f"m{n}", f"u:{n}") for n in range(1000)])
+    await state.incr_counters([(WindowCounter("n:1", 60), 1)])
+    clock.advance(hour / 2)
+    await state.reserve_caps([caps("m-again", "u:7")])  # u:7's logs live on another half hour
+    live = WindowCounter("n:2", 60)
+    clock.advance(hour / 2 + 2)  # past every first reservation's retention, and the counter's minute
+    assert len(held()) == 2 * 1000 + 1  # nothing visited yet
+
+    await state.incr_counters([(live, 1)] * 8192)  # enough operations for a sweep
+    assert held() == {"gw:cap:{u:7}:marketing:sms", "gw:cap:{u:7}:marketing:all", "gw:ctr:n:2"}
+    assert (await state.reserve_caps([caps("m-third", "u:7")]))[0].allowed
+    clock.advance(hour + 2)
+    await state.incr_counters([(live, 1)] * 8192)
+    assert held() == {"gw:ctr:n:2"}
+
+
 async def test_redis_reloads_scripts_after_a_flush(redis_url):
     state = RedisState.from_url(redis_url, namespace=f"gw:t{uuid.uuid4().hex[:8]}:")
     client = aioredis.Redis.from_url(redis_url)
