@@ -88,6 +88,7 @@ class Gateway:
             group_commit_max_rows=settings.api.group_commit_max_rows,
             sqlite_cache_mib=settings.sqlite_cache_mib,
             sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+            sqlite_intake_first=settings.sqlite_intake_first_ms / 1000,
             outage_log_seconds=settings.db_outage_log_seconds,
             transaction_pooling=settings.db_transaction_pooling,
             listen_url=settings.work_listen_url if role in ("worker", "all") else None,

@@ -329,6 +329,13 @@ class Settings(BaseSettings):
         description="how long a write waits for another connection's lock on the SQLite file before it fails"
         " (a request then gets 503 with Retry-After)",
     )
+    sqlite_intake_first_ms: float = Field(
+        10.0,
+        ge=0,
+        description="while accepts wait for the SQLite file's write lock, how long a dispatching worker holds"
+        " its next hand-off commit back for them; 0: no priority. Higher favours intake over dispatch while a"
+        " campaign system floods the API (docs/DEPLOYMENT.md)",
+    )
     db_outage_log_seconds: float = Field(
         10.0,
         gt=0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
@@ -16,12 +17,23 @@ import structlog
 log = structlog.get_logger("gateway.store")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Value = TypeVar("Value", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(Generic[Value]):
+    """A transaction's answer once committed, with what ends when the commit is on disk (None: it is
+    already). A flush that answers this lets the next batch begin its transaction meanwhile; its own
+    callers are answered only once `durable` ends."""
+
+    value: Value
+    durable: asyncio.Future[None] | None = None
 
 
 class GroupCommitter(Generic[Item, Result]):
     def __init__(
         self,
-        flush: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        flush: Callable[[list[Item]], Awaitable[Sequence[Result] | Committed[Sequence[Result]]]],
         *,
         delay_seconds: float = 0.002,
         max_items: int = 2000,
@@ -40,6 +52,7 @@ class GroupCommitter(Generic[Item, Result]):
         self._groups: list[tuple[int, int, asyncio.Future[list[Result]] | None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
+        self._reaching_disk: set[asyncio.Task[None]] = set()  # committed flushes waiting for their sync
         self._closed = False
 
     def __len__(self) -> int:
@@ -86,8 +99,16 @@ class GroupCommitter(Generic[Item, Result]):
         self._running = asyncio.get_running_loop().create_task(self._run(items, groups), name=self._name)
 
     async def _run(self, items: list[Item], groups: list[tuple[int, int, asyncio.Future[list[Result]] | None]]) -> None:
+        this = asyncio.current_task()
         try:
-            results = _one_each(list(await self._flush(items)), items, self._name)
+            answer = await self._flush(items)
+            if isinstance(answer, Committed):
+                results = _one_each(list(answer.value), items, self._name)
+                if answer.durable is not None:
+                    self._hand_over(this)
+                    await answer.durable
+            else:
+                results = _one_each(list(answer), items, self._name)
         except BaseException as exc:  # every waiter must learn the batch failed, whatever the error
             unanswered = sum(count for _, count, future in groups if future is None)
             if unanswered:
@@ -102,12 +123,25 @@ class GroupCommitter(Generic[Item, Result]):
                 if future is not None and not future.done():
                     future.set_result(results[offset : offset + count])
         finally:
+            self._reaching_disk.discard(this)
+            if self._running is this:
+                self._running = None
+                self._next()
+
+    def _hand_over(self, this: asyncio.Task[None] | None) -> None:
+        """Committed, not yet on disk: the next batch may begin its transaction (its own commit's sync
+        then covers this one's too)."""
+        if this is not None and self._running is this:
+            self._reaching_disk.add(this)
             self._running = None
-            if self._items:
-                if self._paced:
-                    self._schedule()
-                else:
-                    self._start()
+            self._next()
+
+    def _next(self) -> None:
+        if self._items:
+            if self._paced:
+                self._schedule()
+            else:
+                self._start()
 
     async def drain(self) -> None:
         """Flush what is pending and refuse new items (graceful shutdown)."""
@@ -116,12 +150,12 @@ class GroupCommitter(Generic[Item, Result]):
 
     async def settle(self) -> None:
         """Flush what is pending now, taking new items all the while."""
-        while self._items or self._running is not None:
+        while self._items or self._running is not None or self._reaching_disk:
             if self._running is None:
                 self._start()
-            running = self._running
-            if running is not None:
-                await asyncio.wait([running])
+            running = [self._running] if self._running is not None else list(self._reaching_disk)
+            if running:
+                await asyncio.wait(running)
 
 
 def _one_each(results: list[Result], items: list[Item], name: str) -> list[Result]:

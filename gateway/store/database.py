@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import sqlite3
+import struct
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from gateway.store.batcher import Committed
+from gateway.store.intake_turn import IntakeTurn
 from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_unavailable
 
 P = ParamSpec("P")
@@ -54,17 +60,32 @@ class Database:
         self.write_outage.succeeded()
         return result
 
-    async def write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
+    async def write_beside_loop(
+        self, fn: Callable[..., T], *args: Any, synchronous: str | None = None, intake: bool = False
+    ) -> T:
         """`write`, for a transaction whose commit may wait on the disk while the loop works on.
         `synchronous` NORMAL commits without waiting for the disk (kept through a crash of the process,
-        not of the machine): SQLite's synchronous for this commit, PostgreSQL's synchronous_commit off."""
+        not of the machine): SQLite's synchronous for this commit, PostgreSQL's synchronous_commit off.
+        `intake`: accepts, which on SQLite take the write lock ahead of the other writes of this kind
+        (gateway.store.intake_turn)."""
+        committed = await self.commit_beside_loop(fn, *args, synchronous=synchronous, intake=intake)
+        if committed.durable is not None:
+            await asyncio.shield(committed.durable)  # the sync goes on for the commits it covers
+        return committed.value
+
+    async def commit_beside_loop(
+        self, fn: Callable[..., T], *args: Any, synchronous: str | None = None, intake: bool = False
+    ) -> Committed[T]:
+        """`write_beside_loop`, answered once committed: its `durable` ends when the commit is on disk
+        (SQLite: the WAL synced after the write lock is let go). Whoever acts on the answer outside the
+        database (a reply, a send) waits for `durable` first."""
         try:
-            result = await self._write_beside_loop(fn, *args, synchronous=synchronous)
+            committed = await self._commit_beside_loop(fn, *args, synchronous=synchronous, intake=intake)
         except Exception as exc:
             _raise_if_unavailable(exc, self.write_outage)
             raise
         self.write_outage.succeeded()
-        return result
+        return committed
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -86,8 +107,10 @@ class Database:
         BEGIN/COMMIT) made such a poll cost ~100 x the question itself."""
         return None
 
-    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
-        return await self._write(fn, *args)
+    async def _commit_beside_loop(
+        self, fn: Callable[..., T], *args: Any, synchronous: str | None = None, intake: bool = False
+    ) -> Committed[T]:
+        return Committed(await self._write(fn, *args))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -157,6 +180,10 @@ def _sqlite_engine(
 
 # How a write beside the loop waits for the write lock another connection holds (_begin_accept_soon).
 LOCK_POLLS = 50
+INTAKE_FIRST_SECONDS = 0.01
+CHECKPOINT_FRAMES = 1000  # SQLite's wal_autocheckpoint default
+WAL_INDEX_FRAMES, WAL_INDEX_FRAMES_AT = struct.Struct("=I"), 16  # mxFrame in the WAL-index header, native order
+DURABLE_AT_COMMIT = frozenset({"FULL", "EXTRA"})
 LOCK_POLL_SECONDS = 0.001
 
 
@@ -171,6 +198,7 @@ class SqliteDatabase(Database):
         cache_mib: int = DEFAULT_CACHE_MIB,
         busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
         outage_log_seconds: float = 10.0,
+        intake_first_seconds: float = INTAKE_FIRST_SECONDS,
     ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -196,8 +224,22 @@ class SqliteDatabase(Database):
         self._accept_connection: Connection | None = None
         self._accept_synchronous = synchronous  # the accept connection's, switched per transaction
         self._accept_turn = asyncio.Lock()
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        # The accept connection does not checkpoint in its commits (on the loop's thread): this thread does.
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpoint_connection: sqlite3.Connection | None = None
+        self._checkpoint_asked = False  # a look at the WAL's frame count is on its way to that thread
+        self._wal_index: int | None = None  # a descriptor of the -shm file, read by that thread
+        # The beside-the-loop commits are written at synchronous=NORMAL, and the WAL synced after (if
+        # they asked for FULL) on this thread, out of the write lock: _sync_wal.
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-sync")
+        self._sync_lock = threading.Lock()
+        self._commits = 0
+        self._synced = 0
+        self._wal = False  # known once the accept connection is open
         self._peeker: sqlite3.Connection | None = None
+        self._intake = IntakeTurn(path) if path != ":memory:" and intake_first_seconds > 0 else None
+        self._intake_first = intake_first_seconds
+        self._last_turn = 0.0
 
     async def peek(self, query: Peekable, params: dict[str, Any]) -> list[tuple[Any, ...]] | None:
         """On the loop's thread, on a read-only connection of its own: in WAL mode a read never waits
@@ -232,22 +274,23 @@ class SqliteDatabase(Database):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args)
 
-    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
-        """The statements run here on the loop's thread; the commit, mostly a wait on the disk (WAL
-        write and fsync, during which sqlite3 lets go of the GIL), on a thread of its own while the
-        loop parses the next requests. Running the statements on a thread too made the two threads
-        trade the GIL for every row inserted, which cost about a tenth of the single-job accept rate."""
-        await self._accept_turn.acquire()
-        try:
-            transaction = await self._begin_accept_soon(synchronous or self._synchronous)
-        except BaseException:
-            self._accept_turn.release()
-            raise
+    async def _commit_beside_loop(
+        self, fn: Callable[..., T], *args: Any, synchronous: str | None = None, intake: bool = False
+    ) -> Committed[T]:
+        """The statements and the commit run here on the loop's thread, the commit at synchronous
+        NORMAL (it writes the WAL and lets go of the write lock); the fsync that FULL would have done
+        inside the lock runs after, on a thread of its own (_sync_wal), while the loop works on and
+        other writers take the lock. Running the statements on a thread made the two threads trade
+        the GIL for every row inserted (a tenth of the single-job accept rate); committing on one held
+        the write lock while that thread waited for the GIL."""
+        if not intake and self._intake is not None:
+            await self._after_waiting_intake(self._intake)
+        transaction = await self._take_turn(synchronous or self._synchronous, intake)
         if transaction is None:
             # Another connection holds the write lock: wait for it on the writer thread.
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args)
+                return Committed(await loop.run_in_executor(self._writer, self._run, self._writer_engine, fn, args))
             finally:
                 self._accept_turn.release()
         try:
@@ -260,24 +303,49 @@ class SqliteDatabase(Database):
             finally:
                 self._accept_turn.release()
             raise
-        commit = asyncio.wrap_future(self._committer.submit(self._commit_accept, transaction))
-        # The connection's next transaction waits for this commit to end, even if our caller is
-        # cancelled meanwhile (the thread goes on committing).
-        commit.add_done_callback(lambda _: self._accept_turn.release())
-        await asyncio.shield(commit)
-        return result
+        try:
+            committed = self._commit_accept(transaction)
+        finally:
+            self._accept_turn.release()
+        if not self._checkpoint_asked:
+            self._checkpoint_asked = True
+            self._checkpointer.submit(self._checkpoint_if_large)
+        if not self._syncs_after_commit(synchronous or self._synchronous):
+            return Committed(result)
+        loop = asyncio.get_running_loop()
+        return Committed(result, loop.run_in_executor(self._syncer, self._sync_wal, committed))
 
-    async def _begin_accept_soon(self, synchronous: str) -> sa.RootTransaction | None:
+    async def _take_turn(self, synchronous: str, intake: bool) -> sa.RootTransaction | None:
+        """This connection's turn (`_accept_turn`, held until the commit ends) and, mostly, the lock."""
+        await self._accept_turn.acquire()
+        try:
+            return await self._begin_accept_soon(synchronous, intake)
+        except BaseException:
+            self._accept_turn.release()
+            raise
+
+    async def _after_waiting_intake(self, turn: IntakeTurn) -> None:
+        """While accepts have waited for the write lock lately, a turn every INTAKE_FIRST_SECONDS."""
+        due = self._last_turn + self._intake_first
+        while turn.waiting() and time.monotonic() < due:  # noqa: ASYNC110 - no Event crosses processes
+            await asyncio.sleep(LOCK_POLL_SECONDS)
+        self._last_turn = time.monotonic()
+
+    async def _begin_accept_soon(self, synchronous: str, intake: bool = False) -> sa.RootTransaction | None:
         """The write lock, asked for again every millisecond while another connection (mostly another
         process's: the worker's, the API's) holds it, for up to LOCK_POLLS tries. Waiting on the writer
         thread instead, SQLite's busy handler sleeps 25-100 ms between tries once contention lasts, and
         a process committing often takes the lock again meanwhile: single-job accepts beside a worker
         draining a backlog took ~27 ms each, at half Jasmin's rate (bench/smpp.py). None after that:
-        the caller waits on the writer thread, with the busy timeout and its error as before."""
+        the caller waits on the writer thread, with the busy timeout and its error as before.
+        An `intake` write keeps the intake flag up while it polls."""
         transaction = self._begin_accept(synchronous)
+        turn = self._intake if intake else None
         for _ in range(LOCK_POLLS):
             if transaction is not None:
                 break
+            if turn is not None:
+                turn.raise_flag()
             await asyncio.sleep(LOCK_POLL_SECONDS)
             transaction = self._begin_accept(synchronous)
         return transaction
@@ -287,8 +355,16 @@ class SqliteDatabase(Database):
         if self._accept_connection is None:
             self._accept_connection = self._accept_engine.connect()
             self._accept_synchronous = self._synchronous
+            dbapi = self._accept_connection.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.execute("PRAGMA wal_autocheckpoint=0")  # _checkpoint_if_large, off the loop
+            # Not in WAL mode (a file system without shared memory, or :memory:), a commit is synced
+            # inside it as asked, as before.
+            self._wal = dbapi.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         sqlite = self._accept_connection.connection.dbapi_connection
         assert sqlite is not None
+        if self._syncs_after_commit(synchronous):
+            synchronous = "NORMAL"  # the commit writes the WAL; _sync_wal syncs it after the lock
         if synchronous != self._accept_synchronous:
             # In WAL mode a per-connection setting, read at each commit: this transaction's alone.
             sqlite.execute(f"PRAGMA synchronous={synchronous}")
@@ -306,13 +382,61 @@ class SqliteDatabase(Database):
         sqlite.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
         return transaction
 
-    def _commit_accept(self, transaction: sa.RootTransaction) -> None:
+    def _commit_accept(self, transaction: sa.RootTransaction) -> int:
+        """Commits (its WAL frames written, not yet synced: the lock goes to the next writer at once)
+        and numbers the commit for _sync_wal."""
         try:
             transaction.commit()
         except BaseException:
             # Whatever state a failed commit left, the next accept starts on a new connection.
             self._drop_accept_connection()
             raise
+        self._commits += 1  # on the loop's thread
+        return self._commits
+
+    def _syncs_after_commit(self, synchronous: str) -> bool:
+        return self._wal and synchronous in DURABLE_AT_COMMIT
+
+    def _checkpoint_if_large(self) -> None:
+        """SQLite's automatic checkpoint, for the accept connection's commits: once the WAL holds
+        CHECKPOINT_FRAMES frames, as much of it as no reader still needs is copied into the database.
+        The count is the WAL-index's mxFrame (the -shm file's header, sqlite.org/walformat.html): the WAL
+        file keeps its size when it is reused from the start after a checkpoint."""
+        self._checkpoint_asked = False  # a commit from now on asks again
+        try:
+            if self._wal_index is None:
+                # Kept open until every connection is closed: closing a descriptor of a file drops every
+                # POSIX lock this process holds on it, SQLite's on the WAL-index among them.
+                self._wal_index = os.open(f"{self.path}-shm", os.O_RDONLY)
+            header = os.pread(self._wal_index, WAL_INDEX_FRAMES.size, WAL_INDEX_FRAMES_AT)
+            if WAL_INDEX_FRAMES.unpack(header)[0] < CHECKPOINT_FRAMES:
+                return
+            if self._checkpoint_connection is None:
+                self._checkpoint_connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._checkpoint_connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            self._checkpoint_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except (OSError, sqlite3.Error, struct.error) as exc:
+            log.warning("checkpoint not done", error=str(exc))  # the next commit asks again
+
+    def _sync_wal(self, commit: int) -> None:
+        """What synchronous=FULL does at each commit in WAL mode, after the write lock is let go: the
+        WAL file to disk. One fsync covers every commit written before it, this process's and others';
+        a commit already covered by a later one's sync returns at once. A checkpoint in between does
+        not lose frames: SQLite syncs the WAL before it copies them into the database."""
+        with self._sync_lock:
+            if self._synced >= commit:
+                return
+            covered = self._commits
+            try:
+                fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            except FileNotFoundError:
+                fd = None  # removed after a checkpoint of all of it, which synced the database first
+            if fd is not None:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._synced = covered
 
     def _drop_accept_connection(self) -> None:
         connection, self._accept_connection = self._accept_connection, None
@@ -328,16 +452,26 @@ class SqliteDatabase(Database):
             self._peeker.close()
             self._peeker = None
         async with self._accept_turn:  # a commit still running ends first
-            self._committer.shutdown(wait=True)
+            self._checkpointer.shutdown(wait=True)
+            if self._checkpoint_connection is not None:
+                self._checkpoint_connection.close()
+                self._checkpoint_connection = None
             if self._accept_connection is not None:
                 self._accept_connection.close()
                 self._accept_connection = None
+        self._syncer.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._writer_engine.dispose()
         self._inline_engine.dispose()
         self._accept_engine.dispose()
         self._reader_engine.dispose()
+        if self._wal_index is not None:  # after every connection: see _checkpoint_if_large
+            os.close(self._wal_index)
+            self._wal_index = None
+        if self._intake is not None:
+            self._intake.close()
+            self._intake = None
 
 
 # PostgreSQL ends one of two transactions that wait on each other's rows (deadlock_detected: seen
@@ -379,8 +513,10 @@ class PostgresDatabase(Database):
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run_again_if_ended(fn, args, None)
 
-    async def _write_beside_loop(self, fn: Callable[..., T], *args: Any, synchronous: str | None = None) -> T:
-        return await self._run_again_if_ended(fn, args, synchronous)
+    async def _commit_beside_loop(
+        self, fn: Callable[..., T], *args: Any, synchronous: str | None = None, intake: bool = False
+    ) -> Committed[T]:
+        return Committed(await self._run_again_if_ended(fn, args, synchronous))
 
     async def _run_again_if_ended(self, fn: Callable[..., T], args: tuple[Any, ...], synchronous: str | None) -> T:
         retrying = AsyncRetrying(
@@ -427,6 +563,7 @@ def open_database(
     pool_size: int = 10,
     sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
     sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+    sqlite_intake_first: float = INTAKE_FIRST_SECONDS,
     outage_log_seconds: float = 10.0,
     transaction_pooling: bool = False,
 ) -> Database:
@@ -437,6 +574,7 @@ def open_database(
             cache_mib=sqlite_cache_mib,
             busy_timeout=sqlite_busy_timeout,
             outage_log_seconds=outage_log_seconds,
+            intake_first_seconds=sqlite_intake_first,
         )
     return PostgresDatabase(
         url, pool_size=pool_size, outage_log_seconds=outage_log_seconds, transaction_pooling=transaction_pooling

@@ -7,7 +7,13 @@ from typing import Any
 
 from gateway.store import migrations
 from gateway.store.batcher import GroupCommitter
-from gateway.store.database import DEFAULT_CACHE_MIB, WRITE_BUSY_TIMEOUT_SECONDS, Database, open_database
+from gateway.store.database import (
+    DEFAULT_CACHE_MIB,
+    INTAKE_FIRST_SECONDS,
+    WRITE_BUSY_TIMEOUT_SECONDS,
+    Database,
+    open_database,
+)
 from gateway.store.records import AcceptOutcome, Addressing
 from gateway.store.sql.accept import AcceptRoom
 from gateway.store.sql.blocklists import BlocklistsRoom
@@ -128,6 +134,7 @@ class SqlStore(
         group_commit_max_rows: int = 2000,
         sqlite_cache_mib: int = DEFAULT_CACHE_MIB,
         sqlite_busy_timeout: float = WRITE_BUSY_TIMEOUT_SECONDS,
+        sqlite_intake_first: float = INTAKE_FIRST_SECONDS,
         outage_log_seconds: float = 10.0,
         transaction_pooling: bool = False,
         listen_url: str | None = None,
@@ -141,6 +148,7 @@ class SqlStore(
                 pool_size=pool_size,
                 sqlite_cache_mib=sqlite_cache_mib,
                 sqlite_busy_timeout=sqlite_busy_timeout,
+                sqlite_intake_first=sqlite_intake_first,
                 outage_log_seconds=outage_log_seconds,
                 transaction_pooling=transaction_pooling,
             ),

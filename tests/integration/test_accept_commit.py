@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.store.store import SqlStore
 from tests.harness import SMS, running_gateway
 
 
@@ -88,3 +93,80 @@ async def test_a_batch_whose_insert_fails_is_answered_500_stores_nothing_and_the
         assert retry.status == 202
         assert retry.headers.get("Idempotent-Replayed") is None
         assert _rows(db, "SELECT count(*) FROM messages") == 1
+
+
+class _HeldSyncs:
+    """os.fsync as the gateway calls it, held until released: what was synced, in order."""
+
+    def __init__(self) -> None:
+        self.synced: list[str] = []
+        self.release = threading.Event()
+        self._fsync = os.fsync
+
+    def __call__(self, fd: int) -> None:
+        self.release.wait(10)
+        self._fsync(fd)
+        self.synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+
+async def test_an_accept_is_answered_only_once_the_wal_holding_it_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit itself lets go of the write lock before the disk has it (so the worker's and the next
+    accepts' transactions go on meanwhile); the 202 waits for the WAL's sync, as synchronous=FULL did."""
+    db = tmp_path / "gateway.db"
+    async with running_gateway(tmp_path, role="api") as gw:
+        syncs = _HeldSyncs()
+        monkeypatch.setattr(os, "fsync", syncs)
+        post = asyncio.create_task(gw.post("/v1/messages", SMS, key="durable-1"))
+        for _ in range(100):  # committed: another process can read it, and write
+            await asyncio.sleep(0.01)
+            if _rows(db, "SELECT count(*) FROM messages") == 1:
+                break
+        assert _rows(db, "SELECT count(*) FROM messages") == 1
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None, timeout=0)) as other:
+            other.execute("BEGIN IMMEDIATE")  # the write lock is free before the sync
+            other.execute("ROLLBACK")
+        done, _ = await asyncio.wait([post], timeout=0.3)
+        assert done == set(), "a job was acknowledged before its commit was on disk"
+        assert syncs.synced == []
+        syncs.release.set()
+        answer = await post
+        assert answer.status == 202
+        assert syncs.synced[0] == f"{db}-wal"
+
+
+async def test_a_click_commit_without_fsync_leaves_the_next_commit_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """links.click_synchronous = NORMAL is the clicks' alone: the accepts that share their connection
+    are still synced to disk before they are answered, as at the store's FULL."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'gateway.db'}", synchronous="FULL")
+    try:
+        await store.migrate()
+        syncs = _HeldSyncs()
+        syncs.release.set()
+        monkeypatch.setattr(os, "fsync", syncs)
+        await store.db.write_beside_loop(lambda conn: conn.exec_driver_sql("SELECT 1"), synchronous="NORMAL")
+        assert syncs.synced == []
+        await store.db.write_beside_loop(lambda conn: conn.exec_driver_sql("SELECT 1"))
+        assert syncs.synced == [f"{tmp_path / 'gateway.db'}-wal"]
+    finally:
+        await store.close()
+
+
+async def test_the_wal_is_checkpointed_while_accepts_commit_without_checkpointing_themselves(tmp_path: Path) -> None:
+    """The accept connection leaves SQLite's automatic checkpoint to a thread of its own: the WAL must
+    still be copied into the database and reused, not grow with everything ever accepted."""
+    db = tmp_path / "gateway.db"
+    async with running_gateway(tmp_path, role="api") as gw:
+        text = "Your order has shipped " * 20
+        body = {"messages": [{**SMS, "user_id": f"u-{i}", "content": {"text": text}} for i in range(500)]}
+        for round_ in range(40):
+            answer = await gw.post("/v1/messages/batch", body, key=f"wal-{round_}")
+            assert answer.status == 200 and (await answer.json())["accepted"] == 500
+        accepted = _rows(db, "SELECT count(*) FROM messages")
+        wal_bytes = os.stat(f"{db}-wal").st_size
+        written = _rows(db, "PRAGMA page_count") * 4096
+    assert accepted == 20_000
+    assert wal_bytes < written / 2, f"the WAL holds {wal_bytes} bytes for a {written}-byte database"

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
 from gateway.domain.claims import Claim, mint
-from gateway.store.store import SqlStore
 from tests.harness import SMS, GatewayStarter, Running
 
 PHONE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
@@ -141,19 +138,3 @@ async def test_clicks_committed_without_waiting_for_the_disk_are_all_recorded_an
         assert await gw.count("clicks") == 20  # each 302 was sent after its click's commit
         message = await (await gw.get(f"/v1/messages/{message_id}")).json()
         assert len(message["clicks"]) == 20
-
-
-async def test_a_click_commit_without_fsync_leaves_the_next_commit_durable(tmp_path: Path) -> None:
-    """links.click_synchronous = NORMAL is the clicks' alone: the accepts that share their connection
-    still commit at the store's FULL."""
-    store = SqlStore.open(f"sqlite:///{tmp_path / 'gateway.db'}", synchronous="FULL")
-
-    def synchronous(conn: Any) -> int:
-        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar())
-
-    try:
-        await store.migrate()
-        assert await store.db.write_beside_loop(synchronous, synchronous="NORMAL") == 1
-        assert await store.db.write_beside_loop(synchronous) == 2  # FULL again
-    finally:
-        await store.close()

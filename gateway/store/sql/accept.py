@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.domain.recipients import CHANNEL_CHOSEN
-from gateway.store.batcher import GroupCommitter
+from gateway.store.batcher import Committed, GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import KEY_COLUMNS, events, message_keys, messages
 from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed, update_with_keys
@@ -157,7 +157,10 @@ class AcceptRoom(Room):
     async def accept_one(self, row: dict[str, Any]) -> AcceptOutcome:
         return await self._accepts.submit(row)
 
-    async def _flush_accepts(self, rows: list[dict[str, Any]]) -> list[AcceptOutcome]:
-        outcomes = await self.db.write_beside_loop(insert_accepted, rows, time.time())
+    async def _flush_accepts(self, rows: list[dict[str, Any]]) -> Committed[list[AcceptOutcome]]:
+        """Answered once on disk (the group committer waits); the next accepts' transaction may begin
+        meanwhile. An in-process worker may claim them at once: nothing is sent before its own
+        `sending` mark is on disk, and that sync covers these commits too."""
+        committed = await self.db.commit_beside_loop(insert_accepted, rows, time.time(), intake=True)
         self.work_available.set()
-        return outcomes
+        return committed
