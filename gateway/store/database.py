@@ -330,7 +330,8 @@ class SqliteDatabase(Database):
             raise
 
     async def _after_waiting_intake(self, turn: IntakeTurn) -> None:
-        """While accepts have waited for the write lock lately, a turn every INTAKE_FIRST_SECONDS."""
+        """While accepts wait for the write lock, this process's next write waits until
+        `intake_first_seconds` after its last one (gateway.store.intake_turn)."""
         due = self._last_turn + self._intake_first
         while turn.waiting() and time.monotonic() < due:  # noqa: ASYNC110 - no Event crosses processes
             await asyncio.sleep(LOCK_POLL_SECONDS)

@@ -1,16 +1,17 @@
-"""Intake first at SQLite's write lock: a flag the API processes raise while an accept waits for it.
+"""Intake first at SQLite's write lock: a flag the accepts raise while they wait for it.
 
 SQLite has one write lock for every process and no queue for it: a writer that finds it taken polls
 (gateway.store.database), and a worker handing off a backlog, committing back to back, takes it again
-before the waiting accept's next try most of the time. Single-job accepts beside a draining worker
-then waited ~13 ms each (1.2 x Jasmin's /send, bench/smpp.py, where Jasmin's own dispatch stops). An
-accept that finds the lock taken raises this flag; the worker's hand-off writes, before they ask for
-the lock, wait while it is up, once per transaction: one group commit of every accept waiting goes
-next, then the worker's (its marks and outcomes gather meanwhile, so it commits more per turn).
+before the waiting accept's next try most of the time. An accept that finds the lock taken raises
+this flag; every other write beside the loop (the worker's hand-offs, clicks, the callbacks' outbox),
+before it asks for the lock, waits while the flag is up, for at most `sqlite_intake_first_ms` since
+its process's last such write: the accepts waiting commit first, the others gather meanwhile and
+commit more per turn. The trade, from no priority to a worker held to a third of its pace, is
+measured in docs/BENCHMARKS.md ("The write lock let go before the fsync, accepts first at it").
 
-The flag is the time (CLOCK_MONOTONIC, the same in every process) the accept began to wait, in a file
-beside the database that every process maps. A flag older than STALE_SECONDS is down: an API process
-killed while waiting does not hold the worker back.
+The flag is the time (CLOCK_MONOTONIC, the same in every process) an accept last found the lock
+taken, in a file beside the database that every process maps. A flag older than STALE_SECONDS is
+down: an API process killed while waiting does not hold anyone back.
 """
 
 from __future__ import annotations
