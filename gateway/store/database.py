@@ -439,6 +439,11 @@ class SqliteDatabase(Database):
             if fd is not None:
                 try:
                     os.fsync(fd)
+                except OSError as exc:
+                    # As a failed write is: 503 and the outage log (the commit is in the file, not known
+                    # to be on disk; the client's retry with its key is answered from it).
+                    _raise_if_unavailable(exc, self.write_outage)
+                    raise
                 finally:
                     os.close(fd)
             self._synced = covered

@@ -170,3 +170,27 @@ async def test_the_wal_is_checkpointed_while_accepts_commit_without_checkpointin
         written = _rows(db, "PRAGMA page_count") * 4096
     assert accepted == 20_000
     assert wal_bytes < written / 2, f"the WAL holds {wal_bytes} bytes for a {written}-byte database"
+
+
+async def test_a_wal_that_cannot_be_synced_is_503_and_the_retry_is_answered_from_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fails the sync after the commit was written: not known to be on disk, so no 202; the
+    campaign system's retry with its key finds the job and is answered as a replay, never a second one."""
+    db = tmp_path / "gateway.db"
+    async with running_gateway(tmp_path, role="api") as gw:
+        fsync = os.fsync
+
+        def failing(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", failing)
+        refused = await gw.post("/v1/messages", SMS, key="eio-1")
+        monkeypatch.setattr(os, "fsync", fsync)
+        retry = await gw.post("/v1/messages", SMS, key="eio-1")
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert (await refused.json(content_type=None))["type"] == "/problems/unavailable"
+        assert retry.status == 202
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+        assert _rows(db, "SELECT count(*) FROM messages") == 1
