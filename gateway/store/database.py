@@ -222,8 +222,8 @@ class SqliteDatabase(Database):
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
-        # The hot group commits (accepts, sending marks, outcomes): one connection, their statements on
-        # the loop, their commits on a thread, one at a time.
+        # The hot group commits (accepts, sending marks, outcomes): one connection, their statements and
+        # commits on the loop, one at a time; their syncs on a thread (_sync_wal).
         self._accept_engine = _sqlite_engine(path, synchronous, immediate=True, busy_timeout=0.0, cache_mib=cache_mib)
         self._accept_connection: Connection | None = None
         self._accept_synchronous = synchronous  # the accept connection's, switched per transaction
@@ -434,18 +434,18 @@ class SqliteDatabase(Database):
             covered = self._commits
             try:
                 fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                fd = None  # removed after a checkpoint of all of it, which synced the database first
-            if fd is not None:
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    # As a failed write is: 503 and the outage log (the commit is in the file, not known
-                    # to be on disk; the client's retry with its key is answered from it).
-                    _raise_if_unavailable(exc, self.write_outage)
-                    raise
-                finally:
-                    os.close(fd)
+            except FileNotFoundError:  # removed after a checkpoint of all of it, which synced the database
+                self._synced = covered
+                return
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                # As a failed write is: 503 and the outage log (the commit is in the file, not known to
+                # be on disk; the client's retry with its key is answered from it).
+                _raise_if_unavailable(exc, self.write_outage)
+                raise
+            finally:
+                os.close(fd)
             self._synced = covered
 
     def _drop_accept_connection(self) -> None:
