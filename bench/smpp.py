@@ -198,6 +198,7 @@ async def paced(target: Target, rate: float, seconds: float, prefix: str, connec
 
 async def closed_loop(target: Target, seconds: float, prefix: str, connections: int = 32) -> dict[str, Any]:
     counter = {"n": 0, "ok": 0}
+    answered_in: list[float] = []  # each accepted request's round trip, seconds
     deadline = time.time() + seconds
 
     async def connection() -> None:
@@ -205,14 +206,29 @@ async def closed_loop(target: Target, seconds: float, prefix: str, connections: 
         try:
             while time.time() < deadline:
                 counter["n"] += 1
+                sent = time.perf_counter()
                 writer.write(target.request(f"{prefix[:5]}{int(prefix[5:]) + counter['n']:08d}"))
                 if await _answer(reader) in (200, 202):
                     counter["ok"] += 1
+                    answered_in.append(time.perf_counter() - sent)
         finally:
             writer.close()
 
     await asyncio.gather(*(connection() for _ in range(connections)))
-    return {"accepted": counter["ok"], "accepted_per_s": counter["ok"] / seconds}
+    answered_in.sort()
+
+    def pct(p: float) -> float | None:
+        return (
+            round(answered_in[min(len(answered_in) - 1, int(p * len(answered_in)))] * 1000, 1) if answered_in else None
+        )
+
+    return {
+        "connections": connections,
+        "accepted": counter["ok"],
+        "accepted_per_s": counter["ok"] / seconds,
+        "answer_p50_ms": pct(0.50),
+        "answer_p99_ms": pct(0.99),
+    }
 
 
 def run_async(coro: Any) -> Any:
@@ -464,7 +480,15 @@ def cores_used(system: str, pid: int | None, smsc: Smsc, window: Callable[[], An
 
 
 def accept_while_draining(
-    system: str, seconds: float, smsc: Smsc, binds: int, window: int, backlog: int, flags: str, worker_nice: int = 0
+    system: str,
+    seconds: float,
+    smsc: Smsc,
+    binds: int,
+    window: int,
+    backlog: int,
+    flags: str,
+    worker_nice: int = 0,
+    connections: int = 32,
 ) -> dict:
     prefix = phase_prefix(7)
     load_prefix = phase_prefix(8)
@@ -486,7 +510,7 @@ def accept_while_draining(
                 time.sleep(5.0)
                 busy_start = time.time()
                 load, cores = cores_used(
-                    system, target.pid, smsc, lambda: run_async(closed_loop(target, seconds, load_prefix))
+                    system, target.pid, smsc, lambda: run_async(closed_loop(target, seconds, load_prefix, connections))
                 )
                 busy_end = time.time()
     else:
@@ -503,7 +527,10 @@ def accept_while_draining(
         time.sleep(5.0)
         busy_start = time.time()
         load, cores = cores_used(
-            system, None, smsc, lambda: run_async(closed_loop(Target("jasmin", JASMIN_HTTP), seconds, load_prefix))
+            system,
+            None,
+            smsc,
+            lambda: run_async(closed_loop(Target("jasmin", JASMIN_HTTP), seconds, load_prefix, connections)),
         )
         busy_end = time.time()
     idle = window_rate(idle_start + 1, busy_start)
@@ -552,18 +579,28 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
     drains = {s: median([r["per_s"] for r in results["drain"] if r["system"] == s]) for s in ("ours", "jasmin")}
     accepts = {s: [r for r in results["accept"] if r["system"] == s] for s in ("ours", "jasmin")}
 
-    def accept_row(system: str) -> list[str]:
-        runs = accepts[system]
-        if not runs:
-            return [system, "skipped", "", "", "", ""]
-        return [
-            system,
-            fmt(median([r["idle_per_s"] for r in runs])),
-            fmt(median([r["busy_per_s"] for r in runs])),
-            fmt(median([r["ratio"] for r in runs]), 2),
-            fmt(median([r["accepted_per_s"] for r in runs])),
-            ", ".join(f"{name} {median([r['cores'].get(name, 0.0) for r in runs]):.2f}" for name in runs[0]["cores"]),
-        ]
+    def accept_rows(system: str) -> list[list[str]]:
+        if not accepts[system]:
+            return [[system, "skipped", "", "", "", "", "", ""]]
+        rows = []
+        for connections in sorted({r.get("connections", 32) for r in accepts[system]}):
+            runs = [r for r in accepts[system] if r.get("connections", 32) == connections]
+            answered = [r for r in runs if r.get("answer_p99_ms") is not None]
+            rows.append(
+                [
+                    system,
+                    str(connections),
+                    fmt(median([r["accepted_per_s"] for r in runs])),
+                    fmt(median([r["answer_p99_ms"] for r in answered]), 1) if answered else "-",
+                    fmt(median([r["idle_per_s"] for r in runs])),
+                    fmt(median([r["busy_per_s"] for r in runs])),
+                    fmt(median([r["ratio"] for r in runs]), 2),
+                    ", ".join(
+                        f"{name} {median([r['cores'].get(name, 0.0) for r in runs]):.2f}" for name in runs[0]["cores"]
+                    ),
+                ]
+            )
+        return rows
 
     lines = [
         "# SMPP: ours against Jasmin (bench/smpp.py)",
@@ -590,19 +627,23 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
             ],
         ),
         "",
-        "## Dispatch while the API is saturated",
+        "## Single-job accept while dispatching (closed loop, medians of the runs)",
         "",
         markdown_table(
             [
                 "system",
+                "connections",
+                "accepted/s",
+                "answer p99 ms",
                 "idle dispatch/s",
                 "dispatch/s under accept load",
                 "ratio",
-                "accepted/s meanwhile",
                 "cores used meanwhile",
             ],
-            [accept_row("ours"), accept_row("jasmin")],
+            accept_rows("ours") + accept_rows("jasmin"),
         ),
+        "",
+        accept_summary(accepts),
         "",
         "## Every run",
         "",
@@ -611,6 +652,27 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
         "```",
     ]
     return "\n".join(lines)
+
+
+def accept_summary(accepts: dict[str, list[dict[str, Any]]]) -> str:
+    """Each system's accept rate is the highest of its medians over the connection counts (a closed loop
+    measures the server only once more connections no longer raise it); and the ratio at each count."""
+    medians: dict[str, dict[int, float]] = {}
+    for system, runs in accepts.items():
+        for connections in sorted({r.get("connections", 32) for r in runs}):
+            rate = median([r["accepted_per_s"] for r in runs if r.get("connections", 32) == connections])
+            if rate:
+                medians.setdefault(system, {})[connections] = rate
+    if set(medians) != {"ours", "jasmin"}:
+        return ""
+    ours, jasmin = medians["ours"], medians["jasmin"]
+    best_ours, best_jasmin = max(ours, key=ours.__getitem__), max(jasmin, key=jasmin.__getitem__)
+    same = ", ".join(f"{c}: {ours[c] / jasmin[c]:.2f} x" for c in ours if c in jasmin)
+    return (
+        f"Best of each: ours {fmt(ours[best_ours])}/s ({best_ours} connections), Jasmin"
+        f" {fmt(jasmin[best_jasmin])}/s ({best_jasmin}): **{ours[best_ours] / jasmin[best_jasmin]:.2f} x**."
+        f" At the same connections: {same}."
+    )
 
 
 def rates(value: str) -> list[float]:
@@ -637,6 +699,13 @@ def main() -> None:
         " starts it; e.g. '--role all' for one process)",
     )
     parser.add_argument("--connections", type=int, default=64, help="the paced client's connections")
+    parser.add_argument(
+        "--accept-connections",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[32, 64, 128],
+        help="the accept part's closed-loop connections, each its own run (default 32,64,128): a rate is the"
+        " server's only once more connections no longer raise it",
+    )
     parser.add_argument(
         "--worker-nice",
         type=int,
@@ -668,7 +737,7 @@ def main() -> None:
                     outcome = drain(system, args.drain, smsc, args.binds, args.window)
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["drain"].append(outcome)
-                if "accept" in args.parts:
+                for connections in args.accept_connections if "accept" in args.parts else []:
                     outcome = accept_while_draining(
                         system,
                         args.seconds,
@@ -678,6 +747,7 @@ def main() -> None:
                         args.drain * 2,
                         args.serve_flags,
                         args.worker_nice,
+                        connections,
                     )
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["accept"].append(outcome)
