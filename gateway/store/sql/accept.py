@@ -17,7 +17,15 @@ from gateway.domain.recipients import CHANNEL_CHOSEN
 from gateway.store.batcher import Committed, GroupCommitter
 from gateway.store.records import CHANNEL_CHOICE, AcceptOutcome
 from gateway.store.schema import KEY_COLUMNS, events, message_keys, messages
-from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed, update_with_keys
+from gateway.store.sql.common import (
+    Room,
+    any_of,
+    executemany_fast,
+    fetch_compiled,
+    insert_rows,
+    listed,
+    update_with_keys,
+)
 from gateway.store.wakeups import notify_work
 
 # Built once: a single job's commit (a trickle's) spent more building these than running them. One
@@ -60,7 +68,7 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
     taken = {rows[i]["id"] for i in lost}
     kept = [row for row in rows if row["id"] not in taken] if taken else rows
     if kept:
-        executemany_fast(conn, "accept", messages.insert(), kept, columns)
+        insert_rows(conn, messages, kept, columns)
     if lost:
         _settle_taken_keys(conn, rows, lost, owner, outcomes, columns, now)
     accepted = [o.row for o in outcomes if o.kind == "accepted"]
@@ -81,7 +89,7 @@ def insert_accepted(conn: Connection, rows: Sequence[dict[str, Any]], now: float
             if CHANNEL_CHOICE in r:
                 entries.append(_choice_event(r, r[CHANNEL_CHOICE]))
         # One statement for both kinds (the same columns): a second one cost a statement per commit.
-        executemany_fast(conn, "accept-event", events.insert(), entries)
+        insert_rows(conn, events, entries)
         notify_work(conn)  # one notification per commit, however many jobs it carried
     return outcomes
 
@@ -131,7 +139,7 @@ def _settle_taken_keys(
         old_holders = [owner[(rows[i]["tenant_id"], rows[i]["idempotency_key"])] for i in stale]
         update_with_keys(conn, old_holders, idempotency_key=None)
         executemany_fast(conn, "accept-key-takeover", _KEY_TAKEOVER, [rows[i] for i in stale], _KEY_SOURCES)
-        executemany_fast(conn, "accept", messages.insert(), [rows[i] for i in stale], columns)
+        insert_rows(conn, messages, [rows[i] for i in stale], columns)
 
 
 def _choice_event(row: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:

@@ -100,6 +100,9 @@ def fetch_compiled(conn: Connection, query: Compilable, params: dict[str, Any]) 
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
+_PLAIN_INSERTS: dict[str, Any] = {}
+
+
 def executemany_fast(
     conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
 ) -> None:
@@ -123,6 +126,17 @@ def executemany_fast(
     if fixed:
         rows = [{**fixed, **row} for row in rows]
     conn.exec_driver_sql(sql, _positional(order, rows))
+
+
+def insert_rows(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
+) -> None:
+    """executemany_fast of a plain INSERT INTO `table`, the statement built once: at a trickle (one row
+    a commit) building it on every call cost as much as running it."""
+    insert = _PLAIN_INSERTS.get(table.name)
+    if insert is None:
+        insert = _PLAIN_INSERTS[table.name] = table.insert()
+    executemany_fast(conn, f"insert-{table.name}", insert, rows, columns)
 
 
 def _positional(order: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ from gateway.domain.routing import INTERCHANGEABLE
 from gateway.store.records import Outcome, ReceiptRecord, to_job
 from gateway.store.schema import attempts, events, message_keys, messages
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, listed
+from gateway.store.sql.common import Room, any_of, executemany_fast, fetch_compiled, insert_rows, listed
 from gateway.store.sql.receipts import apply_held_receipts, record_parts, serialise_receipt_matching
 from gateway.store.wakeups import notify_work
 
@@ -236,7 +236,7 @@ def _record_each(conn: Connection, outcomes: Sequence[Outcome]) -> None:
             if event["message_id"] in overtaken and event["status"] not in RECEIPTED:
                 event["type"] = "attempt.accepted" if event["status"] == Status.SENT else f"attempt.{event['status']}"
                 event["status"] = None
-    executemany_fast(conn, "events", events.insert(), new_events)
+    insert_rows(conn, events, new_events)
 
 
 # Of the jobs an outcome batch names, those a receipt has already moved to a final status (SQLite).

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.store.batcher import GroupCommitter
 from gateway.store.schema import CLICK_KIND, clicks, conversions, events, links
-from gateway.store.sql.common import Room, audit, dialect_insert, executemany_fast
+from gateway.store.sql.common import Room, audit, dialect_insert, insert_rows
 from gateway.store.sql.recipients import mark_engaged
 
 
@@ -31,8 +31,8 @@ def record_clicks(conn: Connection, rows: Sequence[dict[str, Any]], engaged: Seq
     """The clicks, each with its entry in the audit log (in the same transaction: the callbacks' outbox),
     and the engagement of the people behind the messages `engaged`."""
     if rows:
-        executemany_fast(conn, "click", clicks.insert(), rows)
-        executemany_fast(conn, "click-events", events.insert(), [_click_event(r) for r in rows])
+        insert_rows(conn, clicks, rows)
+        insert_rows(conn, events, [_click_event(r) for r in rows])
         if engaged:
             mark_engaged(conn, engaged, max(r["at"] for r in rows if not r["automated"]))
 
