@@ -14,8 +14,10 @@ SMSC's time for it minus the client's send time (one clock, one machine), the sa
    Jasmin: its connector stopped), then dispatch on (ours: `--role worker`; Jasmin: the connector
    started): messages the SMSC took per second, first to last.
 3. HTTP accept while draining: a backlog drains for 5 s idle, then a closed-loop client saturates
-   the API for --seconds; the dispatch rate during the saturation against the idle one, and the
-   cores each process used meanwhile (which one waits rather than works).
+   the API for --seconds, from each of --accept-connections in its own run (a closed loop measures a
+   server's rate only once more connections no longer raise it: each system's best is its rate); the
+   accepted rate and the answers' p50/p99, the dispatch rate during the saturation against the idle
+   one, and the cores each process used meanwhile (which one waits rather than works).
 
 Ours runs the gateway (SQLite, uvloop) with `binds` x `window`; Jasmin with the same number of
 connectors (the recipe in ../shared/peers/jasmin/, prepared beforehand: RabbitMQ, Redis, jasmind,
