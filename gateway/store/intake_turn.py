@@ -3,7 +3,7 @@
 SQLite has one write lock for every process and no queue for it: a writer that finds it taken polls
 (gateway.store.database), and a worker handing off a backlog, committing back to back, takes it again
 before the waiting accept's next try most of the time. An accept that finds the lock taken raises
-this flag; every other write beside the loop (the worker's hand-offs, clicks, the callbacks' outbox),
+this flag; every other write beside the loop (the worker's claims and hand-offs, clicks, the callbacks' outbox),
 before it asks for the lock, waits while the flag is up, for at most `sqlite_intake_first_ms` since
 its process's last such write: the accepts waiting commit first, the others gather meanwhile and
 commit more per turn. The trade, from no priority to a worker held to a third of its pace, is

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
 from gateway.store.database import SqliteDatabase
 from gateway.store.intake_turn import STALE_SECONDS, IntakeTurn
+from gateway.store.store import SqlStore
+from tests.integration.test_receipt_lattice import message_row
 
 
 def _insert(conn: Connection, value: int) -> None:
@@ -37,6 +40,31 @@ async def test_a_worker_write_waits_while_accepts_wait_and_an_accept_does_not(tm
     finally:
         api.close()
         await database.close()
+
+
+async def test_a_claim_waits_while_accepts_wait_then_takes_what_is_due(tmp_path: Path) -> None:
+    """A worker's claim is one of the writes that let waiting accepts go first (it holds the write lock
+    like a hand-off), and once they have gone it takes the jobs due."""
+    path = tmp_path / "gateway.db"
+    store = SqlStore.open(f"sqlite:///{path}", sqlite_intake_first=30.0)
+    api = IntakeTurn(str(path))
+    try:
+        await store.migrate()
+        first, second = (f"msg_{uuid.uuid4().hex[:24]}" for _ in range(2))
+        await store.accept([message_row(first, time.time())])
+        assert [job.id for job in await store.claim_due("worker-a", 10, 30.0)] == [first]  # its last turn
+        await store.accept([message_row(second, time.time())])
+        api.raise_flag()
+        claim = asyncio.create_task(store.claim_due("worker-a", 10, 30.0))
+        for _ in range(10):  # an API process keeps its flag up while its accepts wait
+            await asyncio.sleep(0.02)
+            api.raise_flag()
+        assert not claim.done(), "the claim took the lock while accepts waited for it"
+        api.lower_flag()
+        assert [job.id for job in await asyncio.wait_for(claim, 1.0)] == [second]
+    finally:
+        api.close()
+        await store.close()
 
 
 def test_a_flag_left_up_by_a_dead_process_holds_no_one_back(tmp_path: Path) -> None:
