@@ -235,12 +235,16 @@ class LeasesRoom(Room):
         now = time.time()
         if await self.db.peek(ANY_DUE, {"now": now}) == []:
             return []  # nothing due: no write transaction for an idle poll
-        # Committed beside the loop without a sync of its own: a claim promises nothing outside the
-        # database, and the `sending` mark that comes before any send is synced, which puts every
+        # On SQLite committed beside the loop without a sync of its own: a claim promises nothing outside
+        # the database, and the `sending` mark that comes before any send is synced, which puts every
         # earlier commit on disk with it (a claim lost with the machine leaves its jobs to be claimed
-        # again). Synced inside its commit, it held SQLite's write lock through an fsync on every
-        # claim; and it takes its turn after waiting accepts, as the hand-offs do.
-        return await self.db.write_beside_loop(claim_due, worker, now, limit, now + lease_seconds, synchronous="NORMAL")
+        # again). Synced inside its commit, it held the write lock through an fsync on every claim;
+        # and it takes its turn after waiting accepts, as the hand-offs do. PostgreSQL's commit waits
+        # for its WAL flush off the loop already, and turning that off would cost a statement a claim.
+        synchronous = "NORMAL" if self.db.dialect == "sqlite" else None
+        return await self.db.write_beside_loop(
+            claim_due, worker, now, limit, now + lease_seconds, synchronous=synchronous
+        )
 
     async def claim_orphaned_handoffs(
         self, worker: str, limit: int, lease_seconds: float, settle_seconds: float
