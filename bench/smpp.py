@@ -585,8 +585,7 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
         if not accepts[system]:
             return [[system, "skipped", "", "", "", "", "", ""]]
         rows = []
-        for connections in sorted({r.get("connections", 32) for r in accepts[system]}):
-            runs = [r for r in accepts[system] if r.get("connections", 32) == connections]
+        for connections, runs in by_connections(accepts[system]).items():
             answered = [r for r in runs if r.get("answer_p99_ms") is not None]
             rows.append(
                 [
@@ -656,13 +655,21 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
     return "\n".join(lines)
 
 
+def by_connections(outcomes: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The accept part's runs by their client's connections, fewest first."""
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for outcome in sorted(outcomes, key=lambda r: r["connections"]):
+        grouped.setdefault(outcome["connections"], []).append(outcome)
+    return grouped
+
+
 def accept_summary(accepts: dict[str, list[dict[str, Any]]]) -> str:
     """Each system's accept rate is the highest of its medians over the connection counts (a closed loop
     measures the server only once more connections no longer raise it); and the ratio at each count."""
     medians: dict[str, dict[int, float]] = {}
-    for system, runs in accepts.items():
-        for connections in sorted({r.get("connections", 32) for r in runs}):
-            rate = median([r["accepted_per_s"] for r in runs if r.get("connections", 32) == connections])
+    for system, outcomes in accepts.items():
+        for connections, runs in by_connections(outcomes).items():
+            rate = median([r["accepted_per_s"] for r in runs])
             if rate:
                 medians.setdefault(system, {})[connections] = rate
     if set(medians) != {"ours", "jasmin"}:
