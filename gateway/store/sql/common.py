@@ -100,9 +100,6 @@ def fetch_compiled(conn: Connection, query: Compilable, params: dict[str, Any]) 
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-_PLAIN_INSERTS: dict[str, Any] = {}
-
-
 def executemany_fast(
     conn: Connection, name: str, stmt: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
 ) -> None:
@@ -126,6 +123,9 @@ def executemany_fast(
     if fixed:
         rows = [{**fixed, **row} for row in rows]
     conn.exec_driver_sql(sql, _positional(order, rows))
+
+
+_PLAIN_INSERTS: dict[str, sa.Insert] = {}
 
 
 def insert_rows(
