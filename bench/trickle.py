@@ -27,7 +27,10 @@ by one (as a provider posts one status callback per message).
 The floor: each run also offers the same open loop to a bare aiohttp handler (bench/accept.py's
 baseline: parse the body, answer 202), and reports its CPU per request. A trickled message is at
 least two requests to the API (its accept and its receipt), so twice that is what the gateway could
-not go below even if everything behind its handlers were free.
+not go below even if everything behind its handlers were free. The durable floor: the same handler
+that also inserts the body as a row of a SQLite table (WAL, synchronous=FULL, the gateway's setting)
+and commits it before answering, on the loop's thread (no thread hop): what answering a request only
+once its record is on disk costs at the least, as a 202 for an accept and a 200 for a receipt are.
 With --gateway-root DIR (a `git archive` of another tree, unpacked) every configuration also runs
 with that source, alternating run by run, as "(x0)" rows: a before/after in the same launch.
 """
@@ -58,6 +61,7 @@ from common import (  # noqa: E402
     load_average,
     markdown_table,
     median,
+    serve_bare,
     source_revision,
     temporary_directory,
     write_doc,
@@ -248,16 +252,44 @@ def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | Non
     return run
 
 
-def bare_floor(args: argparse.Namespace) -> float:
-    """CPU ms per request of a bare aiohttp handler offered the trickle's open loop."""
+def floor(args: argparse.Namespace, durable: bool) -> float:
+    """CPU ms per request of a bare aiohttp handler (or the durable one) offered the trickle's open loop."""
     port = free_port()
-    argv = [PYTHON, str(HERE / "accept.py"), "--serve-baseline", str(port)]
-    with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz") as server:
-        assert server.proc is not None
-        time.sleep(args.settle)
-        before = cpu_seconds(server.proc.pid)
-        accepted, _ = asyncio.run(offer(f"http://127.0.0.1:{port}", args.rate, args.seconds, "bare"))
-        return (cpu_seconds(server.proc.pid) - before) * 1000 / max(accepted, 1)
+    with temporary_directory("bench-trickle-floor-") as tmp:
+        if durable:
+            argv = [PYTHON, str(Path(__file__).resolve()), "--serve-durable-floor", str(port), str(tmp / "floor.db")]
+        else:
+            argv = [PYTHON, str(HERE / "accept.py"), "--serve-baseline", str(port)]
+        with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz") as server:
+            assert server.proc is not None
+            time.sleep(args.settle)
+            before = cpu_seconds(server.proc.pid)
+            accepted, _ = asyncio.run(offer(f"http://127.0.0.1:{port}", args.rate, args.seconds, "floor"))
+            return (cpu_seconds(server.proc.pid) - before) * 1000 / max(accepted, 1)
+
+
+def serve_durable_floor(port: int, path: str) -> None:
+    """Parse the body, commit it as a row (WAL, synchronous=FULL: fsync at the commit), answer 202."""
+    import sqlite3
+
+    import orjson
+    from aiohttp import web
+
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BLOB)")
+    answer = orjson.dumps({"status": "queued"})
+
+    async def accept(request: web.Request) -> web.Response:
+        body = await request.read()
+        job = orjson.loads(body)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
+        db.execute("COMMIT")
+        return web.Response(status=202, body=answer, content_type="application/json")
+
+    serve_bare(port, "POST", "/v1/messages", accept)
 
 
 @dataclass
@@ -271,7 +303,7 @@ class Config:
         return median([get(r) for r in self.runs])
 
 
-def report(args: argparse.Namespace, configs: list[Config], floors: list[float], command: str) -> str:
+def report(args: argparse.Namespace, configs: list[Config], floors: dict[str, list[float]], command: str) -> str:
     header = [
         "configuration",
         "runs",
@@ -322,10 +354,13 @@ def report(args: argparse.Namespace, configs: list[Config], floors: list[float],
         "",
         markdown_table(header, rows),
         "",
-        f"Floor: a bare aiohttp handler offered the same open loop ({args.rate:g}/s for {args.seconds:g} s) spent"
-        f" {fmt(median(floors), 3)} ms of CPU per request (median of {len(floors)}:"
-        f" {', '.join(fmt(f, 3) for f in floors)}); a trickled message is at least two requests (accept and"
-        f" receipt): {fmt(2 * median(floors) if floors else None, 3)} ms.",
+        *(
+            f"Floor, {kind} handler offered the same open loop ({args.rate:g}/s for {args.seconds:g} s):"
+            f" {fmt(median(spent), 3)} ms of CPU per request (median of {len(spent)}:"
+            f" {', '.join(fmt(f, 3) for f in spent)}); a trickled message is at least two such requests (accept"
+            f" and receipt): {fmt(2 * median(spent) if spent else None, 3)} ms."
+            for kind, spent in floors.items()
+        ),
         "",
         "CPU ms per delivered message by role (medians):",
         "",
@@ -371,13 +406,18 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--gateway-root", type=Path, default=None, help="a baseline source, run in the same launch")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
+    parser.add_argument("--serve-durable-floor", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument("--floors-only", action="store_true", help="measure the two floors alone, no gateway")
     args = parser.parse_args()
+    if args.serve_durable_floor:
+        serve_durable_floor(int(args.serve_durable_floor[0]), args.serve_durable_floor[1])
+        return 0
     args.load_before = load_average()
     command = ".venv/bin/python bench/trickle.py " + " ".join(sys.argv[1:])
     wanted = args.configs.split(",")
     sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
     configs: list[Config] = []
-    floors: list[float] = []
+    floors: dict[str, list[float]] = {"a bare aiohttp": [], "the durable": []}
     with servers(wanted) as (pg, rd):
         for database in wanted:
             if database == "pg" and (pg is None or rd is None):
@@ -386,9 +426,12 @@ def main() -> int:
             label = "SQLite" if database == "sqlite" else "PostgreSQL + Redis"
             pair = [Config(f"({database}{tag}) {label}", database, source) for tag, source in sources]
             for i in range(args.runs):
-                if len(floors) < args.runs:
-                    floors.append(bare_floor(args))
-                    print(f"  bare handler run {len(floors)}: {fmt(floors[-1], 3)} ms/request", flush=True)
+                for kind, spent in floors.items():
+                    if len(spent) < args.runs:
+                        spent.append(floor(args, durable=kind == "the durable"))
+                        print(f"  {kind} handler run {len(spent)}: {fmt(spent[-1], 3)} ms/request", flush=True)
+                if args.floors_only:
+                    continue
                 for c in pair[:: -1 if i % 2 else 1]:
                     run = one_run(args, c.source, database, pg, rd)
                     print(
@@ -398,7 +441,7 @@ def main() -> int:
                         flush=True,
                     )
                     c.runs.append(run)
-            configs.extend(pair)
+            configs.extend(pair if not args.floors_only else [])
     text = report(args, configs, floors, command)
     print()
     print(text)
