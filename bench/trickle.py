@@ -30,7 +30,9 @@ least two requests to the API (its accept and its receipt), so twice that is wha
 not go below even if everything behind its handlers were free. The durable floor: the same handler
 that also inserts the body as a row of a SQLite table (WAL, synchronous=FULL, the gateway's setting)
 and commits it before answering, on the loop's thread (no thread hop): what answering a request only
-once its record is on disk costs at the least, as a 202 for an accept and a 200 for a receipt are.
+once its record is on disk costs at the least, as a 202 for an accept and a 200 for a receipt are;
+with pg, also on PostgreSQL (one INSERT in its own transaction through asyncpg, the server's CPU
+counted). --floors-only measures the floors alone.
 With --gateway-root DIR (a `git archive` of another tree, unpacked) every configuration also runs
 with that source, alternating run by run, as "(x0)" rows: a before/after in the same launch.
 """
@@ -252,42 +254,74 @@ def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | Non
     return run
 
 
-def floor(args: argparse.Namespace, durable: bool) -> float:
-    """CPU ms per request of a bare aiohttp handler (or the durable one) offered the trickle's open loop."""
+BARE, DURABLE_SQLITE, DURABLE_PG = "a bare aiohttp", "the durable (SQLite)", "the durable (PostgreSQL)"
+
+
+def floor(args: argparse.Namespace, kind: str, pg: str | None) -> float:
+    """CPU ms per request of a floor handler offered the trickle's open loop (on PostgreSQL, the
+    server's processes counted too)."""
     port = free_port()
     with temporary_directory("bench-trickle-floor-") as tmp:
-        if durable:
-            argv = [PYTHON, str(Path(__file__).resolve()), "--serve-durable-floor", str(port), str(tmp / "floor.db")]
-        else:
+        if kind == BARE:
             argv = [PYTHON, str(HERE / "accept.py"), "--serve-baseline", str(port)]
+        else:
+            store = str(tmp / "floor.db")
+            if kind == DURABLE_PG:
+                assert pg is not None
+                store = asyncio.run(_fresh_database(pg, f"floor_{uuid.uuid4().hex[:10]}"))
+            argv = [PYTHON, str(Path(__file__).resolve()), "--serve-durable-floor", str(port), store]
         with ServerProcess(argv, ready_url=f"http://127.0.0.1:{port}/healthz") as server:
             assert server.proc is not None
             time.sleep(args.settle)
-            before = cpu_seconds(server.proc.pid)
-            accepted, _ = asyncio.run(offer(f"http://127.0.0.1:{port}", args.rate, args.seconds, "floor"))
-            return (cpu_seconds(server.proc.pid) - before) * 1000 / max(accepted, 1)
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(offer(url, 10, 0.3, "warm"))  # a PostgreSQL handler connects at its first request
+            pids = [server.proc.pid]
+            if kind == DURABLE_PG:
+                assert pg is not None
+                pids += pids_listening_on(int(pg.rsplit(":", 1)[1].split("/")[0]))
+            before = sum(cpu_seconds(p) for p in pids)
+            accepted, _ = asyncio.run(offer(url, args.rate, args.seconds, "floor"))
+            return (sum(cpu_seconds(p) for p in pids) - before) * 1000 / max(accepted, 1)
 
 
-def serve_durable_floor(port: int, path: str) -> None:
-    """Parse the body, commit it as a row (WAL, synchronous=FULL: fsync at the commit), answer 202."""
+def serve_durable_floor(port: int, store: str) -> None:
+    """Parse the body, commit it as a row, answer 202: on SQLite (WAL, synchronous=FULL: fsync at the
+    commit, on the loop's thread) or on PostgreSQL (one INSERT in its own transaction, asyncpg)."""
     import sqlite3
 
+    import asyncpg
     import orjson
     from aiohttp import web
 
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BLOB)")
     answer = orjson.dumps({"status": "queued"})
+    create = "CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BYTEA)"
+    if store.startswith("postgresql://"):
+        connection: list[asyncpg.Connection] = []
 
-    async def accept(request: web.Request) -> web.Response:
-        body = await request.read()
-        job = orjson.loads(body)
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
-        db.execute("COMMIT")
-        return web.Response(status=202, body=answer, content_type="application/json")
+        async def accept(request: web.Request) -> web.Response:
+            body = await request.read()
+            job = orjson.loads(body)
+            if not connection:
+                connection.append(await asyncpg.connect(store))
+                await connection[0].execute(create)
+            await connection[0].execute(
+                "INSERT INTO jobs VALUES ($1, $2, $3)", uuid.uuid4().hex, str(job.get("to")), body
+            )
+            return web.Response(status=202, body=answer, content_type="application/json")
+
+    else:
+        db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(create.replace("BYTEA", "BLOB"))
+
+        async def accept(request: web.Request) -> web.Response:
+            body = await request.read()
+            job = orjson.loads(body)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
+            db.execute("COMMIT")
+            return web.Response(status=202, body=answer, content_type="application/json")
 
     serve_bare(port, "POST", "/v1/messages", accept)
 
@@ -407,7 +441,7 @@ def main() -> int:
     parser.add_argument("--gateway-root", type=Path, default=None, help="a baseline source, run in the same launch")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve-durable-floor", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
-    parser.add_argument("--floors-only", action="store_true", help="measure the two floors alone, no gateway")
+    parser.add_argument("--floors-only", action="store_true", help="measure the floors alone, no gateway")
     args = parser.parse_args()
     if args.serve_durable_floor:
         serve_durable_floor(int(args.serve_durable_floor[0]), args.serve_durable_floor[1])
@@ -417,7 +451,7 @@ def main() -> int:
     wanted = args.configs.split(",")
     sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
     configs: list[Config] = []
-    floors: dict[str, list[float]] = {"a bare aiohttp": [], "the durable": []}
+    floors: dict[str, list[float]] = {BARE: [], DURABLE_SQLITE: []}
     with servers(wanted) as (pg, rd):
         for database in wanted:
             if database == "pg" and (pg is None or rd is None):
@@ -426,9 +460,11 @@ def main() -> int:
             label = "SQLite" if database == "sqlite" else "PostgreSQL + Redis"
             pair = [Config(f"({database}{tag}) {label}", database, source) for tag, source in sources]
             for i in range(args.runs):
+                if database == "pg":
+                    floors.setdefault(DURABLE_PG, [])
                 for kind, spent in floors.items():
                     if len(spent) < args.runs:
-                        spent.append(floor(args, durable=kind == "the durable"))
+                        spent.append(floor(args, kind, pg))
                         print(f"  {kind} handler run {len(spent)}: {fmt(spent[-1], 3)} ms/request", flush=True)
                 if args.floors_only:
                     continue
