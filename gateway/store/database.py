@@ -34,6 +34,11 @@ from gateway.store.outage import DatabaseUnavailable, OutageLog, describe, is_un
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# A commit that promises nothing outside the database, so a later synced commit may put it on disk:
+# on SQLite written at synchronous=NORMAL (no sync of its own); on PostgreSQL as any commit (its WAL
+# flush waits off the loop already, and turning it off would cost a statement).
+COVERED_BY_NEXT_SYNC = "COVERED_BY_NEXT_SYNC"
 Peekable = sa.Select[Any] | sa.CompoundSelect[Any]  # what Database.peek asks: one statement
 Compilable = Peekable | sa.Update  # what compiled_query compiles once
 
@@ -65,7 +70,8 @@ class Database:
     ) -> T:
         """`write`, for a transaction whose commit may wait on the disk while the loop works on.
         `synchronous` NORMAL commits without waiting for the disk (kept through a crash of the process,
-        not of the machine): SQLite's synchronous for this commit, PostgreSQL's synchronous_commit off.
+        not of the machine): SQLite's synchronous for this commit, PostgreSQL's synchronous_commit off;
+        COVERED_BY_NEXT_SYNC, for a commit whose loss with the machine loses nothing promised.
         `intake`: accepts, which on SQLite take the write lock ahead of the other writes of this kind
         (gateway.store.intake_turn)."""
         committed = await self.commit_beside_loop(fn, *args, synchronous=synchronous, intake=intake)
@@ -287,6 +293,8 @@ class SqliteDatabase(Database):
         other writers take the lock. Running the statements on a thread made the two threads trade
         the GIL for every row inserted (a tenth of the single-job accept rate); committing on one held
         the write lock while that thread waited for the GIL."""
+        if synchronous == COVERED_BY_NEXT_SYNC:
+            synchronous = "NORMAL"
         if not intake and self._intake is not None:
             await self._after_waiting_intake(self._intake)
         transaction = await self._take_turn(synchronous or self._synchronous, intake)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.domain.models import DISPATCHABLE, AttemptOutcome, Job, Status
+from gateway.store.database import COVERED_BY_NEXT_SYNC
 from gateway.store.records import SendingMark, to_job
 from gateway.store.schema import HANDING_OFF, WAITING, attempts, events, links, messages
 from gateway.store.sql import batches
@@ -235,15 +236,13 @@ class LeasesRoom(Room):
         now = time.time()
         if await self.db.peek(ANY_DUE, {"now": now}) == []:
             return []  # nothing due: no write transaction for an idle poll
-        # On SQLite committed beside the loop without a sync of its own: a claim promises nothing outside
-        # the database, and the `sending` mark that comes before any send is synced, which puts every
-        # earlier commit on disk with it (a claim lost with the machine leaves its jobs to be claimed
-        # again). Synced inside its commit, it held the write lock through an fsync on every claim;
-        # and it takes its turn after waiting accepts, as the hand-offs do. PostgreSQL's commit waits
-        # for its WAL flush off the loop already, and turning that off would cost a statement a claim.
-        synchronous = "NORMAL" if self.db.dialect == "sqlite" else None
+        # A claim promises nothing outside the database, and the `sending` mark that comes before any
+        # send is synced, which puts every earlier commit on disk with it (a claim lost with the machine
+        # leaves its jobs to be claimed again). Synced inside its commit on SQLite, it held the write
+        # lock through an fsync on every claim; beside the loop it also takes its turn after waiting
+        # accepts, as the hand-offs do.
         return await self.db.write_beside_loop(
-            claim_due, worker, now, limit, now + lease_seconds, synchronous=synchronous
+            claim_due, worker, now, limit, now + lease_seconds, synchronous=COVERED_BY_NEXT_SYNC
         )
 
     async def claim_orphaned_handoffs(
