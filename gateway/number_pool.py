@@ -215,7 +215,8 @@ class NumberPool:
         # Per process: when this process last gave out each number (the shared caps hold the limits).
         self.last_used: dict[str, float] = {}
         self._pending: list[tuple[SenderNumber, Signal]] = []
-        self._wakeup = asyncio.Event()
+        self._noted = asyncio.Event()  # something is pending
+        self._urgent = asyncio.Event()  # a pending observation that may change a number's state
         self._tasks: list[asyncio.Task[None]] = []
         self._empty_until = 0.0
 
@@ -430,14 +431,19 @@ class NumberPool:
     def note(self, number: SenderNumber, signal: Signal) -> None:
         """Count an observation soon, with others (one State call for many hand-offs)."""
         self._pending.append((number, signal))
+        self._noted.set()
         if signal is not Signal.SENT or len(self._pending) >= 500:
-            self._wakeup.set()
+            self._urgent.set()
 
     async def _flush_loop(self) -> None:
         while True:
+            # Asleep while nothing is pending: a timer every FLUSH_SECONDS cost an idle process a
+            # wake-up each (~0.3-0.4 ms of CPU apiece on a small VM, docs/BENCHMARKS.md).
+            await self._noted.wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), FLUSH_SECONDS)
-            self._wakeup.clear()
+                await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)
+            self._noted.clear()
+            self._urgent.clear()
             try:
                 await self.flush()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 from gateway.domain.models import Job, Status
-from gateway.domain.numbers import NumberState, Signal
-from gateway.number_pool import NumberPool
+from gateway.domain.numbers import Counts, NumberState, Signal
+from gateway.number_pool import FLUSH_SECONDS, NumberPool
 from gateway.number_settings import NumbersSettings
 from gateway.state.memory import MemoryState
 from tests.integration.direct import job_of, message_row, sqlite_store
@@ -92,3 +93,28 @@ async def test_a_number_at_its_daily_cap_defers_the_job_to_when_it_frees(tmp_pat
         [outcome] = decision.decided
         assert (outcome.status, outcome.reason) == (Status.DEFERRED, "number.daily_cap")
         assert outcome.next_attempt_at is not None and outcome.next_attempt_at > time.time()
+
+
+async def test_noted_sends_are_counted_within_a_flush_and_a_failure_at_once(tmp_path: Path) -> None:
+    async with sqlite_store(tmp_path) as store:
+        pool = NumberPool(store, MemoryState(), pool_settings())
+        await pool.sync_config()
+        [number] = [n for n in await pool.load() if n.sender == SENDERS[0]]
+        pool.start(ticking=False)
+        try:
+            await asyncio.sleep(3 * FLUSH_SECONDS)  # idle: nothing noted, nothing counted
+            assert (await pool.counts([number]))[number.id] == Counts()
+            started = time.monotonic()
+            pool.note(number, Signal.SENT)
+            pool.note(number, Signal.SENT)
+            while (await pool.counts([number]))[number.id].sent < 2:
+                assert time.monotonic() - started < 10 * FLUSH_SECONDS, "sends waited past a flush"
+                await asyncio.sleep(0.01)
+            assert time.monotonic() - started >= FLUSH_SECONDS / 2, "sends alone are gathered, not flushed one by one"
+            started = time.monotonic()
+            pool.note(number, Signal.FAILED)
+            while (await pool.counts([number]))[number.id].failed < 1:
+                assert time.monotonic() - started < 0.75 * FLUSH_SECONDS, "a failure is counted without waiting"
+                await asyncio.sleep(0.005)
+        finally:
+            await pool.close()
