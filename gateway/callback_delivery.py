@@ -55,8 +55,8 @@ class CallbackDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         # Set after each look at the outbox: an idle delivery loop looks for due deliveries on the same
-        # wake-up instead of a timer of its own (each wake-up of an idle process costs ~0.3-0.4 ms of CPU
-        # on a small VM), and right after a fan-out that made some.
+        # wake-up instead of a timer of its own (each wake-up of an idle process costs 0.3-0.7 ms of CPU
+        # on a small VM, docs/BENCHMARKS.md), and right after a fan-out that made some.
         self._outbox_read = asyncio.Event()
 
     async def start(self) -> None:

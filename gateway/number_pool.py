@@ -438,7 +438,7 @@ class NumberPool:
     async def _flush_loop(self) -> None:
         while True:
             # Asleep while nothing is pending: a timer every FLUSH_SECONDS cost an idle process a
-            # wake-up each (~0.3-0.4 ms of CPU apiece on a small VM, docs/BENCHMARKS.md).
+            # wake-up each (0.3-0.7 ms of CPU apiece on a small VM, docs/BENCHMARKS.md).
             await self._noted.wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)

@@ -39,6 +39,7 @@ T = TypeVar("T")
 # on SQLite written at synchronous=NORMAL (no sync of its own); on PostgreSQL as any commit (its WAL
 # flush waits off the loop already, and turning it off would cost a statement).
 COVERED_BY_NEXT_SYNC = "COVERED_BY_NEXT_SYNC"
+
 Peekable = sa.Select[Any] | sa.CompoundSelect[Any]  # what Database.peek asks: one statement
 Compilable = Peekable | sa.Update  # what compiled_query compiles once
 
