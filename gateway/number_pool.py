@@ -39,6 +39,7 @@ from gateway.domain.numbers import (
     serving,
 )
 from gateway.domain.regions import region_of
+from gateway.gathered import Gathered
 from gateway.metrics import Metrics
 from gateway.number_settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
@@ -214,9 +215,7 @@ class NumberPool:
         self.clock = clock
         # Per process: when this process last gave out each number (the shared caps hold the limits).
         self.last_used: dict[str, float] = {}
-        self._pending: list[tuple[SenderNumber, Signal]] = []
-        self._noted = asyncio.Event()  # something is pending
-        self._urgent = asyncio.Event()  # a pending observation that may change a number's state
+        self._evidence: Gathered[tuple[SenderNumber, Signal]] = Gathered(FLUSH_SECONDS, most=500)
         self._tasks: list[asyncio.Task[None]] = []
         self._empty_until = 0.0
 
@@ -429,30 +428,20 @@ class NumberPool:
     # --- evidence ------------------------------------------------------------------------------
 
     def note(self, number: SenderNumber, signal: Signal) -> None:
-        """Count an observation soon, with others (one State call for many hand-offs)."""
-        self._pending.append((number, signal))
-        self._noted.set()
-        if signal is not Signal.SENT or len(self._pending) >= 500:
-            self._urgent.set()
+        """Count an observation soon, with others (one State call for many hand-offs); at once one
+        that may change the number's state."""
+        self._evidence.note((number, signal), urgent=signal is not Signal.SENT)
 
     async def _flush_loop(self) -> None:
         while True:
-            # Asleep while nothing is pending: a timer every FLUSH_SECONDS cost an idle process a
-            # wake-up each (0.3-0.7 ms of CPU apiece on a small VM, docs/BENCHMARKS.md).
-            await self._noted.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._urgent.wait(), FLUSH_SECONDS)
-            self._noted.clear()
-            self._urgent.clear()
+            observations = await self._evidence.next()
             try:
-                await self.flush()
+                await self.record(observations)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
                 survived(self.metrics, "numbers-flush", "counting number evidence failed", exc)
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            await self.record(pending)
+        await self.record(self._evidence.take())
 
     async def record(self, observations: Sequence[tuple[SenderNumber, Signal]]) -> None:
         """Count observations and judge the numbers they could change."""
