@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
@@ -12,7 +11,7 @@ from sqlalchemy.engine import Connection
 from gateway.store.database import SqliteDatabase
 from gateway.store.intake_turn import STALE_SECONDS, IntakeTurn
 from gateway.store.store import SqlStore
-from tests.integration.test_receipt_lattice import message_row
+from tests.integration.direct import message_row
 
 
 def _insert(conn: Connection, value: int) -> None:
@@ -50,10 +49,10 @@ async def test_a_claim_waits_while_accepts_wait_then_takes_what_is_due(tmp_path:
     api = IntakeTurn(str(path))
     try:
         await store.migrate()
-        first, second = (f"msg_{uuid.uuid4().hex[:24]}" for _ in range(2))
-        await store.accept([message_row(first, time.time())])
-        assert [job.id for job in await store.claim_due("worker-a", 10, 30.0)] == [first]  # its last turn
-        await store.accept([message_row(second, time.time())])
+        first, second = message_row(), message_row()
+        await store.accept([first])
+        assert [job.id for job in await store.claim_due("worker-a", 10, 30.0)] == [first["id"]]  # its last turn
+        await store.accept([second])
         api.raise_flag()
         claim = asyncio.create_task(store.claim_due("worker-a", 10, 30.0))
         for _ in range(10):  # an API process keeps its flag up while its accepts wait
@@ -61,7 +60,7 @@ async def test_a_claim_waits_while_accepts_wait_then_takes_what_is_due(tmp_path:
             api.raise_flag()
         assert not claim.done(), "the claim took the lock while accepts waited for it"
         api.lower_flag()
-        assert [job.id for job in await asyncio.wait_for(claim, 1.0)] == [second]
+        assert [job.id for job in await asyncio.wait_for(claim, 1.0)] == [second["id"]]
     finally:
         api.close()
         await store.close()
