@@ -39,11 +39,11 @@ from gateway.domain.numbers import (
     serving,
 )
 from gateway.domain.regions import region_of
-from gateway.gathered import Gathered
 from gateway.metrics import Metrics
 from gateway.number_settings import NumbersSettings, PoolSettings, SenderSettings
 from gateway.reputation import EntryPointReputationChecker, HttpReputationChecker, ReputationChecker
 from gateway.state.base import CapReservation, State, WindowCounter
+from gateway.store.batcher import GroupCommitter
 from gateway.store.port import NumberStore
 from gateway.store.records import Outcome, to_number
 
@@ -215,7 +215,11 @@ class NumberPool:
         self.clock = clock
         # Per process: when this process last gave out each number (the shared caps hold the limits).
         self.last_used: dict[str, float] = {}
-        self._evidence: Gathered[tuple[SenderNumber, Signal]] = Gathered(FLUSH_SECONDS, most=500)
+        # Observations counted together, FLUSH_SECONDS after the first (and after the last count:
+        # paced), at once for one that may change a number's state; nothing wakes while none are noted.
+        self._evidence: GroupCommitter[tuple[SenderNumber, Signal], None] = GroupCommitter(
+            self._count_noted, delay_seconds=FLUSH_SECONDS, max_items=500, name="numbers-evidence", paced=True
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._empty_until = 0.0
 
@@ -228,7 +232,6 @@ class NumberPool:
         return await self.store.sync_config_numbers(config_rows(self.settings.pools, now), now)
 
     def start(self, *, ticking: bool) -> None:
-        self._tasks.append(asyncio.create_task(self._flush_loop(), name="numbers-flush"))
         if ticking:
             self._tasks.append(asyncio.create_task(self._tick_loop(), name="numbers-tick"))
 
@@ -238,10 +241,7 @@ class NumberPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        try:
-            await self.flush()
-        except Exception as exc:  # noqa: BLE001 - closing goes on; the evidence is lost, not the numbers
-            survived(self.metrics, "numbers-flush", "counting number evidence at close failed", exc)
+        await self._evidence.settle()
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -430,18 +430,14 @@ class NumberPool:
     def note(self, number: SenderNumber, signal: Signal) -> None:
         """Count an observation soon, with others (one State call for many hand-offs); at once one
         that may change the number's state."""
-        self._evidence.note((number, signal), urgent=signal is not Signal.SENT)
+        self._evidence.add([(number, signal)], at_once=signal is not Signal.SENT)
 
-    async def _flush_loop(self) -> None:
-        while True:
-            observations = await self._evidence.next()
-            try:
-                await self.record(observations)
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a State or store outage
-                survived(self.metrics, "numbers-flush", "counting number evidence failed", exc)
-
-    async def flush(self) -> None:
-        await self.record(self._evidence.take())
+    async def _count_noted(self, observations: list[tuple[SenderNumber, Signal]]) -> list[None]:
+        try:
+            await self.record(observations)
+        except Exception as exc:  # noqa: BLE001 - counting goes on after a State or store outage
+            survived(self.metrics, "numbers-flush", "counting number evidence failed", exc)
+        return [None] * len(observations)
 
     async def record(self, observations: Sequence[tuple[SenderNumber, Signal]]) -> None:
         """Count observations and judge the numbers they could change."""

@@ -53,6 +53,7 @@ class GroupCommitter(Generic[Item, Result]):
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._reaching_disk: set[asyncio.Task[None]] = set()  # committed flushes waiting for their sync
+        self._at_once = False  # a pending item asked not to wait for the delay
         self._closed = False
 
     def __len__(self) -> int:
@@ -68,9 +69,11 @@ class GroupCommitter(Generic[Item, Result]):
         self._add(items, future)
         return await future
 
-    def add(self, items: Sequence[Item]) -> None:
+    def add(self, items: Sequence[Item], *, at_once: bool = False) -> None:
         """Items for the next commit, for a caller that goes on without waiting; a failed commit of
-        them is logged."""
+        them is logged. `at_once`: that commit does not wait for the delay (nor, paced, for the
+        running one's)."""
+        self._at_once = self._at_once or at_once
         self._add(items, None)
 
     def _add(self, items: Sequence[Item], future: asyncio.Future[list[Result]] | None) -> None:
@@ -83,7 +86,7 @@ class GroupCommitter(Generic[Item, Result]):
     def _schedule(self) -> None:
         if self._running is not None:
             return  # the running flush starts the next one when it ends
-        if len(self._items) >= self._max_items or self._delay == 0:
+        if len(self._items) >= self._max_items or self._delay == 0 or self._at_once:
             self._start()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._delay, self._start)
@@ -95,7 +98,7 @@ class GroupCommitter(Generic[Item, Result]):
         if self._running is not None or not self._items:
             return
         items, groups = self._items, self._groups
-        self._items, self._groups = [], []
+        self._items, self._groups, self._at_once = [], [], False
         self._running = asyncio.get_running_loop().create_task(self._run(items, groups), name=self._name)
 
     async def _run(self, items: list[Item], groups: list[tuple[int, int, asyncio.Future[list[Result]] | None]]) -> None:
