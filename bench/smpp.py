@@ -18,6 +18,14 @@ SMSC's time for it minus the client's send time (one clock, one machine), the sa
    server's rate only once more connections no longer raise it: each system's best is its rate); the
    accepted rate and the answers' p50/p99, the dispatch rate during the saturation against the idle
    one, and the cores each process used meanwhile (which one waits rather than works).
+4. Cost (`--parts cost`, not in the default parts): CPU per delivered message at a trickle and
+   draining a backlog, each system as it runs (ours `gateway serve`; Jasmin with its connector on):
+   the trickle offers --trickle-rate requests/s open loop for --trickle-seconds; the backlog is
+   --cost-backlog jobs offered as fast as each API takes them (ours: batch requests of 1,000;
+   Jasmin: GET /send from 32 connections). Each phase counts, from its first request until the SMSC
+   took its last message, the CPU of the system's own processes (ours: every process of `gateway
+   serve`; Jasmin: jasmind, RabbitMQ and its Redis), not the SMSC's nor the client's: what a trickled
+   message costs each against what it costs in bulk.
 
 Ours runs the gateway (SQLite, uvloop) with `binds` x `window`; Jasmin with the same number of
 connectors (the recipe in ../shared/peers/jasmin/, prepared beforehand: RabbitMQ, Redis, jasmind,
@@ -545,6 +553,120 @@ def accept_while_draining(
     return {"system": system, "idle_per_s": idle, "busy_per_s": busy, "ratio": ratio, "cores": cores, **load}
 
 
+def jasmin_cpu() -> dict[str, float]:
+    """CPU seconds of Jasmin's own processes: jasmind, RabbitMQ (the Erlang VM on 5672) and its Redis."""
+    taken: dict[str, float] = {}
+    for name, pid in (
+        ("jasmind", pid_file(JASMIN_DIR / "run" / "jasmind.pid")),
+        ("rabbitmq", listening_pid(5672)),
+        ("redis", pid_file(JASMIN_DIR / "run" / "redis.pid")),
+    ):
+        if pid is not None:
+            taken[name] = sum(role_cpu(pid).values())
+    return taken
+
+
+def pid_file(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(path.read_text().split()[0])
+    return None
+
+
+def listening_pid(port: int) -> int | None:
+    listing = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False).stdout
+    found = listing.split("pid=", 1)
+    return int(found[1].split(",", 1)[0]) if len(found) > 1 else None
+
+
+def spent(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """CPU ms per message by process, and "all"."""
+    per = {name: (after[name] - before.get(name, 0.0)) * 1000 / max(messages, 1) for name in after}
+    return {**{name: round(ms, 3) for name, ms in per.items()}, "all": round(sum(per.values()), 3)}
+
+
+def cost(system: str, args: argparse.Namespace, smsc: Smsc) -> dict[str, Any]:
+    """CPU per delivered message at a trickle and draining a backlog (the part's docstring, point 4)."""
+    trickle_prefix, backlog_prefix = phase_prefix(3), phase_prefix(4)
+    trickle_jobs = int(args.trickle_rate * args.trickle_seconds)
+
+    def phases(target: Target, sample: Callable[[], dict[str, float]], offer_backlog: Callable[[], None]) -> dict:
+        before = sample()
+        run_async(paced(target, args.trickle_rate, args.trickle_seconds, trickle_prefix, args.connections))
+        trickled = drain_rate(smsc, trickle_prefix, trickle_jobs, 120)["drained"]
+        middle = sample()
+        offer_backlog()
+        backlog = drain_rate(smsc, backlog_prefix, args.cost_backlog, 300)
+        after = sample()
+        trickle, drain = spent(before, middle, trickled), spent(middle, after, backlog["drained"])
+        return {
+            "trickled": trickled,
+            "drained": backlog["drained"],
+            "drain_per_s": backlog["per_s"],
+            "trickle_ms": trickle,
+            "drain_ms": drain,
+            "ratio": round(trickle["all"] / drain["all"], 2) if drain["all"] else None,
+        }
+
+    if system == "ours":
+        with (
+            temporary_directory("smpp-bench-") as tmp,
+            gateway(tmp, smsc.port, args.binds, args.window, args.serve_flags) as target,
+        ):
+            assert target.pid is not None
+            pid = target.pid
+            time.sleep(3.0)  # settled: the children's start-up is not the trickle's
+            return {
+                "system": system,
+                **phases(target, lambda: role_cpu(pid), lambda: preload(target, args.cost_backlog, backlog_prefix)),
+            }
+    purge_jasmin()
+    jasmin = Target("jasmin", JASMIN_HTTP)
+    return {
+        "system": system,
+        **phases(
+            jasmin,
+            jasmin_cpu,
+            lambda: run_async(paced(jasmin, 1e9, args.cost_backlog / 1e9, backlog_prefix, connections=32)),
+        ),
+    }
+
+
+def cost_section(runs: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    rows = []
+    for system in ("ours", "jasmin"):
+        mine = [r for r in runs if r["system"] == system]
+        if not mine:
+            continue
+        parties = sorted({name for r in mine for name in r["trickle_ms"] if name != "all"})
+
+        def med(phase: str, name: str, of: list[dict[str, Any]] = mine) -> float | None:
+            return median([r[phase].get(name) for r in of])
+
+        rows.append(
+            [
+                system,
+                fmt(med("trickle_ms", "all"), 3),
+                fmt(med("drain_ms", "all"), 3),
+                fmt(median([r["ratio"] for r in mine]), 2),
+                fmt(median([r["drain_per_s"] for r in mine])),
+                ", ".join(f"{n} {fmt(med('trickle_ms', n), 3)} / {fmt(med('drain_ms', n), 3)}" for n in parties),
+            ]
+        )
+    return [
+        "## Cost: CPU per delivered message, trickle against backlog (medians of the runs)",
+        "",
+        f"Trickle: {args.trickle_rate:g} requests/s open loop for {args.trickle_seconds:g} s; backlog:"
+        f" {args.cost_backlog} jobs offered as fast as the API takes them; each phase from its first request"
+        " until the SMSC took its last message; the system's own processes (not the SMSC's, not the client's).",
+        "",
+        markdown_table(
+            ["system", "trickle CPU ms/msg", "backlog CPU ms/msg", "trickle / backlog", "backlog msg/s", "by process"],
+            rows,
+        ),
+        "",
+    ]
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 
@@ -603,55 +725,68 @@ def report(args: argparse.Namespace, results: dict[str, Any], skipped: str | Non
             )
         return rows
 
-    lines = [
+    header = [
         "# SMPP: ours against Jasmin (bench/smpp.py)",
         "",
         f"Command: `.venv/bin/python bench/smpp.py {' '.join(sys.argv[1:])}`",
         f"Machine: {machine_info()}; load average before: {results['load_before']}, after: {load_average()};"
         f" source {source_revision(ROOT)}; binds/connectors {args.binds}, window {args.window};"
-        f" ours as `gateway serve {args.serve_flags or '(no flags)'}` in the sustained"
-        " and accept parts.",
+        f" ours as `gateway serve {args.serve_flags or '(no flags)'}` in the sustained, accept and cost parts.",
         "",
         f"Jasmin: {skipped or 'measured in the same launch, one connector per bind, against the same SMSC'}",
         "",
-        "## Sustained paced load (medians of the runs)",
-        "",
-        sustained_table,
-        "",
-        "## Backlog drain",
-        "",
-        markdown_table(
-            ["system", f"{args.drain} jobs drained per s", "vs Jasmin"],
-            [
-                ["ours", fmt(drains["ours"]), fmt(drains["ours"] / drains["jasmin"], 2) if drains["jasmin"] else "-"],
-                ["jasmin", fmt(drains["jasmin"]), "1.00" if drains["jasmin"] else "skipped"],
-            ],
-        ),
-        "",
-        "## Single-job accept while dispatching (closed loop, medians of the runs)",
-        "",
-        markdown_table(
-            [
-                "system",
-                "connections",
-                "accepted/s",
-                "answer p99 ms",
-                "idle dispatch/s",
-                "dispatch/s under accept load",
-                "ratio",
-                "cores used meanwhile",
-            ],
-            accept_rows("ours") + accept_rows("jasmin"),
-        ),
-        "",
-        accept_summary(accepts),
-        "",
-        "## Every run",
-        "",
-        "```json",
-        json.dumps(results, indent=1, default=str)[:60_000],
-        "```",
     ]
+    sections = {
+        "sustained": ["## Sustained paced load (medians of the runs)", "", sustained_table, ""],
+        "drain": [
+            "## Backlog drain",
+            "",
+            markdown_table(
+                ["system", f"{args.drain} jobs drained per s", "vs Jasmin"],
+                [
+                    [
+                        "ours",
+                        fmt(drains["ours"]),
+                        fmt(drains["ours"] / drains["jasmin"], 2) if drains["jasmin"] else "-",
+                    ],
+                    ["jasmin", fmt(drains["jasmin"]), "1.00" if drains["jasmin"] else "skipped"],
+                ],
+            ),
+            "",
+        ],
+        "accept": [
+            "## Single-job accept while dispatching (closed loop, medians of the runs)",
+            "",
+            markdown_table(
+                [
+                    "system",
+                    "connections",
+                    "accepted/s",
+                    "answer p99 ms",
+                    "idle dispatch/s",
+                    "dispatch/s under accept load",
+                    "ratio",
+                    "cores used meanwhile",
+                ],
+                accept_rows("ours") + accept_rows("jasmin"),
+            ),
+            "",
+            accept_summary(accepts),
+            "",
+        ],
+        "cost": cost_section(results["cost"], args),
+    }
+    lines = (
+        header
+        + [line for part, kept in sections.items() if part in args.parts for line in kept]
+        + [
+            "## Every run",
+            "",
+            "```json",
+            json.dumps(results, indent=1, default=str)[:60_000],
+            "```",
+        ]
+    )
     return "\n".join(lines)
 
 
@@ -700,7 +835,10 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--smsc-port", type=int, default=12775, help="Jasmin's connector must point here")
     parser.add_argument("--only", choices=["ours", "jasmin"], default=None)
-    parser.add_argument("--parts", default="sustained,drain,accept")
+    parser.add_argument("--parts", default="sustained,drain,accept", help="any of sustained, drain, accept, cost")
+    parser.add_argument("--trickle-rate", type=float, default=100.0, help="the cost part's trickle, requests/s")
+    parser.add_argument("--trickle-seconds", type=float, default=30.0)
+    parser.add_argument("--cost-backlog", type=int, default=10_000, help="the cost part's backlog, jobs")
     parser.add_argument(
         "--serve-flags",
         default="",
@@ -726,7 +864,7 @@ def main() -> None:
     args = parser.parse_args()
     skipped = None if args.only != "ours" else "not run (--only ours)"
     systems = ["ours"] if args.only == "ours" else ["jasmin"] if args.only == "jasmin" else ["ours", "jasmin"]
-    results: dict[str, Any] = {"load_before": load_average(), "sustained": [], "drain": [], "accept": []}
+    results: dict[str, Any] = {"load_before": load_average(), "sustained": [], "drain": [], "accept": [], "cost": []}
     with temporary_directory("smpp-smsc-") as work, Smsc(args.smsc_port, work) as smsc:
         if "jasmin" in systems:
             time.sleep(4)  # Jasmin's connector rebinds to the new SMSC
@@ -746,6 +884,10 @@ def main() -> None:
                     outcome = drain(system, args.drain, smsc, args.binds, args.window)
                     print(json.dumps({"run": run, **outcome}), flush=True)
                     results["drain"].append(outcome)
+                if "cost" in args.parts:
+                    outcome = cost(system, args, smsc)
+                    print(json.dumps({"run": run, **outcome}), flush=True)
+                    results["cost"].append(outcome)
                 for connections in args.accept_connections if "accept" in args.parts else []:
                     outcome = accept_while_draining(
                         system,
