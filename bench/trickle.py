@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -255,6 +256,7 @@ def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | Non
 
 
 BARE, DURABLE_SQLITE, DURABLE_PG = "a bare aiohttp", "the durable (SQLite)", "the durable (PostgreSQL)"
+RAW, DURABLE_RAW = "a raw-protocol (no HTTP library)", "the durable raw-protocol (SQLite)"
 
 
 def floor(args: argparse.Namespace, kind: str, pg: str | None) -> float:
@@ -264,6 +266,9 @@ def floor(args: argparse.Namespace, kind: str, pg: str | None) -> float:
     with temporary_directory("bench-trickle-floor-") as tmp:
         if kind == BARE:
             argv = [PYTHON, str(HERE / "accept.py"), "--serve-baseline", str(port)]
+        elif kind in (RAW, DURABLE_RAW):
+            store = str(tmp / "floor.db") if kind == DURABLE_RAW else ""
+            argv = [PYTHON, str(Path(__file__).resolve()), "--serve-raw-floor", str(port), store]
         else:
             store = str(tmp / "floor.db")
             if kind == DURABLE_PG:
@@ -324,6 +329,61 @@ def serve_durable_floor(port: int, store: str) -> None:
             return web.Response(status=202, body=answer, content_type="application/json")
 
     serve_bare(port, "POST", "/v1/messages", accept)
+
+
+def serve_raw_floor(port: int, store: str) -> None:
+    """What no HTTP library can go below: an asyncio Protocol on uvloop that finds the head's end and
+    Content-Length, parses the JSON body and answers 202 (a 200 to GET /healthz) on a kept-alive
+    connection; with `store`, after committing the body as a row as serve_durable_floor does on
+    SQLite (WAL, synchronous=FULL, on the loop's thread)."""
+    import sqlite3
+
+    import orjson
+    import uvloop
+
+    db = None
+    if store:
+        db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BLOB)")
+    queued = orjson.dumps({"status": "queued"})
+
+    def answer(status: bytes, body: bytes) -> bytes:
+        head = b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        return head % (status, len(body)) + body
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: Any = transport  # uvloop's TCPTransport, not an asyncio.Transport subclass
+            self.pending = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.pending += data
+            while (end := self.pending.find(b"\r\n\r\n")) >= 0:
+                head = self.pending[:end].split(b"\r\n")
+                length = next(
+                    (int(v) for k, _, v in (h.partition(b":") for h in head[1:]) if k.lower() == b"content-length"), 0
+                )
+                if len(self.pending) < end + 4 + length:
+                    return
+                body, self.pending = self.pending[end + 4 : end + 4 + length], self.pending[end + 4 + length :]
+                if head[0].startswith(b"GET"):
+                    self.transport.write(answer(b"200 OK", b'{"status":"ok"}'))
+                    continue
+                job = orjson.loads(body)
+                if db is not None:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
+                    db.execute("COMMIT")
+                self.transport.write(answer(b"202 Accepted", queued))
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())
 
 
 @dataclass
@@ -389,7 +449,7 @@ def report(args: argparse.Namespace, configs: list[Config], floors: dict[str, li
         markdown_table(header, rows),
         "",
         *(
-            f"Floor, {kind} handler offered the same open loop ({args.rate:g}/s for {args.seconds:g} s):"
+            f"- Floor, {kind} handler offered the same open loop ({args.rate:g}/s for {args.seconds:g} s):"
             f" {fmt(median(spent), 3)} ms of CPU per request (median of {len(spent)}:"
             f" {', '.join(fmt(f, 3) for f in spent)}); a trickled message is at least two such requests (accept"
             f" and receipt): {fmt(2 * median(spent) if spent else None, 3)} ms."
@@ -442,7 +502,16 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve-durable-floor", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
     parser.add_argument("--floors-only", action="store_true", help="measure the floors alone, no gateway")
+    parser.add_argument("--serve-raw-floor", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--library-free-floors",
+        action="store_true",
+        help="the floors without any HTTP library too (a raw asyncio Protocol, bare and durable on SQLite)",
+    )
     args = parser.parse_args()
+    if args.serve_raw_floor:
+        serve_raw_floor(int(args.serve_raw_floor[0]), args.serve_raw_floor[1])
+        return 0
     if args.serve_durable_floor:
         serve_durable_floor(int(args.serve_durable_floor[0]), args.serve_durable_floor[1])
         return 0
@@ -452,6 +521,8 @@ def main() -> int:
     sources = [("", ROOT)] + ([("0", args.gateway_root.resolve())] if args.gateway_root else [])
     configs: list[Config] = []
     floors: dict[str, list[float]] = {BARE: [], DURABLE_SQLITE: []}
+    if args.library_free_floors:
+        floors |= {RAW: [], DURABLE_RAW: []}
     with servers(wanted) as (pg, rd):
         for database in wanted:
             if database == "pg" and (pg is None or rd is None):
