@@ -32,7 +32,8 @@ that also inserts the body as a row of a SQLite table (WAL, synchronous=FULL, th
 and commits it before answering, on the loop's thread (no thread hop): what answering a request only
 once its record is on disk costs at the least, as a 202 for an accept and a 200 for a receipt are;
 with pg, also on PostgreSQL (one INSERT in its own transaction through asyncpg, the server's CPU
-counted). --floors-only measures the floors alone.
+counted). --floors-only measures the floors alone. --library-free-floors adds the bare and the durable
+(SQLite) floors on an asyncio Protocol instead of aiohttp: what no HTTP library can go below.
 With --gateway-root DIR (a `git archive` of another tree, unpacked) every configuration also runs
 with that source, alternating run by run, as "(x0)" rows: a before/after in the same launch.
 """
