@@ -42,7 +42,7 @@ class ApiSettings(_Section):
         24.0, gt=0, description="after this long an Idempotency-Key may be used for a new message"
     )
     group_commit_ms: float = Field(
-        2.0, ge=0, le=1000, description="how long an accept waits for company before committing"
+        2.0, ge=0, le=1000, description="how long an accept or a receipt callback waits for company before committing"
     )
     group_commit_max_rows: int = Field(2000, gt=0, description="most jobs committed in one accept transaction")
     allow_http_webhooks: bool = Field(False, description="true: webhook jobs may target plain http:// URLs")

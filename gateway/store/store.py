@@ -28,7 +28,7 @@ from gateway.store.sql.leases import LeasesRoom
 from gateway.store.sql.messages import MessagesRoom
 from gateway.store.sql.numbers import NumbersRoom
 from gateway.store.sql.outcomes import OutcomesRoom
-from gateway.store.sql.receipts import ReceiptsRoom
+from gateway.store.sql.receipts import ReceiptCall, ReceiptsRoom
 from gateway.store.sql.recipients import RecipientsRoom
 from gateway.store.sql.retention import RetentionRoom
 from gateway.store.sql.suppressions import SuppressionsRoom
@@ -41,6 +41,8 @@ from gateway.store.wakeups import WorkListener
 # The most queued clicks one commit takes (a limit on its memory, not a pace: at 10,000 clicks a
 # second, a second's worth).
 QUEUED_CLICKS_PER_COMMIT = 10_000
+# Callbacks (not receipts: an Aliyun push or a sandbox batch brings hundreds) a receipt commit takes.
+RECEIPT_CALLS_PER_COMMIT = 256
 
 
 class SqlStore(
@@ -111,6 +113,13 @@ class SqlStore(
             name="queued-click-commit",
             paced=True,
         )
+        # Receipt callbacks arriving together share a commit (sql/receipts.py).
+        self._receipts: GroupCommitter[ReceiptCall, dict[str, int] | Exception] = GroupCommitter(
+            self._flush_receipts,
+            delay_seconds=group_commit_ms / 1000,
+            max_items=RECEIPT_CALLS_PER_COMMIT,
+            name="receipt-commit",
+        )
         # Recipients' jobs arriving together read their profiles together (one read, three statements).
         self._addressings: GroupCommitter[tuple[str, str], Addressing | None] = GroupCommitter(
             self._read_addressings,
@@ -171,6 +180,7 @@ class SqlStore(
         if self.listener is not None:
             await self.listener.close()
         await self._accepts.drain()
+        await self._receipts.drain()
         await self._handoffs.drain()
         await self._clicks.drain()
         await self._queued_clicks.drain()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from providers.sandbox import SIGNATURE_HEADER, sign
 from tests.harness import SMS, GatewayStarter, Running
@@ -85,3 +87,68 @@ async def test_unknown_provider_is_404(start_gateway: GatewayStarter) -> None:
     async with start_gateway() as gw:
         response = await gw.session.post(gw.url + "/v1/receipts/nobody", data=b"{}")
         assert response.status == 404
+
+
+async def test_callbacks_that_come_together_are_each_answered_for_their_own_receipts(
+    start_gateway: GatewayStarter,
+) -> None:
+    # Long enough a gathering that the callbacks below share commits, as they do under load.
+    async with start_gateway({**NO_AUTO_RECEIPTS, "GATEWAY_API__GROUP_COMMIT_MS": "50"}) as gw:
+        messages = [await _sent_message(gw) for _ in range(4)]
+        secret = await _secret(gw)
+        delivered = [{"sid": m["provider_message_id"], "status": "delivered"} for m in messages]
+        answers = await asyncio.gather(
+            *(_post_receipts(gw, [receipt], secret) for receipt in delivered),
+            _post_receipts(gw, [delivered[0]], secret),  # the same receipt again, alongside the first
+            _post_receipts(gw, [{"sid": "SBX-not-sent-yet", "status": "delivered"}], secret),
+        )
+        assert [a.status for a in answers] == [200] * 6
+        bodies = [await a.json() for a in answers]
+        applied = {"applied": 1, "duplicate": 0, "held": 0}
+        assert bodies[1:4] == [applied] * 3
+        assert sorted([bodies[0], bodies[4]], key=str) == sorted(
+            [applied, {"applied": 0, "duplicate": 1, "held": 0}], key=str
+        )
+        assert bodies[5] == {"applied": 0, "duplicate": 0, "held": 1}
+        for message in messages:
+            detail = await (await gw.get(f"/v1/messages/{message['id']}")).json()
+            assert detail["status"] == "delivered"
+            assert [e["status"] for e in detail["events"]].count("delivered") == 1
+        assert await gw.count("receipts") == 5
+
+
+def _refuse_rows_of(conn: Connection, provider_message_id: str) -> None:
+    """A fault in the database itself: inserting a receipt row for this id fails."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_receipt BEFORE INSERT ON receipts"
+            f" WHEN NEW.provider_message_id = '{provider_message_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        return
+    conn.exec_driver_sql(
+        "CREATE FUNCTION refuse_receipt() RETURNS trigger AS $$ BEGIN"
+        f" IF NEW.provider_message_id = '{provider_message_id}' THEN RAISE EXCEPTION 'refused'; END IF;"
+        " RETURN NEW; END $$ LANGUAGE plpgsql"
+    )
+    conn.exec_driver_sql(
+        "CREATE TRIGGER refuse_receipt BEFORE INSERT ON receipts FOR EACH ROW EXECUTE FUNCTION refuse_receipt()"
+    )
+
+
+async def test_a_callback_the_database_refuses_does_not_fail_those_committed_with_it(
+    start_gateway: GatewayStarter,
+) -> None:
+    async with start_gateway({**NO_AUTO_RECEIPTS, "GATEWAY_API__GROUP_COMMIT_MS": "50"}) as gw:
+        messages = [await _sent_message(gw) for _ in range(3)]
+        secret = await _secret(gw)
+        await gw.gateway.store.db.write(_refuse_rows_of, "SBX-refused")
+        answers = await asyncio.gather(
+            *(_post_receipts(gw, [{"sid": m["provider_message_id"], "status": "delivered"}], secret) for m in messages),
+            _post_receipts(gw, [{"sid": "SBX-refused", "status": "delivered"}], secret),
+        )
+        assert [a.status for a in answers] == [200, 200, 200, 500]
+        assert answers[3].content_type == "application/problem+json"
+        assert [await a.json() for a in answers[:3]] == [{"applied": 1, "duplicate": 0, "held": 0}] * 3
+        for message in messages:
+            assert (await (await gw.get(f"/v1/messages/{message['id']}")).json())["status"] == "delivered"
+        assert await gw.count("receipts") == 3
