@@ -194,6 +194,12 @@ def baseline(args: argparse.Namespace) -> dict:
         return {"per_s": ok / seconds, "p99_ms": p99, "cpu_ms": (cpu_seconds(server.proc.pid) - before) * 1000 / ok}
 
 
+def described(source: Path) -> str:
+    """A tree's commit, or its path when it is an unpacked `git archive` (the baseline)."""
+    revision = source_revision(source)
+    return f"`{source}`" if revision == "not a git work tree" else revision
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -226,7 +232,7 @@ def main() -> int:
         rate = median([r["per_s"] for r in good])
         rows.append(
             [
-                f"{label} ({source_revision(dict(sources)[label.split(', ', 1)[1]])})"
+                f"{label} ({described(dict(sources)[label.split(', ', 1)[1]])})"
                 + (f", {len(runs) - len(good)} failed" if len(good) < len(runs) else ""),
                 fmt(rate),
                 fmt(rate / median([b["per_s"] for b in bare]), 2) if rate else "-",

@@ -83,6 +83,32 @@ def any_of(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
     return cast(sa.ColumnElement[bool], _AnyOf(column, name))
 
 
+class _PartialIndexTerm(sa.sql.expression.ColumnElement[Any]):
+    inherit_cache = False  # run through fetch_compiled, which compiles it once per dialect itself
+    type = sa.types.NullType()
+
+    def __init__(self, term: sa.ColumnElement[bool]) -> None:
+        self.term = term
+
+
+def partial_index_term(term: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """A partial index's condition (`column IS NOT NULL`), said again in a statement that looks that
+    index up by `any_of` on the column: PostgreSQL is told it, to choose the index for a generic
+    plan too; SQLite reads `column IN` as implying it and, told it, searched the index by it as a
+    range (`column > NULL`: every row of the provider, per receipt) instead of by the list."""
+    return cast(sa.ColumnElement[bool], _PartialIndexTerm(term))
+
+
+@compiles(_PartialIndexTerm, "sqlite")
+def _partial_index_term_sqlite(element: _PartialIndexTerm, compiler: SQLCompiler, **kw: Any) -> str:
+    return "1"
+
+
+@compiles(_PartialIndexTerm, "postgresql")
+def _partial_index_term_postgresql(element: _PartialIndexTerm, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.term, **kw)
+
+
 def listed(conn: Connection, values: Iterable[str]) -> Any:
     """Values for a parameter of `any_of`, in the form this store's statement reads them."""
     if conn.dialect.name == "postgresql":

@@ -19,7 +19,7 @@ from gateway.store.outage import DatabaseUnavailable
 from gateway.store.records import Outcome, ReceiptRecord
 from gateway.store.schema import ATTEMPT_HAS_REF, HELD, MESSAGE_HAS_REF, attempts, message_parts, messages, receipts
 from gateway.store.sql import batches
-from gateway.store.sql.common import Room, any_of, dialect_insert, fetch_compiled, listed
+from gateway.store.sql.common import Room, any_of, dialect_insert, fetch_compiled, listed, partial_index_term
 
 # The statements a receipt call runs, built once and run straight on the driver (fetch_compiled):
 # at a trickle each call carries one receipt, and building, caching and compiling the statements
@@ -34,7 +34,7 @@ _SEEN_AND_KNOWN = sa.union_all(
 )
 _BY_PROVIDER_ID = sa.select(messages.c.id, messages.c.provider_message_id).where(
     messages.c.provider == sa.bindparam("provider", type_=sa.String),
-    MESSAGE_HAS_REF,
+    partial_index_term(MESSAGE_HAS_REF),
     any_of(messages.c.provider_message_id, "pmids"),
 )
 _BY_EARLIER_ATTEMPT = (
@@ -47,7 +47,7 @@ _BY_EARLIER_ATTEMPT = (
     .join(messages, messages.c.id == attempts.c.message_id)
     .where(
         attempts.c.provider == sa.bindparam("provider", type_=sa.String),
-        ATTEMPT_HAS_REF,
+        partial_index_term(ATTEMPT_HAS_REF),
         any_of(attempts.c.provider_message_id, "pmids"),
     )
 )
