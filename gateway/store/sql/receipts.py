@@ -110,29 +110,52 @@ def apply_receipts(
 
     `observed`, when given, gets (sender, receipt) for each new final receipt of a message that went
     out from a sender number: the evidence number health is judged on."""
+    return apply_receipt_calls(conn, [(incoming, observed)], now)[0]
+
+
+# One receipt callback's receipts, and its list for the senders' evidence (apply_receipts' `observed`).
+ReceiptCall = tuple[Sequence[ReceiptRecord], list[tuple[str, ReceiptRecord]] | None]
+
+
+def apply_receipt_calls(conn: Connection, calls: Sequence[ReceiptCall], now: float) -> list[dict[str, int]]:
+    """apply_receipts for several callbacks at once, in the same statements, each call answered for
+    its own receipts as if applied one after the other: a receipt in two calls is applied (or held)
+    for the first and a duplicate in the second."""
+    summaries = [{"applied": 0, "duplicate": 0, "held": 0} for _ in calls]
+    for _, observed in calls:
+        if observed is not None:
+            observed.clear()  # a transaction run again, or alone after its group's failed, starts afresh
+    owners = [call for call, (receipts, _) in enumerate(calls) for _ in receipts]
+    incoming = [receipt for receipts, _ in calls for receipt in receipts]
+    if not incoming:
+        return summaries
     # Receipts matched by the provider's id may have to be held for a send not yet recorded: take the
     # lock before anything is read for them (the segment ids included), or the recording of that send
     # may commit in between and never see them.
     serialise_receipt_matching(conn, {r.provider for r in incoming if not r.reference})
-    incoming = _as_parts(conn, incoming)
-    unique: dict[str, ReceiptRecord] = {}
-    for receipt in incoming:
-        unique.setdefault(receipt.dedup_key, receipt)
-    if not unique:
-        return {"applied": 0, "duplicate": 0, "held": 0}
-    seen, known_refs = _seen_and_known(conn, unique)
-    fresh = [r for key, r in unique.items() if key not in seen]
-    duplicates = len(incoming) - len(fresh)
-    unresolved = [r for r in fresh if r.reference not in known_refs]
+    incoming = _as_parts(conn, incoming)  # one for one, in order
+    first: dict[str, int] = {}
+    for index, receipt in enumerate(incoming):
+        first.setdefault(receipt.dedup_key, index)
+    seen, known_refs = _seen_and_known(conn, {key: incoming[index] for key, index in first.items()})
+    fresh = {index for key, index in first.items() if key not in seen}
+    unresolved = [incoming[i] for i in sorted(fresh) if incoming[i].reference not in known_refs]
     by_provider_id = _match_by_provider_id(conn, unresolved) if unresolved else {}
     matched: list[tuple[str, ReceiptRecord]] = []
+    matched_for: list[int] = []  # the call each matched receipt came in
     rows = []
-    for r in fresh:
+    for index, r in enumerate(incoming):
+        summary = summaries[owners[index]]
+        if index not in fresh:
+            summary["duplicate"] += 1
+            continue
         message_id = (
             r.reference if r.reference in known_refs else by_provider_id.get((r.provider, r.provider_message_id))
         )
         if message_id:
             matched.append((message_id, r))
+            matched_for.append(owners[index])
+        summary["applied" if message_id else "held"] += 1
         rows.append(
             {
                 "dedup_key": r.dedup_key,
@@ -151,14 +174,16 @@ def apply_receipts(
         )
     if rows:
         batches.insert_rows(conn, receipts, rows, unique=["dedup_key"])
-    senders: dict[str, str | None] | None = {} if observed is not None else None
+    wanted = any(observed is not None for _, observed in calls)
+    senders: dict[str, str | None] | None = {} if wanted else None
     _advance_statuses(conn, matched, now, senders)
-    if observed is not None and senders:
-        for message_id, receipt in matched:
+    if senders:
+        for (message_id, receipt), call in zip(matched, matched_for, strict=True):
+            observed = calls[call][1]
             sender = senders.get(message_id)
-            if sender is not None and receipt.status in RECEIPTED:
+            if observed is not None and sender is not None and receipt.status in RECEIPTED:
                 observed.append((sender, receipt))
-    return {"applied": len(matched), "duplicate": duplicates, "held": len(fresh) - len(matched)}
+    return summaries
 
 
 def _seen_and_known(conn: Connection, unique: dict[str, ReceiptRecord]) -> tuple[set[str], set[str]]:
@@ -412,19 +437,6 @@ def apply_held_receipts(conn: Connection, sent: Sequence[Outcome]) -> list[tuple
     return held
 
 
-# One receipt callback's receipts, and its list for the senders' evidence (apply_receipts' `observed`).
-ReceiptCall = tuple[Sequence[ReceiptRecord], list[tuple[str, ReceiptRecord]] | None]
-
-
-def apply_receipt_calls(conn: Connection, calls: Sequence[ReceiptCall], now: float) -> list[dict[str, int]]:
-    """Several callbacks' receipts in one transaction, each call answered with its own summary; a
-    later call sees an earlier one's rows (the same receipt in both is a duplicate in the second)."""
-    for _, observed in calls:
-        if observed is not None:
-            observed.clear()  # a transaction run again, or alone after its group's failed, starts afresh
-    return [apply_receipts(conn, receipts, now, observed) for receipts, observed in calls]
-
-
 class ReceiptsRoom(Room):
     _receipts: GroupCommitter[ReceiptCall, dict[str, int] | Exception]
 
@@ -441,7 +453,8 @@ class ReceiptsRoom(Room):
     async def _flush_receipts(self, calls: list[ReceiptCall]) -> list[dict[str, int] | Exception]:
         # Most providers post a callback per status of each message: at 1,000 messages a second
         # that is thousands of requests, each a commit and an fsync of its own on the loop's thread
-        # if applied alone. Together, beside the loop, as accepts and outcomes are committed.
+        # if applied alone. Together: the same statements for all of them, and one commit beside
+        # the loop, as accepts and outcomes are committed.
         try:
             return list(await self.db.write_beside_loop(apply_receipt_calls, calls, time.time()))
         except DatabaseUnavailable:
