@@ -46,15 +46,11 @@ from common import (  # noqa: E402
 from dispatch import (  # noqa: E402
     PostgresCounter,
     SqliteCounter,
-    _fresh_database,
-    base_env,
     cpu_seconds,
     descendants,
-    flush_redis,
-    pids_listening_on,
     preload,
 )
-from trickle import servers  # noqa: E402
+from trickle import gateway_env, server_pids, servers  # noqa: E402
 
 from providers.sandbox import SIGNATURE_HEADER, sign  # noqa: E402
 
@@ -133,17 +129,8 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | None, redis: str | None) -> dict:
     with temporary_directory("bench-receipt-callbacks-") as tmp:
-        if database == "sqlite":
-            url = f"sqlite:///{tmp / 'gateway.db'}"
-        else:
-            assert pg is not None and redis is not None
-            url = asyncio.run(_fresh_database(pg, f"receipts_{uuid.uuid4().hex[:10]}"))
-            flush_redis(redis)
-        port = free_port()
-        env = {**base_env(tmp, url), "PYTHONPATH": str(source), "GATEWAY_PORT": str(port)}
+        url, port, env = gateway_env(database, tmp, source, pg, redis, "receipts")
         env["GATEWAY_SANDBOX__RECEIPTS"] = "false"
-        if database != "sqlite":
-            env["GATEWAY_REDIS_URL"] = str(redis)
         argv = [PYTHON, "-m", "gateway", "serve"]
         with ServerProcess(
             argv, ready_url=f"http://127.0.0.1:{port}/readyz", env=env, cwd=tmp, ready_timeout=90
@@ -157,11 +144,7 @@ def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | Non
                     return {"failure": f"not all sent: {counter.statuses()}"}
                 sids, secret = sent_ids_and_secret(database, url, tmp)
                 bodies = receipt_bodies(sids, secret)
-                pids = descendants(server.proc.pid)
-                if database != "sqlite":
-                    assert pg is not None and redis is not None
-                    pids |= {p: "postgres" for p in pids_listening_on(int(pg.rsplit(":", 1)[1].split("/")[0]))}
-                    pids |= {p: "redis" for p in pids_listening_on(int(redis.rsplit(":", 1)[1].split("/")[0]))}
+                pids = descendants(server.proc.pid) | (server_pids(pg, redis) if database != "sqlite" else {})
                 before = {pid: cpu_seconds(pid) for pid in pids}
                 ok, seconds, p99 = asyncio.run(closed_loop(f"{base}/v1/receipts/sandbox", bodies, args.connections))
                 spent = sum(cpu_seconds(pid) - before[pid] for pid in pids)

@@ -198,30 +198,44 @@ def serve_argv(args: argparse.Namespace) -> list[str]:
     return [PYTHON, "-m", "gateway", "serve", *extra]
 
 
+def gateway_env(
+    database: str, tmp: Path, source: Path, pg: str | None, redis: str | None, name: str
+) -> tuple[str, int, dict[str, str]]:
+    """A fresh store for one run of `gateway serve` from `source`: its database URL, its port and its
+    environment (SQLite in `tmp`; or a new PostgreSQL database called `name`_..., Redis emptied)."""
+    if database == "sqlite":
+        url = f"sqlite:///{tmp / 'gateway.db'}"
+    else:
+        assert pg is not None and redis is not None
+        url = asyncio.run(_fresh_database(pg, f"{name}_{uuid.uuid4().hex[:10]}"))
+        flush_redis(redis)
+    port = free_port()
+    env = {**base_env(tmp, url), "PYTHONPATH": str(source), "GATEWAY_PORT": str(port)}
+    if database != "sqlite":
+        env["GATEWAY_REDIS_URL"] = str(redis)
+    return url, port, env
+
+
+def server_pids(pg: str | None, redis: str | None) -> dict[int, str]:
+    """The processes of the PostgreSQL and Redis servers at these URLs, by role."""
+    pids: dict[int, str] = {}
+    if pg is not None and redis is not None:
+        pids |= {p: "postgres" for p in pids_listening_on(int(pg.rsplit(":", 1)[1].split("/")[0]))}
+        pids |= {p: "redis" for p in pids_listening_on(int(redis.rsplit(":", 1)[1].split("/")[0]))}
+    return pids
+
+
 def one_run(args: argparse.Namespace, source: Path, database: str, pg: str | None, redis: str | None) -> Run:
     run = Run()
     with temporary_directory("bench-trickle-") as tmp:
-        if database == "sqlite":
-            url = f"sqlite:///{tmp / 'gateway.db'}"
-        else:
-            assert pg is not None and redis is not None
-            url = asyncio.run(_fresh_database(pg, f"trickle_{uuid.uuid4().hex[:10]}"))
-            flush_redis(redis)
-        port = free_port()
-        env = {**base_env(tmp, url), "PYTHONPATH": str(source), "GATEWAY_PORT": str(port)}
-        if database != "sqlite":
-            env["GATEWAY_REDIS_URL"] = str(redis)
+        url, port, env = gateway_env(database, tmp, source, pg, redis, "trickle")
         server = ServerProcess(
             serve_argv(args), ready_url=f"http://127.0.0.1:{port}/readyz", env=env, cwd=tmp, ready_timeout=90
         )
         with server:
             assert server.proc is not None
             time.sleep(args.settle)
-            pids = {pid: role for pid, role in descendants(server.proc.pid).items()}
-            if database != "sqlite":
-                assert pg is not None and redis is not None
-                pids |= {p: "postgres" for p in pids_listening_on(int(pg.rsplit(":", 1)[1].split("/")[0]))}
-                pids |= {p: "redis" for p in pids_listening_on(int(redis.rsplit(":", 1)[1].split("/")[0]))}
+            pids = descendants(server.proc.pid) | (server_pids(pg, redis) if database != "sqlite" else {})
             counter: SqliteCounter | PostgresCounter = (
                 SqliteCounter(tmp / "gateway.db") if database == "sqlite" else PostgresCounter(url)
             )
