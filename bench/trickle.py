@@ -304,11 +304,27 @@ def floor(args: argparse.Namespace, kind: str, pg: str | None) -> float:
             return (sum(cpu_seconds(p) for p in pids) - before) * 1000 / max(accepted, 1)
 
 
+def sqlite_commit(store: str) -> Callable[[dict[str, Any], bytes], None]:
+    """The durable floors' work on SQLite: a job's body committed as a row of a table in `store` (WAL,
+    synchronous=FULL: the fsync inside the commit), on the caller's thread."""
+    import sqlite3
+
+    db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BLOB)")
+
+    def commit(job: dict[str, Any], body: bytes) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
+        db.execute("COMMIT")
+
+    return commit
+
+
 def serve_durable_floor(port: int, store: str) -> None:
     """Parse the body, commit it as a row, answer 202: on SQLite (WAL, synchronous=FULL: fsync at the
     commit, on the loop's thread) or on PostgreSQL (one INSERT in its own transaction, asyncpg)."""
-    import sqlite3
-
     import asyncpg
     import orjson
     from aiohttp import web
@@ -330,17 +346,11 @@ def serve_durable_floor(port: int, store: str) -> None:
             return web.Response(status=202, body=answer, content_type="application/json")
 
     else:
-        db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute(create.replace("BYTEA", "BLOB"))
+        commit = sqlite_commit(store)
 
         async def accept(request: web.Request) -> web.Response:
             body = await request.read()
-            job = orjson.loads(body)
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
-            db.execute("COMMIT")
+            commit(orjson.loads(body), body)
             return web.Response(status=202, body=answer, content_type="application/json")
 
     serve_bare(port, "POST", "/v1/messages", accept)
@@ -351,17 +361,10 @@ def serve_raw_floor(port: int, store: str) -> None:
     Content-Length, parses the JSON body and answers 202 (a 200 to GET /healthz) on a kept-alive
     connection; with `store`, after committing the body as a row as serve_durable_floor does on
     SQLite (WAL, synchronous=FULL, on the loop's thread)."""
-    import sqlite3
-
     import orjson
     import uvloop
 
-    db = None
-    if store:
-        db = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, recipient TEXT, body BLOB)")
+    commit = sqlite_commit(store) if store else None
     queued = orjson.dumps({"status": "queued"})
 
     def answer(status: bytes, body: bytes) -> bytes:
@@ -387,10 +390,8 @@ def serve_raw_floor(port: int, store: str) -> None:
                     self.transport.write(answer(b"200 OK", b'{"status":"ok"}'))
                     continue
                 job = orjson.loads(body)
-                if db is not None:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("INSERT INTO jobs VALUES (?, ?, ?)", (uuid.uuid4().hex, str(job.get("to")), body))
-                    db.execute("COMMIT")
+                if commit is not None:
+                    commit(job, body)
                 self.transport.write(answer(b"202 Accepted", queued))
 
     async def main() -> None:
